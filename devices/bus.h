@@ -1,0 +1,84 @@
+/*
+ * The machine bus: port I/O and MMIO dispatch by range, IRQ lines, and the
+ * registry of devices.  Devices register handlers here at machine assembly,
+ * raise interrupts only through irq_set(), and never call into the CPU.
+ */
+#ifndef RV_BUS_H
+#define RV_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bus;
+struct vclock;
+
+/* size is 1, 2 or 4 bytes.  Reads of unclaimed ports return all ones. */
+typedef uint32_t (*pio_read_fn)(void *opaque, uint16_t port, int size);
+typedef void (*pio_write_fn)(void *opaque, uint16_t port, uint32_t val, int size);
+/* addr is relative to the start of the region. */
+typedef uint32_t (*mmio_read_fn)(void *opaque, uint32_t addr, int size);
+typedef void (*mmio_write_fn)(void *opaque, uint32_t addr, uint32_t val, int size);
+
+/* A device: the registry calls reset on machine reset (and power-on).
+ * save/load are for snapshots; NULL when the device has no state to keep. */
+struct device {
+    const char *name;
+    void *opaque;
+    void (*reset)(void *opaque);
+    size_t (*save)(void *opaque, void *buf, size_t cap);
+    int (*load)(void *opaque, const void *buf, size_t len);
+};
+
+struct bus *bus_new(struct vclock *clock);
+void bus_free(struct bus *b);
+struct vclock *bus_clock(struct bus *b);
+
+void bus_add_device(struct bus *b, const struct device *d);
+void bus_reset_devices(struct bus *b);
+
+/* Claim ports [base, base+len).  A later registration of the same port wins. */
+void bus_register_pio(struct bus *b, uint16_t base, uint16_t len, void *opaque,
+                      pio_read_fn rd, pio_write_fn wr);
+void bus_unregister_pio(struct bus *b, uint16_t base, uint16_t len);
+uint32_t bus_pio_read(struct bus *b, uint16_t port, int size);
+void bus_pio_write(struct bus *b, uint16_t port, uint32_t val, int size);
+
+/* MMIO regions: guest-physical [base, base+len), page granular. */
+void bus_register_mmio(struct bus *b, uint32_t base, uint32_t len, void *opaque,
+                       mmio_read_fn rd, mmio_write_fn wr);
+void bus_unregister_mmio(struct bus *b, uint32_t base, uint32_t len);
+/* Returns false when no region claims addr. */
+bool bus_mmio_read(struct bus *b, uint32_t addr, int size, uint32_t *val);
+bool bus_mmio_write(struct bus *b, uint32_t addr, uint32_t val, int size);
+
+/*
+ * Interrupt lines.  Lines 0-15 are the ISA IRQs wired to the PIC pair.
+ * irq_set drives the line's level; an edge-triggered input latches on 0->1.
+ * The interrupt controller installs itself as the sink.
+ */
+void irq_set(struct bus *b, int line, int level);
+typedef void (*irq_sink_fn)(void *opaque, int line, int level);
+void bus_set_irq_sink(struct bus *b, irq_sink_fn fn, void *opaque);
+
+/*
+ * Interrupt acknowledge path for the CPU (only the machine/run loop calls these):
+ * intr_pending tells whether INTR is asserted; intr_ack returns the vector.
+ */
+typedef bool (*intr_pending_fn)(void *opaque);
+typedef int (*intr_ack_fn)(void *opaque);
+void bus_set_intr_controller(struct bus *b, intr_pending_fn pending, intr_ack_fn ack, void *opaque);
+bool bus_intr_pending(struct bus *b);
+int bus_intr_ack(struct bus *b);
+
+/* Machine-level requests a device can make (reset line, A20 gate, power off). */
+enum bus_request { BUS_REQ_NONE = 0, BUS_REQ_RESET = 1, BUS_REQ_POWEROFF = 2, BUS_REQ_EXIT = 3 };
+void bus_request(struct bus *b, enum bus_request req, int status);
+enum bus_request bus_pending_request(struct bus *b, int *status);
+void bus_clear_request(struct bus *b);
+void bus_set_a20(struct bus *b, bool enabled);
+bool bus_a20(struct bus *b);
+typedef void (*a20_change_fn)(void *opaque, bool enabled);
+void bus_set_a20_listener(struct bus *b, a20_change_fn fn, void *opaque);
+
+#endif

@@ -1,0 +1,31 @@
+/*
+ * Character backends for serial ports and the debug console:
+ *   "stdio"   the terminal (raw mode when it is a tty; Ctrl-A X quits,
+ *             Ctrl-A H lists the escapes, Ctrl-A A sends a literal Ctrl-A),
+ *   "file:F"  append-free write to file F (truncated at open; input never arrives),
+ *   "none"    discard output, never any input,
+ *   "null"    same as none.
+ * Input is polled by the run loop (chardev_poll_all), which hands bytes to
+ * the front end's receive callback only while it can accept them.
+ */
+#ifndef RV_CHARDEV_H
+#define RV_CHARDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct chardev;
+typedef int (*chardev_can_receive_fn)(void *opaque);            /* how many bytes it accepts now */
+typedef void (*chardev_receive_fn)(void *opaque, const unsigned char *buf, int len);
+
+/* Returns NULL and writes one line into err (naming spec and why) on failure. */
+struct chardev *chardev_open(const char *spec, char *err, size_t errlen);
+void chardev_close(struct chardev *cd);
+void chardev_write(struct chardev *cd, const void *buf, size_t len);
+void chardev_set_handlers(struct chardev *cd, chardev_can_receive_fn can, chardev_receive_fn rx, void *opaque);
+/* Poll every open chardev for input; returns true if the user asked to quit (Ctrl-A X). */
+bool chardev_poll_all(void);
+/* Restore terminal modes (also registered with atexit when stdio is a tty). */
+void chardev_restore_terminal(void);
+
+#endif

@@ -1,0 +1,48 @@
+/*
+ * The virtual clock: devices read time from here and schedule work with
+ * timers.  Two modes:
+ *   - realtime: virtual ns follow the host's CLOCK_MONOTONIC (minus time
+ *     spent stopped);
+ *   - deterministic (-icount): virtual ns = executed instructions * ns_per_insn,
+ *     so tests and traces are reproducible.  HLT skips ahead to the next timer.
+ * Timer callbacks run from the run loop (vclock_run_timers), never from
+ * inside an instruction.
+ */
+#ifndef RV_VCLOCK_H
+#define RV_VCLOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define NS_PER_SEC 1000000000LL
+
+struct vclock;
+struct vtimer;
+typedef void (*vtimer_fn)(void *opaque);
+
+struct vclock *vclock_new(bool deterministic, int ns_per_insn);
+void vclock_free(struct vclock *c);
+bool vclock_deterministic(const struct vclock *c);
+
+/* Current virtual time in ns since power-on. */
+int64_t vclock_now(struct vclock *c);
+/* Deterministic mode: the run loop reports executed instructions. */
+void vclock_account_insns(struct vclock *c, uint64_t n);
+/* Idle (HLT): move virtual time to `t` (deterministic) or sleep until it
+ * (realtime), returning early if `wake` becomes true (checked by the caller). */
+void vclock_advance_to(struct vclock *c, int64_t t);
+
+struct vtimer *vtimer_new(struct vclock *c, vtimer_fn fn, void *opaque);
+void vtimer_free(struct vtimer *t);
+/* Arm to fire at absolute virtual time `when` (ns). Re-arming moves it. */
+void vtimer_mod(struct vtimer *t, int64_t when);
+void vtimer_del(struct vtimer *t);
+bool vtimer_pending(const struct vtimer *t);
+int64_t vtimer_expiry(const struct vtimer *t);
+
+/* Time of the earliest armed timer, or INT64_MAX. */
+int64_t vclock_next_deadline(struct vclock *c);
+/* Fire every timer whose time has come; returns how many fired. */
+int vclock_run_timers(struct vclock *c);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * struct cpu: the one guest CPU state, shared by every execution engine.
+ *
+ * The interpreter (monitor/interp.c) is the reference; the translator (bt/)
+ * reads and writes the same fields.  Snapshots serialize this structure.
+ */
+#ifndef RV_CPU_H
+#define RV_CPU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <setjmp.h>
+
+struct machine;
+
+/* Segment register indexes: the x86 encoding order (ModRM reg field of MOV Sreg). */
+enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_COUNT };
+
+/* General register indexes: the x86 encoding order. */
+enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI };
+
+/* EFLAGS bits. */
+#define FL_CF   0x00000001u
+#define FL_PF   0x00000004u
+#define FL_AF   0x00000010u
+#define FL_ZF   0x00000040u
+#define FL_SF   0x00000080u
+#define FL_TF   0x00000100u
+#define FL_IF   0x00000200u
+#define FL_DF   0x00000400u
+#define FL_OF   0x00000800u
+#define FL_IOPL 0x00003000u
+#define FL_NT   0x00004000u
+#define FL_RF   0x00010000u
+#define FL_VM   0x00020000u
+#define FL_AC   0x00040000u
+#define FL_VIF  0x00080000u
+#define FL_VIP  0x00100000u
+#define FL_ID   0x00200000u
+#define FL_ARITH (FL_CF | FL_PF | FL_AF | FL_ZF | FL_SF | FL_OF)
+
+/* CR0 / CR4 bits. */
+#define CR0_PE 0x00000001u
+#define CR0_MP 0x00000002u
+#define CR0_EM 0x00000004u
+#define CR0_TS 0x00000008u
+#define CR0_ET 0x00000010u
+#define CR0_NE 0x00000020u
+#define CR0_WP 0x00010000u
+#define CR0_AM 0x00040000u
+#define CR0_NW 0x20000000u
+#define CR0_CD 0x40000000u
+#define CR0_PG 0x80000000u
+#define CR4_VME 0x0001u
+#define CR4_PVI 0x0002u
+#define CR4_TSD 0x0004u
+#define CR4_DE  0x0008u
+#define CR4_PSE 0x0010u
+#define CR4_PGE 0x0080u
+#define CR4_OSFXSR 0x0200u
+
+/* Exception vectors. */
+enum {
+    EXC_DE = 0, EXC_DB = 1, EXC_NMI = 2, EXC_BP = 3, EXC_OF = 4, EXC_BR = 5,
+    EXC_UD = 6, EXC_NM = 7, EXC_DF = 8, EXC_TS = 10, EXC_NP = 11, EXC_SS = 12,
+    EXC_GP = 13, EXC_PF = 14, EXC_MF = 16, EXC_AC = 17, EXC_MC = 18, EXC_XM = 19,
+};
+
+/*
+ * A segment register with its hidden descriptor cache.  `attr` holds the
+ * descriptor's access byte in bits 0-7 (type, S, DPL, P) and the flags nibble
+ * in bits 8-11 (AVL, L, D/B, G), i.e. descriptor bits 40-47 and 52-55.
+ * `limit` is the byte-granular effective limit (G already applied).
+ */
+struct seg {
+    uint16_t sel;
+    uint16_t attr;
+    uint32_t base;
+    uint32_t limit;
+};
+#define SEG_ATTR_TYPE(a) ((a) & 0x0f)
+#define SEG_ATTR_S       0x0010u   /* code/data (1) vs system (0) */
+#define SEG_ATTR_DPL(a)  (((a) >> 5) & 3)
+#define SEG_ATTR_P       0x0080u
+#define SEG_ATTR_DB      0x0400u   /* default operand size 32 / big stack */
+#define SEG_ATTR_G       0x0800u
+
+struct dtr {
+    uint32_t base;
+    uint16_t limit;
+};
+
+/* One software-TLB entry: a 4 KiB linear page mapped to host memory.
+ * tag_* hold the linear page address (low 12 bits clear) when that kind of
+ * access may use `host` directly, or TLB_INVALID. */
+#define TLB_BITS 8
+#define TLB_SIZE (1u << TLB_BITS)
+#define TLB_INVALID 0x1u
+struct tlb_entry {
+    uint32_t tag_read;
+    uint32_t tag_write;
+    uintptr_t addend;        /* host address = linear + addend */
+    uint32_t phys;           /* guest-physical page address */
+    bool global;
+};
+
+/* x87 state (register file in architectural order, ST(i) = st[(top+i)&7]). */
+struct fpu {
+    long double st[8];
+    uint16_t cw, sw, tw;     /* tw: full 16-bit tag word, 2 bits per register */
+    uint16_t fop;
+    uint32_t fip, fdp;
+    uint16_t fcs, fds;
+    int top;
+};
+
+/* SSE state kept only so FXSAVE/FXRSTOR round-trip it. */
+struct sse {
+    uint8_t xmm[8][16];
+    uint32_t mxcsr;
+};
+
+struct cpu {
+    /* Architectural registers. */
+    uint32_t r[8];               /* EAX..EDI, indexed by R_* */
+    uint32_t eip;                /* offset within CS of the next instruction to execute */
+    uint32_t eflags;             /* all flags, always up to date (no lazy flags) */
+    struct seg seg[SEG_COUNT];
+    struct seg ldtr, tr;
+    struct dtr gdtr, idtr;
+    uint32_t cr0, cr2, cr3, cr4;
+    uint32_t dr[8];
+    int cpl;                     /* current privilege level (CS.RPL in protected mode; 3 in v86) */
+
+    /* Model-specific registers the machine implements. */
+    uint64_t tsc_offset;         /* guest TSC = vclock-based cycles + tsc_offset */
+    uint32_t sysenter_cs, sysenter_esp, sysenter_eip;
+    uint64_t apic_base;
+    uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16], pat;
+    uint64_t misc_enable;
+
+    struct fpu fpu;
+    struct sse sse;
+
+    /* Execution state. */
+    bool halted;                 /* HLT: wait for an interrupt */
+    bool intr_shadow;            /* interrupts inhibited for one instruction (STI, MOV SS, POP SS) */
+    bool a20;                    /* A20 gate enabled (mirrors the machine's gate) */
+    uint32_t eip_start;          /* EIP of the instruction being executed (fault restart point) */
+    uint32_t esp_start;          /* ESP at its start: a fault rolls ESP back to this */
+    int fault_depth;             /* 0: none; 1: delivering an exception; 2: double fault */
+    uint64_t icount;             /* instructions retired since power-on */
+    int64_t budget;              /* instructions left before the run loop regains control */
+    jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
+
+    /* Software TLB: [0] supervisor accesses, [1] user (CPL 3) accesses. */
+    struct tlb_entry tlb[2][TLB_SIZE];
+
+    struct machine *m;
+};
+
+/* Register accessors for 8/16/32-bit operands (reg is the ModRM encoding). */
+static inline uint8_t cpu_get_r8(const struct cpu *c, int reg)
+{
+    return reg < 4 ? (uint8_t)c->r[reg] : (uint8_t)(c->r[reg - 4] >> 8);
+}
+static inline void cpu_set_r8(struct cpu *c, int reg, uint8_t v)
+{
+    if (reg < 4)
+        c->r[reg] = (c->r[reg] & ~0xffu) | v;
+    else
+        c->r[reg - 4] = (c->r[reg - 4] & ~0xff00u) | ((uint32_t)v << 8);
+}
+static inline void cpu_set_r16(struct cpu *c, int reg, uint16_t v)
+{
+    c->r[reg] = (c->r[reg] & ~0xffffu) | v;
+}
+
+static inline bool cpu_protected(const struct cpu *c) { return c->cr0 & CR0_PE; }
+static inline bool cpu_v86(const struct cpu *c) { return c->eflags & FL_VM; }
+static inline bool cpu_code32(const struct cpu *c) { return c->seg[SEG_CS].attr & SEG_ATTR_DB; }
+static inline bool cpu_stack32(const struct cpu *c) { return c->seg[SEG_SS].attr & SEG_ATTR_DB; }
+
+/* Power-on / RESET# state (Intel SDM vol. 3, table 9-1). */
+void cpu_reset(struct cpu *c);
+
+/* Raise an exception from inside an instruction: unwinds to the run loop,
+ * which restores EIP/ESP to the faulting instruction and delivers it. */
+_Noreturn void cpu_raise(struct cpu *c, int vector, uint32_t error_code);
+/* Same, for exceptions that carry no error code. */
+_Noreturn void cpu_raise_noerr(struct cpu *c, int vector);
+
+/* Run the interpreter until the budget is spent or the CPU halts. */
+void interp_run(struct cpu *c);
+
+/* Deliver an external interrupt (vector from the PIC) at an instruction boundary. */
+void cpu_deliver_interrupt(struct cpu *c, int vector);
+
+#endif
