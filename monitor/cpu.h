@@ -151,10 +151,18 @@ struct cpu {
     int fault_depth;             /* 0: none; 1: delivering an exception; 2: double fault */
     uint64_t icount;             /* instructions retired since power-on */
     int64_t budget;              /* instructions left before the run loop regains control */
+    unsigned trace;              /* TRACE_* flags of the machine (0: no tracing) */
     jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
+
+    /* Exception being delivered (valid while fault_depth > 0). */
+    int exc_vector;
+    uint32_t exc_error;
+    bool exc_has_error;
+    bool exc_ext;                /* delivering an external event: selector error codes get EXT=1 */
 
     /* Software TLB: [0] supervisor accesses, [1] user (CPL 3) accesses. */
     struct tlb_entry tlb[2][TLB_SIZE];
+    uint64_t tlb_generation;     /* physmem generation the TLB was filled under */
 
     struct machine *m;
 };

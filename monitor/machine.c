@@ -1,0 +1,360 @@
+/*
+ * Machine assembly (the i440FX PC) and the run loop.
+ */
+#include "monitor/machine.h"
+#include "monitor/interp.h"
+#include "monitor/mmu.h"
+#include "monitor/physmem.h"
+#include "monitor/trace.h"
+#include "devices/bus.h"
+#include "devices/pci.h"
+#include "devices/pic.h"
+#include "devices/pit.h"
+#include "devices/cmos.h"
+#include "devices/kbc.h"
+#include "devices/uart.h"
+#include "devices/debugcon.h"
+#include "devices/debugexit.h"
+#include "devices/post.h"
+#include "devices/i440fx.h"
+#include "devices/piix3.h"
+#include "devices/fwcfg.h"
+#include "hosted-driver/chardev.h"
+#include "hosted-driver/vclock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+#define E820_RAM 1
+#define E820_RESERVED 2
+
+/* Instructions per run-loop slice in realtime mode (timers are checked between slices). */
+#define REALTIME_SLICE 20000
+#define MAX_SLICE 200000
+
+static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = n > 0 ? malloc(n) : NULL;
+    if (!buf || fread(buf, 1, n, f) != (size_t)n) {
+        snprintf(err, errlen, "%s: cannot read (%s)", path, n <= 0 ? "empty file" : strerror(errno));
+        free(buf);
+        fclose(f);
+        return NULL;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* ---- CPU-facing hooks ---- */
+
+static void account_insns(struct machine *m)
+{
+    uint64_t n = m->cpu.icount - m->icount_accounted;
+    if (n) {
+        vclock_account_insns(m->clock, n);
+        m->icount_accounted = m->cpu.icount;
+    }
+}
+
+int64_t machine_now(struct machine *m)
+{
+    account_insns(m);
+    return vclock_now(m->clock);
+}
+
+uint32_t machine_io_read(struct machine *m, uint16_t port, int size)
+{
+    account_insns(m);
+    uint32_t v = bus_pio_read(m->bus, port, size);
+    if (m->cfg.trace & TRACE_IOPORT)
+        fprintf(trace_output(), "in%c  %04x -> %0*x\n", "bw?l"[size - 1], port, size * 2, v);
+    return v;
+}
+
+void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
+{
+    account_insns(m);
+    if (m->cfg.trace & TRACE_IOPORT)
+        fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
+    bus_pio_write(m->bus, port, val, size);
+    /* Devices may have asked for a reset or exit: end the slice. */
+    int status;
+    if (bus_pending_request(m->bus, &status) != BUS_REQ_NONE)
+        m->cpu.budget = 0;
+}
+
+void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
+{
+    physmem_write(m->pm, pa, val, size);
+}
+
+bool machine_intr_pending(struct machine *m)
+{
+    return bus_intr_pending(m->bus);
+}
+
+int machine_intr_ack(struct machine *m)
+{
+    account_insns(m);
+    return bus_intr_ack(m->bus);
+}
+
+void machine_invlpg(struct machine *m, uint32_t lin)
+{
+    (void)m;
+    (void)lin;
+}
+
+void machine_triple_fault(struct machine *m)
+{
+    if (m->cfg.trace & TRACE_INT)
+        fprintf(trace_output(), "triple fault at %04x:%08x\n", m->cpu.seg[SEG_CS].sel, m->cpu.eip);
+    bus_request(m->bus, BUS_REQ_RESET, 0);
+    m->cpu.budget = 0;
+}
+
+/* ---- wiring callbacks ---- */
+
+static void pam_changed(void *opaque, uint32_t base, uint32_t len, bool read_ram, bool write_ram)
+{
+    struct machine *m = opaque;
+    physmem_set_pam(m->pm, base, len, read_ram, write_ram);
+    tlb_flush_all(&m->cpu);
+}
+
+static void a20_changed(void *opaque, bool enabled)
+{
+    struct machine *m = opaque;
+    m->cpu.a20 = enabled;
+    tlb_flush_all(&m->cpu);
+}
+
+static bool guest_phys_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
+{
+    struct machine *m = opaque;
+    return write ? physmem_copy_to(m->pm, gpa, buf, len) : physmem_copy_from(m->pm, gpa, buf, len);
+}
+
+static void fill_cmos(struct machine *m)
+{
+    uint32_t ram = m->cfg.ram_mb << 20;
+    uint32_t ext_kb = ram > (1u << 20) ? (ram - (1u << 20)) / 1024 : 0;
+    if (ext_kb > 0xfc00)
+        ext_kb = 0xfc00;
+    cmos_set(m->cmos, 0x15, 640 & 0xff);
+    cmos_set(m->cmos, 0x16, 640 >> 8);
+    cmos_set(m->cmos, 0x17, ext_kb & 0xff);
+    cmos_set(m->cmos, 0x18, ext_kb >> 8);
+    cmos_set(m->cmos, 0x30, ext_kb & 0xff);
+    cmos_set(m->cmos, 0x31, ext_kb >> 8);
+    uint32_t above16 = ram > (16u << 20) ? (ram - (16u << 20)) >> 16 : 0;
+    if (above16 > 0xffff)
+        above16 = 0xffff;
+    cmos_set(m->cmos, 0x34, above16 & 0xff);
+    cmos_set(m->cmos, 0x35, above16 >> 8);
+    cmos_set(m->cmos, 0x5b, 0);
+    cmos_set(m->cmos, 0x5c, 0);
+    cmos_set(m->cmos, 0x5d, 0);
+    cmos_set(m->cmos, 0x5f, 0);          /* CPUs - 1 */
+    cmos_set(m->cmos, 0x14, 0x06);       /* equipment: FPU-less, VGA/EGA, no floppy */
+}
+
+static void fill_fwcfg(struct machine *m)
+{
+    uint64_t ram = (uint64_t)m->cfg.ram_mb << 20;
+    fwcfg_add_i64(m->fwcfg, FW_CFG_RAM_SIZE, ram);
+    fwcfg_add_i16(m->fwcfg, FW_CFG_NB_CPUS, 1);
+    fwcfg_add_i16(m->fwcfg, FW_CFG_MAX_CPUS, 1);
+    fwcfg_add_e820(m->fwcfg, 0, ram, E820_RAM);
+}
+
+static bool open_chardev(const char *spec, struct chardev **out)
+{
+    char err[256];
+    *out = NULL;
+    if (!spec)
+        return true;
+    *out = chardev_open(spec, err, sizeof(err));
+    if (!*out) {
+        fprintf(stderr, "retrovisor: %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+static bool load_bios(struct machine *m)
+{
+    const char *path = m->cfg.bios_path ? m->cfg.bios_path : DEFAULT_BIOS;
+    char err[512];
+    size_t len;
+    uint8_t *img = read_file(path, &len, err, sizeof(err));
+    if (!img) {
+        fprintf(stderr, "retrovisor: -bios %s%s\n", err,
+                m->cfg.bios_path ? "" : " (install Debian's seabios package: make deps)");
+        return false;
+    }
+    if (len != 0x10000 && len != 0x20000 && len != 0x40000) {
+        fprintf(stderr, "retrovisor: -bios %s: size %zu bytes; a BIOS image must be 64, 128 or 256 KiB\n", path,
+                len);
+        free(img);
+        return false;
+    }
+    physmem_set_bios(m->pm, img, len);
+    free(img);
+    return true;
+}
+
+struct machine *machine_new(const struct machine_config *cfg)
+{
+    struct machine *m = calloc(1, sizeof(*m));
+    m->cfg = *cfg;
+    if (m->cfg.ns_per_insn <= 0)
+        m->cfg.ns_per_insn = 4;
+    m->clock = vclock_new(cfg->deterministic, m->cfg.ns_per_insn);
+    m->bus = bus_new(m->clock);
+    m->pm = physmem_new(cfg->ram_mb << 20, m->bus);
+    m->cpu.m = m;
+    m->cpu.trace = cfg->trace & (TRACE_IN_ASM | TRACE_INT | TRACE_CPU);
+
+    if (!load_bios(m) || !open_chardev(cfg->serial[0], &m->serial_cd[0]) ||
+        !open_chardev(cfg->serial[1], &m->serial_cd[1]) || !open_chardev(cfg->debugcon, &m->debugcon_cd)) {
+        machine_free(m);
+        return NULL;
+    }
+
+    m->pic = pic_new(m->bus);
+    m->pit = pit_new(m->bus);
+    m->cmos = cmos_new(m->bus, time(NULL));
+    m->kbc = kbc_new(m->bus);
+    if (m->serial_cd[0])
+        m->uart[0] = uart_new(m->bus, 0x3f8, 4, m->serial_cd[0]);
+    if (m->serial_cd[1])
+        m->uart[1] = uart_new(m->bus, 0x2f8, 3, m->serial_cd[1]);
+    if (m->debugcon_cd)
+        debugcon_new(m->bus, 0x402, m->debugcon_cd);
+    debugexit_new(m->bus, 0xf4);
+    m->post = post_new(m->bus, cfg->post_port2, (cfg->trace & TRACE_POST) != 0);
+
+    m->pci = pci_bus_new(m->bus);
+    m->i440fx = i440fx_new(m->pci, pam_changed, m);
+    m->piix3 = piix3_new(m->pci, m->bus);
+    m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
+
+    bus_set_a20_listener(m->bus, a20_changed, m);
+    fill_cmos(m);
+    fill_fwcfg(m);
+    machine_reset(m);
+    return m;
+}
+
+void machine_free(struct machine *m)
+{
+    if (!m)
+        return;
+    for (int k = 0; k < 2; k++)
+        if (m->serial_cd[k])
+            chardev_close(m->serial_cd[k]);
+    if (m->debugcon_cd)
+        chardev_close(m->debugcon_cd);
+    physmem_free(m->pm);
+    free(m);
+}
+
+void machine_reset(struct machine *m)
+{
+    bus_reset_devices(m->bus);
+    bus_set_a20(m->bus, true);
+    cpu_reset(&m->cpu);
+    m->cpu.a20 = true;
+    tlb_flush_all(&m->cpu);
+}
+
+/* Returns true when the run loop must stop. */
+static bool handle_requests(struct machine *m)
+{
+    int status = 0;
+    enum bus_request r = bus_pending_request(m->bus, &status);
+    if (r == BUS_REQ_NONE)
+        return false;
+    bus_clear_request(m->bus);
+    switch (r) {
+    case BUS_REQ_RESET:
+        if (m->cfg.no_reboot) {
+            m->exit_status = 0;
+            return true;
+        }
+        m->resets++;
+        machine_reset(m);
+        return false;
+    case BUS_REQ_POWEROFF:
+        m->exit_status = 0;
+        return true;
+    case BUS_REQ_EXIT:
+        m->exit_status = status;
+        return true;
+    default:
+        return false;
+    }
+}
+
+static int64_t slice_budget(struct machine *m)
+{
+    if (!vclock_deterministic(m->clock))
+        return REALTIME_SLICE;
+    int64_t deadline = vclock_next_deadline(m->clock);
+    int64_t now = vclock_now(m->clock);
+    if (deadline == INT64_MAX)
+        return MAX_SLICE;
+    int64_t n = (deadline - now) / m->cfg.ns_per_insn + 1;
+    return n < 1 ? 1 : n > MAX_SLICE ? MAX_SLICE : n;
+}
+
+static void idle(struct machine *m)
+{
+    int64_t deadline = vclock_next_deadline(m->clock);
+    int64_t now = vclock_now(m->clock);
+    /* Wake up at least every 10 ms of host time to poll input. */
+    int64_t cap = now + 10 * 1000 * 1000;
+    if (vclock_deterministic(m->clock) && deadline == INT64_MAX)
+        deadline = cap;
+    vclock_advance_to(m->clock, deadline < cap || vclock_deterministic(m->clock) ? deadline : cap);
+}
+
+int machine_run(struct machine *m)
+{
+    struct cpu *c = &m->cpu;
+    uint64_t last_poll = 0;
+    while (!m->stop) {
+        if (c->icount - last_poll >= 100000 || c->halted) {
+            last_poll = c->icount;
+            if (chardev_poll_all())
+                break;
+        }
+        vclock_run_timers(m->clock);
+        if (handle_requests(m))
+            break;
+        if (m->cfg.max_insns && (int64_t)c->icount >= m->cfg.max_insns)
+            break;
+        if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
+            break;
+        c->budget = slice_budget(m);
+        interp_run(c);
+        account_insns(m);
+        if (c->halted && !(machine_intr_pending(m) && (c->eflags & FL_IF)))
+            idle(m);
+    }
+    return m->exit_status;
+}

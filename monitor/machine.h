@@ -1,0 +1,98 @@
+/*
+ * The assembled PC: CPU, bus, physical memory, clock and devices, plus the
+ * run loop that asks an engine to execute until something needs the monitor.
+ */
+#ifndef RV_MACHINE_H
+#define RV_MACHINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "monitor/cpu.h"
+
+struct bus;
+struct physmem;
+struct vclock;
+struct chardev;
+struct pic;
+struct pit;
+struct cmos;
+struct kbc;
+struct uart;
+struct pci_bus;
+struct i440fx;
+struct piix3;
+struct fwcfg;
+struct post;
+
+/* Trace flags for -d. */
+#define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
+#define TRACE_INT     0x02   /* interrupts and exceptions */
+#define TRACE_POST    0x04   /* POST codes */
+#define TRACE_UNIMP   0x08   /* unimplemented instructions / device accesses */
+#define TRACE_CPU     0x10   /* register dump with in_asm */
+#define TRACE_IOPORT  0x20   /* every port access */
+
+struct machine_config {
+    uint32_t ram_mb;
+    const char *bios_path;       /* NULL: the Debian SeaBIOS */
+    const char *serial[2];       /* chardev specs for COM1/COM2 */
+    const char *debugcon;        /* chardev spec for port 0x402, NULL: none */
+    bool no_reboot;
+    bool deterministic;          /* -icount: virtual time follows instructions */
+    int ns_per_insn;
+    unsigned trace;
+    const char *trace_file;
+    uint16_t post_port2;         /* extra POST port (0 = none), e.g. 0x190 for test386 */
+    int64_t max_insns;           /* stop after this many instructions (0 = unlimited) */
+    int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
+    const char *boot_order;
+};
+
+struct machine {
+    struct machine_config cfg;
+    struct cpu cpu;
+    struct bus *bus;
+    struct physmem *pm;
+    struct vclock *clock;
+    struct chardev *serial_cd[2];
+    struct chardev *debugcon_cd;
+    struct pic *pic;
+    struct pit *pit;
+    struct cmos *cmos;
+    struct kbc *kbc;
+    struct uart *uart[2];
+    struct pci_bus *pci;
+    struct i440fx *i440fx;
+    struct piix3 *piix3;
+    struct fwcfg *fwcfg;
+    struct post *post;
+    uint64_t icount_accounted;   /* instructions already reported to the clock */
+    bool stop;                   /* the run loop should return */
+    int exit_status;
+    int resets;
+};
+
+/* Build the machine; on a host-side error prints one line and returns NULL. */
+struct machine *machine_new(const struct machine_config *cfg);
+void machine_free(struct machine *m);
+void machine_reset(struct machine *m);
+/* Run until the guest powers off, asks to exit, or the user quits. Returns the exit status. */
+int machine_run(struct machine *m);
+
+/* CPU-side physical write (the hook where code-page tracking will live). */
+void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size);
+/* Port I/O from the CPU. */
+uint32_t machine_io_read(struct machine *m, uint16_t port, int size);
+void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size);
+/* Virtual time now, including instructions of the current slice. */
+int64_t machine_now(struct machine *m);
+/* PIC interrupt line as seen by the CPU. */
+bool machine_intr_pending(struct machine *m);
+int machine_intr_ack(struct machine *m);
+/* INVLPG hook (the translator drops stale lookups here). */
+void machine_invlpg(struct machine *m, uint32_t lin);
+/* Triple fault: reset (or stop with -no-reboot). */
+void machine_triple_fault(struct machine *m);
+
+#endif

@@ -1,0 +1,188 @@
+/*
+ * Command line: QEMU's spelling where the meaning is the same.
+ */
+#include "monitor/machine.h"
+#include "monitor/trace.h"
+#include "hosted-driver/chardev.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RETROVISOR_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: retrovisor [options]\n"
+            "\n"
+            "Machine:\n"
+            "  -m SIZE            guest RAM in MiB (suffix M or G allowed; default 128, 2..3584)\n"
+            "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
+            "                     /usr/share/seabios/bios.bin)\n"
+            "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -accel interp      execution engine (interp: the reference interpreter)\n"
+            "\n"
+            "Character devices (SPEC is stdio, file:PATH or none):\n"
+            "  -serial SPEC       next serial port (first COM1, then COM2); default stdio with\n"
+            "                     -display none\n"
+            "  -debugcon SPEC     debug console on port 0x402 (SeaBIOS prints its log there)\n"
+            "  -display none      no display; the guest's serial console is on the terminal\n"
+            "                     (Ctrl-A X quits, Ctrl-A H lists the keys)\n"
+            "  -nographic         same as -display none\n"
+            "\n"
+            "Debugging and testing:\n"
+            "  -d FLAGS           trace: comma-separated list (-d help lists them)\n"
+            "  -D FILE            write traces to FILE instead of stderr\n"
+            "  -icount SHIFT      deterministic time: each instruction takes 2^SHIFT ns\n"
+            "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0)\n"
+            "  -max-insns N       stop after N guest instructions\n"
+            "  -post-port PORT    also record POST codes written to PORT (port 0x80 always)\n"
+            "\n"
+            "  -h, --help         this text\n"
+            "  --version          print the version\n"
+            "\n"
+            "The guest can end the run through the isa-debug-exit port 0xf4: writing V exits\n"
+            "with status (V << 1) | 1, as in QEMU.\n");
+}
+
+static _Noreturn void bad(const char *fmt, const char *a, const char *b)
+{
+    fprintf(stderr, "retrovisor: ");
+    fprintf(stderr, fmt, a, b);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+static long parse_number(const char *opt, const char *s, long min, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (errno || end == s || *end || v < min || v > max) {
+        char range[64];
+        snprintf(range, sizeof(range), "%ld..%ld", min, max);
+        fprintf(stderr, "retrovisor: %s: '%s' is not a number in %s\n", opt, s, range);
+        exit(2);
+    }
+    return v;
+}
+
+static uint32_t parse_mem(const char *s)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (end == s || errno)
+        bad("-m: '%s' is not a size%s", s, "");
+    if (*end == 'G' || *end == 'g')
+        v *= 1024, end++;
+    else if (*end == 'M' || *end == 'm')
+        end++;
+    if (*end || v < 2 || v > 3584)
+        bad("-m: '%s': guest RAM must be between 2 MiB and 3584 MiB%s", s, "");
+    return v;
+}
+
+int main(int argc, char **argv)
+{
+    struct machine_config cfg = { .ram_mb = 128 };
+    const char *display = NULL;
+    int nserial = 0;
+    const char *trace_file = NULL;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        /* Accept --opt as -opt, as QEMU does. */
+        if (a[0] == '-' && a[1] == '-' && a[2])
+            a++;
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_ARG() do { if (!val) bad("%s needs an argument (see --help)%s", a, ""); i++; } while (0)
+        if (!strcmp(a, "-h") || !strcmp(a, "-help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "-version")) {
+            printf("retrovisor %s\n", RETROVISOR_VERSION);
+            return 0;
+        } else if (!strcmp(a, "-m")) {
+            NEED_ARG();
+            cfg.ram_mb = parse_mem(val);
+        } else if (!strcmp(a, "-bios")) {
+            NEED_ARG();
+            cfg.bios_path = val;
+        } else if (!strcmp(a, "-serial")) {
+            NEED_ARG();
+            if (nserial >= 2)
+                bad("-serial %s: only two serial ports (COM1, COM2)%s", val, "");
+            cfg.serial[nserial++] = strcmp(val, "none") ? val : NULL;
+        } else if (!strcmp(a, "-debugcon")) {
+            NEED_ARG();
+            cfg.debugcon = strcmp(val, "none") ? val : NULL;
+        } else if (!strcmp(a, "-display")) {
+            NEED_ARG();
+            display = val;
+        } else if (!strcmp(a, "-nographic")) {
+            display = "none";
+        } else if (!strcmp(a, "-no-reboot")) {
+            cfg.no_reboot = true;
+        } else if (!strcmp(a, "-accel")) {
+            NEED_ARG();
+            if (strcmp(val, "interp"))
+                bad("-accel %s: not available in this build (available: interp)%s", val, "");
+        } else if (!strcmp(a, "-d")) {
+            NEED_ARG();
+            if (!strcmp(val, "help")) {
+                printf("trace flags for -d:\n%s", trace_flag_help());
+                return 0;
+            }
+            char err[128];
+            if (!trace_parse(val, &cfg.trace, err, sizeof(err)))
+                bad("%s%s", err, "");
+        } else if (!strcmp(a, "-D")) {
+            NEED_ARG();
+            trace_file = val;
+        } else if (!strcmp(a, "-icount")) {
+            NEED_ARG();
+            const char *v = strncmp(val, "shift=", 6) ? val : val + 6;
+            cfg.deterministic = true;
+            cfg.ns_per_insn = 1 << parse_number("-icount", v, 0, 10);
+        } else if (!strcmp(a, "-run-for")) {
+            NEED_ARG();
+            char *end;
+            double secs = strtod(val, &end);
+            if (end == val || *end || secs <= 0)
+                bad("-run-for: '%s' is not a positive number of seconds%s", val, "");
+            cfg.run_for_ns = (int64_t)(secs * 1e9);
+        } else if (!strcmp(a, "-max-insns")) {
+            NEED_ARG();
+            cfg.max_insns = parse_number("-max-insns", val, 1, 0x7fffffffffffffffL);
+        } else if (!strcmp(a, "-post-port")) {
+            NEED_ARG();
+            cfg.post_port2 = parse_number("-post-port", val, 1, 0xffff);
+        } else {
+            bad("unknown option '%s' (see --help)%s", argv[i], "");
+        }
+#undef NEED_ARG
+    }
+
+    if (display && strcmp(display, "none"))
+        bad("-display %s: not available in this build (available: none)%s", display, "");
+    if (nserial == 0)
+        cfg.serial[0] = "stdio";
+    if (trace_file) {
+        FILE *f = fopen(trace_file, "w");
+        if (!f)
+            bad("-D %s: %s", trace_file, strerror(errno));
+        trace_set_output(f);
+    }
+
+    struct machine *m = machine_new(&cfg);
+    if (!m)
+        return 2;
+    int status = machine_run(m);
+    chardev_restore_terminal();
+    machine_free(m);
+    fflush(NULL);
+    return status;
+}

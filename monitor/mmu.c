@@ -1,0 +1,219 @@
+#include "monitor/mmu.h"
+
+#include <string.h>
+
+#define PTE_P   0x001u
+#define PTE_RW  0x002u
+#define PTE_US  0x004u
+#define PTE_A   0x020u
+#define PTE_D   0x040u
+#define PTE_PS  0x080u
+#define PTE_G   0x100u
+
+#define PF_P    0x01u
+#define PF_W    0x02u
+#define PF_U    0x04u
+
+static void tlb_clear(struct tlb_entry *e)
+{
+    e->tag_read = e->tag_write = TLB_INVALID;
+    e->global = false;
+}
+
+void tlb_flush_all(struct cpu *c)
+{
+    for (int u = 0; u < 2; u++)
+        for (unsigned i = 0; i < TLB_SIZE; i++)
+            tlb_clear(&c->tlb[u][i]);
+    c->tlb_generation = c->m ? c->m->pm->generation : 0;
+}
+
+void tlb_flush_nonglobal(struct cpu *c)
+{
+    if (!(c->cr4 & CR4_PGE)) {
+        tlb_flush_all(c);
+        return;
+    }
+    for (int u = 0; u < 2; u++)
+        for (unsigned i = 0; i < TLB_SIZE; i++)
+            if (!c->tlb[u][i].global)
+                tlb_clear(&c->tlb[u][i]);
+}
+
+void tlb_flush_page(struct cpu *c, uint32_t lin)
+{
+    for (int u = 0; u < 2; u++) {
+        struct tlb_entry *e = &c->tlb[u][(lin >> 12) & (TLB_SIZE - 1)];
+        if ((e->tag_read & PAGE_MASK) == (lin & PAGE_MASK) || (e->tag_write & PAGE_MASK) == (lin & PAGE_MASK))
+            tlb_clear(e);
+    }
+}
+
+static uint32_t phys_read32(struct cpu *c, uint32_t pa)
+{
+    return (uint32_t)physmem_read(c->m->pm, pa, 4);
+}
+
+static void phys_write32(struct cpu *c, uint32_t pa, uint32_t v)
+{
+    physmem_write(c->m->pm, pa, v, 4);
+}
+
+static _Noreturn void page_fault(struct cpu *c, uint32_t lin, uint32_t err)
+{
+    c->cr2 = lin;
+    cpu_raise(c, EXC_PF, err);
+}
+
+struct walk {
+    uint32_t phys;
+    bool writable;    /* a write with this privilege would be allowed now (D already set) */
+    bool global;
+};
+
+/* The two-level walk; sets A (and D on writes) as the hardware does. */
+static struct walk page_walk(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+{
+    bool write = acc == ACC_WRITE;
+    uint32_t err = (write ? PF_W : 0) | (user ? PF_U : 0);
+    uint32_t pde_addr = (c->cr3 & PAGE_MASK) | ((lin >> 20) & 0xffc);
+    uint32_t pde = phys_read32(c, pde_addr);
+    if (!(pde & PTE_P))
+        page_fault(c, lin, err);
+
+    uint32_t entry, entry_addr, phys;
+    bool big = (pde & PTE_PS) && (c->cr4 & CR4_PSE);
+    uint32_t flags;
+    if (big) {
+        entry = pde;
+        entry_addr = pde_addr;
+        flags = pde;
+        phys = (pde & 0xffc00000u) | (lin & 0x003ff000u);
+    } else {
+        entry_addr = (pde & PAGE_MASK) | ((lin >> 10) & 0xffc);
+        entry = phys_read32(c, entry_addr);
+        if (!(entry & PTE_P))
+            page_fault(c, lin, err);
+        flags = pde & entry;
+        phys = entry & PAGE_MASK;
+    }
+    bool user_ok = flags & PTE_US;
+    bool rw_ok = flags & PTE_RW;
+    if (user && !user_ok)
+        page_fault(c, lin, err | PF_P);
+    if (write && !rw_ok && (user || (c->cr0 & CR0_WP)))
+        page_fault(c, lin, err | PF_P);
+
+    if (!big && !(pde & PTE_A))
+        phys_write32(c, pde_addr, pde | PTE_A);
+    uint32_t upd = entry | PTE_A | (write ? PTE_D : 0);
+    if (upd != entry)
+        phys_write32(c, entry_addr, upd);
+
+    struct walk w;
+    w.phys = phys;
+    w.writable = (upd & PTE_D) && (rw_ok || (!user && !(c->cr0 & CR0_WP)));
+    w.global = (entry & PTE_G) && (c->cr4 & CR4_PGE);
+    return w;
+}
+
+static uint32_t a20_mask(const struct cpu *c)
+{
+    return c->a20 ? 0xffffffffu : ~0x100000u;
+}
+
+static void check_generation(struct cpu *c)
+{
+    if (c->tlb_generation != c->m->pm->generation)
+        tlb_flush_all(c);
+}
+
+/* Translate and fill the TLB entry for the page. */
+static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+{
+    struct walk w;
+    if (c->cr0 & CR0_PG) {
+        w = page_walk(c, lin, acc, user);
+    } else {
+        w.phys = lin & PAGE_MASK;
+        w.writable = true;
+        w.global = false;
+    }
+    w.phys &= a20_mask(c);
+    check_generation(c);
+    struct physmem *pm = c->m->pm;
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    uint8_t *rd = pm->rd[w.phys >> 12];
+    uint8_t *wr = pm->wr[w.phys >> 12];
+    uint32_t page = lin & PAGE_MASK;
+    e->tag_read = rd ? page : TLB_INVALID;
+    e->tag_write = (wr && w.writable && wr == rd) ? page : TLB_INVALID;
+    e->addend = rd ? (uintptr_t)rd - page : 0;
+    e->phys = w.phys;
+    e->global = w.global;
+    return w.phys | (lin & 0xfff);
+}
+
+uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+{
+    return translate_fill(c, lin, acc, user);
+}
+
+uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user)
+{
+    if ((lin & 0xfff) + size > PAGE_SIZE) {
+        /* Page-crossing: translate both pages before reading either. */
+        uint32_t first = PAGE_SIZE - (lin & 0xfff);
+        uint32_t pa0 = translate_fill(c, lin, ACC_READ, user);
+        uint32_t pa1 = translate_fill(c, lin + first, ACC_READ, user);
+        uint32_t v = 0;
+        for (int k = 0; k < size; k++) {
+            uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
+            v |= (uint32_t)physmem_read(c->m->pm, pa, 1) << (8 * k);
+        }
+        return v;
+    }
+    uint32_t pa = translate_fill(c, lin, ACC_READ, user);
+    return (uint32_t)physmem_read(c->m->pm, pa, size);
+}
+
+void mem_write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user)
+{
+    if ((lin & 0xfff) + size > PAGE_SIZE) {
+        uint32_t first = PAGE_SIZE - (lin & 0xfff);
+        uint32_t pa0 = translate_fill(c, lin, ACC_WRITE, user);
+        uint32_t pa1 = translate_fill(c, lin + first, ACC_WRITE, user);
+        for (int k = 0; k < size; k++) {
+            uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
+            machine_phys_write(c->m, pa, (val >> (8 * k)) & 0xff, 1);
+        }
+        return;
+    }
+    uint32_t pa = translate_fill(c, lin, ACC_WRITE, user);
+    machine_phys_write(c->m, pa, val, size);
+}
+
+void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user)
+{
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_write == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size)
+        return;
+    translate_fill(c, lin, ACC_WRITE, user);
+    if ((lin & 0xfff) + size > PAGE_SIZE)
+        translate_fill(c, (lin | 0xfff) + 1, ACC_WRITE, user);
+}
+
+const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys)
+{
+    bool user = mmu_user(c);
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_read != (lin & PAGE_MASK)) {
+        uint32_t pa = translate_fill(c, lin, ACC_EXEC, user);
+        if (e->tag_read != (lin & PAGE_MASK)) {
+            *phys = pa;
+            return NULL;
+        }
+    }
+    *phys = e->phys | (lin & 0xfff);
+    return (const uint8_t *)(lin + e->addend);
+}

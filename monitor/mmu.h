@@ -1,0 +1,63 @@
+/*
+ * Linear -> physical translation (two-level 32-bit paging with 4 MiB PSE
+ * pages and global pages), the software TLB in struct cpu, and the memory
+ * accessors every engine uses.  Faults raise #PF through cpu_raise with CR2
+ * and the architectural error code.
+ */
+#ifndef RV_MMU_H
+#define RV_MMU_H
+
+#include "monitor/cpu.h"
+#include "monitor/machine.h"
+#include "monitor/physmem.h"
+
+enum mmu_access { ACC_READ = 0, ACC_WRITE = 1, ACC_EXEC = 2 };
+
+/* Translate with the current CPL's privilege (user = CPL 3). */
+uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user);
+void tlb_flush_all(struct cpu *c);          /* everything, global pages included */
+void tlb_flush_nonglobal(struct cpu *c);    /* CR3 write */
+void tlb_flush_page(struct cpu *c, uint32_t lin);
+
+/* Slow paths behind the inline fast paths below. */
+uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user);
+void mem_write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user);
+/* Check that `size` bytes at lin are writable (raises #PF otherwise). */
+void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user);
+/* Host pointer for an executable linear address, or NULL if not plain memory
+ * (then *phys receives the physical address).  Raises #PF. */
+const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys);
+
+static inline bool mmu_user(const struct cpu *c) { return c->cpl == 3; }
+
+static inline uint32_t mem_read(struct cpu *c, uint32_t lin, int size, bool user)
+{
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_read == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size) {
+        const uint8_t *p = (const uint8_t *)(lin + e->addend);
+        if (size == 1)
+            return *p;
+        if (size == 2)
+            return *(const uint16_t *)p;
+        return *(const uint32_t *)p;
+    }
+    return mem_read_slow(c, lin, size, user);
+}
+
+static inline void mem_write(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user)
+{
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_write == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size) {
+        uint8_t *p = (uint8_t *)(lin + e->addend);
+        if (size == 1)
+            *p = val;
+        else if (size == 2)
+            *(uint16_t *)p = val;
+        else
+            *(uint32_t *)p = val;
+        return;
+    }
+    mem_write_slow(c, lin, val, size, user);
+}
+
+#endif

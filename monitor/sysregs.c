@@ -1,0 +1,148 @@
+/*
+ * System registers and privileged instructions shared by every engine:
+ * control registers, CPUID, MSRs, the TSC and the I/O permission check.
+ */
+#include "monitor/interp.h"
+#include "monitor/machine.h"
+
+#include <string.h>
+
+#define MSR_TSC              0x010
+#define MSR_PLATFORM_ID      0x017
+#define MSR_BIOS_SIGN_ID     0x08b
+#define MSR_SYSENTER_CS      0x174
+#define MSR_SYSENTER_ESP     0x175
+#define MSR_SYSENTER_EIP     0x176
+#define MSR_MISC_ENABLE      0x1a0
+
+/* TSC rate exposed to the guest: cycles per virtual ns. */
+#define TSC_PER_NS 1
+
+void cpu_write_cr0(struct cpu *c, uint32_t v)
+{
+    if ((v & CR0_PG) && !(v & CR0_PE))
+        cpu_raise(c, EXC_GP, 0);
+    if ((v & CR0_NW) && !(v & CR0_CD))
+        cpu_raise(c, EXC_GP, 0);
+    uint32_t changed = c->cr0 ^ v;
+    c->cr0 = v | CR0_ET;
+    if (changed & (CR0_PG | CR0_WP | CR0_PE))
+        tlb_flush_all(c);
+    if (!(c->cr0 & CR0_PE))
+        c->cpl = 0;
+}
+
+void cpu_write_cr3(struct cpu *c, uint32_t v)
+{
+    c->cr3 = v;
+    tlb_flush_nonglobal(c);
+}
+
+void cpu_write_cr4(struct cpu *c, uint32_t v)
+{
+    const uint32_t supported = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PGE;
+    if (v & ~supported)
+        cpu_raise(c, EXC_GP, 0);
+    uint32_t changed = c->cr4 ^ v;
+    c->cr4 = v;
+    if (changed & (CR4_PSE | CR4_PGE))
+        tlb_flush_all(c);
+}
+
+/* CPUID reports a P6-class processor with exactly the features implemented. */
+#define CPUID_FPU  (1u << 0)
+#define CPUID_DE   (1u << 2)
+#define CPUID_PSE  (1u << 3)
+#define CPUID_TSC  (1u << 4)
+#define CPUID_MSR  (1u << 5)
+#define CPUID_CX8  (1u << 8)
+#define CPUID_SEP  (1u << 11)
+#define CPUID_PGE  (1u << 13)
+#define CPUID_CMOV (1u << 15)
+
+uint32_t cpu_feature_edx(void)
+{
+    uint32_t f = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_SEP | CPUID_PGE | CPUID_CMOV;
+    if (fpu_implemented())
+        f |= CPUID_FPU;
+    return f;
+}
+
+void cpu_cpuid(struct cpu *c)
+{
+    uint32_t leaf = c->r[R_EAX];
+    uint32_t a = 0, b = 0, cx = 0, d = 0;
+    switch (leaf) {
+    case 0:
+        a = 1;
+        memcpy(&b, "Genu", 4);
+        memcpy(&d, "ineI", 4);
+        memcpy(&cx, "ntel", 4);
+        break;
+    case 1:
+        a = (CPU_FAMILY << 8) | (CPU_MODEL << 4) | CPU_STEPPING;
+        d = cpu_feature_edx();
+        break;
+    default:
+        /* Intel returns the highest basic leaf's data for out-of-range leaves;
+         * leaf 1 is the highest here, but zeros are what software checks for. */
+        break;
+    }
+    c->r[R_EAX] = a;
+    c->r[R_EBX] = b;
+    c->r[R_ECX] = cx;
+    c->r[R_EDX] = d;
+}
+
+uint64_t cpu_rdtsc(struct cpu *c)
+{
+    return (uint64_t)machine_now(c->m) * TSC_PER_NS + c->tsc_offset;
+}
+
+bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
+{
+    switch (msr) {
+    case MSR_TSC: *val = cpu_rdtsc(c); return true;
+    case MSR_PLATFORM_ID: *val = 0; return true;
+    case MSR_BIOS_SIGN_ID: *val = 0; return true;
+    case MSR_SYSENTER_CS: *val = c->sysenter_cs; return true;
+    case MSR_SYSENTER_ESP: *val = c->sysenter_esp; return true;
+    case MSR_SYSENTER_EIP: *val = c->sysenter_eip; return true;
+    case MSR_MISC_ENABLE: *val = c->misc_enable; return true;
+    default: return false;
+    }
+}
+
+bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
+{
+    switch (msr) {
+    case MSR_TSC: c->tsc_offset = val - (uint64_t)machine_now(c->m) * TSC_PER_NS; return true;
+    case MSR_BIOS_SIGN_ID: return true;
+    case MSR_SYSENTER_CS: c->sysenter_cs = val; return true;
+    case MSR_SYSENTER_ESP: c->sysenter_esp = val; return true;
+    case MSR_SYSENTER_EIP: c->sysenter_eip = val; return true;
+    case MSR_MISC_ENABLE: c->misc_enable = val; return true;
+    default: return false;
+    }
+}
+
+void io_check(struct cpu *c, uint16_t port, int size)
+{
+    if (!cpu_protected(c))
+        return;
+    int iopl = (c->eflags >> 12) & 3;
+    if (!cpu_v86(c) && c->cpl <= iopl)
+        return;
+    /* Consult the I/O permission bitmap of a 32-bit TSS. */
+    int type = SEG_ATTR_TYPE(c->tr.attr);
+    if (!(type & 8) || c->tr.limit < 0x67)
+        cpu_raise(c, EXC_GP, 0);
+    uint32_t map = sys_read(c, c->tr.base + 0x66, 2);
+    uint32_t byte = map + port / 8;
+    if (byte + 1 > c->tr.limit)
+        cpu_raise(c, EXC_GP, 0);
+    uint32_t bits = sys_read(c, c->tr.base + byte, 2);
+    uint32_t want = ((1u << size) - 1) << (port & 7);
+    if (bits & want)
+        cpu_raise(c, EXC_GP, 0);
+}
