@@ -80,15 +80,6 @@ static inline uint32_t sext(uint32_t v, int size)
     return size == 1 ? (uint32_t)(int32_t)(int8_t)v : size == 2 ? (uint32_t)(int32_t)(int16_t)v : v;
 }
 
-static inline uint32_t ea_offset(const struct cpu *c, const struct insn *in)
-{
-    uint32_t a = (uint32_t)in->disp;
-    if (in->ea_base >= 0)
-        a += c->r[in->ea_base];
-    if (in->ea_index >= 0)
-        a += c->r[in->ea_index] << in->ea_scale;
-    return in->addr32 ? a : (a & 0xffff);
-}
 
 static inline uint32_t reg_read(const struct cpu *c, int reg, int size)
 {
@@ -123,7 +114,7 @@ static inline struct opnd rm_opnd(struct cpu *c, const struct insn *in, int size
         return o;
     }
     o.mem = true;
-    o.lin = seg_lin(c, in->ea_seg, ea_offset(c, in), size, write);
+    o.lin = seg_lin(c, in->ea_seg, insn_ea_offset(c, in), size, write);
     if (write)
         mem_probe_write(c, o.lin, size, mmu_user(c));
     return o;
@@ -157,7 +148,7 @@ static inline void rm_write(struct cpu *c, const struct insn *in, int size, uint
 /* Memory operand of a given size at ea (+extra bytes), for far pointers, LGDT, BOUND... */
 static inline uint32_t mem_at(struct cpu *c, const struct insn *in, uint32_t extra, int size)
 {
-    uint32_t off = ea_offset(c, in) + extra;
+    uint32_t off = insn_ea_offset(c, in) + extra;
     if (!in->addr32)
         off &= 0xffff;
     return vm_read(c, in->ea_seg, off, size);
@@ -502,7 +493,7 @@ static void exec_group7(struct cpu *c, const struct insn *in)
     case 0: case 1: { /* SGDT / SIDT */
         require_mem(c, in);
         struct dtr *t = in->reg == 0 ? &c->gdtr : &c->idtr;
-        uint32_t off = ea_offset(c, in);
+        uint32_t off = insn_ea_offset(c, in);
         uint32_t lin0 = seg_lin(c, in->ea_seg, off, 2, true);
         uint32_t lin1 = seg_lin(c, in->ea_seg, in->addr32 ? off + 2 : ((off + 2) & 0xffff), 4, true);
         mem_probe_write(c, lin0, 2, mmu_user(c));
@@ -546,8 +537,8 @@ static void exec_group7(struct cpu *c, const struct insn *in)
         require_cpl0(c);
         if (cpu_v86(c))
             cpu_raise(c, EXC_GP, 0);
-        tlb_flush_page(c, c->seg[in->ea_seg].base + ea_offset(c, in));
-        machine_invlpg(c->m, c->seg[in->ea_seg].base + ea_offset(c, in));
+        tlb_flush_page(c, c->seg[in->ea_seg].base + insn_ea_offset(c, in));
+        machine_invlpg(c->m, c->seg[in->ea_seg].base + insn_ea_offset(c, in));
         return;
     default:
         cpu_raise_noerr(c, EXC_UD);
@@ -642,7 +633,7 @@ static void exec_cmpxchg8b(struct cpu *c, const struct insn *in)
 {
     if (in->reg != 1 || in->mod == 3)
         cpu_raise_noerr(c, EXC_UD);
-    uint32_t off = ea_offset(c, in);
+    uint32_t off = insn_ea_offset(c, in);
     uint32_t lin_lo = seg_lin(c, in->ea_seg, off, 8, true);
     bool user = mmu_user(c);
     mem_probe_write(c, lin_lo, 8, user);
@@ -675,7 +666,7 @@ static void exec_bt_reg(struct cpu *c, const struct insn *in, int op)
     }
     int32_t sbit = size == 2 ? (int16_t)bit : (int32_t)bit;
     int32_t disp = (sbit >> (size == 2 ? 4 : 5)) * size;
-    uint32_t off = ea_offset(c, in) + disp;
+    uint32_t off = insn_ea_offset(c, in) + disp;
     if (!in->addr32)
         off &= 0xffff;
     uint32_t lin = seg_lin(c, in->ea_seg, off, size, op != 0);
@@ -1145,7 +1136,7 @@ static void exec(struct cpu *c, struct insn *in)
         return;
     case 0x8d:
         require_mem(c, in);
-        reg_write(c, in->reg, vsize(in), ea_offset(c, in));
+        reg_write(c, in->reg, vsize(in), insn_ea_offset(c, in));
         return;
     case 0x8e:
         if (in->reg >= SEG_COUNT || in->reg == SEG_CS)

@@ -71,6 +71,17 @@ static inline void vm_write(struct cpu *c, int sr, uint32_t off, int size, uint3
 static inline uint32_t sys_read(struct cpu *c, uint32_t lin, int size) { return mem_read(c, lin, size, false); }
 static inline void sys_write(struct cpu *c, uint32_t lin, uint32_t v, int size) { mem_write(c, lin, v, size, false); }
 
+/* Effective address (offset within the segment) of a memory operand. */
+static inline uint32_t insn_ea_offset(const struct cpu *c, const struct insn *in)
+{
+    uint32_t a = (uint32_t)in->disp;
+    if (in->ea_base >= 0)
+        a += c->r[in->ea_base];
+    if (in->ea_index >= 0)
+        a += c->r[in->ea_index] << in->ea_scale;
+    return in->addr32 ? a : (a & 0xffff);
+}
+
 /* ---- stack ---- */
 static inline uint32_t sp_mask(const struct cpu *c) { return cpu_stack32(c) ? 0xffffffffu : 0xffffu; }
 static inline void set_sp(struct cpu *c, uint32_t v)
