@@ -1,0 +1,290 @@
+/*
+ * The machine bus (see bus.h).  Port I/O goes through a 64K table of small
+ * handler indexes so an IN/OUT costs two loads; MMIO is a short list because
+ * a PC has only a handful of MMIO regions (VGA window, PCI BARs, APIC later).
+ */
+#include "devices/bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct pio_handler {
+    void *opaque;
+    pio_read_fn rd;
+    pio_write_fn wr;
+};
+
+struct mmio_region {
+    uint32_t base, len;
+    void *opaque;
+    mmio_read_fn rd;
+    mmio_write_fn wr;
+};
+
+struct bus {
+    struct vclock *clock;
+
+    /* Index 0 means "nobody"; handlers are never freed so indexes stay valid
+     * after an unregister (the slot is simply no longer referenced). */
+    uint16_t port_owner[65536];
+    struct pio_handler *pio;
+    int npio, cappio;
+
+    struct mmio_region *mmio;
+    int nmmio, capmmio;
+
+    struct device *devs;
+    int ndevs, capdevs;
+
+    irq_sink_fn irq_sink;
+    void *irq_opaque;
+
+    intr_pending_fn intr_pending;
+    intr_ack_fn intr_ack;
+    void *intr_opaque;
+
+    enum bus_request req;
+    int req_status;
+
+    bool a20;
+    a20_change_fn a20_fn;
+    void *a20_opaque;
+};
+
+static void *grow(void *p, int *cap, int need, size_t elem)
+{
+    if (need <= *cap)
+        return p;
+    int ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *np = realloc(p, (size_t)ncap * elem);
+    if (!np) {
+        fprintf(stderr, "retrovisor: out of memory growing the bus tables\n");
+        exit(1);
+    }
+    *cap = ncap;
+    return np;
+}
+
+struct bus *bus_new(struct vclock *clock)
+{
+    struct bus *b = calloc(1, sizeof(*b));
+    if (!b) {
+        fprintf(stderr, "retrovisor: out of memory allocating the bus\n");
+        exit(1);
+    }
+    b->clock = clock;
+    /* Slot 0 is the "unclaimed" sentinel. */
+    b->pio = grow(NULL, &b->cappio, 1, sizeof(*b->pio));
+    memset(&b->pio[0], 0, sizeof(b->pio[0]));
+    b->npio = 1;
+    /* A PC's A20 gate is open at power-on; firmware decides from there. */
+    b->a20 = true;
+    return b;
+}
+
+void bus_free(struct bus *b)
+{
+    if (!b)
+        return;
+    free(b->pio);
+    free(b->mmio);
+    free(b->devs);
+    free(b);
+}
+
+struct vclock *bus_clock(struct bus *b)
+{
+    return b->clock;
+}
+
+void bus_add_device(struct bus *b, const struct device *d)
+{
+    b->devs = grow(b->devs, &b->capdevs, b->ndevs + 1, sizeof(*b->devs));
+    b->devs[b->ndevs++] = *d;
+}
+
+void bus_reset_devices(struct bus *b)
+{
+    for (int i = 0; i < b->ndevs; i++)
+        if (b->devs[i].reset)
+            b->devs[i].reset(b->devs[i].opaque);
+}
+
+/* ---- port I/O ---- */
+
+void bus_register_pio(struct bus *b, uint16_t base, uint16_t len, void *opaque,
+                      pio_read_fn rd, pio_write_fn wr)
+{
+    if (b->npio >= 65535) {
+        fprintf(stderr, "retrovisor: too many port I/O registrations\n");
+        exit(1);
+    }
+    b->pio = grow(b->pio, &b->cappio, b->npio + 1, sizeof(*b->pio));
+    int idx = b->npio++;
+    b->pio[idx] = (struct pio_handler){ opaque, rd, wr };
+    for (uint32_t p = base; p < (uint32_t)base + len && p < 65536; p++)
+        b->port_owner[p] = (uint16_t)idx;
+}
+
+void bus_unregister_pio(struct bus *b, uint16_t base, uint16_t len)
+{
+    for (uint32_t p = base; p < (uint32_t)base + len && p < 65536; p++)
+        b->port_owner[p] = 0;
+}
+
+static uint32_t ones(int size)
+{
+    return size >= 4 ? 0xffffffffu : size == 2 ? 0xffffu : 0xffu;
+}
+
+uint32_t bus_pio_read(struct bus *b, uint16_t port, int size)
+{
+    const struct pio_handler *h = &b->pio[b->port_owner[port]];
+    if (!h->rd)
+        return ones(size);
+    return h->rd(h->opaque, port, size) & ones(size);
+}
+
+void bus_pio_write(struct bus *b, uint16_t port, uint32_t val, int size)
+{
+    const struct pio_handler *h = &b->pio[b->port_owner[port]];
+    if (h->wr)
+        h->wr(h->opaque, port, val & ones(size), size);
+}
+
+/* ---- MMIO ---- */
+
+void bus_register_mmio(struct bus *b, uint32_t base, uint32_t len, void *opaque,
+                       mmio_read_fn rd, mmio_write_fn wr)
+{
+    if (!len)
+        return;
+    b->mmio = grow(b->mmio, &b->capmmio, b->nmmio + 1, sizeof(*b->mmio));
+    /* Newest first, so that a later registration over the same range wins,
+     * as it does for ports. */
+    memmove(&b->mmio[1], &b->mmio[0], (size_t)b->nmmio * sizeof(*b->mmio));
+    b->mmio[0] = (struct mmio_region){ base, len, opaque, rd, wr };
+    b->nmmio++;
+}
+
+void bus_unregister_mmio(struct bus *b, uint32_t base, uint32_t len)
+{
+    for (int i = 0; i < b->nmmio; i++) {
+        if (b->mmio[i].base == base && b->mmio[i].len == len) {
+            memmove(&b->mmio[i], &b->mmio[i + 1], (size_t)(b->nmmio - i - 1) * sizeof(*b->mmio));
+            b->nmmio--;
+            return;
+        }
+    }
+}
+
+static const struct mmio_region *mmio_find(struct bus *b, uint32_t addr)
+{
+    for (int i = 0; i < b->nmmio; i++) {
+        const struct mmio_region *r = &b->mmio[i];
+        /* Unsigned subtraction keeps regions that end at 4G correct. */
+        if (addr - r->base < r->len)
+            return r;
+    }
+    return NULL;
+}
+
+bool bus_mmio_read(struct bus *b, uint32_t addr, int size, uint32_t *val)
+{
+    const struct mmio_region *r = mmio_find(b, addr);
+    if (!r)
+        return false;
+    *val = r->rd ? r->rd(r->opaque, addr - r->base, size) & ones(size) : ones(size);
+    return true;
+}
+
+bool bus_mmio_write(struct bus *b, uint32_t addr, uint32_t val, int size)
+{
+    const struct mmio_region *r = mmio_find(b, addr);
+    if (!r)
+        return false;
+    if (r->wr)
+        r->wr(r->opaque, addr - r->base, val & ones(size), size);
+    return true;
+}
+
+/* ---- interrupts ---- */
+
+void irq_set(struct bus *b, int line, int level)
+{
+    if (b->irq_sink)
+        b->irq_sink(b->irq_opaque, line, level ? 1 : 0);
+}
+
+void bus_set_irq_sink(struct bus *b, irq_sink_fn fn, void *opaque)
+{
+    b->irq_sink = fn;
+    b->irq_opaque = opaque;
+}
+
+void bus_set_intr_controller(struct bus *b, intr_pending_fn pending, intr_ack_fn ack, void *opaque)
+{
+    b->intr_pending = pending;
+    b->intr_ack = ack;
+    b->intr_opaque = opaque;
+}
+
+bool bus_intr_pending(struct bus *b)
+{
+    return b->intr_pending && b->intr_pending(b->intr_opaque);
+}
+
+/* -1 when no interrupt controller is installed (INTR can then never be
+ * pending, so a well-behaved caller never sees it). */
+int bus_intr_ack(struct bus *b)
+{
+    return b->intr_ack ? b->intr_ack(b->intr_opaque) : -1;
+}
+
+/* ---- machine requests ---- */
+
+/* Several requests can land before the run loop looks; keep the most
+ * drastic one (exit > power off > reset), which the enum order encodes. */
+void bus_request(struct bus *b, enum bus_request req, int status)
+{
+    if (req > b->req) {
+        b->req = req;
+        b->req_status = status;
+    }
+}
+
+enum bus_request bus_pending_request(struct bus *b, int *status)
+{
+    if (status)
+        *status = b->req_status;
+    return b->req;
+}
+
+void bus_clear_request(struct bus *b)
+{
+    b->req = BUS_REQ_NONE;
+    b->req_status = 0;
+}
+
+void bus_set_a20(struct bus *b, bool enabled)
+{
+    if (b->a20 == enabled)
+        return;
+    b->a20 = enabled;
+    if (b->a20_fn)
+        b->a20_fn(b->a20_opaque, enabled);
+}
+
+bool bus_a20(struct bus *b)
+{
+    return b->a20;
+}
+
+void bus_set_a20_listener(struct bus *b, a20_change_fn fn, void *opaque)
+{
+    b->a20_fn = fn;
+    b->a20_opaque = opaque;
+}
