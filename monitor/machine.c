@@ -243,8 +243,11 @@ struct machine *machine_new(const struct machine_config *cfg)
         m->uart[0] = uart_new(m->bus, 0x3f8, 4, m->serial_cd[0]);
     if (m->serial_cd[1])
         m->uart[1] = uart_new(m->bus, 0x2f8, 3, m->serial_cd[1]);
-    if (m->debugcon_cd)
+    if (m->debugcon_cd) {
+        /* SeaBIOS's QEMU build prints to 0x402; Bochs-style guests and test ROMs use 0xE9. */
         debugcon_new(m->bus, 0x402, m->debugcon_cd);
+        debugcon_new(m->bus, 0xe9, m->debugcon_cd);
+    }
     debugexit_new(m->bus, 0xf4);
     m->post = post_new(m->bus, cfg->post_port2, (cfg->trace & TRACE_POST) != 0);
 
@@ -353,7 +356,14 @@ int machine_run(struct machine *m)
         c->budget = slice_budget(m);
         interp_run(c);
         account_insns(m);
-        if (c->halted && !(machine_intr_pending(m) && (c->eflags & FL_IF)))
+        if (c->halted && !(c->eflags & FL_IF)) {
+            /* Nothing can wake a CPU halted with interrupts off (there is no NMI source). */
+            fprintf(stderr, "retrovisor: the guest halted the CPU with interrupts disabled at %04x:%08x; stopping\n",
+                    c->seg[SEG_CS].sel, c->eip);
+            m->exit_status = 0;
+            break;
+        }
+        if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
     return m->exit_status;
