@@ -678,6 +678,12 @@ static void exec_bt_reg(struct cpu *c, const struct insn *in, int op)
         mem_write(c, lin, nv, size, mmu_user(c));
 }
 
+/* Stack-pointer arithmetic that keeps ESP's upper half on a 16-bit stack. */
+static inline uint32_t sp_add(uint32_t sp, uint32_t mask, int32_t n)
+{
+    return (sp & ~mask) | ((sp + n) & mask);
+}
+
 static void exec_enter(struct cpu *c, const struct insn *in)
 {
     int size = vsize(in);
@@ -687,25 +693,25 @@ static void exec_enter(struct cpu *c, const struct insn *in)
     uint32_t sp = c->r[R_ESP];
     uint32_t ebp = c->r[R_EBP];
     /* Build the frame on a scratch stack pointer; commit registers at the end. */
-    sp -= size;
+    sp = sp_add(sp, mask, -size);
     vm_write(c, SEG_SS, sp & mask, size, ebp);
     uint32_t frame = sp;
     if (level > 0) {
         uint32_t bp = ebp;
         for (int k = 1; k < level; k++) {
-            bp -= size;
+            bp = sp_add(bp, mask, -size);
             uint32_t v = vm_read(c, SEG_SS, bp & mask, size);
-            sp -= size;
+            sp = sp_add(sp, mask, -size);
             vm_write(c, SEG_SS, sp & mask, size, v);
         }
-        sp -= size;
+        sp = sp_add(sp, mask, -size);
         vm_write(c, SEG_SS, sp & mask, size, frame);
     }
-    sp -= alloc;
-    /* The final stack pointer must be valid (the 386 checks the whole frame). */
-    seg_lin(c, SEG_SS, sp & mask, 1, true);
+    sp = sp_add(sp, mask, -(int32_t)alloc);
+    /* A write at the final stack pointer must be possible (segment and paging), as on the CPU. */
+    mem_probe_write(c, seg_lin(c, SEG_SS, sp & mask, 1, true), 1, mmu_user(c));
     reg_write(c, R_EBP, size, frame);
-    set_sp(c, sp);
+    c->r[R_ESP] = sp;
 }
 
 static void exec_leave(struct cpu *c, const struct insn *in)
@@ -775,6 +781,18 @@ static void exec_cli_sti(struct cpu *c, bool set)
     }
 }
 
+/* POP Sreg: ESP advances by the size of the stack it was popped from, even when SS itself changes. */
+static void pop_seg(struct cpu *c, int sr, int size)
+{
+    uint32_t mask = sp_mask(c);
+    uint32_t sp = c->r[R_ESP];
+    uint16_t sel = stack_peek(c, 0, size);
+    seg_load(c, sr, sel);
+    c->r[R_ESP] = (sp & ~mask) | ((sp + size) & mask);
+    if (sr == SEG_SS)
+        c->intr_shadow = true;
+}
+
 static void load_far_pointer(struct cpu *c, const struct insn *in, int sr)
 {
     require_mem(c, in);
@@ -802,11 +820,11 @@ static void exec_arpl(struct cpu *c, const struct insn *in)
 {
     if (!cpu_protected(c) || cpu_v86(c))
         cpu_raise_noerr(c, EXC_UD);
-    struct opnd o = rm_opnd(c, in, 2, true);
-    uint16_t dst = opnd_read(c, &o);
+    /* Only an adjusting ARPL writes: a read-only destination is fine otherwise. */
+    uint16_t dst = rm_read(c, in, 2);
     uint16_t src = reg_read(c, in->reg, 2);
     if ((dst & 3) < (src & 3)) {
-        opnd_write(c, &o, (dst & ~3) | (src & 3));
+        rm_write(c, in, 2, (dst & ~3) | (src & 3));
         c->eflags |= FL_ZF;
     } else {
         c->eflags &= ~FL_ZF;
@@ -904,13 +922,8 @@ static void exec_0f(struct cpu *c, struct insn *in)
     switch (op) {
     case 0x1a0: push(c, c->seg[SEG_FS].sel, size); return;
     case 0x1a8: push(c, c->seg[SEG_GS].sel, size); return;
-    case 0x1a1: case 0x1a9: {
-        int sr = op == 0x1a1 ? SEG_FS : SEG_GS;
-        uint16_t sel = stack_peek(c, 0, size);
-        seg_load(c, sr, sel);
-        set_sp(c, c->r[R_ESP] + size);
-        return;
-    }
+    case 0x1a1: pop_seg(c, SEG_FS, size); return;
+    case 0x1a9: pop_seg(c, SEG_GS, size); return;
     case 0x1a3: exec_bt_reg(c, in, 0); return;
     case 0x1ab: exec_bt_reg(c, in, 1); return;
     case 0x1b3: exec_bt_reg(c, in, 2); return;
@@ -1068,15 +1081,9 @@ static void exec(struct cpu *c, struct insn *in)
     case 0x06: case 0x0e: case 0x16: case 0x1e:
         push(c, c->seg[op >> 3].sel, vsize(in));
         return;
-    case 0x07: case 0x17: case 0x1f: {
-        int sr = op >> 3;
-        uint16_t sel = stack_peek(c, 0, vsize(in));
-        seg_load(c, sr, sel);
-        set_sp(c, c->r[R_ESP] + vsize(in));
-        if (sr == SEG_SS)
-            c->intr_shadow = true;
+    case 0x07: case 0x17: case 0x1f:
+        pop_seg(c, op >> 3, vsize(in));
         return;
-    }
     case 0x27: { uint8_t al = c->r[R_EAX]; alu_daa(&c->eflags, &al); cpu_set_r8(c, 0, al); return; }
     case 0x2f: { uint8_t al = c->r[R_EAX]; alu_das(&c->eflags, &al); cpu_set_r8(c, 0, al); return; }
     case 0x37: { uint16_t ax = c->r[R_EAX]; alu_aaa(&c->eflags, &ax); cpu_set_r16(c, 0, ax); return; }

@@ -22,7 +22,7 @@ static inline uint32_t desc_limit(struct desc d)
     uint32_t l = (d.lo & 0xffff) | (d.hi & 0x000f0000u);
     return (d.hi & 0x00800000u) ? (l << 12) | 0xfff : l;
 }
-static inline uint16_t desc_attr(struct desc d) { return (d.hi >> 8) & 0xf0ff; }
+static inline uint16_t desc_attr(struct desc d) { return ((d.hi >> 8) & 0xff) | ((d.hi >> 12) & 0xf00); }
 static inline int desc_dpl(struct desc d) { return (d.hi >> 13) & 3; }
 static inline bool desc_present(struct desc d) { return d.hi & 0x8000; }
 static inline bool desc_is_code(struct desc d) { return (d.hi & 0x1800) == 0x1800; }
