@@ -613,8 +613,10 @@ static void tss_read_state(struct cpu *c, uint32_t base, bool t32, struct tss_st
         t->cr3 = c->cr3;
         t->eip = sys_read(c, base + 0x0e, 2);
         t->eflags = sys_read(c, base + 0x10, 2);
+        /* A 286 TSS has no upper register halves; they read back as all ones (the
+         * behaviour test386 checks for 16-bit task switches). */
         for (int k = 0; k < 8; k++)
-            t->r[k] = (c->r[k] & 0xffff0000u) | sys_read(c, base + 0x12 + 2 * k, 2);
+            t->r[k] = 0xffff0000u | sys_read(c, base + 0x12 + 2 * k, 2);
         for (int k = 0; k < 4; k++)
             t->seg[k] = sys_read(c, base + 0x22 + 2 * k, 2);
         t->seg[SEG_FS] = t->seg[SEG_GS] = 0;
