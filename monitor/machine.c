@@ -3,6 +3,7 @@
  */
 #include "monitor/machine.h"
 #include "monitor/interp.h"
+#include "monitor/loader.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
@@ -217,6 +218,28 @@ static bool load_bios(struct machine *m)
     return true;
 }
 
+static bool load_kernel(struct machine *m)
+{
+    char err[512];
+    size_t len;
+    uint8_t *img = read_file(m->cfg.kernel, &len, err, sizeof(err));
+    if (!img) {
+        fprintf(stderr, "retrovisor: -kernel %s\n", err);
+        return false;
+    }
+    bool ok = false;
+    if (multiboot_detect(img, len)) {
+        ok = multiboot_load(m, m->cfg.kernel, img, len, m->cfg.initrd, m->cfg.append, err, sizeof(err));
+        if (!ok)
+            fprintf(stderr, "retrovisor: %s\n", err);
+    } else {
+        fprintf(stderr, "retrovisor: -kernel %s: not a Multiboot image (Linux bzImage loading is not implemented yet)\n",
+                m->cfg.kernel);
+    }
+    free(img);
+    return ok;
+}
+
 struct machine *machine_new(const struct machine_config *cfg)
 {
     struct machine *m = calloc(1, sizeof(*m));
@@ -260,6 +283,10 @@ struct machine *machine_new(const struct machine_config *cfg)
     fill_cmos(m);
     fill_fwcfg(m);
     machine_reset(m);
+    if (cfg->kernel && !load_kernel(m)) {
+        machine_free(m);
+        return NULL;
+    }
     return m;
 }
 

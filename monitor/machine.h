@@ -47,6 +47,9 @@ struct machine_config {
     int64_t max_insns;           /* stop after this many instructions (0 = unlimited) */
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
     const char *boot_order;
+    const char *kernel;          /* -kernel: direct boot of a Multiboot image */
+    const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
+    const char *append;          /* -append: kernel command line */
 };
 
 struct machine {

@@ -22,6 +22,9 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -kernel FILE       boot a Multiboot kernel directly (ELF or a.out-kludge image)\n"
+            "  -initrd 'F [args],F2'  Multiboot modules, comma separated, each with its arguments\n"
+            "  -append CMDLINE    kernel command line\n"
             "  -accel interp      execution engine (interp: the reference interpreter)\n"
             "\n"
             "Character devices (SPEC is stdio, file:PATH or none):\n"
@@ -124,6 +127,15 @@ int main(int argc, char **argv)
             display = val;
         } else if (!strcmp(a, "-nographic")) {
             display = "none";
+        } else if (!strcmp(a, "-kernel")) {
+            NEED_ARG();
+            cfg.kernel = val;
+        } else if (!strcmp(a, "-initrd")) {
+            NEED_ARG();
+            cfg.initrd = val;
+        } else if (!strcmp(a, "-append")) {
+            NEED_ARG();
+            cfg.append = val;
         } else if (!strcmp(a, "-no-reboot")) {
             cfg.no_reboot = true;
         } else if (!strcmp(a, "-accel")) {
@@ -166,6 +178,8 @@ int main(int argc, char **argv)
 #undef NEED_ARG
     }
 
+    if ((cfg.initrd || cfg.append) && !cfg.kernel)
+        bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
     if (display && strcmp(display, "none"))
         bad("-display %s: not available in this build (available: none)%s", display, "");
     if (nserial == 0)

@@ -1,0 +1,323 @@
+/*
+ * Multiboot v1 loader (the GNU Multiboot Specification 0.6.96), for ELF32
+ * images and a.out-kludge images (header flag 16: load addresses in the
+ * header).  The kernel is entered as the specification describes:
+ * EAX = 0x2BADB002, EBX = physical address of the information structure,
+ * flat 4 GiB code and data segments, CR0.PE set, paging off, IF clear.
+ */
+#include "monitor/loader.h"
+#include "monitor/machine.h"
+#include "monitor/mmu.h"
+#include "monitor/physmem.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MB_MAGIC 0x1BADB002u
+#define MB_BOOT_MAGIC 0x2BADB002u
+#define MB_SEARCH 8192
+#define MB_FLAG_PAGE_ALIGN 0x00000001u
+#define MB_FLAG_MEMINFO    0x00000002u
+#define MB_FLAG_VIDEO      0x00000004u
+#define MB_FLAG_AOUT       0x00010000u
+
+/* Information-structure flags we provide. */
+#define MBI_MEM     0x001u
+#define MBI_CMDLINE 0x004u
+#define MBI_MODS    0x008u
+#define MBI_MMAP    0x040u
+#define MBI_LOADER  0x200u
+
+/* Where the information structure and its tables live: conventional memory
+ * below the EBDA, away from the kernel's usual 1 MiB load address. */
+#define MBI_BASE  0x9000u
+#define MBI_LIMIT 0x9f000u
+
+int memory_map(uint32_t ram_size, struct mem_region *out, int max)
+{
+    struct mem_region map[] = {
+        { 0, 0x9fc00, E820_RAM },
+        { 0x9fc00, 0x400, E820_RESERVED },       /* EBDA */
+        { 0xf0000, 0x10000, E820_RESERVED },     /* BIOS */
+        { 0x100000, ram_size - 0x100000, E820_RAM },
+        { 0xfffc0000u, 0x40000, E820_RESERVED }, /* BIOS ROM at the top of 4 GiB */
+    };
+    int n = sizeof(map) / sizeof(map[0]);
+    if (n > max)
+        n = max;
+    memcpy(out, map, n * sizeof(map[0]));
+    return n;
+}
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint16_t le16(const uint8_t *p) { return p[0] | p[1] << 8; }
+
+static long find_header(const uint8_t *img, size_t len)
+{
+    size_t end = len < MB_SEARCH ? len : MB_SEARCH;
+    for (size_t off = 0; off + 12 <= end; off += 4) {
+        uint32_t magic = le32(img + off), flags = le32(img + off + 4), sum = le32(img + off + 8);
+        if (magic == MB_MAGIC && magic + flags + sum == 0)
+            return off;
+    }
+    return -1;
+}
+
+bool multiboot_detect(const uint8_t *img, size_t len)
+{
+    return find_header(img, len) >= 0;
+}
+
+/* A bump allocator over the information area. */
+struct mbi_area {
+    struct physmem *pm;
+    uint32_t next;
+};
+
+static bool area_put(struct mbi_area *a, const void *data, uint32_t len, uint32_t *addr)
+{
+    uint32_t at = (a->next + 3) & ~3u;
+    if (at + len > MBI_LIMIT)
+        return false;
+    if (!physmem_copy_to(a->pm, at, data, len))
+        return false;
+    *addr = at;
+    a->next = at + len;
+    return true;
+}
+
+static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_t *entry, uint32_t *end,
+                     char *err, size_t errlen)
+{
+    if (len < 52 || memcmp(img, "\x7f" "ELF", 4) || img[4] != 1 || img[5] != 1 || le16(img + 18) != 3) {
+        snprintf(err, errlen, "not a little-endian ELF32 i386 image and no a.out-kludge addresses in its header");
+        return false;
+    }
+    uint32_t phoff = le32(img + 28);
+    uint16_t phentsize = le16(img + 42), phnum = le16(img + 44);
+    *entry = le32(img + 24);
+    *end = 0;
+    if (phoff > len || (uint64_t)phnum * phentsize > len - phoff || phentsize < 32) {
+        snprintf(err, errlen, "ELF program headers lie outside the file");
+        return false;
+    }
+    for (int k = 0; k < phnum; k++) {
+        const uint8_t *ph = img + phoff + k * phentsize;
+        if (le32(ph) != 1)      /* PT_LOAD */
+            continue;
+        uint32_t off = le32(ph + 4), paddr = le32(ph + 12), filesz = le32(ph + 16), memsz = le32(ph + 20);
+        if (off > len || filesz > len - off || filesz > memsz) {
+            snprintf(err, errlen, "ELF segment %d lies outside the file", k);
+            return false;
+        }
+        if (!physmem_copy_to(pm, paddr, img + off, filesz)) {
+            snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
+            return false;
+        }
+        uint8_t *zeros = calloc(1, memsz - filesz + 1);
+        bool ok = physmem_copy_to(pm, (uint64_t)paddr + filesz, zeros, memsz - filesz);
+        free(zeros);
+        if (!ok) {
+            snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
+            return false;
+        }
+        if (paddr + memsz > *end)
+            *end = paddr + memsz;
+    }
+    return true;
+}
+
+static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long hdr, uint32_t *entry,
+                      uint32_t *end, char *err, size_t errlen)
+{
+    const uint8_t *h = img + hdr;
+    uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16), load_end = le32(h + 20);
+    uint32_t bss_end = le32(h + 24);
+    *entry = le32(h + 28);
+    if (header_addr < load_addr || header_addr - load_addr > (uint32_t)hdr) {
+        snprintf(err, errlen, "Multiboot header addresses are inconsistent (header_addr below load_addr)");
+        return false;
+    }
+    uint32_t file_off = hdr - (header_addr - load_addr);
+    uint32_t size = load_end ? load_end - load_addr : (uint32_t)(len - file_off);
+    if (load_end && load_end < load_addr) {
+        snprintf(err, errlen, "Multiboot load_end_addr is below load_addr");
+        return false;
+    }
+    if (file_off > len || size > len - file_off) {
+        snprintf(err, errlen, "Multiboot load range is larger than the file");
+        return false;
+    }
+    if (!physmem_copy_to(pm, load_addr, img + file_off, size)) {
+        snprintf(err, errlen, "kernel (0x%x, %u bytes) does not fit in guest RAM", load_addr, size);
+        return false;
+    }
+    *end = load_addr + size;
+    if (bss_end > *end) {
+        uint8_t *zeros = calloc(1, bss_end - *end);
+        bool ok = zeros && physmem_copy_to(pm, *end, zeros, bss_end - *end);
+        free(zeros);
+        if (!ok) {
+            snprintf(err, errlen, "kernel bss up to 0x%x does not fit in guest RAM", bss_end);
+            return false;
+        }
+        *end = bss_end;
+    }
+    return true;
+}
+
+static uint8_t *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    uint8_t *buf = NULL;
+    size_t cap = 0, n = 0;
+    for (;;) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 65536;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+/* Load each "path args" module after `*next`, page aligned; fills the module list. */
+static bool load_modules(struct machine *m, struct mbi_area *a, const char *spec, uint32_t *next,
+                         uint32_t *mods_addr, uint32_t *count, char *err, size_t errlen)
+{
+    uint32_t list[64][4];
+    int n = 0;
+    char *copy = strdup(spec);
+    for (char *save, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+        while (*item == ' ')
+            item++;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s", item);
+        char *space = strchr(path, ' ');
+        if (space)
+            *space = 0;
+        size_t len;
+        uint8_t *data = slurp(path, &len);
+        if (!data) {
+            snprintf(err, errlen, "-initrd %s: %s", path, strerror(errno));
+            free(copy);
+            return false;
+        }
+        uint32_t start = (*next + 0xfff) & ~0xfffu;
+        bool ok = n < 64 && physmem_copy_to(m->pm, start, data, len);
+        free(data);
+        if (!ok) {
+            snprintf(err, errlen, "-initrd %s: module (%zu bytes at 0x%x) does not fit in guest RAM", path, len, start);
+            free(copy);
+            return false;
+        }
+        uint32_t str;
+        if (!area_put(a, item, strlen(item) + 1, &str)) {
+            snprintf(err, errlen, "-initrd: module command lines are too long");
+            free(copy);
+            return false;
+        }
+        list[n][0] = start;
+        list[n][1] = start + len;
+        list[n][2] = str;
+        list[n][3] = 0;
+        n++;
+        *next = start + len;
+    }
+    free(copy);
+    *count = n;
+    return area_put(a, list, n * 16, mods_addr);
+}
+
+static void enter_flat_protected_mode(struct cpu *c, uint32_t eip)
+{
+    const uint16_t flat = SEG_ATTR_P | SEG_ATTR_S | SEG_ATTR_DB | SEG_ATTR_G;
+    for (int s = 0; s < SEG_COUNT; s++)
+        c->seg[s] = (struct seg){ 0x10, flat | 0x3, 0, 0xffffffffu };
+    c->seg[SEG_CS] = (struct seg){ 0x08, flat | 0xb, 0, 0xffffffffu };
+    c->cr0 |= CR0_PE;
+    c->cr0 &= ~CR0_PG;
+    c->cpl = 0;
+    c->eflags = 0x2;
+    c->eip = eip;
+    tlb_flush_all(c);
+}
+
+bool multiboot_load(struct machine *m, const char *kernel_path, const uint8_t *img, size_t len,
+                    const char *modules, const char *cmdline, char *err, size_t errlen)
+{
+    long hdr = find_header(img, len);
+    if (hdr < 0) {
+        snprintf(err, errlen, "-kernel %s: no Multiboot header in the first 8 KiB", kernel_path);
+        return false;
+    }
+    uint32_t flags = le32(img + hdr + 4);
+    uint32_t entry, end;
+    char why[256];
+    bool ok = (flags & MB_FLAG_AOUT) ? load_aout(m->pm, img, len, hdr, &entry, &end, why, sizeof(why))
+                                     : load_elf(m->pm, img, len, &entry, &end, why, sizeof(why));
+    if (!ok) {
+        snprintf(err, errlen, "-kernel %s: %s", kernel_path, why);
+        return false;
+    }
+
+    struct mbi_area a = { m->pm, MBI_BASE + 128 };
+    uint32_t info[32] = { 0 };
+    uint32_t mi_flags = MBI_MEM | MBI_MMAP | MBI_LOADER;
+    uint32_t ram = m->cfg.ram_mb << 20;
+    info[1] = 639;                              /* mem_lower, KiB */
+    info[2] = (ram - 0x100000) / 1024;          /* mem_upper, KiB above 1 MiB */
+
+    char line[4096];
+    snprintf(line, sizeof(line), "%s%s%s", kernel_path, cmdline && *cmdline ? " " : "", cmdline ? cmdline : "");
+    if (!area_put(&a, line, strlen(line) + 1, &info[4])) {
+        snprintf(err, errlen, "-append: command line too long");
+        return false;
+    }
+    mi_flags |= MBI_CMDLINE;
+
+    if (modules && *modules) {
+        if (!load_modules(m, &a, modules, &end, &info[6], &info[5], err, errlen))
+            return false;
+        mi_flags |= MBI_MODS;
+    }
+
+    struct mem_region map[8];
+    int n = memory_map(ram, map, 8);
+    uint8_t mmap[8 * 24];
+    for (int k = 0; k < n; k++) {
+        uint8_t *e = mmap + k * 24;
+        uint32_t size = 20;
+        memcpy(e, &size, 4);
+        memcpy(e + 4, &map[k].base, 8);
+        memcpy(e + 12, &map[k].length, 8);
+        memcpy(e + 20, &map[k].type, 4);
+    }
+    info[11] = n * 24;
+    area_put(&a, mmap, n * 24, &info[12]);
+    static const char loader_name[] = "retrovisor";
+    area_put(&a, loader_name, sizeof(loader_name), &info[16]);
+    info[0] = mi_flags;
+    physmem_copy_to(m->pm, MBI_BASE, info, sizeof(info));
+
+    struct cpu *c = &m->cpu;
+    enter_flat_protected_mode(c, entry);
+    c->r[R_EAX] = MB_BOOT_MAGIC;
+    c->r[R_EBX] = MBI_BASE;
+    return true;
+}
