@@ -1,7 +1,7 @@
 /*
- * Direct kernel boot (-kernel/-initrd/-append): Multiboot v1 images are
- * loaded here and entered in flat 32-bit protected mode with the Multiboot
- * information structure, without running the BIOS.
+ * Direct kernel boot (-kernel/-initrd/-append), without running the BIOS:
+ * Multiboot v1 images (loader_multiboot.c) and Linux bzImages through the
+ * 32-bit boot protocol (loader_linux.c).
  */
 #ifndef RV_LOADER_H
 #define RV_LOADER_H
@@ -33,5 +33,12 @@ bool multiboot_detect(const uint8_t *img, size_t len);
  */
 bool multiboot_load(struct machine *m, const char *kernel_path, const uint8_t *img, size_t len,
                     const char *modules, const char *cmdline, char *err, size_t errlen);
+
+/* Is this a Linux bzImage (boot protocol header "HdrS")? */
+bool linux_detect(const uint8_t *img, size_t len);
+/* Load a bzImage at 1 MiB with boot_params, e820, command line and initrd;
+ * set the CPU to the 32-bit boot protocol entry state. */
+bool linux_load(struct machine *m, const char *kernel_path, const uint8_t *img, size_t len, const char *initrd,
+                const char *cmdline, char *err, size_t errlen);
 
 #endif

@@ -232,9 +232,12 @@ static bool load_kernel(struct machine *m)
         ok = multiboot_load(m, m->cfg.kernel, img, len, m->cfg.initrd, m->cfg.append, err, sizeof(err));
         if (!ok)
             fprintf(stderr, "retrovisor: %s\n", err);
+    } else if (linux_detect(img, len)) {
+        ok = linux_load(m, m->cfg.kernel, img, len, m->cfg.initrd, m->cfg.append, err, sizeof(err));
+        if (!ok)
+            fprintf(stderr, "retrovisor: %s\n", err);
     } else {
-        fprintf(stderr, "retrovisor: -kernel %s: not a Multiboot image (Linux bzImage loading is not implemented yet)\n",
-                m->cfg.kernel);
+        fprintf(stderr, "retrovisor: -kernel %s: neither a Multiboot image nor a Linux bzImage\n", m->cfg.kernel);
     }
     free(img);
     return ok;
