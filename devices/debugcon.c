@@ -1,0 +1,44 @@
+/* Debug console port (see debugcon.h). */
+#include "devices/debugcon.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "devices/bus.h"
+#include "hosted-driver/chardev.h"
+
+struct debugcon {
+    struct chardev *cd;
+};
+
+static uint32_t debugcon_read(void *opaque, uint16_t port, int size)
+{
+    return 0xe9;
+}
+
+static void debugcon_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    struct debugcon *d = opaque;
+    /* Only the low byte is a character, whatever the access size. */
+    unsigned char c = val & 0xff;
+    if (d->cd)
+        chardev_write(d->cd, &c, 1);
+}
+
+struct debugcon *debugcon_new(struct bus *b, uint16_t port, struct chardev *cd)
+{
+    struct debugcon *d = calloc(1, sizeof(*d));
+    if (!d) {
+        fprintf(stderr, "retrovisor: out of memory creating the debug console\n");
+        exit(1);
+    }
+    d->cd = cd;
+    bus_register_pio(b, port, 1, d, debugcon_read, debugcon_write);
+    bus_add_device(b, &(struct device){ .name = "debugcon", .opaque = d });
+    return d;
+}
+
+void debugcon_free(struct debugcon *d)
+{
+    free(d);
+}

@@ -1,0 +1,38 @@
+/* isa-debug-exit (see debugexit.h). */
+#include "devices/debugexit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "devices/bus.h"
+
+struct debugexit {
+    struct bus *bus;
+};
+
+static void debugexit_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    struct debugexit *d = opaque;
+    /* The value is taken at the width the guest wrote it, as QEMU does;
+     * an exit status only keeps the low 8 bits anyway. */
+    bus_request(d->bus, BUS_REQ_EXIT, (int)((val << 1) | 1));
+}
+
+struct debugexit *debugexit_new(struct bus *b, uint16_t iobase, uint16_t iosize)
+{
+    struct debugexit *d = calloc(1, sizeof(*d));
+    if (!d) {
+        fprintf(stderr, "retrovisor: out of memory creating isa-debug-exit\n");
+        exit(1);
+    }
+    d->bus = b;
+    /* Write-only: reads fall through to "unclaimed" (all ones). */
+    bus_register_pio(b, iobase, iosize ? iosize : 1, d, NULL, debugexit_write);
+    bus_add_device(b, &(struct device){ .name = "isa-debug-exit", .opaque = d });
+    return d;
+}
+
+void debugexit_free(struct debugexit *d)
+{
+    free(d);
+}

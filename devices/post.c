@@ -1,0 +1,64 @@
+/* POST code ports (see post.h). */
+#include "devices/post.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "devices/bus.h"
+
+struct post {
+    uint8_t last;
+    uint64_t count;
+    bool trace;
+};
+
+static uint32_t post_read(void *opaque, uint16_t port, int size)
+{
+    struct post *p = opaque;
+    return p->last;
+}
+
+static void post_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    struct post *p = opaque;
+    p->last = val & 0xff;
+    p->count++;
+    if (p->trace)
+        fprintf(stderr, "POST %02x\n", p->last);
+}
+
+struct post *post_new(struct bus *b, uint16_t extra_port, bool trace)
+{
+    struct post *p = calloc(1, sizeof(*p));
+    if (!p) {
+        fprintf(stderr, "retrovisor: out of memory creating the POST port\n");
+        exit(1);
+    }
+    p->trace = trace;
+    bus_register_pio(b, 0x80, 1, p, post_read, post_write);
+    if (extra_port)
+        bus_register_pio(b, extra_port, 1, p, post_read, post_write);
+    /* The last code survives a reset on purpose: it says where the guest died. */
+    bus_add_device(b, &(struct device){ .name = "post", .opaque = p });
+    return p;
+}
+
+void post_free(struct post *p)
+{
+    free(p);
+}
+
+uint8_t post_last(const struct post *p)
+{
+    return p->last;
+}
+
+uint64_t post_count(const struct post *p)
+{
+    return p->count;
+}
+
+void post_set_trace(struct post *p, bool on)
+{
+    p->trace = on;
+}
