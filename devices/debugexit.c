@@ -18,7 +18,7 @@ static void debugexit_write(void *opaque, uint16_t port, uint32_t val, int size)
     bus_request(d->bus, BUS_REQ_EXIT, (int)((val << 1) | 1));
 }
 
-struct debugexit *debugexit_new(struct bus *b, uint16_t iobase, uint16_t iosize)
+struct debugexit *debugexit_new_sized(struct bus *b, uint16_t iobase, uint16_t iosize)
 {
     struct debugexit *d = calloc(1, sizeof(*d));
     if (!d) {
@@ -30,6 +30,11 @@ struct debugexit *debugexit_new(struct bus *b, uint16_t iobase, uint16_t iosize)
     bus_register_pio(b, iobase, iosize ? iosize : 1, d, NULL, debugexit_write);
     bus_add_device(b, &(struct device){ .name = "isa-debug-exit", .opaque = d });
     return d;
+}
+
+struct debugexit *debugexit_new(struct bus *b, uint16_t iobase)
+{
+    return debugexit_new_sized(b, iobase, DEBUGEXIT_DEFAULT_SIZE);
 }
 
 void debugexit_free(struct debugexit *d)

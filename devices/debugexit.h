@@ -15,7 +15,9 @@ struct debugexit;
 #define DEBUGEXIT_DEFAULT_BASE 0xf4
 #define DEBUGEXIT_DEFAULT_SIZE 4
 
-struct debugexit *debugexit_new(struct bus *b, uint16_t iobase, uint16_t iosize);
+/* iosize DEBUGEXIT_DEFAULT_SIZE (4). */
+struct debugexit *debugexit_new(struct bus *b, uint16_t iobase);
+struct debugexit *debugexit_new_sized(struct bus *b, uint16_t iobase, uint16_t iosize);
 void debugexit_free(struct debugexit *d);
 
 #endif

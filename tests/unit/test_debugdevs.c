@@ -46,7 +46,7 @@ static void test_debugcon(void **state)
 static void test_debugexit(void **state)
 {
     struct bus *b = bus_new(NULL);
-    struct debugexit *d = debugexit_new(b, 0xf4, 4);
+    struct debugexit *d = debugexit_new(b, 0xf4);
     int st = 0;
     assert_int_equal(bus_pending_request(b, &st), BUS_REQ_NONE);
     bus_pio_write(b, 0xf4, 0x10, 1);
@@ -60,8 +60,17 @@ static void test_debugexit(void **state)
     bus_pio_write(b, 0xf8, 0, 1);         /* outside */
     assert_int_equal(bus_pending_request(b, &st), BUS_REQ_NONE);
     assert_int_equal(bus_pio_read(b, 0xf4, 1), 0xff);
+    /* QEMU's own default placement: 0x501, two ports. */
+    struct debugexit *q = debugexit_new_sized(b, 0x501, 2);
+    bus_pio_write(b, 0x502, 3, 1);
+    assert_int_equal(bus_pending_request(b, &st), BUS_REQ_EXIT);
+    assert_int_equal(st, 7);
+    bus_clear_request(b);
+    bus_pio_write(b, 0x503, 3, 1);
+    assert_int_equal(bus_pending_request(b, &st), BUS_REQ_NONE);
     bus_free(b);
     debugexit_free(d);
+    debugexit_free(q);
 }
 
 static void test_post(void **state)
