@@ -1,0 +1,79 @@
+#!/bin/sh
+# Builds the default Linux guest from Debian's i386 packages (the kernel of
+# linux-image-686 and busybox-static) into $OUT (default build/linux):
+#   vmlinuz            the kernel
+#   initramfs.cpio     busybox + tests/guest/init.sh as /init
+#   disk-MODE.img      a FAT disk with syslinux, booting vmlinuz + initramfs
+#                      with rv.mode=MODE (demo, test, bench) through the BIOS
+# Everything is cached: a second run only rebuilds what is missing.
+# Needs the i386 architecture in dpkg (make deps adds it), mtools, dosfstools,
+# syslinux and python3; no root.
+set -eu
+OUT=${OUT:-build/linux}
+HERE=$(cd "$(dirname "$0")" && pwd)
+mkdir -p "$OUT/debs" "$OUT/pkgroot"
+step() { echo "[linux guest] $*" >&2; }
+
+if ! dpkg --print-foreign-architectures | grep -qx i386; then
+    echo "build-linux: the i386 architecture is not enabled in dpkg; run 'make deps' first" >&2
+    exit 1
+fi
+
+kernel_pkg=$(apt-cache depends linux-image-686:i386 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-686\)\(:i386\)\?$/\1/p' | head -1)
+if [ -z "$kernel_pkg" ]; then
+    echo "build-linux: cannot resolve linux-image-686:i386 (run 'make deps', which runs apt-get update)" >&2
+    exit 1
+fi
+
+fetch() { # fetch PACKAGE: download the .deb once and unpack it into pkgroot
+    if ! ls "$OUT/debs/$1"_*.deb >/dev/null 2>&1; then
+        step "downloading $1 (apt-get download)"
+        (cd "$OUT/debs" && apt-get download "$1:i386" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2)
+    fi
+    if [ ! -e "$OUT/pkgroot/.$1" ]; then
+        step "unpacking $1"
+        dpkg-deb -x "$OUT/debs/$1"_*.deb "$OUT/pkgroot"
+        touch "$OUT/pkgroot/.$1"
+    fi
+}
+fetch "$kernel_pkg"
+fetch busybox-static
+
+if [ ! -s "$OUT/vmlinuz" ]; then
+    cp "$OUT"/pkgroot/boot/vmlinuz-*-686 "$OUT/vmlinuz"
+fi
+
+if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ]; then
+    step "building initramfs.cpio (busybox + init)"
+    python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
+        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root \
+        nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
+        file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \
+        slink:bin/sh:busybox \
+        file:init:"$HERE/init.sh":755
+    mv "$OUT/initramfs.cpio.tmp" "$OUT/initramfs.cpio"
+fi
+
+for mode in demo test bench; do
+    img="$OUT/disk-$mode.img"
+    if [ -s "$img" ] && [ "$img" -nt "$OUT/initramfs.cpio" ]; then
+        continue
+    fi
+    step "building disk-$mode.img (FAT + syslinux, rv.mode=$mode)"
+    rm -f "$img.tmp"
+    mkfs.vfat -C -n RETROVISOR "$img.tmp" 65536 >/dev/null
+    cat >"$OUT/syslinux-$mode.cfg" <<CFG
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL vmlinuz
+  APPEND initrd=initrd console=tty0 console=ttyS0,115200 rv.mode=$mode
+CFG
+    mcopy -i "$img.tmp" "$OUT/vmlinuz" ::vmlinuz
+    mcopy -i "$img.tmp" "$OUT/initramfs.cpio" ::initrd
+    mcopy -i "$img.tmp" "$OUT/syslinux-$mode.cfg" ::syslinux.cfg
+    syslinux --install "$img.tmp"
+    mv "$img.tmp" "$img"
+done
+step "ready in $OUT"

@@ -1,0 +1,52 @@
+#!/bin/busybox sh
+# /init of the default Linux guest (busybox userland).  The kernel command
+# line chooses what it does: rv.mode=test runs the end-to-end checks and
+# powers off, rv.mode=bench times the in-guest jobs and powers off, anything
+# else gives an interactive shell on the console.
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+export PATH=/bin HOME=/ TERM=linux
+mode=$(sed -n 's/.*rv\.mode=\([a-z]*\).*/\1/p' /proc/cmdline)
+echo "RV-BEGIN $mode"
+
+uptime_cs() { # uptime in centiseconds
+    read up _ </proc/uptime
+    echo "${up%.*}${up#*.}"
+}
+
+case "$mode" in
+test)
+    echo "RV-UNAME $(uname -m)"
+    echo "RV-CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
+    echo "RV-FPU $(grep -m1 '^fpu[[:space:]]' /proc/cpuinfo | sed 's/.*: //')"
+    echo "RV-AWK $(awk 'BEGIN { s = 0; for (i = 1; i <= 1000; i++) s += i * i; print s, 22 / 7 }')"
+    echo "RV-SHA-BUSYBOX $(sha256sum /bin/busybox | cut -d' ' -f1)"
+    echo "RV-SHA-ZERO $(dd if=/dev/zero bs=64k count=256 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    echo "RV-MEM $(sed -n 's/^MemTotal: *//p' /proc/meminfo)"
+    dmesg | grep -iE 'unknown|unsupported|not supported' | sed 's/^/RV-DMESG /'
+    echo "RV-END"
+    poweroff -f
+    ;;
+bench)
+    t0=$(uptime_cs)
+    dd if=/dev/zero bs=64k count=256 2>/dev/null | sha256sum >/dev/null
+    t1=$(uptime_cs)
+    i=0
+    while [ $i -lt 300 ]; do /bin/true; i=$((i + 1)); done
+    t2=$(uptime_cs)
+    echo "RV-BENCH sha256_16MiB_cs=$((t1 - t0)) spawn300_cs=$((t2 - t1))"
+    poweroff -f
+    ;;
+*)
+    echo
+    echo "retrovisor demo guest: Debian's i386 kernel with a busybox shell."
+    echo "Type 'poweroff -f' to stop the machine (or Ctrl-A X on the terminal)."
+    echo
+    exec setsid cttyhack sh -l
+    ;;
+esac
