@@ -7,6 +7,8 @@
  *
  * Ctrl-A escapes are honoured on stdin whether or not it is a terminal, so
  * scripts can end a run by piping "\001x" (as with QEMU's -nographic).
+ * Keyboard input goes to the first stdio chardev that has a receiver; with
+ * none, it is read (so the escapes work) and dropped.
  */
 #define _GNU_SOURCE
 #include "hosted-driver/chardev.h"
@@ -38,6 +40,8 @@ struct chardev {
 };
 
 static struct chardev *all_devs;
+static struct chardev *stdin_owner(void);
+static void terminal_signals(bool on);
 
 /* stdin state shared by every stdio chardev. */
 static bool stdin_eof;
@@ -72,10 +76,10 @@ static void terminal_raw_mode(void)
         return;
     struct termios t = term_saved;
     /* Like cfmakeraw, but keep output post-processing so host-side messages
-     * printed with "\n" still start at column 0; ISIG is off so Ctrl-C
-     * reaches the guest (Ctrl-A X is the way out). */
+     * printed with "\n" still start at column 0, and keep ISIG until a
+     * guest device takes the input (see chardev_set_handlers). */
     t.c_iflag &= ~(IGNBRK | BRKINT | PARMRK | ISTRIP | INLCR | IGNCR | ICRNL | IXON);
-    t.c_lflag &= ~(ECHO | ECHONL | ICANON | ISIG | IEXTEN);
+    t.c_lflag &= ~(ECHO | ECHONL | ICANON | IEXTEN);
     t.c_cflag &= ~(CSIZE | PARENB);
     t.c_cflag |= CS8;
     t.c_cc[VMIN] = 1;
@@ -164,6 +168,8 @@ void chardev_close(struct chardev *cd)
         other_stdio |= c->kind == CD_STDIO;
     if (cd->kind == CD_STDIO && !other_stdio)
         chardev_restore_terminal();
+    else if (cd->kind == CD_STDIO)
+        terminal_signals(stdin_owner() == NULL);
     free(cd);
 }
 
@@ -193,11 +199,27 @@ void chardev_write(struct chardev *cd, const void *buf, size_t len)
     write_all(cd->fd_out, buf, len);
 }
 
+/* Once the guest reads the terminal, Ctrl-C and Ctrl-Z belong to it (Ctrl-A X
+ * still quits); a terminal that only shows output keeps them for the user. */
+static void terminal_signals(bool on)
+{
+    struct termios t;
+    if (!term_raw || tcgetattr(STDIN_FILENO, &t) < 0)
+        return;
+    if (on)
+        t.c_lflag |= ISIG;
+    else
+        t.c_lflag &= ~ISIG;
+    tcsetattr(STDIN_FILENO, TCSANOW, &t);
+}
+
 void chardev_set_handlers(struct chardev *cd, chardev_can_receive_fn can, chardev_receive_fn rx, void *opaque)
 {
     cd->can = can;
     cd->rx = rx;
     cd->opaque = opaque;
+    if (cd->kind == CD_STDIO)
+        terminal_signals(stdin_owner() == NULL);
 }
 
 /* The stdio chardev that receives keyboard input: the first one with a
