@@ -184,8 +184,10 @@ static void ch0_update(struct pit *p, bool pulse)
         bool out;
         current_value(c, T, &out);
         irq_set(p->bus, 0, out);
-    } else if (pulse) {
-        irq_set(p->bus, 0, 1);
+    } else {
+        /* Pulsed modes rest low, also after leaving a level mode. */
+        if (pulse)
+            irq_set(p->bus, 0, 1);
         irq_set(p->bus, 0, 0);
     }
     int64_t e = next_event(c, T);

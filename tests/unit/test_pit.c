@@ -131,6 +131,20 @@ static void test_mode0_one_shot(void **state)
     assert_int_equal(e->level0, 0);
 }
 
+static void test_mode0_then_periodic(void **state)
+{
+    struct env *e = *state;
+    program(e->b, 0, 0, 10);
+    run_until(e, tick_ns(20));
+    assert_int_equal(e->level0, 1);
+    /* Straight to mode 2 without going through a mode-0 control word:
+     * the very first period must still produce an edge. */
+    program(e->b, 0, 2, 100);
+    assert_int_equal(e->level0, 0);
+    run_until(e, tick_ns(20 + 100));
+    assert_int_equal(e->edges0, 2);
+}
+
 static void test_latch_holds(void **state)
 {
     struct env *e = *state;
@@ -280,6 +294,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_mode2_periodic),
         T(test_mode0_one_shot),
+        T(test_mode0_then_periodic),
         T(test_latch_holds),
         T(test_access_modes),
         T(test_readback),
