@@ -171,6 +171,7 @@ static void fill_cmos(struct machine *m)
     cmos_set(m->cmos, 0x5d, 0);
     cmos_set(m->cmos, 0x5f, 0);          /* CPUs - 1 */
     cmos_set(m->cmos, 0x14, 0x06);       /* equipment: FPU-less, VGA/EGA, no floppy */
+    cmos_update_checksum(m->cmos);
 }
 
 static void fill_fwcfg(struct machine *m)
@@ -182,7 +183,7 @@ static void fill_fwcfg(struct machine *m)
     fwcfg_add_e820(m->fwcfg, 0, ram, E820_RAM);
 }
 
-static bool open_chardev(const char *spec, struct chardev **out)
+static bool open_chardev(const char *option, const char *spec, struct chardev **out)
 {
     char err[256];
     *out = NULL;
@@ -190,7 +191,7 @@ static bool open_chardev(const char *spec, struct chardev **out)
         return true;
     *out = chardev_open(spec, err, sizeof(err));
     if (!*out) {
-        fprintf(stderr, "retrovisor: %s\n", err);
+        fprintf(stderr, "retrovisor: %s %s\n", option, err);
         return false;
     }
     return true;
@@ -255,8 +256,9 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->cpu.m = m;
     m->cpu.trace = cfg->trace & (TRACE_IN_ASM | TRACE_INT | TRACE_CPU);
 
-    if (!load_bios(m) || !open_chardev(cfg->serial[0], &m->serial_cd[0]) ||
-        !open_chardev(cfg->serial[1], &m->serial_cd[1]) || !open_chardev(cfg->debugcon, &m->debugcon_cd)) {
+    if (!load_bios(m) || !open_chardev("-serial", cfg->serial[0], &m->serial_cd[0]) ||
+        !open_chardev("-serial", cfg->serial[1], &m->serial_cd[1]) ||
+        !open_chardev("-debugcon", cfg->debugcon, &m->debugcon_cd)) {
         machine_free(m);
         return NULL;
     }

@@ -40,8 +40,8 @@ run_case() { # run_case NAME ROM128 OUT_PORT COM_PORT
     fi
     if [ "$4" != 0 ]; then serial="file:$dir/ee.txt"; debugcon=none; else serial=none; debugcon="file:$dir/ee.txt"; fi
     $RV -bios "$dir/test386.bin" -display none -serial "$serial" -debugcon "$debugcon" \
-        -post-port 0x190 -d post -D "$dir/post.txt" -icount 0 -run-for 60 -no-reboot \
-        >"$dir/stdout.txt" 2>&1
+        -post-port 0x190 -d post -icount 0 -run-for 60 -no-reboot \
+        >"$dir/stdout.txt" 2>"$dir/post.txt"
     last=$(sed -n 's/^POST \([0-9a-fA-F]*\).*/\1/p' "$dir/post.txt" | tail -1 | tr a-f A-F)
     if [ "$last" = "FF" ]; then
         pass "test386 $name: reached POST 0xFF"
