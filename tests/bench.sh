@@ -1,0 +1,123 @@
+#!/bin/sh
+# make bench: figures for retrovisor side by side with QEMU TCG
+# (qemu-system-i386 from Debian, installed here if missing), in one run.
+# Nothing here asserts a time; it prints measurements and ratios.
+#   1. guest MIPS on a tight protected-mode loop (tests/guest/bench_loop.asm as the BIOS)
+#   2. wall time for SeaBIOS to reach "No bootable device."
+#   3. the Linux guest: wall time to its init, in-guest sha256 of 16 MiB and
+#      300 process spawns (when the Linux guest boots on this build)
+# BENCH_ITER overrides the loop's iteration count.
+set -u
+RV=./retrovisor
+B=build/bench
+mkdir -p "$B"
+ITER=${BENCH_ITER:-25000000}
+INSNS_PER_ITER=8
+
+if ! command -v qemu-system-i386 >/dev/null 2>&1; then
+    echo "[bench] installing qemu-system-x86 (Debian) for the side-by-side figures"
+    SUDO=$( [ "$(id -u)" = 0 ] || echo sudo )
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null \
+        || echo "[bench] could not install qemu-system-x86: QEMU columns will be empty"
+fi
+QEMU=$(command -v qemu-system-i386 || true)
+
+now() { date +%s.%N; }
+elapsed() { echo "$2 - $1" | bc -l 2>/dev/null || awk "BEGIN { print $2 - $1 }"; }
+ratio() { awk "BEGIN { if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
+
+# time_until FILE PATTERN TIMEOUT CMD...: run CMD in the background, return the
+# seconds until a line of FILE matches PATTERN (or "timeout"), then stop CMD.
+time_until() {
+    file=$1 pat=$2 limit=$3
+    shift 3
+    rm -f "$file"
+    : >"$file"
+    t0=$(now)
+    "$@" >/dev/null 2>&1 &
+    pid=$!
+    result=timeout
+    while kill -0 "$pid" 2>/dev/null; do
+        if grep -Eq "$pat" "$file" 2>/dev/null; then
+            result=$(elapsed "$t0" "$(now)")
+            break
+        fi
+        if [ "$(awk "BEGIN { print ($(elapsed "$t0" "$(now)") > $limit) }")" = 1 ]; then
+            break
+        fi
+        sleep 0.05
+    done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    echo "$result"
+}
+
+printf '%-44s %14s %14s %10s\n' "benchmark" "retrovisor" "qemu-tcg" "ratio"
+
+# 1. Tight loop.
+nasm -f bin -DITERATIONS="$ITER" tests/guest/bench_loop.asm -o "$B/bench_loop.bin"
+insns=$((ITER * INSNS_PER_ITER))
+t0=$(now)
+$RV -bios "$B/bench_loop.bin" -display none -serial none -m 16 >/dev/null 2>&1
+t_rv=$(elapsed "$t0" "$(now)")
+mips_rv=$(awk "BEGIN { printf \"%.1f\", $insns / $t_rv / 1e6 }")
+mips_q=-
+if [ -n "$QEMU" ]; then
+    t0=$(now)
+    $QEMU -accel tcg -bios "$B/bench_loop.bin" -m 16 -display none -nodefaults \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 >/dev/null 2>&1
+    t_q=$(elapsed "$t0" "$(now)")
+    mips_q=$(awk "BEGIN { printf \"%.1f\", $insns / $t_q / 1e6 }")
+fi
+printf '%-44s %14s %14s %10s\n' "guest MIPS, tight loop ($insns insns)" "$mips_rv" "$mips_q" \
+    "$( [ "$mips_q" = - ] && echo - || ratio "$mips_rv" "$mips_q")x"
+
+# 2. SeaBIOS to "No bootable device."
+s_rv=$(time_until "$B/seabios-rv.log" '^No bootable device' 120 \
+    $RV -display none -serial none -debugcon "file:$B/seabios-rv.log" -m 128)
+s_q=-
+if [ -n "$QEMU" ]; then
+    s_q=$(time_until "$B/seabios-q.log" '^No bootable device' 120 \
+        $QEMU -accel tcg -m 128 -display none -nodefaults -debugcon "file:$B/seabios-q.log" -no-reboot)
+fi
+printf '%-44s %14s %14s %10s\n' "SeaBIOS to 'No bootable device.' (s)" "$s_rv" "$s_q" \
+    "$(case "$s_rv$s_q" in *timeout*|*-*) echo -;; *) echo "$(ratio "$s_rv" "$s_q")x";; esac)"
+
+# 3. The Linux guest, booted through the BIOS from its disk image (rv.mode=bench).
+if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
+    for who in rv q; do
+        log="$B/linux-$who.log"
+        if [ "$who" = rv ]; then
+            cmd="$RV -m 256 -display none -serial file:$log -hda build/linux/disk-bench.img -snapshot -no-reboot"
+        elif [ -n "$QEMU" ]; then
+            cmd="$QEMU -accel tcg -m 256 -display none -nodefaults -serial file:$log -hda build/linux/disk-bench.img -snapshot -no-reboot"
+        else
+            continue
+        fi
+        t_init=$(time_until "$log" '^RV-BEGIN' 600 $cmd)
+        eval "init_$who=\$t_init"
+        # Let the run finish its in-guest timings (it powers off by itself).
+        t0=$(now)
+        $cmd >/dev/null 2>&1 &
+        pid=$!
+        while kill -0 $pid 2>/dev/null && ! grep -q '^RV-BENCH' "$log" 2>/dev/null; do
+            [ "$(awk "BEGIN { print ($(elapsed "$t0" "$(now)") > 900) }")" = 1 ] && break
+            sleep 0.2
+        done
+        kill $pid 2>/dev/null
+        wait $pid 2>/dev/null
+        line=$(grep '^RV-BENCH' "$log" | tail -1)
+        eval "sha_$who=\$(echo \"\$line\" | sed -n 's/.*sha256_16MiB_cs=\([0-9]*\).*/\1/p')"
+        eval "spawn_$who=\$(echo \"\$line\" | sed -n 's/.*spawn300_cs=\([0-9]*\).*/\1/p')"
+    done
+    show() { # label rv q (centiseconds or seconds)
+        printf '%-44s %14s %14s %10s\n' "$1" "${2:--}" "${3:--}" \
+            "$(if [ -n "${2:-}" ] && [ -n "${3:-}" ] && [ "$2" != timeout ] && [ "$3" != timeout ]; then echo "$(ratio "$2" "$3")x"; else echo -; fi)"
+    }
+    show "Linux: wall time to init (s)" "${init_rv:-}" "${init_q:-}"
+    show "Linux: sha256 of 16 MiB in guest (cs)" "${sha_rv:-}" "${sha_q:-}"
+    show "Linux: 300 process spawns in guest (cs)" "${spawn_rv:-}" "${spawn_q:-}"
+else
+    echo "(Linux guest not built: see $B/linux-build.log)"
+fi
+echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS, below 1 is better for times)"
