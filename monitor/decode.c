@@ -38,20 +38,27 @@ static const uint8_t one_byte[256] = {
     /* F0 */ 0, 0, 0, 0, 0, 0, M | I_G3, M | I_G3, 0, 0, 0, 0, 0, 0, M, M,
 };
 
+/*
+ * Opcodes the emulated CPU lacks still get the shape every CPU that defines
+ * them gives them: 0F 0F is 3DNow! (ModRM, then the operation in an imm8
+ * position), 0F 24/26 the 386/486 MOV to/from TRn (shaped like MOV CRn),
+ * 0F 78/79 VMREAD/VMWRITE, 0F A6/A7 the 486 A-step CMPXCHG and VIA PadLock,
+ * 0F B9/0F FF UD1/UD0 (Intel's form, with ModRM).
+ */
 #define MX (M | X)
 static const uint8_t two_byte[256] = {
-    /* 00 */ M, M, M, M, X, X, 0, X, 0, 0, X, 0, X, MX, X, X,
+    /* 00 */ M, M, M, M, X, X, 0, X, 0, 0, X, 0, X, MX, X, MX | I_B,
     /* 10 */ MX, MX, MX, MX, MX, MX, MX, MX, M, M, M, M, M, M, M, M,
-    /* 20 */ M | FORCE_REG, M | FORCE_REG, M | FORCE_REG, M | FORCE_REG, X, X, X, X,
-             MX, MX, MX, MX, MX, MX, MX, MX,
+    /* 20 */ M | FORCE_REG, M | FORCE_REG, M | FORCE_REG, M | FORCE_REG,
+             MX | FORCE_REG, X, MX | FORCE_REG, X, MX, MX, MX, MX, MX, MX, MX, MX,
     /* 30 */ 0, 0, 0, 0, 0, 0, X, X, X, X, X, X, X, X, X, X,
     /* 40 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
     /* 50 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
     /* 60 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 70 */ MX | I_B, MX | I_B, MX | I_B, MX | I_B, MX, MX, MX, X, X, X, X, X, MX, MX, MX, MX,
+    /* 70 */ MX | I_B, MX | I_B, MX | I_B, MX | I_B, MX, MX, MX, X, MX, MX, X, X, MX, MX, MX, MX,
     /* 80 */ I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z,
     /* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-    /* A0 */ 0, 0, 0, M, M | I_B, M, X, X, 0, 0, X, M, M | I_B, M, M, M,
+    /* A0 */ 0, 0, 0, M, M | I_B, M, MX, MX, 0, 0, X, M, M | I_B, M, M, M,
     /* B0 */ M, M, M, M, M, M, M, M, MX, MX, M | I_B, M, M, M, M, M,
     /* C0 */ M, M, MX | I_B, MX, MX | I_B, MX | I_B, MX | I_B, M, 0, 0, 0, 0, 0, 0, 0, 0,
     /* D0 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
@@ -76,6 +83,18 @@ static int prefix_segment(uint8_t b)
     }
 }
 
+/*
+ * The instruction needs bytes up to buf[need - 1] and they are not all there
+ * (or not all allowed): past 15 bytes it is #GP whatever follows, so the
+ * caller must not go fetching (and faulting on) a 16th byte.
+ */
+static int short_of(int need, int avail)
+{
+    if (need > INSN_MAX_LEN)
+        return DECODE_TOO_LONG;
+    return need > avail ? DECODE_NEED_MORE : 0;
+}
+
 /* Little-endian fetch of n bytes; the caller has checked they are there. */
 static uint32_t take(const uint8_t *p, int n)
 {
@@ -97,8 +116,9 @@ static int32_t sign_extend(uint32_t v, int bytes)
 /* Parse ModRM/SIB/displacement starting at buf[pos]; returns the new pos or < 0. */
 static int decode_modrm(const uint8_t *buf, int pos, int avail, struct insn *in, bool force_reg)
 {
-    if (pos >= avail)
-        return DECODE_NEED_MORE;
+    int err;
+    if ((err = short_of(pos + 1, avail)))
+        return err;
     uint8_t m = buf[pos++];
     in->has_modrm = true;
     in->modrm = m;
@@ -126,8 +146,8 @@ static int decode_modrm(const uint8_t *buf, int pos, int avail, struct insn *in,
     } else {
         int base = in->rm;
         if (in->rm == 4) {
-            if (pos >= avail)
-                return DECODE_NEED_MORE;
+            if ((err = short_of(pos + 1, avail)))
+                return err;
             uint8_t sib = buf[pos++];
             int idx = (sib >> 3) & 7;
             in->ea_scale = sib >> 6;
@@ -143,8 +163,8 @@ static int decode_modrm(const uint8_t *buf, int pos, int avail, struct insn *in,
             disp_bytes = in->mod == 1 ? 1 : in->mod == 2 ? 4 : 0;
         }
     }
-    if (pos + disp_bytes > avail)
-        return DECODE_NEED_MORE;
+    if ((err = short_of(pos + disp_bytes, avail)))
+        return err;
     in->disp = sign_extend(take(buf + pos, disp_bytes), disp_bytes);
     pos += disp_bytes;
     in->ea_seg = in->seg >= 0 ? in->seg : def_seg;
@@ -176,11 +196,10 @@ int decode(const uint8_t *buf, int avail, bool code32, struct insn *in)
     int pos = 0;
     bool opsize = false, adsize = false;
 
+    int err;
     for (;;) {
-        if (pos >= INSN_MAX_LEN)
-            return DECODE_TOO_LONG;
-        if (pos >= avail)
-            return DECODE_NEED_MORE;
+        if ((err = short_of(pos + 1, avail)))
+            return err;
         uint8_t b = buf[pos];
         int s = prefix_segment(b);
         if (s >= 0)
@@ -209,15 +228,15 @@ int decode(const uint8_t *buf, int avail, bool code32, struct insn *in)
     uint8_t flags;
     uint8_t b = buf[pos++];
     if (b == 0x0f) {
-        if (pos >= avail)
-            return pos >= INSN_MAX_LEN ? DECODE_TOO_LONG : DECODE_NEED_MORE;
+        if ((err = short_of(pos + 1, avail)))
+            return err;
         b = buf[pos++];
         in->op = 0x100 | b;
         flags = two_byte[b];
         /* Three-byte maps (SSSE3 and later): decode the length, never execute. */
         if (b == 0x38 || b == 0x3a) {
-            if (pos >= avail)
-                return DECODE_NEED_MORE;
+            if ((err = short_of(pos + 1, avail)))
+                return err;
             pos++;
             flags = M | X | (b == 0x3a ? I_B : 0);
         }
@@ -234,15 +253,13 @@ int decode(const uint8_t *buf, int avail, bool code32, struct insn *in)
     }
     int second;
     int n = immediate_bytes(flags, in, &second);
-    if (pos + n + second > avail)
-        return pos + n + second > INSN_MAX_LEN ? DECODE_TOO_LONG : DECODE_NEED_MORE;
+    if ((err = short_of(pos + n + second, avail)))
+        return err;
     in->imm = take(buf + pos, n);
     in->imm_size = n;
     pos += n;
     in->imm2 = take(buf + pos, second);
     pos += second;
-    if (pos > INSN_MAX_LEN)
-        return DECODE_TOO_LONG;
     in->len = pos;
     return pos;
 }
