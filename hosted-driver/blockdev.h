@@ -1,0 +1,49 @@
+/*
+ * Disk image backend: a raw image file (or host block device) seen as an
+ * array of 512-byte sectors.
+ *
+ * Modes:
+ *   read-write  the image is opened O_RDWR and locked exclusively (flock),
+ *               so two VMs can never write one image;
+ *   read-only   requested, or forced when the file is not writable (a
+ *               warning says so); shared lock; writes fail with -EROFS;
+ *   snapshot    (-snapshot) the image is opened read-only with a shared
+ *               lock and guest writes land in an in-memory overlay of 4 KiB
+ *               chunks; reads consult the overlay first; the file is never
+ *               written.  The overlay is lost on close.
+ *
+ * An image whose size is not a multiple of 512 is accepted: the tail is
+ * ignored (the guest sees the size rounded down) and a warning is printed.
+ * An image smaller than one sector is refused.
+ *
+ * Errors from blockdev_open are one line naming the file and why.  I/O
+ * functions return 0 or a negative errno; the device model turns those into
+ * guest-visible errors.  A range outside the disk is -EINVAL.
+ */
+#ifndef RV_BLOCKDEV_H
+#define RV_BLOCKDEV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define BLOCKDEV_SECTOR_SIZE 512
+
+struct blockdev;
+
+struct blockdev *blockdev_open(const char *path, bool readonly, bool snapshot, char *err, size_t errlen);
+void blockdev_close(struct blockdev *bd);
+
+const char *blockdev_path(const struct blockdev *bd);
+uint64_t blockdev_sectors(const struct blockdev *bd);
+uint64_t blockdev_size(const struct blockdev *bd);     /* bytes, a multiple of 512 */
+/* True when guest writes are refused (snapshot images are writable). */
+bool blockdev_readonly(const struct blockdev *bd);
+bool blockdev_snapshot(const struct blockdev *bd);
+
+int blockdev_read(struct blockdev *bd, uint64_t offset, void *buf, size_t len);
+int blockdev_write(struct blockdev *bd, uint64_t offset, const void *buf, size_t len);
+/* Make every completed write durable (fsync); a no-op in snapshot/read-only mode. */
+int blockdev_flush(struct blockdev *bd);
+
+#endif
