@@ -34,7 +34,10 @@ struct pci_dev {
     uint8_t config[256];
     uint8_t wmask[256];      /* 1 bits: writable by the guest */
     struct pci_bar bar[PCI_BAR_COUNT];
+    struct pci_bar rom;      /* expansion ROM BAR (config 0x30); map gets bar = PCI_BAR_COUNT */
     void *opaque;
+    struct pci_bus *bus;     /* set by pci_register */
+    int irq_level;           /* current level of the INTx pin */
     /* Optional hooks, called after the generic handling of a config access. */
     void (*config_write)(struct pci_dev *d, int offset, uint32_t val, int size);
     uint32_t (*config_read)(struct pci_dev *d, int offset, int size, uint32_t generic_val);
@@ -49,6 +52,8 @@ void pci_dev_init(struct pci_dev *d, const char *name, int devfn, uint16_t vendo
 void pci_register(struct pci_bus *pb, struct pci_dev *d);
 void pci_set_bar(struct pci_dev *d, int bar, uint32_t size, bool io,
                  void (*map)(struct pci_dev *, int, uint32_t));
+/* Give the device an expansion ROM of `size` bytes (a power of two, >= 2 KiB). */
+void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *, int, uint32_t));
 struct pci_dev *pci_find(struct pci_bus *pb, int devfn);
 
 /* Config-space access used by the 0xCF8/0xCFC handler and by tests. */

@@ -14,9 +14,10 @@ for mb in 32 128 512; do
         continue
     fi
     expect_line "$out" '^SeaBIOS \(version ' "seabios -m $mb: version banner"
-    # SeaBIOS reports RAM as "Ram Size=0x..." in hex bytes (below 4G).
-    hex=$(printf '0x%08x' $((mb * 1024 * 1024)))
-    expect_line "$out" "Ram Size=$hex" "seabios -m $mb: RAM size $hex detected"
+    # SeaBIOS learns RAM from fw_cfg and prints its final e820 map: RAM above 1 MiB ends at -m.
+    top=$(printf '%016x' $((mb * 1024 * 1024)))
+    expect_line "$out" "^qemu/e820: addr 0x0000000000000000 len 0x$top \\[RAM\\]" "seabios -m $mb: fw_cfg e820 gives $mb MiB"
+    expect_line "$out" ": 0000000000100000 - $top = 1 RAM\$" "seabios -m $mb: e820 map ends RAM at -m"
     expect_line "$out" 'Found [0-9]+ PCI devices' "seabios -m $mb: PCI enumeration"
     expect_line "$out" '^No bootable device\.' "seabios -m $mb: reaches 'No bootable device.'"
 done

@@ -1,0 +1,295 @@
+/*
+ * PCI bus 0 with configuration mechanism #1: CONFIG_ADDRESS at 0xCF8 (32-bit
+ * accesses only) and CONFIG_DATA at 0xCFC-0xCFF.  Generic handling of the
+ * header: guest-writable bits by wmask, BAR sizing and remapping, decode
+ * enables in COMMAND, the expansion ROM BAR, and INTx routing through the
+ * PIIX3 PIRQ registers.
+ */
+#include "devices/pci.h"
+#include "devices/pci_internal.h"
+#include "devices/bus.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PCI_COMMAND 0x04
+#define PCI_BAR0 0x10
+#define PCI_ROM_BAR 0x30
+#define PCI_INTERRUPT_PIN 0x3d
+#define PCI_CMD_IO 0x1
+#define PCI_CMD_MEM 0x2
+#define ROM_SLOT PCI_BAR_COUNT
+
+struct pci_bus {
+    struct bus *bus;
+    uint32_t config_address;
+    struct pci_dev *dev[256];
+    pirq_route_fn route;
+    void *route_opaque;
+    int pirq_level[4];         /* number of devices asserting each PIRQ line */
+};
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p) {
+        fprintf(stderr, "retrovisor: out of host memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+void pci_dev_init(struct pci_dev *d, const char *name, int devfn, uint16_t vendor, uint16_t device,
+                  uint32_t class_code, uint8_t revision)
+{
+    memset(d->config, 0, sizeof(d->config));
+    memset(d->wmask, 0, sizeof(d->wmask));
+    d->name = name;
+    d->devfn = devfn;
+    pci_set16(d, 0x00, vendor);
+    pci_set16(d, 0x02, device);
+    d->config[0x08] = revision;
+    d->config[0x09] = class_code & 0xff;
+    d->config[0x0a] = (class_code >> 8) & 0xff;
+    d->config[0x0b] = class_code >> 16;
+    /* QEMU's subsystem ids: SeaBIOS's QEMU build recognises the platform by them. */
+    pci_set16(d, 0x2c, 0x1af4);
+    pci_set16(d, 0x2e, 0x1100);
+    /* COMMAND: I/O, memory, bus master, SERR, parity, INTx disable are writable. */
+    pci_set16(d, 0x04 + 0, 0);
+    d->wmask[0x04] = 0x47;
+    d->wmask[0x05] = 0x05;
+    d->wmask[0x0c] = 0xff;      /* cache line size */
+    d->wmask[0x0d] = 0xff;      /* latency timer */
+    d->wmask[0x3c] = 0xff;      /* interrupt line (a scratch register for firmware) */
+    for (int k = 0; k < PCI_BAR_COUNT; k++)
+        d->bar[k].mapped = PCI_BAR_UNMAPPED;
+    d->rom.mapped = PCI_BAR_UNMAPPED;
+}
+
+void pci_set_bar(struct pci_dev *d, int bar, uint32_t size, bool io, void (*map)(struct pci_dev *, int, uint32_t))
+{
+    struct pci_bar *b = &d->bar[bar];
+    b->size = size;
+    b->io = io;
+    b->map = map;
+    b->mapped = PCI_BAR_UNMAPPED;
+    pci_set32(d, PCI_BAR0 + 4 * bar, io ? 1 : (b->prefetch ? 8 : 0));
+    uint32_t mask = ~(size - 1) & (io ? ~0x3u : ~0xfu);
+    for (int k = 0; k < 4; k++)
+        d->wmask[PCI_BAR0 + 4 * bar + k] = mask >> (8 * k);
+}
+
+void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *, int, uint32_t))
+{
+    d->rom.size = size;
+    d->rom.io = false;
+    d->rom.map = map;
+    d->rom.mapped = PCI_BAR_UNMAPPED;
+    uint32_t mask = (~(size - 1) & ~0x7ffu) | 1;   /* address bits and the enable bit */
+    for (int k = 0; k < 4; k++)
+        d->wmask[PCI_ROM_BAR + k] = mask >> (8 * k);
+}
+
+/* Where a BAR decodes now, given its register and the COMMAND enables. */
+static uint32_t bar_target(const struct pci_dev *d, int slot)
+{
+    uint16_t cmd = pci_get16(d, PCI_COMMAND);
+    if (slot == ROM_SLOT) {
+        uint32_t v = pci_get32(d, PCI_ROM_BAR);
+        if (!(v & 1) || !(cmd & PCI_CMD_MEM))
+            return PCI_BAR_UNMAPPED;
+        return v & ~0x7ffu;
+    }
+    const struct pci_bar *b = &d->bar[slot];
+    uint32_t v = pci_get32(d, PCI_BAR0 + 4 * slot);
+    if (b->io) {
+        if (!(cmd & PCI_CMD_IO))
+            return PCI_BAR_UNMAPPED;
+        v &= ~0x3u;
+    } else {
+        if (!(cmd & PCI_CMD_MEM))
+            return PCI_BAR_UNMAPPED;
+        v &= ~0xfu;
+    }
+    /* A BAR left at 0 or still holding the sizing pattern decodes nothing. */
+    if (v == 0 || v == (~(b->size - 1) & (b->io ? ~0x3u : ~0xfu)))
+        return PCI_BAR_UNMAPPED;
+    return v;
+}
+
+static void update_mappings(struct pci_dev *d)
+{
+    for (int k = 0; k <= ROM_SLOT; k++) {
+        struct pci_bar *b = k == ROM_SLOT ? &d->rom : &d->bar[k];
+        if (!b->size)
+            continue;
+        uint32_t t = bar_target(d, k);
+        if (t != b->mapped) {
+            b->mapped = t;
+            if (b->map)
+                b->map(d, k, t);
+        }
+    }
+}
+
+void pci_register(struct pci_bus *pb, struct pci_dev *d)
+{
+    pb->dev[d->devfn & 0xff] = d;
+    d->bus = pb;
+}
+
+struct pci_dev *pci_find(struct pci_bus *pb, int devfn)
+{
+    return pb->dev[devfn & 0xff];
+}
+
+uint32_t pci_config_read(struct pci_bus *pb, int devfn, int offset, int size)
+{
+    struct pci_dev *d = pb->dev[devfn & 0xff];
+    if (!d)
+        return size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+    uint32_t v = 0;
+    for (int k = 0; k < size && offset + k < 256; k++)
+        v |= (uint32_t)d->config[offset + k] << (8 * k);
+    if (d->config_read)
+        v = d->config_read(d, offset, size, v);
+    return v;
+}
+
+void pci_config_write(struct pci_bus *pb, int devfn, int offset, uint32_t val, int size)
+{
+    struct pci_dev *d = pb->dev[devfn & 0xff];
+    if (!d)
+        return;
+    for (int k = 0; k < size && offset + k < 256; k++) {
+        uint8_t m = d->wmask[offset + k];
+        uint8_t b = val >> (8 * k);
+        d->config[offset + k] = (d->config[offset + k] & ~m) | (b & m);
+    }
+    bool touches_decode = offset < 0x40 && (offset + size > PCI_COMMAND && offset <= 0x34);
+    if (touches_decode)
+        update_mappings(d);
+    if (d->config_write)
+        d->config_write(d, offset, val, size);
+}
+
+static uint32_t cf8_read(void *opaque, uint16_t port, int size)
+{
+    struct pci_bus *pb = opaque;
+    if (port == 0xcf8 && size == 4)
+        return pb->config_address;
+    return size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+}
+
+static void cf8_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    struct pci_bus *pb = opaque;
+    /* Only doubleword accesses reach CONFIG_ADDRESS; byte/word go to the ISA bus. */
+    if (port == 0xcf8 && size == 4)
+        pb->config_address = val & 0x80fffffcu;
+}
+
+/* Decode CONFIG_ADDRESS: returns false for disabled, other buses. */
+static bool target(const struct pci_bus *pb, uint16_t port, int *devfn, int *offset)
+{
+    uint32_t a = pb->config_address;
+    if (!(a & 0x80000000u) || ((a >> 16) & 0xff) != 0)
+        return false;
+    *devfn = (a >> 8) & 0xff;
+    *offset = (a & 0xfc) + (port & 3);
+    return true;
+}
+
+static uint32_t cfc_read(void *opaque, uint16_t port, int size)
+{
+    struct pci_bus *pb = opaque;
+    int devfn, offset;
+    if (!target(pb, port, &devfn, &offset))
+        return size == 4 ? 0xffffffffu : (1u << (8 * size)) - 1;
+    return pci_config_read(pb, devfn, offset, size);
+}
+
+static void cfc_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    struct pci_bus *pb = opaque;
+    int devfn, offset;
+    if (target(pb, port, &devfn, &offset))
+        pci_config_write(pb, devfn, offset, val, size);
+}
+
+static void pci_bus_reset(void *opaque)
+{
+    struct pci_bus *pb = opaque;
+    pb->config_address = 0;
+    memset(pb->pirq_level, 0, sizeof(pb->pirq_level));
+    for (int k = 0; k < 256; k++) {
+        struct pci_dev *d = pb->dev[k];
+        if (!d)
+            continue;
+        /* Decode off, BARs back to their type bits: firmware assigns them again. */
+        pci_set16(d, PCI_COMMAND, 0);
+        for (int b = 0; b < PCI_BAR_COUNT; b++)
+            if (d->bar[b].size)
+                pci_set32(d, PCI_BAR0 + 4 * b, d->bar[b].io ? 1 : (d->bar[b].prefetch ? 8 : 0));
+        if (d->rom.size)
+            pci_set32(d, PCI_ROM_BAR, 0);
+        d->config[0x3c] = 0;
+        update_mappings(d);
+        if (d->reset)
+            d->reset(d);
+    }
+}
+
+struct pci_bus *pci_bus_new(struct bus *b)
+{
+    struct pci_bus *pb = xcalloc(1, sizeof(*pb));
+    pb->bus = b;
+    bus_register_pio(b, 0xcf8, 4, pb, cf8_read, cf8_write);
+    bus_register_pio(b, 0xcfc, 4, pb, cfc_read, cfc_write);
+    struct device dev = { "pci-bus", pb, pci_bus_reset, NULL, NULL };
+    bus_add_device(b, &dev);
+    return pb;
+}
+
+void pci_bus_free(struct pci_bus *pb)
+{
+    free(pb);
+}
+
+struct bus *pci_bus_isa(struct pci_bus *pb)
+{
+    return pb->bus;
+}
+
+void pci_bus_set_router(struct pci_bus *pb, pirq_route_fn fn, void *opaque)
+{
+    pb->route = fn;
+    pb->route_opaque = opaque;
+}
+
+void pci_set_irq(struct pci_dev *d, int level)
+{
+    struct pci_bus *pb = d->bus;
+    int pin = d->config[PCI_INTERRUPT_PIN];
+    if (!pb || pin < 1 || pin > 4 || d->irq_level == !!level)
+        return;
+    d->irq_level = !!level;
+    /* The conventional swizzle of a slot's INTA-D onto PIRQA-D. */
+    int pirq = ((d->devfn >> 3) + pin - 1) & 3;
+    int before = pb->pirq_level[pirq] > 0;
+    pb->pirq_level[pirq] += level ? 1 : -1;
+    int after = pb->pirq_level[pirq] > 0;
+    if (before == after || !pb->route)
+        return;
+    int irq = pb->route(pb->route_opaque, pirq);
+    if (irq < 0)
+        return;
+    /* Several PIRQs may share one ISA IRQ: the line is the OR of them all. */
+    int line = 0;
+    for (int p = 0; p < 4; p++)
+        if (pb->pirq_level[p] > 0 && pb->route(pb->route_opaque, p) == irq)
+            line = 1;
+    irq_set(pb->bus, irq, line);
+}
