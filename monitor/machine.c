@@ -20,6 +20,8 @@
 #include "devices/i440fx.h"
 #include "devices/piix3.h"
 #include "devices/fwcfg.h"
+#include "devices/ide.h"
+#include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
 
@@ -244,6 +246,23 @@ static bool load_kernel(struct machine *m)
     return ok;
 }
 
+static bool attach_drives(struct machine *m)
+{
+    static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
+    for (int k = 0; k < 4; k++) {
+        const struct drive_config *d = &m->cfg.drive[k];
+        if (!d->path)
+            continue;
+        char err[512];
+        m->disk[k] = blockdev_open(d->path, d->readonly, d->snapshot, err, sizeof(err));
+        if (!m->disk[k] || ide_attach_disk(m->ide, k / 2, k % 2, m->disk[k], err, sizeof(err)) < 0) {
+            fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
+            return false;
+        }
+    }
+    return true;
+}
+
 struct machine *machine_new(const struct machine_config *cfg)
 {
     struct machine *m = calloc(1, sizeof(*m));
@@ -284,6 +303,12 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->piix3 = piix3_new(m->pci, m->bus);
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
+    m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
+    if (!attach_drives(m)) {
+        machine_free(m);
+        return NULL;
+    }
+
     bus_set_a20_listener(m->bus, a20_changed, m);
     fill_cmos(m);
     fill_fwcfg(m);
@@ -304,6 +329,9 @@ void machine_free(struct machine *m)
             chardev_close(m->serial_cd[k]);
     if (m->debugcon_cd)
         chardev_close(m->debugcon_cd);
+    for (int k = 0; k < 4; k++)
+        if (m->disk[k])
+            blockdev_close(m->disk[k]);
     physmem_free(m->pm);
     free(m);
 }

@@ -24,6 +24,8 @@ struct i440fx;
 struct piix3;
 struct fwcfg;
 struct post;
+struct ide;
+struct blockdev;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -47,6 +49,11 @@ struct machine_config {
     int64_t max_insns;           /* stop after this many instructions (0 = unlimited) */
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
     const char *boot_order;
+    struct drive_config {
+        const char *path;        /* raw image; NULL: no drive at this position */
+        bool readonly;
+        bool snapshot;           /* writes stay in memory, the image is never written */
+    } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
@@ -70,6 +77,8 @@ struct machine {
     struct piix3 *piix3;
     struct fwcfg *fwcfg;
     struct post *post;
+    struct ide *ide;
+    struct blockdev *disk[4];
     uint64_t icount_accounted;   /* instructions already reported to the clock */
     bool stop;                   /* the run loop should return */
     int exit_status;

@@ -22,6 +22,9 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -hda/-hdb/-hdc/-hdd FILE  raw disk image as IDE primary master/slave, secondary master/slave\n"
+            "  -drive file=F[,index=N][,readonly=on][,snapshot=on]  the same, with options\n"
+            "  -snapshot          keep all disk writes in memory; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
@@ -88,12 +91,57 @@ static uint32_t parse_mem(const char *s)
     return v;
 }
 
+/* -drive file=F[,format=raw][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
+static void parse_drive(struct machine_config *cfg, const char *spec)
+{
+    char *copy = strdup(spec);
+    const char *file = NULL;
+    int index = -1;
+    bool readonly = false, snapshot = false;
+    for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(opt, '=');
+        if (!eq)
+            bad("-drive %s: '%s' is not key=value", spec, opt);
+        *eq = 0;
+        const char *v = eq + 1;
+        bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
+        if (!strcmp(opt, "file"))
+            file = v;
+        else if (!strcmp(opt, "format") && strcmp(v, "raw"))
+            bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
+        else if (!strcmp(opt, "if") && strcmp(v, "ide"))
+            bad("-drive %s: interface '%s' is not supported (ide only)", spec, v);
+        else if (!strcmp(opt, "media") && strcmp(v, "disk"))
+            bad("-drive %s: media '%s' is not supported yet (disk only)", spec, v);
+        else if (!strcmp(opt, "index"))
+            index = parse_number("-drive index", v, 0, 3);
+        else if (!strcmp(opt, "readonly"))
+            readonly = on;
+        else if (!strcmp(opt, "snapshot"))
+            snapshot = on;
+        else if (strcmp(opt, "format") && strcmp(opt, "if") && strcmp(opt, "media"))
+            bad("-drive %s: unknown parameter '%s'", spec, opt);
+    }
+    if (!file)
+        bad("-drive %s: file= is required%s", spec, "");
+    if (index < 0)
+        for (index = 0; index < 4 && cfg->drive[index].path; index++)
+            ;
+    if (index > 3)
+        bad("-drive %s: all four IDE positions are taken%s", spec, "");
+    cfg->drive[index].path = strdup(file);
+    cfg->drive[index].readonly = readonly;
+    cfg->drive[index].snapshot = snapshot;
+    free(copy);
+}
+
 int main(int argc, char **argv)
 {
     struct machine_config cfg = { .ram_mb = 128 };
     const char *display = NULL;
     int nserial = 0;
     const char *trace_file = NULL;
+    bool snapshot_all = false;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -127,6 +175,14 @@ int main(int argc, char **argv)
             display = val;
         } else if (!strcmp(a, "-nographic")) {
             display = "none";
+        } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
+            NEED_ARG();
+            cfg.drive[a[3] - 'a'].path = val;
+        } else if (!strcmp(a, "-drive")) {
+            NEED_ARG();
+            parse_drive(&cfg, val);
+        } else if (!strcmp(a, "-snapshot")) {
+            snapshot_all = true;
         } else if (!strcmp(a, "-kernel")) {
             NEED_ARG();
             cfg.kernel = val;
@@ -178,6 +234,9 @@ int main(int argc, char **argv)
 #undef NEED_ARG
     }
 
+    if (snapshot_all)
+        for (int k = 0; k < 4; k++)
+            cfg.drive[k].snapshot = true;
     if ((cfg.initrd || cfg.append) && !cfg.kernel)
         bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
     if (display && strcmp(display, "none"))
