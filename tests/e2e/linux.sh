@@ -37,12 +37,12 @@ check_run() { # check_run NAME LOG STATUS
 }
 
 log="$E2E_TMP/linux-direct.log"
-timeout 900 $RV -m 256 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" \
-    -append "console=ttyS0 rv.mode=test" -display none -serial "file:$log" -no-reboot \
+timeout 600 $RV -m 256 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" \
+    -append "console=ttyS0 panic=-1 rv.mode=test" -display none -serial "file:$log" -no-reboot \
     >"$log.stdout" 2>"$log.stderr"
 check_run direct "$log" $?
 
 log="$E2E_TMP/linux-disk.log"
-timeout 900 $RV -m 256 -hda "$L/disk-test.img" -snapshot -display none -serial "file:$log" -no-reboot \
+timeout 600 $RV -m 256 -hda "$L/disk-test.img" -snapshot -display none -serial "file:$log" -no-reboot \
     >"$log.stdout" 2>"$log.stderr"
 check_run disk "$log" $?

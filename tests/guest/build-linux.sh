@@ -68,7 +68,7 @@ PROMPT 0
 TIMEOUT 0
 LABEL linux
   KERNEL vmlinuz
-  APPEND initrd=initrd console=tty0 console=ttyS0,115200 rv.mode=$mode
+  APPEND initrd=initrd console=tty0 console=ttyS0,115200 panic=-1 rv.mode=$mode
 CFG
     mcopy -i "$img.tmp" "$OUT/vmlinuz" ::vmlinuz
     mcopy -i "$img.tmp" "$OUT/initramfs.cpio" ::initrd
