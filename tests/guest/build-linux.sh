@@ -56,7 +56,7 @@ fi
 
 for mode in demo test bench; do
     img="$OUT/disk-$mode.img"
-    if [ -s "$img" ] && [ "$img" -nt "$OUT/initramfs.cpio" ]; then
+    if [ -s "$img" ] && [ "$img" -nt "$OUT/initramfs.cpio" ] && [ "$img" -nt "$HERE/build-linux.sh" ]; then
         continue
     fi
     step "building disk-$mode.img (FAT + syslinux, rv.mode=$mode)"
