@@ -1,0 +1,36 @@
+/*
+ * Display front ends: what the user of the VM sees and types into.
+ *   "none"        no display (serial console on the terminal)
+ *   "sdl"         an SDL2 window
+ *   "vnc=[ADDR]:N" an RFB server on port 5900+N (libvncserver), 127.0.0.1
+ *                 unless ADDR is given; ",password" reads the password from
+ *                 the RETROVISOR_VNC_PASSWORD environment variable
+ *                 (or ",password-file=PATH"); websockets are on so noVNC can connect.
+ * The run loop calls ui_poll about every 10 ms of host time, from the main
+ * thread (SDL requires it); the front end pulls a frame from the renderer
+ * (ui/render.h), pushes changed lines to the window/clients, and turns
+ * host keys and pointer motion into PS/2 events on the keyboard controller.
+ */
+#ifndef RV_UI_H
+#define RV_UI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct vga;
+struct kbc;
+struct ui;
+
+/* Opens the front end described by spec; NULL and one line in err on failure
+ * (bad spec, no display available, port in use...). */
+struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err, size_t errlen);
+/* Input + screen refresh; returns false when the user asked to power off
+ * (window closed). */
+bool ui_poll(struct ui *ui);
+/* Write the current guest screen to a PNG file. */
+bool ui_screendump(struct ui *ui, const char *path, char *err, size_t errlen);
+/* A short status for the window title ("running", "halted", "paused"...). */
+void ui_set_status(struct ui *ui, const char *status);
+void ui_close(struct ui *ui);
+
+#endif
