@@ -132,7 +132,6 @@ struct drive {
 
 struct channel {
     struct ide *ide;
-    int index;
     int irq;
     struct drive drive[2];
     int sel;
@@ -144,7 +143,6 @@ struct channel {
 
 struct ide {
     struct bus *bus;
-    struct pci_bus *pb;
     struct pci_dev pci;
     guest_phys_rw_fn rw;
     void *rw_opaque;
@@ -1007,11 +1005,11 @@ static void reg_write(struct channel *c, int reg, uint8_t v)
 {
     if (c->devctl & DC_SRST)
         return;             /* drives are busy resetting */
+    c->devctl &= ~DC_HOB;
     if (reg == 7) {
         command_write(c, v);
         return;
     }
-    c->devctl &= ~DC_HOB;
     for (int k = 0; k < 2; k++)
         taskfile_write(&c->drive[k].tf, reg, v);
     if (reg == 6) {
@@ -1174,14 +1172,12 @@ struct ide *ide_new(struct bus *b, struct pci_bus *pb, guest_phys_rw_fn rw, void
         exit(1);
     }
     s->bus = b;
-    s->pb = pb;
     s->rw = rw;
     s->rw_opaque = rw_opaque;
     s->bm_base = PCI_BAR_UNMAPPED;
     for (int k = 0; k < 2; k++) {
         struct channel *c = &s->ch[k];
         c->ide = s;
-        c->index = k;
         c->irq = legacy[k].irq;
         bus_register_pio(b, legacy[k].cmd, 8, c, cmd_read, cmd_write);
         bus_register_pio(b, legacy[k].ctl, 1, c, ctl_read, ctl_write);
