@@ -276,8 +276,9 @@ void pci_set_irq(struct pci_dev *d, int level)
     if (!pb || pin < 1 || pin > 4 || d->irq_level == !!level)
         return;
     d->irq_level = !!level;
-    /* The conventional swizzle of a slot's INTA-D onto PIRQA-D. */
-    int pirq = ((d->devfn >> 3) + pin - 1) & 3;
+    /* The board's wiring of a slot's INTA-D onto PIRQA-D, as on QEMU's PC and
+     * as SeaBIOS assumes when it fills INTERRUPT_LINE: (slot - 1 + pin - 1) & 3. */
+    int pirq = ((d->devfn >> 3) - 1 + pin - 1) & 3;
     int before = pb->pirq_level[pirq] > 0;
     pb->pirq_level[pirq] += level ? 1 : -1;
     int after = pb->pirq_level[pirq] > 0;
