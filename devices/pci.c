@@ -100,7 +100,11 @@ static uint32_t bar_target(const struct pci_dev *d, int slot)
         uint32_t v = pci_get32(d, PCI_ROM_BAR);
         if (!(v & 1) || !(cmd & PCI_CMD_MEM))
             return PCI_BAR_UNMAPPED;
-        return v & ~0x7ffu;
+        v &= ~0x7ffu;
+        /* As for BARs: address 0 or the sizing pattern decodes nothing. */
+        if (v == 0 || v == (~(d->rom.size - 1) & ~0x7ffu))
+            return PCI_BAR_UNMAPPED;
+        return v;
     }
     const struct pci_bar *b = &d->bar[slot];
     uint32_t v = pci_get32(d, PCI_BAR0 + 4 * slot);
