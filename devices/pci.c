@@ -14,11 +14,14 @@
 #include <string.h>
 
 #define PCI_COMMAND 0x04
+#define PCI_STATUS 0x06
 #define PCI_BAR0 0x10
 #define PCI_ROM_BAR 0x30
 #define PCI_INTERRUPT_PIN 0x3d
 #define PCI_CMD_IO 0x1
 #define PCI_CMD_MEM 0x2
+#define PCI_CMD_INTX_DISABLE 0x400
+#define PCI_STATUS_INTX 0x08
 #define ROM_SLOT PCI_BAR_COUNT
 
 struct pci_bus {
@@ -27,7 +30,9 @@ struct pci_bus {
     struct pci_dev *dev[256];
     pirq_route_fn route;
     void *route_opaque;
-    int pirq_level[4];         /* number of devices asserting each PIRQ line */
+    int pirq_level[4];         /* number of functions driving each PIRQ line */
+    int8_t intx_pirq[256];     /* the PIRQ a function drives now, -1 if none */
+    uint16_t isa_driven;       /* ISA IRQ lines the PIRQs hold high */
 };
 
 static void *xcalloc(size_t n, size_t sz)
@@ -144,6 +149,53 @@ void pci_register(struct pci_bus *pb, struct pci_dev *d)
     d->bus = pb;
 }
 
+/* The router is a multiplexer: each ISA IRQ is the OR of the PIRQs routed to
+ * it now.  Called whenever a PIRQ level or the routing may have changed. */
+static void update_isa_lines(struct pci_bus *pb)
+{
+    uint16_t want = 0;
+    for (int p = 0; p < 4 && pb->route; p++) {
+        if (pb->pirq_level[p] <= 0)
+            continue;
+        int irq = pb->route(pb->route_opaque, p);
+        if (irq >= 0 && irq < 16)
+            want |= 1u << irq;
+    }
+    uint16_t changed = want ^ pb->isa_driven;
+    pb->isa_driven = want;
+    for (int irq = 0; irq < 16; irq++)
+        if (changed & (1u << irq))
+            irq_set(pb->bus, irq, (want >> irq) & 1);
+}
+
+/* Drive d's PIRQ from its INTx level, INTERRUPT_PIN and COMMAND.INTx_DISABLE;
+ * STATUS.INTx shows the level whether or not it is disabled. */
+static void update_intx(struct pci_dev *d)
+{
+    struct pci_bus *pb = d->bus;
+    int devfn = d->devfn & 0xff;
+    int pin = d->config[PCI_INTERRUPT_PIN];
+    if (pin < 1 || pin > 4)
+        return;
+    if (d->irq_level)
+        d->config[PCI_STATUS] |= PCI_STATUS_INTX;
+    else
+        d->config[PCI_STATUS] &= ~PCI_STATUS_INTX;
+    int pirq = -1;
+    if (d->irq_level && !(pci_get16(d, PCI_COMMAND) & PCI_CMD_INTX_DISABLE))
+        /* The board's wiring of a slot's INTA-D onto PIRQA-D, as on QEMU's PC and
+         * as SeaBIOS assumes when it fills INTERRUPT_LINE: (slot - 1 + pin - 1) & 3. */
+        pirq = ((devfn >> 3) - 1 + pin - 1) & 3;
+    if (pirq == pb->intx_pirq[devfn])
+        return;
+    if (pb->intx_pirq[devfn] >= 0)
+        pb->pirq_level[pb->intx_pirq[devfn]]--;
+    if (pirq >= 0)
+        pb->pirq_level[pirq]++;
+    pb->intx_pirq[devfn] = pirq;
+    update_isa_lines(pb);
+}
+
 struct pci_dev *pci_find(struct pci_bus *pb, int devfn)
 {
     return pb->dev[devfn & 0xff];
@@ -177,6 +229,10 @@ void pci_config_write(struct pci_bus *pb, int devfn, int offset, uint32_t val, i
         update_mappings(d);
     if (d->config_write)
         d->config_write(d, offset, val, size);
+    if (offset <= PCI_COMMAND + 1 && offset + size > PCI_COMMAND + 1)
+        update_intx(d);
+    /* A write to the router's PIRQ registers moves asserted levels at once. */
+    update_isa_lines(pb);
 }
 
 static uint32_t cf8_read(void *opaque, uint16_t port, int size)
@@ -227,7 +283,6 @@ static void pci_bus_reset(void *opaque)
 {
     struct pci_bus *pb = opaque;
     pb->config_address = 0;
-    memset(pb->pirq_level, 0, sizeof(pb->pirq_level));
     for (int k = 0; k < 256; k++) {
         struct pci_dev *d = pb->dev[k];
         if (!d)
@@ -244,12 +299,18 @@ static void pci_bus_reset(void *opaque)
         if (d->reset)
             d->reset(d);
     }
+    /* INTx disable is clear again and the router back to its defaults. */
+    for (int k = 0; k < 256; k++)
+        if (pb->dev[k])
+            update_intx(pb->dev[k]);
+    update_isa_lines(pb);
 }
 
 struct pci_bus *pci_bus_new(struct bus *b)
 {
     struct pci_bus *pb = xcalloc(1, sizeof(*pb));
     pb->bus = b;
+    memset(pb->intx_pirq, -1, sizeof(pb->intx_pirq));
     bus_register_pio(b, 0xcf8, 4, pb, cf8_read, cf8_write);
     bus_register_pio(b, 0xcfc, 4, pb, cfc_read, cfc_write);
     struct device dev = { "pci-bus", pb, pci_bus_reset, NULL, NULL };
@@ -275,26 +336,8 @@ void pci_bus_set_router(struct pci_bus *pb, pirq_route_fn fn, void *opaque)
 
 void pci_set_irq(struct pci_dev *d, int level)
 {
-    struct pci_bus *pb = d->bus;
-    int pin = d->config[PCI_INTERRUPT_PIN];
-    if (!pb || pin < 1 || pin > 4 || d->irq_level == !!level)
+    if (!d->bus)
         return;
     d->irq_level = !!level;
-    /* The board's wiring of a slot's INTA-D onto PIRQA-D, as on QEMU's PC and
-     * as SeaBIOS assumes when it fills INTERRUPT_LINE: (slot - 1 + pin - 1) & 3. */
-    int pirq = ((d->devfn >> 3) - 1 + pin - 1) & 3;
-    int before = pb->pirq_level[pirq] > 0;
-    pb->pirq_level[pirq] += level ? 1 : -1;
-    int after = pb->pirq_level[pirq] > 0;
-    if (before == after || !pb->route)
-        return;
-    int irq = pb->route(pb->route_opaque, pirq);
-    if (irq < 0)
-        return;
-    /* Several PIRQs may share one ISA IRQ: the line is the OR of them all. */
-    int line = 0;
-    for (int p = 0; p < 4; p++)
-        if (pb->pirq_level[p] > 0 && pb->route(pb->route_opaque, p) == irq)
-            line = 1;
-    irq_set(pb->bus, irq, line);
+    update_intx(d);
 }
