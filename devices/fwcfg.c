@@ -197,8 +197,12 @@ static void fw_write(void *opaque, uint16_t port, uint32_t val, int size)
 static void dma_transfer(struct fwcfg *f, uint64_t desc)
 {
     uint8_t d[16];
-    if (!f->rw(f->rw_opaque, desc, d, 16, false))
+    if (!f->rw(f->rw_opaque, desc, d, 16, false)) {
+        /* Report it in the control field if that much is RAM, so the guest's poll ends. */
+        uint8_t error[4] = { 0, 0, 0, DMA_CTL_ERROR };
+        f->rw(f->rw_opaque, desc, error, 4, true);
         return;
+    }
     uint32_t control = (uint32_t)d[0] << 24 | d[1] << 16 | d[2] << 8 | d[3];
     uint32_t len = (uint32_t)d[4] << 24 | d[5] << 16 | d[6] << 8 | d[7];
     uint64_t addr = 0;
@@ -210,8 +214,8 @@ static void dma_transfer(struct fwcfg *f, uint64_t desc)
     }
     bool ok = true;
     const struct item *it = current_item(f);
-    if (control & DMA_CTL_WRITE) {
-        ok = false;                          /* items are read-only */
+    if ((control & DMA_CTL_WRITE) && !(control & DMA_CTL_READ)) {
+        ok = false;                          /* items are read-only; read wins over write */
     } else if (control & (DMA_CTL_READ | DMA_CTL_SKIP)) {
         uint32_t avail = it && f->offset < it->len ? it->len - f->offset : 0;
         uint32_t n = len < avail ? len : avail;
