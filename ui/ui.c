@@ -1,0 +1,205 @@
+/*
+ * ui/ui.h dispatch: parses the -display spec, owns the renderer and points
+ * the back ends' input at the keyboard controller.
+ *
+ * Each poll renders one frame and hands it, whole, to the back end with the
+ * rows that changed since the back end's previous poll (a screendump in
+ * between renders too, so the dirty rows are accumulated here).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "devices/kbc.h"
+#include "ui/frontend.h"
+#include "ui/render.h"
+#include "ui/ui.h"
+
+#if __has_include("ui/screendump.h")
+#include "ui/screendump.h"
+#else
+bool screendump_png(const struct render_frame *f, const char *path, char *err, size_t errlen);
+#endif
+
+enum ui_kind { UI_NONE, UI_SDL, UI_VNC };
+
+struct ui {
+    enum ui_kind kind;
+    struct vga *vga;
+    struct kbc *kbc;
+    struct renderer *r;
+    uint32_t *blank;            /* frame shown when there is no VGA */
+    struct render_frame blank_frame;
+    unsigned pend_y0, pend_y1;  /* dirty rows not yet shown by the back end */
+    struct sdl_ui *sdl;
+    struct vnc_ui *vnc;
+};
+
+/* ---- input -> keyboard controller ---- */
+
+static void in_key(void *opaque, int code, bool e0, bool down)
+{
+    struct ui *ui = opaque;
+    if (ui->kbc)
+        kbc_key_event(ui->kbc, code, e0, down);
+}
+
+static void in_mouse(void *opaque, int dx, int dy, int dz, int buttons)
+{
+    struct ui *ui = opaque;
+    if (ui->kbc)
+        kbc_mouse_event(ui->kbc, dx, dy, dz, buttons);
+}
+
+static bool in_mouse_enabled(void *opaque)
+{
+    struct ui *ui = opaque;
+    return ui->kbc && kbc_mouse_enabled(ui->kbc);
+}
+
+static uint8_t in_leds(void *opaque)
+{
+    struct ui *ui = opaque;
+    return ui->kbc ? kbc_leds(ui->kbc) : 0;
+}
+
+/* ---- frames ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Renders the current screen; NULL only if there is nothing to show at all. */
+static const struct render_frame *render(struct ui *ui)
+{
+    const struct render_frame *f = NULL;
+    if (ui->vga && !ui->r)
+        ui->r = render_new(ui->vga);
+    if (ui->r)
+        f = render_update(ui->r, now_ms());
+    if (!f) {
+        if (!ui->blank) {
+            ui->blank = calloc(640 * 480, sizeof(uint32_t));
+            if (!ui->blank)
+                return NULL;
+            ui->blank_frame = (struct render_frame){ 640, 480, ui->blank, 0, 480 };
+        }
+        f = &ui->blank_frame;
+    }
+    if (f->dirty_y0 < f->dirty_y1) {
+        if (ui->pend_y0 >= ui->pend_y1) {
+            ui->pend_y0 = f->dirty_y0;
+            ui->pend_y1 = f->dirty_y1;
+        } else {
+            if (f->dirty_y0 < ui->pend_y0)
+                ui->pend_y0 = f->dirty_y0;
+            if (f->dirty_y1 > ui->pend_y1)
+                ui->pend_y1 = f->dirty_y1;
+        }
+    }
+    if (f == &ui->blank_frame)
+        ui->blank_frame.dirty_y0 = ui->blank_frame.dirty_y1 = 0;
+    return f;
+}
+
+/* ---- ui.h ---- */
+
+struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err, size_t errlen)
+{
+    if (!spec)
+        spec = "none";
+    struct ui *ui = calloc(1, sizeof(*ui));
+    if (!ui) {
+        snprintf(err, errlen, "-display %s: out of memory", spec);
+        return NULL;
+    }
+    ui->vga = vga;
+    ui->kbc = kbc;
+    struct ui_input in = {
+        .opaque = ui,
+        .key = in_key,
+        .mouse = in_mouse,
+        .mouse_enabled = in_mouse_enabled,
+        .leds = in_leds,
+    };
+    if (!strcmp(spec, "none")) {
+        ui->kind = UI_NONE;
+    } else if (!strncmp(spec, "sdl", 3) && (spec[3] == 0 || spec[3] == ',')) {
+        ui->kind = UI_SDL;
+        ui->sdl = sdl_open(spec + 3, &in, err, errlen);
+        if (!ui->sdl)
+            goto fail;
+    } else if (!strncmp(spec, "vnc=", 4)) {
+        ui->kind = UI_VNC;
+        ui->vnc = vnc_open(spec + 4, &in, err, errlen);
+        if (!ui->vnc)
+            goto fail;
+    } else {
+        snprintf(err, errlen, "-display %s: unknown display (use sdl, vnc=[ADDR]:N or none)", spec);
+        goto fail;
+    }
+    return ui;
+fail:
+    free(ui);
+    return NULL;
+}
+
+bool ui_poll(struct ui *ui)
+{
+    if (!ui || ui->kind == UI_NONE)
+        return true;
+    const struct render_frame *f = render(ui);
+    struct render_frame shown;
+    if (f) {
+        shown = *f;
+        shown.dirty_y0 = ui->pend_y0;
+        shown.dirty_y1 = ui->pend_y1;
+        ui->pend_y0 = ui->pend_y1 = 0;
+        f = &shown;
+    }
+    switch (ui->kind) {
+    case UI_SDL:
+        return sdl_poll(ui->sdl, f);
+    case UI_VNC:
+        vnc_poll(ui->vnc, f);
+        return true;
+    default:
+        return true;
+    }
+}
+
+bool ui_screendump(struct ui *ui, const char *path, char *err, size_t errlen)
+{
+    const struct render_frame *f = ui ? render(ui) : NULL;
+    if (!f) {
+        snprintf(err, errlen, "screendump %s: no screen to dump", path);
+        return false;
+    }
+    return screendump_png(f, path, err, errlen);
+}
+
+void ui_set_status(struct ui *ui, const char *status)
+{
+    if (!ui || !status)
+        return;
+    if (ui->sdl)
+        sdl_set_status(ui->sdl, status);
+    if (ui->vnc)
+        vnc_set_status(ui->vnc, status);
+}
+
+void ui_close(struct ui *ui)
+{
+    if (!ui)
+        return;
+    sdl_close(ui->sdl);
+    vnc_close(ui->vnc);
+    if (ui->r)
+        render_free(ui->r);
+    free(ui->blank);
+    free(ui);
+}
