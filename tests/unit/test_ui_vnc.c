@@ -511,6 +511,47 @@ static void vnc_password(void **state)
     unsetenv("RETROVISOR_VNC_PASSWORD");
 }
 
+/* noVNC: a WebSocket handshake on the same port, then RFB in binary frames. */
+static void vnc_websocket(void **state)
+{
+    int port = free_port();
+    char opt[32], err[256] = "";
+    snprintf(opt, sizeof(opt), ":%d", port - 5900);
+    set_frame(16, 16, 7);
+    struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    struct client c = { .pump = pump_vnc, .server = v };
+    cl_connect(&c, port);
+    static const char req[] =
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        "Origin: http://localhost\r\n\r\n";
+    cl_send(&c, req, strlen(req));
+    char resp[1024] = "";
+    size_t n = 0;
+    while (n < sizeof(resp) - 1 && !strstr(resp, "\r\n\r\n")) {
+        cl_recv(&c, resp + n, 1);
+        n++;
+    }
+    if (getenv("WSDEBUG"))
+        fprintf(stderr, "%s", resp);
+    assert_non_null(strstr(resp, " 101 "));
+    /* RFC 6455's example key and its accept value */
+    assert_non_null(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    uint8_t hdr[2];
+    cl_recv(&c, hdr, 2);
+    if (getenv("WSDEBUG"))
+        fprintf(stderr, "frame %02x %02x\n", hdr[0], hdr[1]);
+    assert_int_equal(hdr[0], 0x82);         /* FIN + binary */
+    assert_int_equal(hdr[1], 12);           /* unmasked, 12 bytes */
+    char ver[13] = { 0 };
+    cl_recv(&c, ver, 12);
+    assert_string_equal(ver, "RFB 003.008\n");
+    cl_close(&c);
+    vnc_close(v);
+}
+
 static void vnc_port_in_use(void **state)
 {
     int port = free_port();
@@ -621,20 +662,27 @@ static void push_key(SDL_Scancode sc, bool down)
 
 static void sdl_no_display(void **state)
 {
+    char *display = getenv("DISPLAY") ? strdup(getenv("DISPLAY")) : NULL;
     unsetenv("DISPLAY");
     unsetenv("WAYLAND_DISPLAY");
     setenv("SDL_VIDEODRIVER", "x11", 1);
     char err[256] = "";
-    assert_null(ui_open("sdl", NULL, NULL, err, sizeof(err)));
+    struct ui *ui = ui_open("sdl", NULL, NULL, err, sizeof(err));
+    if (display)
+        setenv("DISPLAY", display, 1);
+    free(display);
+    assert_null(ui);
     assert_non_null(strstr(err, "-display sdl"));
     assert_non_null(strstr(err, "-display vnc=:0"));
     assert_non_null(strstr(err, "-display none"));
     assert_null(strchr(err, '\n'));
 }
 
+/* RV_TEST_SDL_DRIVER=x11 runs this against a real X server (e.g. under xvfb-run). */
 static void sdl_dummy_window(void **state)
 {
-    setenv("SDL_VIDEODRIVER", "dummy", 1);
+    const char *driver = getenv("RV_TEST_SDL_DRIVER");
+    setenv("SDL_VIDEODRIVER", driver ? driver : "dummy", 1);
     char err[256] = "";
     set_frame(320, 200, 5);
     fake_mouse_on = false;
@@ -652,6 +700,17 @@ static void sdl_dummy_window(void **state)
     SDL_GetWindowSize(w, &ww, &wh);
     assert_int_equal(ww, 640);          /* 320x200 shown doubled */
     assert_int_equal(wh, 400);
+    /* the software renderer of the dummy driver can be read back */
+    SDL_Renderer *ren = SDL_GetRenderer(w);
+    assert_non_null(ren);
+    static uint32_t shot[640 * 400];
+    if (!driver && SDL_RenderReadPixels(ren, NULL, SDL_PIXELFORMAT_RGB888, shot, 640 * 4) == 0) {
+        for (unsigned y = 0; y < 200; y += 7)
+            for (unsigned x = 0; x < 320; x += 5)
+                if ((shot[(2 * y + 1) * 640 + 2 * x + 1] & 0xffffff) != pattern(x, y, 5))
+                    fail_msg("window pixel for %u,%u: %06x, want %06x", x, y,
+                             shot[(2 * y + 1) * 640 + 2 * x + 1] & 0xffffff, pattern(x, y, 5));
+    }
 
     /* keys go to the keyboard controller; releases only for keys down */
     reset_input();
@@ -735,6 +794,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(vnc_pixels_keys_and_pointer),
         cmocka_unit_test(vnc_password),
+        cmocka_unit_test(vnc_websocket),
         cmocka_unit_test(vnc_port_in_use),
         cmocka_unit_test(vnc_bad_specs),
         cmocka_unit_test(ui_bad_and_none),
