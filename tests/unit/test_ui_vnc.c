@@ -552,6 +552,44 @@ static void vnc_websocket(void **state)
     vnc_close(v);
 }
 
+/* Explicit addresses: an IPv4 literal, and IPv6 in brackets when the host has ::1. */
+static void vnc_explicit_addresses(void **state)
+{
+    int port = free_port();
+    char opt[48], err[256] = "";
+    snprintf(opt, sizeof(opt), "127.0.0.1:%d", port - 5900);
+    set_frame(8, 8, 8);
+    struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    struct client c = { .pump = pump_vnc, .server = v };
+    assert_int_equal(cl_handshake(&c, port, NULL), 0);
+    cl_close(&c);
+    vnc_close(v);
+
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+    bool have6 = s6 >= 0 && bind(s6, (struct sockaddr *)&a6, sizeof(a6)) == 0;
+    if (s6 >= 0)
+        close(s6);
+    if (!have6)
+        return;
+    snprintf(opt, sizeof(opt), "[::1]:%d", port - 5900);
+    v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    c = (struct client){ .pump = pump_vnc, .server = v };
+    c.fd = socket(AF_INET6, SOCK_STREAM, 0);
+    a6.sin6_port = htons(port);
+    if (connect(c.fd, (struct sockaddr *)&a6, sizeof(a6)) != 0)
+        fail_msg("connect [::1]:%d: %s", port, strerror(errno));
+    char ver[13] = { 0 };
+    cl_recv(&c, ver, 12);
+    assert_string_equal(ver, "RFB 003.008\n");
+    cl_close(&c);
+    vnc_close(v);
+}
+
 static void vnc_port_in_use(void **state)
 {
     int port = free_port();
@@ -795,6 +833,7 @@ int main(void)
         cmocka_unit_test(vnc_pixels_keys_and_pointer),
         cmocka_unit_test(vnc_password),
         cmocka_unit_test(vnc_websocket),
+        cmocka_unit_test(vnc_explicit_addresses),
         cmocka_unit_test(vnc_port_in_use),
         cmocka_unit_test(vnc_bad_specs),
         cmocka_unit_test(ui_bad_and_none),
