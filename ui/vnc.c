@@ -176,6 +176,10 @@ static bool read_password_file(const char *path, char **out, char *err, size_t e
     return true;
 }
 
+/* The password is checked with RFB's "VNC authentication" (security type 2):
+ * DES with only the first 8 characters of the password as the key, and the
+ * session itself is not encrypted.  Use it with the default 127.0.0.1
+ * binding or through an SSH tunnel. */
 struct vnc_opts {
     char addr[160];             /* "" = 127.0.0.1 */
     bool ipv6;
