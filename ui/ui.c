@@ -14,13 +14,8 @@
 #include "devices/kbc.h"
 #include "ui/frontend.h"
 #include "ui/render.h"
-#include "ui/ui.h"
-
-#if __has_include("ui/screendump.h")
 #include "ui/screendump.h"
-#else
-bool screendump_png(const struct render_frame *f, const char *path, char *err, size_t errlen);
-#endif
+#include "ui/ui.h"
 
 enum ui_kind { UI_NONE, UI_SDL, UI_VNC };
 
