@@ -396,6 +396,13 @@ static void draw_vbe(struct renderer *r, const struct vga_state *s, unsigned w, 
         uint32_t *out = r->back + (size_t)y * w;
         uint64_t off = s->vbe_start_bytes + (uint64_t)y * s->vbe_line_bytes;
         unsigned x = 0;
+        if (bpp == 32) {          /* the common case: a straight copy, without the pad byte */
+            for (; x < w && off + 4 <= s->vram_size; x++, off += 4) {
+                uint32_t v;
+                memcpy(&v, &s->vram[off], 4);
+                out[x] = v & 0xffffff;
+            }
+        }
         for (; x < w && off + bytes <= s->vram_size; x++, off += bytes)
             out[x] = vbe_pixel(r, &s->vram[off], bpp);
         for (; x < w; x++)
