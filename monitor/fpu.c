@@ -1,28 +1,1216 @@
 /*
- * x87 coprocessor.  Until the x87 unit is implemented the machine behaves as
- * a 386 without a 387: CPUID reports no FPU, ESC instructions honour CR0.EM
- * and CR0.TS (#NM, so an OS can emulate), and otherwise do nothing — which
- * is exactly what an FPU probe (FNINIT; FNSTSW into a preset word) detects as
- * "no coprocessor present".
+ * The x87 floating-point unit (387-compatible, with the P6 additions FCMOVcc,
+ * FCOMI/FUCOMI).
+ *
+ * The guest's register file, tags and pointers live in struct fpu; the
+ * arithmetic itself runs on the host's own x87 unit, which has the same
+ * 80-bit format, rounding and precision control, special-value rules and
+ * transcendental microcode as the guests expect.  Every operation loads the
+ * guest's control word with all exceptions masked, executes one host
+ * instruction and reads back the host status word: the exception flags and
+ * condition codes it reports are folded into the guest's status word, and the
+ * guest's own exception masks decide what happens next.  So results are
+ * bit-exact by construction and the remaining work here is the architectural
+ * bookkeeping: the register stack and its faults, tags, pending-exception
+ * delivery (#MF or FERR#/IRQ13), and the environment/save image formats.
+ *
+ * Known simplification: with overflow or underflow unmasked, the real unit
+ * delivers a result with a re-biased exponent; this one stores the masked
+ * response and signals the exception.
  */
 #include "monitor/interp.h"
 
-bool fpu_implemented(void) { return false; }
+#include <math.h>
+#include <string.h>
+
+bool fpu_implemented(void) { return true; }
+
+/* Status word bits. */
+#define SW_IE 0x0001u
+#define SW_DE 0x0002u
+#define SW_ZE 0x0004u
+#define SW_OE 0x0008u
+#define SW_UE 0x0010u
+#define SW_PE 0x0020u
+#define SW_SF 0x0040u
+#define SW_ES 0x0080u
+#define SW_C0 0x0100u
+#define SW_C1 0x0200u
+#define SW_C2 0x0400u
+#define SW_TOP 0x3800u
+#define SW_C3 0x4000u
+#define SW_B  0x8000u
+#define SW_EXC 0x003fu
+#define SW_CC (SW_C0 | SW_C1 | SW_C2 | SW_C3)
+
+#define TAG_VALID 0
+#define TAG_ZERO 1
+#define TAG_SPECIAL 2
+#define TAG_EMPTY 3
+
+/* ---- the host unit ---- */
+
+/* Run one host x87 instruction under the guest's rounding and precision
+ * control with every exception masked; the host status word comes back in sw. */
+#define HX_PRO "fnstcw %[old]\n\tfldcw %[cw]\n\tfnclex\n\t"
+#define HX_EPI "\n\tfnstsw %[sw]\n\tfldcw %[old]"
+#define HX_CTL [sw] "=m"(*sw), [old] "=m"(old)
+#define HX_CW(cw) [cw] "m"(cw)
+
+static inline uint16_t host_cw(const struct cpu *c) { return c->fpu.cw | 0x3f; }
+
+#define HX_UNARY(name, insn)                                                        \
+    static long double name(long double a, uint16_t cw, uint16_t *sw)              \
+    {                                                                               \
+        long double r;                                                              \
+        uint16_t old;                                                               \
+        __asm__ volatile(HX_PRO insn HX_EPI : "=t"(r), HX_CTL : "0"(a), HX_CW(cw)); \
+        return r;                                                                   \
+    }
+HX_UNARY(hx_sqrt, "fsqrt")
+HX_UNARY(hx_rndint, "frndint")
+HX_UNARY(hx_sin, "fsin")
+HX_UNARY(hx_cos, "fcos")
+HX_UNARY(hx_f2xm1, "f2xm1")
+
+/* st(0) = st(0) op st(1), with a = st(0), b = st(1); b stays and the compiler pops it. */
+#define HX_BINARY(name, insn)                                                                  \
+    static long double name(long double a, long double b, uint16_t cw, uint16_t *sw)          \
+    {                                                                                          \
+        long double r;                                                                         \
+        uint16_t old;                                                                          \
+        __asm__ volatile(HX_PRO insn HX_EPI : "=t"(r), HX_CTL : "0"(a), "u"(b), HX_CW(cw));    \
+        return r;                                                                              \
+    }
+HX_BINARY(hx_add, "fadd %%st(1), %%st")
+HX_BINARY(hx_mul, "fmul %%st(1), %%st")
+HX_BINARY(hx_sub, "fsub %%st(1), %%st")
+HX_BINARY(hx_subr, "fsubr %%st(1), %%st")
+HX_BINARY(hx_div, "fdiv %%st(1), %%st")
+HX_BINARY(hx_divr, "fdivr %%st(1), %%st")
+HX_BINARY(hx_scale, "fscale")
+HX_BINARY(hx_prem, "fprem")
+HX_BINARY(hx_prem1, "fprem1")
+
+/* st(1) op st(0), popping: a = st(0), b = st(1); the result replaces st(1). */
+#define HX_BINARY_POP(name, insn)                                                                     \
+    static long double name(long double a, long double b, uint16_t cw, uint16_t *sw)                 \
+    {                                                                                                 \
+        long double r;                                                                                \
+        uint16_t old;                                                                                 \
+        __asm__ volatile(HX_PRO insn HX_EPI : "=t"(r), HX_CTL : "0"(a), "u"(b), HX_CW(cw) : "st(1)"); \
+        return r;                                                                                     \
+    }
+HX_BINARY_POP(hx_yl2x, "fyl2x")
+HX_BINARY_POP(hx_yl2xp1, "fyl2xp1")
+HX_BINARY_POP(hx_patan, "fpatan")
+
+/* One operand in, two out: *r0 is the new st(0), *r1 the value below it. */
+#define HX_SPLIT(name, insn)                                                                       \
+    static void name(long double a, long double *r0, long double *r1, uint16_t cw, uint16_t *sw)   \
+    {                                                                                              \
+        uint16_t old;                                                                              \
+        __asm__ volatile(HX_PRO insn HX_EPI : "=t"(*r0), "=u"(*r1), HX_CTL : "0"(a), HX_CW(cw));   \
+    }
+HX_SPLIT(hx_tan, "fptan")
+HX_SPLIT(hx_sincos, "fsincos")
+HX_SPLIT(hx_xtract, "fxtract")
+
+/* Comparisons and classification: only the condition codes come back. */
+#define HX_TEST2(name, insn)                                                        \
+    static void name(long double a, long double b, uint16_t cw, uint16_t *sw)      \
+    {                                                                               \
+        uint16_t old;                                                               \
+        __asm__ volatile(HX_PRO insn HX_EPI : HX_CTL : "t"(a), "u"(b), HX_CW(cw));  \
+    }
+HX_TEST2(hx_com, "fcom %%st(1)")
+HX_TEST2(hx_ucom, "fucom %%st(1)")
+
+#define HX_TEST1(name, insn)                                               \
+    static void name(long double a, uint16_t cw, uint16_t *sw)            \
+    {                                                                      \
+        uint16_t old;                                                      \
+        __asm__ volatile(HX_PRO insn HX_EPI : HX_CTL : "t"(a), HX_CW(cw)); \
+    }
+HX_TEST1(hx_tst, "ftst")
+HX_TEST1(hx_xam, "fxam")
+
+#define HX_CONST(name, insn)                                            \
+    static long double name(uint16_t cw, uint16_t *sw)                 \
+    {                                                                   \
+        long double r;                                                  \
+        uint16_t old;                                                   \
+        __asm__ volatile(HX_PRO insn HX_EPI : "=t"(r), HX_CTL : HX_CW(cw)); \
+        return r;                                                       \
+    }
+HX_CONST(hx_ld1, "fld1")
+HX_CONST(hx_ldl2t, "fldl2t")
+HX_CONST(hx_ldl2e, "fldl2e")
+HX_CONST(hx_ldpi, "fldpi")
+HX_CONST(hx_ldlg2, "fldlg2")
+HX_CONST(hx_ldln2, "fldln2")
+HX_CONST(hx_ldz, "fldz")
+
+/* Conversions between memory formats and the register format. */
+#define HX_LOAD(name, type, insn)                                                   \
+    static long double name(type m, uint16_t cw, uint16_t *sw)                     \
+    {                                                                               \
+        long double r;                                                              \
+        uint16_t old;                                                               \
+        __asm__ volatile(HX_PRO insn " %[m]" HX_EPI : "=t"(r), HX_CTL : [m] "m"(m), HX_CW(cw)); \
+        return r;                                                                   \
+    }
+HX_LOAD(hx_ld_f32, float, "flds")
+HX_LOAD(hx_ld_f64, double, "fldl")
+
+#define HX_STORE(name, type, insn)                                                          \
+    static type name(long double a, uint16_t cw, uint16_t *sw)                             \
+    {                                                                                       \
+        type m;                                                                             \
+        uint16_t old;                                                                       \
+        __asm__ volatile(HX_PRO insn " %[m]" HX_EPI : [m] "=m"(m), HX_CTL : "t"(a), HX_CW(cw) : "st"); \
+        return m;                                                                           \
+    }
+HX_STORE(hx_st_f32, float, "fstps")
+HX_STORE(hx_st_f64, double, "fstpl")
+HX_STORE(hx_st_i16, int16_t, "fistps")
+HX_STORE(hx_st_i32, int32_t, "fistpl")
+HX_STORE(hx_st_i64, int64_t, "fistpll")
+
+struct bcd { uint8_t b[10]; };
+static long double hx_ld_bcd(struct bcd m, uint16_t cw, uint16_t *sw)
+{
+    long double r;
+    uint16_t old;
+    __asm__ volatile(HX_PRO "fbld %[m]" HX_EPI : "=t"(r), HX_CTL : [m] "m"(m), HX_CW(cw));
+    return r;
+}
+static struct bcd hx_st_bcd(long double a, uint16_t cw, uint16_t *sw)
+{
+    struct bcd m;
+    uint16_t old;
+    __asm__ volatile(HX_PRO "fbstp %[m]" HX_EPI : [m] "=m"(m), HX_CTL : "t"(a), HX_CW(cw) : "st");
+    return m;
+}
+
+/* ---- register file ---- */
+
+static long double indefinite(void)
+{
+    /* The "real indefinite" QNaN: sign 1, exponent all ones, mantissa 1100...0. */
+    uint8_t b[16] = {0, 0, 0, 0, 0, 0, 0, 0xc0, 0xff, 0xff};
+    long double v;
+    memcpy(&v, b, sizeof(v));
+    return v;
+}
+
+static int phys_of(const struct fpu *f, int i) { return (f->top + i) & 7; }
+static int tag_of(const struct fpu *f, int phys) { return (f->tw >> (2 * phys)) & 3; }
+static void set_tag(struct fpu *f, int phys, int tag)
+{
+    f->tw = (f->tw & ~(3u << (2 * phys))) | (tag << (2 * phys));
+}
+static bool st_empty(const struct fpu *f, int i) { return tag_of(f, phys_of(f, i)) == TAG_EMPTY; }
+
+/* The tag the hardware reports for a value (FSTENV/FSAVE recompute it). */
+static int tag_for(long double v)
+{
+    uint8_t b[16];
+    memcpy(b, &v, sizeof(v));
+    unsigned exp = (b[8] | (b[9] << 8)) & 0x7fff;
+    uint64_t mant;
+    memcpy(&mant, b, 8);
+    if (exp == 0)
+        return mant ? TAG_SPECIAL : TAG_ZERO;
+    if (exp == 0x7fff || !(mant >> 63))
+        return TAG_SPECIAL;
+    return TAG_VALID;
+}
+
+uint16_t fpu_status_word(const struct cpu *c)
+{
+    return (c->fpu.sw & ~SW_TOP) | ((c->fpu.top & 7) << 11);
+}
+
+static uint16_t full_tag_word(const struct fpu *f)
+{
+    uint16_t tw = 0;
+    for (int p = 0; p < 8; p++) {
+        int t = tag_of(f, p) == TAG_EMPTY ? TAG_EMPTY : tag_for(f->st[p]);
+        tw |= t << (2 * p);
+    }
+    return tw;
+}
+
+/* ---- exceptions ---- */
+
+static bool exc_unmasked(const struct cpu *c, uint16_t flags) { return flags & ~c->fpu.cw & SW_EXC; }
+
+static void update_es(struct cpu *c)
+{
+    if (exc_unmasked(c, c->fpu.sw))
+        c->fpu.sw |= SW_ES | SW_B;
+    else
+        c->fpu.sw &= ~(SW_ES | SW_B);
+}
+
+/* Fold exception flags raised by an operation into SW.  Returns false when an
+ * unmasked invalid-operation, denormal or divide-by-zero means the
+ * destination must be left alone. */
+static bool raise_flags(struct cpu *c, uint16_t flags)
+{
+    flags &= SW_EXC | SW_SF;
+    c->fpu.sw |= flags;
+    if (exc_unmasked(c, flags))
+        c->fpu.sw |= SW_ES | SW_B;
+    return !(flags & ~c->fpu.cw & (SW_IE | SW_DE | SW_ZE));
+}
+
+/* An arithmetic result: exception flags plus C1 (rounded up); C0/C2/C3 keep their values. */
+static bool arith_flags(struct cpu *c, uint16_t hsw)
+{
+    c->fpu.sw = (c->fpu.sw & ~SW_C1) | (hsw & SW_C1);
+    return raise_flags(c, hsw);
+}
+
+/* An operation that defines all four condition codes. */
+static bool cc_flags(struct cpu *c, uint16_t hsw)
+{
+    c->fpu.sw = (c->fpu.sw & ~SW_CC) | (hsw & SW_CC);
+    return raise_flags(c, hsw);
+}
+
+/* Stack overflow (push onto a full register) or underflow (read of an empty one). */
+static bool stack_fault(struct cpu *c, bool overflow)
+{
+    c->fpu.sw = (c->fpu.sw & ~SW_C1) | (overflow ? SW_C1 : 0);
+    return raise_flags(c, SW_IE | SW_SF);
+}
+
+/* ST(i) as an operand; false (after signalling) when it is empty and the
+ * invalid-operation exception is unmasked. */
+static bool fetch(struct cpu *c, int i, long double *v)
+{
+    if (!st_empty(&c->fpu, i)) {
+        *v = c->fpu.st[phys_of(&c->fpu, i)];
+        return true;
+    }
+    if (!stack_fault(c, false))
+        return false;
+    *v = indefinite();
+    return true;
+}
+
+static void store_st(struct cpu *c, int i, long double v)
+{
+    int p = phys_of(&c->fpu, i);
+    c->fpu.st[p] = v;
+    set_tag(&c->fpu, p, TAG_VALID);
+}
+
+static void st_pop(struct cpu *c)
+{
+    set_tag(&c->fpu, c->fpu.top, TAG_EMPTY);
+    c->fpu.top = (c->fpu.top + 1) & 7;
+}
+
+/* Push a value; a full stack signals overflow and (masked) pushes the indefinite. */
+static void push_value(struct cpu *c, long double v)
+{
+    int p = (c->fpu.top - 1) & 7;
+    if (tag_of(&c->fpu, p) != TAG_EMPTY) {
+        if (!stack_fault(c, true))
+            return;
+        v = indefinite();
+    }
+    c->fpu.top = p;
+    c->fpu.st[p] = v;
+    set_tag(&c->fpu, p, TAG_VALID);
+}
+
+/* Whether a push is possible; false after signalling an unmasked overflow. */
+static bool push_room(struct cpu *c)
+{
+    return st_empty(&c->fpu, 7) || stack_fault(c, true);
+}
+
+/* A pending unmasked exception is reported at the next waiting instruction:
+ * #MF in native mode (CR0.NE), otherwise through FERR# on IRQ13 as on a PC. */
+static void report_pending(struct cpu *c)
+{
+    if (!(c->fpu.sw & SW_ES))
+        return;
+    if (c->cr0 & CR0_NE)
+        cpu_raise_noerr(c, EXC_MF);
+    machine_fpu_ferr(c->m, true);
+}
+
+/* ---- memory operands ---- */
+
+static uint32_t ea_at(struct cpu *c, const struct insn *in, uint32_t delta)
+{
+    uint32_t off = insn_ea_offset(c, in) + delta;
+    return in->addr32 ? off : (off & 0xffff);
+}
+
+static void mem_get(struct cpu *c, const struct insn *in, uint32_t delta, void *buf, int n)
+{
+    uint8_t *b = buf;
+    uint32_t off = ea_at(c, in, 0);
+    seg_lin(c, in->ea_seg, off, n, false);
+    for (int k = 0; k < n;) {
+        int chunk = n - k >= 4 ? 4 : n - k >= 2 ? 2 : 1;
+        uint32_t v = vm_read(c, in->ea_seg, ea_at(c, in, delta + k), chunk);
+        memcpy(b + k, &v, chunk);
+        k += chunk;
+    }
+}
+
+/* All n bytes are checked writable before the first one is written, so a
+ * fault leaves memory and the FPU as they were. */
+static void mem_put(struct cpu *c, const struct insn *in, uint32_t delta, const void *buf, int n)
+{
+    const uint8_t *b = buf;
+    uint32_t lin = seg_lin(c, in->ea_seg, ea_at(c, in, delta), n, true);
+    mem_probe_write(c, lin, n, mmu_user(c));
+    for (int k = 0; k < n;) {
+        int chunk = n - k >= 4 ? 4 : n - k >= 2 ? 2 : 1;
+        uint32_t v = 0;
+        memcpy(&v, b + k, chunk);
+        vm_write(c, in->ea_seg, ea_at(c, in, delta + k), chunk, v);
+        k += chunk;
+    }
+}
+
+static void probe_put(struct cpu *c, const struct insn *in, int n)
+{
+    uint32_t lin = seg_lin(c, in->ea_seg, ea_at(c, in, 0), n, true);
+    mem_probe_write(c, lin, n, mmu_user(c));
+}
+
+/* The memory operand of D8-DF /r, converted to the register format.
+ * kind: 0 m32real, 1 m32int, 2 m64real, 3 m16int (the opcode's bits 1-2). */
+static long double load_operand(struct cpu *c, const struct insn *in, int kind, uint16_t *hsw)
+{
+    *hsw = 0;
+    switch (kind) {
+    case 0: { float f; mem_get(c, in, 0, &f, 4); return hx_ld_f32(f, host_cw(c), hsw); }
+    case 1: { int32_t v; mem_get(c, in, 0, &v, 4); return v; }
+    case 2: { double d; mem_get(c, in, 0, &d, 8); return hx_ld_f64(d, host_cw(c), hsw); }
+    default: { int16_t v; mem_get(c, in, 0, &v, 2); return v; }
+    }
+}
+
+/* ---- arithmetic ---- */
+
+/* The eight D8-style operations by ModRM reg: a is the destination's value. */
+static long double arith(struct cpu *c, int reg, long double a, long double b, uint16_t *hsw)
+{
+    uint16_t cw = host_cw(c);
+    switch (reg) {
+    case 0: return hx_add(a, b, cw, hsw);
+    case 1: return hx_mul(a, b, cw, hsw);
+    case 4: return hx_sub(a, b, cw, hsw);
+    case 5: return hx_subr(a, b, cw, hsw);
+    case 6: return hx_div(a, b, cw, hsw);
+    default: return hx_divr(a, b, cw, hsw);
+    }
+}
+
+static void compare(struct cpu *c, long double a, long double b, bool unordered_ok, uint16_t extra)
+{
+    uint16_t hsw = 0;
+    if (unordered_ok)
+        hx_ucom(a, b, host_cw(c), &hsw);
+    else
+        hx_com(a, b, host_cw(c), &hsw);
+    cc_flags(c, ((hsw & (SW_C0 | SW_C2 | SW_C3)) | (hsw & SW_EXC)) | extra);
+}
+
+/* D8 / DC / DA / DE with a memory operand: ST(0) op= mem. */
+static void arith_mem(struct cpu *c, const struct insn *in)
+{
+    static const int kind_of[8] = {[0] = 0, [2] = 1, [4] = 2, [6] = 3};
+    uint16_t lsw;
+    long double m = load_operand(c, in, kind_of[in->op & 6], &lsw);
+    long double a;
+    if (!fetch(c, 0, &a))
+        return;
+    if (in->reg == 2 || in->reg == 3) {
+        compare(c, a, m, false, lsw & SW_EXC);
+        if (in->reg == 3)
+            st_pop(c);
+        return;
+    }
+    uint16_t hsw = 0;
+    long double r = arith(c, in->reg, a, m, &hsw);
+    if (arith_flags(c, hsw | (lsw & SW_EXC)))
+        store_st(c, 0, r);
+}
+
+/* Register forms of D8 (ST(0) op= ST(i)) and DC/DE (ST(i) op= ST(0), DE pops). */
+static void arith_reg(struct cpu *c, const struct insn *in)
+{
+    int i = in->rm;
+    bool to_sti = in->op != 0xd8;
+    long double st0, sti;
+    if (in->reg == 2 || in->reg == 3) {         /* FCOM/FCOMP (and their DC/DE aliases) */
+        if (!fetch(c, 0, &st0) || !fetch(c, i, &sti))
+            return;
+        compare(c, st0, sti, false, 0);
+        if (in->reg == 3 || in->op == 0xde)
+            st_pop(c);
+        return;
+    }
+    if (!fetch(c, 0, &st0) || !fetch(c, i, &sti))
+        return;
+    uint16_t hsw = 0;
+    long double r;
+    if (to_sti) {
+        /* DC/DE name sub/div from ST(i)'s side: reg 4 is ST(i) = ST(0) - ST(i). */
+        int reg = in->reg >= 4 ? in->reg ^ 1 : in->reg;
+        r = arith(c, reg, sti, st0, &hsw);
+    } else {
+        r = arith(c, in->reg, st0, sti, &hsw);
+    }
+    if (!arith_flags(c, hsw))
+        return;
+    store_st(c, to_sti ? i : 0, r);
+    if (in->op == 0xde)
+        st_pop(c);
+}
+
+/* ---- environment and save images ---- */
+
+static bool real_format(const struct cpu *c) { return !cpu_protected(c) || cpu_v86(c); }
+
+static void put16(uint8_t *b, int off, uint16_t v) { b[off] = v; b[off + 1] = v >> 8; }
+static void put32(uint8_t *b, int off, uint32_t v) { put16(b, off, v); put16(b, off + 2, v >> 16); }
+static uint16_t get16(const uint8_t *b, int off) { return b[off] | (b[off + 1] << 8); }
+static uint32_t get32(const uint8_t *b, int off) { return get16(b, off) | ((uint32_t)get16(b, off + 2) << 16); }
+
+/* Build the 14- or 28-byte environment; returns its size. */
+static int env_image(struct cpu *c, bool op32, uint8_t *b)
+{
+    struct fpu *f = &c->fpu;
+    uint16_t sw = fpu_status_word(c), tw = full_tag_word(f);
+    if (op32) {
+        memset(b, 0, 28);
+        put16(b, 0, f->cw);
+        put16(b, 4, sw);
+        put16(b, 8, tw);
+        if (real_format(c)) {
+            uint32_t ip = f->fip + ((uint32_t)f->fcs << 4), dp = f->fdp + ((uint32_t)f->fds << 4);
+            put16(b, 12, ip);
+            put32(b, 16, ((ip >> 16) << 12) | (f->fop & 0x7ff));
+            put16(b, 20, dp);
+            put32(b, 24, (dp >> 16) << 12);
+        } else {
+            put32(b, 12, f->fip);
+            put32(b, 16, f->fcs | ((uint32_t)(f->fop & 0x7ff) << 16));
+            put32(b, 20, f->fdp);
+            put32(b, 24, f->fds);
+        }
+        return 28;
+    }
+    put16(b, 0, f->cw);
+    put16(b, 2, sw);
+    put16(b, 4, tw);
+    if (real_format(c)) {
+        uint32_t ip = f->fip + ((uint32_t)f->fcs << 4), dp = f->fdp + ((uint32_t)f->fds << 4);
+        put16(b, 6, ip);
+        put16(b, 8, (((ip >> 16) & 0xf) << 12) | (f->fop & 0x7ff));
+        put16(b, 10, dp);
+        put16(b, 12, ((dp >> 16) & 0xf) << 12);
+    } else {
+        put16(b, 6, f->fip);
+        put16(b, 8, f->fcs);
+        put16(b, 10, f->fdp);
+        put16(b, 12, f->fds);
+    }
+    return 14;
+}
+
+static void load_env_image(struct cpu *c, bool op32, const uint8_t *b)
+{
+    struct fpu *f = &c->fpu;
+    uint16_t cw, sw, tw;
+    if (op32) {
+        cw = get16(b, 0); sw = get16(b, 4); tw = get16(b, 8);
+        if (real_format(c)) {
+            f->fcs = f->fds = 0;
+            f->fip = get16(b, 12) | ((get32(b, 16) >> 12) << 16);
+            f->fop = get32(b, 16) & 0x7ff;
+            f->fdp = get16(b, 20) | ((get32(b, 24) >> 12) << 16);
+        } else {
+            f->fip = get32(b, 12);
+            f->fcs = get16(b, 16);
+            f->fop = (get32(b, 16) >> 16) & 0x7ff;
+            f->fdp = get32(b, 20);
+            f->fds = get16(b, 24);
+        }
+    } else {
+        cw = get16(b, 0); sw = get16(b, 2); tw = get16(b, 4);
+        if (real_format(c)) {
+            f->fcs = f->fds = 0;
+            f->fip = get16(b, 6) | ((uint32_t)(get16(b, 8) >> 12) << 16);
+            f->fop = get16(b, 8) & 0x7ff;
+            f->fdp = get16(b, 10) | ((uint32_t)(get16(b, 12) >> 12) << 16);
+        } else {
+            f->fip = get16(b, 6);
+            f->fcs = get16(b, 8);
+            f->fdp = get16(b, 10);
+            f->fds = get16(b, 12);
+        }
+    }
+    f->cw = cw | 0x40;                  /* bit 6 reads as one */
+    f->sw = sw & ~SW_TOP;
+    f->top = (sw >> 11) & 7;
+    /* Only "empty or not" survives a load; the unit recomputes the rest. */
+    f->tw = 0;
+    for (int p = 0; p < 8; p++)
+        set_tag(f, p, ((tw >> (2 * p)) & 3) == TAG_EMPTY ? TAG_EMPTY : TAG_VALID);
+    update_es(c);
+    if (!(f->sw & SW_ES))
+        machine_fpu_ferr(c->m, false);
+}
+
+static void fnstenv(struct cpu *c, const struct insn *in)
+{
+    uint8_t b[28];
+    int n = env_image(c, in->op32, b);
+    mem_put(c, in, 0, b, n);
+    c->fpu.cw |= SW_EXC;                /* FSTENV masks every exception afterwards */
+    update_es(c);
+}
+
+static void fldenv(struct cpu *c, const struct insn *in)
+{
+    uint8_t b[28];
+    mem_get(c, in, 0, b, in->op32 ? 28 : 14);
+    load_env_image(c, in->op32, b);
+}
+
+static void fnsave(struct cpu *c, const struct insn *in)
+{
+    uint8_t b[108];
+    int n = env_image(c, in->op32, b);
+    for (int i = 0; i < 8; i++)
+        memcpy(b + n + 10 * i, &c->fpu.st[phys_of(&c->fpu, i)], 10);
+    mem_put(c, in, 0, b, n + 80);
+    fpu_reset_init(c);
+}
+
+static void frstor(struct cpu *c, const struct insn *in)
+{
+    uint8_t b[108];
+    int n = in->op32 ? 28 : 14;
+    mem_get(c, in, 0, b, n + 80);
+    load_env_image(c, in->op32, b);
+    for (int i = 0; i < 8; i++) {
+        long double v = 0;
+        memcpy(&v, b + n + 10 * i, 10);
+        c->fpu.st[phys_of(&c->fpu, i)] = v;
+    }
+}
+
+/* ---- the opcode groups ---- */
+
+static void load_constant(struct cpu *c, int which)
+{
+    static long double (*const fn[8])(uint16_t, uint16_t *) = {
+        hx_ld1, hx_ldl2t, hx_ldl2e, hx_ldpi, hx_ldlg2, hx_ldln2, hx_ldz, NULL,
+    };
+    if (!fn[which])
+        cpu_raise_noerr(c, EXC_UD);           /* D9 EF is reserved */
+    if (!push_room(c))
+        return;
+    uint16_t hsw = 0;
+    long double v = fn[which](host_cw(c), &hsw);
+    push_value(c, v);
+    c->fpu.sw &= ~SW_C1;
+}
+
+static void fxam(struct cpu *c)
+{
+    struct fpu *f = &c->fpu;
+    uint16_t cc;
+    if (st_empty(f, 0)) {
+        cc = SW_C3 | SW_C0;
+        uint8_t b[16];
+        memcpy(b, &f->st[phys_of(f, 0)], 16);
+        if (b[9] & 0x80)
+            cc |= SW_C1;
+    } else {
+        uint16_t hsw = 0;
+        hx_xam(f->st[phys_of(f, 0)], host_cw(c), &hsw);
+        cc = hsw & SW_CC;
+    }
+    f->sw = (f->sw & ~SW_CC) | cc;
+}
+
+/* ST(0) replaced by f(ST(0)), C1 from the host, C2 too for the partial-range ones. */
+static void unary(struct cpu *c, long double (*fn)(long double, uint16_t, uint16_t *), bool range_c2)
+{
+    long double a;
+    if (!fetch(c, 0, &a))
+        return;
+    uint16_t hsw = 0;
+    long double r = fn(a, host_cw(c), &hsw);
+    if (range_c2)
+        c->fpu.sw = (c->fpu.sw & ~SW_C2) | (hsw & SW_C2);
+    if (arith_flags(c, hsw))
+        store_st(c, 0, r);
+}
+
+static bool out_of_trig_range(long double a)
+{
+    return fabsl(a) >= 0x1p63L && !isinf(a);
+}
+
+static void d9_reg(struct cpu *c, const struct insn *in)
+{
+    struct fpu *f = &c->fpu;
+    long double a, b, r0, r1;
+    uint16_t hsw = 0;
+    switch (in->modrm) {
+    case 0xc0 ... 0xc7:                         /* FLD ST(i) */
+        if (!fetch(c, in->rm, &a))
+            return;
+        if (push_room(c)) {
+            push_value(c, a);
+            f->sw &= ~SW_C1;
+        }
+        return;
+    case 0xc8 ... 0xcf: {                       /* FXCH */
+        bool e0 = st_empty(f, 0), ei = st_empty(f, in->rm);
+        if ((e0 || ei) && !stack_fault(c, false))
+            return;
+        a = e0 ? indefinite() : f->st[phys_of(f, 0)];
+        b = ei ? indefinite() : f->st[phys_of(f, in->rm)];
+        store_st(c, 0, b);
+        store_st(c, in->rm, a);
+        if (!e0 && !ei)
+            f->sw &= ~SW_C1;
+        return;
+    }
+    case 0xd0:                                  /* FNOP */
+        return;
+    case 0xd8 ... 0xdf:                         /* FSTP1 (undocumented alias of FSTP ST(i)) */
+        if (fetch(c, 0, &a)) {
+            store_st(c, in->rm, a);
+            st_pop(c);
+        }
+        return;
+    case 0xe0: case 0xe1:                       /* FCHS, FABS */
+        if (!fetch(c, 0, &a))
+            return;
+        store_st(c, 0, in->modrm == 0xe0 ? -a : fabsl(a));
+        f->sw &= ~SW_C1;
+        return;
+    case 0xe4:                                  /* FTST */
+        if (!fetch(c, 0, &a))
+            return;
+        hx_tst(a, host_cw(c), &hsw);
+        cc_flags(c, (hsw & ~SW_C1));
+        return;
+    case 0xe5:
+        fxam(c);
+        return;
+    case 0xe8 ... 0xee:
+        load_constant(c, in->modrm - 0xe8);
+        return;
+    case 0xf0: unary(c, hx_f2xm1, false); return;
+    case 0xf1: case 0xf3: case 0xf9:            /* FYL2X, FPATAN, FYL2XP1 */
+        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+            return;
+        r0 = in->modrm == 0xf1 ? hx_yl2x(a, b, host_cw(c), &hsw)
+           : in->modrm == 0xf3 ? hx_patan(a, b, host_cw(c), &hsw)
+                               : hx_yl2xp1(a, b, host_cw(c), &hsw);
+        if (arith_flags(c, hsw)) {
+            store_st(c, 1, r0);
+            st_pop(c);
+        }
+        return;
+    case 0xf2: case 0xfb:                       /* FPTAN, FSINCOS */
+        if (!fetch(c, 0, &a))
+            return;
+        if (out_of_trig_range(a)) {
+            f->sw |= SW_C2;
+            return;
+        }
+        if (!push_room(c))
+            return;
+        if (in->modrm == 0xf2)
+            hx_tan(a, &r0, &r1, host_cw(c), &hsw);
+        else
+            hx_sincos(a, &r0, &r1, host_cw(c), &hsw);
+        f->sw &= ~SW_C2;
+        if (!arith_flags(c, hsw))
+            return;
+        store_st(c, 0, r1);
+        push_value(c, r0);
+        return;
+    case 0xf4:                                  /* FXTRACT */
+        if (!fetch(c, 0, &a) || !push_room(c))
+            return;
+        hx_xtract(a, &r0, &r1, host_cw(c), &hsw);
+        if (!arith_flags(c, hsw))
+            return;
+        store_st(c, 0, r1);
+        push_value(c, r0);
+        return;
+    case 0xf5: case 0xf8:                       /* FPREM1, FPREM */
+        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+            return;
+        r0 = in->modrm == 0xf8 ? hx_prem(a, b, host_cw(c), &hsw) : hx_prem1(a, b, host_cw(c), &hsw);
+        if (cc_flags(c, hsw))
+            store_st(c, 0, r0);
+        return;
+    case 0xf6:                                  /* FDECSTP */
+        f->top = (f->top - 1) & 7;
+        f->sw &= ~SW_C1;
+        return;
+    case 0xf7:                                  /* FINCSTP */
+        f->top = (f->top + 1) & 7;
+        f->sw &= ~SW_C1;
+        return;
+    case 0xfa: unary(c, hx_sqrt, false); return;
+    case 0xfc: unary(c, hx_rndint, false); return;
+    case 0xfd:                                  /* FSCALE */
+        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+            return;
+        r0 = hx_scale(a, b, host_cw(c), &hsw);
+        if (arith_flags(c, hsw))
+            store_st(c, 0, r0);
+        return;
+    case 0xfe: case 0xff:                       /* FSIN, FCOS */
+        if (!fetch(c, 0, &a))
+            return;
+        if (out_of_trig_range(a)) {
+            f->sw |= SW_C2;
+            return;
+        }
+        f->sw &= ~SW_C2;
+        unary(c, in->modrm == 0xfe ? hx_sin : hx_cos, false);
+        return;
+    }
+    raise_ud_unimplemented(c, in, "x87 D9 register form");
+}
+
+static void d9_mem(struct cpu *c, const struct insn *in)
+{
+    uint16_t hsw = 0;
+    long double a;
+    switch (in->reg) {
+    case 0: {                                   /* FLD m32real */
+        float m;
+        mem_get(c, in, 0, &m, 4);
+        if (!push_room(c))
+            return;
+        a = hx_ld_f32(m, host_cw(c), &hsw);
+        if (arith_flags(c, hsw & ~SW_C1))
+            push_value(c, a);
+        return;
+    }
+    case 2: case 3: {                           /* FST/FSTP m32real */
+        probe_put(c, in, 4);
+        if (!fetch(c, 0, &a))
+            return;
+        float m = hx_st_f32(a, host_cw(c), &hsw);
+        if (!arith_flags(c, hsw))
+            return;
+        mem_put(c, in, 0, &m, 4);
+        if (in->reg == 3)
+            st_pop(c);
+        return;
+    }
+    case 4: fldenv(c, in); return;
+    case 5: {                                   /* FLDCW */
+        uint16_t cw;
+        mem_get(c, in, 0, &cw, 2);
+        c->fpu.cw = cw | 0x40;
+        update_es(c);
+        return;
+    }
+    case 6: fnstenv(c, in); return;
+    case 7: mem_put(c, in, 0, &c->fpu.cw, 2); return;
+    }
+    raise_ud_unimplemented(c, in, "x87 D9 /1");
+}
+
+static bool fcmov_condition(const struct cpu *c, int op, int reg)
+{
+    uint32_t fl = c->eflags;
+    bool t;
+    switch (reg & 3) {
+    case 0: t = fl & FL_CF; break;
+    case 1: t = fl & FL_ZF; break;
+    case 2: t = fl & (FL_CF | FL_ZF); break;
+    default: t = fl & FL_PF; break;
+    }
+    return op == 0xda ? t : !t;
+}
+
+static void fcmov(struct cpu *c, const struct insn *in)
+{
+    long double v;
+    if (!fetch(c, in->rm, &v))
+        return;
+    if (st_empty(&c->fpu, 0) && !stack_fault(c, false))
+        return;
+    if (fcmov_condition(c, in->op, in->reg))
+        store_st(c, 0, v);
+    else if (st_empty(&c->fpu, 0))
+        store_st(c, 0, indefinite());
+    c->fpu.sw &= ~SW_C1;
+}
+
+/* FCOMI/FUCOMI(P): the comparison lands in ZF, PF and CF. */
+static void fcomi(struct cpu *c, const struct insn *in, bool unordered_ok, bool pop_after)
+{
+    long double a, b;
+    if (!fetch(c, 0, &a) || !fetch(c, in->rm, &b))
+        return;
+    uint16_t hsw = 0;
+    if (unordered_ok)
+        hx_ucom(a, b, host_cw(c), &hsw);
+    else
+        hx_com(a, b, host_cw(c), &hsw);
+    c->fpu.sw &= ~SW_C1;
+    if (!raise_flags(c, hsw))
+        return;
+    uint32_t fl = c->eflags & ~(FL_ZF | FL_PF | FL_CF | FL_OF | FL_SF | FL_AF);
+    if (hsw & SW_C3) fl |= FL_ZF;
+    if (hsw & SW_C2) fl |= FL_PF;
+    if (hsw & SW_C0) fl |= FL_CF;
+    c->eflags = fl;
+    if (pop_after)
+        st_pop(c);
+}
+
+static void fst_int(struct cpu *c, const struct insn *in, int size, bool pop_after)
+{
+    long double a;
+    probe_put(c, in, size);
+    if (!fetch(c, 0, &a))
+        return;
+    uint16_t hsw = 0;
+    uint8_t buf[8];
+    if (size == 2) { int16_t v = hx_st_i16(a, host_cw(c), &hsw); memcpy(buf, &v, 2); }
+    else if (size == 4) { int32_t v = hx_st_i32(a, host_cw(c), &hsw); memcpy(buf, &v, 4); }
+    else { int64_t v = hx_st_i64(a, host_cw(c), &hsw); memcpy(buf, &v, 8); }
+    if (!arith_flags(c, hsw))
+        return;
+    mem_put(c, in, 0, buf, size);
+    if (pop_after)
+        st_pop(c);
+}
+
+static void fld_int(struct cpu *c, const struct insn *in, int size)
+{
+    int64_t v = 0;
+    if (size == 2) { int16_t x; mem_get(c, in, 0, &x, 2); v = x; }
+    else if (size == 4) { int32_t x; mem_get(c, in, 0, &x, 4); v = x; }
+    else mem_get(c, in, 0, &v, 8);
+    if (!push_room(c))
+        return;
+    push_value(c, (long double)v);
+    c->fpu.sw &= ~SW_C1;
+}
+
+static void db_group(struct cpu *c, const struct insn *in)
+{
+    long double a;
+    if (insn_is_mem(in)) {
+        switch (in->reg) {
+        case 0: fld_int(c, in, 4); return;
+        case 2: fst_int(c, in, 4, false); return;
+        case 3: fst_int(c, in, 4, true); return;
+        case 5:                                 /* FLD m80real: no conversion, no exception */
+            memset(&a, 0, sizeof(a));
+            mem_get(c, in, 0, &a, 10);
+            if (push_room(c)) {
+                push_value(c, a);
+                c->fpu.sw &= ~SW_C1;
+            }
+            return;
+        case 7:                                 /* FSTP m80real */
+            probe_put(c, in, 10);
+            if (!fetch(c, 0, &a))
+                return;
+            mem_put(c, in, 0, &a, 10);
+            st_pop(c);
+            return;
+        }
+        raise_ud_unimplemented(c, in, "x87 DB memory form");
+    }
+    switch (in->modrm) {
+    case 0xc0 ... 0xdf: fcmov(c, in); return;
+    case 0xe0: case 0xe1: case 0xe4: return;    /* FENI, FDISI, FSETPM: no-ops since the 387 */
+    case 0xe2:                                  /* FNCLEX */
+        c->fpu.sw &= ~(SW_EXC | SW_SF | SW_ES | SW_B);
+        machine_fpu_ferr(c->m, false);
+        return;
+    case 0xe3: fpu_reset_init(c); return;       /* FNINIT */
+    case 0xe8 ... 0xef: fcomi(c, in, true, false); return;
+    case 0xf0 ... 0xf7: fcomi(c, in, false, false); return;
+    }
+    raise_ud_unimplemented(c, in, "x87 DB register form");
+}
+
+static void dd_group(struct cpu *c, const struct insn *in)
+{
+    long double a;
+    uint16_t hsw = 0;
+    if (insn_is_mem(in)) {
+        switch (in->reg) {
+        case 0: {                               /* FLD m64real */
+            double m;
+            mem_get(c, in, 0, &m, 8);
+            if (!push_room(c))
+                return;
+            a = hx_ld_f64(m, host_cw(c), &hsw);
+            if (arith_flags(c, hsw & ~SW_C1))
+                push_value(c, a);
+            return;
+        }
+        case 2: case 3: {                       /* FST/FSTP m64real */
+            probe_put(c, in, 8);
+            if (!fetch(c, 0, &a))
+                return;
+            double m = hx_st_f64(a, host_cw(c), &hsw);
+            if (!arith_flags(c, hsw))
+                return;
+            mem_put(c, in, 0, &m, 8);
+            if (in->reg == 3)
+                st_pop(c);
+            return;
+        }
+        case 4: frstor(c, in); return;
+        case 6: fnsave(c, in); return;
+        case 7: {                               /* FNSTSW m16 */
+            uint16_t sw = fpu_status_word(c);
+            mem_put(c, in, 0, &sw, 2);
+            return;
+        }
+        }
+        raise_ud_unimplemented(c, in, "x87 DD memory form");
+    }
+    switch (in->reg) {
+    case 0:                                     /* FFREE */
+        set_tag(&c->fpu, phys_of(&c->fpu, in->rm), TAG_EMPTY);
+        return;
+    case 1:                                     /* FXCH4 alias */
+        d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
+        return;
+    case 2: case 3:                             /* FST/FSTP ST(i) */
+        if (!fetch(c, 0, &a))
+            return;
+        store_st(c, in->rm, a);
+        c->fpu.sw &= ~SW_C1;
+        if (in->reg == 3)
+            st_pop(c);
+        return;
+    case 4: case 5: {                           /* FUCOM/FUCOMP */
+        long double b;
+        if (!fetch(c, 0, &a) || !fetch(c, in->rm, &b))
+            return;
+        compare(c, a, b, true, 0);
+        if (in->reg == 5)
+            st_pop(c);
+        return;
+    }
+    }
+    raise_ud_unimplemented(c, in, "x87 DD register form");
+}
+
+static void da_de_reg_special(struct cpu *c, const struct insn *in)
+{
+    long double a, b;
+    if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+        return;
+    compare(c, a, b, in->op == 0xda, 0);        /* DA E9 FUCOMPP, DE D9 FCOMPP */
+    st_pop(c);
+    st_pop(c);
+}
+
+static void df_group(struct cpu *c, const struct insn *in)
+{
+    long double a;
+    if (insn_is_mem(in)) {
+        uint16_t hsw = 0;
+        switch (in->reg) {
+        case 0: fld_int(c, in, 2); return;
+        case 2: fst_int(c, in, 2, false); return;
+        case 3: fst_int(c, in, 2, true); return;
+        case 4: {                               /* FBLD */
+            struct bcd m;
+            mem_get(c, in, 0, &m, 10);
+            if (!push_room(c))
+                return;
+            a = hx_ld_bcd(m, host_cw(c), &hsw);
+            push_value(c, a);
+            c->fpu.sw &= ~SW_C1;
+            return;
+        }
+        case 5: fld_int(c, in, 8); return;
+        case 6: {                               /* FBSTP */
+            probe_put(c, in, 10);
+            if (!fetch(c, 0, &a))
+                return;
+            struct bcd m = hx_st_bcd(a, host_cw(c), &hsw);
+            if (!arith_flags(c, hsw))
+                return;
+            mem_put(c, in, 0, &m, 10);
+            st_pop(c);
+            return;
+        }
+        case 7: fst_int(c, in, 8, true); return;
+        }
+        raise_ud_unimplemented(c, in, "x87 DF memory form");
+    }
+    switch (in->reg) {
+    case 0:                                     /* FFREEP */
+        set_tag(&c->fpu, phys_of(&c->fpu, in->rm), TAG_EMPTY);
+        st_pop(c);
+        return;
+    case 1:                                     /* FXCH7 alias */
+        d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
+        return;
+    case 2: case 3:                             /* FSTP8/FSTP9 aliases */
+        if (fetch(c, 0, &a)) {
+            store_st(c, in->rm, a);
+            st_pop(c);
+        }
+        return;
+    case 4:
+        if (in->modrm == 0xe0) {                /* FNSTSW AX */
+            cpu_set_r16(c, R_EAX, fpu_status_word(c));
+            return;
+        }
+        break;
+    case 5: fcomi(c, in, true, true); return;
+    case 6: fcomi(c, in, false, true); return;
+    }
+    raise_ud_unimplemented(c, in, "x87 DF register form");
+}
+
+/* ---- entry points ---- */
+
+/* FNINIT, FNCLEX, FNSTENV, FNSTCW, FNSAVE, FNSTSW and the 287 leftovers do
+ * not report pending exceptions; neither do they change FIP/FOP. */
+static bool is_control(const struct insn *in)
+{
+    bool mem = insn_is_mem(in);
+    switch (in->op) {
+    case 0xd9: return mem && in->reg >= 4;
+    case 0xdb: return !mem && (in->modrm >= 0xe0 && in->modrm <= 0xe4);
+    case 0xdd: return mem && in->reg >= 4;
+    case 0xdf: return in->modrm == 0xe0;
+    }
+    return false;
+}
+
+static bool is_nowait(const struct insn *in)
+{
+    bool mem = insn_is_mem(in);
+    switch (in->op) {
+    case 0xd9: return mem && (in->reg == 6 || in->reg == 7);
+    case 0xdb: return !mem && (in->modrm >= 0xe0 && in->modrm <= 0xe4);
+    case 0xdd: return mem && (in->reg == 6 || in->reg == 7);
+    case 0xdf: return in->modrm == 0xe0;
+    }
+    return false;
+}
+
+void fpu_reset_init(struct cpu *c)
+{
+    struct fpu *f = &c->fpu;
+    f->cw = 0x037f;
+    f->sw = 0;
+    f->tw = 0xffff;
+    f->top = 0;
+    f->fip = f->fdp = 0;
+    f->fcs = f->fds = 0;
+    f->fop = 0;
+    machine_fpu_ferr(c->m, false);
+}
 
 void fpu_reset(struct cpu *c)
 {
-    (void)c;
+    /* RESET (not FNINIT): control word 0x0040, every register +0.0 and tagged valid. */
+    struct fpu *f = &c->fpu;
+    memset(f, 0, sizeof(*f));
+    f->cw = 0x0040;
+    f->tw = 0x5555;
 }
 
 void fpu_exec(struct cpu *c, const struct insn *in)
 {
     if (c->cr0 & (CR0_EM | CR0_TS))
         cpu_raise_noerr(c, EXC_NM);
-    (void)in;
+    if (!is_nowait(in))
+        report_pending(c);
+    if (!is_control(in)) {
+        struct fpu *f = &c->fpu;
+        f->fip = c->eip_start;
+        f->fcs = c->seg[SEG_CS].sel;
+        f->fop = ((in->op & 7) << 8) | in->modrm;
+        if (insn_is_mem(in)) {
+            f->fdp = insn_ea_offset(c, in);
+            f->fds = c->seg[in->ea_seg].sel;
+        }
+    }
+    bool mem = insn_is_mem(in);
+    switch (in->op) {
+    case 0xd8:
+        if (mem)
+            arith_mem(c, in);
+        else
+            arith_reg(c, in);
+        return;
+    case 0xd9:
+        if (mem)
+            d9_mem(c, in);
+        else
+            d9_reg(c, in);
+        return;
+    case 0xda:
+        if (mem)
+            arith_mem(c, in);
+        else if (in->modrm == 0xe9)
+            da_de_reg_special(c, in);
+        else if (in->modrm < 0xe0)
+            fcmov(c, in);
+        else
+            raise_ud_unimplemented(c, in, "x87 DA register form");
+        return;
+    case 0xdb: db_group(c, in); return;
+    case 0xdc:
+        if (mem)
+            arith_mem(c, in);
+        else
+            arith_reg(c, in);
+        return;
+    case 0xdd: dd_group(c, in); return;
+    case 0xde:
+        if (mem)
+            arith_mem(c, in);
+        else if (in->reg == 3 && in->modrm != 0xd9)
+            raise_ud_unimplemented(c, in, "x87 DE D8-DF");
+        else if (in->modrm == 0xd9)
+            da_de_reg_special(c, in);
+        else
+            arith_reg(c, in);
+        return;
+    case 0xdf: df_group(c, in); return;
+    }
 }
 
 void fpu_wait(struct cpu *c)
 {
     if ((c->cr0 & (CR0_MP | CR0_TS)) == (CR0_MP | CR0_TS))
         cpu_raise_noerr(c, EXC_NM);
+    report_pending(c);
 }

@@ -136,7 +136,20 @@ uint32_t cpu_feature_edx(void);
 bool fpu_implemented(void);
 void fpu_exec(struct cpu *c, const struct insn *in);
 void fpu_wait(struct cpu *c);   /* WAIT/FWAIT: #NM or pending #MF */
-void fpu_reset(struct cpu *c);
+void fpu_reset(struct cpu *c);       /* RESET state */
+void fpu_reset_init(struct cpu *c);  /* FNINIT state */
+/* The status word with TOP merged in, as FNSTSW stores it. */
+uint16_t fpu_status_word(const struct cpu *c);
+
+/* ---- the interpreter's pieces other engines reuse (interp.c) ---- */
+/* Execute one decoded instruction; c->eip already points past it. */
+void interp_exec(struct cpu *c, const struct insn *in);
+/* Fetch, decode and execute one instruction, with single-step traps. */
+void interp_step(struct cpu *c);
+/* After a fault unwound to the engine's setjmp: restore and deliver it. */
+void interp_deliver_pending(struct cpu *c);
+/* IF set, no interrupt shadow, and the PIC asserts INTR. */
+bool interp_interrupt_ready(struct cpu *c);
 
 /* Log an unimplemented opcode once per address and raise #UD. */
 _Noreturn void raise_ud_unimplemented(struct cpu *c, const struct insn *in, const char *what);

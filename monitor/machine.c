@@ -129,7 +129,21 @@ void machine_triple_fault(struct machine *m)
     m->cpu.budget = 0;
 }
 
+void machine_fpu_ferr(struct machine *m, bool asserted)
+{
+    if (m->ferr != asserted) {
+        m->ferr = asserted;
+        irq_set(m->bus, 13, asserted);
+    }
+}
+
 /* ---- wiring callbacks ---- */
+
+/* Port 0xF0: a write clears the latched coprocessor error (FERR# -> IRQ13). */
+static void ferr_clear_write(void *opaque, uint16_t port, uint32_t val, int size)
+{
+    machine_fpu_ferr(opaque, false);
+}
 
 static void pam_changed(void *opaque, uint32_t base, uint32_t len, bool read_ram, bool write_ram)
 {
@@ -172,7 +186,7 @@ static void fill_cmos(struct machine *m)
     cmos_set(m->cmos, 0x5c, 0);
     cmos_set(m->cmos, 0x5d, 0);
     cmos_set(m->cmos, 0x5f, 0);          /* CPUs - 1 */
-    cmos_set(m->cmos, 0x14, 0x06);       /* equipment: FPU-less, VGA/EGA, no floppy */
+    cmos_set(m->cmos, 0x14, 0x06);       /* equipment: x87 present, PS/2 mouse, VGA/EGA, no floppy */
     cmos_update_checksum(m->cmos);
 }
 
@@ -296,6 +310,7 @@ struct machine *machine_new(const struct machine_config *cfg)
         debugcon_new(m->bus, 0xe9, m->debugcon_cd);
     }
     debugexit_new(m->bus, 0xf4);
+    bus_register_pio(m->bus, 0xf0, 1, m, NULL, ferr_clear_write);
     m->post = post_new(m->bus, cfg->post_port2, (cfg->trace & TRACE_POST) != 0);
 
     m->pci = pci_bus_new(m->bus);

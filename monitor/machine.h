@@ -79,10 +79,12 @@ struct machine {
     struct post *post;
     struct ide *ide;
     struct blockdev *disk[4];
+    struct bt *bt;               /* translation cache, NULL with -accel interp */
     uint64_t icount_accounted;   /* instructions already reported to the clock */
     bool stop;                   /* the run loop should return */
     int exit_status;
     int resets;
+    bool ferr;                   /* x87 FERR# asserted (IRQ13 level) */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */
@@ -104,6 +106,8 @@ bool machine_intr_pending(struct machine *m);
 int machine_intr_ack(struct machine *m);
 /* INVLPG hook (the translator drops stale lookups here). */
 void machine_invlpg(struct machine *m, uint32_t lin);
+/* The x87 unit's FERR# output, wired to IRQ13 as on a PC (port 0xF0 clears it). */
+void machine_fpu_ferr(struct machine *m, bool asserted);
 /* Triple fault: reset (or stop with -no-reboot). */
 void machine_triple_fault(struct machine *m);
 
