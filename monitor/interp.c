@@ -843,7 +843,7 @@ static void exec_in_out(struct cpu *c, const struct insn *in)
         reg_write(c, R_EAX, size, machine_io_read(c->m, port, size));
 }
 
-static void exec_0f(struct cpu *c, struct insn *in)
+static void exec_0f(struct cpu *c, const struct insn *in)
 {
     int op = in->op;
     int size = vsize(in);
@@ -995,7 +995,7 @@ static void exec_0f(struct cpu *c, struct insn *in)
 /* ------------------------------------------------------------------ */
 /* one instruction                                                      */
 
-static void exec(struct cpu *c, struct insn *in)
+void interp_exec(struct cpu *c, const struct insn *in)
 {
     int op = in->op;
     int size;
@@ -1347,7 +1347,7 @@ static void fetch_decode(struct cpu *c, struct insn *in)
         cpu_raise(c, EXC_GP, 0);
 }
 
-static void deliver_pending_exception(struct cpu *c)
+void interp_deliver_pending(struct cpu *c)
 {
     c->eip = c->eip_start;
     c->r[R_ESP] = c->esp_start;
@@ -1356,7 +1356,7 @@ static void deliver_pending_exception(struct cpu *c)
     c->fault_depth = 0;
 }
 
-static bool interrupt_ready(struct cpu *c)
+bool interp_interrupt_ready(struct cpu *c)
 {
     return (c->eflags & FL_IF) && !c->intr_shadow && machine_intr_pending(c->m);
 }
@@ -1369,7 +1369,7 @@ void cpu_deliver_interrupt(struct cpu *c, int vector)
     do_interrupt(c, vector, INT_EXT, false, 0, c->eip);
 }
 
-static void step(struct cpu *c)
+void interp_step(struct cpu *c)
 {
     struct insn in;
     c->eip_start = c->eip;
@@ -1381,7 +1381,7 @@ static void step(struct cpu *c)
         trace_insn(c, &in);
     uint32_t next = c->eip + in.len;
     c->eip = cpu_code32(c) ? next : (next & 0xffff);
-    exec(c, &in);
+    interp_exec(c, &in);
     c->icount++;
     c->budget--;
     if (tf && !c->halted) {
@@ -1400,16 +1400,16 @@ void interp_run(struct cpu *c)
     if (unwound == 1) {
         c->icount++;
         c->budget--;
-        deliver_pending_exception(c);
+        interp_deliver_pending(c);
     }
     while (c->budget > 0) {
-        if (interrupt_ready(c)) {
+        if (interp_interrupt_ready(c)) {
             c->halted = false;
             cpu_deliver_interrupt(c, machine_intr_ack(c->m));
             continue;
         }
         if (c->halted || c->m->stop)
             return;
-        step(c);
+        interp_step(c);
     }
 }

@@ -4,6 +4,7 @@
 #include "monitor/machine.h"
 #include "monitor/interp.h"
 #include "monitor/loader.h"
+#include "bt/bt.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
@@ -101,6 +102,7 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
 
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
 {
+    physmem_note_write(m->pm, pa, size);
     physmem_write(m->pm, pa, val, size);
 }
 
@@ -260,6 +262,12 @@ static bool load_kernel(struct machine *m)
     return ok;
 }
 
+static void code_written(void *opaque, uint32_t page)
+{
+    struct machine *m = opaque;
+    bt_invalidate_page(m->bt, page);
+}
+
 static bool attach_drives(struct machine *m)
 {
     static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
@@ -324,6 +332,12 @@ struct machine *machine_new(const struct machine_config *cfg)
         return NULL;
     }
 
+    if (m->cfg.accel_bt) {
+        m->bt = bt_new(&m->cpu);
+        m->pm->code_write = code_written;
+        m->pm->code_write_opaque = m;
+    }
+
     bus_set_a20_listener(m->bus, a20_changed, m);
     fill_cmos(m);
     fill_fwcfg(m);
@@ -347,6 +361,7 @@ void machine_free(struct machine *m)
     for (int k = 0; k < 4; k++)
         if (m->disk[k])
             blockdev_close(m->disk[k]);
+    bt_free(m->bt);
     physmem_free(m->pm);
     free(m);
 }
@@ -429,7 +444,10 @@ int machine_run(struct machine *m)
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
         c->budget = slice_budget(m);
-        interp_run(c);
+        if (m->bt)
+            bt_run(m->bt);
+        else
+            interp_run(c);
         account_insns(m);
         if (c->halted && !(c->eflags & FL_IF)) {
             /* Nothing can wake a CPU halted with interrupts off (there is no NMI source). */

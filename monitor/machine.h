@@ -26,6 +26,7 @@ struct fwcfg;
 struct post;
 struct ide;
 struct blockdev;
+struct bt;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -41,6 +42,7 @@ struct machine_config {
     const char *serial[2];       /* chardev specs for COM1/COM2 */
     const char *debugcon;        /* chardev spec for port 0x402, NULL: none */
     bool no_reboot;
+    bool accel_bt;               /* -accel bt (default): the translation cache; else the interpreter */
     bool deterministic;          /* -icount: virtual time follows instructions */
     int ns_per_insn;
     unsigned trace;

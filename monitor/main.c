@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define RETROVISOR_VERSION "0.1.0"
 
@@ -28,7 +29,7 @@ static void usage(FILE *f)
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
-            "  -accel interp      execution engine (interp: the reference interpreter)\n"
+            "  -accel ENGINE      bt: the translation cache (default); interp: the reference interpreter\n"
             "\n"
             "Character devices (SPEC is stdio, file:PATH or none):\n"
             "  -serial SPEC       next serial port (first COM1, then COM2); default stdio with\n"
@@ -137,7 +138,7 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
 
 int main(int argc, char **argv)
 {
-    struct machine_config cfg = { .ram_mb = 128 };
+    struct machine_config cfg = { .ram_mb = 128, .accel_bt = true };
     const char *display = NULL;
     int nserial = 0;
     const char *trace_file = NULL;
@@ -196,8 +197,15 @@ int main(int argc, char **argv)
             cfg.no_reboot = true;
         } else if (!strcmp(a, "-accel")) {
             NEED_ARG();
-            if (strcmp(val, "interp"))
-                bad("-accel %s: not available in this build (available: interp)%s", val, "");
+            if (!strcmp(val, "bt") || !strcmp(val, "tcg"))
+                cfg.accel_bt = true;
+            else if (!strcmp(val, "interp"))
+                cfg.accel_bt = false;
+            else if (!strcmp(val, "kvm"))
+                bad("-accel kvm: %s (available: bt, interp)%s",
+                    access("/dev/kvm", R_OK | W_OK) ? "this host has no usable /dev/kvm" : "the kvm engine is not built yet", "");
+            else
+                bad("-accel %s: unknown engine (available: bt, interp)%s", val, "");
         } else if (!strcmp(a, "-d")) {
             NEED_ARG();
             if (!strcmp(val, "help")) {

@@ -147,7 +147,9 @@ static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc,
     uint8_t *wr = pm->wr[w.phys >> 12];
     uint32_t page = lin & PAGE_MASK;
     e->tag_read = rd ? page : TLB_INVALID;
-    e->tag_write = (wr && w.writable && wr == rd) ? page : TLB_INVALID;
+    /* No direct writes to pages with translations: they must go through machine_phys_write. */
+    bool code = physmem_is_code(pm, w.phys);
+    e->tag_write = (wr && w.writable && wr == rd && !code) ? page : TLB_INVALID;
     e->addend = rd ? (uintptr_t)rd - page : 0;
     e->phys = w.phys;
     e->global = w.global;

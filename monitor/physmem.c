@@ -30,6 +30,7 @@ struct physmem *physmem_new(uint32_t ram_size, struct bus *bus)
     pm->rd = xcalloc(PHYS_PAGES, sizeof(uint8_t *));
     pm->wr = xcalloc(PHYS_PAGES, sizeof(uint8_t *));
     pm->rom_shadow = xcalloc(1, SHADOW_SIZE);
+    pm->code_bits = xcalloc(PHYS_PAGES / 8, 1);
     memset(pm->rom_shadow, 0xff, SHADOW_SIZE);
     for (uint32_t a = 0; a < ram_size; a += PAGE_SIZE) {
         pm->rd[a >> 12] = pm->ram + a;
@@ -50,6 +51,7 @@ void physmem_free(struct physmem *pm)
     free(pm->rd);
     free(pm->wr);
     free(pm->rom_shadow);
+    free(pm->code_bits);
     free(pm->bios);
     free(pm);
 }
@@ -155,10 +157,21 @@ void physmem_write(struct physmem *pm, uint32_t addr, uint64_t val, int size)
         write_byte_slow(pm, addr + k, val >> (8 * k));
 }
 
+/* Tell the translation cache about writes to pages it has translated. */
+void physmem_note_write(struct physmem *pm, uint64_t addr, size_t len)
+{
+    if (!pm->code_write || !len)
+        return;
+    for (uint64_t page = addr & ~0xfffull; page < addr + len; page += PAGE_SIZE)
+        if (page < 0x100000000ull && physmem_is_code(pm, page))
+            pm->code_write(pm->code_write_opaque, page);
+}
+
 bool physmem_copy_to(struct physmem *pm, uint64_t addr, const void *src, size_t len)
 {
     if (addr > pm->ram_size || len > pm->ram_size - addr)
         return false;
+    physmem_note_write(pm, addr, len);
     memcpy(pm->ram + addr, src, len);
     return true;
 }

@@ -29,7 +29,26 @@ struct physmem {
     uint8_t *rom_shadow;          /* 0xC0000-0xFFFFF as seen when PAM says "ROM" */
     struct bus *bus;
     uint64_t generation;          /* bumped whenever a mapping changes (TLBs must flush) */
+    /* Pages holding translated code: one bit per page.  Writes to them must
+     * reach code_write(code_write_opaque, page) before they land. */
+    uint8_t *code_bits;
+    void (*code_write)(void *opaque, uint32_t page);
+    void *code_write_opaque;
 };
+
+static inline bool physmem_is_code(const struct physmem *pm, uint32_t addr)
+{
+    uint32_t page = addr >> 12;
+    return pm->code_bits[page >> 3] & (1u << (page & 7));
+}
+static inline void physmem_set_code(struct physmem *pm, uint32_t addr, bool on)
+{
+    uint32_t page = addr >> 12;
+    if (on)
+        pm->code_bits[page >> 3] |= 1u << (page & 7);
+    else
+        pm->code_bits[page >> 3] &= ~(1u << (page & 7));
+}
 
 struct physmem *physmem_new(uint32_t ram_size, struct bus *bus);
 void physmem_free(struct physmem *pm);
@@ -46,6 +65,8 @@ void physmem_set_mmio(struct physmem *pm, uint32_t base, uint32_t len);
 /* Slow-path accesses (any address, any size up to 8, may cross pages). */
 uint64_t physmem_read(struct physmem *pm, uint32_t addr, int size);
 void physmem_write(struct physmem *pm, uint32_t addr, uint64_t val, int size);
+/* A write of len bytes at addr is about to land: invalidate translations there. */
+void physmem_note_write(struct physmem *pm, uint64_t addr, size_t len);
 /* Bounds-checked bulk copies for DMA and loaders: false if any byte is outside RAM. */
 bool physmem_copy_to(struct physmem *pm, uint64_t addr, const void *src, size_t len);
 bool physmem_copy_from(struct physmem *pm, uint64_t addr, void *dst, size_t len);

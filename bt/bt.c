@@ -1,0 +1,314 @@
+/*
+ * Translation cache: block building, lookup, generated host code, the run
+ * loop, and invalidation.  See bt/bt.h for the design.
+ */
+#include "bt/bt.h"
+#include "bt/emit.h"
+#include "hosted-driver/execmem.h"
+#include "monitor/interp.h"
+#include "monitor/machine.h"
+#include "monitor/physmem.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CODE_SIZE (32u << 20)        /* generated code */
+#define MAX_BLOCKS 65536
+#define HASH_BITS 16
+#define MAX_BLOCK_INSNS 64
+#define CODE_PER_INSN 40             /* upper bound of host bytes emitted per guest instruction */
+
+struct block {
+    uint32_t phys;                   /* guest-physical address of the first instruction */
+    bool code32;
+    uint16_t ninsn;
+    struct block *hash_next;
+    struct block *page_next;         /* other blocks starting in the same physical page */
+    void (*code)(struct cpu *c);
+    struct insn *insns;
+};
+
+struct bt {
+    struct cpu *cpu;
+    struct physmem *pm;
+    uint8_t *code_buf;
+    struct emitter em;
+    struct block *blocks;            /* arena of MAX_BLOCKS */
+    int nblocks;
+    struct insn *insn_arena;
+    int ninsns;
+    struct block *hash[1u << HASH_BITS];
+    struct block **page_blocks;      /* [PHYS_PAGES] lists per physical page, allocated lazily */
+    uint64_t pm_generation;
+    bool flush_pending;
+    struct bt_stats stats;
+};
+
+static unsigned hash_of(uint32_t phys, bool code32)
+{
+    uint32_t h = phys * 2654435761u ^ (code32 ? 0x9e3779b9u : 0);
+    return h >> (32 - HASH_BITS);
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+    void *p = calloc(n, sz);
+    if (!p) {
+        fprintf(stderr, "retrovisor: out of host memory for the translation cache\n");
+        exit(1);
+    }
+    return p;
+}
+
+struct bt *bt_new(struct cpu *c)
+{
+    struct bt *bt = xcalloc(1, sizeof(*bt));
+    bt->cpu = c;
+    bt->pm = c->m->pm;
+    bt->code_buf = execmem_alloc(CODE_SIZE);
+    bt->em.p = bt->code_buf;
+    bt->em.end = bt->code_buf + CODE_SIZE;
+    bt->blocks = xcalloc(MAX_BLOCKS, sizeof(struct block));
+    bt->insn_arena = xcalloc((size_t)MAX_BLOCKS * 8, sizeof(struct insn));
+    bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
+    bt->pm_generation = bt->pm->generation;
+    return bt;
+}
+
+void bt_free(struct bt *bt)
+{
+    if (!bt)
+        return;
+    execmem_free(bt->code_buf, CODE_SIZE);
+    free(bt->blocks);
+    free(bt->insn_arena);
+    free(bt->page_blocks);
+    free(bt);
+}
+
+void bt_get_stats(const struct bt *bt, struct bt_stats *s)
+{
+    *s = bt->stats;
+}
+
+/* ---- code-page tracking ---- */
+
+static void mark_code_page(struct bt *bt, uint32_t page)
+{
+    struct physmem *pm = bt->pm;
+    if (physmem_is_code(pm, page))
+        return;
+    physmem_set_code(pm, page, true);
+    /* Writes to this page must now reach us: drop direct-write TLB entries to it. */
+    struct cpu *c = bt->cpu;
+    for (int u = 0; u < 2; u++)
+        for (unsigned i = 0; i < TLB_SIZE; i++)
+            if ((c->tlb[u][i].phys & PAGE_MASK) == (page & PAGE_MASK))
+                c->tlb[u][i].tag_write = TLB_INVALID;
+}
+
+static void unlink_hash(struct bt *bt, struct block *b)
+{
+    struct block **pp = &bt->hash[hash_of(b->phys, b->code32)];
+    while (*pp && *pp != b)
+        pp = &(*pp)->hash_next;
+    if (*pp)
+        *pp = b->hash_next;
+}
+
+void bt_invalidate_page(struct bt *bt, uint32_t page)
+{
+    page &= PAGE_MASK;
+    struct block *b = bt->page_blocks[page >> 12];
+    while (b) {
+        unlink_hash(bt, b);
+        bt->stats.blocks_invalidated++;
+        b = b->page_next;
+    }
+    bt->page_blocks[page >> 12] = NULL;
+    physmem_set_code(bt->pm, page, false);
+    /* The block running now may be one of them: leave it after this instruction. */
+    bt->cpu->bt_exit = true;
+}
+
+void bt_flush(struct bt *bt)
+{
+    for (int k = 0; k < bt->nblocks; k++) {
+        struct block *b = &bt->blocks[k];
+        if (bt->page_blocks[b->phys >> 12]) {
+            physmem_set_code(bt->pm, b->phys & PAGE_MASK, false);
+            bt->page_blocks[b->phys >> 12] = NULL;
+        }
+    }
+    memset(bt->hash, 0, sizeof(bt->hash));
+    bt->nblocks = 0;
+    bt->ninsns = 0;
+    bt->em.p = bt->code_buf;
+    bt->stats.flushes++;
+    bt->pm_generation = bt->pm->generation;
+    bt->flush_pending = false;
+}
+
+/* ---- execution of one threaded instruction (called from generated code) ---- */
+
+/* Returns true when the block may go on with its next instruction. */
+static bool bt_step(struct cpu *c, const struct insn *in)
+{
+    c->eip_start = c->eip;
+    c->esp_start = c->r[R_ESP];
+    c->intr_shadow = false;
+    uint32_t last = c->eip + in->len - 1;
+    if (last > c->seg[SEG_CS].limit || last < c->eip)
+        cpu_raise(c, EXC_GP, 0);
+    uint32_t next = cpu_code32(c) ? c->eip + in->len : ((c->eip + in->len) & 0xffff);
+    c->eip = next;
+    interp_exec(c, in);
+    c->icount++;
+    c->budget--;
+    return c->eip == next && !c->halted && c->budget > 0 && !c->bt_exit && !(c->eflags & FL_TF);
+}
+
+/* ---- translation ---- */
+
+/* Instructions after which decoding stops: control transfers and anything
+ * that may change how the following bytes decode or map. */
+static bool ends_block(const struct insn *in)
+{
+    int op = in->op;
+    if ((op >= 0x70 && op <= 0x7f) || (op >= 0xe0 && op <= 0xe3) || (op >= 0x180 && op <= 0x18f))
+        return true;
+    switch (op) {
+    case 0x9a: case 0x9d: case 0xc2: case 0xc3: case 0xca: case 0xcb: case 0xcc: case 0xcd:
+    case 0xce: case 0xcf: case 0xe8: case 0xe9: case 0xea: case 0xeb: case 0xf1: case 0xf4:
+    case 0x100: case 0x101: case 0x106: case 0x10b: case 0x120: case 0x121: case 0x122: case 0x123:
+    case 0x130: case 0x134: case 0x135:
+        return true;
+    case 0xff:
+        return in->reg >= 2 && in->reg <= 5;
+    }
+    return in->invalid;
+}
+
+static void emit_block_code(struct bt *bt, struct block *b)
+{
+    struct emitter *e = &bt->em;
+    uint8_t *start = e->p;
+    uint8_t *exits[MAX_BLOCK_INSNS];
+    int nexits = 0;
+    emit_push(e, H_RBX);
+    emit_mov_rr64(e, H_RBX, H_RDI);
+    for (int k = 0; k < b->ninsn; k++) {
+        emit_mov_rr64(e, H_RDI, H_RBX);
+        emit_mov_imm64(e, H_RSI, (uintptr_t)&b->insns[k]);
+        emit_mov_imm64(e, H_RAX, (uintptr_t)bt_step);
+        emit_call_r(e, H_RAX);
+        if (k + 1 < b->ninsn) {
+            emit_test_al(e);
+            exits[nexits++] = emit_jz_fwd(e);
+        }
+    }
+    uint8_t *out = e->p;
+    emit_pop(e, H_RBX);
+    emit_ret(e);
+    for (int k = 0; k < nexits; k++)
+        emit_patch_rel32(exits[k], out);
+    b->code = (void (*)(struct cpu *))start;
+}
+
+/* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at `off`. */
+static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, struct insn *out)
+{
+    int n = 0;
+    while (n < MAX_BLOCK_INSNS && off < PAGE_SIZE) {
+        int avail = PAGE_SIZE - off < INSN_MAX_LEN ? PAGE_SIZE - off : INSN_MAX_LEN;
+        int len = decode(page_bytes + off, avail, code32, &out[n]);
+        if (len <= 0)
+            break;             /* crosses the page or too long: the interpreter takes it */
+        off += len;
+        if (ends_block(&out[n++]))
+            break;
+    }
+    return n;
+}
+
+static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32)
+{
+    if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
+        !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
+        bt_flush(bt);
+    const uint8_t *page_bytes = host - (phys & 0xfff);
+    struct insn *insns = &bt->insn_arena[bt->ninsns];
+    int n = decode_run(page_bytes, phys & 0xfff, code32, insns);
+    if (n == 0)
+        return NULL;
+    bt->ninsns += n;
+    struct block *b = &bt->blocks[bt->nblocks++];
+    b->phys = phys;
+    b->code32 = code32;
+    b->ninsn = n;
+    b->insns = insns;
+    emit_block_code(bt, b);
+    unsigned h = hash_of(phys, code32);
+    b->hash_next = bt->hash[h];
+    bt->hash[h] = b;
+    b->page_next = bt->page_blocks[phys >> 12];
+    bt->page_blocks[phys >> 12] = b;
+    mark_code_page(bt, phys);
+    bt->stats.blocks_translated++;
+    return b;
+}
+
+/* The block for CS:EIP, translating it if needed; NULL when the interpreter must take this instruction. */
+static struct block *lookup(struct bt *bt)
+{
+    struct cpu *c = bt->cpu;
+    if (bt->pm_generation != bt->pm->generation || bt->flush_pending)
+        bt_flush(bt);
+    if (c->eip > c->seg[SEG_CS].limit)
+        return NULL;
+    uint32_t phys;
+    const uint8_t *host = mem_code_ptr(c, c->seg[SEG_CS].base + c->eip, &phys);
+    if (!host)
+        return NULL;
+    bool code32 = cpu_code32(c);
+    for (struct block *b = bt->hash[hash_of(phys, code32)]; b; b = b->hash_next)
+        if (b->phys == phys && b->code32 == code32)
+            return b;
+    return translate(bt, host, phys, code32);
+}
+
+void bt_run(struct bt *bt)
+{
+    struct cpu *c = bt->cpu;
+    volatile int unwound = setjmp(c->fault_jmp);
+    if (unwound == 2)
+        return;
+    if (unwound == 1) {
+        c->icount++;
+        c->budget--;
+        interp_deliver_pending(c);
+    }
+    while (c->budget > 0) {
+        if (interp_interrupt_ready(c)) {
+            c->halted = false;
+            cpu_deliver_interrupt(c, machine_intr_ack(c->m));
+            continue;
+        }
+        if (c->halted || c->m->stop)
+            return;
+        /* Fetching may fault (#PF, #GP) before any instruction of a block
+         * runs: the fault must report this instruction, not the last one. */
+        c->eip_start = c->eip;
+        c->esp_start = c->r[R_ESP];
+        /* Single-stepping and instruction traces are the interpreter's job. */
+        struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+        if (!b) {
+            interp_step(c);
+            continue;
+        }
+        c->bt_exit = false;
+        bt->stats.block_entries++;
+        b->code(c);
+    }
+}

@@ -1,0 +1,44 @@
+/*
+ * The translation cache (bt): guest code is cut into blocks of decoded
+ * instructions, each with generated x86-64 host code, cached by the physical
+ * address of its first instruction and the code-segment size.
+ *
+ * This first stage threads every instruction through the shared instruction
+ * semantics (interp_exec) from generated code: decoding, fetching and CS/page
+ * checks are paid once per block instead of once per instruction, and
+ * exceptions stay precise because every instruction starts from the exact
+ * architectural state.  Native code for common instructions is emitted
+ * inside the same frame (see docs/ARCHITECTURE.md).
+ *
+ * Blocks never cross a 4 KiB page.  A physical page that holds translations
+ * is marked in physmem's code-page bitmap: the TLB gives no direct write
+ * access to it, so every CPU or DMA write to it reaches bt_invalidate_page,
+ * which drops that page's blocks (self-modifying code, loaders, DMA).
+ */
+#ifndef RV_BT_H
+#define RV_BT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct cpu;
+struct bt;
+
+struct bt *bt_new(struct cpu *c);
+void bt_free(struct bt *bt);
+/* Run until the budget is spent, the CPU halts or the machine asks to stop. */
+void bt_run(struct bt *bt);
+/* A write reached a physical page holding translations. */
+void bt_invalidate_page(struct bt *bt, uint32_t page);
+/* Drop every translation (mapping changes, cache full). */
+void bt_flush(struct bt *bt);
+
+struct bt_stats {
+    uint64_t blocks_translated;
+    uint64_t blocks_invalidated;
+    uint64_t flushes;
+    uint64_t block_entries;
+};
+void bt_get_stats(const struct bt *bt, struct bt_stats *s);
+
+#endif
