@@ -54,6 +54,7 @@ gdt_ptr:
     dd 0xf0000 + gdt
 
     times 0xfff0 - ($ - $$) db 0
+bits 16
 reset_vector:                  ; physical 0xFFFFFFF0, CS base 0xFFFF0000
     jmp 0xf000:start16
     times 0x10000 - ($ - $$) db 0
