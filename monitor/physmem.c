@@ -102,6 +102,16 @@ void physmem_set_mmio(struct physmem *pm, uint32_t base, uint32_t len)
     pm->generation++;
 }
 
+void physmem_map_host(struct physmem *pm, uint32_t base, uint32_t len, uint8_t *host)
+{
+    for (uint64_t off = 0; off < len && (uint64_t)base + off < 0x100000000ull; off += PAGE_SIZE) {
+        uint32_t page = (uint32_t)(base + off) >> 12;
+        pm->rd[page] = host + off;
+        pm->wr[page] = host + off;
+    }
+    pm->generation++;
+}
+
 static uint8_t read_byte_slow(struct physmem *pm, uint32_t addr)
 {
     uint8_t *p = pm->rd[addr >> 12];

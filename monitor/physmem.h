@@ -61,6 +61,11 @@ void physmem_set_option_rom(struct physmem *pm, uint32_t addr, const uint8_t *im
 void physmem_set_pam(struct physmem *pm, uint32_t base, uint32_t len, bool read_ram, bool write_ram);
 /* Mark [base, base+len) as MMIO-only (e.g. the VGA window). */
 void physmem_set_mmio(struct physmem *pm, uint32_t base, uint32_t len);
+/* Map [base, base+len) straight onto host memory (readable and writable), e.g.
+ * a PCI framebuffer BAR onto the video memory; host must hold len bytes and
+ * stay valid until the range is unmapped with physmem_set_mmio.  base and len
+ * are page-aligned; a range that would reach past 4 GiB is cut there. */
+void physmem_map_host(struct physmem *pm, uint32_t base, uint32_t len, uint8_t *host);
 
 /* Slow-path accesses (any address, any size up to 8, may cross pages). */
 uint64_t physmem_read(struct physmem *pm, uint32_t addr, int size);
