@@ -22,9 +22,11 @@
 #include "devices/piix3.h"
 #include "devices/fwcfg.h"
 #include "devices/ide.h"
+#include "devices/vga.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
+#include "ui/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -39,6 +41,11 @@
 /* Instructions per run-loop slice in realtime mode (timers are checked between slices). */
 #define REALTIME_SLICE 20000
 #define MAX_SLICE 200000
+/* The display front end is polled every UI_POLL_NS of host time; the run loop
+ * reads the host clock only once per UI_CHECK_INSNS instructions (or when the
+ * CPU is halted), so polling costs nothing measurable per instruction. */
+#define UI_POLL_NS (10 * 1000 * 1000)
+#define UI_CHECK_INSNS 50000
 
 static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
 {
@@ -268,6 +275,44 @@ static void code_written(void *opaque, uint32_t page)
     bt_invalidate_page(m->bt, page);
 }
 
+/* The VGA's linear framebuffer BAR moved: map the guest-physical range straight
+ * onto video memory, so LFB accesses run at RAM speed instead of one MMIO
+ * callback each.  A BAR the guest put over RAM or the BIOS is left to the
+ * bus's MMIO path (RAM keeps priority there, as on the real chipset). */
+static void lfb_mapper(void *opaque, uint32_t base, uint32_t len, uint8_t *host)
+{
+    struct machine *m = opaque;
+    if (m->lfb_base != PCI_BAR_UNMAPPED) {
+        physmem_set_mmio(m->pm, m->lfb_base, m->lfb_len);
+        m->lfb_base = PCI_BAR_UNMAPPED;
+    }
+    uint64_t end = (uint64_t)base + len;
+    uint64_t bios_base = 0x100000000ull - m->pm->bios_size;
+    if (base != PCI_BAR_UNMAPPED && host && !(base & (PAGE_SIZE - 1)) && !(len & (PAGE_SIZE - 1)) &&
+        base >= m->pm->ram_size && end <= bios_base) {
+        physmem_map_host(m->pm, base, len, host);
+        m->lfb_base = base;
+        m->lfb_len = len;
+    }
+    tlb_flush_all(&m->cpu);
+}
+
+static bool create_vga(struct machine *m)
+{
+    if (m->cfg.no_vga)
+        return true;
+    const char *path = m->cfg.vgabios_path ? m->cfg.vgabios_path : VGA_DEFAULT_BIOS;
+    char err[512];
+    m->vga = vga_new(m->bus, m->pci, VGA_PCI_DEVFN, path, err, sizeof(err));
+    if (!m->vga) {
+        fprintf(stderr, "retrovisor: -vgabios %s%s\n", err,
+                m->cfg.vgabios_path ? "" : " (install Debian's seabios package: make deps; or use -vga none)");
+        return false;
+    }
+    vga_set_lfb_mapper(m->vga, lfb_mapper, m);
+    return true;
+}
+
 static bool attach_drives(struct machine *m)
 {
     static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
@@ -295,6 +340,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->bus = bus_new(m->clock);
     m->pm = physmem_new(cfg->ram_mb << 20, m->bus);
     m->cpu.m = m;
+    m->lfb_base = PCI_BAR_UNMAPPED;
     m->cpu.trace = cfg->trace & (TRACE_IN_ASM | TRACE_INT | TRACE_CPU);
 
     if (!load_bios(m) || !open_chardev("-serial", cfg->serial[0], &m->serial_cd[0]) ||
@@ -327,7 +373,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!attach_drives(m)) {
+    if (!create_vga(m) || !attach_drives(m)) {
         machine_free(m);
         return NULL;
     }
@@ -362,6 +408,8 @@ void machine_free(struct machine *m)
         if (m->disk[k])
             blockdev_close(m->disk[k]);
     bt_free(m->bt);
+    /* The front end (main closes it first) reads the VGA's memory. */
+    vga_free(m->vga);
     physmem_free(m->pm);
     free(m);
 }
@@ -426,15 +474,43 @@ static void idle(struct machine *m)
     vclock_advance_to(m->clock, deadline < cap || vclock_deterministic(m->clock) ? deadline : cap);
 }
 
+static uint64_t host_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Polls the display front end when UI_POLL_NS of host time have passed;
+ * false when the user closed the window. */
+static bool poll_ui(struct machine *m)
+{
+    struct cpu *c = &m->cpu;
+    if (!m->ui || (c->icount < m->ui_check_icount && !c->halted))
+        return true;
+    m->ui_check_icount = c->icount + UI_CHECK_INSNS;
+    uint64_t now = host_ns();
+    if (now < m->ui_next_ns)
+        return true;
+    m->ui_next_ns = now + UI_POLL_NS;
+    return ui_poll(m->ui);
+}
+
 int machine_run(struct machine *m)
 {
     struct cpu *c = &m->cpu;
     uint64_t last_poll = 0;
+    if (m->ui)
+        ui_set_status(m->ui, "running");
     while (!m->stop) {
         if (c->icount - last_poll >= 100000 || c->halted) {
             last_poll = c->icount;
             if (chardev_poll_all())
                 break;
+        }
+        if (!poll_ui(m)) {
+            m->exit_status = 0;       /* the window was closed: power off */
+            break;
         }
         vclock_run_timers(m->clock);
         if (handle_requests(m))

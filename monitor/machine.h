@@ -27,6 +27,8 @@ struct post;
 struct ide;
 struct blockdev;
 struct bt;
+struct vga;
+struct ui;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -59,6 +61,8 @@ struct machine_config {
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
+    bool no_vga;                 /* -vga none: no display adapter */
+    const char *vgabios_path;    /* -vgabios: NULL = SeaVGABIOS (VGA_DEFAULT_BIOS) */
 };
 
 struct machine {
@@ -82,6 +86,12 @@ struct machine {
     struct ide *ide;
     struct blockdev *disk[4];
     struct bt *bt;               /* translation cache, NULL with -accel interp */
+    struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
+    uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
+    uint32_t lfb_len;
+    struct ui *ui;               /* display front end polled by the run loop (main sets it), or NULL */
+    uint64_t ui_next_ns;         /* host time (CLOCK_MONOTONIC) of the next ui_poll */
+    uint64_t ui_check_icount;    /* icount at which the run loop next reads the host clock */
     uint64_t icount_accounted;   /* instructions already reported to the clock */
     bool stop;                   /* the run loop should return */
     int exit_status;
@@ -93,7 +103,8 @@ struct machine {
 struct machine *machine_new(const struct machine_config *cfg);
 void machine_free(struct machine *m);
 void machine_reset(struct machine *m);
-/* Run until the guest powers off, asks to exit, or the user quits. Returns the exit status. */
+/* Run until the guest powers off, asks to exit, or the user quits (the UI's
+ * window closed: status 0). Returns the exit status. */
 int machine_run(struct machine *m);
 
 /* CPU-side physical write (the hook where code-page tracking will live). */

@@ -4,6 +4,8 @@
 #include "monitor/machine.h"
 #include "monitor/trace.h"
 #include "hosted-driver/chardev.h"
+#include "devices/vga.h"
+#include "ui/ui.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,14 +32,24 @@ static void usage(FILE *f)
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
             "  -accel ENGINE      bt: the translation cache (default); interp: the reference interpreter\n"
+            "  -vga TYPE          std: standard VGA + Bochs VBE at PCI 00:02.0 (default); none: no display adapter\n"
+            "  -vgabios FILE      VGA BIOS option ROM (default: SeaVGABIOS,\n"
+            "                     " VGA_DEFAULT_BIOS ")\n"
+            "\n"
+            "Display:\n"
+            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
+            "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
+            "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
+            "                     'password' the password is $RETROVISOR_VNC_PASSWORD\n"
+            "  -vnc [ADDR]:N[,...] same as -display vnc=[ADDR]:N[,...]\n"
+            "  -display none      no display; the guest's serial console is on the terminal\n"
+            "                     (Ctrl-A X quits, Ctrl-A H lists the keys); the default without $DISPLAY\n"
+            "  -nographic         same as -display none\n"
+            "  -screendump FILE   write the guest's screen to FILE (PNG) when the run ends\n"
             "\n"
             "Character devices (SPEC is stdio, file:PATH or none):\n"
-            "  -serial SPEC       next serial port (first COM1, then COM2); default stdio with\n"
-            "                     -display none\n"
+            "  -serial SPEC       next serial port (first COM1, then COM2); default: COM1 on stdio\n"
             "  -debugcon SPEC     debug console on port 0x402 (SeaBIOS prints its log there)\n"
-            "  -display none      no display; the guest's serial console is on the terminal\n"
-            "                     (Ctrl-A X quits, Ctrl-A H lists the keys)\n"
-            "  -nographic         same as -display none\n"
             "\n"
             "Debugging and testing:\n"
             "  -d FLAGS           trace: comma-separated list (-d help lists them)\n"
@@ -140,6 +152,8 @@ int main(int argc, char **argv)
 {
     struct machine_config cfg = { .ram_mb = 128, .accel_bt = true };
     const char *display = NULL;
+    char *vnc_spec = NULL;
+    const char *screendump = NULL;
     int nserial = 0;
     const char *trace_file = NULL;
     bool snapshot_all = false;
@@ -174,8 +188,28 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-display")) {
             NEED_ARG();
             display = val;
+        } else if (!strcmp(a, "-vnc")) {
+            NEED_ARG();
+            free(vnc_spec);
+            vnc_spec = malloc(strlen(val) + 5);
+            sprintf(vnc_spec, "vnc=%s", val);
+            display = vnc_spec;
         } else if (!strcmp(a, "-nographic")) {
             display = "none";
+        } else if (!strcmp(a, "-screendump")) {
+            NEED_ARG();
+            screendump = val;
+        } else if (!strcmp(a, "-vga")) {
+            NEED_ARG();
+            if (!strcmp(val, "std"))
+                cfg.no_vga = false;
+            else if (!strcmp(val, "none"))
+                cfg.no_vga = true;
+            else
+                bad("-vga %s: unknown display adapter (available: std, none)%s", val, "");
+        } else if (!strcmp(a, "-vgabios")) {
+            NEED_ARG();
+            cfg.vgabios_path = val;
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
             cfg.drive[a[3] - 'a'].path = val;
@@ -247,8 +281,8 @@ int main(int argc, char **argv)
             cfg.drive[k].snapshot = true;
     if ((cfg.initrd || cfg.append) && !cfg.kernel)
         bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
-    if (display && strcmp(display, "none"))
-        bad("-display %s: not available in this build (available: none)%s", display, "");
+    if (screendump && cfg.no_vga)
+        bad("-screendump %s: there is no screen with -vga none%s", screendump, "");
     if (nserial == 0)
         cfg.serial[0] = "stdio";
     if (trace_file) {
@@ -259,11 +293,37 @@ int main(int argc, char **argv)
     }
 
     struct machine *m = machine_new(&cfg);
-    if (!m)
+    if (!m) {
+        chardev_restore_terminal();
         return 2;
+    }
+    char err[512];
+    if (display) {
+        m->ui = ui_open(display, m->vga, m->kbc, err, sizeof(err));
+        if (!m->ui) {
+            chardev_restore_terminal();
+            fprintf(stderr, "retrovisor: %s\n", err);
+            machine_free(m);
+            return 2;
+        }
+    } else {
+        /* Default: a window when there is an X/Wayland display that SDL can open, else none. */
+        const char *x = getenv("DISPLAY"), *wl = getenv("WAYLAND_DISPLAY");
+        if ((x && *x) || (wl && *wl))
+            m->ui = ui_open("sdl", m->vga, m->kbc, err, sizeof(err));
+        if (!m->ui)
+            m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
+    }
     int status = machine_run(m);
     chardev_restore_terminal();
+    if (screendump && !ui_screendump(m->ui, screendump, err, sizeof(err))) {
+        fprintf(stderr, "retrovisor: -screendump %s\n", err);
+        status = 2;
+    }
+    ui_close(m->ui);
+    m->ui = NULL;
     machine_free(m);
+    free(vnc_spec);
     fflush(NULL);
     return status;
 }
