@@ -495,7 +495,8 @@ static int env_image(struct cpu *c, bool op32, uint8_t *b)
     struct fpu *f = &c->fpu;
     uint16_t sw = fpu_status_word(c), tw = full_tag_word(f);
     if (op32) {
-        memset(b, 0, 28);
+        /* The upper halves of the 32-bit slots are reserved; the hardware stores ones there. */
+        memset(b, 0xff, 28);
         put16(b, 0, f->cw);
         put16(b, 4, sw);
         put16(b, 8, tw);
@@ -509,7 +510,7 @@ static int env_image(struct cpu *c, bool op32, uint8_t *b)
             put32(b, 12, f->fip);
             put32(b, 16, f->fcs | ((uint32_t)(f->fop & 0x7ff) << 16));
             put32(b, 20, f->fdp);
-            put32(b, 24, f->fds);
+            put16(b, 24, f->fds);
         }
         return 28;
     }
