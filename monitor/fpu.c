@@ -246,6 +246,10 @@ static uint16_t full_tag_word(const struct fpu *f)
 
 static bool exc_unmasked(const struct cpu *c, uint16_t flags) { return flags & ~c->fpu.cw & SW_EXC; }
 
+/* A control word as loaded: bits 7 and 13-15 do not exist and read as zero,
+ * bit 6 reads as one; bit 12 (the 287's infinity control) is kept. */
+static uint16_t cw_loaded(uint16_t cw) { return (cw & 0x1f3f) | 0x40; }
+
 static void update_es(struct cpu *c)
 {
     if (exc_unmasked(c, c->fpu.sw))
@@ -564,7 +568,7 @@ static void load_env_image(struct cpu *c, bool op32, const uint8_t *b)
             f->fds = get16(b, 12);
         }
     }
-    f->cw = cw | 0x40;                  /* bit 6 reads as one */
+    f->cw = cw_loaded(cw);
     f->sw = sw & ~SW_TOP;
     f->top = (sw >> 11) & 7;
     /* Only "empty or not" survives a load; the unit recomputes the rest. */
@@ -830,7 +834,7 @@ static void d9_mem(struct cpu *c, const struct insn *in)
     case 5: {                                   /* FLDCW */
         uint16_t cw;
         mem_get(c, in, 0, &cw, 2);
-        c->fpu.cw = cw | 0x40;
+        c->fpu.cw = cw_loaded(cw);
         update_es(c);
         return;
     }
