@@ -332,6 +332,13 @@ static void push_value(struct cpu *c, long double v)
     set_tag(&c->fpu, p, TAG_VALID);
 }
 
+/* A load's push: C1 is cleared, unless the push overflows, which sets it. */
+static void push_loaded(struct cpu *c, long double v)
+{
+    c->fpu.sw &= ~SW_C1;
+    push_value(c, v);
+}
+
 /* Whether a push is possible; false after signalling an unmasked overflow. */
 static bool push_room(struct cpu *c)
 {
@@ -632,8 +639,7 @@ static void load_constant(struct cpu *c, int which)
         return;
     uint16_t hsw = 0;
     long double v = fn[which](host_cw(c), &hsw);
-    push_value(c, v);
-    c->fpu.sw &= ~SW_C1;
+    push_loaded(c, v);
 }
 
 static void fxam(struct cpu *c)
@@ -682,10 +688,8 @@ static void d9_reg(struct cpu *c, const struct insn *in)
     case 0xc0 ... 0xc7:                         /* FLD ST(i) */
         if (!fetch(c, in->rm, &a))
             return;
-        if (push_room(c)) {
-            push_value(c, a);
-            f->sw &= ~SW_C1;
-        }
+        if (push_room(c))
+            push_loaded(c, a);
         return;
     case 0xc8 ... 0xcf: {                       /* FXCH */
         bool e0 = st_empty(f, 0), ei = st_empty(f, in->rm);
@@ -920,8 +924,7 @@ static void fld_int(struct cpu *c, const struct insn *in, int size)
     else mem_get(c, in, 0, &v, 8);
     if (!push_room(c))
         return;
-    push_value(c, (long double)v);
-    c->fpu.sw &= ~SW_C1;
+    push_loaded(c, (long double)v);
 }
 
 static void db_group(struct cpu *c, const struct insn *in)
@@ -936,8 +939,7 @@ static void db_group(struct cpu *c, const struct insn *in)
             memset(&a, 0, sizeof(a));
             mem_get(c, in, 0, &a, 10);
             if (push_room(c)) {
-                push_value(c, a);
-                c->fpu.sw &= ~SW_C1;
+                push_loaded(c, a);
             }
             return;
         case 7:                                 /* FSTP m80real */
@@ -1055,8 +1057,7 @@ static void df_group(struct cpu *c, const struct insn *in)
             if (!push_room(c))
                 return;
             a = hx_ld_bcd(m, host_cw(c), &hsw);
-            push_value(c, a);
-            c->fpu.sw &= ~SW_C1;
+            push_loaded(c, a);
             return;
         }
         case 5: fld_int(c, in, 8); return;
