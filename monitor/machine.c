@@ -305,7 +305,7 @@ static bool create_vga(struct machine *m)
     char err[512];
     m->vga = vga_new(m->bus, m->pci, VGA_PCI_DEVFN, path, err, sizeof(err));
     if (!m->vga) {
-        fprintf(stderr, "retrovisor: -vgabios %s%s\n", err,
+        fprintf(stderr, "retrovisor: -vgabios: %s%s\n", err,
                 m->cfg.vgabios_path ? "" : " (install Debian's seabios package: make deps; or use -vga none)");
         return false;
     }
@@ -502,7 +502,7 @@ int machine_run(struct machine *m)
     uint64_t last_poll = 0;
     if (m->ui)
         ui_set_status(m->ui, "running");
-    while (!m->stop) {
+    while (!m->stop && !m->stop_signal) {
         if (c->icount - last_poll >= 100000 || c->halted) {
             last_poll = c->icount;
             if (chardev_poll_all())

@@ -5,6 +5,7 @@
 #ifndef RV_MACHINE_H
 #define RV_MACHINE_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -94,6 +95,7 @@ struct machine {
     uint64_t ui_check_icount;    /* icount at which the run loop next reads the host clock */
     uint64_t icount_accounted;   /* instructions already reported to the clock */
     bool stop;                   /* the run loop should return */
+    volatile sig_atomic_t stop_signal;  /* set by main's SIGINT/SIGTERM handler: end the run cleanly */
     int exit_status;
     int resets;
     bool ferr;                   /* x87 FERR# asserted (IRQ13 level) */

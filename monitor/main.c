@@ -8,6 +8,7 @@
 #include "ui/ui.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -146,6 +147,35 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
     cfg->drive[index].readonly = readonly;
     cfg->drive[index].snapshot = snapshot;
     free(copy);
+}
+
+/* SIGINT/SIGTERM/SIGHUP end the run like a power-off (the screendump is
+ * written, the terminal restored); a second one kills at once. */
+static struct machine *running;
+
+static void stop_signal(int sig)
+{
+    if (running && !running->stop_signal) {
+        running->stop_signal = sig;
+        return;
+    }
+    chardev_restore_terminal();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_stop_signals(void)
+{
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction sa, old;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = stop_signal;
+        sigemptyset(&sa.sa_mask);
+        /* A signal the parent chose to ignore (nohup, background jobs) stays ignored. */
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
+            sigaction(sigs[i], &sa, NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -292,6 +322,7 @@ int main(int argc, char **argv)
         trace_set_output(f);
     }
 
+    catch_stop_signals();
     struct machine *m = machine_new(&cfg);
     if (!m) {
         chardev_restore_terminal();
@@ -314,14 +345,20 @@ int main(int argc, char **argv)
         if (!m->ui)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
+    running = m;
     int status = machine_run(m);
     chardev_restore_terminal();
+    if (m->stop_signal) {
+        fprintf(stderr, "retrovisor: terminating on signal %d\n", (int)m->stop_signal);
+        status = 0;
+    }
     if (screendump && !ui_screendump(m->ui, screendump, err, sizeof(err))) {
-        fprintf(stderr, "retrovisor: -screendump %s\n", err);
+        fprintf(stderr, "retrovisor: -%s\n", err);   /* err is "screendump FILE: why" */
         status = 2;
     }
     ui_close(m->ui);
     m->ui = NULL;
+    running = NULL;
     machine_free(m);
     free(vnc_spec);
     fflush(NULL);
