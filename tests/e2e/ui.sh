@@ -1,9 +1,20 @@
 #!/bin/sh
-# Display front ends end to end: SeaBIOS boots with -display vnc=:N and an
-# RFB client (python, below) sees its text screen; host-side failures (port
-# in use, no X display for -display sdl) end the run with one clear line;
-# -display sdl runs under Xvfb when xvfb-run is installed.
-# Skipped (no PASS/FAIL lines) while the binary has no -display vnc.
+# The display end to end.  Every screen check is by pixels, with
+# tests/e2e/screens.py:
+#  - screendumps (-screendump) of a boot sector (tests/guest/vga_pattern.asm)
+#    that sets mode 13h and a 640x480x32 VBE LFB mode through SeaVGABIOS's
+#    int 10h and draws a pattern equal, pixel for pixel, to the one
+#    screens.py computes (both engines);
+#  - a VNC client (-display vnc=:N, -vnc :N) reads SeaBIOS's text screen back
+#    glyph by glyph with the font of the VGA BIOS image, and the guest's own
+#    screendump at exit is the same screen; the VBE pattern seen over VNC
+#    equals the computed one and the screendump;
+#  - keys typed by the VNC client reach the guest through the 8042 and int 16h;
+#  - host-side failures (port in use, no X display for -display sdl) end the
+#    run with one clear line and status 2;
+#  - -display sdl under Xvfb (when xvfb-run is installed): the window's
+#    pixels, read from Xvfb's framebuffer, show SeaBIOS's text in the VGA
+#    font, equal the screendump, and show the VBE pattern.
 . tests/e2e/lib.sh
 
 if ! $RV --help 2>&1 | grep -q 'vnc='; then
@@ -11,96 +22,122 @@ if ! $RV --help 2>&1 | grep -q 'vnc='; then
     exit 0
 fi
 
+SCREENS="python3 tests/e2e/screens.py"
+VGAROM=/usr/share/seabios/vgabios-stdvga.bin
+
 # A free TCP port above 5900 (the kernel's ephemeral range is far above it).
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Boot sectors on 1 MiB disk images.
+build_image() {   # name nasm-defines...
+    name=$1
+    shift
+    if ! nasm -f bin "$@" tests/guest/vga_pattern.asm -o "$E2E_TMP/vga-$name.bin" 2>"$E2E_TMP/vga-$name.nasm"; then
+        fail "ui: nasm $*: $(head -3 "$E2E_TMP/vga-$name.nasm")"
+        return 1
+    fi
+    cp "$E2E_TMP/vga-$name.bin" "$E2E_TMP/vga-$name.img" && truncate -s 1M "$E2E_TMP/vga-$name.img"
+}
+build_image mode13 -DMODE13 || exit 0
+build_image vbe -DVBE || exit 0
+build_image vbe-stay -DVBE -DSTAY || exit 0
+build_image keys -DKEYS || exit 0
+
+# ---- screendumps of the patterns drawn through int 10h ----
+for accel in bt interp; do
+    for mode in mode13 vbe; do
+        out="$E2E_TMP/ui-$mode-$accel"
+        $RV -accel $accel -display none -serial none -debugcon "file:$out.log" -hda "$E2E_TMP/vga-$mode.img" \
+            -snapshot -run-for 60 -screendump "$out.png" >"$out.stdout" 2>&1
+        rc=$?
+        if [ $rc -ne 33 ] || ! grep -q '^DONE' "$out.log"; then
+            fail "ui $mode ($accel): the guest did not finish (status $rc): $(tail -2 "$out.log" "$out.stdout" | tr '\n' ' ')"
+        elif r=$($SCREENS png-pattern "$out.png" $mode 2>&1); then
+            pass "ui $mode ($accel): the screendump equals the computed pattern"
+        else
+            fail "ui $mode ($accel): $r"
+        fi
+    done
+done
+
+# ---- VNC: SeaBIOS's text screen, read glyph by glyph ----
+port=$(free_port)
 disp=$((port - 5900))
-
-# ---- VNC: the client sees SeaBIOS's 80x25 text screen ----
-log="$E2E_TMP/ui-vnc.stdout"
-$RV -display "vnc=:$disp" -serial none -run-for 120 >"$log" 2>&1 &
+out="$E2E_TMP/ui-vnc-text"
+$RV -display "vnc=:$disp" -serial none -run-for 120 -screendump "$out.dump.png" >"$out.stdout" 2>&1 &
 pid=$!
-python3 - "$port" >"$E2E_TMP/ui-vnc.client" 2>&1 <<'EOF'
-import socket, struct, sys, time
-port = int(sys.argv[1])
-deadline = time.time() + 60
-while True:
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=10)
-        break
-    except OSError:
-        if time.time() > deadline:
-            print("cannot connect"); sys.exit(1)
-        time.sleep(0.2)
-
-def recv(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            raise SystemExit("server closed the connection")
-        b += c
-    return b
-
-assert recv(12) == b"RFB 003.008\n"
-s.sendall(b"RFB 003.008\n")
-n = recv(1)[0]
-types = recv(n)
-assert 1 in types, types
-s.sendall(b"\x01")
-assert struct.unpack(">I", recv(4))[0] == 0
-s.sendall(b"\x01")
-w, h = struct.unpack(">HH", recv(4))
-recv(16)
-name = recv(struct.unpack(">I", recv(4))[0])
-# 32 bpp little endian 0x00RRGGBB; Raw + DesktopSize
-s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, 32, 24, 0, 1, 255, 255, 255, 16, 8, 0))
-s.sendall(struct.pack(">BxHii", 2, 2, 0, -223))
-fb = bytearray(w * h * 4)
-while time.time() < deadline:
-    s.sendall(struct.pack(">BBHHHH", 3, 0, 0, 0, w, h))
-    while True:
-        t = recv(1)[0]
-        if t == 0:
-            break
-        if t == 2:
-            continue
-        if t == 3:
-            recv(3); recv(struct.unpack(">I", recv(4))[0]); continue
-        raise SystemExit("unexpected message %d" % t)
-    recv(1)
-    for _ in range(struct.unpack(">H", recv(2))[0]):
-        x, y, rw, rh, enc = struct.unpack(">HHHHi", recv(12))
-        if enc == -223:
-            w, h, fb = rw, rh, bytearray(rw * rh * 4)
-            continue
-        for row in range(rh):
-            o = ((y + row) * w + x) * 4
-            fb[o:o + rw * 4] = recv(rw * 4)
-    lit = sum(1 for i in range(0, len(fb), 4) if fb[i:i + 3] != b"\0\0\0")
-    if (w, h) == (720, 400) and lit > 500:
-        print("frame %dx%d, %d lit pixels, name %s" % (w, h, lit, name.decode()))
-        sys.exit(0)
-    time.sleep(0.5)
-print("last frame %dx%d with %d lit pixels" % (w, h, lit))
-sys.exit(1)
-EOF
+$SCREENS vnc "$port" "$out.png" --text $VGAROM "No bootable device" >"$out.client" 2>&1
 rc=$?
-if [ $rc -eq 0 ]; then
-    pass "ui vnc: a client sees the 720x400 text screen ($(cat "$E2E_TMP/ui-vnc.client"))"
-else
-    fail "ui vnc: $(tail -2 "$E2E_TMP/ui-vnc.client" | tr '\n' ' ') / $(tail -2 "$log" | tr '\n' ' ')"
-fi
-
-# ---- VNC: the same port again while the first server holds it ----
+# The port is still held: a second server on it must fail cleanly.
 $RV -display "vnc=:$disp" -serial none -run-for 1 >"$E2E_TMP/ui-vnc-busy.stdout" 2>&1
-rc=$?
-kill "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
-if [ $rc -eq 2 ] && [ "$(wc -l <"$E2E_TMP/ui-vnc-busy.stdout")" -eq 1 ] &&
+busy_rc=$?
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rv_rc=$?
+if [ $rc -ne 0 ]; then
+    fail "ui vnc: $(tail -2 "$out.client" | tr '\n' ' ') / $(tail -2 "$out.stdout" | tr '\n' ' ')"
+elif [ $rv_rc -ne 0 ]; then
+    fail "ui vnc: SIGTERM ended the run with status $rv_rc: $(tail -2 "$out.stdout" | tr '\n' ' ')"
+else
+    text=$($SCREENS text "$out.png" $VGAROM 2>&1)
+    if echo "$text" | head -1 | grep -q '^SeaBIOS (version '; then
+        pass "ui vnc: a client reads SeaBIOS's banner and 'No bootable device' in the VGA font: $(echo "$text" | head -1)"
+    else
+        fail "ui vnc: first line of the screen is '$(echo "$text" | head -1)'"
+    fi
+    if r=$($SCREENS same "$out.png" "$out.dump.png" 2>&1); then
+        pass "ui vnc: the client's frame is the guest's own screendump"
+    else
+        fail "ui vnc: client frame vs screendump: $r"
+    fi
+fi
+if [ $busy_rc -eq 2 ] && [ "$(wc -l <"$E2E_TMP/ui-vnc-busy.stdout")" -eq 1 ] &&
    grep -q -- "-display vnc=:$disp: .*:$port: .*in use" "$E2E_TMP/ui-vnc-busy.stdout"; then
     pass "ui vnc: port in use -> one line, status 2"
 else
-    fail "ui vnc: port in use gave status $rc: $(cat "$E2E_TMP/ui-vnc-busy.stdout")"
+    fail "ui vnc: port in use gave status $busy_rc: $(cat "$E2E_TMP/ui-vnc-busy.stdout")"
+fi
+
+# ---- VNC (-vnc spelling): the VBE pattern, and the screendump at exit ----
+port=$(free_port)
+out="$E2E_TMP/ui-vnc-vbe"
+$RV -vnc ":$((port - 5900))" -serial none -hda "$E2E_TMP/vga-vbe-stay.img" -snapshot -run-for 120 \
+    -screendump "$out.dump.png" >"$out.stdout" 2>&1 &
+pid=$!
+$SCREENS vnc "$port" "$out.png" --pattern vbe >"$out.client" 2>&1
+rc=$?
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rv_rc=$?
+if [ $rc -ne 0 ]; then
+    fail "ui vnc vbe: $(tail -2 "$out.client" | tr '\n' ' ') / $(tail -2 "$out.stdout" | tr '\n' ' ')"
+elif [ $rv_rc -ne 0 ]; then
+    fail "ui vnc vbe: SIGTERM ended the run with status $rv_rc"
+elif r=$($SCREENS same "$out.png" "$out.dump.png" 2>&1) && $SCREENS png-pattern "$out.dump.png" vbe >/dev/null 2>&1; then
+    pass "ui vnc vbe: the client sees the 640x480x32 pattern, equal to the screendump"
+else
+    fail "ui vnc vbe: client frame vs screendump: $r"
+fi
+
+# ---- VNC keyboard: keys reach the guest's int 16h ----
+port=$(free_port)
+out="$E2E_TMP/ui-vnc-keys"
+$RV -display "vnc=:$((port - 5900))" -serial none -debugcon "file:$out.log" -hda "$E2E_TMP/vga-keys.img" \
+    -snapshot -run-for 120 >"$out.stdout" 2>&1 &
+pid=$!
+$SCREENS vnc "$port" "$out.png" --wait-log "$out.log" READY --type 'Hi, 42!q' >"$out.client" 2>&1
+rc=$?
+wait "$pid"
+rv_rc=$?
+if [ $rc -ne 0 ]; then
+    kill "$pid" 2>/dev/null
+    fail "ui vnc keys: $(tail -2 "$out.client" | tr '\n' ' ')"
+elif [ $rv_rc -eq 33 ] && grep -qx 'KEYS Hi, 42!q' "$out.log"; then
+    pass "ui vnc keys: typed 'Hi, 42!q' arrives through the 8042 as int 16h characters"
+else
+    fail "ui vnc keys: status $rv_rc, guest saw '$(grep KEYS "$out.log")'"
 fi
 
 # ---- SDL without an X display ----
@@ -113,16 +150,65 @@ else
     fail "ui sdl: without a display gave status $rc: $(cat "$out")"
 fi
 
-# ---- SDL under Xvfb ----
-if command -v xvfb-run >/dev/null 2>&1; then
-    out="$E2E_TMP/ui-sdl-xvfb.stdout"
-    xvfb-run -a $RV -display sdl -serial none -run-for 3 >"$out" 2>&1
-    rc=$?
-    if [ $rc -eq 0 ]; then
-        pass "ui sdl: SeaBIOS runs in an SDL window under Xvfb"
-    else
-        fail "ui sdl: under Xvfb exited with status $rc: $(tail -3 "$out")"
-    fi
+# ---- SDL under Xvfb: the window's pixels ----
+if ! command -v xvfb-run >/dev/null 2>&1; then
+    echo "SKIP ui sdl under Xvfb: xvfb-run is not installed (make deps)"
+    exit 0
+fi
+# sdl_run NAME GOAL-ARGS -- RETROVISOR-ARGS: runs retrovisor with -display sdl
+# (no -display: the default with $DISPLAY set) on a black-rooted Xvfb whose
+# framebuffer file screens.py reads; ends the run with SIGTERM once the
+# window shows the goal.
+sdl_run() {
+    name=$1
+    w=$2
+    h=$3
+    shift 3
+    goal=""
+    while [ "$1" != "--" ]; do goal="$goal $1"; shift; done
+    shift
+    fbdir="$E2E_TMP/xvfb-$name"
+    rm -rf "$fbdir"
+    mkdir -p "$fbdir"
+    xvfb-run -a -s "-screen 0 1024x768x24 -fbdir $fbdir -br" sh -c '
+        "$@" &
+        pid=$!
+        '"$SCREENS"' xvfb '"$fbdir"'/Xvfb_screen0 '"$fbdir"'/window.png '"$w $h $goal"' >'"$fbdir"'/client 2>&1
+        rc=$?
+        kill -TERM $pid 2>/dev/null
+        wait $pid
+        echo "retrovisor status $?" >>'"$fbdir"'/client
+        exit $rc' sh "$@" >"$fbdir/stdout" 2>&1
+}
+
+sdl_run text 720 400 --text $VGAROM bootable -- \
+    $RV -serial none -run-for 120 -screendump "$E2E_TMP/xvfb-text.dump.png"
+rc=$?
+fbdir="$E2E_TMP/xvfb-text"
+if [ $rc -ne 0 ]; then
+    fail "ui sdl: $(tail -3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
+elif ! grep -q 'retrovisor status 0' "$fbdir/client"; then
+    fail "ui sdl: $(grep 'retrovisor status' "$fbdir/client")"
 else
-    echo "SKIP ui sdl under Xvfb: xvfb-run is not installed"
+    text=$($SCREENS text "$fbdir/window.png" $VGAROM 2>&1)
+    if echo "$text" | head -1 | grep -q '^SeaBIOS (version '; then
+        pass "ui sdl: the window (default display with \$DISPLAY) shows SeaBIOS's banner in the VGA font: $(echo "$text" | head -1)"
+    else
+        fail "ui sdl: first line of the window is '$(echo "$text" | head -1)'"
+    fi
+    if r=$($SCREENS same "$fbdir/window.png" "$E2E_TMP/xvfb-text.dump.png" 2>&1); then
+        pass "ui sdl: the window's pixels are the guest's screendump"
+    else
+        fail "ui sdl: window vs screendump: $r"
+    fi
+fi
+
+sdl_run vbe 640 480 --pattern vbe -- \
+    $RV -display sdl -serial none -hda "$E2E_TMP/vga-vbe-stay.img" -snapshot -run-for 120
+rc=$?
+fbdir="$E2E_TMP/xvfb-vbe"
+if [ $rc -eq 0 ] && grep -q 'retrovisor status 0' "$fbdir/client"; then
+    pass "ui sdl: the window shows the 640x480x32 VBE pattern pixel for pixel"
+else
+    fail "ui sdl vbe: $(tail -3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
 fi
