@@ -332,6 +332,13 @@ static void push_value(struct cpu *c, long double v)
     set_tag(&c->fpu, p, TAG_VALID);
 }
 
+/* A push that overwrites whatever the new ST(0) held. */
+static void push_unchecked(struct cpu *c, long double v)
+{
+    c->fpu.top = (c->fpu.top - 1) & 7;
+    store_st(c, 0, v);
+}
+
 /* A load's push: C1 is cleared, unless the push overflows, which sets it. */
 static void push_loaded(struct cpu *c, long double v)
 {
@@ -686,10 +693,14 @@ static void d9_reg(struct cpu *c, const struct insn *in)
     uint16_t hsw = 0;
     switch (in->modrm) {
     case 0xc0 ... 0xc7:                         /* FLD ST(i) */
-        if (!fetch(c, in->rm, &a))
+        if (st_empty(f, in->rm)) {
+            /* The underflow response is the whole story: no overflow check, C1 stays 0. */
+            if (stack_fault(c, false))
+                push_unchecked(c, indefinite());
             return;
+        }
         if (push_room(c))
-            push_loaded(c, a);
+            push_loaded(c, f->st[phys_of(f, in->rm)]);
         return;
     case 0xc8 ... 0xcf: {                       /* FXCH */
         bool e0 = st_empty(f, 0), ei = st_empty(f, in->rm);
