@@ -686,6 +686,18 @@ static bool out_of_trig_range(long double a)
     return fabsl(a) >= 0x1p63L && !isinf(a);
 }
 
+/* FST/FSTP ST(i) and the undocumented FSTP aliases, which Intel parts run as FSTP. */
+static void fst_reg(struct cpu *c, int i, bool pop_after)
+{
+    long double a;
+    if (!fetch(c, 0, &a))
+        return;
+    store_st(c, i, a);
+    c->fpu.sw &= ~SW_C1;
+    if (pop_after)
+        st_pop(c);
+}
+
 static void d9_reg(struct cpu *c, const struct insn *in)
 {
     struct fpu *f = &c->fpu;
@@ -717,10 +729,7 @@ static void d9_reg(struct cpu *c, const struct insn *in)
     case 0xd0:                                  /* FNOP */
         return;
     case 0xd8 ... 0xdf:                         /* FSTP1 (undocumented alias of FSTP ST(i)) */
-        if (fetch(c, 0, &a)) {
-            store_st(c, in->rm, a);
-            st_pop(c);
-        }
+        fst_reg(c, in->rm, true);
         return;
     case 0xe0: case 0xe1:                       /* FCHS, FABS */
         if (!fetch(c, 0, &a))
@@ -1023,12 +1032,7 @@ static void dd_group(struct cpu *c, const struct insn *in)
         d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
         return;
     case 2: case 3:                             /* FST/FSTP ST(i) */
-        if (!fetch(c, 0, &a))
-            return;
-        store_st(c, in->rm, a);
-        c->fpu.sw &= ~SW_C1;
-        if (in->reg == 3)
-            st_pop(c);
+        fst_reg(c, in->rm, in->reg == 3);
         return;
     case 4: case 5: {                           /* FUCOM/FUCOMP */
         long double b;
@@ -1096,10 +1100,7 @@ static void df_group(struct cpu *c, const struct insn *in)
         d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
         return;
     case 2: case 3:                             /* FSTP8/FSTP9 aliases */
-        if (fetch(c, 0, &a)) {
-            store_st(c, in->rm, a);
-            st_pop(c);
-        }
+        fst_reg(c, in->rm, true);
         return;
     case 4:
         if (in->modrm == 0xe0) {                /* FNSTSW AX */
