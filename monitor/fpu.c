@@ -967,6 +967,7 @@ static void db_group(struct cpu *c, const struct insn *in)
             if (!fetch(c, 0, &a))
                 return;
             mem_put(c, in, 0, &a, 10);
+            c->fpu.sw &= ~SW_C1;
             st_pop(c);
             return;
         }
