@@ -22,8 +22,13 @@
                                   (the XWD file Xvfb -fbdir keeps) with a black
                                   root window (Xvfb -br), placed by its lit pixels
 
+  xclose NAME                     asks the top-level X window whose title holds
+                                  NAME to close (WM_DELETE_WINDOW, as a window
+                                  manager's close button does), on $DISPLAY
+
 Exit status 0 on success, 1 with one line saying why.
 """
+import os
 import socket
 import struct
 import sys
@@ -403,6 +408,84 @@ def xvfb_capture(path, cw, ch, goal):
     raise SystemExit("timed out: %s" % goal.last)
 
 
+# ---- a minimal X11 client: close a window the way a window manager does ----
+
+def x_auth(display):
+    path = os.environ.get("XAUTHORITY") or os.path.expanduser("~/.Xauthority")
+    try:
+        d = open(path, "rb").read()
+    except OSError:
+        return b"", b""
+    pos = 0
+    while pos + 2 <= len(d):
+        fields = []
+        pos += 2                                  # family
+        for _ in range(4):                        # address, number, name, data
+            n = struct.unpack(">H", d[pos:pos + 2])[0]
+            fields.append(d[pos + 2:pos + 2 + n])
+            pos += 2 + n
+        if fields[1] == display.encode() and fields[2] == b"MIT-MAGIC-COOKIE-1":
+            return fields[2], fields[3]
+    return b"", b""
+
+
+def pad4(b):
+    return b + b"\0" * (-len(b) % 4)
+
+
+def x_close(title):
+    disp = os.environ.get("DISPLAY", "")
+    if not disp.startswith(":"):
+        raise SystemExit("DISPLAY=%r is not a local display" % disp)
+    num = disp[1:].split(".")[0]
+    s = socket.socket(socket.AF_UNIX)
+    s.connect("/tmp/.X11-unix/X" + num)
+
+    def recv(n):
+        b = b""
+        while len(b) < n:
+            c = s.recv(n - len(b))
+            if not c:
+                raise SystemExit("the X server closed the connection")
+            b += c
+        return b
+
+    name, data = x_auth(num)
+    s.sendall(struct.pack("<BxHHHHxx", 0x6c, 11, 0, len(name), len(data)) + pad4(name) + pad4(data))
+    head = recv(8)
+    body = recv(struct.unpack("<H", head[6:8])[0] * 4)
+    if head[0] != 1:
+        raise SystemExit("X connection refused: %r" % body[:head[1]])
+    vendor_len, nformats = struct.unpack("<H", body[16:18])[0], body[21]
+    root = struct.unpack("<I", body[32 + len(pad4(b"x" * vendor_len)) + 8 * nformats:][:4])[0]
+
+    def reply():
+        r = recv(32)
+        if r[0] == 0:
+            raise SystemExit("X error %d" % r[1])
+        return r, recv(struct.unpack("<I", r[4:8])[0] * 4)
+
+    def atom(n):
+        s.sendall(struct.pack("<BBHHxx", 16, 0, 2 + len(pad4(n)) // 4, len(n)) + pad4(n))
+        return struct.unpack("<I", reply()[0][8:12])[0]
+
+    wm_protocols, wm_delete = atom(b"WM_PROTOCOLS"), atom(b"WM_DELETE_WINDOW")
+    s.sendall(struct.pack("<BxHI", 15, 2, root))          # QueryTree
+    r, body = reply()
+    children = struct.unpack("<%dI" % struct.unpack("<H", r[16:18])[0], body)
+    for w in children:
+        # GetProperty WM_NAME (atom 39), any type
+        s.sendall(struct.pack("<BBHIIIII", 20, 0, 6, w, 39, 0, 0, 256))
+        r, value = reply()
+        if title.encode() in value:
+            ev = struct.pack("<BBHII5I", 33, 32, 0, w, wm_protocols, wm_delete, 0, 0, 0, 0)
+            s.sendall(struct.pack("<BBHIIxxxx", 25, 0, 11, w, 0)[:12] + ev)    # SendEvent
+            s.sendall(struct.pack("<BxH", 43, 1))          # GetInputFocus: a round trip
+            reply()
+            return w
+    raise SystemExit("no top-level window titled '%s' among %d" % (title, len(children)))
+
+
 def main(argv):
     if len(argv) < 2:
         raise SystemExit(__doc__)
@@ -434,6 +517,8 @@ def main(argv):
         img = xvfb_capture(argv[2], int(argv[4]), int(argv[5]), Goal(argv[6:]))
         png_write(argv[3], *img)
         print("captured %dx%d" % img[:2])
+    elif cmd == "xclose":
+        print("asked window 0x%x to close" % x_close(argv[2]))
     else:
         raise SystemExit("unknown command %s" % cmd)
 

@@ -14,7 +14,8 @@
 #    run with one clear line and status 2;
 #  - -display sdl under Xvfb (when xvfb-run is installed): the window's
 #    pixels, read from Xvfb's framebuffer, show SeaBIOS's text in the VGA
-#    font, equal the screendump, and show the VBE pattern.
+#    font, equal the screendump, and show the VBE pattern; closing the
+#    window ends the run with status 0.
 . tests/e2e/lib.sh
 
 if ! $RV --help 2>&1 | grep -q 'vnc='; then
@@ -211,4 +212,24 @@ if [ $rc -eq 0 ] && grep -q 'retrovisor status 0' "$fbdir/client"; then
     pass "ui sdl: the window shows the 640x480x32 VBE pattern pixel for pixel"
 else
     fail "ui sdl vbe: $(tail -3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
+fi
+
+# Closing the window (WM_DELETE_WINDOW, a window manager's close button)
+# powers the guest off: status 0, long before -run-for.
+out="$E2E_TMP/ui-sdl-close.stdout"
+start=$(date +%s)
+xvfb-run -a -s "-screen 0 1024x768x24" sh -c '
+    "$@" &
+    pid=$!
+    for i in $(seq 1 100); do
+        '"$SCREENS"' xclose retrovisor && break
+        sleep 0.3
+    done
+    wait $pid
+    echo "retrovisor status $?"' sh $RV -display sdl -serial none -run-for 120 >"$out" 2>&1
+took=$(($(date +%s) - start))
+if grep -q '^retrovisor status 0$' "$out" && [ $took -lt 60 ]; then
+    pass "ui sdl: closing the window ends the run with status 0 (after ${took}s)"
+else
+    fail "ui sdl: window close: $(tail -3 "$out" | tr '\n' ' ') after ${took}s"
 fi
