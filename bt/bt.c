@@ -4,6 +4,7 @@
  */
 #include "bt/bt.h"
 #include "bt/emit.h"
+#include "bt/native.h"
 #include "hosted-driver/execmem.h"
 #include "monitor/interp.h"
 #include "monitor/machine.h"
@@ -17,11 +18,14 @@
 #define MAX_BLOCKS 65536
 #define HASH_BITS 16
 #define MAX_BLOCK_INSNS 64
-#define CODE_PER_INSN 40             /* upper bound of host bytes emitted per guest instruction */
+#define CODE_PER_INSN 400            /* upper bound of host bytes emitted per guest instruction */
 
 struct block {
     uint32_t phys;                   /* guest-physical address of the first instruction */
+    uint32_t eip;                    /* its EIP: native code has the EIPs built in */
+    uint32_t last;                   /* EIP of the block's last byte (checked against CS limit) */
     bool code32;
+    bool user;                       /* translated for CPL 3 (user TLB) */
     uint16_t ninsn;
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -47,7 +51,7 @@ struct bt {
 
 static unsigned hash_of(uint32_t phys, bool code32)
 {
-    uint32_t h = phys * 2654435761u ^ (code32 ? 0x9e3779b9u : 0);
+    uint32_t h = (phys * 2654435761u) ^ (code32 ? 0x9e3779b9u : 0);
     return h >> (32 - HASH_BITS);
 }
 
@@ -193,26 +197,26 @@ static bool ends_block(const struct insn *in)
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
+    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last };
     uint8_t *start = e->p;
-    uint8_t *exits[MAX_BLOCK_INSNS];
-    int nexits = 0;
     emit_push(e, H_RBX);
     emit_mov_rr64(e, H_RBX, H_RDI);
+    uint32_t eip = b->eip;
+    bool ended = false;
     for (int k = 0; k < b->ninsn; k++) {
-        emit_mov_rr64(e, H_RDI, H_RBX);
-        emit_mov_imm64(e, H_RSI, (uintptr_t)&b->insns[k]);
-        emit_mov_imm64(e, H_RAX, (uintptr_t)bt_step);
-        emit_call_r(e, H_RAX);
-        if (k + 1 < b->ninsn) {
-            emit_test_al(e);
-            exits[nexits++] = emit_jz_fwd(e);
+        const struct insn *in = &b->insns[k];
+        bool last = k + 1 == b->ninsn;
+        if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
+            ended = native_emit(&be, in, eip);
+        } else {
+            native_emit_threaded(&be, in, eip, last, bt_step);
+            ended = last;
         }
+        eip = b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
     }
-    uint8_t *out = e->p;
-    emit_pop(e, H_RBX);
-    emit_ret(e);
-    for (int k = 0; k < nexits; k++)
-        emit_patch_rel32(exits[k], out);
+    if (!ended)
+        native_emit_exit(&be, eip);
+    native_emit_stubs(&be, bt_step);
     b->code = (void (*)(struct cpu *))start;
 }
 
@@ -232,7 +236,7 @@ static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, stru
     return n;
 }
 
-static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32)
+static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
         !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
@@ -245,8 +249,14 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     bt->ninsns += n;
     struct block *b = &bt->blocks[bt->nblocks++];
     b->phys = phys;
+    b->eip = bt->cpu->eip;
     b->code32 = code32;
+    b->user = user;
     b->ninsn = n;
+    uint32_t len = 0;
+    for (int k = 0; k < n; k++)
+        len += insns[k].len;
+    b->last = b->eip + len - 1;
     b->insns = insns;
     emit_block_code(bt, b);
     unsigned h = hash_of(phys, code32);
@@ -272,10 +282,16 @@ static struct block *lookup(struct bt *bt)
     if (!host)
         return NULL;
     bool code32 = cpu_code32(c);
-    for (struct block *b = bt->hash[hash_of(phys, code32)]; b; b = b->hash_next)
-        if (b->phys == phys && b->code32 == code32)
-            return b;
-    return translate(bt, host, phys, code32);
+    bool user = c->cpl == 3;
+    struct block *b = bt->hash[hash_of(phys, code32)];
+    while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user))
+        b = b->hash_next;
+    if (!b)
+        b = translate(bt, host, phys, code32, user);
+    /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
+    if (b && (b->last > c->seg[SEG_CS].limit || b->last < b->eip))
+        return NULL;
+    return b;
 }
 
 void bt_run(struct bt *bt)

@@ -1,0 +1,741 @@
+/*
+ * Native translation: the common 32-bit integer instructions become the same
+ * host instruction on the same operands ("identical" translation).
+ *
+ * Conventions inside a block: RBX holds the struct cpu pointer; guest
+ * registers and EFLAGS stay in struct cpu (no caching across instructions);
+ * RAX, RCX, RDX and RSI are scratch.  Arithmetic flags come from the host's
+ * own flags after the host instruction (pushfq), merged into the guest EFLAGS
+ * under the mask of flags that instruction defines; logic ops clear AF as the
+ * shared ALU semantics do.
+ *
+ * Memory operands take an inline fast path: an expand-up segment with a 4 GiB
+ * limit, then the software TLB entry of the page (read or write tag), giving
+ * a host pointer.  Anything else — a short segment, a TLB miss, MMIO, a page
+ * with translations, a page-crossing access — jumps to the instruction's
+ * stub, which runs the whole instruction through the interpreter's semantics
+ * (bt_step): every check happens before the instruction changes any state,
+ * so faults stay precise and nothing is done twice.
+ *
+ * Retired-instruction counts are kept static while native code runs and
+ * added to icount/budget at exits and before any call out.
+ */
+#include "bt/native.h"
+#include "monitor/cpu.h"
+#include "monitor/physmem.h"
+
+#include <stddef.h>
+
+#define OFF_R(i)       ((int32_t)(offsetof(struct cpu, r) + 4 * (i)))
+#define OFF_EIP        ((int32_t)offsetof(struct cpu, eip))
+#define OFF_FLAGS      ((int32_t)offsetof(struct cpu, eflags))
+#define OFF_ICOUNT     ((int32_t)offsetof(struct cpu, icount))
+#define OFF_BUDGET     ((int32_t)offsetof(struct cpu, budget))
+#define OFF_SEG(s, f)  ((int32_t)(offsetof(struct cpu, seg) + (s) * sizeof(struct seg) + offsetof(struct seg, f)))
+#define OFF_TLB(u, f)  ((int32_t)(offsetof(struct cpu, tlb) + (u) * TLB_SIZE * sizeof(struct tlb_entry) + \
+                                  offsetof(struct tlb_entry, f)))
+
+#define FLAGS_ARITH 0x8d5u     /* OF SF ZF AF PF CF */
+#define FLAGS_INCDEC 0x8d4u    /* CF preserved */
+#define FLAGS_LOGIC 0x8c5u     /* AF is cleared, as the shared ALU semantics do */
+
+/* ---- encoding helpers (host registers: RAX=0 RCX=1 RDX=2 RBX=3 RSI=6) ---- */
+
+static void modrm_rbx(struct emitter *e, int reg, int32_t disp)
+{
+    emit_u8(e, 0x80 | (reg & 7) << 3 | 3);     /* [rbx + disp32] */
+    emit_u32(e, (uint32_t)disp);
+}
+
+static void modrm_rdx(struct emitter *e, int reg)
+{
+    emit_u8(e, (reg & 7) << 3 | 2);            /* [rdx] */
+}
+
+static void size_prefix(struct emitter *e, int size)
+{
+    if (size == 2)
+        emit_u8(e, 0x66);
+}
+
+/* Opcode of the 8-bit form, or of the 16/32-bit form one above it. */
+static uint8_t sized_op(uint8_t op8, int size)
+{
+    return size == 1 ? op8 : op8 + 1;
+}
+
+static void emit_imm(struct emitter *e, uint32_t v, int size)
+{
+    if (size == 1)
+        emit_u8(e, v);
+    else if (size == 2) {
+        emit_u8(e, v);
+        emit_u8(e, v >> 8);
+    } else
+        emit_u32(e, v);
+}
+
+static int32_t reg_off(int reg, int size)
+{
+    if (size == 1)
+        return OFF_R(reg & 3) + (reg >> 2);    /* AH..BH are byte 1 of EAX..EBX */
+    return OFF_R(reg);
+}
+
+/* lea rdx, [rbx + disp32] */
+static void emit_lea_rdx_rbx(struct emitter *e, int32_t disp)
+{
+    emit_u8(e, 0x48);
+    emit_u8(e, 0x8d);
+    modrm_rbx(e, H_RDX, disp);
+}
+
+/* mov ecx/cx/cl, [rbx + disp] */
+static void emit_load_ecx_rbx(struct emitter *e, int32_t disp, int size)
+{
+    size_prefix(e, size);
+    emit_u8(e, sized_op(0x8a, size));
+    modrm_rbx(e, H_RCX, disp);
+}
+
+/* mov [rbx + disp], ecx/cx/cl */
+static void emit_store_ecx_rbx(struct emitter *e, int32_t disp, int size)
+{
+    size_prefix(e, size);
+    emit_u8(e, sized_op(0x88, size));
+    modrm_rbx(e, H_RCX, disp);
+}
+
+static uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)
+{
+    emit_u8(e, 0x0f);
+    emit_u8(e, 0x80 | cc);
+    uint8_t *field = e->p;
+    emit_u32(e, 0);
+    return field;
+}
+
+static uint8_t *emit_jmp32(struct emitter *e)
+{
+    emit_u8(e, 0xe9);
+    uint8_t *field = e->p;
+    emit_u32(e, 0);
+    return field;
+}
+
+enum { CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_B = 0x2 };
+
+/* add/sub qword [rbx + disp], imm32 */
+static void emit_add_q(struct emitter *e, int32_t disp, int32_t v)
+{
+    emit_u8(e, 0x48);
+    emit_u8(e, 0x81);
+    modrm_rbx(e, 0, disp);
+    emit_u32(e, (uint32_t)v);
+}
+
+static void emit_count(struct emitter *e, int n)
+{
+    if (n) {
+        emit_add_q(e, OFF_ICOUNT, n);
+        emit_add_q(e, OFF_BUDGET, -n);
+    }
+}
+
+static void emit_store_eip(struct emitter *e, uint32_t eip)
+{
+    emit_u8(e, 0xc7);
+    modrm_rbx(e, 0, OFF_EIP);
+    emit_u32(e, eip);
+}
+
+/* Merge the host's arithmetic flags into the guest EFLAGS under `mask`. */
+static void emit_flags(struct emitter *e, uint32_t mask)
+{
+    emit_u8(e, 0x9c);                          /* pushfq */
+    emit_u8(e, 0x59);                          /* pop rcx */
+    emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
+    emit_u32(e, mask);
+    emit_u8(e, 0x81);                          /* and dword [rbx+eflags], ~mask */
+    modrm_rbx(e, 4, OFF_FLAGS);
+    emit_u32(e, ~(mask == FLAGS_LOGIC ? FLAGS_ARITH : mask));
+    emit_u8(e, 0x09);                          /* or [rbx+eflags], ecx */
+    modrm_rbx(e, H_RCX, OFF_FLAGS);
+}
+
+/* bt dword [rbx+eflags], 0: the guest CF into the host CF (ADC/SBB). */
+static void emit_load_cf(struct emitter *e)
+{
+    emit_u8(e, 0x0f); emit_u8(e, 0xba);
+    modrm_rbx(e, 4, OFF_FLAGS);
+    emit_u8(e, 0);
+}
+
+/* ---- stubs and exits ---- */
+
+static struct native_stub *cur_stub(struct block_emit *be)
+{
+    return &be->stubs[be->nstubs];
+}
+
+static void jump_to_stub(struct block_emit *be, uint8_t cc)
+{
+    struct native_stub *s = cur_stub(be);
+    s->fixups[s->nfixups++] = emit_jcc32(be->e, cc);
+}
+
+static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
+{
+    struct emitter *e = be->e;
+    emit_store_eip(e, eip);
+    emit_count(e, count);
+    emit_pop(e, H_RBX);
+    emit_ret(e);
+}
+
+void native_emit_exit(struct block_emit *be, uint32_t eip)
+{
+    emit_exit_n(be, eip, be->pending);
+}
+
+void native_flush_count(struct block_emit *be)
+{
+    emit_count(be->e, be->pending);
+    be->pending = 0;
+}
+
+void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const struct insn *))
+{
+    struct emitter *e = be->e;
+    uint8_t *plain_exit = e->p;
+    emit_pop(e, H_RBX);
+    emit_ret(e);
+    for (int k = 0; k < be->nplain; k++)
+        emit_patch_rel32(be->plain_exits[k], plain_exit);
+    for (int k = 0; k < be->nstubs; k++) {
+        struct native_stub *s = &be->stubs[k];
+        for (int f = 0; f < s->nfixups; f++)
+            emit_patch_rel32(s->fixups[f], e->p);
+        emit_count(e, s->pending);
+        emit_store_eip(e, s->eip);
+        emit_mov_rr64(e, H_RDI, H_RBX);
+        emit_mov_imm64(e, H_RSI, (uintptr_t)s->in);
+        emit_mov_imm64(e, H_RAX, (uintptr_t)step);
+        emit_call_r(e, H_RAX);
+        if (!s->resume) {
+            /* A control transfer: the interpreter has set EIP and counted it. */
+            emit_patch_rel32(emit_jmp32(e), plain_exit);
+            continue;
+        }
+        emit_test_al(e);
+        emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
+        /* The resumed code retires this instruction and the earlier ones again. */
+        emit_count(e, -(s->pending + 1));
+        emit_patch_rel32(emit_jmp32(e), s->resume);
+    }
+}
+
+/* ---- operands ---- */
+
+/* eax = effective offset of the memory operand (32-bit addressing). */
+static void emit_ea(struct emitter *e, const struct insn *in)
+{
+    if (in->ea_base >= 0) {
+        emit_u8(e, 0x8b);                      /* mov eax, [rbx + r[base]] */
+        modrm_rbx(e, H_RAX, OFF_R(in->ea_base));
+    } else {
+        emit_u8(e, 0x31); emit_u8(e, 0xc0);    /* xor eax, eax */
+    }
+    if (in->ea_index >= 0) {
+        emit_u8(e, 0x8b);                      /* mov ecx, [rbx + r[index]] */
+        modrm_rbx(e, H_RCX, OFF_R(in->ea_index));
+        emit_u8(e, 0x8d);                      /* lea eax, [rax + rcx << scale + disp32] */
+        emit_u8(e, 0x84);
+        emit_u8(e, (in->ea_scale & 3) << 6 | H_RCX << 3 | H_RAX);
+        emit_u32(e, (uint32_t)in->disp);
+    } else if (in->disp) {
+        emit_u8(e, 0x05);                      /* add eax, disp32 */
+        emit_u32(e, (uint32_t)in->disp);
+    }
+}
+
+/*
+ * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
+ * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
+ */
+static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
+{
+    struct emitter *e = be->e;
+    uint32_t mask = 0x9c | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
+    uint32_t want = 0x90 | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
+    emit_u8(e, 0x83);                          /* cmp dword [rbx+limit], -1 */
+    modrm_rbx(e, 7, OFF_SEG(sreg, limit));
+    emit_u8(e, 0xff);
+    jump_to_stub(be, CC_NE);
+    emit_u8(e, 0x0f); emit_u8(e, 0xb7);        /* movzx ecx, word [rbx+attr] */
+    modrm_rbx(e, H_RCX, OFF_SEG(sreg, attr));
+    emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
+    emit_u32(e, mask);
+    emit_u8(e, 0x81); emit_u8(e, 0xf9);        /* cmp ecx, want */
+    emit_u32(e, want);
+    jump_to_stub(be, CC_NE);
+    if (size > 1) {
+        emit_u8(e, 0x3d);                      /* cmp eax, 2^32 - size: the access would wrap */
+        emit_u32(e, (uint32_t)-size);
+        jump_to_stub(be, CC_A);
+    }
+    emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
+    emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
+    modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
+    emit_u8(e, 0x89); emit_u8(e, 0xca);        /* mov edx, ecx */
+    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12);       /* shr edx, 12 */
+    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, TLB_SIZE - 1);  /* and edx, TLB_SIZE-1 */
+    emit_u8(e, 0x6b); emit_u8(e, 0xd2); emit_u8(e, sizeof(struct tlb_entry));  /* imul edx, edx, sz */
+    emit_u8(e, 0x8d); emit_u8(e, 0x71); emit_u8(e, size - 1);  /* lea esi, [rcx + size-1] */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
+    /* Same page as the tag of lin's entry: hit, and the access does not cross a page. */
+    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    jump_to_stub(be, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xca);      /* add rdx, rcx */
+}
+
+/* rdx = host address of the r/m operand (a register in struct cpu, or memory). */
+static void emit_rm_ptr(struct block_emit *be, const struct insn *in, int size, bool write)
+{
+    if (in->mod == 3) {
+        emit_lea_rdx_rbx(be->e, reg_off(in->rm, size));
+        return;
+    }
+    emit_ea(be->e, in);
+    emit_probe(be, in->ea_seg, size, write, false);
+}
+
+/* ---- condition codes ---- */
+
+/* Host ZF clear <=> guest condition (cc & ~1) holds. Clobbers eax, ecx. */
+static void emit_cond_base(struct emitter *e, int cc)
+{
+    static const uint32_t simple[6] = { 0x800, 0x1, 0x40, 0x41, 0x80, 0x4 };   /* O B Z BE S P */
+    int base = (cc & 0xe) >> 1;
+    if (base < 6) {
+        emit_u8(e, 0xf7);                      /* test dword [rbx+eflags], imm32 */
+        modrm_rbx(e, 0, OFF_FLAGS);
+        emit_u32(e, simple[base]);
+        return;
+    }
+    emit_u8(e, 0x8b);                          /* mov eax, [rbx+eflags] */
+    modrm_rbx(e, H_RAX, OFF_FLAGS);
+    emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
+    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 4);   /* shr ecx, 4: OF onto SF's bit */
+    emit_u8(e, 0x31); emit_u8(e, 0xc1);        /* xor ecx, eax */
+    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, 0x80);   /* and ecx, 0x80: SF != OF */
+    if (base == 7) {
+        emit_u8(e, 0x83); emit_u8(e, 0xe0); emit_u8(e, 0x40);   /* and eax, 0x40 (ZF) */
+        emit_u8(e, 0x09); emit_u8(e, 0xc1);    /* or ecx, eax */
+    }
+}
+
+/* The host condition code (jnz/jz family) that means "guest cc holds". */
+static uint8_t host_cc(int cc)
+{
+    return (cc & 1) ? CC_E : CC_NE;
+}
+
+/* ---- which instructions ---- */
+
+static bool alu_family(int op) { return op < 0x40 && (op & 7) < 6; }
+
+bool native_supported(const struct insn *in)
+{
+    int op = in->op;
+    if (in->invalid)
+        return false;
+    if (in->has_modrm && in->mod != 3 && !in->addr32)
+        return false;                          /* 16-bit addressing: threaded */
+    if (alu_family(op))
+        return true;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83:
+    case 0x84: case 0x85: case 0x86: case 0x87:
+    case 0x88: case 0x89: case 0x8a: case 0x8b:
+    case 0xa8: case 0xa9: case 0xc6: case 0xc7:
+    case 0x90: case 0xeb: case 0xe9:
+        return true;
+    case 0x8d:
+        return in->mod != 3 && in->addr32;
+    case 0x98: case 0x99:
+        return in->op32;
+    case 0xf6: case 0xf7:
+        return in->reg == 0 || in->reg == 2 || in->reg == 3;
+    case 0xfe:
+        return in->reg <= 1;
+    case 0xff:
+        return in->reg <= 1;
+    case 0x68: case 0x6a: case 0xe8: case 0xc3: case 0xc2:
+        return in->op32;
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+        return true;
+    }
+    if (op >= 0x40 && op <= 0x4f)
+        return true;
+    if (op >= 0x50 && op <= 0x5f)
+        return in->op32;
+    if (op >= 0xb0 && op <= 0xbf)
+        return true;
+    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f) || (op >= 0x190 && op <= 0x19f))
+        return true;
+    if (op >= 0x140 && op <= 0x14f)
+        return in->op32;
+    return false;
+}
+
+/* ---- instruction bodies ---- */
+
+static int opsize(const struct insn *in) { return in->op32 ? 4 : 2; }
+
+static void emit_alu(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int op = in->op, kind = op >> 3, form = op & 7;
+    int size = (op & 1) ? opsize(in) : 1;
+    bool writes = kind != 7;                   /* CMP only reads */
+    if (form <= 1) {                           /* op r/m, reg */
+        emit_rm_ptr(be, in, size, writes);
+        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
+    } else if (form <= 3) {                    /* op reg, r/m */
+        emit_rm_ptr(be, in, size, false);
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x8a, size));      /* mov ecx, [rdx] */
+        modrm_rdx(e, H_RCX);
+        emit_lea_rdx_rbx(e, reg_off(in->reg, size));
+    } else {                                   /* op al/eax, imm */
+        emit_lea_rdx_rbx(e, OFF_R(R_EAX));
+    }
+    if (kind == 2 || kind == 3)
+        emit_load_cf(e);
+    size_prefix(e, size);
+    if (form <= 3) {
+        emit_u8(e, kind * 8 + (size == 1 ? 0 : 1));   /* op [rdx], ecx */
+        modrm_rdx(e, H_RCX);
+    } else {
+        emit_u8(e, size == 1 ? 0x80 : 0x81);   /* op [rdx], imm */
+        modrm_rdx(e, kind);
+        emit_imm(e, in->imm, size);
+    }
+    emit_flags(e, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+}
+
+static void emit_group1(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int kind = in->reg;
+    int size = in->op == 0x80 ? 1 : opsize(in);
+    emit_rm_ptr(be, in, size, kind != 7);
+    if (kind == 2 || kind == 3)
+        emit_load_cf(e);
+    size_prefix(e, size);
+    emit_u8(e, in->op);                        /* 80/81/83 /kind [rdx], imm */
+    modrm_rdx(e, kind);
+    emit_imm(e, in->imm, in->op == 0x81 ? size : 1);
+    emit_flags(e, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+}
+
+static void emit_mov(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = (in->op & 1) ? opsize(in) : 1;
+    if (in->op <= 0x89) {                      /* mov r/m, reg */
+        emit_rm_ptr(be, in, size, true);
+        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x88, size));
+        modrm_rdx(e, H_RCX);
+    } else {                                   /* mov reg, r/m */
+        emit_rm_ptr(be, in, size, false);
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x8a, size));
+        modrm_rdx(e, H_RCX);
+        emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
+    }
+}
+
+static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x8b);                          /* mov eax, [rbx+esp] */
+    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    emit_u8(e, 0x83); emit_u8(e, 0xe8); emit_u8(e, 4);   /* sub eax, 4 */
+    emit_probe(be, SEG_SS, 4, true, true);
+    if (src_reg >= 0) {
+        emit_u8(e, 0x8b);                      /* mov ecx, [rbx + r[src]] (old ESP for push esp) */
+        modrm_rbx(e, H_RCX, OFF_R(src_reg));
+        emit_u8(e, 0x89);                      /* mov [rdx], ecx */
+        modrm_rdx(e, H_RCX);
+    } else {
+        emit_u8(e, 0xc7);                      /* mov dword [rdx], imm32 */
+        modrm_rdx(e, 0);
+        emit_u32(e, imm);
+    }
+    emit_u8(e, 0x89);                          /* mov [rbx+esp], eax */
+    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+}
+
+/* ecx = popped dword, ESP += 4 + extra.  `check_eip` also requires ecx <= CS limit. */
+static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x8b);                          /* mov eax, [rbx+esp] */
+    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    emit_probe(be, SEG_SS, 4, false, true);
+    emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);     /* mov ecx, [rdx] */
+    if (check_eip) {
+        emit_u8(e, 0x3b);                      /* cmp ecx, [rbx + cs.limit] */
+        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+        jump_to_stub(be, CC_A);
+    }
+    emit_u8(e, 0x05); emit_u32(e, 4 + extra);  /* add eax, 4 + extra */
+    emit_u8(e, 0x89);                          /* mov [rbx+esp], eax */
+    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+}
+
+/* A direct jump target beyond what the lookup verified needs the CS limit check. */
+static void check_target(struct block_emit *be, uint32_t target)
+{
+    if (target <= be->limit_checked)
+        return;
+    struct emitter *e = be->e;
+    emit_u8(e, 0x81);                          /* cmp dword [rbx + cs.limit], target */
+    modrm_rbx(e, 7, OFF_SEG(SEG_CS, limit));
+    emit_u32(e, target);
+    jump_to_stub(be, CC_B);
+}
+
+static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
+{
+    struct emitter *e = be->e;
+    emit_cond_base(e, cc);
+    uint8_t *taken = emit_jcc32(e, host_cc(cc));
+    emit_exit_n(be, next, be->pending + 1);
+    emit_patch_rel32(taken, e->p);
+    check_target(be, target);
+    emit_exit_n(be, target, be->pending + 1);
+}
+
+static void emit_unary(struct block_emit *be, const struct insn *in, int host_op, int host_reg, uint32_t mask)
+{
+    struct emitter *e = be->e;
+    int size = (in->op & 1) ? opsize(in) : 1;
+    emit_rm_ptr(be, in, size, true);
+    size_prefix(e, size);
+    emit_u8(e, sized_op(host_op, size));
+    modrm_rdx(e, host_reg);
+    if (mask)
+        emit_flags(e, mask);
+}
+
+bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
+{
+    struct emitter *e = be->e;
+    int op = in->op;
+    uint32_t next = eip + in->len;
+    struct native_stub *s = cur_stub(be);
+    s->nfixups = 0;
+    s->in = in;
+    s->eip = eip;
+    s->pending = be->pending;
+    bool ends = false;
+
+    if (alu_family(op)) {
+        emit_alu(be, in);
+    } else if (op >= 0x40 && op <= 0x4f) {     /* inc/dec reg */
+        int size = opsize(in);
+        emit_lea_rdx_rbx(e, OFF_R(op & 7));
+        size_prefix(e, size);
+        emit_u8(e, 0xff);
+        modrm_rdx(e, op >= 0x48 ? 1 : 0);
+        emit_flags(e, FLAGS_INCDEC);
+    } else if (op >= 0x50 && op <= 0x57) {
+        emit_push_value(be, in, op & 7, 0);
+    } else if (op >= 0x58 && op <= 0x5f) {
+        emit_pop_ecx(be, 0, false);
+        emit_u8(e, 0x89);                      /* mov [rbx + r[reg]], ecx (after ESP: pop esp) */
+        modrm_rbx(e, H_RCX, OFF_R(op & 7));
+    } else if (op >= 0xb0 && op <= 0xbf) {     /* mov reg, imm */
+        int size = op >= 0xb8 ? opsize(in) : 1;
+        size_prefix(e, size);
+        emit_u8(e, size == 1 ? 0xc6 : 0xc7);
+        modrm_rbx(e, 0, reg_off(op & 7, size));
+        emit_imm(e, in->imm, size);
+    } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
+        uint32_t target = next + (op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
+        if (!in->op32)
+            target &= 0xffff;
+        emit_jcc(be, op & 0xf, next, target);
+        ends = true;
+    } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
+        emit_rm_ptr(be, in, 1, true);
+        emit_cond_base(e, op & 0xf);
+        emit_u8(e, 0x0f); emit_u8(e, 0x90 | host_cc(op & 0xf));   /* setcc al */
+        emit_u8(e, 0xc0);
+        emit_u8(e, 0x88); modrm_rdx(e, H_RAX); /* mov [rdx], al */
+    } else if (op >= 0x140 && op <= 0x14f) {   /* cmovcc r32, r/m32 */
+        emit_rm_ptr(be, in, 4, false);
+        emit_cond_base(e, op & 0xf);
+        uint8_t *skip = emit_jcc32(e, host_cc(op & 0xf) ^ 1);
+        emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
+        emit_store_ecx_rbx(e, OFF_R(in->reg), 4);
+        emit_patch_rel32(skip, e->p);
+    } else {
+        switch (op) {
+        case 0x80: case 0x81: case 0x83:
+            emit_group1(be, in);
+            break;
+        case 0x84: case 0x85: {                /* test r/m, reg */
+            int size = (op & 1) ? opsize(in) : 1;
+            emit_rm_ptr(be, in, size, false);
+            emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
+            size_prefix(e, size);
+            emit_u8(e, op);
+            modrm_rdx(e, H_RCX);
+            emit_flags(e, FLAGS_LOGIC);
+            break;
+        }
+        case 0x86: case 0x87: {                /* xchg r/m, reg */
+            int size = (op & 1) ? opsize(in) : 1;
+            emit_rm_ptr(be, in, size, true);
+            emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
+            size_prefix(e, size);
+            emit_u8(e, op);                    /* xchg [rdx], ecx */
+            modrm_rdx(e, H_RCX);
+            emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
+            break;
+        }
+        case 0x88: case 0x89: case 0x8a: case 0x8b:
+            emit_mov(be, in);
+            break;
+        case 0x8d:                             /* lea */
+            emit_ea(e, in);
+            size_prefix(e, opsize(in));
+            emit_u8(e, 0x89);
+            modrm_rbx(e, H_RAX, OFF_R(in->reg));
+            break;
+        case 0x90:
+            break;
+        case 0x98:                             /* cwde */
+            emit_u8(e, 0x0f); emit_u8(e, 0xbf);
+            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
+            emit_u8(e, 0x89);
+            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
+            break;
+        case 0x99:                             /* cdq */
+            emit_u8(e, 0x8b);
+            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
+            emit_u8(e, 0x99);
+            emit_u8(e, 0x89);
+            modrm_rbx(e, H_RDX, OFF_R(R_EDX));
+            break;
+        case 0xa8: case 0xa9: {                /* test al/eax, imm */
+            int size = (op & 1) ? opsize(in) : 1;
+            emit_lea_rdx_rbx(e, OFF_R(R_EAX));
+            size_prefix(e, size);
+            emit_u8(e, sized_op(0xf6, size));
+            modrm_rdx(e, 0);
+            emit_imm(e, in->imm, size);
+            emit_flags(e, FLAGS_LOGIC);
+            break;
+        }
+        case 0xc6: case 0xc7: {                /* mov r/m, imm */
+            int size = (op & 1) ? opsize(in) : 1;
+            emit_rm_ptr(be, in, size, true);
+            size_prefix(e, size);
+            emit_u8(e, op);
+            modrm_rdx(e, 0);
+            emit_imm(e, in->imm, size);
+            break;
+        }
+        case 0xf6: case 0xf7: {
+            int size = (op & 1) ? opsize(in) : 1;
+            if (in->reg == 0) {                /* test r/m, imm */
+                emit_rm_ptr(be, in, size, false);
+                size_prefix(e, size);
+                emit_u8(e, op);
+                modrm_rdx(e, 0);
+                emit_imm(e, in->imm, size);
+                emit_flags(e, FLAGS_LOGIC);
+            } else {
+                emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
+            }
+            break;
+        }
+        case 0xfe: case 0xff:                  /* inc/dec r/m */
+            emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
+            break;
+        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {   /* movzx/movsx */
+            int src = (op & 1) ? 2 : 1;
+            emit_rm_ptr(be, in, src, false);
+            emit_u8(e, 0x0f); emit_u8(e, op & 0xff);
+            modrm_rdx(e, H_RCX);
+            emit_store_ecx_rbx(e, OFF_R(in->reg), opsize(in));
+            break;
+        }
+        case 0x68: case 0x6a: {
+            uint32_t v = op == 0x6a ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm;
+            emit_push_value(be, in, -1, v);
+            break;
+        }
+        case 0xe8: {                           /* call rel32 */
+            uint32_t target = next + in->imm;
+            check_target(be, target);
+            emit_push_value(be, in, -1, next);
+            emit_exit_n(be, target, be->pending + 1);
+            ends = true;
+            break;
+        }
+        case 0xe9: case 0xeb: {
+            uint32_t target = next + (op == 0xeb ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
+            if (!in->op32)
+                target &= 0xffff;
+            check_target(be, target);
+            emit_exit_n(be, target, be->pending + 1);
+            ends = true;
+            break;
+        }
+        case 0xc2: case 0xc3:                  /* ret [imm16] */
+            emit_pop_ecx(be, op == 0xc2 ? (in->imm & 0xffff) : 0, true);
+            emit_u8(e, 0x89);                  /* mov [rbx+eip], ecx */
+            modrm_rbx(e, H_RCX, OFF_EIP);
+            emit_count(e, be->pending + 1);
+            emit_pop(e, H_RBX);
+            emit_ret(e);
+            ends = true;
+            break;
+        }
+    }
+    if (s->nfixups) {
+        s->resume = ends ? NULL : e->p;
+        be->nstubs++;
+    }
+    be->pending++;
+    return ends;
+}
+
+void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t eip, bool last,
+                          bool (*step)(struct cpu *, const struct insn *))
+{
+    struct emitter *e = be->e;
+    native_flush_count(be);
+    emit_store_eip(e, eip);
+    emit_mov_rr64(e, H_RDI, H_RBX);
+    emit_mov_imm64(e, H_RSI, (uintptr_t)in);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)step);
+    emit_call_r(e, H_RAX);
+    if (!last) {
+        emit_test_al(e);
+        be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
+    } else {
+        be->plain_exits[be->nplain++] = emit_jmp32(e);
+    }
+}

@@ -1,0 +1,57 @@
+/*
+ * Native translation of the common 32-bit instructions (see bt/native.c).
+ * The block builder in bt.c asks native_emit for each instruction; what it
+ * declines is threaded through the interpreter's semantics instead.
+ */
+#ifndef RV_BT_NATIVE_H
+#define RV_BT_NATIVE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bt/emit.h"
+#include "monitor/cpu.h"
+#include "monitor/decode.h"
+
+#define NATIVE_MAX_FIXUPS 8
+#define NATIVE_MAX_STUBS 64
+
+/* A slow path: the fast path's checks failed, so the interpreter runs the
+ * whole instruction (it has made no change yet), then the block resumes. */
+struct native_stub {
+    uint8_t *fixups[NATIVE_MAX_FIXUPS];   /* rel32 fields of the jumps to this stub */
+    int nfixups;
+    const struct insn *in;
+    uint32_t eip;
+    int pending;                          /* instructions retired natively before it */
+    uint8_t *resume;                      /* code of the next instruction */
+};
+
+struct block_emit {
+    struct emitter *e;
+    bool user;                  /* block runs at CPL 3: user TLB */
+    int pending;                /* instructions retired natively since the last count flush */
+    uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
+    struct native_stub stubs[NATIVE_MAX_STUBS];
+    int nstubs;
+    uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to "pop rbx; ret" */
+    int nplain;
+};
+
+/* True when native_emit can translate this instruction. */
+bool native_supported(const struct insn *in);
+/* Emit host code for the instruction at eip (in is supported).  Returns true
+ * when it ended the block (a control transfer emitted its own exits). */
+bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip);
+/* Retire the pending instructions and leave the block at eip. */
+void native_emit_exit(struct block_emit *be, uint32_t eip);
+/* Emit the slow-path stubs and resolve their jumps (after the block body). */
+void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const struct insn *));
+/* Run the instruction at eip through step() (the interpreter's semantics);
+ * leave the block when it returns false, or after it when `last`. */
+void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t eip, bool last,
+                          bool (*step)(struct cpu *, const struct insn *));
+/* Count flush before a threaded instruction: pending instructions are retired. */
+void native_flush_count(struct block_emit *be);
+
+#endif
