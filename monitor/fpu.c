@@ -318,6 +318,13 @@ static void st_pop(struct cpu *c)
     c->fpu.top = (c->fpu.top + 1) & 7;
 }
 
+/* A push that overwrites whatever the new ST(0) held. */
+static void push_unchecked(struct cpu *c, long double v)
+{
+    c->fpu.top = (c->fpu.top - 1) & 7;
+    store_st(c, 0, v);
+}
+
 /* Push a value; a full stack signals overflow and (masked) pushes the indefinite. */
 static void push_value(struct cpu *c, long double v)
 {
@@ -332,13 +339,6 @@ static void push_value(struct cpu *c, long double v)
     set_tag(&c->fpu, p, TAG_VALID);
 }
 
-/* A push that overwrites whatever the new ST(0) held. */
-static void push_unchecked(struct cpu *c, long double v)
-{
-    c->fpu.top = (c->fpu.top - 1) & 7;
-    store_st(c, 0, v);
-}
-
 /* A load's push: C1 is cleared, unless the push overflows, which sets it. */
 static void push_loaded(struct cpu *c, long double v)
 {
@@ -346,10 +346,16 @@ static void push_loaded(struct cpu *c, long double v)
     push_value(c, v);
 }
 
-/* Whether a push is possible; false after signalling an unmasked overflow. */
-static bool push_room(struct cpu *c)
+/* A push onto a full stack: true after the overflow response (the indefinite
+ * pushed if masked).  Checked before the operand is converted, so a full stack
+ * reports no conversion exceptions. */
+static bool push_overflows(struct cpu *c)
 {
-    return st_empty(&c->fpu, 7) || stack_fault(c, true);
+    if (st_empty(&c->fpu, 7))
+        return false;
+    if (stack_fault(c, true))
+        push_unchecked(c, indefinite());
+    return true;
 }
 
 /* A pending unmasked exception is reported at the next waiting instruction:
@@ -642,7 +648,7 @@ static void load_constant(struct cpu *c, int which)
     };
     if (!fn[which])
         cpu_raise_noerr(c, EXC_UD);           /* D9 EF is reserved */
-    if (!push_room(c))
+    if (push_overflows(c))
         return;
     uint16_t hsw = 0;
     long double v = fn[which](host_cw(c), &hsw);
@@ -711,7 +717,7 @@ static void d9_reg(struct cpu *c, const struct insn *in)
                 push_unchecked(c, indefinite());
             return;
         }
-        if (push_room(c))
+        if (!push_overflows(c))
             push_loaded(c, f->st[phys_of(f, in->rm)]);
         return;
     case 0xc8 ... 0xcf: {                       /* FXCH */
@@ -768,7 +774,7 @@ static void d9_reg(struct cpu *c, const struct insn *in)
             f->sw |= SW_C2;
             return;
         }
-        if (!push_room(c))
+        if (push_overflows(c))
             return;
         if (in->modrm == 0xf2)
             hx_tan(a, &r0, &r1, host_cw(c), &hsw);
@@ -781,7 +787,7 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         push_value(c, r0);
         return;
     case 0xf4:                                  /* FXTRACT */
-        if (!fetch(c, 0, &a) || !push_room(c))
+        if (!fetch(c, 0, &a) || push_overflows(c))
             return;
         hx_xtract(a, &r0, &r1, host_cw(c), &hsw);
         if (!arith_flags(c, hsw))
@@ -835,7 +841,7 @@ static void d9_mem(struct cpu *c, const struct insn *in)
     case 0: {                                   /* FLD m32real */
         float m;
         mem_get(c, in, 0, &m, 4);
-        if (!push_room(c))
+        if (push_overflows(c))
             return;
         a = hx_ld_f32(m, host_cw(c), &hsw);
         if (arith_flags(c, hsw & ~SW_C1))
@@ -942,9 +948,8 @@ static void fld_int(struct cpu *c, const struct insn *in, int size)
     if (size == 2) { int16_t x; mem_get(c, in, 0, &x, 2); v = x; }
     else if (size == 4) { int32_t x; mem_get(c, in, 0, &x, 4); v = x; }
     else mem_get(c, in, 0, &v, 8);
-    if (!push_room(c))
-        return;
-    push_loaded(c, (long double)v);
+    if (!push_overflows(c))
+        push_loaded(c, (long double)v);
 }
 
 static void db_group(struct cpu *c, const struct insn *in)
@@ -958,9 +963,8 @@ static void db_group(struct cpu *c, const struct insn *in)
         case 5:                                 /* FLD m80real: no conversion, no exception */
             memset(&a, 0, sizeof(a));
             mem_get(c, in, 0, &a, 10);
-            if (push_room(c)) {
+            if (!push_overflows(c))
                 push_loaded(c, a);
-            }
             return;
         case 7:                                 /* FSTP m80real */
             probe_put(c, in, 10);
@@ -996,7 +1000,7 @@ static void dd_group(struct cpu *c, const struct insn *in)
         case 0: {                               /* FLD m64real */
             double m;
             mem_get(c, in, 0, &m, 8);
-            if (!push_room(c))
+            if (push_overflows(c))
                 return;
             a = hx_ld_f64(m, host_cw(c), &hsw);
             if (arith_flags(c, hsw & ~SW_C1))
@@ -1070,7 +1074,7 @@ static void df_group(struct cpu *c, const struct insn *in)
         case 4: {                               /* FBLD */
             struct bcd m;
             mem_get(c, in, 0, &m, 10);
-            if (!push_room(c))
+            if (push_overflows(c))
                 return;
             a = hx_ld_bcd(m, host_cw(c), &hsw);
             push_loaded(c, a);
