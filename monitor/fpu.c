@@ -318,6 +318,49 @@ static void st_pop(struct cpu *c)
     c->fpu.top = (c->fpu.top + 1) & 7;
 }
 
+static bool ie_masked(const struct cpu *c) { return c->fpu.cw & SW_IE; }
+
+/* ST(i) and ST(j) as the operands of an operation.  An empty register is a
+ * stack underflow and the operation does not run, so nothing else (say DE
+ * from the other operand) is reported; the caller then delivers the masked
+ * response, if the invalid-operation exception is masked. */
+static bool operands(struct cpu *c, int i, int j, long double *a, long double *b)
+{
+    if (st_empty(&c->fpu, i) || st_empty(&c->fpu, j)) {
+        stack_fault(c, false);
+        return false;
+    }
+    *a = c->fpu.st[phys_of(&c->fpu, i)];
+    *b = c->fpu.st[phys_of(&c->fpu, j)];
+    return true;
+}
+
+static bool operand(struct cpu *c, int i, long double *a)
+{
+    long double unused;
+    return operands(c, i, i, a, &unused);
+}
+
+/* The masked response to an underflow: the destination ST(i) becomes the indefinite. */
+static void underflow_result(struct cpu *c, int i, bool pop_after)
+{
+    if (!ie_masked(c))
+        return;
+    store_st(c, i, indefinite());
+    if (pop_after)
+        st_pop(c);
+}
+
+/* A comparison with an empty operand reports "unordered" even when the
+ * exception is unmasked; only the masked response pops. */
+static void underflow_unordered(struct cpu *c, int pops)
+{
+    c->fpu.sw |= SW_C0 | SW_C2 | SW_C3;
+    if (ie_masked(c))
+        while (pops-- > 0)
+            st_pop(c);
+}
+
 /* A push that overwrites whatever the new ST(0) held. */
 static void push_unchecked(struct cpu *c, long double v)
 {
@@ -412,16 +455,26 @@ static void probe_put(struct cpu *c, const struct insn *in, int n)
     mem_probe_write(c, lin, n, mmu_user(c));
 }
 
-/* The memory operand of D8-DF /r, converted to the register format.
- * kind: 0 m32real, 1 m32int, 2 m64real, 3 m16int (the opcode's bits 1-2). */
-static long double load_operand(struct cpu *c, const struct insn *in, int kind, uint16_t *hsw)
+/* The memory operand of D8-DF /r.  kind: 0 m32real, 1 m32int, 2 m64real,
+ * 3 m16int (the opcode's bits 1-2). */
+static void read_operand(struct cpu *c, const struct insn *in, int kind, uint8_t raw[8])
 {
+    static const int size[4] = {4, 4, 8, 2};
+    mem_get(c, in, 0, raw, size[kind]);
+}
+
+static long double convert_operand(struct cpu *c, int kind, const uint8_t raw[8], uint16_t *hsw)
+{
+    float f;
+    double d;
+    int32_t i32;
+    int16_t i16;
     *hsw = 0;
     switch (kind) {
-    case 0: { float f; mem_get(c, in, 0, &f, 4); return hx_ld_f32(f, host_cw(c), hsw); }
-    case 1: { int32_t v; mem_get(c, in, 0, &v, 4); return v; }
-    case 2: { double d; mem_get(c, in, 0, &d, 8); return hx_ld_f64(d, host_cw(c), hsw); }
-    default: { int16_t v; mem_get(c, in, 0, &v, 2); return v; }
+    case 0: memcpy(&f, raw, 4); return hx_ld_f32(f, host_cw(c), hsw);
+    case 1: memcpy(&i32, raw, 4); return i32;
+    case 2: memcpy(&d, raw, 8); return hx_ld_f64(d, host_cw(c), hsw);
+    default: memcpy(&i16, raw, 2); return i16;
     }
 }
 
@@ -441,29 +494,41 @@ static long double arith(struct cpu *c, int reg, long double a, long double b, u
     }
 }
 
-static void compare(struct cpu *c, long double a, long double b, bool unordered_ok, uint16_t extra)
+/* FCOM-style comparison of a with b (plus flags from converting b); then
+ * `pops` pops, unless an unmasked exception stops the instruction. */
+static void compare(struct cpu *c, long double a, long double b, bool unordered_ok, uint16_t extra, int pops)
 {
     uint16_t hsw = 0;
     if (unordered_ok)
         hx_ucom(a, b, host_cw(c), &hsw);
     else
         hx_com(a, b, host_cw(c), &hsw);
-    cc_flags(c, ((hsw & (SW_C0 | SW_C2 | SW_C3)) | (hsw & SW_EXC)) | extra);
+    if (cc_flags(c, ((hsw & (SW_C0 | SW_C2 | SW_C3)) | (hsw & SW_EXC)) | extra))
+        while (pops-- > 0)
+            st_pop(c);
 }
+
+static bool is_compare(const struct insn *in) { return in->reg == 2 || in->reg == 3; }
 
 /* D8 / DC / DA / DE with a memory operand: ST(0) op= mem. */
 static void arith_mem(struct cpu *c, const struct insn *in)
 {
     static const int kind_of[8] = {[0] = 0, [2] = 1, [4] = 2, [6] = 3};
-    uint16_t lsw;
-    long double m = load_operand(c, in, kind_of[in->op & 6], &lsw);
+    int kind = kind_of[in->op & 6];
+    uint8_t raw[8];
+    read_operand(c, in, kind, raw);
     long double a;
-    if (!fetch(c, 0, &a))
+    if (!operand(c, 0, &a)) {
+        if (is_compare(in))
+            underflow_unordered(c, in->reg == 3);
+        else
+            underflow_result(c, 0, false);
         return;
-    if (in->reg == 2 || in->reg == 3) {
-        compare(c, a, m, false, lsw & SW_EXC);
-        if (in->reg == 3)
-            st_pop(c);
+    }
+    uint16_t lsw;
+    long double m = convert_operand(c, kind, raw, &lsw);
+    if (is_compare(in)) {
+        compare(c, a, m, false, lsw & SW_EXC, in->reg == 3);
         return;
     }
     uint16_t hsw = 0;
@@ -478,16 +543,18 @@ static void arith_reg(struct cpu *c, const struct insn *in)
     int i = in->rm;
     bool to_sti = in->op != 0xd8;
     long double st0, sti;
-    if (in->reg == 2 || in->reg == 3) {         /* FCOM/FCOMP (and their DC/DE aliases) */
-        if (!fetch(c, 0, &st0) || !fetch(c, i, &sti))
-            return;
-        compare(c, st0, sti, false, 0);
-        if (in->reg == 3 || in->op == 0xde)
-            st_pop(c);
+    if (is_compare(in)) {                       /* FCOM/FCOMP (and their DC/DE aliases) */
+        int pops = in->reg == 3 || in->op == 0xde;
+        if (operands(c, 0, i, &st0, &sti))
+            compare(c, st0, sti, false, 0, pops);
+        else
+            underflow_unordered(c, pops);
         return;
     }
-    if (!fetch(c, 0, &st0) || !fetch(c, i, &sti))
+    if (!operands(c, 0, i, &st0, &sti)) {
+        underflow_result(c, to_sti ? i : 0, in->op == 0xde);
         return;
+    }
     uint16_t hsw = 0;
     long double r;
     if (to_sti) {
@@ -677,8 +744,10 @@ static void fxam(struct cpu *c)
 static void unary(struct cpu *c, long double (*fn)(long double, uint16_t, uint16_t *), bool range_c2)
 {
     long double a;
-    if (!fetch(c, 0, &a))
+    if (!operand(c, 0, &a)) {
+        underflow_result(c, 0, false);
         return;
+    }
     uint16_t hsw = 0;
     long double r = fn(a, host_cw(c), &hsw);
     if (range_c2)
@@ -690,6 +759,26 @@ static void unary(struct cpu *c, long double (*fn)(long double, uint16_t, uint16
 static bool out_of_trig_range(long double a)
 {
     return fabsl(a) >= 0x1p63L && !isinf(a);
+}
+
+/* The operand of FPTAN, FSINCOS and FXTRACT, which replace ST(0) and push
+ * a second result: an empty ST(0) is checked before a full stack, and the
+ * masked response to either leaves two indefinites. */
+static bool split_operand(struct cpu *c, long double *a)
+{
+    if (st_empty(&c->fpu, 0))
+        stack_fault(c, false);
+    else if (!st_empty(&c->fpu, 7))
+        stack_fault(c, true);
+    else {
+        *a = c->fpu.st[phys_of(&c->fpu, 0)];
+        return true;
+    }
+    if (ie_masked(c)) {
+        store_st(c, 0, indefinite());
+        push_unchecked(c, indefinite());
+    }
+    return false;
 }
 
 /* FST/FSTP ST(i) and the undocumented FSTP aliases, which Intel parts run as FSTP. */
@@ -738,14 +827,18 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         fst_reg(c, in->rm, true);
         return;
     case 0xe0: case 0xe1:                       /* FCHS, FABS */
-        if (!fetch(c, 0, &a))
+        if (!operand(c, 0, &a)) {
+            underflow_result(c, 0, false);
             return;
+        }
         store_st(c, 0, in->modrm == 0xe0 ? -a : fabsl(a));
         f->sw &= ~SW_C1;
         return;
     case 0xe4:                                  /* FTST */
-        if (!fetch(c, 0, &a))
+        if (!operand(c, 0, &a)) {
+            underflow_unordered(c, 0);
             return;
+        }
         hx_tst(a, host_cw(c), &hsw);
         cc_flags(c, (hsw & ~SW_C1));
         return;
@@ -757,8 +850,10 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         return;
     case 0xf0: unary(c, hx_f2xm1, false); return;
     case 0xf1: case 0xf3: case 0xf9:            /* FYL2X, FPATAN, FYL2XP1 */
-        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+        if (!operands(c, 0, 1, &a, &b)) {
+            underflow_result(c, 1, true);
             return;
+        }
         r0 = in->modrm == 0xf1 ? hx_yl2x(a, b, host_cw(c), &hsw)
            : in->modrm == 0xf3 ? hx_patan(a, b, host_cw(c), &hsw)
                                : hx_yl2xp1(a, b, host_cw(c), &hsw);
@@ -768,26 +863,24 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         }
         return;
     case 0xf2: case 0xfb:                       /* FPTAN, FSINCOS */
-        if (!fetch(c, 0, &a))
+        f->sw &= ~(SW_C1 | SW_C2);
+        if (!split_operand(c, &a))
             return;
         if (out_of_trig_range(a)) {
             f->sw |= SW_C2;
             return;
         }
-        if (push_overflows(c))
-            return;
         if (in->modrm == 0xf2)
             hx_tan(a, &r0, &r1, host_cw(c), &hsw);
         else
             hx_sincos(a, &r0, &r1, host_cw(c), &hsw);
-        f->sw &= ~SW_C2;
         if (!arith_flags(c, hsw))
             return;
         store_st(c, 0, r1);
         push_value(c, r0);
         return;
     case 0xf4:                                  /* FXTRACT */
-        if (!fetch(c, 0, &a) || push_overflows(c))
+        if (!split_operand(c, &a))
             return;
         hx_xtract(a, &r0, &r1, host_cw(c), &hsw);
         if (!arith_flags(c, hsw))
@@ -796,8 +889,10 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         push_value(c, r0);
         return;
     case 0xf5: case 0xf8:                       /* FPREM1, FPREM */
-        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+        if (!operands(c, 0, 1, &a, &b)) {
+            underflow_result(c, 0, false);
             return;
+        }
         r0 = in->modrm == 0xf8 ? hx_prem(a, b, host_cw(c), &hsw) : hx_prem1(a, b, host_cw(c), &hsw);
         if (cc_flags(c, hsw))
             store_st(c, 0, r0);
@@ -813,20 +908,24 @@ static void d9_reg(struct cpu *c, const struct insn *in)
     case 0xfa: unary(c, hx_sqrt, false); return;
     case 0xfc: unary(c, hx_rndint, false); return;
     case 0xfd:                                  /* FSCALE */
-        if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
+        if (!operands(c, 0, 1, &a, &b)) {
+            underflow_result(c, 0, false);
             return;
+        }
         r0 = hx_scale(a, b, host_cw(c), &hsw);
         if (arith_flags(c, hsw))
             store_st(c, 0, r0);
         return;
     case 0xfe: case 0xff:                       /* FSIN, FCOS */
-        if (!fetch(c, 0, &a))
+        f->sw &= ~(SW_C1 | SW_C2);
+        if (!operand(c, 0, &a)) {
+            underflow_result(c, 0, false);
             return;
+        }
         if (out_of_trig_range(a)) {
             f->sw |= SW_C2;
             return;
         }
-        f->sw &= ~SW_C2;
         unary(c, in->modrm == 0xfe ? hx_sin : hx_cos, false);
         return;
     }
@@ -1041,11 +1140,10 @@ static void dd_group(struct cpu *c, const struct insn *in)
         return;
     case 4: case 5: {                           /* FUCOM/FUCOMP */
         long double b;
-        if (!fetch(c, 0, &a) || !fetch(c, in->rm, &b))
-            return;
-        compare(c, a, b, true, 0);
-        if (in->reg == 5)
-            st_pop(c);
+        if (operands(c, 0, in->rm, &a, &b))
+            compare(c, a, b, true, 0, in->reg == 5);
+        else
+            underflow_unordered(c, in->reg == 5);
         return;
     }
     }
@@ -1055,11 +1153,10 @@ static void dd_group(struct cpu *c, const struct insn *in)
 static void da_de_reg_special(struct cpu *c, const struct insn *in)
 {
     long double a, b;
-    if (!fetch(c, 0, &a) || !fetch(c, 1, &b))
-        return;
-    compare(c, a, b, in->op == 0xda, 0);        /* DA E9 FUCOMPP, DE D9 FCOMPP */
-    st_pop(c);
-    st_pop(c);
+    if (operands(c, 0, 1, &a, &b))
+        compare(c, a, b, in->op == 0xda, 0, 2); /* DA E9 FUCOMPP, DE D9 FCOMPP */
+    else
+        underflow_unordered(c, 2);
 }
 
 static void df_group(struct cpu *c, const struct insn *in)
