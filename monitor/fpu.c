@@ -761,6 +761,19 @@ static bool out_of_trig_range(long double a)
     return fabsl(a) >= 0x1p63L && !isinf(a);
 }
 
+/* FPREM/FPREM1: C2 says "incomplete", C0/C3/C1 carry quotient bits.  A NaN
+ * result (NaN or invalid operands) computes no quotient: C0/C3 keep their
+ * values, which the host's status word cannot tell us (C1/C2 are cleared
+ * before the operation starts). */
+static void remainder_result(struct cpu *c, long double r, uint16_t hsw)
+{
+    uint16_t cc = isnan(r) ? (c->fpu.sw & (SW_C0 | SW_C3)) : (hsw & SW_CC);
+    if (!raise_flags(c, hsw))
+        return;
+    c->fpu.sw = (c->fpu.sw & ~SW_CC) | cc;
+    store_st(c, 0, r);
+}
+
 /* The operand of FPTAN, FSINCOS and FXTRACT, which replace ST(0) and push
  * a second result: an empty ST(0) is checked before a full stack, and the
  * masked response to either leaves two indefinites. */
@@ -889,13 +902,13 @@ static void d9_reg(struct cpu *c, const struct insn *in)
         push_value(c, r0);
         return;
     case 0xf5: case 0xf8:                       /* FPREM1, FPREM */
+        f->sw &= ~(SW_C1 | SW_C2);
         if (!operands(c, 0, 1, &a, &b)) {
             underflow_result(c, 0, false);
             return;
         }
         r0 = in->modrm == 0xf8 ? hx_prem(a, b, host_cw(c), &hsw) : hx_prem1(a, b, host_cw(c), &hsw);
-        if (cc_flags(c, hsw))
-            store_st(c, 0, r0);
+        remainder_result(c, r0, hsw);
         return;
     case 0xf6:                                  /* FDECSTP */
         f->top = (f->top - 1) & 7;
