@@ -51,13 +51,21 @@ bool fpu_implemented(void) { return true; }
 /* ---- the host unit ---- */
 
 /* Run one host x87 instruction under the guest's rounding and precision
- * control with every exception masked; the host status word comes back in sw. */
+ * control; the host status word comes back in sw, and is cleared before the
+ * host's control word returns, so nothing is left pending on the host. */
 #define HX_PRO "fnstcw %[old]\n\tfldcw %[cw]\n\tfnclex\n\t"
-#define HX_EPI "\n\tfnstsw %[sw]\n\tfldcw %[old]"
+#define HX_EPI "\n\tfnstsw %[sw]\n\tfnclex\n\tfldcw %[old]"
 #define HX_CTL [sw] "=m"(*sw), [old] "=m"(old)
 #define HX_CW(cw) [cw] "m"(cw)
 
-static inline uint16_t host_cw(const struct cpu *c) { return c->fpu.cw | 0x3f; }
+/* Invalid-operation, denormal and divide-by-zero stay masked on the host: an
+ * unmasked one would leave the destination alone and skip pops and pushes
+ * behind the compiler's back.  Overflow, underflow and precision keep the
+ * guest's masks, so an unmasked one delivers the hardware's re-biased result;
+ * instructions complete normally after those. */
+static inline uint16_t host_cw(const struct cpu *c) { return c->fpu.cw | SW_IE | SW_DE | SW_ZE; }
+/* For the popping integer and BCD stores, whose unmasked exceptions store nothing. */
+static inline uint16_t host_cw_masked(const struct cpu *c) { return c->fpu.cw | SW_EXC; }
 
 #define HX_UNARY(name, insn)                                                        \
     static long double name(long double a, uint16_t cw, uint16_t *sw)              \
@@ -171,8 +179,18 @@ HX_LOAD(hx_ld_f64, double, "fldl")
         __asm__ volatile(HX_PRO insn " %[m]" HX_EPI : [m] "=m"(m), HX_CTL : "t"(a), HX_CW(cw) : "st"); \
         return m;                                                                           \
     }
-HX_STORE(hx_st_f32, float, "fstps")
-HX_STORE(hx_st_f64, double, "fstpl")
+/* Floating-point stores do not pop on the host, so they can run with an
+ * unmasked overflow or underflow, which stores nothing. */
+#define HX_STORE_NOPOP(name, type, insn)                                                    \
+    static type name(long double a, uint16_t cw, uint16_t *sw)                             \
+    {                                                                                       \
+        type m = 0;                                                                         \
+        uint16_t old;                                                                       \
+        __asm__ volatile(HX_PRO insn " %[m]" HX_EPI : [m] "+m"(m), HX_CTL : "t"(a), HX_CW(cw)); \
+        return m;                                                                           \
+    }
+HX_STORE_NOPOP(hx_st_f32, float, "fsts")
+HX_STORE_NOPOP(hx_st_f64, double, "fstl")
 HX_STORE(hx_st_i16, int16_t, "fistps")
 HX_STORE(hx_st_i32, int32_t, "fistpl")
 HX_STORE(hx_st_i64, int64_t, "fistpll")
@@ -258,23 +276,40 @@ static void update_es(struct cpu *c)
         c->fpu.sw &= ~(SW_ES | SW_B);
 }
 
+/* Invalid operation, denormal operand and divide-by-zero are detected before
+ * the operation runs; an unmasked one stops it. */
+#define SW_PRE (SW_IE | SW_DE | SW_ZE)
+
 /* Fold exception flags raised by an operation into SW.  Returns false when an
- * unmasked invalid-operation, denormal or divide-by-zero means the
- * destination must be left alone. */
+ * unmasked pre-operation exception means the destination must be left alone;
+ * then the flags the (masked) operation raised afterwards did not happen. */
 static bool raise_flags(struct cpu *c, uint16_t flags)
 {
     flags &= SW_EXC | SW_SF;
+    bool stopped = flags & SW_PRE & ~c->fpu.cw;
+    if (stopped)
+        flags &= SW_PRE | SW_SF;
     c->fpu.sw |= flags;
     if (exc_unmasked(c, flags))
         c->fpu.sw |= SW_ES | SW_B;
-    return !(flags & ~c->fpu.cw & (SW_IE | SW_DE | SW_ZE));
+    return !stopped;
 }
 
-/* An arithmetic result: exception flags plus C1 (rounded up); C0/C2/C3 keep their values. */
+/* An arithmetic result: exception flags plus C1 (rounded up), which is clear
+ * when the operation was stopped; C0/C2/C3 keep their values. */
 static bool arith_flags(struct cpu *c, uint16_t hsw)
 {
-    c->fpu.sw = (c->fpu.sw & ~SW_C1) | (hsw & SW_C1);
-    return raise_flags(c, hsw);
+    bool delivered = raise_flags(c, hsw);
+    c->fpu.sw = (c->fpu.sw & ~SW_C1) | (delivered ? hsw & SW_C1 : 0);
+    return delivered;
+}
+
+/* A store to memory: an unmasked overflow or underflow stores nothing and
+ * pops nothing (the host ran it with the guest's masks and says which). */
+static bool store_flags(struct cpu *c, uint16_t hsw)
+{
+    bool delivered = arith_flags(c, hsw);
+    return delivered && !(hsw & (SW_OE | SW_UE) & ~c->fpu.cw);
 }
 
 /* An operation that defines all four condition codes. */
@@ -494,18 +529,35 @@ static long double arith(struct cpu *c, int reg, long double a, long double b, u
     }
 }
 
-/* FCOM-style comparison of a with b (plus flags from converting b); then
- * `pops` pops, unless an unmasked exception stops the instruction. */
-static void compare(struct cpu *c, long double a, long double b, bool unordered_ok, uint16_t extra, int pops)
+static uint16_t compare_host(struct cpu *c, long double a, long double b, bool unordered_ok)
 {
     uint16_t hsw = 0;
     if (unordered_ok)
         hx_ucom(a, b, host_cw(c), &hsw);
     else
         hx_com(a, b, host_cw(c), &hsw);
-    if (cc_flags(c, ((hsw & (SW_C0 | SW_C2 | SW_C3)) | (hsw & SW_EXC)) | extra))
+    return hsw;
+}
+
+/* C0/C2/C3 and the flags of a comparison; then `pops` pops, unless an
+ * unmasked exception stops the instruction. */
+static void compare_result(struct cpu *c, uint16_t hsw, int pops)
+{
+    if (cc_flags(c, hsw & ~SW_C1))
         while (pops-- > 0)
             st_pop(c);
+}
+
+static void compare(struct cpu *c, long double a, long double b, bool unordered_ok, int pops)
+{
+    compare_result(c, compare_host(c, a, b, unordered_ok), pops);
+}
+
+/* The flags of converting a memory operand, to be reported with those of
+ * the operation that used it. */
+static uint16_t conversion_flags(uint16_t lsw, uint16_t op_flags, bool nan_involved)
+{
+    return lsw & SW_EXC;
 }
 
 static bool is_compare(const struct insn *in) { return in->reg == 2 || in->reg == 3; }
@@ -528,12 +580,13 @@ static void arith_mem(struct cpu *c, const struct insn *in)
     uint16_t lsw;
     long double m = convert_operand(c, kind, raw, &lsw);
     if (is_compare(in)) {
-        compare(c, a, m, false, lsw & SW_EXC, in->reg == 3);
+        uint16_t hsw = compare_host(c, a, m, false);
+        compare_result(c, hsw | conversion_flags(lsw, hsw, isnan(a) || isnan(m)), in->reg == 3);
         return;
     }
     uint16_t hsw = 0;
     long double r = arith(c, in->reg, a, m, &hsw);
-    if (arith_flags(c, hsw | (lsw & SW_EXC)))
+    if (arith_flags(c, hsw | conversion_flags(lsw, hsw, isnan(r))))
         store_st(c, 0, r);
 }
 
@@ -546,7 +599,7 @@ static void arith_reg(struct cpu *c, const struct insn *in)
     if (is_compare(in)) {                       /* FCOM/FCOMP (and their DC/DE aliases) */
         int pops = in->reg == 3 || in->op == 0xde;
         if (operands(c, 0, i, &st0, &sti))
-            compare(c, st0, sti, false, 0, pops);
+            compare(c, st0, sti, false, pops);
         else
             underflow_unordered(c, pops);
         return;
@@ -965,7 +1018,7 @@ static void d9_mem(struct cpu *c, const struct insn *in)
         if (!fetch(c, 0, &a))
             return;
         float m = hx_st_f32(a, host_cw(c), &hsw);
-        if (!arith_flags(c, hsw))
+        if (!store_flags(c, hsw))
             return;
         mem_put(c, in, 0, &m, 4);
         if (in->reg == 3)
@@ -1044,9 +1097,9 @@ static void fst_int(struct cpu *c, const struct insn *in, int size, bool pop_aft
         return;
     uint16_t hsw = 0;
     uint8_t buf[8];
-    if (size == 2) { int16_t v = hx_st_i16(a, host_cw(c), &hsw); memcpy(buf, &v, 2); }
-    else if (size == 4) { int32_t v = hx_st_i32(a, host_cw(c), &hsw); memcpy(buf, &v, 4); }
-    else { int64_t v = hx_st_i64(a, host_cw(c), &hsw); memcpy(buf, &v, 8); }
+    if (size == 2) { int16_t v = hx_st_i16(a, host_cw_masked(c), &hsw); memcpy(buf, &v, 2); }
+    else if (size == 4) { int32_t v = hx_st_i32(a, host_cw_masked(c), &hsw); memcpy(buf, &v, 4); }
+    else { int64_t v = hx_st_i64(a, host_cw_masked(c), &hsw); memcpy(buf, &v, 8); }
     if (!arith_flags(c, hsw))
         return;
     mem_put(c, in, 0, buf, size);
@@ -1124,7 +1177,7 @@ static void dd_group(struct cpu *c, const struct insn *in)
             if (!fetch(c, 0, &a))
                 return;
             double m = hx_st_f64(a, host_cw(c), &hsw);
-            if (!arith_flags(c, hsw))
+            if (!store_flags(c, hsw))
                 return;
             mem_put(c, in, 0, &m, 8);
             if (in->reg == 3)
@@ -1154,7 +1207,7 @@ static void dd_group(struct cpu *c, const struct insn *in)
     case 4: case 5: {                           /* FUCOM/FUCOMP */
         long double b;
         if (operands(c, 0, in->rm, &a, &b))
-            compare(c, a, b, true, 0, in->reg == 5);
+            compare(c, a, b, true, in->reg == 5);
         else
             underflow_unordered(c, in->reg == 5);
         return;
@@ -1167,7 +1220,7 @@ static void da_de_reg_special(struct cpu *c, const struct insn *in)
 {
     long double a, b;
     if (operands(c, 0, 1, &a, &b))
-        compare(c, a, b, in->op == 0xda, 0, 2); /* DA E9 FUCOMPP, DE D9 FCOMPP */
+        compare(c, a, b, in->op == 0xda, 2); /* DA E9 FUCOMPP, DE D9 FCOMPP */
     else
         underflow_unordered(c, 2);
 }
@@ -1195,7 +1248,7 @@ static void df_group(struct cpu *c, const struct insn *in)
             probe_put(c, in, 10);
             if (!fetch(c, 0, &a))
                 return;
-            struct bcd m = hx_st_bcd(a, host_cw(c), &hsw);
+            struct bcd m = hx_st_bcd(a, host_cw_masked(c), &hsw);
             if (!arith_flags(c, hsw))
                 return;
             mem_put(c, in, 0, &m, 10);
