@@ -498,17 +498,49 @@ static void read_operand(struct cpu *c, const struct insn *in, int kind, uint8_t
     mem_get(c, in, 0, raw, size[kind]);
 }
 
+/* A signaling NaN in m32real/m64real form, widened bit for bit: the
+ * operation itself must see it signaling, since the x87 picks the QNaN
+ * operand over a SNaN one, and converting first would quiet it. */
+static bool widen_snan(uint64_t bits, int mant_bits, int exp_bits, long double *out)
+{
+    uint64_t mant = bits & ((1ull << mant_bits) - 1);
+    uint64_t exp = (bits >> mant_bits) & ((1u << exp_bits) - 1);
+    bool quiet = mant >> (mant_bits - 1);
+    if (exp != (1u << exp_bits) - 1 || !mant || quiet)
+        return false;
+    uint8_t b[16] = {0};
+    uint64_t m80 = (1ull << 63) | (mant << (63 - mant_bits));
+    uint16_t se = 0x7fff | ((bits >> (mant_bits + exp_bits)) ? 0x8000 : 0);
+    memcpy(b, &m80, 8);
+    memcpy(b + 8, &se, 2);
+    memcpy(out, b, sizeof(*out));
+    return true;
+}
+
 static long double convert_operand(struct cpu *c, int kind, const uint8_t raw[8], uint16_t *hsw)
 {
     float f;
     double d;
     int32_t i32;
     int16_t i16;
+    uint32_t u32;
+    uint64_t u64;
+    long double r;
     *hsw = 0;
     switch (kind) {
-    case 0: memcpy(&f, raw, 4); return hx_ld_f32(f, host_cw(c), hsw);
+    case 0:
+        memcpy(&u32, raw, 4);
+        if (widen_snan(u32, 23, 8, &r))
+            return r;
+        memcpy(&f, raw, 4);
+        return hx_ld_f32(f, host_cw(c), hsw);
     case 1: memcpy(&i32, raw, 4); return i32;
-    case 2: memcpy(&d, raw, 8); return hx_ld_f64(d, host_cw(c), hsw);
+    case 2:
+        memcpy(&u64, raw, 8);
+        if (widen_snan(u64, 52, 11, &r))
+            return r;
+        memcpy(&d, raw, 8);
+        return hx_ld_f64(d, host_cw(c), hsw);
     default: memcpy(&i16, raw, 2); return i16;
     }
 }
@@ -554,10 +586,15 @@ static void compare(struct cpu *c, long double a, long double b, bool unordered_
 }
 
 /* The flags of converting a memory operand, to be reported with those of
- * the operation that used it. */
+ * the operation (op_flags) that used it.  The hardware does both in one
+ * step, where an invalid operation, a division by zero or a NaN operand
+ * takes precedence over the denormal-operand exception. */
 static uint16_t conversion_flags(uint16_t lsw, uint16_t op_flags, bool nan_involved)
 {
-    return lsw & SW_EXC;
+    lsw &= SW_EXC;
+    if (nan_involved || ((lsw | op_flags) & (SW_IE | SW_ZE)))
+        lsw &= ~SW_DE;
+    return lsw;
 }
 
 static bool is_compare(const struct insn *in) { return in->reg == 2 || in->reg == 3; }
