@@ -1089,18 +1089,17 @@ static bool fcmov_condition(const struct cpu *c, int op, int reg)
     return op == 0xda ? t : !t;
 }
 
+/* FCMOVcc leaves C1 alone unless a register is empty; then the masked
+ * response writes the indefinite to ST(0) whatever the condition. */
 static void fcmov(struct cpu *c, const struct insn *in)
 {
-    long double v;
-    if (!fetch(c, in->rm, &v))
+    long double st0, v;
+    if (!operands(c, 0, in->rm, &st0, &v)) {
+        underflow_result(c, 0, false);
         return;
-    if (st_empty(&c->fpu, 0) && !stack_fault(c, false))
-        return;
+    }
     if (fcmov_condition(c, in->op, in->reg))
         store_st(c, 0, v);
-    else if (st_empty(&c->fpu, 0))
-        store_st(c, 0, indefinite());
-    c->fpu.sw &= ~SW_C1;
 }
 
 /* FCOMI/FUCOMI(P): the comparison lands in ZF, PF and CF. */
