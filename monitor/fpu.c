@@ -1102,24 +1102,24 @@ static void fcmov(struct cpu *c, const struct insn *in)
         store_st(c, 0, v);
 }
 
-/* FCOMI/FUCOMI(P): the comparison lands in ZF, PF and CF. */
+/* FCOMI/FUCOMI(P): the comparison lands in ZF, PF and CF, even when an
+ * unmasked invalid operation (a NaN, an empty register: "unordered") stops
+ * the pop.  C1 is cleared, as Intel documents it. */
 static void fcomi(struct cpu *c, const struct insn *in, bool unordered_ok, bool pop_after)
 {
     long double a, b;
-    if (!fetch(c, 0, &a) || !fetch(c, in->rm, &b))
-        return;
-    uint16_t hsw = 0;
-    if (unordered_ok)
-        hx_ucom(a, b, host_cw(c), &hsw);
-    else
-        hx_com(a, b, host_cw(c), &hsw);
+    uint16_t cc = SW_C0 | SW_C2 | SW_C3;
     c->fpu.sw &= ~SW_C1;
-    if (!raise_flags(c, hsw))
-        return;
+    if (operands(c, 0, in->rm, &a, &b)) {
+        cc = compare_host(c, a, b, unordered_ok);
+        pop_after &= raise_flags(c, cc);
+    } else {
+        pop_after &= ie_masked(c);
+    }
     uint32_t fl = c->eflags & ~(FL_ZF | FL_PF | FL_CF | FL_OF | FL_SF | FL_AF);
-    if (hsw & SW_C3) fl |= FL_ZF;
-    if (hsw & SW_C2) fl |= FL_PF;
-    if (hsw & SW_C0) fl |= FL_CF;
+    if (cc & SW_C3) fl |= FL_ZF;
+    if (cc & SW_C2) fl |= FL_PF;
+    if (cc & SW_C0) fl |= FL_CF;
     c->eflags = fl;
     if (pop_after)
         st_pop(c);
