@@ -25,6 +25,8 @@
 #include "monitor/physmem.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 
 #define OFF_R(i)       ((int32_t)(offsetof(struct cpu, r) + 4 * (i)))
 #define OFF_EIP        ((int32_t)offsetof(struct cpu, eip))
@@ -181,6 +183,10 @@ static struct native_stub *cur_stub(struct block_emit *be)
 static void jump_to_stub(struct block_emit *be, uint8_t cc)
 {
     struct native_stub *s = cur_stub(be);
+    if (s->nfixups == NATIVE_MAX_FIXUPS) {
+        fprintf(stderr, "retrovisor: bt: too many slow-path jumps in one instruction\n");
+        abort();
+    }
     s->fixups[s->nfixups++] = emit_jcc32(be->e, cc);
 }
 
@@ -372,13 +378,20 @@ bool native_supported(const struct insn *in)
         return in->reg == 0 || in->reg == 2 || in->reg == 3;
     case 0xfe:
         return in->reg <= 1;
-    case 0xff:
-        return in->reg <= 1;
     case 0x68: case 0x6a: case 0xe8: case 0xc3: case 0xc2:
         return in->op32;
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+    case 0x1af: case 0x69: case 0x6b:
         return true;
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        return in->reg != 2 && in->reg != 3;   /* RCL/RCR stay threaded */
+    case 0xc9:
+        return in->op32;
     }
+    if (op == 0xff && (in->reg == 2 || in->reg == 4 || in->reg == 6))
+        return in->op32;
+    if (op >= 0x1c8 && op <= 0x1cf)
+        return in->op32;
     if (op >= 0x40 && op <= 0x4f)
         return true;
     if (op >= 0x50 && op <= 0x5f)
@@ -462,6 +475,8 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
     }
 }
 
+#define PUSH_EDI (-2)
+
 static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
 {
     struct emitter *e = be->e;
@@ -469,7 +484,9 @@ static void emit_push_value(struct block_emit *be, const struct insn *in, int sr
     modrm_rbx(e, H_RAX, OFF_R(R_ESP));
     emit_u8(e, 0x83); emit_u8(e, 0xe8); emit_u8(e, 4);   /* sub eax, 4 */
     emit_probe(be, SEG_SS, 4, true, true);
-    if (src_reg >= 0) {
+    if (src_reg == PUSH_EDI) {
+        emit_u8(e, 0x89); modrm_rdx(e, H_RDI); /* mov [rdx], edi */
+    } else if (src_reg >= 0) {
         emit_u8(e, 0x8b);                      /* mov ecx, [rbx + r[src]] (old ESP for push esp) */
         modrm_rbx(e, H_RCX, OFF_R(src_reg));
         emit_u8(e, 0x89);                      /* mov [rdx], ecx */
@@ -536,6 +553,132 @@ static void emit_unary(struct block_emit *be, const struct insn *in, int host_op
         emit_flags(e, mask);
 }
 
+
+/* OF of a shift/rotate result in [rdx] as the shared ALU semantics define it
+ * (also for counts above 1), into eax bit 11; esi holds the host flags. */
+static void emit_shift_of(struct emitter *e, int kind, int size)
+{
+    int w = size * 8;
+    if (size == 4) {
+        emit_u8(e, 0x8b); modrm_rdx(e, H_RAX);                 /* mov eax, [rdx] */
+    } else {
+        emit_u8(e, 0x0f); emit_u8(e, size == 1 ? 0xb6 : 0xb7); modrm_rdx(e, H_RAX);  /* movzx */
+    }
+    if (kind == 7) {                                           /* SAR: 0 */
+        emit_u8(e, 0x31); emit_u8(e, 0xc0);
+        return;
+    }
+    if (kind == 1 || kind == 5) {                              /* ROR, SHR: msb(r ^ r << 1) */
+        emit_u8(e, 0x8d); emit_u8(e, 0x0c); emit_u8(e, 0x00); /* lea ecx, [rax + rax] */
+        emit_u8(e, 0x31); emit_u8(e, 0xc8);                    /* xor eax, ecx */
+        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, w - 1); /* shr eax, w-1 */
+        emit_u8(e, 0x83); emit_u8(e, 0xe0); emit_u8(e, 1);     /* and eax, 1 */
+    } else {                                                   /* ROL, SHL: CF ^ msb(r) */
+        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, w - 1); /* shr eax, w-1 */
+        emit_u8(e, 0x89); emit_u8(e, 0xf1);                    /* mov ecx, esi */
+        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);     /* and ecx, 1 */
+        emit_u8(e, 0x31); emit_u8(e, 0xc8);                    /* xor eax, ecx */
+    }
+    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);        /* shl eax, 11 */
+}
+
+/* guest EFLAGS = (EFLAGS & ~clear) | eax, with eax already masked. */
+static void emit_put_flags_eax(struct emitter *e, uint32_t clear)
+{
+    emit_u8(e, 0x81);
+    modrm_rbx(e, 4, OFF_FLAGS);
+    emit_u32(e, ~clear);
+    emit_u8(e, 0x09);
+    modrm_rbx(e, H_RAX, OFF_FLAGS);
+}
+
+static void emit_shift(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int op = in->op, kind = in->reg;
+    int size = (op & 1) ? opsize(in) : 1;
+    bool rotate = kind <= 1;
+    emit_rm_ptr(be, in, size, true);
+    uint8_t *zero_count = NULL;
+    if (op >= 0xd2) {
+        emit_u8(e, 0x0f); emit_u8(e, 0xb6);                    /* movzx ecx, byte [rbx+ecx] */
+        modrm_rbx(e, H_RCX, OFF_R(R_ECX));
+        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
+        zero_count = emit_jcc32(e, CC_E);                      /* count 0: no change at all */
+        size_prefix(e, size);
+        emit_u8(e, op);                                        /* shift [rdx], cl */
+        modrm_rdx(e, kind);
+    } else {
+        unsigned n = op <= 0xc1 ? (in->imm & 31) : 1;
+        if (!n)
+            return;
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0xc0, size));                      /* shift [rdx], imm8 */
+        modrm_rdx(e, kind);
+        emit_u8(e, n);
+    }
+    emit_u8(e, 0x9c);                                          /* pushfq; pop rsi */
+    emit_u8(e, 0x5e);
+    emit_shift_of(e, kind, size);
+    uint32_t host_mask = rotate ? 0x1 : 0xc5;                  /* CF (+ PF ZF SF for shifts) */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
+    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
+    emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);
+    if (zero_count)
+        emit_patch_rel32(zero_count, e->p);
+}
+
+/* Two/three-operand IMUL: CF/OF from the host, SF/ZF/PF from the truncated
+ * product and AF clear, as the shared semantics define the undefined ones. */
+static void emit_imul(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = opsize(in);
+    emit_rm_ptr(be, in, size, false);
+    size_prefix(e, size);
+    if (in->op == 0x1af) {
+        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
+        size_prefix(e, size);
+        emit_u8(e, 0x0f); emit_u8(e, 0xaf);                    /* imul ecx, [rdx] */
+        modrm_rdx(e, H_RCX);
+    } else {
+        emit_u8(e, in->op);                                    /* imul ecx, [rdx], imm */
+        modrm_rdx(e, H_RCX);
+        emit_imm(e, in->imm, in->op == 0x6b ? 1 : size);
+    }
+    emit_u8(e, 0x9c); emit_u8(e, 0x5e);                        /* pushfq; pop rsi */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
+    size_prefix(e, size);
+    emit_u8(e, 0x85); emit_u8(e, 0xc9);                        /* test ecx, ecx */
+    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
+    emit_u8(e, 0x25); emit_u32(e, 0xc4);                       /* and eax, SF|ZF|PF */
+    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
+    emit_put_flags_eax(e, FLAGS_ARITH);
+    emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
+}
+
+/* edi = dword r/m operand that is a branch target, checked against the CS limit. */
+static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    emit_rm_ptr(be, in, 4, false);
+    emit_u8(e, 0x8b); modrm_rdx(e, H_RDI);                     /* mov edi, [rdx] */
+    emit_u8(e, 0x3b);                                          /* cmp edi, [rbx + cs.limit] */
+    modrm_rbx(e, H_RDI, OFF_SEG(SEG_CS, limit));
+    jump_to_stub(be, CC_A);
+}
+
+/* Leave the block for an EIP computed at run time (in edi). */
+static void emit_exit_edi(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
+    modrm_rbx(e, H_RDI, OFF_EIP);
+    emit_count(e, be->pending + 1);
+    emit_pop(e, H_RBX);
+    emit_ret(e);
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     struct emitter *e = be->e;
@@ -581,6 +724,10 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_u8(e, 0x0f); emit_u8(e, 0x90 | host_cc(op & 0xf));   /* setcc al */
         emit_u8(e, 0xc0);
         emit_u8(e, 0x88); modrm_rdx(e, H_RAX); /* mov [rdx], al */
+    } else if (op >= 0x1c8 && op <= 0x1cf) {   /* bswap r32 */
+        emit_u8(e, 0x8b); modrm_rbx(e, H_RAX, OFF_R(op & 7));
+        emit_u8(e, 0x0f); emit_u8(e, 0xc8);
+        emit_u8(e, 0x89); modrm_rbx(e, H_RAX, OFF_R(op & 7));
     } else if (op >= 0x140 && op <= 0x14f) {   /* cmovcc r32, r/m32 */
         emit_rm_ptr(be, in, 4, false);
         emit_cond_base(e, op & 0xf);
@@ -670,8 +817,41 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             }
             break;
         }
-        case 0xfe: case 0xff:                  /* inc/dec r/m */
+        case 0xfe:                             /* inc/dec r/m8 */
             emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
+            break;
+        case 0xff:
+            if (in->reg <= 1) {                /* inc/dec r/m */
+                emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
+            } else if (in->reg == 6) {         /* push r/m32 */
+                emit_rm_ptr(be, in, 4, false);
+                emit_u8(e, 0x8b); modrm_rdx(e, H_RDI);
+                emit_push_value(be, in, PUSH_EDI, 0);
+            } else if (in->reg == 2) {         /* call r/m32 */
+                emit_load_target_edi(be, in);
+                emit_push_value(be, in, -1, next);
+                emit_exit_edi(be);
+                ends = true;
+            } else {                           /* jmp r/m32 */
+                emit_load_target_edi(be, in);
+                emit_exit_edi(be);
+                ends = true;
+            }
+            break;
+        case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+            emit_shift(be, in);
+            break;
+        case 0x1af: case 0x69: case 0x6b:
+            emit_imul(be, in);
+            break;
+        case 0xc9:                             /* leave */
+            emit_u8(e, 0x8b);                  /* mov eax, [rbx+ebp] */
+            modrm_rbx(e, H_RAX, OFF_R(R_EBP));
+            emit_probe(be, SEG_SS, 4, false, true);
+            emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
+            emit_u8(e, 0x83); emit_u8(e, 0xc0); emit_u8(e, 4);   /* add eax, 4 */
+            emit_u8(e, 0x89); modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+            emit_u8(e, 0x89); modrm_rbx(e, H_RCX, OFF_R(R_EBP));
             break;
         case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {   /* movzx/movsx */
             int src = (op & 1) ? 2 : 1;

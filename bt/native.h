@@ -13,7 +13,7 @@
 #include "monitor/cpu.h"
 #include "monitor/decode.h"
 
-#define NATIVE_MAX_FIXUPS 8
+#define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
 #define NATIVE_MAX_STUBS 64
 
 /* A slow path: the fast path's checks failed, so the interpreter runs the
