@@ -1192,6 +1192,15 @@ static void db_group(struct cpu *c, const struct insn *in)
     raise_ud_unimplemented(c, in, "x87 DB register form");
 }
 
+/* FFREE/FFREEP: Intel leaves C1 undefined; the parts we can compare with clear it. */
+static void ffree(struct cpu *c, int i, bool pop_after)
+{
+    set_tag(&c->fpu, phys_of(&c->fpu, i), TAG_EMPTY);
+    c->fpu.sw &= ~SW_C1;
+    if (pop_after)
+        st_pop(c);
+}
+
 static void dd_group(struct cpu *c, const struct insn *in)
 {
     long double a;
@@ -1232,7 +1241,7 @@ static void dd_group(struct cpu *c, const struct insn *in)
     }
     switch (in->reg) {
     case 0:                                     /* FFREE */
-        set_tag(&c->fpu, phys_of(&c->fpu, in->rm), TAG_EMPTY);
+        ffree(c, in->rm, false);
         return;
     case 1:                                     /* FXCH4 alias */
         d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
@@ -1297,8 +1306,7 @@ static void df_group(struct cpu *c, const struct insn *in)
     }
     switch (in->reg) {
     case 0:                                     /* FFREEP */
-        set_tag(&c->fpu, phys_of(&c->fpu, in->rm), TAG_EMPTY);
-        st_pop(c);
+        ffree(c, in->rm, true);
         return;
     case 1:                                     /* FXCH7 alias */
         d9_reg(c, &(struct insn){.op = 0xd9, .modrm = 0xc8 | in->rm, .rm = in->rm, .mod = 3, .has_modrm = true});
