@@ -359,6 +359,8 @@ bool native_supported(const struct insn *in)
     int op = in->op;
     if (in->invalid)
         return false;
+    if (in->prefixes & PFX_LOCK)
+        return false;                          /* the interpreter raises #UD where LOCK is not allowed */
     if (in->has_modrm && in->mod != 3 && !in->addr32)
         return false;                          /* 16-bit addressing: threaded */
     if (alu_family(op))
