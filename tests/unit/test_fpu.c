@@ -56,7 +56,7 @@ enum {
 /* Status and control word bits used by the checks. */
 #define SW_ES 0x0080u
 #define SW_B 0x8000u
-#define CW_ZM 0x0004u
+#define ZE 0x0004u        /* divide-by-zero: the flag in SW, the mask in CW */
 
 /* ---- reproducible randomness ------------------------------------------- */
 
@@ -839,6 +839,208 @@ static void test_register_forms(void **state)
     run_families("register forms", families, sizeof families / sizeof families[0], false);
 }
 
+/* ---- architectural checks without a host counterpart ------------------------------ */
+
+/* A straight-line guest program at CODE_ADDR in flat 32-bit mode, EAX
+ * pointing at DATA_ADDR, the x87 initialized, FERR# deasserted. */
+static struct cpu *guest_program(uint32_t cr0, const uint8_t *code, int len)
+{
+    struct cpu *c = &m->cpu;
+    guest_flat32(c, cr0);
+    physmem_copy_to(m->pm, CODE_ADDR, code, len);
+    c->eip = CODE_ADDR;
+    c->r[R_EAX] = DATA_ADDR;
+    c->r[R_ESP] = 0x8000;
+    c->eflags = 0x2;
+    fpu_reset_init(c);
+    return c;
+}
+
+static void steps_complete(struct cpu *c, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint32_t eip = c->eip;
+        int v = guest_step(c);
+        if (v >= 0)
+            fail_msg("instruction at %#x raised vector %d", eip, v);
+    }
+}
+
+static void step_faults(struct cpu *c, uint32_t at, int vector)
+{
+    c->eip = at;
+    assert_int_equal(guest_step(c), vector);
+    assert_int_equal(c->eip, at);               /* a fault restarts the instruction */
+}
+
+static void put_data16(uint32_t off, uint16_t v) { physmem_copy_to(m->pm, DATA_ADDR + off, &v, 2); }
+
+static uint16_t st0_exponent(const struct cpu *c)
+{
+    uint8_t b[16];
+    memcpy(b, &c->fpu.st[c->fpu.top & 7], sizeof c->fpu.st[0]);
+    return get16(b + 8);
+}
+
+/* FNINIT; FLDCW [eax] (ZE unmasked); FLDZ; FLD1; FDIV ST,ST(1): 1/0 leaves
+ * an unmasked divide-by-zero pending, and ST(0) as it was. */
+static const uint8_t divide_by_zero_pending[] = {
+    0xdb, 0xe3, 0xd9, 0x28, 0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1,
+    0xd9, 0xe8,         /* +10 FLD1: waits, so it reports the exception */
+    0x9b,               /* +12 FWAIT */
+    0xdf, 0xe0,         /* +13 FNSTSW AX: no wait */
+    0xd9, 0x38,         /* +15 FNSTCW [eax]: no wait */
+    0xdb, 0xe2,         /* +17 FNCLEX */
+    0xd9, 0xe8,         /* +19 FLD1 */
+};
+enum { PENDING_STEPS = 5, AT_FLD1 = 10, AT_FWAIT = 12, AT_FNSTSW = 13, AT_FNCLEX = 17 };
+
+static struct cpu *run_to_pending_exception(uint32_t cr0)
+{
+    put_data16(0, 0x037b);
+    struct cpu *c = guest_program(cr0, divide_by_zero_pending, sizeof divide_by_zero_pending);
+    steps_complete(c, PENDING_STEPS);
+    uint16_t sw = fpu_status_word(c);
+    assert_int_equal(sw & (SW_ES | SW_B | ZE), SW_ES | SW_B | ZE);
+    assert_int_equal((sw >> 11) & 7, 6);
+    assert_int_equal(st0_exponent(c), 0x3fff);  /* 1.0: the destination was left alone */
+    return c;
+}
+
+static void test_pending_exception_raises_mf(void **state)
+{
+    struct cpu *c = run_to_pending_exception(CR0_NE);
+    step_faults(c, CODE_ADDR + AT_FLD1, EXC_MF);
+    assert_int_equal((fpu_status_word(c) >> 11) & 7, 6);   /* FLD1 did not run */
+    step_faults(c, CODE_ADDR + AT_FWAIT, EXC_MF);
+    c->eip = CODE_ADDR + AT_FNSTSW;
+    steps_complete(c, 3);                       /* FNSTSW, FNSTCW, FNCLEX never wait */
+    assert_int_equal(c->r[R_EAX] & (SW_ES | SW_B | ZE), SW_ES | SW_B | ZE);
+    assert_int_equal(fpu_status_word(c) & (SW_ES | SW_B | 0x3f), 0);
+    steps_complete(c, 1);
+    assert_false(m->ferr);
+}
+
+static void test_pending_exception_asserts_ferr(void **state)
+{
+    struct cpu *c = run_to_pending_exception(0);
+    assert_false(m->ferr);
+    c->eip = CODE_ADDR + AT_FLD1;
+    steps_complete(c, 1);                       /* CR0.NE=0: no #MF, FERR# instead */
+    assert_true(m->ferr);
+    machine_io_write(m, 0xf0, 0, 1);            /* the IRQ13 handler's acknowledgement */
+    assert_false(m->ferr);
+    c->eip = CODE_ADDR + AT_FWAIT;
+    steps_complete(c, 1);
+    assert_true(m->ferr);
+    c->eip = CODE_ADDR + AT_FNCLEX;
+    steps_complete(c, 1);
+    assert_false(m->ferr);
+}
+
+/* FNINIT; FLDZ; FLD1; FDIV ST,ST(1) with ZE masked; FLDCW [eax] unmasking
+ * it; FLD1. */
+static void test_fldcw_unmasking_a_flag_makes_it_pending(void **state)
+{
+    static const uint8_t code[] = {0xdb, 0xe3, 0xd9, 0xee, 0xd9, 0xe8, 0xd8, 0xf1, 0xd9, 0x28, 0xd9, 0xe8};
+    put_data16(0, 0x037b);
+    struct cpu *c = guest_program(CR0_NE, code, sizeof code);
+    steps_complete(c, 4);
+    assert_int_equal(fpu_status_word(c) & (SW_ES | SW_B | ZE), ZE);
+    steps_complete(c, 1);
+    assert_int_equal(fpu_status_word(c) & (SW_ES | SW_B), SW_ES | SW_B);
+    step_faults(c, CODE_ADDR + 10, EXC_MF);
+}
+
+static void test_device_not_available(void **state)
+{
+    static const uint8_t fld1[] = {0xd9, 0xe8}, fwait[] = {0x9b};
+    struct cpu *c = guest_program(CR0_NE | CR0_TS, fld1, sizeof fld1);
+    step_faults(c, CODE_ADDR, EXC_NM);
+    c = guest_program(CR0_NE | CR0_EM, fld1, sizeof fld1);
+    step_faults(c, CODE_ADDR, EXC_NM);
+    c = guest_program(CR0_NE | CR0_MP | CR0_TS, fwait, sizeof fwait);
+    step_faults(c, CODE_ADDR, EXC_NM);
+    c = guest_program(CR0_NE | CR0_TS, fwait, sizeof fwait);    /* WAIT ignores TS without MP */
+    steps_complete(c, 1);
+    c = guest_program(CR0_NE | CR0_EM, fwait, sizeof fwait);    /* ... and EM */
+    steps_complete(c, 1);
+}
+
+static uint32_t get32(const uint8_t *b) { uint32_t v; memcpy(&v, b, 4); return v; }
+
+/* FIP/FCS/FOP/FDP/FDS: what the differential test cannot compare. */
+static void test_instruction_and_data_pointers(void **state)
+{
+    static const uint8_t code[] = {
+        0xdb, 0xe3,                 /* FNINIT */
+        0xd9, 0x40, 0x10,           /* +2 FLD dword [eax+0x10] */
+        0xd9, 0x38,                 /* +5 FNSTCW [eax]: control instructions keep the pointers */
+        0xd9, 0x36,                 /* +7 FNSTENV [esi] */
+    };
+    struct cpu *c = guest_program(CR0_NE, code, sizeof code);
+    c->r[R_ESI] = IMG_OUT_ADDR;
+    steps_complete(c, 4);
+    assert_int_equal(c->fpu.fip, CODE_ADDR + 2);
+    assert_int_equal(c->fpu.fcs, 0x08);
+    assert_int_equal(c->fpu.fop, 0x140);
+    assert_int_equal(c->fpu.fdp, DATA_ADDR + 0x10);
+    assert_int_equal(c->fpu.fds, 0x10);
+    uint8_t env[28];
+    physmem_copy_from(m->pm, IMG_OUT_ADDR, env, sizeof env);
+    assert_int_equal(get32(env + 12), CODE_ADDR + 2);
+    assert_int_equal(get32(env + 16), 0x08 | (0x140u << 16));
+    assert_int_equal(get32(env + 20), DATA_ADDR + 0x10);
+    assert_int_equal(get32(env + 24), 0xffff0010u);
+}
+
+/* Real mode, CS=0x9100 DS=0x8000: the environment holds 20-bit linear
+ * pointers split across its fields; FLDENV takes them back. */
+static void guest_real(struct cpu *c, uint16_t cs, uint16_t ds)
+{
+    c->cr0 = CR0_ET | CR0_NE;
+    c->cpl = 0;
+    for (int s = 0; s < SEG_COUNT; s++)
+        c->seg[s] = (struct seg){ds, 0x93, (uint32_t)ds << 4, 0xffff};
+    c->seg[SEG_CS] = (struct seg){cs, 0x9b, (uint32_t)cs << 4, 0xffff};
+    c->eflags = 0x2;
+    c->fault_depth = 0;
+}
+
+static void test_real_mode_environment(void **state)
+{
+    static const uint8_t code[] = {
+        0xdb, 0xe3,                 /* FNINIT */
+        0xd9, 0x04,                 /* +2 FLD dword [si] */
+        0x66, 0xd9, 0x35,           /* +4 FNSTENV [di] (32-bit layout) */
+        0xd9, 0x75, 0x20,           /* +7 FNSTENV [di+0x20] (16-bit layout) */
+        0xdb, 0xe3,                 /* +10 FNINIT */
+        0x66, 0xd9, 0x25,           /* +12 FLDENV [di] */
+        0x66, 0xd9, 0x75, 0x40,     /* +15 FNSTENV [di+0x40] */
+    };
+    struct cpu *c = &m->cpu;
+    guest_real(c, 0x9100, 0x8000);
+    physmem_copy_to(m->pm, 0x91000, code, sizeof code);
+    c->eip = 0;
+    c->r[R_ESI] = 0x10;
+    c->r[R_EDI] = 0x100;
+    c->r[R_ESP] = 0x8000;
+    steps_complete(c, 7);
+    uint8_t e32[28], e16[14], again[28];
+    physmem_copy_from(m->pm, 0x80100, e32, sizeof e32);
+    physmem_copy_from(m->pm, 0x80120, e16, sizeof e16);
+    physmem_copy_from(m->pm, 0x80140, again, sizeof again);
+    assert_int_equal(get16(e32 + 12), 0x1002);                /* IP 0x91002, low half */
+    assert_int_equal(get32(e32 + 16), (0x9u << 12) | 0x104);  /* IP bits 16-19, FOP */
+    assert_int_equal(get16(e32 + 20), 0x0010);                /* DP 0x80010, low half */
+    assert_int_equal(get32(e32 + 24), 0x8u << 12);
+    assert_int_equal(get16(e16 + 6), 0x1002);
+    assert_int_equal(get16(e16 + 8), (0x9u << 12) | 0x104);
+    assert_int_equal(get16(e16 + 10), 0x0010);
+    assert_int_equal(get16(e16 + 12), 0x8u << 12);
+    assert_memory_equal(again, e32, sizeof e32);
+}
+
 /* ---- setup -------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -866,6 +1068,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_memory_forms),
         cmocka_unit_test(test_register_forms),
+        cmocka_unit_test(test_pending_exception_raises_mf),
+        cmocka_unit_test(test_pending_exception_asserts_ferr),
+        cmocka_unit_test(test_fldcw_unmasking_a_flag_makes_it_pending),
+        cmocka_unit_test(test_device_not_available),
+        cmocka_unit_test(test_instruction_and_data_pointers),
+        cmocka_unit_test(test_real_mode_environment),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
