@@ -1,22 +1,20 @@
 /*
  * The x87 floating-point unit (387-compatible, with the P6 additions FCMOVcc,
- * FCOMI/FUCOMI).
+ * FCOMI/FUCOMI, and FXSAVE/FXRSTOR).
  *
  * The guest's register file, tags and pointers live in struct fpu; the
  * arithmetic itself runs on the host's own x87 unit, which has the same
  * 80-bit format, rounding and precision control, special-value rules and
  * transcendental microcode as the guests expect.  Every operation loads the
- * guest's control word with all exceptions masked, executes one host
- * instruction and reads back the host status word: the exception flags and
- * condition codes it reports are folded into the guest's status word, and the
- * guest's own exception masks decide what happens next.  So results are
- * bit-exact by construction and the remaining work here is the architectural
- * bookkeeping: the register stack and its faults, tags, pending-exception
+ * guest's control word (invalid-operation, denormal and divide-by-zero kept
+ * masked, see host_cw), executes one host instruction and reads back the
+ * host status word: the exception flags and condition codes it reports are
+ * folded into the guest's status word, and the guest's own exception masks
+ * decide what happens next.  So results are bit-exact by construction and
+ * the remaining work here is the architectural bookkeeping: the register
+ * stack and its faults, exception precedence, tags, pending-exception
  * delivery (#MF or FERR#/IRQ13), and the environment/save image formats.
- *
- * Known simplification: with overflow or underflow unmasked, the real unit
- * delivers a result with a re-biased exponent; this one stores the masked
- * response and signals the exception.
+ * tests/unit/test_fpu.c checks all of it against the host's x87.
  */
 #include "monitor/interp.h"
 
@@ -713,6 +711,23 @@ static int env_image(struct cpu *c, bool op32, uint8_t *b)
     return 14;
 }
 
+/* Control and status words and the registers in use (bit p: physical
+ * register p), as FLDENV, FRSTOR and FXRSTOR load them.  Only "empty or not"
+ * survives a load; the unit recomputes the other tags from the contents. */
+static void load_control(struct cpu *c, uint16_t cw, uint16_t sw, uint8_t in_use)
+{
+    struct fpu *f = &c->fpu;
+    f->cw = cw_loaded(cw);
+    f->sw = sw & ~SW_TOP;
+    f->top = (sw >> 11) & 7;
+    f->tw = 0;
+    for (int p = 0; p < 8; p++)
+        set_tag(f, p, (in_use >> p) & 1 ? TAG_VALID : TAG_EMPTY);
+    update_es(c);
+    if (!(f->sw & SW_ES))
+        machine_fpu_ferr(c->m, false);
+}
+
 static void load_env_image(struct cpu *c, bool op32, const uint8_t *b)
 {
     struct fpu *f = &c->fpu;
@@ -745,16 +760,11 @@ static void load_env_image(struct cpu *c, bool op32, const uint8_t *b)
             f->fds = get16(b, 12);
         }
     }
-    f->cw = cw_loaded(cw);
-    f->sw = sw & ~SW_TOP;
-    f->top = (sw >> 11) & 7;
-    /* Only "empty or not" survives a load; the unit recomputes the rest. */
-    f->tw = 0;
+    uint8_t in_use = 0;
     for (int p = 0; p < 8; p++)
-        set_tag(f, p, ((tw >> (2 * p)) & 3) == TAG_EMPTY ? TAG_EMPTY : TAG_VALID);
-    update_es(c);
-    if (!(f->sw & SW_ES))
-        machine_fpu_ferr(c->m, false);
+        if (((tw >> (2 * p)) & 3) != TAG_EMPTY)
+            in_use |= 1u << p;
+    load_control(c, cw, sw, in_use);
 }
 
 static void fnstenv(struct cpu *c, const struct insn *in)
@@ -793,6 +803,83 @@ static void frstor(struct cpu *c, const struct insn *in)
         long double v = 0;
         memcpy(&v, b + n + 10 * i, 10);
         c->fpu.st[phys_of(&c->fpu, i)] = v;
+    }
+}
+
+/* ---- FXSAVE / FXRSTOR ---- */
+
+/* The 512-byte image (legacy layout): 32 bytes of control state, ST0-7 in
+ * 16-byte slots, XMM0-7; the rest is reserved or free for software, and
+ * neither instruction touches it. */
+enum { FX_SIZE = 512, FX_USED = 288, FX_REGS = 32, FX_XMM = 160 };
+#define FX_MXCSR 0x1f80u            /* no SSE: MXCSR stays at its reset value */
+
+/* Abridged tag word: bit p set when physical register p is in use. */
+static uint8_t abridged_tags(const struct fpu *f)
+{
+    uint8_t t = 0;
+    for (int p = 0; p < 8; p++)
+        if (tag_of(f, p) != TAG_EMPTY)
+            t |= 1u << p;
+    return t;
+}
+
+static void fx_image(struct cpu *c, uint8_t *b)
+{
+    struct fpu *f = &c->fpu;
+    memset(b, 0, FX_USED);
+    put16(b, 0, f->cw);
+    put16(b, 2, fpu_status_word(c));
+    b[4] = abridged_tags(f);
+    put16(b, 6, f->fop & 0x7ff);
+    put32(b, 8, f->fip);
+    put16(b, 12, f->fcs);
+    put32(b, 16, f->fdp);
+    put16(b, 20, f->fds);
+    put32(b, 24, FX_MXCSR);
+    put32(b, 28, 0);                    /* MXCSR_MASK 0: "the default mask", there being no SSE */
+    for (int i = 0; i < 8; i++)
+        memcpy(b + FX_REGS + 16 * i, &f->st[phys_of(f, i)], 10);
+    memcpy(b + FX_XMM, c->sse.xmm, sizeof(c->sse.xmm));
+}
+
+static void load_fx_image(struct cpu *c, const uint8_t *b)
+{
+    struct fpu *f = &c->fpu;
+    load_control(c, get16(b, 0), get16(b, 2), b[4]);
+    f->fop = get16(b, 6) & 0x7ff;
+    f->fip = get32(b, 8);
+    f->fcs = get16(b, 12);
+    f->fdp = get32(b, 16);
+    f->fds = get16(b, 20);
+    for (int i = 0; i < 8; i++) {
+        long double v = 0;
+        memcpy(&v, b + FX_REGS + 16 * i, 10);
+        f->st[phys_of(f, i)] = v;
+    }
+    memcpy(c->sse.xmm, b + FX_XMM, sizeof(c->sse.xmm));
+}
+
+/* 0F AE /0 FXSAVE, /1 FXRSTOR.  The other members of the group are SSE
+ * instructions this CPU does not have.  Neither waits for a pending x87
+ * exception, and neither changes the x87 pointers. */
+static void fx_group(struct cpu *c, const struct insn *in)
+{
+    if (!insn_is_mem(in) || in->reg > 1)
+        cpu_raise_noerr(c, EXC_UD);
+    if (c->cr0 & (CR0_EM | CR0_TS))
+        cpu_raise_noerr(c, EXC_NM);
+    bool save = in->reg == 0;
+    uint32_t lin = seg_lin(c, in->ea_seg, ea_at(c, in, 0), FX_SIZE, save);
+    if (lin & 15)
+        cpu_raise(c, EXC_GP, 0);
+    uint8_t b[FX_USED];
+    if (save) {
+        fx_image(c, b);
+        mem_put(c, in, 0, b, FX_USED);
+    } else {
+        mem_get(c, in, 0, b, FX_USED);
+        load_fx_image(c, b);
     }
 }
 
@@ -1378,6 +1465,10 @@ void fpu_reset(struct cpu *c)
 
 void fpu_exec(struct cpu *c, const struct insn *in)
 {
+    if (in->op == 0x1ae) {
+        fx_group(c, in);
+        return;
+    }
     if (c->cr0 & (CR0_EM | CR0_TS))
         cpu_raise_noerr(c, EXC_NM);
     if (!is_nowait(in))

@@ -897,6 +897,7 @@ static void exec_0f(struct cpu *c, const struct insn *in)
     case 0x134: exec_sysenter(c); return;
     case 0x135: exec_sysexit(c); return;
     case 0x1a2: cpu_cpuid(c); return;
+    case 0x1ae: fpu_exec(c, in); return;   /* FXSAVE/FXRSTOR; the SSE members are #UD there */
     }
     if (op >= 0x140 && op <= 0x14f) { /* CMOVcc: the source is read even if not moved */
         uint32_t v = rm_read(c, in, size);
