@@ -1,0 +1,2013 @@
+/*
+ * The translator (bt/) differentially against the reference interpreter
+ * (monitor/interp.c): random blocks of valid 32-bit code run from the same
+ * machine state under both engines, and the final states must be identical.
+ *
+ * Two machines are built once (-accel interp and -accel bt).  For every block
+ * both get the same RAM image (GDT, IDT, TSS, exception handlers, page
+ * tables, code, data area, stacks) and the same struct cpu: 32-bit protected
+ * mode set up directly in the segment caches, CPL 0 or CPL 3, paging off or
+ * on (identity tables with read-only, not-present and supervisor-only pages,
+ * sometimes WP, sometimes one 4 MiB page), flat or non-flat data segments
+ * (DS with a base and a short limit, FS with a base, ES read-only...).
+ * Every exception vector has a handler that stores the vector number and
+ * halts, so a fault ends the run with its frame (error code, EIP, CS, EFLAGS)
+ * on the stack, CR2 in the CPU, and the vector in memory.
+ *
+ * Compared after the run: the 8 GPRs, EIP, all of EFLAGS, the segment
+ * registers with their caches, CPL, CR2, the halted state, the number of
+ * retired instructions, and every byte of the system area, page tables,
+ * code (self-modifying stores), data area and stacks.  Nothing is masked:
+ * both engines share the same ALU semantics for the flags the SDM leaves
+ * undefined.
+ *
+ * A failure prints a reproducer: the block's seed (BT_FUZZ_SEED=... runs
+ * just that block), the variant, the block's bytes in hex with a
+ * disassembly, and both final states side by side.
+ *
+ * Environment: RETROVISOR_LONG=1 runs 10^6 blocks instead of 10^5;
+ * BT_FUZZ_COUNT=n overrides the count; BT_FUZZ_SEED=s runs one block;
+ * BT_FUZZ_VERBOSE=1 dumps every block run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bt/bt.h"
+#include "devices/bus.h"
+#include "monitor/cpu.h"
+#include "monitor/interp.h"
+#include "monitor/machine.h"
+#include "monitor/mmu.h"
+#include "monitor/physmem.h"
+#include "monitor/trace.h"
+
+enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
+#define BASE_SEED 0x5eed0b7f022ull
+#define RUN_BUDGET 100000
+#define FAULT_PCT 3          /* chance that a data access may fault */
+
+/* ---- guest memory layout (physical = linear where paging maps it) ---- */
+
+#define GDT_BASE    0x1000u
+#define IDT_BASE    0x2000u
+#define TSS_BASE    0x3000u
+#define HANDLERS    0x4000u      /* 16 bytes per vector */
+#define PROLOGUE    0x4800u      /* CPL 3 runs: ring-0 code that touches pages, then IRET */
+#define REC_ADDR    0x5000u      /* the handler stores the vector here */
+#define SYS_START   0x1000u
+#define SYS_END     0x6000u
+#define PD_BASE     0x10000u
+#define PT_BASE     0x11000u
+#define PT_END      0x12000u
+#define CODE_BASE   0x100000u    /* two pages */
+#define CODE_END    0x102000u
+#define DATA_BASE   0x200000u    /* four pages */
+#define DATA_END    0x204000u
+#define STK_GUARD   0x2ff000u    /* below the user stack: sometimes not present */
+#define USTK_BASE   0x300000u    /* user (or only) stack: two pages */
+#define KSTK_BASE   0x302000u    /* ring-0 stack for CPL 3 runs */
+#define STK_END     0x303000u
+#define NUM_VECTORS 32
+
+#define SEL_KCODE 0x08
+#define SEL_KDATA 0x10
+#define SEL_UCODE 0x18
+#define SEL_UDATA 0x20
+#define SEL_TSS   0x28
+#define SEL_DS    0x30
+#define SEL_ES    0x38
+#define SEL_FS    0x40
+#define SEL_GS    0x48
+
+struct region {
+    uint32_t start, end;
+    const char *name;
+};
+static const struct region regions[] = {
+    { SYS_START, SYS_END, "system" },
+    { PD_BASE, PT_END, "page tables" },
+    { CODE_BASE, CODE_END, "code" },
+    { DATA_BASE, DATA_END, "data" },
+    { STK_GUARD, STK_END, "stacks" },
+};
+#define NREGIONS (int)(sizeof(regions) / sizeof(regions[0]))
+
+/* ---- reproducible randomness ---- */
+
+static uint64_t rng_state;
+
+static uint64_t splitmix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+static uint32_t rnd(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+static uint32_t below(uint32_t n) { return n ? rnd() % n : 0; }
+static bool chance(int pct) { return below(100) < (uint32_t)pct; }
+
+/* A value with carries, sign changes and zeroes more often than uniform. */
+static uint32_t interesting(void)
+{
+    static const uint32_t edges[] = { 0, 1, 2, 0x7f, 0x80, 0xff, 0x100, 0x7fff, 0x8000, 0xffff, 0x10000,
+                                      0x7fffffff, 0x80000000u, 0xffffffffu, 0xfffffffeu, 0x80000001u };
+    switch (below(6)) {
+    case 0: return edges[below(sizeof edges / sizeof edges[0])];
+    case 1: return rnd() & rnd();
+    case 2: return rnd() | rnd();
+    case 3: return below(64);
+    case 4: return (uint32_t)-(int32_t)below(64);
+    default: return rnd();
+    }
+}
+
+/* ---- the variant: CPU mode, segments, page attributes ---- */
+
+enum pa { PA_RW, PA_RO, PA_NP, PA_SUP };   /* page attributes of a data/code page */
+
+struct variant {
+    bool paging, user, wp, pse;
+    bool nonflat;
+    enum pa data_pa[4];
+    enum pa code2_pa;
+    bool guard_np;
+    bool prologue;             /* CPL 3: start in ring 0, fill the supervisor TLB, IRET to the block */
+    struct desc ds, es, fs, gs;
+    uint32_t esp;
+    uint32_t code_off;
+};
+
+static struct desc make_desc(uint32_t base, uint32_t limit, uint8_t access, bool big)
+{
+    bool g = limit > 0xfffff;
+    uint32_t l = g ? limit >> 12 : limit;
+    struct desc d;
+    d.lo = (l & 0xffff) | (base << 16);
+    d.hi = ((base >> 16) & 0xff) | ((uint32_t)access << 8) | (l & 0xf0000) | (big ? 0x400000u : 0) |
+           (g ? 0x800000u : 0) | (base & 0xff000000u);
+    return d;
+}
+
+#define ACC_DATA_RW 0xf3    /* present, DPL 3, data, writable, accessed */
+#define ACC_DATA_RO 0xf1
+
+static struct desc flat_data(void) { return make_desc(0, 0xffffffffu, ACC_DATA_RW, true); }
+
+static void pick_variant(struct variant *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->paging = chance(50);
+    v->user = chance(25);
+    v->wp = v->paging && chance(50);
+    v->pse = v->paging && chance(8);
+    v->nonflat = chance(35);
+    for (int k = 0; k < 4; k++) {
+        uint32_t r = below(100);
+        v->data_pa[k] = r < 80 ? PA_RW : r < 88 ? PA_RO : r < 95 ? PA_NP : PA_SUP;
+    }
+    uint32_t r = below(100);
+    v->code2_pa = r < 85 ? PA_RW : r < 93 ? PA_NP : PA_RO;
+    v->guard_np = v->user && chance(50);
+    v->prologue = v->user && chance(70);
+
+    v->ds = v->es = v->gs = flat_data();
+    /* FS always has a base (the fast path must add it), usually a flat limit. */
+    uint32_t fs_base = DATA_BASE + below(0x3000);
+    v->fs = chance(70) ? make_desc(fs_base, 0xffffffffu - fs_base, ACC_DATA_RW, true)
+                       : make_desc(fs_base, 0xfff + below(0x400), ACC_DATA_RW, true);
+    if (chance(30))
+        v->fs = make_desc(fs_base, 0xffffffffu, ACC_DATA_RW, true);   /* wraps around 4 GiB */
+    if (v->nonflat) {
+        /* DS: a base below the data area and a limit that ends inside it. */
+        uint32_t base = DATA_BASE - 0x10000 + below(0x800);
+        uint32_t limit = DATA_END - base - 1 - below(0x300);
+        v->ds = make_desc(base, limit, ACC_DATA_RW, true);
+        switch (below(3)) {
+        case 0: v->es = make_desc(DATA_BASE, 0x3fff, ACC_DATA_RO, true); break;
+        case 1: v->es = make_desc(DATA_BASE + 0x100, 0x3eff, ACC_DATA_RW, true); break;
+        default: break;
+        }
+    }
+    if (chance(10) && v->user == false)
+        v->es = make_desc(0, 0xffffffffu, ACC_DATA_RO, true);
+
+    /* ESP: middle of the user stack, sometimes misaligned or near its bottom
+     * (pushes then cross into the guard page, which only CPL 3 runs unmap:
+     * a CPL 0 #PF there would escalate to a triple fault). */
+    switch (below(8)) {
+    case 0: v->esp = USTK_BASE + 0x40 + below(0x40); break;
+    case 1: v->esp = USTK_BASE + 0x1000 + below(16) - 8; break;
+    case 2: v->esp = USTK_BASE + 0x800 + below(0x800); break;
+    default: v->esp = (USTK_BASE + 0xc00 + below(0x800)) & ~3u; break;
+    }
+    if (!v->user && v->esp < USTK_BASE + 0x200)
+        v->esp += 0x200;
+    v->code_off = chance(20) ? 0xe00 + below(0x1f0) : below(0xe00);
+}
+
+/* ---- the code generator ---- */
+
+#define MAX_UNITS 48
+#define UNIT_BYTES 640
+
+/* A unit is a few instructions that jumps never enter in the middle. */
+struct unit {
+    uint8_t b[UNIT_BYTES];
+    int len;
+    int jump;                  /* 0: plain; else a JMP_* kind whose target is `skip` units on */
+    int skip;
+    uint8_t cc;
+    struct {
+        uint8_t pos;           /* 32-bit field in b[] */
+        int32_t add;           /* value = linear(unit start + add) - segment base */
+        uint32_t seg_base;
+    } abs[3];
+    int nabs;
+};
+
+enum { JMP_JCC8 = 1, JMP_JCC32, JMP_JMP8, JMP_JMP32, JMP_JECXZ, JMP_LOOP };
+
+static struct gen {
+    struct unit units[MAX_UNITS];
+    int n;
+    struct unit *u;            /* unit being built */
+    const struct variant *v;
+    uint32_t seg_base[SEG_COUNT];
+    uint32_t seg_limit[SEG_COUNT];
+    uint16_t seg_attr[SEG_COUNT];
+    int depth;                 /* approximate stack use in bytes below the initial ESP */
+    bool in_body;              /* inside a CALL/RET pair: keep [esp] intact */
+} G;
+
+static void put(uint8_t b)
+{
+    if (G.u->len >= UNIT_BYTES) {
+        fprintf(stderr, "test_bt_fuzz: generator overflowed a unit\n");
+        abort();
+    }
+    G.u->b[G.u->len++] = b;
+}
+static void put16(uint32_t v) { put(v); put(v >> 8); }
+static void put32(uint32_t v) { put16(v); put16(v >> 16); }
+static void put_imm(uint32_t v, int size)
+{
+    if (size == 1)
+        put(v);
+    else if (size == 2)
+        put16(v);
+    else
+        put32(v);
+}
+
+static const uint8_t seg_prefix_byte[SEG_COUNT] = { 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65 };
+
+/* A register a 16/32-bit result may go to (never ESP). */
+static int reg_w(void)
+{
+    static const int r[7] = { R_EAX, R_ECX, R_EDX, R_EBX, R_EBP, R_ESI, R_EDI };
+    return r[below(7)];
+}
+static int reg_for(int size) { return size == 1 ? (int)below(8) : reg_w(); }
+static int pick_size(void)
+{
+    uint32_t r = below(10);
+    return r < 3 ? 1 : r < 5 ? 2 : 4;
+}
+
+static void mov_r32_imm(int reg, uint32_t v)
+{
+    put(0xb8 + reg);
+    put32(v);
+}
+
+/* A memory operand: ModRM/SIB/displacement bytes and the override it needs. */
+struct memop {
+    int seg;                   /* override prefix to emit, or -1 */
+    uint8_t mod, rm, sib;
+    bool has_sib;
+    int disp_size;
+    uint32_t disp;
+    bool abs_fixup;            /* disp32 is a code address (filled by the fixup pass) */
+};
+
+/* A linear target for a data access of `size` bytes. */
+static uint32_t pick_target(int size, bool write, int *want_seg)
+{
+    uint32_t r = below(100);
+    *want_seg = -1;
+    if (r < 78) {
+        uint32_t off;
+        if (chance(30)) {
+            /* Around a page boundary (or the end of the area): crossing accesses. */
+            off = 0x1000 * (1 + below(4)) - below(size + 2);
+        } else {
+            off = below(0x4000 - size + 1);
+        }
+        return DATA_BASE + off;
+    }
+    if (r < 86)
+        return SYS_START + (write ? REC_ADDR - SYS_START + 8 + below(0xf00) : below(SYS_END - SYS_START - 4));
+    if (r < 92) {
+        *want_seg = SEG_SS;
+        return G.v->esp - 0x600 + below(0x100);        /* below any live stack data */
+    }
+    if (r < 96 && !write)
+        return CODE_BASE + below(0x2000 - size);        /* reading code bytes */
+    if (G.v->paging && chance(70))
+        return rnd();                                   /* mostly unmapped: #PF with CR2 */
+    return DATA_BASE + below(0x4000 - size);
+}
+
+/* Would a data access fault?  (The generator keeps most accesses valid so
+ * that blocks run on; a few faulting ones are let through on purpose.) */
+static bool page_faults(uint32_t lin, bool write)
+{
+    const struct variant *v = G.v;
+    if (!v->paging)
+        return false;
+    if (v->pse)
+        return lin >= 0x400000;
+    uint32_t page = lin & PAGE_MASK;
+    enum pa pa = PA_NP;
+    if (page >= SYS_START && page < SYS_END)
+        pa = PA_SUP;
+    else if (page == CODE_BASE)
+        pa = PA_RW;
+    else if (page == CODE_BASE + 0x1000)
+        pa = v->code2_pa;
+    else if (page >= DATA_BASE && page < DATA_END)
+        pa = v->data_pa[(page - DATA_BASE) >> 12];
+    else if (page == STK_GUARD)
+        pa = v->guard_np ? PA_NP : PA_RW;
+    else if (page >= USTK_BASE && page < KSTK_BASE)
+        pa = PA_RW;
+    else if (page == KSTK_BASE)
+        pa = PA_SUP;
+    switch (pa) {
+    case PA_NP: return true;
+    case PA_SUP: return v->user;
+    case PA_RO: return write && (v->user || v->wp);
+    default: return false;
+    }
+}
+
+static bool would_fault(int seg, uint32_t off, int size, bool write)
+{
+    if (seg == SEG_CS) {
+        if (write)
+            return true;
+    } else if (write && !(G.seg_attr[seg] & 2)) {
+        return true;
+    }
+    if (off > G.seg_limit[seg] || G.seg_limit[seg] - off < (uint32_t)size - 1)
+        return true;
+    uint32_t lin = G.seg_base[seg] + off;
+    return page_faults(lin, write) || page_faults(lin + size - 1, write);
+}
+
+static int pick_seg(int want)
+{
+    if (want >= 0 && chance(80))
+        return want;
+    uint32_t r = below(100);
+    if (r < 55) return SEG_DS;
+    if (r < 70) return SEG_FS;
+    if (r < 80) return SEG_ES;
+    if (r < 88) return SEG_GS;
+    if (r < 94) return SEG_SS;
+    return SEG_CS;
+}
+
+/* Segment and offset of a data access: mostly one that does not fault. */
+static void pick_access(int size, bool write, int *seg, uint32_t *off)
+{
+    int want;
+    for (int tries = 0;; tries++) {
+        uint32_t lin = pick_target(size, write, &want);
+        *seg = pick_seg(want);
+        *off = lin - G.seg_base[*seg];
+        if (chance(1)) {
+            /* At the limit (with a flat limit: around 4 GiB, where the
+             * offset must not wrap): #GP/#SS unless it fits. */
+            *off = G.seg_limit[*seg] - below(4);
+            if (chance(50))
+                break;
+        }
+        if (tries >= 12 || !would_fault(*seg, *off, size, write) || chance(FAULT_PCT))
+            break;
+    }
+}
+
+/*
+ * Choose an addressing form for the data operand and emit the register
+ * set-up it needs (mov reg, imm32) into the current unit.  `avoid` is a
+ * mask of registers the instruction needs intact (never used for set-up).
+ */
+static void gen_mem(struct memop *mo, int size, bool write, uint32_t avoid)
+{
+    memset(mo, 0, sizeof(*mo));
+    mo->seg = -1;
+    avoid |= 1u << R_ESP;
+
+    /* [esp + disp8]: the stack above ESP, not inside a CALL/RET pair. */
+    if (!G.in_body && chance(6)) {
+        mo->mod = 1;
+        mo->rm = 4;
+        mo->has_sib = true;
+        mo->sib = 0x24;
+        mo->disp_size = 1;
+        mo->disp = below(0x40);
+        if (chance(10))
+            mo->seg = pick_seg(-1);
+        return;
+    }
+    int seg;
+    uint32_t off;
+    pick_access(size, write, &seg, &off);
+
+    int form = below(10);
+    int base = -1, index = -1;
+    for (int tries = 0; tries < 8 && base < 0; tries++) {
+        int r = reg_w();
+        if (!(avoid & (1u << r)))
+            base = r;
+    }
+    for (int tries = 0; tries < 8 && index < 0; tries++) {
+        int r = reg_w();
+        if (!(avoid & (1u << r)) && r != base)
+            index = r;
+    }
+    if (base < 0 || index < 0)
+        form = 0;
+    int defseg = SEG_DS;
+    if (form < 3) {                           /* disp32 */
+        mo->mod = 0;
+        mo->rm = 5;
+        mo->disp_size = 4;
+        mo->disp = off;
+        if (chance(10)) {                     /* the SIB form of disp32: no base, no index */
+            mo->rm = 4;
+            mo->has_sib = true;
+            mo->sib = (below(4) << 6) | (4 << 3) | 5;
+        }
+    } else if (form < 6) {                    /* base + disp */
+        int ds = base == R_EBP ? 1 + below(2) : below(3);   /* mod 0 with EBP means disp32 */
+        int32_t disp = ds == 0 ? 0 : ds == 1 ? (int8_t)rnd() : (int32_t)interesting();
+        mo->mod = ds;
+        mo->rm = base;
+        mo->disp_size = ds == 0 ? 0 : ds == 1 ? 1 : 4;
+        mo->disp = (uint32_t)disp;
+        mov_r32_imm(base, off - (uint32_t)disp);
+        if (base == R_EBP)
+            defseg = SEG_SS;
+    } else if (form < 9) {                    /* base + index * scale + disp */
+        int scale = below(4);
+        int ds = base == R_EBP ? 1 + below(2) : below(3);
+        int32_t disp = ds == 0 ? 0 : ds == 1 ? (int8_t)rnd() : (int32_t)interesting();
+        uint32_t iv = chance(50) ? below(0x100) : (uint32_t)-(int32_t)below(0x100);
+        if (chance(10))
+            iv = rnd();                        /* the sum wraps around 4 GiB */
+        mo->mod = ds;
+        mo->rm = 4;
+        mo->has_sib = true;
+        mo->sib = (scale << 6) | (index << 3) | base;
+        mo->disp_size = ds == 0 ? 0 : ds == 1 ? 1 : 4;
+        mo->disp = (uint32_t)disp;
+        mov_r32_imm(index, iv);
+        mov_r32_imm(base, off - (uint32_t)disp - (iv << scale));
+        if (base == R_EBP)
+            defseg = SEG_SS;
+    } else {                                  /* index * scale + disp32 */
+        int scale = below(4);
+        uint32_t iv = below(0x400);
+        mo->mod = 0;
+        mo->rm = 4;
+        mo->has_sib = true;
+        mo->sib = (scale << 6) | (index << 3) | 5;
+        mo->disp_size = 4;
+        mo->disp = off - (iv << scale);
+        mov_r32_imm(index, iv);
+    }
+    if (seg != defseg || chance(5))
+        mo->seg = seg;
+}
+
+static void put_modrm(const struct memop *mo, int regfield)
+{
+    put((mo->mod << 6) | ((regfield & 7) << 3) | mo->rm);
+    if (mo->has_sib)
+        put(mo->sib);
+    if (mo->disp_size == 1)
+        put(mo->disp);
+    else if (mo->disp_size == 4)
+        put32(mo->disp);
+}
+
+/* Prefixes in a random order. */
+static void put_prefixes(bool opsize, int seg, bool lock, int rep)
+{
+    uint8_t p[5];
+    int n = 0;
+    if (opsize)
+        p[n++] = 0x66;
+    if (seg >= 0)
+        p[n++] = seg_prefix_byte[seg];
+    if (lock)
+        p[n++] = 0xf0;
+    if (rep)
+        p[n++] = rep;
+    for (int k = n - 1; k > 0; k--) {
+        int j = below(k + 1);
+        uint8_t t = p[k];
+        p[k] = p[j];
+        p[j] = t;
+    }
+    for (int k = 0; k < n; k++)
+        put(p[k]);
+}
+
+/*
+ * One instruction with a ModRM operand: prefixes, opcode bytes, ModRM (a
+ * register or a data operand) and an immediate.
+ */
+struct rmi {
+    const uint8_t *op;
+    int nop;
+    bool opsize;               /* emit 0x66 */
+    int regfield;
+    int rm_size;               /* size of the r/m operand */
+    bool rm_write;
+    bool rm_dest;              /* a register r/m is written: never ESP (unless 8-bit) */
+    int mem_pct;               /* chance of a memory operand */
+    bool lockable;
+    uint32_t avoid;
+    uint32_t imm;
+    int imm_size;
+};
+
+static void emit_rmi(const struct rmi *x)
+{
+    bool mem = chance(x->mem_pct);
+    struct memop mo;
+    if (mem) {
+        gen_mem(&mo, x->rm_size, x->rm_write, x->avoid);
+    } else {
+        memset(&mo, 0, sizeof(mo));
+        mo.seg = chance(3) ? pick_seg(-1) : -1;   /* a useless override */
+        mo.mod = 3;
+        mo.rm = (x->rm_dest && x->rm_size != 1) ? reg_w() : below(8);
+    }
+    bool lock = mem && x->lockable && chance(15);
+    if (!mem && x->lockable && chance(1))
+        lock = true;                          /* #UD */
+    put_prefixes(x->opsize, mo.seg, lock, 0);
+    for (int k = 0; k < x->nop; k++)
+        put(x->op[k]);
+    put_modrm(&mo, x->regfield);
+    if (x->imm_size)
+        put_imm(x->imm, x->imm_size);
+}
+
+static uint32_t imm_for(int size)
+{
+    uint32_t v = interesting();
+    return size == 1 ? v & 0xff : size == 2 ? v & 0xffff : v;
+}
+
+/* ---- instruction families ---- */
+
+static void g_alu(void)
+{
+    int kind = below(8);
+    int size = pick_size();
+    bool write = kind != 7;
+    uint8_t op;
+    struct rmi x = { .opsize = size == 2, .mem_pct = 50, .lockable = write };
+    switch (below(4)) {
+    case 0:                                   /* op r/m, reg */
+        op = kind * 8 + (size != 1);
+        x.op = &op; x.nop = 1;
+        x.regfield = below(8);
+        x.rm_size = size; x.rm_write = write; x.rm_dest = write;
+        emit_rmi(&x);
+        return;
+    case 1:                                   /* op reg, r/m */
+        op = kind * 8 + 2 + (size != 1);
+        x.op = &op; x.nop = 1;
+        x.regfield = kind == 7 ? (int)below(8) : reg_for(size);
+        x.rm_size = size;
+        x.lockable = false;
+        emit_rmi(&x);
+        return;
+    case 2:                                   /* op al/ax/eax, imm */
+        put_prefixes(size == 2, -1, false, 0);
+        put(kind * 8 + 4 + (size != 1));
+        put_imm(imm_for(size), size);
+        return;
+    default: {                                /* 80/81/83 (82 now and then) */
+        static uint8_t g1;
+        if (size == 1)
+            g1 = chance(5) ? 0x82 : 0x80;
+        else
+            g1 = chance(50) ? 0x83 : 0x81;
+        x.op = &g1; x.nop = 1;
+        x.regfield = kind;
+        x.rm_size = size; x.rm_write = write; x.rm_dest = write;
+        x.imm_size = g1 == 0x81 ? size : 1;
+        x.imm = imm_for(x.imm_size);
+        emit_rmi(&x);
+        return;
+    }
+    }
+}
+
+static void g_incdec_negnot(void)
+{
+    int size = pick_size();
+    if (size != 1 && chance(30)) {            /* 40-4F */
+        put_prefixes(size == 2, -1, false, 0);
+        put((chance(50) ? 0x40 : 0x48) + reg_w());
+        return;
+    }
+    static uint8_t op;
+    struct rmi x = { .opsize = size == 2, .rm_size = size, .rm_write = true, .rm_dest = true,
+                     .mem_pct = 50, .lockable = true };
+    if (chance(50)) {
+        op = size == 1 ? 0xfe : 0xff;
+        x.regfield = below(2);
+    } else {
+        op = size == 1 ? 0xf6 : 0xf7;
+        x.regfield = 2 + below(2);
+    }
+    x.op = &op; x.nop = 1;
+    emit_rmi(&x);
+}
+
+static void g_test(void)
+{
+    int size = pick_size();
+    static uint8_t op;
+    struct rmi x = { .opsize = size == 2, .rm_size = size, .mem_pct = 50 };
+    switch (below(3)) {
+    case 0:
+        op = size == 1 ? 0x84 : 0x85;
+        x.regfield = below(8);
+        break;
+    case 1:
+        put_prefixes(size == 2, -1, false, 0);
+        put(size == 1 ? 0xa8 : 0xa9);
+        put_imm(imm_for(size), size);
+        return;
+    default:
+        op = size == 1 ? 0xf6 : 0xf7;
+        x.regfield = chance(90) ? 0 : 1;      /* /1 is TEST too */
+        x.imm_size = size;
+        x.imm = imm_for(size);
+        break;
+    }
+    x.op = &op; x.nop = 1;
+    emit_rmi(&x);
+}
+
+static void g_mov(void)
+{
+    int size = pick_size();
+    static uint8_t op;
+    struct rmi x = { .opsize = size == 2, .rm_size = size, .mem_pct = 60 };
+    switch (below(6)) {
+    case 0:                                   /* mov r/m, reg */
+        op = size == 1 ? 0x88 : 0x89;
+        x.regfield = below(8);
+        x.rm_write = x.rm_dest = true;
+        break;
+    case 1:                                   /* mov reg, r/m */
+        op = size == 1 ? 0x8a : 0x8b;
+        x.regfield = reg_for(size);
+        break;
+    case 2:                                   /* mov reg, imm */
+        put_prefixes(size == 2, -1, false, 0);
+        put((size == 1 ? 0xb0 + below(8) : 0xb8 + reg_w()));
+        put_imm(imm_for(size), size);
+        return;
+    case 3:                                   /* mov r/m, imm */
+        op = size == 1 ? 0xc6 : 0xc7;
+        x.rm_write = x.rm_dest = true;
+        x.imm_size = size;
+        x.imm = imm_for(size);
+        break;
+    case 4: {                                 /* mov al/eax, moffs and back */
+        bool store = chance(50);
+        int seg;
+        uint32_t off;
+        pick_access(size, store, &seg, &off);
+        put_prefixes(size == 2, seg == SEG_DS && chance(80) ? -1 : seg, false, 0);
+        put((store ? 0xa2 : 0xa0) + (size != 1));
+        put32(off);
+        return;
+    }
+    default:                                  /* mov r/m, sreg */
+        op = 0x8c;
+        x.regfield = below(6);
+        x.opsize = chance(50);
+        x.rm_size = 2;
+        x.rm_write = x.rm_dest = true;
+        break;
+    }
+    x.op = &op; x.nop = 1;
+    emit_rmi(&x);
+}
+
+static void g_movx(void)
+{
+    static uint8_t op[2] = { 0x0f, 0 };
+    op[1] = (chance(50) ? 0xb6 : 0xbe) + below(2);
+    bool o16 = chance(25);
+    struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = reg_w(), .rm_size = (op[1] & 1) ? 2 : 1,
+                     .mem_pct = 50 };
+    emit_rmi(&x);
+}
+
+static void g_lea(void)
+{
+    /* No memory access: any registers, any displacement. */
+    bool o16 = chance(15);
+    put_prefixes(o16, chance(5) ? pick_seg(-1) : -1, false, 0);
+    if (chance(8)) {                          /* 16-bit addressing */
+        put(0x67);
+        put(0x8d);
+        int mod = below(3), rm = below(8);
+        put((mod << 6) | (reg_w() << 3) | rm);
+        if (mod == 1)
+            put(rnd());
+        else if (mod == 2 || (mod == 0 && rm == 6))
+            put16(rnd());
+        return;
+    }
+    put(0x8d);
+    int mod = below(3), rm = below(8);
+    put((mod << 6) | (reg_w() << 3) | rm);
+    if (rm == 4)
+        put(rnd());
+    bool sib_disp32 = rm == 4 && mod == 0 && (G.u->b[G.u->len - 1] & 7) == 5;
+    if (mod == 1)
+        put(rnd());
+    else if (mod == 2 || (mod == 0 && rm == 5) || sib_disp32)
+        put32(interesting());
+}
+
+static void g_xchg(void)
+{
+    int size = pick_size();
+    if (size != 1 && chance(30)) {
+        put_prefixes(size == 2, -1, false, 0);
+        put(0x90 + reg_w());
+        return;
+    }
+    static uint8_t op;
+    op = size == 1 ? 0x86 : 0x87;
+    struct rmi x = { .op = &op, .nop = 1, .opsize = size == 2, .regfield = reg_for(size), .rm_size = size,
+                     .rm_write = true, .rm_dest = true, .mem_pct = 50, .lockable = true };
+    emit_rmi(&x);
+}
+
+static void g_pushpop(void)
+{
+    uint32_t r = below(12);
+    bool o16 = chance(10);
+    int sz = o16 ? 2 : 4;
+    bool push = G.depth < 0x300 && (G.depth < 0x40 || chance(50));
+    if (push) {
+        G.depth += sz;
+        if (r < 9) {
+            put_prefixes(o16, -1, false, 0);
+            if (r < 6) {
+                put(0x50 + below(8));
+            } else if (chance(50)) {
+                put(0x6a);
+                put(rnd());
+            } else {
+                put(0x68);
+                put_imm(interesting(), sz);
+            }
+        } else {
+            static uint8_t op = 0xff;         /* push r/m */
+            struct rmi x = { .op = &op, .nop = 1, .opsize = o16, .regfield = 6, .rm_size = sz, .mem_pct = 70 };
+            emit_rmi(&x);
+        }
+        return;
+    }
+    G.depth -= sz;
+    if (r < 9) {
+        put_prefixes(o16, -1, false, 0);
+        put(0x58 + reg_w());
+    } else {
+        static uint8_t op = 0x8f;             /* pop r/m */
+        struct rmi x = { .op = &op, .nop = 1, .opsize = o16, .regfield = 0, .rm_size = sz, .rm_write = true,
+                         .rm_dest = true, .mem_pct = 80 };
+        emit_rmi(&x);
+    }
+}
+
+static void g_cmov_setcc(void)
+{
+    static uint8_t op[2] = { 0x0f, 0 };
+    if (chance(50)) {
+        op[1] = 0x40 + below(16);
+        bool o16 = chance(20);
+        struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = reg_w(), .rm_size = o16 ? 2 : 4,
+                         .mem_pct = 50 };
+        emit_rmi(&x);
+    } else {
+        op[1] = 0x90 + below(16);
+        struct rmi x = { .op = op, .nop = 2, .rm_size = 1, .rm_write = true, .rm_dest = true, .mem_pct = 50,
+                         .regfield = chance(90) ? 0 : below(8) };
+        emit_rmi(&x);
+    }
+}
+
+static uint8_t shift_count(void)
+{
+    static const uint8_t c[] = { 0, 1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 255 };
+    return chance(60) ? c[below(sizeof c)] : (uint8_t)rnd();
+}
+
+static void g_shift(void)
+{
+    int size = pick_size();
+    static uint8_t op;
+    uint32_t form = below(3);
+    if (form == 2 && chance(50)) {
+        put(0xb1);                            /* mov cl, count */
+        put(shift_count());
+    }
+    op = (form == 0 ? 0xc0 : form == 1 ? 0xd0 : 0xd2) + (size != 1);
+    struct rmi x = { .op = &op, .nop = 1, .opsize = size == 2, .regfield = chance(95) ? below(8) : 6,
+                     .rm_size = size, .rm_write = true, .rm_dest = true, .mem_pct = 40,
+                     .avoid = 1u << R_ECX };
+    if (form == 0) {
+        x.imm = shift_count();
+        x.imm_size = 1;
+    }
+    emit_rmi(&x);
+}
+
+static void g_shld(void)
+{
+    static uint8_t op[2] = { 0x0f, 0 };
+    bool imm = chance(50);
+    op[1] = (chance(50) ? 0xa4 : 0xac) + !imm;
+    bool o16 = chance(30);
+    if (!imm && chance(50)) {
+        put(0xb1);
+        put(shift_count());
+    }
+    struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = below(8), .rm_size = o16 ? 2 : 4,
+                     .rm_write = true, .rm_dest = true, .mem_pct = 40, .avoid = 1u << R_ECX };
+    if (imm) {
+        x.imm = shift_count();
+        x.imm_size = 1;
+    }
+    emit_rmi(&x);
+}
+
+static void g_muldiv(void)
+{
+    int size = pick_size();
+    static uint8_t op;
+    uint32_t kind = below(10);
+    if (kind < 4) {                           /* mul / imul r/m */
+        op = size == 1 ? 0xf6 : 0xf7;
+        struct rmi x = { .op = &op, .nop = 1, .opsize = size == 2, .regfield = 4 + (kind & 1), .rm_size = size,
+                         .mem_pct = 40 };
+        emit_rmi(&x);
+        return;
+    }
+    if (kind < 7) {                           /* imul r, r/m [, imm] */
+        static uint8_t op2[2] = { 0x0f, 0xaf };
+        bool o16 = chance(30);
+        int sz = o16 ? 2 : 4;
+        struct rmi x = { .nop = 1, .opsize = o16, .regfield = reg_w(), .rm_size = sz, .mem_pct = 40 };
+        if (kind == 4) {
+            x.op = op2;
+            x.nop = 2;
+        } else if (kind == 5) {
+            op = 0x69;
+            x.op = &op;
+            x.imm_size = sz;
+            x.imm = imm_for(sz);
+        } else {
+            op = 0x6b;
+            x.op = &op;
+            x.imm_size = 1;
+            x.imm = imm_for(1);
+        }
+        emit_rmi(&x);
+        return;
+    }
+    /* div / idiv: usually with operands that cannot overflow. */
+    bool sign = chance(50);
+    op = size == 1 ? 0xf6 : 0xf7;
+    bool guard = chance(90);
+    uint32_t m = size == 1 ? 0xff : size == 2 ? 0xffff : 0xffffffffu;
+    struct rmi x = { .op = &op, .nop = 1, .opsize = size == 2, .regfield = sign ? 7 : 6, .rm_size = size,
+                     .mem_pct = 30, .avoid = (1u << R_EAX) | (1u << R_EDX) };
+    if (chance(x.mem_pct)) {
+        /* A divisor from the data area: high half of the dividend zero. */
+        if (guard) {
+            if (size == 1)
+                put(0xb4), put(0);            /* mov ah, 0 */
+            else
+                mov_r32_imm(R_EDX, 0);
+            if (sign && size != 1)
+                mov_r32_imm(R_EAX, below(0x7fff));
+        }
+        x.mem_pct = 100;
+        emit_rmi(&x);
+        return;
+    }
+    int dr;
+    if (size == 1) {
+        static const int r8[6] = { 1, 2, 3, 5, 6, 7 };   /* CL DL BL CH DH BH */
+        dr = r8[below(6)];
+    } else {
+        static const int r[5] = { R_ECX, R_EBX, R_EBP, R_ESI, R_EDI };
+        dr = r[below(5)];
+    }
+    if (guard) {
+        uint32_t divisor = interesting() & m;
+        if (divisor == 0)
+            divisor = 1 + below(100);
+        if (size == 1) {
+            /* AX: a sign-extended byte, or AH below the divisor. */
+            uint32_t ax = sign ? (uint16_t)(int16_t)(int8_t)rnd()
+                               : (((divisor - 1 - below(divisor)) & 0xff) << 8) | (rnd() & 0xff);
+            put(0x66);
+            put(0xb8);
+            put16(ax);
+            put(0xb0 + dr);
+            put(divisor);
+        } else {
+            if (sign) {
+                uint32_t lo = below(0x7fff);
+                mov_r32_imm(R_EAX, chance(50) ? lo : (uint32_t)-(int32_t)lo);
+                if (size == 2)
+                    put(0x66);
+                put(0x99);                    /* cdq / cwd */
+            } else {
+                mov_r32_imm(R_EAX, rnd());
+                mov_r32_imm(R_EDX, divisor - 1 - below(divisor));
+            }
+            if (size == 2)
+                put(0x66);
+            put(0xb8 + dr);
+            put_imm(divisor, size);
+        }
+    }
+    put_prefixes(size == 2, -1, false, 0);
+    put(op);
+    put(0xc0 | (x.regfield << 3) | dr);
+}
+
+static void g_bitops(void)
+{
+    static uint8_t op[2] = { 0x0f, 0 };
+    bool o16 = chance(25);
+    int sz = o16 ? 2 : 4;
+    switch (below(4)) {
+    case 0: {                                 /* bt/bts/btr/btc r/m, reg */
+        static const uint8_t o[4] = { 0xa3, 0xab, 0xb3, 0xbb };
+        op[1] = o[below(4)];
+        int br = reg_w();
+        if (chance(70))
+            mov_r32_imm(br, (uint32_t)((int32_t)below(256) - 128));   /* a bit offset near the operand */
+        struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = br, .rm_size = sz,
+                         .rm_write = op[1] != 0xa3, .rm_dest = true, .mem_pct = 40, .avoid = 1u << br,
+                         .lockable = op[1] != 0xa3 };
+        emit_rmi(&x);
+        return;
+    }
+    case 1: {                                 /* 0F BA /4-7 imm8 */
+        op[1] = 0xba;
+        int r = 4 + below(4);
+        struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = r, .rm_size = sz, .rm_write = r != 4,
+                         .rm_dest = true, .mem_pct = 40, .imm = rnd() & 0xff, .imm_size = 1,
+                         .lockable = r != 4 };
+        emit_rmi(&x);
+        return;
+    }
+    case 2: {                                 /* bsf / bsr */
+        op[1] = chance(50) ? 0xbc : 0xbd;
+        struct rmi x = { .op = op, .nop = 2, .opsize = o16, .regfield = reg_w(), .rm_size = sz, .mem_pct = 40 };
+        emit_rmi(&x);
+        return;
+    }
+    default:                                  /* bswap */
+        put(0x0f);
+        put(0xc8 + reg_w());
+        return;
+    }
+}
+
+static void g_xadd_cmpxchg(void)
+{
+    static uint8_t op[2] = { 0x0f, 0 };
+    int size = pick_size();
+    op[1] = (chance(50) ? 0xc0 : 0xb0) + (size != 1);
+    struct rmi x = { .op = op, .nop = 2, .opsize = size == 2, .regfield = reg_for(size), .rm_size = size,
+                     .rm_write = true, .rm_dest = true, .mem_pct = 50, .lockable = true };
+    emit_rmi(&x);
+}
+
+/* ESI/EDI for `count` iterations, mostly inside what the segment and pages allow. */
+static uint32_t string_off(int seg, uint32_t count, int size, bool down, bool write)
+{
+    uint32_t span = count ? count * size : size;
+    uint32_t off;
+    for (int tries = 0;; tries++) {
+        uint32_t lin = DATA_BASE + (chance(20) ? 0x1000 * (1 + below(4)) - below(span + 8) : below(0x4000));
+        off = lin - G.seg_base[seg];
+        uint32_t lo = down ? off - (span - size) : off;
+        if (tries >= 12 || !would_fault(seg, lo, span, write) || chance(FAULT_PCT))
+            break;
+    }
+    return off;
+}
+
+static void g_string(void)
+{
+    static const uint8_t ops[5] = { 0xa4, 0xa6, 0xaa, 0xac, 0xae };   /* movs cmps stos lods scas */
+    uint8_t op = ops[below(5)] + (chance(70) ? 1 : 0);
+    if (!(G.seg_attr[SEG_ES] & 2) && (op < 0xa6 || op == 0xaa || op == 0xab) && !chance(10))
+        op = 0xa6 + (op & 1);                /* ES is read-only: mostly compare instead */
+    int size = (op & 1) ? (chance(25) ? 2 : 4) : 1;
+    bool src = op == 0xa4 || op == 0xa5 || op == 0xa6 || op == 0xa7 || op == 0xac || op == 0xad;
+    bool dst = !(op == 0xac || op == 0xad);
+    int rep = chance(70) ? (chance(50) ? 0xf3 : 0xf2) : 0;
+    if (rep && (op == 0xac || op == 0xad) && chance(70))
+        rep = 0;                              /* rep lods is odd but legal: keep a few */
+    int seg = -1;
+    if (src && chance(30))
+        seg = pick_seg(-1);
+    int sseg = seg >= 0 ? seg : SEG_DS;
+    put(chance(50) ? 0xfc : 0xfd);           /* cld / std */
+    bool down = G.u->b[G.u->len - 1] == 0xfd;
+    uint32_t count = rep ? (chance(10) ? 0 : 1 + below(24)) : 1;
+    if (rep)
+        mov_r32_imm(R_ECX, count);
+    if (src)
+        mov_r32_imm(R_ESI, string_off(sseg, count, size, down, false));
+    if (dst)
+        mov_r32_imm(R_EDI, string_off(SEG_ES, count, size, down, op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab));
+    if (op == 0xa6 || op == 0xa7 || op == 0xae || op == 0xaf) {
+        if (chance(50))
+            mov_r32_imm(R_EAX, chance(50) ? 0 : rnd());
+    }
+    put_prefixes(size == 2, seg, false, rep);
+    put(op);
+}
+
+static void g_flags_misc(void)
+{
+    switch (below(14)) {
+    case 0: put(0xf8); break;                 /* clc */
+    case 1: put(0xf9); break;                 /* stc */
+    case 2: put(0xf5); break;                 /* cmc */
+    case 3: put(0x9e); break;                 /* sahf */
+    case 4: put(0x9f); break;                 /* lahf */
+    case 5: put(0x9c); put(0x9d); break;      /* pushf; popf */
+    case 6: case 7:                           /* cwde/cbw, cdq/cwd */
+        if (chance(30))
+            put(0x66);
+        put(0x98 + below(2));
+        break;
+    case 8: put(0x90); break;
+    case 9: put(0x0f); put(0x1f); put(0x40 | reg_w()); put(rnd()); break;   /* hint nop [r+d8] (no SIB), no access */
+    case 10: {                                /* push sreg; pop sreg (a reload) */
+        int k = below(4);
+        if (k < 2) {
+            put(k ? 0x1e : 0x06);
+            put(k ? 0x1f : 0x07);
+        } else {
+            bool fs = k == 2;
+            put(0x0f); put(fs ? 0xa0 : 0xa8);
+            put(0x0f); put(fs ? 0xa1 : 0xa9);
+        }
+        break;
+    }
+    case 11:                                  /* xlat */
+        mov_r32_imm(R_EBX, DATA_BASE + below(0x3f00) - G.seg_base[SEG_DS]);
+        put(0xd7);
+        break;
+    case 12:                                  /* enter n, level; leave */
+        if (G.in_body)
+            break;
+        put(0x89); put(0xe5);                 /* mov ebp, esp */
+        put(0xc8);
+        put16(below(0x40) & ~3u);
+        put(below(4));
+        put(0xc9);
+        break;
+    default:                                  /* pushad / popad */
+        if (G.in_body)
+            break;
+        put(0x60);
+        if (chance(50))
+            put(0x61);
+        else
+            G.depth += 32;
+        break;
+    }
+}
+
+/* An exception on purpose: #UD, #BP, #OF, or a privileged instruction. */
+static void g_trap(void)
+{
+    switch (below(6)) {
+    case 0: put(0x0f); put(0x0b); break;      /* ud2 */
+    case 1: put(0xcc); break;                 /* int3 (#GP from CPL 3: the gate is DPL 0) */
+    case 2: put(0xce); break;                 /* into */
+    case 3: put(0xfa); break;                 /* cli: #GP at CPL 3 */
+    case 4: put(0xf0); put(0x90); break;      /* lock nop: #UD */
+    default: put(0x8e); put(0xd8 | below(8)); break;   /* mov ds, reg: usually #GP */
+    }
+}
+
+/* A register-only instruction (bodies of CALL pairs, SMC fillers). */
+static void g_simple(void)
+{
+    switch (below(4)) {
+    case 0: put(0x01 + 8 * below(8)); put(0xc0 | (below(8) << 3) | reg_w()); break;
+    case 1: put(0x40 + reg_w()); break;
+    case 2: put(0xb8 + reg_w()); put32(interesting()); break;
+    default: put(0x0f); put(0x40 + below(16)); put(0xc0 | (reg_w() << 3) | below(8)); break;
+    }
+}
+
+/* FS with a base and a 4 GiB limit: an access whose offset wraps past 4 GiB
+ * is a #GP even though base + offset lands in a mapped page (whose TLB entry
+ * the first access fills). */
+static void g_wrap(void)
+{
+    if (G.seg_limit[SEG_FS] != 0xffffffffu || G.seg_base[SEG_FS] < 0x10) {
+        g_mov();
+        return;
+    }
+    int size = chance(50) ? 4 : 2;
+    put(0x64);
+    put(0xa1);                                /* mov eax, fs:[-16] (valid) */
+    put32(0xfffffff0u);
+    put_prefixes(size == 2, SEG_FS, false, 0);
+    put(chance(50) ? 0x89 : 0x8b);            /* mov fs:[near 4 GiB], ecx / mov ecx, fs:[...] */
+    put(0x0d);
+    put32((uint32_t)-(int32_t)(1 + below(size)));
+}
+
+/* ---- units with control flow and self-modifying code ---- */
+
+static struct unit *new_unit(void)
+{
+    struct unit *u = &G.units[G.n++];
+    memset(u, 0, sizeof(*u));
+    G.u = u;
+    return u;
+}
+
+static void add_abs(int add, uint32_t seg_base)
+{
+    struct unit *u = G.u;
+    u->abs[u->nabs].pos = u->len;
+    u->abs[u->nabs].add = add;
+    u->abs[u->nabs].seg_base = seg_base;
+    u->nabs++;
+    put32(0);
+}
+
+static void g_jump(void)
+{
+    struct unit *u = G.u;
+    uint32_t r = below(100);
+    u->jump = r < 45 ? JMP_JCC8 : r < 65 ? JMP_JCC32 : r < 78 ? JMP_JMP8 : r < 85 ? JMP_JMP32
+                                                                        : r < 93 ? JMP_JECXZ : JMP_LOOP;
+    u->skip = below(4);
+    u->cc = below(16);
+    if (u->jump == JMP_LOOP)
+        u->cc = below(3);                     /* loopne, loope, loop */
+    if ((u->jump == JMP_JECXZ || u->jump == JMP_LOOP) && chance(50)) {
+        put(0xb9);                            /* mov ecx, small */
+        put32(below(3));
+    }
+}
+
+static void g_call_pair(void)
+{
+    bool with_imm = chance(25);
+    bool via_reg = chance(25);
+    if (with_imm) {
+        put(0x68);
+        put32(interesting());
+    }
+    /* call sub; jmp over; sub: body; ret; over: */
+    int reg = reg_w();
+    if (via_reg) {
+        put(0xb8 + reg);                      /* mov reg, sub (absolute) */
+        add_abs(0, 0);                        /* patched below */
+        put(0xff);
+        put(0xd0 + reg);
+    } else {
+        put(0xe8);
+        put32(2);                             /* over the short jmp */
+    }
+    int jmp_at = G.u->len;
+    put(0xeb);
+    put(0);
+    int sub = G.u->len;
+    bool outer = G.in_body;
+    G.in_body = true;
+    int n = 1 + below(3);
+    for (int k = 0; k < n; k++) {
+        if (chance(70))
+            g_simple();
+        else
+            g_alu();
+    }
+    G.in_body = outer;
+    if (with_imm) {
+        put(0xc2);
+        put16(4);
+    } else {
+        put(0xc3);
+    }
+    int over = G.u->len;
+    G.u->b[jmp_at + 1] = over - (jmp_at + 2);
+    if (via_reg)
+        G.u->abs[G.u->nabs - 1].add = sub;
+}
+
+/* Stores into the code that follows: the translation must be dropped. */
+static void g_smc(void)
+{
+    uint32_t code = CODE_BASE + G.v->code_off;
+    int seg;
+    for (int tries = 0;; tries++) {
+        seg = chance(50) ? SEG_GS : pick_seg(-1);
+        if (tries >= 8 || !would_fault(seg, code - G.seg_base[seg], 4, true) || chance(FAULT_PCT))
+            break;
+    }
+    bool override = seg != SEG_DS || chance(20);
+    int kind = below(4);
+    if (kind == 2 && would_fault(SEG_ES, code - G.seg_base[SEG_ES], 4, true) && !chance(FAULT_PCT))
+        kind = 0;
+    switch (kind) {
+    case 0: {                                 /* patch the imm32 of a later mov */
+        put_prefixes(false, override ? seg : -1, false, 0);
+        put(0xc7);
+        put(0x05);
+        add_abs(0, G.seg_base[seg]);
+        put32(interesting());
+        int n = below(3);
+        for (int k = 0; k < n; k++)
+            g_simple();
+        int reg = reg_w();
+        G.u->abs[G.u->nabs - 1].add = G.u->len + 1;
+        put(0xb8 + reg);
+        put32(interesting());
+        break;
+    }
+    case 1: {                                 /* turn a later inc into a dec */
+        put_prefixes(false, override ? seg : -1, false, 0);
+        put(0xc6);
+        put(0x05);
+        add_abs(0, G.seg_base[seg]);
+        int reg = reg_w();
+        put(0x48 + reg);
+        int n = below(3);
+        for (int k = 0; k < n; k++)
+            g_simple();
+        G.u->abs[G.u->nabs - 1].add = G.u->len;
+        put(0x40 + reg);
+        break;
+    }
+    case 2: {                                 /* rep stosb over the next bytes: incs become nops */
+        put(0xfc);                            /* cld */
+        put(0xbf);                            /* mov edi, next (ES-relative) */
+        add_abs(0, G.seg_base[SEG_ES]);
+        int n = 1 + below(6);
+        put(0xb9);
+        put32(n);
+        put(0xb0);
+        put(0x90);
+        put(0xf3);
+        put(0xaa);
+        G.u->abs[G.u->nabs - 1].add = G.u->len;
+        for (int k = 0; k < n + 1; k++)
+            put(0x40 + reg_w());
+        break;
+    }
+    default:                                  /* rewrite own bytes already executed */
+        put_prefixes(false, override ? seg : -1, false, 0);
+        put(0x88);
+        put(0x05 | (below(8) << 3));
+        add_abs(0, G.seg_base[seg]);
+        break;
+    }
+}
+
+/* One instruction (with its set-up) for a loop body: no jumps, no stack
+ * imbalance, ESP untouched. */
+static void gen_body_insn(void)
+{
+    uint32_t r = below(100);
+    if (r < 20) g_alu();
+    else if (r < 28) g_incdec_negnot();
+    else if (r < 33) g_test();
+    else if (r < 48) g_mov();
+    else if (r < 53) g_movx();
+    else if (r < 56) g_lea();
+    else if (r < 59) g_xchg();
+    else if (r < 64) g_cmov_setcc();
+    else if (r < 70) g_shift();
+    else if (r < 72) g_shld();
+    else if (r < 76) g_muldiv();
+    else if (r < 79) g_bitops();
+    else if (r < 81) g_xadd_cmpxchg();
+    else if (r < 87) g_string();
+    else if (r < 90) g_flags_misc();
+    else if (r < 93) g_call_pair();
+    else if (r < 98) g_smc();
+    else g_simple();
+}
+
+/* push n; top: body; dec dword [esp]; jnz top; pop reg.  The counter lives
+ * on the stack, out of the body's reach; blocks run again (cache hits,
+ * chained exits), and SMC in the body invalidates them each time round. */
+static void g_loop(void)
+{
+    uint32_t n = 2 + below(chance(80) ? 5 : 40);
+    put(0x6a);
+    put(n);
+    int top = G.u->len;
+    bool outer = G.in_body;
+    G.in_body = true;
+    int k = 1 + below(4);
+    for (int i = 0; i < k; i++)
+        gen_body_insn();
+    G.in_body = outer;
+    put(0xff);                                /* dec dword [esp] */
+    put(0x0c);
+    put(0x24);
+    int rel = top - (G.u->len + 2);
+    if (rel >= -128) {
+        put(0x75);
+        put(rel);
+    } else {
+        rel = top - (G.u->len + 6);
+        put(0x0f);
+        put(0x85);
+        put32(rel);
+    }
+    put(0x58 + reg_w());
+}
+
+static void gen_unit(void)
+{
+    new_unit();
+    uint32_t r = below(1000);
+    if (r < 150) g_alu();
+    else if (r < 210) g_incdec_negnot();
+    else if (r < 250) g_test();
+    else if (r < 380) g_mov();
+    else if (r < 420) g_movx();
+    else if (r < 450) g_lea();
+    else if (r < 480) g_xchg();
+    else if (r < 560) g_pushpop();
+    else if (r < 610) g_cmov_setcc();
+    else if (r < 660) g_shift();
+    else if (r < 675) g_shld();
+    else if (r < 720) g_muldiv();
+    else if (r < 750) g_bitops();
+    else if (r < 765) g_xadd_cmpxchg();
+    else if (r < 815) g_string();
+    else if (r < 850) g_flags_misc();
+    else if (r < 920) g_jump();
+    else if (r < 960) g_call_pair();
+    else if (r < 975) g_smc();
+    else if (r < 990) g_loop();
+    else if (r < 995) g_wrap();
+    else g_trap();
+}
+
+static int jump_len(const struct unit *u, bool near)
+{
+    switch (u->jump) {
+    case JMP_JCC8: case JMP_JMP8: return near ? (u->jump == JMP_JCC8 ? 6 : 5) : 2;
+    case JMP_JCC32: return 6;
+    case JMP_JMP32: return 5;
+    default: return 2;
+    }
+}
+
+/* Lay the units out at code_lin and resolve jumps and absolute fields. */
+static int assemble(uint8_t *out, uint32_t code_lin, int cap)
+{
+    int off[MAX_UNITS + 1];
+    int jl[MAX_UNITS];
+    /* Jumps are rel8 when the target is near enough, otherwise promoted;
+     * JECXZ/LOOP have no rel32 form: they skip fewer units instead. */
+    for (int k = 0; k < G.n; k++)
+        jl[k] = G.units[k].jump ? jump_len(&G.units[k], false) : 0;
+    for (int pass = 0; pass < 4; pass++) {
+        int pos = 0;
+        for (int k = 0; k < G.n; k++) {
+            off[k] = pos;
+            pos += G.units[k].len + jl[k];
+        }
+        off[G.n] = pos;
+        bool changed = false;
+        for (int k = 0; k < G.n; k++) {
+            struct unit *u = &G.units[k];
+            if (!u->jump)
+                continue;
+            int t = k + 1 + u->skip;
+            if (t > G.n - 1)
+                t = G.n - 1;                  /* the final HLT unit */
+            int from = off[k] + u->len + jl[k];
+            int rel = off[t] - from;
+            if (rel > 127) {
+                if (u->jump == JMP_JECXZ || u->jump == JMP_LOOP) {
+                    u->skip = 0;
+                    changed = true;
+                } else if (jl[k] == 2) {
+                    jl[k] = jump_len(u, true);
+                    changed = true;
+                }
+            }
+        }
+        if (!changed)
+            break;
+    }
+    int pos = 0;
+    for (int k = 0; k < G.n; k++) {
+        struct unit *u = &G.units[k];
+        if (pos + u->len + jl[k] > cap)
+            return -1;
+        memcpy(out + pos, u->b, u->len);
+        for (int a = 0; a < u->nabs; a++) {
+            uint32_t v = code_lin + off[k] + u->abs[a].add - u->abs[a].seg_base;
+            memcpy(out + pos + u->abs[a].pos, &v, 4);
+        }
+        pos += u->len;
+        if (!u->jump)
+            continue;
+        int t = k + 1 + u->skip;
+        if (t > G.n - 1)
+            t = G.n - 1;
+        int rel = off[t] - (pos + jl[k]);
+        uint8_t *p = out + pos;
+        switch (u->jump) {
+        case JMP_JCC8: case JMP_JCC32:
+            if (jl[k] == 2) {
+                p[0] = 0x70 | u->cc;
+                p[1] = rel;
+            } else {
+                p[0] = 0x0f;
+                p[1] = 0x80 | u->cc;
+                memcpy(p + 2, &rel, 4);
+            }
+            break;
+        case JMP_JMP8: case JMP_JMP32:
+            if (jl[k] == 2) {
+                p[0] = 0xeb;
+                p[1] = rel;
+            } else {
+                p[0] = 0xe9;
+                memcpy(p + 1, &rel, 4);
+            }
+            break;
+        case JMP_JECXZ:
+            p[0] = 0xe3;
+            p[1] = rel > 127 ? 0 : rel;
+            break;
+        default:
+            p[0] = 0xe0 + u->cc;
+            p[1] = rel > 127 ? 0 : rel;
+            break;
+        }
+        pos += jl[k];
+    }
+    return pos;
+}
+
+/* ---- machine set-up ---- */
+
+struct image {
+    uint8_t sys[SYS_END - SYS_START];
+    uint8_t pt[PT_END - PD_BASE];
+    uint8_t code[CODE_END - CODE_BASE];
+    uint8_t data[DATA_END - DATA_BASE];
+    uint8_t stk[STK_END - STK_GUARD];
+};
+
+static uint8_t *image_region(struct image *im, int k)
+{
+    switch (k) {
+    case 0: return im->sys;
+    case 1: return im->pt;
+    case 2: return im->code;
+    case 3: return im->data;
+    default: return im->stk;
+    }
+}
+
+static void put_desc(struct image *im, uint16_t sel, struct desc d)
+{
+    memcpy(im->sys + (GDT_BASE - SYS_START) + (sel & ~7), &d, 8);
+}
+
+static void wr32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+
+static uint32_t pte_flags(enum pa pa, bool user)
+{
+    switch (pa) {
+    case PA_RO: return 0x1 | (user ? 0x4 : 0);
+    case PA_NP: return 0;
+    case PA_SUP: return 0x3;
+    default: return 0x3 | (user ? 0x4 : 0);
+    }
+}
+
+static void map_page(struct image *im, uint32_t lin, uint32_t flags)
+{
+    wr32(im->pt + (PT_BASE - PD_BASE) + ((lin >> 12) & 0x3ff) * 4, flags ? (lin & PAGE_MASK) | flags : 0);
+}
+
+struct cpu_init {
+    uint32_t r[8], eip, eflags, cr0, cr3, cr4;
+    int cpl;
+    struct seg seg[SEG_COUNT], tr;
+    struct dtr gdtr, idtr;
+};
+
+static void build(const struct variant *v, struct image *im, struct cpu_init *ci, const uint8_t *code,
+                  int code_len)
+{
+    memset(im, 0, sizeof(*im));
+    /* GDT */
+    put_desc(im, SEL_KCODE, make_desc(0, 0xffffffffu, 0x9b, true));
+    put_desc(im, SEL_KDATA, make_desc(0, 0xffffffffu, 0x93, true));
+    put_desc(im, SEL_UCODE, make_desc(0, 0xffffffffu, 0xfb, true));
+    put_desc(im, SEL_UDATA, make_desc(0, 0xffffffffu, 0xf3, true));
+    put_desc(im, SEL_TSS, make_desc(TSS_BASE, 0x67, 0x8b, false));
+    put_desc(im, SEL_DS, v->ds);
+    put_desc(im, SEL_ES, v->es);
+    put_desc(im, SEL_FS, v->fs);
+    put_desc(im, SEL_GS, v->gs);
+    /* IDT: 32-bit interrupt gates to the handlers */
+    for (int k = 0; k < NUM_VECTORS; k++) {
+        uint32_t off = HANDLERS + 16 * k;
+        uint8_t *g = im->sys + (IDT_BASE - SYS_START) + 8 * k;
+        wr32(g, (SEL_KCODE << 16) | (off & 0xffff));
+        wr32(g + 4, (off & 0xffff0000u) | 0x8e00);
+        uint8_t *h = im->sys + (HANDLERS - SYS_START) + 16 * k;
+        static const uint8_t tmpl[12] = { 0x36, 0xc7, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0xf4 };
+        memcpy(h, tmpl, sizeof tmpl);
+        wr32(h + 3, REC_ADDR);
+        wr32(h + 7, k);
+    }
+    /* TSS: the ring-0 stack */
+    wr32(im->sys + (TSS_BASE - SYS_START) + 4, STK_END);
+    wr32(im->sys + (TSS_BASE - SYS_START) + 8, SEL_KDATA);
+    wr32(im->sys + (REC_ADDR - SYS_START), 0xffffffffu);
+    for (uint32_t k = 8; k < 0x1000; k++)
+        im->sys[REC_ADDR - SYS_START + k] = rnd();
+
+    /* Page tables */
+    if (v->pse) {
+        wr32(im->pt, 0x87);                   /* one 4 MiB user page */
+    } else {
+        wr32(im->pt, PT_BASE | 0x7);
+        for (uint32_t a = SYS_START; a < SYS_END; a += PAGE_SIZE)
+            map_page(im, a, 0x3);
+        map_page(im, CODE_BASE, pte_flags(PA_RW, v->user));
+        map_page(im, CODE_BASE + 0x1000, pte_flags(v->code2_pa, v->user));
+        for (int k = 0; k < 4; k++)
+            map_page(im, DATA_BASE + 0x1000 * k, pte_flags(v->data_pa[k], v->user));
+        map_page(im, STK_GUARD, v->guard_np ? 0 : pte_flags(PA_RW, v->user));
+        map_page(im, USTK_BASE, pte_flags(PA_RW, v->user));
+        map_page(im, USTK_BASE + 0x1000, pte_flags(PA_RW, v->user));
+        map_page(im, KSTK_BASE, 0x3);
+    }
+
+    /* Code: the block, HLTs around it */
+    memset(im->code, 0xf4, sizeof im->code);
+    memcpy(im->code + v->code_off, code, code_len);
+    /* Data and stacks: random bytes */
+    for (size_t k = 0; k < sizeof im->data; k++)
+        im->data[k] = rnd();
+    for (size_t k = 0; k < sizeof im->stk; k++)
+        im->stk[k] = rnd();
+
+    /* CPU */
+    memset(ci, 0, sizeof(*ci));
+    uint32_t block_eip = CODE_BASE + v->code_off;
+    for (int k = 0; k < 8; k++)
+        ci->r[k] = interesting();
+    ci->r[R_ESP] = v->esp;
+    ci->eip = block_eip;
+    ci->eflags = 0x2 | (rnd() & (FL_ARITH | FL_DF));
+    ci->cr0 = CR0_PE | CR0_ET | (v->paging ? CR0_PG : 0) | (v->wp ? CR0_WP : 0);
+    ci->cr3 = v->paging ? PD_BASE : 0;
+    ci->cr4 = v->pse ? CR4_PSE : 0;
+    int rpl = v->user ? 3 : 0;
+    ci->cpl = rpl;
+    seg_from_desc(&ci->seg[SEG_CS], v->user ? SEL_UCODE | 3 : SEL_KCODE,
+                  make_desc(0, 0xffffffffu, v->user ? 0xfb : 0x9b, true));
+    seg_from_desc(&ci->seg[SEG_SS], v->user ? SEL_UDATA | 3 : SEL_KDATA,
+                  make_desc(0, 0xffffffffu, v->user ? 0xf3 : 0x93, true));
+    seg_from_desc(&ci->seg[SEG_DS], SEL_DS | rpl, v->ds);
+    seg_from_desc(&ci->seg[SEG_ES], SEL_ES | rpl, v->es);
+    seg_from_desc(&ci->seg[SEG_FS], SEL_FS | rpl, v->fs);
+    seg_from_desc(&ci->seg[SEG_GS], SEL_GS | rpl, v->gs);
+    seg_from_desc(&ci->tr, SEL_TSS, make_desc(TSS_BASE, 0x67, 0x8b, false));
+    if (v->prologue) {
+        /*
+         * Ring 0 first: read every page it may and write those it may
+         * (A and D bits, supervisor TLB entries the CPL 3 code must not
+         * use), then IRET to the block with the initial registers.
+         */
+        uint8_t *p = im->sys + (PROLOGUE - SYS_START);
+        int n = 0;
+        p[n++] = 0x50;                        /* push eax */
+        for (uint32_t page = DATA_BASE - 0x1000; page < STK_END; page += 0x1000) {
+            bool data = page >= DATA_BASE && page < DATA_END;
+            bool stack = page >= STK_GUARD;
+            if (!data && !stack)
+                continue;
+            enum pa pa = data ? v->data_pa[(page - DATA_BASE) >> 12] : (page == STK_GUARD && v->guard_np) ? PA_NP : PA_RW;
+            if (pa == PA_NP || !v->paging || chance(20))
+                continue;
+            uint32_t a = page + below(0xffc);
+            p[n++] = 0x65; p[n++] = 0xa1;     /* mov eax, gs:[a] */
+            wr32(p + n, a); n += 4;
+            if (pa == PA_RO && v->wp)
+                continue;
+            p[n++] = 0x65; p[n++] = 0x83; p[n++] = 0x05;   /* add dword gs:[a], 0 */
+            wr32(p + n, a); n += 4;
+            p[n++] = 0;
+        }
+        p[n++] = 0x58;                        /* pop eax */
+        p[n++] = 0xcf;                        /* iretd */
+        uint8_t *f = im->stk + (STK_END - 20 - STK_GUARD);
+        wr32(f, block_eip);
+        wr32(f + 4, SEL_UCODE | 3);
+        wr32(f + 8, ci->eflags);
+        wr32(f + 12, v->esp);
+        wr32(f + 16, SEL_UDATA | 3);
+        ci->eip = PROLOGUE;
+        ci->r[R_ESP] = STK_END - 20;
+        ci->cpl = 0;
+        seg_from_desc(&ci->seg[SEG_CS], SEL_KCODE, make_desc(0, 0xffffffffu, 0x9b, true));
+        seg_from_desc(&ci->seg[SEG_SS], SEL_KDATA, make_desc(0, 0xffffffffu, 0x93, true));
+        ci->eflags = 0x2 | (rnd() & FL_ARITH);
+    }
+    ci->gdtr = (struct dtr){ GDT_BASE, 0x4f };
+    ci->idtr = (struct dtr){ IDT_BASE, NUM_VECTORS * 8 - 1 };
+}
+
+static void load(struct machine *m, const struct image *im, const struct cpu_init *ci)
+{
+    for (int k = 0; k < NREGIONS; k++)
+        physmem_copy_to(m->pm, regions[k].start, image_region((struct image *)im, k),
+                        regions[k].end - regions[k].start);
+    struct cpu *c = &m->cpu;
+    memcpy(c->r, ci->r, sizeof c->r);
+    c->eip = ci->eip;
+    c->eflags = ci->eflags;
+    memcpy(c->seg, ci->seg, sizeof c->seg);
+    c->tr = ci->tr;
+    c->ldtr = (struct seg){ 0, 0, 0, 0 };
+    c->gdtr = ci->gdtr;
+    c->idtr = ci->idtr;
+    c->cr0 = ci->cr0;
+    c->cr2 = 0;
+    c->cr3 = ci->cr3;
+    c->cr4 = ci->cr4;
+    c->cpl = ci->cpl;
+    c->halted = false;
+    c->intr_shadow = false;
+    c->fault_depth = 0;
+    c->exc_ext = false;
+    c->bt_exit = false;
+    tlb_flush_all(c);
+}
+
+/* ---- running and comparing ---- */
+
+struct final {
+    uint32_t r[8], eip, eflags, cr2;
+    struct seg seg[SEG_COUNT];
+    int cpl;
+    bool halted;
+    uint64_t insns;
+    bool reset_request;
+    struct image mem;
+};
+
+static void run_engine(struct machine *m, struct final *f)
+{
+    struct cpu *c = &m->cpu;
+    uint64_t icount0 = c->icount;
+    c->budget = RUN_BUDGET;
+    if (m->bt)
+        bt_run(m->bt);
+    else
+        interp_run(c);
+    memset(f, 0, offsetof(struct final, mem));
+    memcpy(f->r, c->r, sizeof f->r);
+    f->eip = c->eip;
+    f->eflags = c->eflags;
+    f->cr2 = c->cr2;
+    memcpy(f->seg, c->seg, sizeof f->seg);
+    f->cpl = c->cpl;
+    f->halted = c->halted;
+    f->insns = c->icount - icount0;
+    int status;
+    f->reset_request = bus_pending_request(m->bus, &status) != BUS_REQ_NONE;
+    if (f->reset_request)
+        bus_clear_request(m->bus);
+    for (int k = 0; k < NREGIONS; k++)
+        physmem_copy_from(m->pm, regions[k].start, image_region(&f->mem, k), regions[k].end - regions[k].start);
+}
+
+static bool same_state(const struct final *a, const struct final *b)
+{
+    return !memcmp(a->r, b->r, sizeof a->r) && a->eip == b->eip && a->eflags == b->eflags && a->cr2 == b->cr2 &&
+           !memcmp(a->seg, b->seg, sizeof a->seg) && a->cpl == b->cpl && a->halted == b->halted &&
+           a->insns == b->insns && a->reset_request == b->reset_request && !memcmp(&a->mem, &b->mem, sizeof a->mem);
+}
+
+static const char *const reg_names[8] = { "eax", "ecx", "edx", "ebx", "esp", "ebp", "esi", "edi" };
+static const char *const seg_names[SEG_COUNT] = { "es", "cs", "ss", "ds", "fs", "gs" };
+
+static void dump_variant(const struct variant *v)
+{
+    static const char *pa[4] = { "rw", "ro", "np", "sup" };
+    fprintf(stderr, "  variant: %s, CPL %d%s, %s%s%s data pages %s/%s/%s/%s, code page 2 %s, guard %s\n",
+            v->paging ? "paging" : "no paging", v->user ? 3 : 0, v->prologue ? " (after a ring-0 prologue and IRET)" : "", v->wp ? "WP, " : "", v->pse ? "4 MiB page, " : "",
+            v->nonflat ? "non-flat DS," : "flat DS,", pa[v->data_pa[0]], pa[v->data_pa[1]], pa[v->data_pa[2]],
+            pa[v->data_pa[3]], pa[v->code2_pa], v->guard_np ? "np" : "mapped");
+}
+
+static void dump_code(const uint8_t *code, int len, uint32_t lin)
+{
+    fprintf(stderr, "  block (%d bytes at %08x):", len, lin);
+    for (int k = 0; k < len; k++)
+        fprintf(stderr, "%s%02x", k % 32 ? " " : "\n    ", code[k]);
+    fprintf(stderr, "\n");
+    int pos = 0;
+    while (pos < len) {
+        char buf[128];
+        int n = disasm_one(code + pos, len - pos, true, lin + pos, buf, sizeof buf);
+        fprintf(stderr, "    %08x  %s\n", lin + pos, n > 0 ? buf : "(bad)");
+        pos += n > 0 ? n : 1;
+    }
+}
+
+static void dump_cpu_init(const struct cpu_init *ci)
+{
+    fprintf(stderr, "  initial:");
+    for (int k = 0; k < 8; k++)
+        fprintf(stderr, " %s=%08x", reg_names[k], ci->r[k]);
+    fprintf(stderr, " eflags=%08x\n", ci->eflags);
+    for (int s = 0; s < SEG_COUNT; s++)
+        fprintf(stderr, "    %s=%04x base=%08x limit=%08x attr=%04x\n", seg_names[s], ci->seg[s].sel,
+                ci->seg[s].base, ci->seg[s].limit, ci->seg[s].attr);
+}
+
+static void dump_diff(const struct final *a, const struct final *b)
+{
+    fprintf(stderr, "  %-12s %-10s %-10s\n", "", "interp", "bt");
+#define ROW(name, x, y) fprintf(stderr, "  %-12s %08x   %08x%s\n", name, (unsigned)(x), (unsigned)(y), (x) != (y) ? "   <--" : "")
+    for (int k = 0; k < 8; k++)
+        ROW(reg_names[k], a->r[k], b->r[k]);
+    ROW("eip", a->eip, b->eip);
+    ROW("eflags", a->eflags, b->eflags);
+    ROW("cr2", a->cr2, b->cr2);
+    ROW("cpl", a->cpl, b->cpl);
+    ROW("halted", a->halted, b->halted);
+    ROW("insns", a->insns, b->insns);
+    ROW("reset req", a->reset_request, b->reset_request);
+    for (int s = 0; s < SEG_COUNT; s++) {
+        char n[16];
+        snprintf(n, sizeof n, "%s.sel", seg_names[s]);
+        ROW(n, a->seg[s].sel, b->seg[s].sel);
+        if (memcmp(&a->seg[s], &b->seg[s], sizeof a->seg[s]))
+            fprintf(stderr, "  %s cache: %08x/%08x/%04x vs %08x/%08x/%04x   <--\n", seg_names[s], a->seg[s].base,
+                    a->seg[s].limit, a->seg[s].attr, b->seg[s].base, b->seg[s].limit, b->seg[s].attr);
+    }
+#undef ROW
+    uint32_t rec;
+    memcpy(&rec, a->mem.sys + (REC_ADDR - SYS_START), 4);
+    fprintf(stderr, "  exception recorded (interp): %s%d\n", rec == 0xffffffffu ? "none " : "", (int)rec);
+    memcpy(&rec, b->mem.sys + (REC_ADDR - SYS_START), 4);
+    fprintf(stderr, "  exception recorded (bt):     %s%d\n", rec == 0xffffffffu ? "none " : "", (int)rec);
+    int shown = 0;
+    for (int k = 0; k < NREGIONS; k++) {
+        const uint8_t *pa = image_region((struct image *)&a->mem, k);
+        const uint8_t *pb = image_region((struct image *)&b->mem, k);
+        for (uint32_t i = 0; i < regions[k].end - regions[k].start; i++) {
+            if (pa[i] != pb[i]) {
+                if (shown++ < 24)
+                    fprintf(stderr, "  memory %08x (%s): interp %02x bt %02x\n", regions[k].start + i,
+                            regions[k].name, pa[i], pb[i]);
+            }
+        }
+    }
+    if (shown > 24)
+        fprintf(stderr, "  ... %d differing bytes in all\n", shown);
+}
+
+/* ---- the test ---- */
+
+static struct machine *m_interp, *m_bt;
+static char bios_path[64];
+
+static struct machine *make_machine(bool bt)
+{
+    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = bt, .no_vga = true };
+    struct machine *m = machine_new(&cfg);
+    assert_non_null(m);
+    return m;
+}
+
+static int setup(void **state)
+{
+    /* A tiny ROM: machine_new wants a 64 KiB image; the guest never runs it. */
+    snprintf(bios_path, sizeof bios_path, "/tmp/rv-bt-fuzz-bios-%d.bin", (int)getpid());
+    FILE *f = fopen(bios_path, "wb");
+    if (!f)
+        return -1;
+    static uint8_t rom[0x10000];
+    memset(rom, 0xf4, sizeof rom);
+    fwrite(rom, 1, sizeof rom, f);
+    fclose(f);
+    m_interp = make_machine(false);
+    m_bt = make_machine(true);
+    unlink(bios_path);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    machine_free(m_interp);
+    machine_free(m_bt);
+    return 0;
+}
+
+struct tallies {
+    unsigned long blocks, halted_plain, not_halted, insns, bytes;
+    unsigned long vec[NUM_VECTORS];
+};
+
+/* Generate and run one block; true when both engines agree. */
+static bool fault_stats;
+
+static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
+{
+    static struct variant v;
+    static struct image im;
+    static struct cpu_init ci;
+    static struct final fi, fb;
+    static uint8_t code[0x1000];
+
+    rng_state = splitmix(seed) | 1;
+    pick_variant(&v);
+    memset(&G, 0, sizeof G);
+    G.v = &v;
+    struct desc segd[SEG_COUNT] = { v.es, make_desc(0, 0xffffffffu, 0x9b, true), flat_data(), v.ds, v.fs, v.gs };
+    for (int s = 0; s < SEG_COUNT; s++) {
+        G.seg_base[s] = desc_base(segd[s]);
+        G.seg_limit[s] = desc_limit(segd[s]);
+        G.seg_attr[s] = desc_attr(segd[s]);
+    }
+    int nunits = 4 + below(MAX_UNITS - 6);
+    for (int k = 0; k < nunits; k++)
+        gen_unit();
+    new_unit();
+    put(0xf4);                                /* hlt (a #GP at CPL 3, which halts too) */
+    int len = assemble(code, CODE_BASE + v.code_off, sizeof code);
+    assert_true(len > 0);
+
+    build(&v, &im, &ci, code, len);
+    load(m_interp, &im, &ci);
+    load(m_bt, &im, &ci);
+    run_engine(m_interp, &fi);
+    run_engine(m_bt, &fb);
+
+    t->blocks++;
+    t->bytes += len;
+    t->insns += fi.insns;
+    uint32_t rec;
+    memcpy(&rec, fi.mem.sys + (REC_ADDR - SYS_START), 4);
+    if (!fi.halted) {
+        t->not_halted++;
+        if (fault_stats)
+            fprintf(stderr, "not halted: BT_FUZZ_SEED=0x%016llx\n", (unsigned long long)seed);
+    }
+    else if (rec < NUM_VECTORS)
+        t->vec[rec]++;
+    else
+        t->halted_plain++;
+
+    if (fault_stats && fi.halted && rec < NUM_VECTORS) {
+        /* Where the exception came from: the frame the handler left on its stack. */
+        bool has_err = rec == 8 || (rec >= 10 && rec <= 14) || rec == 17;
+        uint32_t esp = fi.r[R_ESP] + (has_err ? 4 : 0), eip = 0;
+        if (esp >= STK_GUARD && esp + 4 <= STK_END)
+            memcpy(&eip, fi.mem.stk + (esp - STK_GUARD), 4);
+        char buf[128] = "?";
+        uint32_t at = eip - CODE_BASE;
+        if (at < sizeof im.code - 16)
+            disasm_one(fi.mem.code + at, 16, true, eip, buf, sizeof buf);
+        fprintf(stderr, "fault #%u %s at %s (%s)\n", rec, v.user ? "u" : "k", buf, v.nonflat ? "nonflat" : "flat");
+    }
+    bool same = same_state(&fi, &fb);
+    if (!same || verbose) {
+        fprintf(stderr, "%s: BT_FUZZ_SEED=0x%016llx\n", same ? "block" : "MISMATCH", (unsigned long long)seed);
+        dump_variant(&v);
+        dump_cpu_init(&ci);
+        dump_code(code, len, CODE_BASE + v.code_off);
+        dump_diff(&fi, &fb);
+    }
+    return same;
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+    const char *s = getenv(name);
+    return s && *s ? strtoull(s, NULL, 0) : dflt;
+}
+
+static void test_bt_fuzz(void **state)
+{
+    struct tallies t = { 0 };
+    bool verbose = env_u64("BT_FUZZ_VERBOSE", 0) != 0;
+    fault_stats = env_u64("BT_FUZZ_FAULTS", 0) != 0;
+    const char *one = getenv("BT_FUZZ_SEED");
+    if (one && *one) {
+        assert_true(run_one(strtoull(one, NULL, 0), &t, true));
+        return;
+    }
+    uint64_t n = env_u64("BT_FUZZ_COUNT", getenv("RETROVISOR_LONG") ? BLOCKS_LONG : BLOCKS_CHECK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    unsigned failures = 0;
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t seed = splitmix(BASE_SEED + k);
+        if (!run_one(seed, &t, verbose && failures < MAX_REPORTED)) {
+            if (++failures >= MAX_REPORTED) {
+                fprintf(stderr, "stopping after %u mismatches\n", failures);
+                break;
+            }
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+    struct bt_stats bs;
+    bt_get_stats(m_bt->bt, &bs);
+    printf("bt fuzz: %lu blocks (%lu bytes, %lu instructions) in %.1f s; %u mismatches\n", t.blocks, t.bytes,
+           t.insns, secs, failures);
+    printf("  ended by HLT %lu, not halted %lu; exceptions:", t.halted_plain, t.not_halted);
+    for (int k = 0; k < NUM_VECTORS; k++)
+        if (t.vec[k])
+            printf(" #%d:%lu", k, t.vec[k]);
+    printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries\n",
+           (unsigned long long)bs.blocks_translated, (unsigned long long)bs.blocks_invalidated,
+           (unsigned long long)bs.flushes, (unsigned long long)bs.block_entries);
+    assert_int_equal(failures, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bt_fuzz),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
