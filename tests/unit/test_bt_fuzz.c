@@ -87,6 +87,7 @@ enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
 #define SEL_ES    0x38
 #define SEL_FS    0x40
 #define SEL_GS    0x48
+#define SEL_CODE2 0x50      /* CS with a base (the code area) and a byte-granular limit */
 
 struct region {
     uint32_t start, end;
@@ -150,6 +151,8 @@ struct variant {
     enum pa code2_pa;
     bool guard_np;
     bool prologue;             /* CPL 3: start in ring 0, fill the supervisor TLB, IRET to the block */
+    bool cs_based;             /* CS = SEL_CODE2: base CODE_BASE, EIP != linear address */
+    uint32_t cs_limit;
     struct desc ds, es, fs, gs;
     uint32_t esp;
     uint32_t code_off;
@@ -187,6 +190,8 @@ static void pick_variant(struct variant *v)
     v->code2_pa = r < 85 ? PA_RW : r < 93 ? PA_NP : PA_RO;
     v->guard_np = v->user && chance(50);
     v->prologue = v->user && chance(70);
+    v->cs_based = chance(15);
+    v->cs_limit = v->cs_based ? 0xfffff : 0xffffffffu;
 
     v->ds = v->es = v->gs = flat_data();
     /* FS always has a base (the fast path must add it), usually a flat limit. */
@@ -1228,7 +1233,7 @@ static void g_call_pair(void)
     int reg = reg_w();
     if (via_reg) {
         put(0xb8 + reg);                      /* mov reg, sub (absolute) */
-        add_abs(0, 0);                        /* patched below */
+        add_abs(0, G.seg_base[SEG_CS]);       /* an EIP; patched below */
         put(0xff);
         put(0xd0 + reg);
     } else {
@@ -1630,15 +1635,19 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
     for (int k = 0; k < 8; k++)
         ci->r[k] = interesting();
     ci->r[R_ESP] = v->esp;
-    ci->eip = block_eip;
+    uint32_t cs_base = v->cs_based ? CODE_BASE : 0;
+    struct desc csd = make_desc(cs_base, v->cs_limit, v->user ? 0xfb : 0x9b, true);
+    uint16_t cs_sel = v->cs_based ? SEL_CODE2 : v->user ? SEL_UCODE : SEL_KCODE;
+    if (v->cs_based)
+        put_desc(im, SEL_CODE2, csd);
+    ci->eip = block_eip - cs_base;
     ci->eflags = 0x2 | (rnd() & (FL_ARITH | FL_DF));
     ci->cr0 = CR0_PE | CR0_ET | (v->paging ? CR0_PG : 0) | (v->wp ? CR0_WP : 0);
     ci->cr3 = v->paging ? PD_BASE : 0;
     ci->cr4 = v->pse ? CR4_PSE : 0;
     int rpl = v->user ? 3 : 0;
     ci->cpl = rpl;
-    seg_from_desc(&ci->seg[SEG_CS], v->user ? SEL_UCODE | 3 : SEL_KCODE,
-                  make_desc(0, 0xffffffffu, v->user ? 0xfb : 0x9b, true));
+    seg_from_desc(&ci->seg[SEG_CS], cs_sel | rpl, csd);
     seg_from_desc(&ci->seg[SEG_SS], v->user ? SEL_UDATA | 3 : SEL_KDATA,
                   make_desc(0, 0xffffffffu, v->user ? 0xf3 : 0x93, true));
     seg_from_desc(&ci->seg[SEG_DS], SEL_DS | rpl, v->ds);
@@ -1675,8 +1684,8 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         p[n++] = 0x58;                        /* pop eax */
         p[n++] = 0xcf;                        /* iretd */
         uint8_t *f = im->stk + (STK_END - 20 - STK_GUARD);
-        wr32(f, block_eip);
-        wr32(f + 4, SEL_UCODE | 3);
+        wr32(f, block_eip - cs_base);
+        wr32(f + 4, cs_sel | 3);
         wr32(f + 8, ci->eflags);
         wr32(f + 12, v->esp);
         wr32(f + 16, SEL_UDATA | 3);
@@ -1687,7 +1696,7 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         seg_from_desc(&ci->seg[SEG_SS], SEL_KDATA, make_desc(0, 0xffffffffu, 0x93, true));
         ci->eflags = 0x2 | (rnd() & FL_ARITH);
     }
-    ci->gdtr = (struct dtr){ GDT_BASE, 0x4f };
+    ci->gdtr = (struct dtr){ GDT_BASE, 0x57 };
     ci->idtr = (struct dtr){ IDT_BASE, NUM_VECTORS * 8 - 1 };
 }
 
@@ -1769,10 +1778,14 @@ static const char *const seg_names[SEG_COUNT] = { "es", "cs", "ss", "ds", "fs", 
 static void dump_variant(const struct variant *v)
 {
     static const char *pa[4] = { "rw", "ro", "np", "sup" };
-    fprintf(stderr, "  variant: %s, CPL %d%s, %s%s%s data pages %s/%s/%s/%s, code page 2 %s, guard %s\n",
-            v->paging ? "paging" : "no paging", v->user ? 3 : 0, v->prologue ? " (after a ring-0 prologue and IRET)" : "", v->wp ? "WP, " : "", v->pse ? "4 MiB page, " : "",
-            v->nonflat ? "non-flat DS," : "flat DS,", pa[v->data_pa[0]], pa[v->data_pa[1]], pa[v->data_pa[2]],
-            pa[v->data_pa[3]], pa[v->code2_pa], v->guard_np ? "np" : "mapped");
+    fprintf(stderr, "  variant: %s, CPL %d%s, %s%s%s\n", v->paging ? "paging" : "no paging", v->user ? 3 : 0,
+            v->prologue ? " (entered by IRET from a ring-0 prologue)" : "", v->wp ? "WP, " : "",
+            v->pse ? "one 4 MiB page, " : "", v->nonflat ? "non-flat DS" : "flat DS");
+    fprintf(stderr, "    data pages %s/%s/%s/%s, code page 2 %s, stack guard page %s", pa[v->data_pa[0]],
+            pa[v->data_pa[1]], pa[v->data_pa[2]], pa[v->data_pa[3]], pa[v->code2_pa], v->guard_np ? "np" : "mapped");
+    if (v->cs_based)
+        fprintf(stderr, ", CS base %08x limit %08x", CODE_BASE, v->cs_limit);
+    fprintf(stderr, "\n");
 }
 
 static void dump_code(const uint8_t *code, int len, uint32_t lin)
@@ -1901,7 +1914,8 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     pick_variant(&v);
     memset(&G, 0, sizeof G);
     G.v = &v;
-    struct desc segd[SEG_COUNT] = { v.es, make_desc(0, 0xffffffffu, 0x9b, true), flat_data(), v.ds, v.fs, v.gs };
+    struct desc segd[SEG_COUNT] = { v.es, make_desc(v.cs_based ? CODE_BASE : 0, v.cs_limit, 0x9b, true),
+                                    flat_data(), v.ds, v.fs, v.gs };
     for (int s = 0; s < SEG_COUNT; s++) {
         G.seg_base[s] = desc_base(segd[s]);
         G.seg_limit[s] = desc_limit(segd[s]);
@@ -1914,6 +1928,8 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     put(0xf4);                                /* hlt (a #GP at CPL 3, which halts too) */
     int len = assemble(code, CODE_BASE + v.code_off, sizeof code);
     assert_true(len > 0);
+    if (v.cs_based && chance(50))
+        v.cs_limit = v.code_off + below(len + 32);   /* cuts the block: #GP at a fetch or a jump */
 
     build(&v, &im, &ci, code, len);
     load(m_interp, &im, &ci);
