@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define CODE_SIZE (32u << 20)        /* generated code */
 #define MAX_BLOCKS 65536
@@ -20,18 +21,6 @@
 #define MAX_BLOCK_INSNS 64
 #define CODE_PER_INSN 400            /* upper bound of host bytes emitted per guest instruction */
 
-struct block {
-    uint32_t phys;                   /* guest-physical address of the first instruction */
-    uint32_t eip;                    /* its EIP: native code has the EIPs built in */
-    uint32_t last;                   /* EIP of the block's last byte (checked against CS limit) */
-    bool code32;
-    bool user;                       /* translated for CPL 3 (user TLB) */
-    uint16_t ninsn;
-    struct block *hash_next;
-    struct block *page_next;         /* other blocks starting in the same physical page */
-    void (*code)(struct cpu *c);
-    struct insn *insns;
-};
 
 struct bt {
     struct cpu *cpu;
@@ -43,10 +32,12 @@ struct bt {
     struct insn *insn_arena;
     int ninsns;
     struct block *hash[1u << HASH_BITS];
+    struct block *jump_cache[BT_JUMP_CACHE_SIZE];
     struct block **page_blocks;      /* [PHYS_PAGES] lists per physical page, allocated lazily */
     uint64_t pm_generation;
     bool flush_pending;
     struct bt_stats stats;
+    FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
 };
 
 static unsigned hash_of(uint32_t phys, bool code32)
@@ -77,6 +68,13 @@ struct bt *bt_new(struct cpu *c)
     bt->insn_arena = xcalloc((size_t)MAX_BLOCKS * 8, sizeof(struct insn));
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
+    if (getenv("RETROVISOR_PERF_MAP")) {
+        char path[64];
+        snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
+        bt->perf_map = fopen(path, "w");
+        if (bt->perf_map)
+            setvbuf(bt->perf_map, NULL, _IOLBF, 0);
+    }
     return bt;
 }
 
@@ -84,6 +82,8 @@ void bt_free(struct bt *bt)
 {
     if (!bt)
         return;
+    if (bt->perf_map)
+        fclose(bt->perf_map);
     execmem_free(bt->code_buf, CODE_SIZE);
     free(bt->blocks);
     free(bt->insn_arena);
@@ -127,6 +127,7 @@ void bt_invalidate_page(struct bt *bt, uint32_t page)
     struct block *b = bt->page_blocks[page >> 12];
     while (b) {
         unlink_hash(bt, b);
+        b->valid = false;          /* chained jumps into it stop here */
         bt->stats.blocks_invalidated++;
         b = b->page_next;
     }
@@ -146,12 +147,14 @@ void bt_flush(struct bt *bt)
         }
     }
     memset(bt->hash, 0, sizeof(bt->hash));
+    memset(bt->jump_cache, 0, sizeof(bt->jump_cache));
     bt->nblocks = 0;
     bt->ninsns = 0;
     bt->em.p = bt->code_buf;
     bt->stats.flushes++;
     bt->pm_generation = bt->pm->generation;
     bt->flush_pending = false;
+    bt->cpu->bt_chain_slot = NULL;
 }
 
 /* ---- execution of one threaded instruction (called from generated code) ---- */
@@ -197,10 +200,18 @@ static bool ends_block(const struct insn *in)
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last };
+    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last, .jump_cache = bt->jump_cache };
+    /* Only blocks without threaded instructions chain: those are the ones
+     * that cannot change interrupt state, mappings or the mode. */
+    bool all_native = b->code32;
+    for (int k = 0; k < b->ninsn && all_native; k++)
+        all_native = native_supported(&b->insns[k]);
+    if (all_native)
+        be.chain = b->chain;
     uint8_t *start = e->p;
     emit_push(e, H_RBX);
     emit_mov_rr64(e, H_RBX, H_RDI);
+    b->entry = e->p;
     uint32_t eip = b->eip;
     bool ended = false;
     for (int k = 0; k < b->ninsn; k++) {
@@ -248,6 +259,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
         return NULL;
     bt->ninsns += n;
     struct block *b = &bt->blocks[bt->nblocks++];
+    memset(b, 0, sizeof(*b));
+    b->valid = true;
     b->phys = phys;
     b->eip = bt->cpu->eip;
     b->code32 = code32;
@@ -258,7 +271,11 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
         len += insns[k].len;
     b->last = b->eip + len - 1;
     b->insns = insns;
+    uint8_t *code_start = bt->em.p;
     emit_block_code(bt, b);
+    if (bt->perf_map)
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
+                (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
     unsigned h = hash_of(phys, code32);
     b->hash_next = bt->hash[h];
     bt->hash[h] = b;
@@ -288,10 +305,31 @@ static struct block *lookup(struct bt *bt)
         b = b->hash_next;
     if (!b)
         b = translate(bt, host, phys, code32, user);
+    if (b)
+        bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)] = b;
     /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
     if (b && (b->last > c->seg[SEG_CS].limit || b->last < b->eip))
         return NULL;
     return b;
+}
+
+/* The exit in `slot` just left for its static target: if the block there
+ * lies in the same page (so the same mapping holds whenever the owner runs),
+ * later runs jump straight into it. */
+static void chain_to_next(struct bt *bt, struct chain_slot *slot)
+{
+    struct cpu *c = bt->cpu;
+    if (c->halted || interp_interrupt_ready(c) || (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)))
+        return;
+    if ((c->seg[SEG_CS].base & 0xfff) || ((slot->eip ^ slot->owner->eip) & PAGE_MASK))
+        return;
+    uint64_t flushes = bt->stats.flushes;
+    struct block *next = lookup(bt);
+    if (bt->stats.flushes != flushes)
+        return;                    /* the slot went with the flushed blocks */
+    if (next && next->eip == slot->eip && next->user == slot->owner->user &&
+        next->code32 == slot->owner->code32 && !((next->phys ^ slot->owner->phys) & PAGE_MASK))
+        slot->target = next;
 }
 
 void bt_run(struct bt *bt)
@@ -326,5 +364,9 @@ void bt_run(struct bt *bt)
         c->bt_exit = false;
         bt->stats.block_entries++;
         b->code(c);
+        struct chain_slot *slot = c->bt_chain_slot;
+        c->bt_chain_slot = NULL;
+        if (slot && !slot->target && slot->eip == c->eip)
+            chain_to_next(bt, slot);
     }
 }

@@ -190,11 +190,55 @@ static void jump_to_stub(struct block_emit *be, uint8_t cc)
     s->fixups[s->nfixups++] = emit_jcc32(be->e, cc);
 }
 
+/*
+ * Leave for a fixed EIP.  A chainable exit records its slot, then jumps
+ * straight into the target block when bt_run has resolved it, the budget
+ * is not spent, no write has asked to leave, the target is still valid,
+ * CS base is page-aligned (same page by EIP = same linear page) and the
+ * target lies within the CS limit.
+ */
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
     emit_store_eip(e, eip);
     emit_count(e, count);
+    if (be->chain && be->nchain < 2) {
+        struct chain_slot *slot = &be->chain[be->nchain++];
+        slot->eip = eip;
+        slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
+        uint8_t *out[6];
+        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
+        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_chain_slot], rax */
+        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+        emit_u8(e, 0x80);                                      /* cmp byte [rbx+bt_exit], 0 */
+        modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
+        emit_u8(e, 0);
+        out[0] = emit_jcc32(e, CC_NE);
+        emit_u8(e, 0x48); emit_u8(e, 0x83);                    /* cmp qword [rbx+budget], 0 */
+        modrm_rbx(e, 7, OFF_BUDGET);
+        emit_u8(e, 0);
+        out[1] = emit_jcc32(e, 0xe);                           /* jle */
+        emit_u8(e, 0xf7);                                      /* test dword [rbx+cs.base], 0xfff */
+        modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
+        emit_u32(e, 0xfff);
+        out[2] = emit_jcc32(e, CC_NE);
+        emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x00);  /* mov rax, [rax] */
+        emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);  /* test rax, rax */
+        out[3] = emit_jcc32(e, CC_E);
+        emit_u8(e, 0x80); emit_u8(e, 0xb8);                    /* cmp byte [rax+valid], 0 */
+        emit_u32(e, offsetof(struct block, valid));
+        emit_u8(e, 0);
+        out[4] = emit_jcc32(e, CC_E);
+        emit_u8(e, 0x8b); emit_u8(e, 0x88);                    /* mov ecx, [rax+last] */
+        emit_u32(e, offsetof(struct block, last));
+        emit_u8(e, 0x3b);                                      /* cmp ecx, [rbx+cs.limit] */
+        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+        out[5] = emit_jcc32(e, CC_A);
+        emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
+        emit_u32(e, offsetof(struct block, entry));
+        for (int k = 0; k < 6; k++)
+            emit_patch_rel32(out[k], e->p);
+    }
     emit_pop(e, H_RBX);
     emit_ret(e);
 }
@@ -235,6 +279,10 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         }
         emit_test_al(e);
         emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
+        /* The interpreter may have touched a device: no chaining from here on. */
+        emit_u8(e, 0xc6);                                      /* mov byte [rbx+bt_exit], 1 */
+        modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_exit));
+        emit_u8(e, 1);
         /* The resumed code retires this instruction and the earlier ones again. */
         emit_count(e, -(s->pending + 1));
         emit_patch_rel32(emit_jmp32(e), s->resume);
@@ -670,6 +718,76 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
     jump_to_stub(be, CC_A);
 }
 
+/*
+ * An indirect exit (RET, JMP/CALL r/m) of a chaining block: look the target
+ * EIP up in bt's jump cache and enter that block directly when it is still
+ * valid, translated for this CPL, within the CS limit, and its page is what
+ * the TLB maps the target's linear address to now.  Otherwise fall through
+ * to the return into bt_run.
+ */
+static void emit_jump_cache(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    uint8_t *out[10];
+    int n = 0;
+    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
+    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
+    emit_u8(e, 0);
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
+    modrm_rbx(e, 7, OFF_BUDGET);
+    emit_u8(e, 0);
+    out[n++] = emit_jcc32(e, 0xe);                             /* jle */
+    emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
+    emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 */
+    emit_mov_imm64(e, H_RSI, (uintptr_t)be->jump_cache);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x04); emit_u8(e, 0xc6);   /* mov rax, [rsi+rax*8] */
+    emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);      /* test rax, rax */
+    out[n++] = emit_jcc32(e, CC_E);
+    emit_u8(e, 0x3b); emit_u8(e, 0xb8);                        /* cmp edi, [rax+eip] */
+    emit_u32(e, offsetof(struct block, eip));
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+valid], 0 */
+    emit_u32(e, offsetof(struct block, valid));
+    emit_u8(e, 0);
+    out[n++] = emit_jcc32(e, CC_E);
+    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+user], be->user */
+    emit_u32(e, offsetof(struct block, user));
+    emit_u8(e, be->user);
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+code32], 1 */
+    emit_u32(e, offsetof(struct block, code32));
+    emit_u8(e, 1);
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x8b); emit_u8(e, 0x88);                        /* mov ecx, [rax+last] */
+    emit_u32(e, offsetof(struct block, last));
+    emit_u8(e, 0x3b);                                          /* cmp ecx, [rbx+cs.limit] */
+    modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+    out[n++] = emit_jcc32(e, CC_A);
+    /* The target's linear page must be in the TLB, mapped to the block's page. */
+    emit_u8(e, 0x89); emit_u8(e, 0xf9);                        /* mov ecx, edi */
+    emit_u8(e, 0x03);                                          /* add ecx, [rbx+cs.base] */
+    modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, base));
+    emit_u8(e, 0x89); emit_u8(e, 0xca);                        /* mov edx, ecx */
+    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12);        /* shr edx, 12 */
+    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, TLB_SIZE - 1);
+    emit_u8(e, 0x6b); emit_u8(e, 0xd2); emit_u8(e, sizeof(struct tlb_entry));
+    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
+    emit_u8(e, 0x3b); emit_u8(e, 0x8c); emit_u8(e, 0x13);      /* cmp ecx, [rbx+rdx+tag_read] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, tag_read));
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x8b); emit_u8(e, 0x8c); emit_u8(e, 0x13);      /* mov ecx, [rbx+rdx+phys] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, phys));
+    emit_u8(e, 0x33); emit_u8(e, 0x88);                        /* xor ecx, [rax+phys] */
+    emit_u32(e, offsetof(struct block, phys));
+    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
+    out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0xff); emit_u8(e, 0xa0);                        /* jmp [rax+entry] */
+    emit_u32(e, offsetof(struct block, entry));
+    for (int k = 0; k < n; k++)
+        emit_patch_rel32(out[k], e->p);
+}
+
 /* Leave the block for an EIP computed at run time (in edi). */
 static void emit_exit_edi(struct block_emit *be)
 {
@@ -677,6 +795,8 @@ static void emit_exit_edi(struct block_emit *be)
     emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
+    if (be->chain)
+        emit_jump_cache(be);
     emit_pop(e, H_RBX);
     emit_ret(e);
 }
@@ -887,11 +1007,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         }
         case 0xc2: case 0xc3:                  /* ret [imm16] */
             emit_pop_ecx(be, op == 0xc2 ? (in->imm & 0xffff) : 0, true);
-            emit_u8(e, 0x89);                  /* mov [rbx+eip], ecx */
-            modrm_rbx(e, H_RCX, OFF_EIP);
-            emit_count(e, be->pending + 1);
-            emit_pop(e, H_RBX);
-            emit_ret(e);
+            emit_u8(e, 0x89); emit_u8(e, 0xcf); /* mov edi, ecx */
+            emit_exit_edi(be);
             ends = true;
             break;
         }

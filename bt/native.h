@@ -13,6 +13,32 @@
 #include "monitor/cpu.h"
 #include "monitor/decode.h"
 
+struct cpu;
+struct block;
+
+/* A block exit with a fixed target, once resolved: a direct jump. */
+struct chain_slot {
+    struct block *target;            /* NULL until bt_run resolves it */
+    struct block *owner;
+    uint32_t eip;                    /* the target EIP */
+};
+
+struct block {
+    uint32_t phys;                   /* guest-physical address of the first instruction */
+    uint32_t eip;                    /* its EIP: native code has the EIPs built in */
+    uint32_t last;                   /* EIP of the block's last byte (checked against CS limit) */
+    bool code32;
+    bool user;                       /* translated for CPL 3 (user TLB) */
+    bool valid;                      /* false once invalidated: chained jumps stop */
+    uint16_t ninsn;
+    struct block *hash_next;
+    struct block *page_next;         /* other blocks starting in the same physical page */
+    void (*code)(struct cpu *c);
+    uint8_t *entry;                  /* code after the prologue: where chained jumps land */
+    struct insn *insns;
+    struct chain_slot chain[2];      /* fixed-target exits (taken/fall-through) */
+};
+
 #define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
 #define NATIVE_MAX_STUBS 64
 
@@ -27,8 +53,13 @@ struct native_stub {
     uint8_t *resume;                      /* code of the next instruction */
 };
 
+#define BT_JUMP_CACHE_SIZE 4096     /* indirect-exit targets by EIP (power of two) */
+
 struct block_emit {
     struct emitter *e;
+    struct block **jump_cache;  /* bt's cache for RET and indirect JMP/CALL */
+    struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
+    int nchain;
     bool user;                  /* block runs at CPL 3: user TLB */
     int pending;                /* instructions retired natively since the last count flush */
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */

@@ -153,6 +153,7 @@ struct cpu {
     int64_t budget;              /* instructions left before the run loop regains control */
     unsigned trace;              /* TRACE_* flags of the machine (0: no tracing) */
     bool bt_exit;                /* leave the current translated block after this instruction */
+    void *bt_chain_slot;         /* the chainable exit a translated block left by (bt/native.h) */
     jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
 
     /* Exception being delivered (valid while fault_depth > 0). */
