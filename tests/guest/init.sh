@@ -55,6 +55,10 @@ bench)
     echo "retrovisor demo guest: Debian's i386 kernel with a busybox shell."
     echo "Type 'poweroff -f' to stop the machine (or Ctrl-A X on the terminal)."
     echo
+    # A second shell on the VGA console, for the window (SDL or VNC).
+    if [ -c /dev/tty1 ]; then
+        setsid sh -c 'exec sh -l </dev/tty1 >/dev/tty1 2>&1' &
+    fi
     exec setsid cttyhack sh -l
     ;;
 esac
