@@ -1221,29 +1221,8 @@ static void g_jump(void)
     }
 }
 
-static void g_call_pair(void)
+static void call_body(void)
 {
-    bool with_imm = chance(25);
-    bool via_reg = chance(25);
-    if (with_imm) {
-        put(0x68);
-        put32(interesting());
-    }
-    /* call sub; jmp over; sub: body; ret; over: */
-    int reg = reg_w();
-    if (via_reg) {
-        put(0xb8 + reg);                      /* mov reg, sub (absolute) */
-        add_abs(0, G.seg_base[SEG_CS]);       /* an EIP; patched below */
-        put(0xff);
-        put(0xd0 + reg);
-    } else {
-        put(0xe8);
-        put32(2);                             /* over the short jmp */
-    }
-    int jmp_at = G.u->len;
-    put(0xeb);
-    put(0);
-    int sub = G.u->len;
     bool outer = G.in_body;
     G.in_body = true;
     int n = 1 + below(3);
@@ -1254,16 +1233,118 @@ static void g_call_pair(void)
             g_alu();
     }
     G.in_body = outer;
+}
+
+/* An EIP-valued immediate (an absolute branch target within this unit), patched by the caller. */
+static int put_eip_field(void)
+{
+    add_abs(0, G.seg_base[SEG_CS]);
+    return G.u->nabs - 1;
+}
+
+/*
+ * CALL/RET pairs inside the unit: call sub; jmp over; sub: body; ret; over:
+ * with CALL rel32, CALL reg, CALL [mem], and the subroutine before the call
+ * (jmp over; sub: body; ret; over: call sub), whose return address lies
+ * beyond the subroutine (a CS limit between them faults the RET).
+ */
+static void g_call_pair(void)
+{
+    bool with_imm = chance(25);
+    if (with_imm) {
+        put(0x68);
+        put32(interesting());
+    }
+    int kind = below(4);
+    if (kind == 3) {                          /* backward */
+        int jmp_at = G.u->len;
+        put(0xeb);
+        put(0);
+        int sub = G.u->len;
+        call_body();
+        if (with_imm) {
+            put(0xc2);
+            put16(4);
+        } else {
+            put(0xc3);
+        }
+        G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+        put(0xe8);
+        put32(sub - (G.u->len + 4));
+        return;
+    }
+    int field = -1;
+    if (kind == 1) {                          /* mov reg, sub; call reg */
+        int reg = reg_w();
+        put(0xb8 + reg);
+        field = put_eip_field();
+        put(0xff);
+        put(0xd0 + reg);
+    } else if (kind == 2) {                   /* mov dword [mem], sub; call [mem] */
+        struct memop mo;
+        gen_mem(&mo, 4, true, 0);
+        put_prefixes(false, mo.seg, false, 0);
+        put(0xc7);
+        put_modrm(&mo, 0);
+        field = put_eip_field();
+        put_prefixes(false, mo.seg, false, 0);
+        put(0xff);
+        put_modrm(&mo, 2);
+    } else {
+        put(0xe8);
+        put32(2);                             /* over the short jmp */
+    }
+    int jmp_at = G.u->len;
+    put(0xeb);
+    put(0);
+    int sub = G.u->len;
+    call_body();
     if (with_imm) {
         put(0xc2);
         put16(4);
     } else {
         put(0xc3);
     }
-    int over = G.u->len;
-    G.u->b[jmp_at + 1] = over - (jmp_at + 2);
-    if (via_reg)
-        G.u->abs[G.u->nabs - 1].add = sub;
+    G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+    if (field >= 0)
+        G.u->abs[field].add = sub;
+}
+
+/* Computed jumps to the end of the unit: push target; ret / jmp reg / jmp [mem]. */
+static void g_indirect_jump(void)
+{
+    int field;
+    switch (below(3)) {
+    case 0:
+        put(0x68);
+        field = put_eip_field();
+        put(0xc3);
+        break;
+    case 1: {
+        int reg = reg_w();
+        put(0xb8 + reg);
+        field = put_eip_field();
+        put(0xff);
+        put(0xe0 + reg);
+        break;
+    }
+    default: {
+        struct memop mo;
+        gen_mem(&mo, 4, true, 0);
+        put_prefixes(false, mo.seg, false, 0);
+        put(0xc7);
+        put_modrm(&mo, 0);
+        field = put_eip_field();
+        put_prefixes(false, mo.seg, false, 0);
+        put(0xff);
+        put_modrm(&mo, 4);
+        break;
+    }
+    }
+    int n = below(3);                         /* skipped: never executed */
+    for (int k = 0; k < n; k++)
+        g_simple();
+    G.u->abs[field].add = G.u->len;
 }
 
 /* Stores into the code that follows: the translation must be dropped. */
@@ -1412,7 +1493,8 @@ static void gen_unit(void)
     else if (r < 815) g_string();
     else if (r < 850) g_flags_misc();
     else if (r < 920) g_jump();
-    else if (r < 960) g_call_pair();
+    else if (r < 950) g_call_pair();
+    else if (r < 960) g_indirect_jump();
     else if (r < 975) g_smc();
     else if (r < 990) g_loop();
     else if (r < 995) g_wrap();
