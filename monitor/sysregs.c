@@ -40,7 +40,7 @@ void cpu_write_cr3(struct cpu *c, uint32_t v)
 
 void cpu_write_cr4(struct cpu *c, uint32_t v)
 {
-    const uint32_t supported = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PGE;
+    const uint32_t supported = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PGE | CR4_OSFXSR;
     if (v & ~supported)
         cpu_raise(c, EXC_GP, 0);
     uint32_t changed = c->cr4 ^ v;
@@ -59,12 +59,13 @@ void cpu_write_cr4(struct cpu *c, uint32_t v)
 #define CPUID_SEP  (1u << 11)
 #define CPUID_PGE  (1u << 13)
 #define CPUID_CMOV (1u << 15)
+#define CPUID_FXSR (1u << 24)
 
 uint32_t cpu_feature_edx(void)
 {
     uint32_t f = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_SEP | CPUID_PGE | CPUID_CMOV;
     if (fpu_implemented())
-        f |= CPUID_FPU;
+        f |= CPUID_FPU | CPUID_FXSR;
     return f;
 }
 
