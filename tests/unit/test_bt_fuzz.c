@@ -310,7 +310,7 @@ struct memop {
     bool has_sib;
     int disp_size;
     uint32_t disp;
-    bool abs_fixup;            /* disp32 is a code address (filled by the fixup pass) */
+    bool addr16;               /* 16-bit addressing: needs the 0x67 prefix */
 };
 
 /* A linear target for a data access of `size` bytes. */
@@ -447,6 +447,35 @@ static void gen_mem(struct memop *mo, int size, bool write, uint32_t avoid)
     int seg;
     uint32_t off;
     pick_access(size, write, &seg, &off);
+    if (off <= 0xffffu - (size - 1) && chance(40)) {
+        /* 16-bit addressing (FS or a based ES): the registers' upper halves are ignored. */
+        static const int8_t b16[8] = { R_EBX, R_EBX, R_EBP, R_EBP, R_ESI, R_EDI, R_EBP, R_EBX };
+        static const int8_t i16[8] = { R_ESI, R_EDI, R_ESI, R_EDI, -1, -1, -1, -1 };
+        int rm = below(8), mod = below(3);
+        int b = b16[rm], i = i16[rm];
+        mo->addr16 = true;
+        if ((mod == 0 && rm == 6) || (avoid & (1u << b)) || (i >= 0 && (avoid & (1u << i)))) {
+            mo->mod = 0;
+            mo->rm = 6;
+            mo->disp_size = 2;
+            mo->disp = off;
+            if (seg != SEG_DS || chance(5))
+                mo->seg = seg;
+            return;
+        }
+        uint32_t disp = mod == 0 ? 0 : mod == 1 ? (uint32_t)(int32_t)(int8_t)rnd() : rnd() & 0xffff;
+        uint32_t iv = i >= 0 ? rnd() : 0;
+        if (i >= 0)
+            mov_r32_imm(i, iv);
+        mov_r32_imm(b, (rnd() & 0xffff0000u) | ((off - disp - iv) & 0xffff));
+        mo->mod = mod;
+        mo->rm = rm;
+        mo->disp_size = mod == 1 ? 1 : mod == 2 ? 2 : 0;
+        mo->disp = disp;
+        if (seg != (b == R_EBP ? SEG_SS : SEG_DS) || chance(5))
+            mo->seg = seg;
+        return;
+    }
 
     int form = below(10);
     int base = -1, index = -1;
@@ -522,17 +551,21 @@ static void put_modrm(const struct memop *mo, int regfield)
         put(mo->sib);
     if (mo->disp_size == 1)
         put(mo->disp);
+    else if (mo->disp_size == 2)
+        put16(mo->disp);
     else if (mo->disp_size == 4)
         put32(mo->disp);
 }
 
 /* Prefixes in a random order. */
-static void put_prefixes(bool opsize, int seg, bool lock, int rep)
+static void put_prefixes_a(bool opsize, int seg, bool lock, int rep, bool adsize)
 {
-    uint8_t p[5];
+    uint8_t p[6];
     int n = 0;
     if (opsize)
         p[n++] = 0x66;
+    if (adsize)
+        p[n++] = 0x67;
     if (seg >= 0)
         p[n++] = seg_prefix_byte[seg];
     if (lock)
@@ -547,6 +580,11 @@ static void put_prefixes(bool opsize, int seg, bool lock, int rep)
     }
     for (int k = 0; k < n; k++)
         put(p[k]);
+}
+
+static void put_prefixes(bool opsize, int seg, bool lock, int rep)
+{
+    put_prefixes_a(opsize, seg, lock, rep, false);
 }
 
 /*
@@ -583,7 +621,7 @@ static void emit_rmi(const struct rmi *x)
     bool lock = mem && x->lockable && chance(15);
     if (!mem && x->lockable && chance(1))
         lock = true;                          /* #UD */
-    put_prefixes(x->opsize, mo.seg, lock, 0);
+    put_prefixes_a(x->opsize, mo.seg, lock, 0, mo.addr16);
     for (int k = 0; k < x->nop; k++)
         put(x->op[k]);
     put_modrm(&mo, x->regfield);
@@ -1105,16 +1143,33 @@ static void g_flags_misc(void)
         break;
     case 8: put(0x90); break;
     case 9: put(0x0f); put(0x1f); put(0x40 | reg_w()); put(rnd()); break;   /* hint nop [r+d8] (no SIB), no access */
-    case 10: {                                /* push sreg; pop sreg (a reload) */
-        int k = below(4);
-        if (k < 2) {
-            put(k ? 0x1e : 0x06);
-            put(k ? 0x1f : 0x07);
+    case 10: {
+        /* Reload a data segment register, usually with itself, sometimes
+         * with another one's selector (push x; pop y, or mov r, x; mov y, r):
+         * translated code must use the new base/limit from then on. */
+        static const int segs[4] = { SEG_ES, SEG_DS, SEG_FS, SEG_GS };
+        int x = segs[below(4)], y = chance(70) ? x : segs[below(4)];
+        if (chance(70)) {
+            if (x == SEG_FS || x == SEG_GS)
+                put(0x0f), put(x == SEG_FS ? 0xa0 : 0xa8);
+            else
+                put(x == SEG_ES ? 0x06 : 0x1e);
+            if (y == SEG_FS || y == SEG_GS)
+                put(0x0f), put(y == SEG_FS ? 0xa1 : 0xa9);
+            else
+                put(y == SEG_ES ? 0x07 : 0x1f);
         } else {
-            bool fs = k == 2;
-            put(0x0f); put(fs ? 0xa0 : 0xa8);
-            put(0x0f); put(fs ? 0xa1 : 0xa9);
+            int r = reg_w();
+            if (chance(50))
+                put(0x66);
+            put(0x8c);                        /* mov r, x */
+            put(0xc0 | (x << 3) | r);
+            put(0x8e);                        /* mov y, r */
+            put(0xc0 | (y << 3) | r);
         }
+        G.seg_base[y] = G.seg_base[x];
+        G.seg_limit[y] = G.seg_limit[x];
+        G.seg_attr[y] = G.seg_attr[x];
         break;
     }
     case 11:                                  /* xlat */
@@ -1283,11 +1338,11 @@ static void g_call_pair(void)
     } else if (kind == 2) {                   /* mov dword [mem], sub; call [mem] */
         struct memop mo;
         gen_mem(&mo, 4, true, 0);
-        put_prefixes(false, mo.seg, false, 0);
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
         put(0xc7);
         put_modrm(&mo, 0);
         field = put_eip_field();
-        put_prefixes(false, mo.seg, false, 0);
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
         put(0xff);
         put_modrm(&mo, 2);
     } else {
@@ -1331,11 +1386,11 @@ static void g_indirect_jump(void)
     default: {
         struct memop mo;
         gen_mem(&mo, 4, true, 0);
-        put_prefixes(false, mo.seg, false, 0);
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
         put(0xc7);
         put_modrm(&mo, 0);
         field = put_eip_field();
-        put_prefixes(false, mo.seg, false, 0);
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
         put(0xff);
         put_modrm(&mo, 4);
         break;
