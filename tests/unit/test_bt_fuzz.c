@@ -27,7 +27,9 @@
  *
  * Environment: RETROVISOR_LONG=1 runs 10^6 blocks instead of 10^5;
  * BT_FUZZ_COUNT=n overrides the count; BT_FUZZ_SEED=s runs one block;
- * BT_FUZZ_VERBOSE=1 dumps every block run.
+ * BT_FUZZ_VERBOSE=1 dumps every block run; BT_FUZZ_TRACE=1 traces the
+ * interpreter's run instruction by instruction (with BT_FUZZ_SEED);
+ * BT_FUZZ_FAULTS=1 lists where each run's exception came from.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -88,6 +90,7 @@ enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
 #define SEL_FS    0x40
 #define SEL_GS    0x48
 #define SEL_CODE2 0x50      /* CS with a base (the code area) and a byte-granular limit */
+#define SEL_SS16  0x58      /* a 16-bit stack (B=0) with a base */
 
 struct region {
     uint32_t start, end;
@@ -153,6 +156,9 @@ struct variant {
     bool prologue;             /* CPL 3: start in ring 0, fill the supervisor TLB, IRET to the block */
     bool cs_based;             /* CS = SEL_CODE2: base CODE_BASE, EIP != linear address */
     uint32_t cs_limit;
+    bool ss16;                 /* SS = SEL_SS16: SP only, ESP's upper half kept */
+    struct desc ss;
+    uint32_t esp_hi;           /* upper half of ESP with a 16-bit stack */
     struct desc ds, es, fs, gs;
     uint32_t esp;
     uint32_t code_off;
@@ -225,6 +231,11 @@ static void pick_variant(struct variant *v)
     }
     if (!v->user && v->esp < USTK_BASE + 0x200)
         v->esp += 0x200;
+    /* v->esp is linear; with a 16-bit stack the base puts SP near 0x8000. */
+    v->ss16 = chance(10);
+    v->ss = v->ss16 ? make_desc(v->esp - 0x8000 - below(0x100), 0xffff, v->user ? 0xf3 : 0x93, false)
+                    : make_desc(0, 0xffffffffu, v->user ? 0xf3 : 0x93, true);
+    v->esp_hi = v->ss16 && chance(20) ? rnd() & 0xffff0000u : 0;
     v->code_off = chance(20) ? 0xe00 + below(0x1f0) : below(0xe00);
 }
 
@@ -1148,7 +1159,7 @@ static void g_flags_misc(void)
          * with another one's selector (push x; pop y, or mov r, x; mov y, r):
          * translated code must use the new base/limit from then on. */
         static const int segs[4] = { SEG_ES, SEG_DS, SEG_FS, SEG_GS };
-        int x = segs[below(4)], y = chance(70) ? x : segs[below(4)];
+        int x = segs[below(4)], y = chance(70) ? x : segs[below(3)];   /* GS stays flat: the handlers use it */
         if (chance(70)) {
             if (x == SEG_FS || x == SEG_GS)
                 put(0x0f), put(x == SEG_FS ? 0xa0 : 0xa8);
@@ -1197,10 +1208,26 @@ static void g_flags_misc(void)
     }
 }
 
+static void g_simple(void);
+
 /* An exception on purpose: #UD, #BP, #OF, or a privileged instruction. */
 static void g_trap(void)
 {
-    switch (below(6)) {
+    switch (below(9)) {
+    case 6:                                   /* pushfd; or dword [esp], TF; popfd: #DB after the next one */
+        put(0x9c);
+        put(0x81); put(0x0c); put(0x24); put32(FL_TF);
+        put(0x9d);
+        g_simple();
+        break;
+    case 7:                                   /* int n: to a handler, or #GP (gate DPL, IDT limit) */
+        put(0xcd);
+        put(chance(70) ? below(NUM_VECTORS) : below(256));
+        break;
+    case 8:                                   /* aam 0: #DE */
+        put(0xd4);
+        put(chance(50) ? 0 : rnd());
+        break;
     case 0: put(0x0f); put(0x0b); break;      /* ud2 */
     case 1: put(0xcc); break;                 /* int3 (#GP from CPL 3: the gate is DPL 0) */
     case 2: put(0xce); break;                 /* into */
@@ -1728,7 +1755,8 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         wr32(g, (SEL_KCODE << 16) | (off & 0xffff));
         wr32(g + 4, (off & 0xffff0000u) | 0x8e00);
         uint8_t *h = im->sys + (HANDLERS - SYS_START) + 16 * k;
-        static const uint8_t tmpl[12] = { 0x36, 0xc7, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0xf4 };
+        /* mov dword gs:[REC_ADDR], vector; hlt (GS stays flat in every run) */
+        static const uint8_t tmpl[12] = { 0x65, 0xc7, 0x05, 0, 0, 0, 0, 0, 0, 0, 0, 0xf4 };
         memcpy(h, tmpl, sizeof tmpl);
         wr32(h + 3, REC_ADDR);
         wr32(h + 7, k);
@@ -1771,7 +1799,7 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
     uint32_t block_eip = CODE_BASE + v->code_off;
     for (int k = 0; k < 8; k++)
         ci->r[k] = interesting();
-    ci->r[R_ESP] = v->esp;
+    ci->r[R_ESP] = v->esp - desc_base(v->ss) + v->esp_hi;
     uint32_t cs_base = v->cs_based ? CODE_BASE : 0;
     struct desc csd = make_desc(cs_base, v->cs_limit, v->user ? 0xfb : 0x9b, true);
     uint16_t cs_sel = v->cs_based ? SEL_CODE2 : v->user ? SEL_UCODE : SEL_KCODE;
@@ -1785,8 +1813,9 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
     int rpl = v->user ? 3 : 0;
     ci->cpl = rpl;
     seg_from_desc(&ci->seg[SEG_CS], cs_sel | rpl, csd);
-    seg_from_desc(&ci->seg[SEG_SS], v->user ? SEL_UDATA | 3 : SEL_KDATA,
-                  make_desc(0, 0xffffffffu, v->user ? 0xf3 : 0x93, true));
+    uint16_t ss_sel = v->ss16 ? SEL_SS16 | rpl : v->user ? SEL_UDATA | 3 : SEL_KDATA;
+    put_desc(im, SEL_SS16, v->ss);
+    seg_from_desc(&ci->seg[SEG_SS], ss_sel, v->ss);
     seg_from_desc(&ci->seg[SEG_DS], SEL_DS | rpl, v->ds);
     seg_from_desc(&ci->seg[SEG_ES], SEL_ES | rpl, v->es);
     seg_from_desc(&ci->seg[SEG_FS], SEL_FS | rpl, v->fs);
@@ -1824,8 +1853,8 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         wr32(f, block_eip - cs_base);
         wr32(f + 4, cs_sel | 3);
         wr32(f + 8, ci->eflags);
-        wr32(f + 12, v->esp);
-        wr32(f + 16, SEL_UDATA | 3);
+        wr32(f + 12, ci->r[R_ESP]);
+        wr32(f + 16, ss_sel);
         ci->eip = PROLOGUE;
         ci->r[R_ESP] = STK_END - 20;
         ci->cpl = 0;
@@ -1833,7 +1862,7 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         seg_from_desc(&ci->seg[SEG_SS], SEL_KDATA, make_desc(0, 0xffffffffu, 0x93, true));
         ci->eflags = 0x2 | (rnd() & FL_ARITH);
     }
-    ci->gdtr = (struct dtr){ GDT_BASE, 0x57 };
+    ci->gdtr = (struct dtr){ GDT_BASE, 0x5f };
     ci->idtr = (struct dtr){ IDT_BASE, NUM_VECTORS * 8 - 1 };
 }
 
@@ -2038,6 +2067,7 @@ struct tallies {
 
 /* Generate and run one block; true when both engines agree. */
 static bool fault_stats;
+static bool trace_interp;
 
 static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
 {
@@ -2052,7 +2082,7 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     memset(&G, 0, sizeof G);
     G.v = &v;
     struct desc segd[SEG_COUNT] = { v.es, make_desc(v.cs_based ? CODE_BASE : 0, v.cs_limit, 0x9b, true),
-                                    flat_data(), v.ds, v.fs, v.gs };
+                                    v.ss, v.ds, v.fs, v.gs };
     for (int s = 0; s < SEG_COUNT; s++) {
         G.seg_base[s] = desc_base(segd[s]);
         G.seg_limit[s] = desc_limit(segd[s]);
@@ -2071,6 +2101,8 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     build(&v, &im, &ci, code, len);
     load(m_interp, &im, &ci);
     load(m_bt, &im, &ci);
+    if (trace_interp)
+        m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
     run_engine(m_interp, &fi);
     run_engine(m_bt, &fb);
 
@@ -2123,6 +2155,7 @@ static void test_bt_fuzz(void **state)
     struct tallies t = { 0 };
     bool verbose = env_u64("BT_FUZZ_VERBOSE", 0) != 0;
     fault_stats = env_u64("BT_FUZZ_FAULTS", 0) != 0;
+    trace_interp = env_u64("BT_FUZZ_TRACE", 0) != 0;
     const char *one = getenv("BT_FUZZ_SEED");
     if (one && *one) {
         assert_true(run_one(strtoull(one, NULL, 0), &t, true));
