@@ -75,6 +75,7 @@ enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
 #define DATA_BASE   0x200000u    /* four pages */
 #define DATA_END    0x204000u
 #define STK_GUARD   0x2ff000u    /* below the user stack: sometimes not present */
+#define CODE_ALIAS  0x380000u    /* with paging: a second mapping of the code pages */
 #define USTK_BASE   0x300000u    /* user (or only) stack: two pages */
 #define KSTK_BASE   0x302000u    /* ring-0 stack for CPL 3 runs */
 #define STK_END     0x303000u
@@ -367,8 +368,10 @@ static bool page_faults(uint32_t lin, bool write)
         pa = PA_SUP;
     else if (page == CODE_BASE)
         pa = PA_RW;
-    else if (page == CODE_BASE + 0x1000)
+    else if (page == CODE_BASE + 0x1000 || page == CODE_ALIAS + 0x1000)
         pa = v->code2_pa;
+    else if (page == CODE_ALIAS)
+        pa = PA_RW;
     else if (page >= DATA_BASE && page < DATA_END)
         pa = v->data_pa[(page - DATA_BASE) >> 12];
     else if (page == STK_GUARD)
@@ -1432,13 +1435,18 @@ static void g_indirect_jump(void)
 /* Stores into the code that follows: the translation must be dropped. */
 static void g_smc(void)
 {
-    uint32_t code = CODE_BASE + G.v->code_off;
+    /* Through the code's own linear address, or (with paging) through a
+     * second mapping of its physical page: invalidation is by physical page. */
+    bool alias = G.v->paging && !G.v->pse && chance(40);
+    uint32_t delta = alias ? CODE_ALIAS - CODE_BASE : 0;
+    uint32_t code = CODE_BASE + G.v->code_off + delta;
     int seg;
     for (int tries = 0;; tries++) {
         seg = chance(50) ? SEG_GS : pick_seg(-1);
         if (tries >= 8 || !would_fault(seg, code - G.seg_base[seg], 4, true) || chance(FAULT_PCT))
             break;
     }
+    uint32_t base = G.seg_base[seg] - delta;   /* fixups: linear - base = the offset of the alias */
     bool override = seg != SEG_DS || chance(20);
     int kind = below(4);
     if (kind == 2 && would_fault(SEG_ES, code - G.seg_base[SEG_ES], 4, true) && !chance(FAULT_PCT))
@@ -1448,7 +1456,7 @@ static void g_smc(void)
         put_prefixes(false, override ? seg : -1, false, 0);
         put(0xc7);
         put(0x05);
-        add_abs(0, G.seg_base[seg]);
+        add_abs(0, base);
         put32(interesting());
         int n = below(3);
         for (int k = 0; k < n; k++)
@@ -1463,7 +1471,7 @@ static void g_smc(void)
         put_prefixes(false, override ? seg : -1, false, 0);
         put(0xc6);
         put(0x05);
-        add_abs(0, G.seg_base[seg]);
+        add_abs(0, base);
         int reg = reg_w();
         put(0x48 + reg);
         int n = below(3);
@@ -1476,7 +1484,7 @@ static void g_smc(void)
     case 2: {                                 /* rep stosb over the next bytes: incs become nops */
         put(0xfc);                            /* cld */
         put(0xbf);                            /* mov edi, next (ES-relative) */
-        add_abs(0, G.seg_base[SEG_ES]);
+        add_abs(0, G.seg_base[SEG_ES] - delta);
         int n = 1 + below(6);
         put(0xb9);
         put32(n);
@@ -1493,7 +1501,7 @@ static void g_smc(void)
         put_prefixes(false, override ? seg : -1, false, 0);
         put(0x88);
         put(0x05 | (below(8) << 3));
-        add_abs(0, G.seg_base[seg]);
+        add_abs(0, base);
         break;
     }
 }
@@ -1777,6 +1785,10 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
             map_page(im, a, 0x3);
         map_page(im, CODE_BASE, pte_flags(PA_RW, v->user));
         map_page(im, CODE_BASE + 0x1000, pte_flags(v->code2_pa, v->user));
+        wr32(im->pt + (PT_BASE - PD_BASE) + ((CODE_ALIAS >> 12) & 0x3ff) * 4, CODE_BASE | pte_flags(PA_RW, v->user));
+        if (v->code2_pa != PA_NP)
+            wr32(im->pt + (PT_BASE - PD_BASE) + (((CODE_ALIAS >> 12) + 1) & 0x3ff) * 4,
+                 (CODE_BASE + 0x1000) | pte_flags(v->code2_pa, v->user));
         for (int k = 0; k < 4; k++)
             map_page(im, DATA_BASE + 0x1000 * k, pte_flags(v->data_pa[k], v->user));
         map_page(im, STK_GUARD, v->guard_np ? 0 : pte_flags(PA_RW, v->user));
