@@ -212,16 +212,30 @@ static void emit_block_code(struct bt *bt, struct block *b)
     emit_push(e, H_RBX);
     emit_mov_rr64(e, H_RBX, H_RDI);
     b->entry = e->p;
+    /* Backward pass: an instruction's flags need not reach EFLAGS when the
+     * following ones overwrite them before anything reads them or can leave
+     * for the interpreter. */
+    bool dead[MAX_BLOCK_INSNS];
+    uint32_t live = 0x8d5;
+    for (int k = b->ninsn - 1; k >= 0; k--) {
+        uint32_t w = native_flags_written(&b->insns[k]);
+        dead[k] = b->code32 && w && !(w & live);
+        live = (live & ~w) | native_flags_needed(&b->insns[k]);
+    }
     uint32_t eip = b->eip;
     bool ended = false;
+    bool flat_so_far = b->flat;
     for (int k = 0; k < b->ninsn; k++) {
         const struct insn *in = &b->insns[k];
         bool last = k + 1 == b->ninsn;
+        be.flags_dead = dead[k];
+        be.flat = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
         } else {
             native_emit_threaded(&be, in, eip, last, bt_step);
             ended = last;
+            flat_so_far = false;       /* it may have loaded a segment register */
         }
         eip = b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
     }
@@ -247,7 +261,21 @@ static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, stru
     return n;
 }
 
-static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user)
+/* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, and SS
+ * is a 32-bit stack: translated code may then take offsets as linear. */
+static bool segments_flat(const struct cpu *c)
+{
+    static const int segs[3] = { SEG_DS, SEG_ES, SEG_SS };
+    for (int k = 0; k < 3; k++) {
+        const struct seg *s = &c->seg[segs[k]];
+        if (s->base || s->limit != 0xffffffffu || (s->attr & 0x9e) != 0x92)
+            return false;
+    }
+    return (c->seg[SEG_SS].attr & SEG_ATTR_DB) != 0;
+}
+
+static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
+                               bool flat)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
         !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
@@ -265,6 +293,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->eip = bt->cpu->eip;
     b->code32 = code32;
     b->user = user;
+    b->flat = flat;
     b->ninsn = n;
     uint32_t len = 0;
     for (int k = 0; k < n; k++)
@@ -300,11 +329,13 @@ static struct block *lookup(struct bt *bt)
         return NULL;
     bool code32 = cpu_code32(c);
     bool user = c->cpl == 3;
+    bool flat = segments_flat(c);
     struct block *b = bt->hash[hash_of(phys, code32)];
-    while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user))
+    while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
+                  b->flat == flat))
         b = b->hash_next;
     if (!b)
-        b = translate(bt, host, phys, code32, user);
+        b = translate(bt, host, phys, code32, user, flat);
     if (b)
         bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)] = b;
     /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
@@ -328,7 +359,7 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
     if (bt->stats.flushes != flushes)
         return;                    /* the slot went with the flushed blocks */
     if (next && next->eip == slot->eip && next->user == slot->owner->user &&
-        next->code32 == slot->owner->code32 && !((next->phys ^ slot->owner->phys) & PAGE_MASK))
+        next->code32 == slot->owner->code32 && next->flat == slot->owner->flat && !((next->phys ^ slot->owner->phys) & PAGE_MASK))
         slot->target = next;
 }
 

@@ -151,9 +151,13 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
     emit_u32(e, eip);
 }
 
-/* Merge the host's arithmetic flags into the guest EFLAGS under `mask`. */
-static void emit_flags(struct emitter *e, uint32_t mask)
+/* Merge the host's arithmetic flags into the guest EFLAGS under `mask`
+ * (nothing when a later instruction of the block overwrites them first). */
+static void emit_flags(struct block_emit *be, uint32_t mask)
 {
+    struct emitter *e = be->e;
+    if (be->flags_dead)
+        return;
     emit_u8(e, 0x9c);                          /* pushfq */
     emit_u8(e, 0x59);                          /* pop rcx */
     emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
@@ -317,9 +321,41 @@ static void emit_ea(struct emitter *e, const struct insn *in)
  * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
  * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
  */
+_Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB by shifting");
+
+/* edx = byte offset of the TLB entry for the linear address already in edx. */
+static void emit_tlb_index_edx(struct emitter *e)
+{
+    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12 - 5);    /* shr edx, 7 */
+    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, (TLB_SIZE - 1) << 5);   /* and edx, mask */
+}
+
+/* The probe for DS/ES/SS when the block was translated for flat segments
+ * (base 0, 4 GiB limit, writable, 32-bit stack: checked at lookup and kept
+ * by every instruction until the first threaded one): offset = linear, and a
+ * wrapping access crosses into a page the tag cannot match. */
+static void emit_probe_flat(struct block_emit *be, int size, bool write)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x89); emit_u8(e, 0xc2);                        /* mov edx, eax */
+    emit_tlb_index_edx(e);
+    emit_u8(e, 0x8d); emit_u8(e, 0x70); emit_u8(e, size - 1);  /* lea esi, [rax + size-1] */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
+    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    jump_to_stub(be, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc2);      /* add rdx, rax */
+}
+
 static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
 {
     struct emitter *e = be->e;
+    if (be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) {
+        emit_probe_flat(be, size, write);
+        return;
+    }
     uint32_t mask = 0x9c | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
     uint32_t want = 0x90 | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
     emit_u8(e, 0x83);                          /* cmp dword [rbx+limit], -1 */
@@ -342,9 +378,7 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
     emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
     modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
     emit_u8(e, 0x89); emit_u8(e, 0xca);        /* mov edx, ecx */
-    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12);       /* shr edx, 12 */
-    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, TLB_SIZE - 1);  /* and edx, TLB_SIZE-1 */
-    emit_u8(e, 0x6b); emit_u8(e, 0xd2); emit_u8(e, sizeof(struct tlb_entry));  /* imul edx, edx, sz */
+    emit_tlb_index_edx(e);
     emit_u8(e, 0x8d); emit_u8(e, 0x71); emit_u8(e, size - 1);  /* lea esi, [rcx + size-1] */
     emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
     /* Same page as the tag of lin's entry: hit, and the access does not cross a page. */
@@ -455,6 +489,56 @@ bool native_supported(const struct insn *in)
     return false;
 }
 
+/* ---- flag liveness ---- */
+
+#define FLAGS_ALL 0x8d5u
+
+/* Arithmetic flags a native instruction always writes (0: none, or not always). */
+uint32_t native_flags_written(const struct insn *in)
+{
+    int op = in->op;
+    if (alu_family(op))
+        return FLAGS_ALL;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0xa8: case 0xa9:
+    case 0x1af: case 0x69: case 0x6b:
+        return FLAGS_ALL;
+    case 0xf6: case 0xf7:
+        return in->reg == 0 || in->reg == 3 ? FLAGS_ALL : 0;
+    case 0xfe: case 0xff:
+        return in->reg <= 1 ? FLAGS_INCDEC : 0;
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1:
+        if (op <= 0xc1 && !(in->imm & 31))
+            return 0;
+        return in->reg <= 1 ? 0x801 : FLAGS_ALL;
+    }
+    if (op >= 0x40 && op <= 0x4f)
+        return FLAGS_INCDEC;
+    return 0;
+}
+
+/* Flags the instruction may need from EFLAGS before it runs: what it reads,
+ * and everything when it may leave for the interpreter or a fault (whose
+ * state must be exact). */
+uint32_t native_flags_needed(const struct insn *in)
+{
+    int op = in->op;
+    if (!native_supported(in) || (in->has_modrm && in->mod != 3))
+        return FLAGS_ALL;
+    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc9 || op == 0xe8 ||
+        op == 0xc2 || op == 0xc3 || op == 0xe9 || op == 0xeb || (op == 0xff && in->reg >= 2))
+        return FLAGS_ALL;
+    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
+        return FLAGS_ALL;
+    if (op == 0xd2 || op == 0xd3)
+        return FLAGS_ALL;          /* a zero count keeps every flag */
+    if (op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 || op == 0x14 || op == 0x15 ||
+        op == 0x18 || op == 0x19 || op == 0x1a || op == 0x1b || op == 0x1c || op == 0x1d ||
+        ((op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3)))
+        return 0x1;                /* ADC/SBB read CF */
+    return 0;
+}
+
 /* ---- instruction bodies ---- */
 
 static int opsize(const struct insn *in) { return in->op32 ? 4 : 2; }
@@ -488,7 +572,7 @@ static void emit_alu(struct block_emit *be, const struct insn *in)
         modrm_rdx(e, kind);
         emit_imm(e, in->imm, size);
     }
-    emit_flags(e, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+    emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
 }
 
 static void emit_group1(struct block_emit *be, const struct insn *in)
@@ -503,7 +587,7 @@ static void emit_group1(struct block_emit *be, const struct insn *in)
     emit_u8(e, in->op);                        /* 80/81/83 /kind [rdx], imm */
     modrm_rdx(e, kind);
     emit_imm(e, in->imm, in->op == 0x81 ? size : 1);
-    emit_flags(e, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+    emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
 }
 
 static void emit_mov(struct block_emit *be, const struct insn *in)
@@ -600,7 +684,7 @@ static void emit_unary(struct block_emit *be, const struct insn *in, int host_op
     emit_u8(e, sized_op(host_op, size));
     modrm_rdx(e, host_reg);
     if (mask)
-        emit_flags(e, mask);
+        emit_flags(be, mask);
 }
 
 
@@ -667,6 +751,8 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
         modrm_rdx(e, kind);
         emit_u8(e, n);
     }
+    if (be->flags_dead)
+        goto done;
     emit_u8(e, 0x9c);                                          /* pushfq; pop rsi */
     emit_u8(e, 0x5e);
     emit_shift_of(e, kind, size);
@@ -674,6 +760,7 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
     emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
     emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
     emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);
+done:
     if (zero_count)
         emit_patch_rel32(zero_count, e->p);
 }
@@ -696,14 +783,16 @@ static void emit_imul(struct block_emit *be, const struct insn *in)
         modrm_rdx(e, H_RCX);
         emit_imm(e, in->imm, in->op == 0x6b ? 1 : size);
     }
-    emit_u8(e, 0x9c); emit_u8(e, 0x5e);                        /* pushfq; pop rsi */
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
-    size_prefix(e, size);
-    emit_u8(e, 0x85); emit_u8(e, 0xc9);                        /* test ecx, ecx */
-    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
-    emit_u8(e, 0x25); emit_u32(e, 0xc4);                       /* and eax, SF|ZF|PF */
-    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
-    emit_put_flags_eax(e, FLAGS_ARITH);
+    if (!be->flags_dead) {
+        emit_u8(e, 0x9c); emit_u8(e, 0x5e);                    /* pushfq; pop rsi */
+        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
+        size_prefix(e, size);
+        emit_u8(e, 0x85); emit_u8(e, 0xc9);                    /* test ecx, ecx */
+        emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
+        emit_u8(e, 0x25); emit_u32(e, 0xc4);                   /* and eax, SF|ZF|PF */
+        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
+        emit_put_flags_eax(e, FLAGS_ARITH);
+    }
     emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
 }
 
@@ -728,7 +817,7 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
 static void emit_jump_cache(struct block_emit *be)
 {
     struct emitter *e = be->e;
-    uint8_t *out[10];
+    uint8_t *out[12];
     int n = 0;
     emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
     modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
@@ -755,6 +844,10 @@ static void emit_jump_cache(struct block_emit *be)
     emit_u32(e, offsetof(struct block, user));
     emit_u8(e, be->user);
     out[n++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+flat], be->flat */
+    emit_u32(e, offsetof(struct block, flat));
+    emit_u8(e, be->flat);
+    out[n++] = emit_jcc32(e, CC_NE);
     emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+code32], 1 */
     emit_u32(e, offsetof(struct block, code32));
     emit_u8(e, 1);
@@ -769,9 +862,7 @@ static void emit_jump_cache(struct block_emit *be)
     emit_u8(e, 0x03);                                          /* add ecx, [rbx+cs.base] */
     modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, base));
     emit_u8(e, 0x89); emit_u8(e, 0xca);                        /* mov edx, ecx */
-    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12);        /* shr edx, 12 */
-    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, TLB_SIZE - 1);
-    emit_u8(e, 0x6b); emit_u8(e, 0xd2); emit_u8(e, sizeof(struct tlb_entry));
+    emit_tlb_index_edx(e);
     emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
     emit_u8(e, 0x3b); emit_u8(e, 0x8c); emit_u8(e, 0x13);      /* cmp ecx, [rbx+rdx+tag_read] */
     emit_u32(e, (uint32_t)OFF_TLB(be->user, tag_read));
@@ -821,7 +912,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         size_prefix(e, size);
         emit_u8(e, 0xff);
         modrm_rdx(e, op >= 0x48 ? 1 : 0);
-        emit_flags(e, FLAGS_INCDEC);
+        emit_flags(be, FLAGS_INCDEC);
     } else if (op >= 0x50 && op <= 0x57) {
         emit_push_value(be, in, op & 7, 0);
     } else if (op >= 0x58 && op <= 0x5f) {
@@ -869,7 +960,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             size_prefix(e, size);
             emit_u8(e, op);
             modrm_rdx(e, H_RCX);
-            emit_flags(e, FLAGS_LOGIC);
+            emit_flags(be, FLAGS_LOGIC);
             break;
         }
         case 0x86: case 0x87: {                /* xchg r/m, reg */
@@ -913,7 +1004,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_u8(e, sized_op(0xf6, size));
             modrm_rdx(e, 0);
             emit_imm(e, in->imm, size);
-            emit_flags(e, FLAGS_LOGIC);
+            emit_flags(be, FLAGS_LOGIC);
             break;
         }
         case 0xc6: case 0xc7: {                /* mov r/m, imm */
@@ -933,7 +1024,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
                 emit_u8(e, op);
                 modrm_rdx(e, 0);
                 emit_imm(e, in->imm, size);
-                emit_flags(e, FLAGS_LOGIC);
+                emit_flags(be, FLAGS_LOGIC);
             } else {
                 emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
             }

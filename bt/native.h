@@ -30,6 +30,7 @@ struct block {
     bool code32;
     bool user;                       /* translated for CPL 3 (user TLB) */
     bool valid;                      /* false once invalidated: chained jumps stop */
+    bool flat;                       /* translated for flat DS/ES/SS (see native.c) */
     uint16_t ninsn;
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -63,12 +64,17 @@ struct block_emit {
     bool user;                  /* block runs at CPL 3: user TLB */
     int pending;                /* instructions retired natively since the last count flush */
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
+    bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
+    bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     struct native_stub stubs[NATIVE_MAX_STUBS];
     int nstubs;
     uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to "pop rbx; ret" */
     int nplain;
 };
 
+/* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
+uint32_t native_flags_written(const struct insn *in);
+uint32_t native_flags_needed(const struct insn *in);
 /* True when native_emit can translate this instruction. */
 bool native_supported(const struct insn *in);
 /* Emit host code for the instruction at eip (in is supported).  Returns true

@@ -102,6 +102,7 @@ struct tlb_entry {
     uintptr_t addend;        /* host address = linear + addend */
     uint32_t phys;           /* guest-physical page address */
     bool global;
+    uint64_t spare;          /* pads an entry to 32 bytes: translated code indexes with a shift */
 };
 
 /* x87 state (register file in architectural order, ST(i) = st[(top+i)&7]). */
