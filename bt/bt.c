@@ -9,6 +9,7 @@
 #include "monitor/interp.h"
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
+#include "monitor/trace.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -302,6 +303,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->insns = insns;
     uint8_t *code_start = bt->em.p;
     emit_block_code(bt, b);
+    if (bt->cpu->trace & TRACE_OUT_ASM)
+        trace_translation(code32, b->eip, phys, host, b->last - b->eip + 1, code_start, bt->em.p - code_start);
     if (bt->perf_map)
         fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
                 (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");

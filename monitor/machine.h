@@ -38,6 +38,7 @@ struct ui;
 #define TRACE_UNIMP   0x08   /* unimplemented instructions / device accesses */
 #define TRACE_CPU     0x10   /* register dump with in_asm */
 #define TRACE_IOPORT  0x20   /* every port access */
+#define TRACE_OUT_ASM 0x40   /* host code of each translated block (bt) */
 
 struct machine_config {
     uint32_t ram_mb;

@@ -19,11 +19,12 @@ static const struct {
     { "unimp", TRACE_UNIMP, "unimplemented instructions and device accesses" },
     { "post", TRACE_POST, "POST codes written to port 0x80 (and the extra POST port)" },
     { "ioport", TRACE_IOPORT, "every port I/O access" },
+    { "out_asm", TRACE_OUT_ASM, "each block the translation cache makes: guest code, then host x86-64 code" },
 };
 
 const char *trace_flag_help(void)
 {
-    static char buf[512];
+    static char buf[640];
     if (!buf[0]) {
         for (size_t k = 0; k < sizeof(trace_names) / sizeof(trace_names[0]); k++) {
             size_t n = strlen(buf);
@@ -77,6 +78,35 @@ int disasm_one(const uint8_t *code, int len, bool code32, uint32_t addr, char *b
     int l = insn[0].size;
     cs_free(insn, n);
     return l;
+}
+
+void trace_translation(bool code32, uint32_t eip, uint32_t phys, const uint8_t *guest, int guest_len,
+                       const uint8_t *host, size_t host_len)
+{
+    FILE *f = trace_output();
+    char text[160];
+    fprintf(f, "IN: %08x (phys %08x, %d-bit)\n", eip, phys, code32 ? 32 : 16);
+    for (int off = 0; off < guest_len;) {
+        int n = disasm_one(guest + off, guest_len - off, code32, eip + off, text, sizeof(text));
+        fprintf(f, "  %08x: %s\n", eip + off, text);
+        if (n <= 0)
+            break;
+        off += n;
+    }
+    static csh host_cs;
+    static bool host_open;
+    if (!host_open && cs_open(CS_ARCH_X86, CS_MODE_64, &host_cs) == CS_ERR_OK)
+        host_open = true;
+    fprintf(f, "OUT: %zu bytes at %p\n", host_len, (const void *)host);
+    if (!host_open)
+        return;
+    cs_insn *insn;
+    size_t n = cs_disasm(host_cs, host, host_len, (uintptr_t)host, 0, &insn);
+    for (size_t k = 0; k < n; k++)
+        fprintf(f, "  %012lx: %s %s\n", (unsigned long)insn[k].address, insn[k].mnemonic, insn[k].op_str);
+    if (n)
+        cs_free(insn, n);
+    fputc('\n', f);
 }
 
 static void fetch_bytes(struct cpu *c, uint32_t lin, uint8_t *buf, int len)

@@ -1,0 +1,41 @@
+#!/bin/sh
+# The translation cache from the command line: the same guest loop ends the
+# same way under both engines, -d out_asm shows the guest block and the host code made for it, and
+# -accel rejects engines that do not exist with one line and status 2.
+# (Engine equivalence in depth is tests/unit/test_bt_fuzz.c.)
+. tests/e2e/lib.sh
+
+rom="$E2E_TMP/bt-loop.bin"
+if ! nasm -f bin -DITERATIONS=100000 tests/guest/bench_loop.asm -o "$rom" 2>"$E2E_TMP/bt-nasm.log"; then
+    fail "bt: nasm failed: $(head -3 "$E2E_TMP/bt-nasm.log")"
+    exit 1
+fi
+
+# The loop exits through isa-debug-exit with 0x10: status (0x10 << 1) | 1.
+for engine in bt interp; do
+    $RV -accel $engine -bios "$rom" -display none -serial none -m 16 >"$E2E_TMP/bt-$engine.out" 2>&1
+    rc=$?
+    if [ $rc -eq 33 ]; then
+        pass "bt: the loop ROM runs to its exit port under -accel $engine"
+    else
+        fail "bt: the loop ROM under -accel $engine ended with status $rc: $(tail -2 "$E2E_TMP/bt-$engine.out")"
+    fi
+done
+
+trace="$E2E_TMP/bt-out_asm.txt"
+$RV -bios "$rom" -display none -serial none -m 16 -d out_asm -D "$trace" -max-insns 5000 >/dev/null 2>&1
+expect_line "$trace" '^IN: ' "bt: -d out_asm names each translated block"
+expect_line "$trace" 'add eax, ecx' "bt: -d out_asm disassembles the guest loop (add eax, ecx)"
+expect_line "$trace" '^OUT: [0-9]+ bytes' "bt: -d out_asm lists the host code of each block"
+expect_line "$trace" 'pushfq' "bt: the loop's flags come from the host (pushfq in the host code)"
+
+for bad in kvm nonsense; do
+    $RV -accel $bad -display none >"$E2E_TMP/bt-accel.out" 2>&1
+    rc=$?
+    lines=$(wc -l <"$E2E_TMP/bt-accel.out")
+    if [ $rc -eq 2 ] && [ "$lines" -eq 1 ] && grep -q "^retrovisor: -accel $bad" "$E2E_TMP/bt-accel.out"; then
+        pass "bt: -accel $bad is refused with one line and status 2"
+    else
+        fail "bt: -accel $bad: status $rc, output: $(head -2 "$E2E_TMP/bt-accel.out")"
+    fi
+done
