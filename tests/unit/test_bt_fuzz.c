@@ -1878,11 +1878,14 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
     ci->idtr = (struct dtr){ IDT_BASE, NUM_VECTORS * 8 - 1 };
 }
 
-static void load(struct machine *m, const struct image *im, const struct cpu_init *ci)
+/* Write the image (all of it, or all but the code: the translations of the
+ * previous run stay valid) and set the CPU state. */
+static void load(struct machine *m, const struct image *im, const struct cpu_init *ci, bool keep_code)
 {
     for (int k = 0; k < NREGIONS; k++)
-        physmem_copy_to(m->pm, regions[k].start, image_region((struct image *)im, k),
-                        regions[k].end - regions[k].start);
+        if (!(keep_code && regions[k].start == CODE_BASE))
+            physmem_copy_to(m->pm, regions[k].start, image_region((struct image *)im, k),
+                            regions[k].end - regions[k].start);
     struct cpu *c = &m->cpu;
     memcpy(c->r, ci->r, sizeof c->r);
     c->eip = ci->eip;
@@ -2073,13 +2076,67 @@ static int teardown(void **state)
 }
 
 struct tallies {
-    unsigned long blocks, halted_plain, not_halted, insns, bytes;
+    unsigned long blocks, runs, warm_runs, halted_plain, not_halted, insns, bytes;
     unsigned long vec[NUM_VECTORS];
 };
 
 /* Generate and run one block; true when both engines agree. */
 static bool fault_stats;
 static bool trace_interp;
+
+static void tally(struct tallies *t, const struct variant *v, const struct image *im, const struct final *fi,
+                  int len, uint64_t seed)
+{
+    t->runs++;
+    t->bytes += len;
+    t->insns += fi->insns;
+    uint32_t rec;
+    memcpy(&rec, fi->mem.sys + (REC_ADDR - SYS_START), 4);
+    if (!fi->halted) {
+        t->not_halted++;
+        if (fault_stats)
+            fprintf(stderr, "not halted: BT_FUZZ_SEED=0x%016llx\n", (unsigned long long)seed);
+    } else if (rec < NUM_VECTORS) {
+        t->vec[rec]++;
+    } else {
+        t->halted_plain++;
+    }
+    if (fault_stats && fi->halted && rec < NUM_VECTORS) {
+        /* Where the exception came from: the frame the handler left on its (flat) stack. */
+        bool has_err = rec == 8 || (rec >= 10 && rec <= 14) || rec == 17;
+        uint32_t esp = fi->r[R_ESP] + (has_err ? 4 : 0), eip = 0;
+        if (esp >= STK_GUARD && esp + 4 <= STK_END)
+            memcpy(&eip, fi->mem.stk + (esp - STK_GUARD), 4);
+        char buf[128] = "?";
+        uint32_t at = eip - CODE_BASE;
+        if (at < sizeof im->code - 16)
+            disasm_one(fi->mem.code + at, 16, true, eip, buf, sizeof buf);
+        fprintf(stderr, "fault #%u %s at %s (%s)\n", rec, v->user ? "u" : "k", buf, v->nonflat ? "nonflat" : "flat");
+    }
+}
+
+/* Another context for the same code (see run_one). */
+static void retune(struct variant *v, int len)
+{
+    if (chance(30)) {
+        v->user = !v->user;
+        v->prologue = v->user && chance(70);
+        v->guard_np = v->user && chance(50);
+        if (!v->user && v->esp < USTK_BASE + 0x200)
+            v->esp += 0x200;
+        v->ss = make_desc(desc_base(v->ss), desc_limit(v->ss), v->user ? 0xf3 : 0x93, !v->ss16);
+    }
+    if (chance(30)) {
+        v->paging = !v->paging;
+        v->wp = v->paging && chance(50);
+        v->pse = v->paging && chance(8);
+    }
+    if (chance(30))
+        for (int k = 0; k < 4; k++)
+            v->data_pa[k] = chance(80) ? PA_RW : (enum pa)below(4);
+    if (v->cs_based && chance(50))
+        v->cs_limit = chance(50) ? 0xfffff : v->code_off + below(len + 32);
+}
 
 static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
 {
@@ -2110,48 +2167,40 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     if (v.cs_based && chance(50))
         v.cs_limit = v.code_off + below(len + 32);   /* cuts the block: #GP at a fetch or a jump */
 
-    build(&v, &im, &ci, code, len);
-    load(m_interp, &im, &ci);
-    load(m_bt, &im, &ci);
-    if (trace_interp)
-        m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
-    run_engine(m_interp, &fi);
-    run_engine(m_bt, &fb);
-
-    t->blocks++;
-    t->bytes += len;
-    t->insns += fi.insns;
-    uint32_t rec;
-    memcpy(&rec, fi.mem.sys + (REC_ADDR - SYS_START), 4);
-    if (!fi.halted) {
-        t->not_halted++;
-        if (fault_stats)
-            fprintf(stderr, "not halted: BT_FUZZ_SEED=0x%016llx\n", (unsigned long long)seed);
-    }
-    else if (rec < NUM_VECTORS)
-        t->vec[rec]++;
-    else
-        t->halted_plain++;
-
-    if (fault_stats && fi.halted && rec < NUM_VECTORS) {
-        /* Where the exception came from: the frame the handler left on its stack. */
-        bool has_err = rec == 8 || (rec >= 10 && rec <= 14) || rec == 17;
-        uint32_t esp = fi.r[R_ESP] + (has_err ? 4 : 0), eip = 0;
-        if (esp >= STK_GUARD && esp + 4 <= STK_END)
-            memcpy(&eip, fi.mem.stk + (esp - STK_GUARD), 4);
-        char buf[128] = "?";
-        uint32_t at = eip - CODE_BASE;
-        if (at < sizeof im.code - 16)
-            disasm_one(fi.mem.code + at, 16, true, eip, buf, sizeof buf);
-        fprintf(stderr, "fault #%u %s at %s (%s)\n", rec, v.user ? "u" : "k", buf, v.nonflat ? "nonflat" : "flat");
-    }
-    bool same = same_state(&fi, &fb);
-    if (!same || verbose) {
-        fprintf(stderr, "%s: BT_FUZZ_SEED=0x%016llx\n", same ? "block" : "MISMATCH", (unsigned long long)seed);
-        dump_variant(&v);
-        dump_cpu_init(&ci);
-        dump_code(code, len, CODE_BASE + v.code_off);
-        dump_diff(&fi, &fb);
+    bool same = true;
+    for (int round = 0; round < 2 && same; round++) {
+        bool keep_code = false;
+        if (round == 1) {
+            /* Again, with the translations of the first run still cached
+             * (unless it modified its code): new registers and data, and
+             * often another CPL, paging mode, page attributes or CS limit. */
+            if (!chance(25))
+                break;
+            retune(&v, len);
+        }
+        build(&v, &im, &ci, code, len);
+        if (round == 1) {
+            keep_code = !memcmp(fi.mem.code, im.code, sizeof im.code);
+            t->warm_runs += keep_code;
+        } else {
+            t->blocks++;
+        }
+        load(m_interp, &im, &ci, keep_code);
+        load(m_bt, &im, &ci, keep_code);
+        if (trace_interp)
+            m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
+        run_engine(m_interp, &fi);
+        run_engine(m_bt, &fb);
+        tally(t, &v, &im, &fi, len, seed);
+        same = same_state(&fi, &fb);
+        if (!same || verbose) {
+            fprintf(stderr, "%s: BT_FUZZ_SEED=0x%016llx%s\n", same ? "block" : "MISMATCH", (unsigned long long)seed,
+                    round ? " (second run of the block, translations kept)" : "");
+            dump_variant(&v);
+            dump_cpu_init(&ci);
+            dump_code(code, len, CODE_BASE + v.code_off);
+            dump_diff(&fi, &fb);
+        }
     }
     return same;
 }
@@ -2190,8 +2239,8 @@ static void test_bt_fuzz(void **state)
     double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
     struct bt_stats bs;
     bt_get_stats(m_bt->bt, &bs);
-    printf("bt fuzz: %lu blocks (%lu bytes, %lu instructions) in %.1f s; %u mismatches\n", t.blocks, t.bytes,
-           t.insns, secs, failures);
+    printf("bt fuzz: %lu blocks, %lu runs (%lu again with their translations cached; %lu bytes, %lu instructions) "
+           "in %.1f s; %u mismatches\n", t.blocks, t.runs, t.warm_runs, t.bytes, t.insns, secs, failures);
     printf("  ended by HLT %lu, not halted %lu; exceptions:", t.halted_plain, t.not_halted);
     for (int k = 0; k < NUM_VECTORS; k++)
         if (t.vec[k])
