@@ -1086,6 +1086,25 @@ static void g_bitops(void)
 static void g_xadd_cmpxchg(void)
 {
     static uint8_t op[2] = { 0x0f, 0 };
+    if (chance(15)) {                         /* cmpxchg8b m64 */
+        op[1] = 0xc7;
+        if (chance(50)) {                     /* EDX:EAX may match: copy it from memory first */
+            struct memop mo;
+            gen_mem(&mo, 8, true, (1u << R_EAX) | (1u << R_EDX));
+            put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
+            put(0x8b);
+            put_modrm(&mo, R_EAX);
+            put_prefixes_a(false, mo.seg, chance(20), 0, mo.addr16);
+            put(0x0f);
+            put(0xc7);
+            put_modrm(&mo, 1);
+            return;
+        }
+        struct rmi x = { .op = op, .nop = 2, .regfield = 1, .rm_size = 8, .rm_write = true, .mem_pct = 98,
+                         .lockable = true };
+        emit_rmi(&x);                         /* a register operand: #UD */
+        return;
+    }
     int size = pick_size();
     op[1] = (chance(50) ? 0xc0 : 0xb0) + (size != 1);
     struct rmi x = { .op = op, .nop = 2, .opsize = size == 2, .regfield = reg_for(size), .rm_size = size,
@@ -1143,7 +1162,71 @@ static void g_string(void)
 
 static void g_flags_misc(void)
 {
-    switch (below(14)) {
+    switch (below(18)) {
+    case 14: {                                /* daa das aaa aas aad salc */
+        static const uint8_t ops[6] = { 0x27, 0x2f, 0x37, 0x3f, 0xd5, 0xd6 };
+        uint8_t o = ops[below(6)];
+        put(o);
+        if (o == 0xd5)
+            put(chance(70) ? 10 : rnd());
+        break;
+    }
+    case 15: case 16: {                       /* lds/les/lfs/lgs reg, m16:32 from a pointer stored just before */
+        static const int segs[3] = { SEG_ES, SEG_DS, SEG_FS };
+        int sr = chance(90) ? segs[below(3)] : SEG_GS;
+        static const uint16_t sels[4] = { SEL_ES, SEL_DS, SEL_FS, SEL_GS };
+        int from = sr == SEG_GS ? 3 : (int)below(3);   /* GS stays flat */
+        int r = reg_w();
+        struct memop mo;
+        gen_mem(&mo, 6, true, 1u << r);
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
+        put(0xc7);                            /* mov dword [m], offset */
+        put_modrm(&mo, 0);
+        put32(interesting());
+        /* mov word [m+4], selector: the same operand with 4 added to its displacement */
+        struct memop m4 = mo;
+        if (m4.disp_size == 0) {
+            m4.mod = 1;
+            m4.disp_size = 1;
+        } else if (m4.disp_size == 1 && (int8_t)(m4.disp + 4) < (int8_t)m4.disp) {
+            m4.mod = 2;
+            m4.disp_size = m4.addr16 ? 2 : 4;
+            m4.disp = (uint32_t)(int32_t)(int8_t)m4.disp;
+        }
+        m4.disp += 4;
+        if (m4.disp_size == 2)
+            m4.disp &= 0xffff;
+        put_prefixes_a(true, m4.seg, false, 0, m4.addr16);
+        put(0xc7);
+        put_modrm(&m4, 0);
+        put16(chance(95) ? (sels[from] | (G.v->user ? 3 : 0)) : rnd());
+        put_prefixes_a(false, mo.seg, false, 0, mo.addr16);
+        if (sr == SEG_ES || sr == SEG_DS) {
+            put(sr == SEG_ES ? 0xc4 : 0xc5);
+        } else {
+            put(0x0f);
+            put(sr == SEG_FS ? 0xb4 : 0xb5);
+        }
+        put_modrm(&mo, r);
+        if (sr != SEG_GS) {
+            G.seg_base[sr] = G.seg_base[from == 0 ? SEG_ES : from == 1 ? SEG_DS : SEG_FS];
+            G.seg_limit[sr] = G.seg_limit[from == 0 ? SEG_ES : from == 1 ? SEG_DS : SEG_FS];
+            G.seg_attr[sr] = G.seg_attr[from == 0 ? SEG_ES : from == 1 ? SEG_DS : SEG_FS];
+        }
+        break;
+    }
+    case 17: {                                /* bound r32, m32&32: #BR or nothing */
+        if (chance(70)) {
+            put(0x90);
+            break;
+        }
+        int r = reg_w();
+        static uint8_t op = 0x62;
+        struct rmi x = { .op = &op, .nop = 1, .regfield = r, .rm_size = 8, .mem_pct = 100,
+                         .avoid = 1u << r, .opsize = chance(20) };
+        emit_rmi(&x);
+        break;
+    }
     case 0: put(0xf8); break;                 /* clc */
     case 1: put(0xf9); break;                 /* stc */
     case 2: put(0xf5); break;                 /* cmc */
