@@ -451,9 +451,11 @@ bool native_supported(const struct insn *in)
     case 0x80: case 0x81: case 0x83:
     case 0x84: case 0x85: case 0x86: case 0x87:
     case 0x88: case 0x89: case 0x8a: case 0x8b:
-    case 0xa8: case 0xa9: case 0xc6: case 0xc7:
+    case 0xa8: case 0xa9:
     case 0x90: case 0xeb: case 0xe9:
         return true;
+    case 0xc6: case 0xc7:
+        return in->reg == 0;                   /* C6/C7 /1-/7 are #UD (the interpreter raises it) */
     case 0x8d:
         return in->mod != 3 && in->addr32;
     case 0x98: case 0x99:
