@@ -5,25 +5,52 @@
  *
  * Two machines are built once (-accel interp and -accel bt).  For every block
  * both get the same RAM image (GDT, IDT, TSS, exception handlers, page
- * tables, code, data area, stacks) and the same struct cpu: 32-bit protected
- * mode set up directly in the segment caches, CPL 0 or CPL 3, paging off or
- * on (identity tables with read-only, not-present and supervisor-only pages,
- * sometimes WP, sometimes one 4 MiB page), flat or non-flat data segments
- * (DS with a base and a short limit, FS with a base, ES read-only...).
- * Every exception vector has a handler that stores the vector number and
- * halts, so a fault ends the run with its frame (error code, EIP, CS, EFLAGS)
- * on the stack, CR2 in the CPU, and the vector in memory.
+ * tables, code, data area, stacks) and the same struct cpu, set directly:
+ * 32-bit protected mode, CPL 0 or CPL 3 (often entered by IRET from a ring-0
+ * prologue that fills the supervisor TLB first), paging off or on (identity
+ * tables with read-only, not-present and supervisor-only pages, WP, one
+ * 4 MiB page, a second mapping of the code pages), flat or non-flat segments
+ * (DS with a base and a short limit, FS with a base, read-only ES, CS with a
+ * base and a limit that may cut the block, a 16-bit SS with a base).  Every
+ * exception vector has a handler that stores the vector number through GS
+ * (always flat) and halts, so a fault ends the run with its frame (error
+ * code, EIP, CS, EFLAGS) on the stack, CR2 in the CPU and the vector in
+ * memory.  A quarter of the blocks run a second time with their translations
+ * still cached, under new registers, data and often another CPL, paging mode
+ * or CS limit.
+ *
+ * The generator assembles units (a few instructions that jumps never enter
+ * in the middle): ALU in every form and size, INC/DEC, NEG/NOT, TEST, MOV
+ * (r/m, imm, moffs, sreg), MOVZX/MOVSX, LEA, XCHG, PUSH/POP (reg, imm, r/m,
+ * sreg, PUSHA/POPA, ENTER/LEAVE), CMOVcc, SETcc, shifts/rotates, SHLD/SHRD,
+ * MUL/IMUL/DIV/IDIV (divisors usually guarded), BT/BTS/BTR/BTC, BSF/BSR,
+ * BSWAP, XADD, CMPXCHG(8B), string ops with REP/REPE/REPNE and either direction, flags
+ * ops, BCD, far pointer loads, forward Jcc/JMP/JECXZ/LOOP, CALL/RET pairs
+ * (rel, reg, mem, RET imm), computed jumps, loops, self-modifying stores
+ * into the code that follows (also through the second mapping and by
+ * remapping a data page onto the code), PTE rewrites with INVLPG/CR3
+ * reloads, and deliberate exceptions.  Memory operands are built from
+ * registers loaded just before (disp32, base+disp, SIB, 16-bit addressing)
+ * and aim at the data area, often across a page boundary; a few percent may
+ * fault (limits, read-only or absent pages, offsets wrapping at 4 GiB).
  *
  * Compared after the run: the 8 GPRs, EIP, all of EFLAGS, the segment
- * registers with their caches, CPL, CR2, the halted state, the number of
- * retired instructions, and every byte of the system area, page tables,
- * code (self-modifying stores), data area and stacks.  Nothing is masked:
- * both engines share the same ALU semantics for the flags the SDM leaves
- * undefined.
+ * registers with their caches, CPL, CR2, the halted state, a triple-fault
+ * reset request, the number of retired instructions, and every byte of the
+ * system area, page tables (A/D bits), code, data area and stacks.  Nothing
+ * is masked: both engines share the same ALU semantics for the flags the
+ * SDM leaves undefined.
+ *
+ * Not covered: 16-bit code segments, v86 mode, x87/MMX, port I/O, external
+ * interrupts (bt delivers them between blocks, so their timing differs by
+ * design), running out of budget inside a block (bt finishes the block),
+ * stale TLB entries after a PTE change without INVLPG (the engines' TLBs
+ * legitimately hold different entries).
  *
  * A failure prints a reproducer: the block's seed (BT_FUZZ_SEED=... runs
  * just that block), the variant, the block's bytes in hex with a
- * disassembly, and both final states side by side.
+ * disassembly, and both final states side by side with the differing
+ * memory bytes.
  *
  * Environment: RETROVISOR_LONG=1 runs 10^6 blocks instead of 10^5;
  * BT_FUZZ_COUNT=n overrides the count; BT_FUZZ_SEED=s runs one block;
@@ -256,7 +283,7 @@ struct unit {
         uint8_t pos;           /* 32-bit field in b[] */
         int32_t add;           /* value = linear(unit start + add) - segment base */
         uint32_t seg_base;
-    } abs[3];
+    } abs[16];
     int nabs;
 };
 
@@ -1299,7 +1326,25 @@ static void g_simple(void);
 /* An exception on purpose: #UD, #BP, #OF, or a privileged instruction. */
 static void g_trap(void)
 {
-    switch (below(9)) {
+    switch (below(11)) {
+    case 9: case 10: {
+        /* A group opcode with an undefined ModRM reg field: #UD, register or memory operand. */
+        static const struct { uint8_t op0, op1; uint8_t bad; } grp[] = {
+            { 0xc6, 0, 0xfe }, { 0xc7, 0, 0xfe }, { 0x8f, 0, 0xfe }, { 0xfe, 0, 0xfc }, { 0xff, 0, 0x80 },
+            { 0x8c, 0, 0xc0 }, { 0x8e, 0, 0xc2 }, { 0x0f, 0xba, 0x0f }, { 0x0f, 0xc7, 0xfd },
+        };
+        int k = below(sizeof grp / sizeof grp[0]);
+        int reg;
+        do
+            reg = below(8);
+        while (!(grp[k].bad & (1u << reg)));
+        uint8_t op[2] = { grp[k].op0, grp[k].op1 };
+        bool imm = op[0] == 0xc6 || op[0] == 0xc7 || op[1] == 0xba;
+        struct rmi x = { .op = op, .nop = op[1] ? 2 : 1, .regfield = reg, .rm_size = 4, .mem_pct = 50,
+                         .imm = rnd(), .imm_size = !imm ? 0 : op[0] == 0xc7 ? 4 : 1 };
+        emit_rmi(&x);
+        break;
+    }
     case 6:                                   /* pushfd; or dword [esp], TF; popfd: #DB after the next one */
         put(0x9c);
         put(0x81); put(0x0c); put(0x24); put32(FL_TF);
@@ -1353,6 +1398,40 @@ static void g_wrap(void)
     put32((uint32_t)-(int32_t)(1 + below(size)));
 }
 
+/*
+ * Ring 0 with paging: rewrite the PTE of a data page (another frame, the
+ * code's frame, other attribute bits), then INVLPG it or reload CR3.  Stale
+ * TLB entries are never relied on: the engines' TLBs may hold different
+ * entries (a direct-mapped TLB, and code fetches that differ).
+ */
+static void g_pte(void)
+{
+    const struct variant *v = G.v;
+    if (!v->paging || v->pse || v->user) {
+        g_mov();
+        return;
+    }
+    int k = below(4);
+    uint32_t frame = chance(15) ? CODE_BASE + 0x1000 * below(2) : DATA_BASE + 0x1000 * below(4);
+    uint32_t flags = (chance(92) ? 1 : 0) | (chance(80) ? 2 : 0) | (rnd() & 0x64);   /* P, RW, U/S, A, D */
+    put(0x65);                                /* mov dword gs:[pte], frame | flags */
+    put(0xc7);
+    put(0x05);
+    put32(PT_BASE + (((DATA_BASE >> 12) + k) & 0x3ff) * 4);
+    put32(frame | flags);
+    if (chance(70)) {
+        put(0x65);                            /* invlpg gs:[page + x] */
+        put(0x0f);
+        put(0x01);
+        put(0x3d);
+        put32(DATA_BASE + 0x1000 * k + below(0x1000));
+    } else {
+        int r = reg_w();
+        put(0x0f); put(0x20); put(0xd8 | r);  /* mov r, cr3 */
+        put(0x0f); put(0x22); put(0xd8 | r);  /* mov cr3, r */
+    }
+}
+
 /* ---- units with control flow and self-modifying code ---- */
 
 static struct unit *new_unit(void)
@@ -1366,6 +1445,10 @@ static struct unit *new_unit(void)
 static void add_abs(int add, uint32_t seg_base)
 {
     struct unit *u = G.u;
+    if (u->nabs == (int)(sizeof u->abs / sizeof u->abs[0])) {
+        fprintf(stderr, "test_bt_fuzz: generator overflowed a unit's fixups\n");
+        abort();
+    }
     u->abs[u->nabs].pos = u->len;
     u->abs[u->nabs].add = add;
     u->abs[u->nabs].seg_base = seg_base;
@@ -1670,7 +1753,8 @@ static void gen_unit(void)
     else if (r < 960) g_indirect_jump();
     else if (r < 975) g_smc();
     else if (r < 990) g_loop();
-    else if (r < 995) g_wrap();
+    else if (r < 993) g_wrap();
+    else if (r < 996) g_pte();
     else g_trap();
 }
 
@@ -1878,6 +1962,7 @@ static void build(const struct variant *v, struct image *im, struct cpu_init *ci
         map_page(im, USTK_BASE, pte_flags(PA_RW, v->user));
         map_page(im, USTK_BASE + 0x1000, pte_flags(PA_RW, v->user));
         map_page(im, KSTK_BASE, 0x3);
+        map_page(im, PT_BASE, 0x3);           /* ring 0 rewrites PTEs through it */
     }
 
     /* Code: the block, HLTs around it */
