@@ -202,11 +202,11 @@ static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last, .jump_cache = bt->jump_cache };
-    /* Only blocks without threaded instructions chain: those are the ones
-     * that cannot change interrupt state, mappings or the mode. */
+    /* Only blocks whose instructions are native or plain threaded ones chain:
+     * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
     for (int k = 0; k < b->ninsn && all_native; k++)
-        all_native = native_supported(&b->insns[k]);
+        all_native = native_supported(&b->insns[k]) || native_threaded_is_plain(&b->insns[k]);
     if (all_native)
         be.chain = b->chain;
     uint8_t *start = e->p;
@@ -236,7 +236,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
         } else {
             native_emit_threaded(&be, in, eip, last, bt_step);
             ended = last;
-            flat_so_far = false;       /* it may have loaded a segment register */
+            if (!native_threaded_is_plain(in))
+                flat_so_far = false;   /* it may have loaded a segment register */
         }
         eip = b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
     }
@@ -333,7 +334,11 @@ static struct block *lookup(struct bt *bt)
     bool code32 = cpu_code32(c);
     bool user = c->cpl == 3;
     bool flat = segments_flat(c);
-    struct block *b = bt->hash[hash_of(phys, code32)];
+    struct block *b = bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)];
+    if (b && b->valid && b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
+        b->flat == flat)
+        goto found;
+    b = bt->hash[hash_of(phys, code32)];
     while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
                   b->flat == flat))
         b = b->hash_next;
@@ -341,6 +346,7 @@ static struct block *lookup(struct bt *bt)
         b = translate(bt, host, phys, code32, user, flat);
     if (b)
         bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)] = b;
+found:
     /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
     if (b && (b->last > c->seg[SEG_CS].limit || b->last < b->eip))
         return NULL;

@@ -283,10 +283,6 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         }
         emit_test_al(e);
         emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
-        /* The interpreter may have touched a device: no chaining from here on. */
-        emit_u8(e, 0xc6);                                      /* mov byte [rbx+bt_exit], 1 */
-        modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_exit));
-        emit_u8(e, 1);
         /* The resumed code retires this instruction and the earlier ones again. */
         emit_count(e, -(s->pending + 1));
         emit_patch_rel32(emit_jmp32(e), s->resume);
@@ -489,6 +485,37 @@ bool native_supported(const struct insn *in)
     if (op >= 0x140 && op <= 0x14f)
         return in->op32;
     return false;
+}
+
+/* ---- threaded instructions that keep a block chainable ---- */
+
+/*
+ * A threaded instruction that only computes on registers, flags and memory:
+ * it cannot change the mode, CPL, segment registers, IF/TF, mappings or port
+ * I/O state, so the block around it may still chain and keep its flat
+ * probes.  (A CPU write that reaches a device, or FERR#, sets bt_exit, which
+ * stops chaining: see machine_phys_write and machine_fpu_ferr.)
+ */
+bool native_threaded_is_plain(const struct insn *in)
+{
+    int op = in->op;
+    if (in->invalid)
+        return false;
+    if (op >= 0xd8 && op <= 0xdf)
+        return true;                           /* x87 */
+    if (alu_family(op) || (op >= 0x40 && op <= 0x61) || (op >= 0x68 && op <= 0x6b) ||
+        (op >= 0x80 && op <= 0x8d) || (op >= 0x8f && op <= 0x99) || (op >= 0x9b && op <= 0x9c) ||
+        (op >= 0x9e && op <= 0xbf) || (op >= 0xc0 && op <= 0xc1) || (op >= 0xc6 && op <= 0xc9) ||
+        (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) || (op >= 0xf8 && op <= 0xf9) ||
+        (op >= 0xfc && op <= 0xfe))
+        return op != 0x8e;                     /* MOV Sreg, r/m loads a segment */
+    if (op == 0xff)
+        return in->reg <= 1 || in->reg == 6;
+    if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1a3 && op <= 0x1a5) ||
+        (op >= 0x1ab && op <= 0x1ad) || (op >= 0x1af && op <= 0x1b1) || (op >= 0x1b3 && op <= 0x1b7) ||
+        (op >= 0x1ba && op <= 0x1c1) || (op >= 0x1c8 && op <= 0x1cf))
+        return op != 0x1b2 && op != 0x1b4 && op != 0x1b5;   /* LSS/LFS/LGS */
+    return op == 0x1a2 || op == 0x131 || op == 0x1c7;       /* CPUID, RDTSC, CMPXCHG8B */
 }
 
 /* ---- flag liveness ---- */

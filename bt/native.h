@@ -72,6 +72,8 @@ struct block_emit {
     int nplain;
 };
 
+/* A threaded instruction after which the block may still chain (see native.c). */
+bool native_threaded_is_plain(const struct insn *in);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_needed(const struct insn *in);

@@ -111,6 +111,9 @@ void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
 {
     physmem_note_write(m->pm, pa, size);
     physmem_write(m->pm, pa, val, size);
+    /* A device may have raised an interrupt: chained translated code stops. */
+    if (!m->pm->wr[pa >> 12])
+        m->cpu.bt_exit = true;
 }
 
 bool machine_intr_pending(struct machine *m)
@@ -143,6 +146,7 @@ void machine_fpu_ferr(struct machine *m, bool asserted)
     if (m->ferr != asserted) {
         m->ferr = asserted;
         irq_set(m->bus, 13, asserted);
+        m->cpu.bt_exit = true;     /* translated code must let bt_run see IRQ13 */
     }
 }
 
