@@ -662,7 +662,12 @@ static void emit_rmi(const struct rmi *x)
     bool lock = mem && x->lockable && chance(15);
     if (!mem && x->lockable && chance(1))
         lock = true;                          /* #UD */
-    put_prefixes_a(x->opsize, mo.seg, lock, 0, mo.addr16);
+    /* Prefixes that change nothing here: 66 on a byte operation, 67 without
+     * a memory operand, REP/REPNE on a non-string instruction. */
+    bool opsize = x->opsize || (x->rm_size == 1 && chance(2));
+    bool adsize = mo.addr16 || (!mem && chance(1));
+    int rep = chance(2) ? (chance(50) ? 0xf2 : 0xf3) : 0;
+    put_prefixes_a(opsize, mo.seg, lock, rep, adsize);
     for (int k = 0; k < x->nop; k++)
         put(x->op[k]);
     put_modrm(&mo, x->regfield);
