@@ -254,6 +254,76 @@ static bool string_step(struct cpu *c, const struct insn *in, int op, int size)
     return true;
 }
 
+/* Host pointer for `bytes` at seg:off when that range is plain RAM in one
+ * page that the TLB already maps for this access (a 4 GiB expand-up segment,
+ * no wrap), else NULL: then the element-by-element path decides. */
+static uint8_t *string_run_ptr(struct cpu *c, int sr, uint32_t off, uint32_t bytes, bool write)
+{
+    const struct seg *s = &c->seg[sr];
+    if ((s->attr & (write ? 0x9e : 0x9c)) != (write ? 0x92 : 0x90) || s->limit != 0xffffffffu ||
+        off + bytes - 1 < off)
+        return NULL;
+    uint32_t lin = s->base + off;
+    if ((lin & 0xfff) + bytes > PAGE_SIZE)
+        return NULL;
+    struct tlb_entry *e = &c->tlb[mmu_user(c)][(lin >> 12) & (TLB_SIZE - 1)];
+    if ((write ? e->tag_write : e->tag_read) != (lin & PAGE_MASK))
+        return NULL;
+    return (uint8_t *)(uintptr_t)(lin + e->addend);
+}
+
+/*
+ * REP MOVS/STOS with 32-bit addresses and DF=0, as many elements as stay in
+ * the current source and destination pages: the same result as one element
+ * at a time (overlapping MOVS copies element by element, forward), without a
+ * TLB lookup per element.  Pages with translations are never direct-write in
+ * the TLB, so stores to code still go the slow way.  Returns the number of
+ * elements done (0: none, take the element path).
+ */
+static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int size, uint32_t cnt)
+{
+    if (!in->addr32 || (c->eflags & FL_DF))
+        return 0;
+    uint32_t di = c->r[R_EDI];
+    uint32_t room = (PAGE_SIZE - ((c->seg[SEG_ES].base + di) & 0xfff)) / size;
+    uint32_t n = cnt < room ? cnt : room;
+    bool movs = op == 0xa4 || op == 0xa5;
+    if (movs) {
+        uint32_t src_room = (PAGE_SIZE - ((c->seg[src_seg(in)].base + c->r[R_ESI]) & 0xfff)) / size;
+        n = n < src_room ? n : src_room;
+    }
+    if (n == 0)
+        return 0;
+    uint8_t *dst = string_run_ptr(c, SEG_ES, di, n * size, true);
+    if (!dst)
+        return 0;
+    if (movs) {
+        const uint8_t *src = string_run_ptr(c, src_seg(in), c->r[R_ESI], n * size, false);
+        if (!src)
+            return 0;
+        if (dst >= src + n * size || dst + n * size <= src) {
+            memcpy(dst, src, n * size);
+        } else {
+            for (uint32_t k = 0; k < n; k++) {
+                uint32_t v;
+                memcpy(&v, src + k * size, size);
+                memcpy(dst + k * size, &v, size);
+            }
+        }
+        c->r[R_ESI] += n * size;
+    } else {
+        uint32_t v = c->r[R_EAX];
+        if (size == 1)
+            memset(dst, v & 0xff, n);
+        else
+            for (uint32_t k = 0; k < n; k++)
+                memcpy(dst + k * size, &v, size);
+    }
+    c->r[R_EDI] += n * size;
+    c->r[R_ECX] = cnt - n;
+    return n;
+}
+
 static void exec_string(struct cpu *c, const struct insn *in)
 {
     int op = in->op;
@@ -262,10 +332,13 @@ static void exec_string(struct cpu *c, const struct insn *in)
         string_step(c, in, op, size);
         return;
     }
+    bool bulk = op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab;
     for (int n = 0; n < REP_CHUNK; n++) {
         uint32_t cnt = count_reg(c, in);
         if (cnt == 0)
             return;
+        if (bulk && string_run(c, in, op, size, cnt))
+            continue;
         bool go_on = string_step(c, in, op, size);
         set_count(c, in, cnt - 1);
         if (!go_on || cnt == 1)
