@@ -103,6 +103,7 @@ enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
 #define DATA_END    0x204000u
 #define STK_GUARD   0x2ff000u    /* below the user stack: sometimes not present */
 #define CODE_ALIAS  0x380000u    /* with paging: a second mapping of the code pages */
+#define SEG_WRAP_BASE 0xfff00000u  /* a segment base of -1 MiB: offset = linear + 1 MiB */
 #define USTK_BASE   0x300000u    /* user (or only) stack: two pages */
 #define KSTK_BASE   0x302000u    /* ring-0 stack for CPL 3 runs */
 #define STK_END     0x303000u
@@ -228,20 +229,27 @@ static void pick_variant(struct variant *v)
     v->cs_limit = v->cs_based ? 0xfffff : 0xffffffffu;
 
     v->ds = v->es = v->gs = flat_data();
-    /* FS always has a base (the fast path must add it), usually a flat limit. */
-    uint32_t fs_base = DATA_BASE + below(0x3000);
+    /*
+     * FS always has a base (the fast path must add it), usually a flat limit.
+     * A base of -1 MiB (offsets wrap around 4 GiB) makes offset != linear
+     * land in pages the TLB holds: data offsets are stack addresses, so
+     * translated code that dropped or mis-cached a base would hit memory
+     * instead of taking the slow path.
+     */
+    uint32_t fs_base = chance(25) ? SEG_WRAP_BASE : DATA_BASE + below(0x3000);
     v->fs = chance(70) ? make_desc(fs_base, 0xffffffffu - fs_base, ACC_DATA_RW, true)
                        : make_desc(fs_base, 0xfff + below(0x400), ACC_DATA_RW, true);
-    if (chance(30))
+    if (chance(30) || fs_base == SEG_WRAP_BASE)
         v->fs = make_desc(fs_base, 0xffffffffu, ACC_DATA_RW, true);   /* wraps around 4 GiB */
     if (v->nonflat) {
         /* DS: a base below the data area and a limit that ends inside it. */
-        uint32_t base = DATA_BASE - 0x10000 + below(0x800);
-        uint32_t limit = DATA_END - base - 1 - below(0x300);
+        uint32_t base = chance(60) ? DATA_BASE - 0x10000 + below(0x800) : SEG_WRAP_BASE;
+        uint32_t limit = DATA_END - base - 1 - below(0x300);   /* page-granular with the wrapping base */
         v->ds = make_desc(base, limit, ACC_DATA_RW, true);
-        switch (below(3)) {
+        switch (below(4)) {
         case 0: v->es = make_desc(DATA_BASE, 0x3fff, ACC_DATA_RO, true); break;
         case 1: v->es = make_desc(DATA_BASE + 0x100, 0x3eff, ACC_DATA_RW, true); break;
+        case 2: v->es = make_desc(SEG_WRAP_BASE, 0xffffffffu, ACC_DATA_RW, true); break;
         default: break;
         }
     }
@@ -1192,6 +1200,72 @@ static void g_string(void)
     put(op);
 }
 
+/* Reload a data segment register, usually with itself, often with another
+ * one's selector (push x; pop y, or mov r, x; mov y, r): translated code
+ * must use the new base/limit from then on. */
+static void g_segload(void)
+{
+    static const int segs[4] = { SEG_ES, SEG_DS, SEG_FS, SEG_GS };
+    int x = segs[below(4)], y = chance(40) ? x : segs[below(3)];   /* GS stays flat: the handlers use it */
+    if (chance(70)) {
+        if (x == SEG_FS || x == SEG_GS)
+            put(0x0f), put(x == SEG_FS ? 0xa0 : 0xa8);
+        else
+            put(x == SEG_ES ? 0x06 : 0x1e);
+        if (y == SEG_FS || y == SEG_GS)
+            put(0x0f), put(y == SEG_FS ? 0xa1 : 0xa9);
+        else
+            put(y == SEG_ES ? 0x07 : 0x1f);
+    } else {
+        int r = reg_w();
+        if (chance(50))
+            put(0x66);
+        put(0x8c);                        /* mov r, x */
+        put(0xc0 | (x << 3) | r);
+        put(0x8e);                        /* mov y, r */
+        put(0xc0 | (y << 3) | r);
+    }
+    G.seg_base[y] = G.seg_base[x];
+    G.seg_limit[y] = G.seg_limit[x];
+    G.seg_attr[y] = G.seg_attr[x];
+}
+
+/*
+ * A segment reload between two accesses to the same offset: warm the TLB
+ * for a data page, load DS/ES from FS (base -1 MiB), and access that offset
+ * again through it.  The right linear address is 1 MiB lower (the code
+ * pages); code that kept the old base, or took the new segment for flat,
+ * would hit the data page's TLB entry instead.
+ */
+static void g_segload_probe(void)
+{
+    if (G.seg_base[SEG_FS] != SEG_WRAP_BASE || G.seg_limit[SEG_FS] != 0xffffffffu) {
+        g_segload();
+        return;
+    }
+    int y = chance(50) ? SEG_DS : SEG_ES;
+    uint32_t lin = DATA_BASE + below(0x2000 - 4);
+    put(0x65);                                /* mov eax, gs:[lin] */
+    put(0xa1);
+    put32(lin);
+    if (chance(70)) {
+        put(0x0f); put(0xa0);                 /* push fs */
+        put(y == SEG_DS ? 0x1f : 0x07);       /* pop y */
+    } else {
+        int r = reg_w();
+        put(0x8c); put(0xc0 | (SEG_FS << 3) | r);
+        put(0x8e); put(0xc0 | (y << 3) | r);
+    }
+    G.seg_base[y] = G.seg_base[SEG_FS];
+    G.seg_limit[y] = G.seg_limit[SEG_FS];
+    G.seg_attr[y] = G.seg_attr[SEG_FS];
+    if (y == SEG_ES)
+        put(0x26);
+    put(chance(70) ? 0x8b : 0x89);            /* mov ecx, y:[lin] / mov y:[lin], ecx (then SMC) */
+    put(0x0d);
+    put32(lin);
+}
+
 static void g_flags_misc(void)
 {
     switch (below(18)) {
@@ -1272,35 +1346,9 @@ static void g_flags_misc(void)
         break;
     case 8: put(0x90); break;
     case 9: put(0x0f); put(0x1f); put(0x40 | reg_w()); put(rnd()); break;   /* hint nop [r+d8] (no SIB), no access */
-    case 10: {
-        /* Reload a data segment register, usually with itself, sometimes
-         * with another one's selector (push x; pop y, or mov r, x; mov y, r):
-         * translated code must use the new base/limit from then on. */
-        static const int segs[4] = { SEG_ES, SEG_DS, SEG_FS, SEG_GS };
-        int x = segs[below(4)], y = chance(70) ? x : segs[below(3)];   /* GS stays flat: the handlers use it */
-        if (chance(70)) {
-            if (x == SEG_FS || x == SEG_GS)
-                put(0x0f), put(x == SEG_FS ? 0xa0 : 0xa8);
-            else
-                put(x == SEG_ES ? 0x06 : 0x1e);
-            if (y == SEG_FS || y == SEG_GS)
-                put(0x0f), put(y == SEG_FS ? 0xa1 : 0xa9);
-            else
-                put(y == SEG_ES ? 0x07 : 0x1f);
-        } else {
-            int r = reg_w();
-            if (chance(50))
-                put(0x66);
-            put(0x8c);                        /* mov r, x */
-            put(0xc0 | (x << 3) | r);
-            put(0x8e);                        /* mov y, r */
-            put(0xc0 | (y << 3) | r);
-        }
-        G.seg_base[y] = G.seg_base[x];
-        G.seg_limit[y] = G.seg_limit[x];
-        G.seg_attr[y] = G.seg_attr[x];
+    case 10:
+        g_segload();
         break;
-    }
     case 11:                                  /* xlat */
         mov_r32_imm(R_EBX, DATA_BASE + below(0x3f00) - G.seg_base[SEG_DS]);
         put(0xd7);
@@ -1740,7 +1788,9 @@ static void gen_unit(void)
     if (r < 150) g_alu();
     else if (r < 210) g_incdec_negnot();
     else if (r < 250) g_test();
-    else if (r < 380) g_mov();
+    else if (r < 365) g_mov();
+    else if (r < 372) g_segload();
+    else if (r < 380) g_segload_probe();
     else if (r < 420) g_movx();
     else if (r < 450) g_lea();
     else if (r < 480) g_xchg();
