@@ -201,7 +201,7 @@ static bool ends_block(const struct insn *in)
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last, .jump_cache = bt->jump_cache };
+    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last, .block_eip = b->eip, .jump_cache = bt->jump_cache };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;

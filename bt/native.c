@@ -194,6 +194,8 @@ static void jump_to_stub(struct block_emit *be, uint8_t cc)
     s->fixups[s->nfixups++] = emit_jcc32(be->e, cc);
 }
 
+static void emit_jump_cache(struct block_emit *be);
+
 /*
  * Leave for a fixed EIP.  A chainable exit records its slot, then jumps
  * straight into the target block when bt_run has resolved it, the budget
@@ -206,7 +208,11 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
     struct emitter *e = be->e;
     emit_store_eip(e, eip);
     emit_count(e, count);
-    if (be->chain && be->nchain < 2) {
+    if (be->chain && ((eip ^ be->block_eip) & PAGE_MASK)) {
+        /* Another page: whether it maps where it did is the TLB's to say. */
+        emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
+        emit_jump_cache(be);
+    } else if (be->chain && be->nchain < 2) {
         struct chain_slot *slot = &be->chain[be->nchain++];
         slot->eip = eip;
         slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
@@ -1154,6 +1160,12 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     if (!last) {
         emit_test_al(e);
         be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
+    } else if (be->chain && native_threaded_is_plain(in)) {
+        /* Nothing the interrupt check needs to see happened: go on directly. */
+        emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
+        modrm_rbx(e, H_RDI, OFF_EIP);
+        emit_jump_cache(be);
+        be->plain_exits[be->nplain++] = emit_jmp32(e);
     } else {
         be->plain_exits[be->nplain++] = emit_jmp32(e);
     }

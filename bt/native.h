@@ -62,6 +62,7 @@ struct block_emit {
     struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
     int nchain;
     bool user;                  /* block runs at CPL 3: user TLB */
+    uint32_t block_eip;         /* EIP of the block's first instruction */
     int pending;                /* instructions retired natively since the last count flush */
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
