@@ -288,7 +288,7 @@ struct unit {
     int skip;
     uint8_t cc;
     struct {
-        uint8_t pos;           /* 32-bit field in b[] */
+        uint16_t pos;          /* 32-bit field in b[] */
         int32_t add;           /* value = linear(unit start + add) - segment base */
         uint32_t seg_base;
     } abs[16];
@@ -1824,9 +1824,11 @@ static int jump_len(const struct unit *u, bool near)
 }
 
 /* Lay the units out at code_lin and resolve jumps and absolute fields. */
+static int unit_off[MAX_UNITS + 1];
+
 static int assemble(uint8_t *out, uint32_t code_lin, int cap)
 {
-    int off[MAX_UNITS + 1];
+    int *off = unit_off;
     int jl[MAX_UNITS];
     /* Jumps are rel8 when the target is near enough, otherwise promoted;
      * JECXZ/LOOP have no rel32 form: they skip fewer units instead. */
@@ -1912,6 +1914,30 @@ static int assemble(uint8_t *out, uint32_t code_lin, int cap)
         pos += jl[k];
     }
     return pos;
+}
+
+/* The generator's own check: the block decodes as one straight sequence of
+ * instructions in which every unit starts at an instruction boundary. */
+static void check_layout(const uint8_t *code, int len)
+{
+    static bool boundary[0x1000];
+    memset(boundary, 0, sizeof boundary);
+    int pos = 0;
+    while (pos < len) {
+        struct insn in;
+        int n = decode(code + pos, len - pos, true, &in);
+        if (n <= 0)
+            break;
+        boundary[pos] = true;
+        pos += n;
+    }
+    for (int k = 0; k < G.n; k++) {
+        if (!boundary[unit_off[k]]) {
+            fprintf(stderr, "test_bt_fuzz: generator bug: unit %d at +%d is not on an instruction boundary\n", k,
+                    unit_off[k]);
+            abort();
+        }
+    }
 }
 
 /* ---- machine set-up ---- */
@@ -2387,6 +2413,7 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
     put(0xf4);                                /* hlt (a #GP at CPL 3, which halts too) */
     int len = assemble(code, CODE_BASE + v.code_off, sizeof code);
     assert_true(len > 0);
+    check_layout(code, len);
     if (v.cs_based && chance(50))
         v.cs_limit = v.code_off + below(len + 32);   /* cuts the block: #GP at a fetch or a jump */
 
