@@ -2169,15 +2169,25 @@ struct final {
     struct image mem;
 };
 
-static void run_engine(struct machine *m, struct final *f)
+/* Run to the end; slice > 0 runs in slices of that many instructions, as
+ * the machine's run loop does (bt then re-enters mid-block). */
+static void run_engine(struct machine *m, struct final *f, int slice)
 {
     struct cpu *c = &m->cpu;
     uint64_t icount0 = c->icount;
-    c->budget = RUN_BUDGET;
-    if (m->bt)
-        bt_run(m->bt);
-    else
-        interp_run(c);
+    if (slice) {
+        int status;
+        while (!c->halted && c->icount - icount0 < RUN_BUDGET && bus_pending_request(m->bus, &status) == BUS_REQ_NONE) {
+            c->budget = slice;
+            bt_run(m->bt);
+        }
+    } else {
+        c->budget = RUN_BUDGET;
+        if (m->bt)
+            bt_run(m->bt);
+        else
+            interp_run(c);
+    }
     memset(f, 0, offsetof(struct final, mem));
     memcpy(f->r, c->r, sizeof f->r);
     f->eip = c->eip;
@@ -2439,13 +2449,17 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
         load(m_bt, &im, &ci, keep_code);
         if (trace_interp)
             m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
-        run_engine(m_interp, &fi);
-        run_engine(m_bt, &fb);
+        int slice = chance(20) ? 1 + below(chance(50) ? 4 : 40) : 0;
+        run_engine(m_interp, &fi, 0);
+        run_engine(m_bt, &fb, slice);
         tally(t, &v, &im, &fi, len, seed);
         same = same_state(&fi, &fb);
         if (!same || verbose) {
-            fprintf(stderr, "%s: BT_FUZZ_SEED=0x%016llx%s\n", same ? "block" : "MISMATCH", (unsigned long long)seed,
+            fprintf(stderr, "%s: BT_FUZZ_SEED=0x%016llx%s", same ? "block" : "MISMATCH", (unsigned long long)seed,
                     round ? " (second run of the block, translations kept)" : "");
+            if (slice)
+                fprintf(stderr, " (bt run in slices of %d instructions)", slice);
+            fprintf(stderr, "\n");
             dump_variant(&v);
             dump_cpu_init(&ci);
             dump_code(code, len, CODE_BASE + v.code_off);
