@@ -17,7 +17,8 @@
  * code, EIP, CS, EFLAGS) on the stack, CR2 in the CPU and the vector in
  * memory.  A quarter of the blocks run a second time with their translations
  * still cached, under new registers, data and often another CPL, paging mode
- * or CS limit.
+ * or CS limit; a fifth of the bt runs are cut into slices of 1-40
+ * instructions as the run loop does (translated code re-entered mid-block).
  *
  * The generator assembles units (a few instructions that jumps never enter
  * in the middle): ALU in every form and size, INC/DEC, NEG/NOT, TEST, MOV
@@ -43,9 +44,10 @@
  *
  * Not covered: 16-bit code segments, v86 mode, x87/MMX, port I/O, external
  * interrupts (bt delivers them between blocks, so their timing differs by
- * design), running out of budget inside a block (bt finishes the block),
- * stale TLB entries after a PTE change without INVLPG (the engines' TLBs
- * legitimately hold different entries).
+ * design), the state at the moment a budget runs out (bt finishes the block
+ * it is in; only the final state of a sliced run is compared), stale TLB
+ * entries after a PTE change without INVLPG (the engines' TLBs may
+ * legitimately hold different entries), remapping the code page being run.
  *
  * A failure prints a reproducer: the block's seed (BT_FUZZ_SEED=... runs
  * just that block), the variant, the block's bytes in hex with a
