@@ -473,6 +473,12 @@ bool native_supported(const struct insn *in)
         return true;
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
         return in->reg != 2 && in->reg != 3;   /* RCL/RCR stay threaded */
+    case 0x1ba:
+        return in->reg >= 4;                   /* BT/BTS/BTR/BTC r/m, imm8 */
+    case 0xa0: case 0xa1: case 0xa2: case 0xa3:
+        return in->addr32;                     /* MOV with a direct offset */
+    case 0xaa: case 0xab: case 0xac: case 0xad:
+        return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one STOS/LODS */
     case 0xc9:
         return in->op32;
     }
@@ -546,6 +552,8 @@ uint32_t native_flags_written(const struct insn *in)
         if (op <= 0xc1 && !(in->imm & 31))
             return 0;
         return in->reg <= 1 ? 0x801 : FLAGS_ALL;
+    case 0x1ba:
+        return 0x1;
     }
     if (op >= 0x40 && op <= 0x4f)
         return FLAGS_INCDEC;
@@ -567,6 +575,8 @@ uint32_t native_flags_needed(const struct insn *in)
         return FLAGS_ALL;
     if (op == 0xd2 || op == 0xd3)
         return FLAGS_ALL;          /* a zero count keeps every flag */
+    if ((op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad))
+        return FLAGS_ALL;          /* memory: may leave for the interpreter */
     if (op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 || op == 0x14 || op == 0x15 ||
         op == 0x18 || op == 0x19 || op == 0x1a || op == 0x1b || op == 0x1c || op == 0x1d ||
         ((op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3)))
@@ -927,6 +937,74 @@ static void emit_exit_edi(struct block_emit *be)
     emit_ret(e);
 }
 
+/* ecx = +size, or -size when EFLAGS.DF is set (string index step). */
+static void emit_string_delta_ecx(struct emitter *e, int size)
+{
+    emit_u8(e, 0x8b);                                          /* mov ecx, [rbx+eflags] */
+    modrm_rbx(e, H_RCX, OFF_FLAGS);
+    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 10);        /* shr ecx, 10 */
+    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);         /* and ecx, 1 */
+    emit_u8(e, 0x6b); emit_u8(e, 0xc9); emit_u8(e, (uint8_t)(-2 * size));   /* imul ecx, ecx, -2*size */
+    emit_u8(e, 0x83); emit_u8(e, 0xc1); emit_u8(e, size);      /* add ecx, size */
+}
+
+/* One STOS or LODS (no REP): ES:EDI or seg:ESI, then the index steps by DF. */
+static void emit_stos_lods(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int op = in->op;
+    int size = (op & 1) ? opsize(in) : 1;
+    bool stos = op <= 0xab;
+    int idx = stos ? R_EDI : R_ESI;
+    emit_u8(e, 0x8b);                                          /* mov eax, [rbx + edi/esi] */
+    modrm_rbx(e, H_RAX, OFF_R(idx));
+    emit_probe(be, stos ? SEG_ES : (in->seg >= 0 ? in->seg : SEG_DS), size, stos, false);
+    if (stos) {
+        emit_load_ecx_rbx(e, OFF_R(R_EAX), size);
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x88, size)); modrm_rdx(e, H_RCX);   /* mov [rdx], ecx */
+    } else {
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x8a, size)); modrm_rdx(e, H_RCX);   /* mov ecx, [rdx] */
+        emit_store_ecx_rbx(e, OFF_R(R_EAX), size);
+    }
+    emit_string_delta_ecx(e, size);
+    emit_u8(e, 0x01);                                          /* add [rbx + edi/esi], ecx */
+    modrm_rbx(e, H_RCX, OFF_R(idx));
+}
+
+/* MOV AL/EAX <-> [seg:offset] with the offset in the instruction. */
+static void emit_mov_moffs(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = (in->op & 1) ? opsize(in) : 1;
+    bool store = in->op >= 0xa2;
+    emit_u8(e, 0xb8); emit_u32(e, in->imm);                    /* mov eax, offset */
+    emit_probe(be, in->seg >= 0 ? in->seg : SEG_DS, size, store, false);
+    if (store) {
+        emit_load_ecx_rbx(e, OFF_R(R_EAX), size);
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x88, size)); modrm_rdx(e, H_RCX);
+    } else {
+        size_prefix(e, size);
+        emit_u8(e, sized_op(0x8a, size)); modrm_rdx(e, H_RCX);
+        emit_store_ecx_rbx(e, OFF_R(R_EAX), size);
+    }
+}
+
+/* BT/BTS/BTR/BTC r/m, imm8: only CF is defined and set (alu_bit). */
+static void emit_bit_imm(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = opsize(in);
+    emit_rm_ptr(be, in, size, in->reg != 4);
+    size_prefix(e, size);
+    emit_u8(e, 0x0f); emit_u8(e, 0xba);                        /* bt* [rdx], imm8 */
+    modrm_rdx(e, in->reg);
+    emit_u8(e, in->imm & (size * 8 - 1));
+    emit_flags(be, 0x1);
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     struct emitter *e = be->e;
@@ -1091,6 +1169,15 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         case 0x1af: case 0x69: case 0x6b:
             emit_imul(be, in);
+            break;
+        case 0x1ba:
+            emit_bit_imm(be, in);
+            break;
+        case 0xa0: case 0xa1: case 0xa2: case 0xa3:
+            emit_mov_moffs(be, in);
+            break;
+        case 0xaa: case 0xab: case 0xac: case 0xad:
+            emit_stos_lods(be, in);
             break;
         case 0xc9:                             /* leave */
             emit_u8(e, 0x8b);                  /* mov eax, [rbx+ebp] */
