@@ -69,8 +69,16 @@ if [ -n "$QEMU" ]; then
     t_q=$(elapsed "$t0" "$(now)")
     mips_q=$(awk "BEGIN { printf \"%.1f\", $insns / $t_q / 1e6 }")
 fi
-printf '%-44s %14s %14s %10s\n' "guest MIPS, tight loop ($insns insns)" "$mips_rv" "$mips_q" \
+printf '%-44s %14s %14s %10s\n' "guest MIPS, tight loop, -accel bt" "$mips_rv" "$mips_q" \
     "$( [ "$mips_q" = - ] && echo - || ratio "$mips_rv" "$mips_q")x"
+# The reference interpreter on the same loop (-accel interp), a fifth of the iterations.
+nasm -f bin -DITERATIONS=$((ITER / 5)) tests/guest/bench_loop.asm -o "$B/bench_loop_short.bin"
+t0=$(now)
+$RV -accel interp -bios "$B/bench_loop_short.bin" -display none -serial none -m 16 >/dev/null 2>&1
+t_i=$(elapsed "$t0" "$(now)")
+mips_i=$(awk "BEGIN { printf \"%.1f\", $insns / 5 / $t_i / 1e6 }")
+printf '%-44s %14s %14s %10s\n' "guest MIPS, tight loop, -accel interp" "$mips_i" "$mips_q" \
+    "$( [ "$mips_q" = - ] && echo - || ratio "$mips_i" "$mips_q")x"
 
 # 2. SeaBIOS to "No bootable device."
 s_rv=$(time_until "$B/seabios-rv.log" '^No bootable device' 120 \
