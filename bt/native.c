@@ -151,22 +151,54 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
     emit_u32(e, eip);
 }
 
-/* Merge the host's arithmetic flags into the guest EFLAGS under `mask`
- * (nothing when a later instruction of the block overwrites them first). */
+/*
+ * Flags are captured, not merged: after a flag-setting host instruction,
+ * `pushfq; pop r11` keeps the host's flags in R11 and the block remembers
+ * which guest flags they stand for (pend_keep: the host bits to take,
+ * pend_clear: the guest bits they replace; logic ops clear AF).  The merge
+ * into EFLAGS in struct cpu happens only where someone may look: before an
+ * instruction that reads flags or merges its own, before a later capture
+ * that would not cover them, before any call into the interpreter (the
+ * stubs merge out of line), and at every exit.  Nothing else in translated
+ * code touches R11.
+ */
 static void emit_flags(struct block_emit *be, uint32_t mask)
 {
     struct emitter *e = be->e;
     if (be->flags_dead)
         return;
     emit_u8(e, 0x9c);                          /* pushfq */
-    emit_u8(e, 0x59);                          /* pop rcx */
-    emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
-    emit_u32(e, mask);
-    emit_u8(e, 0x81);                          /* and dword [rbx+eflags], ~mask */
+    emit_u8(e, 0x41); emit_u8(e, 0x5b);        /* pop r11 */
+    be->pend_keep = mask;
+    be->pend_clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
+}
+
+/* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
+static void emit_merge_r11(struct emitter *e, uint32_t keep, uint32_t clear)
+{
+    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, keep */
+    emit_u32(e, keep);
+    emit_u8(e, 0x81);                                          /* and dword [rbx+eflags], ~clear */
     modrm_rbx(e, 4, OFF_FLAGS);
-    emit_u32(e, ~(mask == FLAGS_LOGIC ? FLAGS_ARITH : mask));
-    emit_u8(e, 0x09);                          /* or [rbx+eflags], ecx */
-    modrm_rbx(e, H_RCX, OFF_FLAGS);
+    emit_u32(e, ~clear);
+    emit_u8(e, 0x44); emit_u8(e, 0x09);                        /* or [rbx+eflags], r11d */
+    modrm_rbx(e, 3, OFF_FLAGS);
+}
+
+/* Merge captured flags now (the code that follows sees EFLAGS in memory). */
+static void emit_materialize(struct block_emit *be)
+{
+    if (!be->pend_keep)
+        return;
+    emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
+    be->pend_keep = be->pend_clear = 0;
+}
+
+/* The same merge on one path out of the block, leaving the static state alone. */
+static void emit_materialize_on_exit(struct block_emit *be)
+{
+    if (be->pend_keep)
+        emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
 }
 
 /* bt dword [rbx+eflags], 0: the guest CF into the host CF (ADC/SBB). */
@@ -206,6 +238,7 @@ static void emit_jump_cache(struct block_emit *be);
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
+    emit_materialize_on_exit(be);
     emit_store_eip(e, eip);
     emit_count(e, count);
     if (be->chain && ((eip ^ be->block_eip) & PAGE_MASK)) {
@@ -276,6 +309,8 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         struct native_stub *s = &be->stubs[k];
         for (int f = 0; f < s->nfixups; f++)
             emit_patch_rel32(s->fixups[f], e->p);
+        if (s->pend_keep)
+            emit_merge_r11(e, s->pend_keep, s->pend_clear);
         emit_count(e, s->pending);
         emit_store_eip(e, s->eip);
         emit_mov_rr64(e, H_RDI, H_RBX);
@@ -289,6 +324,9 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         }
         emit_test_al(e);
         emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
+        /* EFLAGS is whole in memory now: later merges of R11 must change nothing. */
+        emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
+        modrm_rbx(e, 3, OFF_FLAGS);
         /* The resumed code retires this instruction and the earlier ones again. */
         emit_count(e, -(s->pending + 1));
         emit_patch_rel32(emit_jmp32(e), s->resume);
@@ -928,6 +966,7 @@ static void emit_jump_cache(struct block_emit *be)
 static void emit_exit_edi(struct block_emit *be)
 {
     struct emitter *e = be->e;
+    emit_materialize_on_exit(be);
     emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
@@ -1005,16 +1044,43 @@ static void emit_bit_imm(struct block_emit *be, const struct insn *in)
     emit_flags(be, 0x1);
 }
 
+/* Native instructions that read the arithmetic flags from EFLAGS in memory. */
+static bool reads_flags(const struct insn *in)
+{
+    int op = in->op;
+    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
+        return true;
+    if (alu_family(op))
+        return (op >> 3) == 2 || (op >> 3) == 3;           /* ADC, SBB */
+    return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3);
+}
+
+/* Native instructions that compute some flags themselves and merge them into
+ * EFLAGS in memory (shifts: OF; IMUL: SF/ZF/PF). */
+static bool flags_merged_by_hand(const struct insn *in)
+{
+    int op = in->op;
+    return (op >= 0xc0 && op <= 0xc1) || (op >= 0xd0 && op <= 0xd3) || op == 0x1af || op == 0x69 || op == 0x6b;
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     struct emitter *e = be->e;
     int op = in->op;
     uint32_t next = eip + in->len;
     struct native_stub *s = cur_stub(be);
+    if (be->pend_keep) {
+        uint32_t covers = be->flags_dead ? 0 : native_flags_written(in);
+        bool merges_itself = !be->flags_dead && flags_merged_by_hand(in);
+        if (reads_flags(in) || merges_itself || (be->pend_clear & ~covers))
+            emit_materialize(be);
+    }
     s->nfixups = 0;
     s->in = in;
     s->eip = eip;
     s->pending = be->pending;
+    s->pend_keep = be->pend_keep;
+    s->pend_clear = be->pend_clear;
     bool ends = false;
 
     if (alu_family(op)) {
@@ -1238,6 +1304,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
                           bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
+    emit_materialize(be);
     native_flush_count(be);
     emit_store_eip(e, eip);
     emit_mov_rr64(e, H_RDI, H_RBX);

@@ -51,6 +51,7 @@ struct native_stub {
     const struct insn *in;
     uint32_t eip;
     int pending;                          /* instructions retired natively before it */
+    uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
 };
 
@@ -67,6 +68,8 @@ struct block_emit {
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
+    uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
+    uint32_t pend_clear;        /* the EFLAGS bits they replace */
     struct native_stub stubs[NATIVE_MAX_STUBS];
     int nstubs;
     uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to "pop rbx; ret" */
