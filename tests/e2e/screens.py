@@ -6,9 +6,15 @@
   text IMAGE ROM                  prints the text on an 80x25 screen image,
                                   read back glyph by glyph with the font found
                                   in the VGA BIOS image ROM
+  lines IMAGE ROM A B             the text screen (read as above) has a line A
+                                  and, below it, a line B (whole lines)
   same A.png B.png                two images are equal; the one cell that holds
                                   the blinking text cursor may differ in its
                                   bottom rows
+  identical A.png B.png           two images are equal pixel for pixel
+  perturb IN.png OUT.png          OUT is IN with the pixel at the centre of the
+                                  screen inverted (to check that a comparison
+                                  can fail)
   vnc PORT OUT.png [--text ROM S] [--pattern P] [--timeout T]
                                   RFB client: keeps requesting frames until the
                                   screen shows string S (read with the font from
@@ -16,7 +22,14 @@
   vnc PORT OUT.png --wait-log FILE S --type KEYS
                                   RFB client: once FILE (the guest's debug
                                   console) holds S, types the characters KEYS
-                                  (key events with X keysyms) and leaves
+                                  (key events with X keysyms; newline is
+                                  Return) and leaves
+  vnc PORT OUT.png --font ROM --wait-screen P --type KEYS --lines A B
+                                  RFB client: once a line of the text screen
+                                  starts with P, types KEYS, then waits for a
+                                  line A with a line B below it (both whole
+                                  lines; a kernel message may come between)
+                                  and saves that screen
   xvfb FBFILE OUT.png W H [--text ROM S] [--pattern P] [--timeout T]
                                   the same for a W x H window on an Xvfb screen
                                   (the XWD file Xvfb -fbdir keeps) with a black
@@ -193,6 +206,7 @@ class Goal:
     def __init__(self, args):
         self.text = self.glyphs = self.pattern = None
         self.log = self.log_text = self.keys = None
+        self.wait_screen = self.lines = None
         self.timeout = 60.0
         i = 0
         while i < len(args):
@@ -202,6 +216,15 @@ class Goal:
             elif args[i] == "--pattern":
                 self.pattern = pattern(args[i + 1])
                 i += 2
+            elif args[i] == "--font":
+                self.glyphs = rom_font(args[i + 1])
+                i += 2
+            elif args[i] == "--wait-screen":
+                self.wait_screen = args[i + 1]
+                i += 2
+            elif args[i] == "--lines":
+                self.lines = (args[i + 1], args[i + 2])
+                i += 3
             elif args[i] == "--wait-log":
                 self.log, self.log_text = args[i + 1], args[i + 2]
                 i += 3
@@ -213,9 +236,30 @@ class Goal:
                 i += 2
             else:
                 raise SystemExit("unknown argument %s" % args[i])
+        if (self.wait_screen is not None or self.lines is not None) and self.glyphs is None:
+            raise SystemExit("--wait-screen and --lines need --font ROM")
         self.last = "nothing seen"
 
+    def text_lines(self, img):
+        lines = screen_text(img, self.glyphs)
+        if lines is None:
+            self.last = "a %dx%d screen, not 80x25 text" % (img[0], img[1])
+        else:
+            self.last = "text screen: " + " | ".join(l for l in lines if l.strip())[-400:]
+        return lines
+
+    def prompt(self, img):
+        lines = self.text_lines(img)
+        return lines is not None and any(l.startswith(self.wait_screen) for l in lines)
+
+    def after_typing(self):
+        return self.text is not None or self.pattern is not None or self.lines is not None
+
     def reached(self, img):
+        if self.lines is not None:
+            lines = self.text_lines(img)
+            return lines is not None and self.lines[0] in lines and \
+                self.lines[1] in lines[lines.index(self.lines[0]) + 1:]
         if self.text is not None:
             lines = screen_text(img, self.glyphs)
             if lines is None:
@@ -268,25 +312,23 @@ def rfb_capture(port, goal):
     # 32 bpp little endian 0x00RRGGBB; Raw + DesktopSize
     s.sendall(struct.pack(">BxxxBBBBHHHBBBxxx", 0, 32, 24, 0, 1, 255, 255, 255, 16, 8, 0))
     s.sendall(struct.pack(">BxHii", 2, 2, 0, -223))
-    if goal.keys is not None:
-        while goal.log_text not in open_text(goal.log):
-            if time.time() > deadline:
-                raise SystemExit("timed out waiting for %r in %s" % (goal.log_text, goal.log))
-            time.sleep(0.2)
-        for ch in goal.keys:
-            for down in (1, 0):
-                s.sendall(struct.pack(">BBxxI", 4, down, ord(ch)))
-                time.sleep(0.03)
-        time.sleep(0.5)
-        return None
-    fb = bytearray(w * h * 4)
-    incremental = 0
-    while time.time() < deadline:
-        s.sendall(struct.pack(">BBHHHH", 3, incremental, 0, 0, w, h))
-        incremental = 1
+    state = {"w": w, "h": h, "fb": bytearray(w * h * 4), "incremental": 0}
+
+    def frame():
+        """Asks for an update and returns the screen after it.  The server
+        answers an incremental request only once something changed: after
+        2 s of silence the screen is returned as it was."""
+        w, h, fb = state["w"], state["h"], state["fb"]
+        s.sendall(struct.pack(">BBHHHH", 3, state["incremental"], 0, 0, w, h))
+        state["incremental"] = 1
         while True:
-            t = recv(1)[0]
-            if t == 0:
+            s.settimeout(2)
+            try:
+                t = recv(1)[0]
+            except socket.timeout:
+                t = None
+            s.settimeout(10)
+            if t is None or t == 0:
                 break
             if t == 2:
                 continue
@@ -295,21 +337,44 @@ def rfb_capture(port, goal):
                 recv(struct.unpack(">I", recv(4))[0])
                 continue
             raise SystemExit("unexpected RFB message %d" % t)
-        recv(1)
-        for _ in range(struct.unpack(">H", recv(2))[0]):
-            x, y, rw, rh, enc = struct.unpack(">HHHHi", recv(12))
-            if enc == -223:
-                w, h, fb = rw, rh, bytearray(rw * rh * 4)
-                incremental = 0
-                continue
-            if enc != 0:
-                raise SystemExit("unexpected encoding %d" % enc)
-            for row in range(rh):
-                o = ((y + row) * w + x) * 4
-                fb[o:o + rw * 4] = recv(rw * 4)
+        if t == 0:
+            recv(1)
+            for _ in range(struct.unpack(">H", recv(2))[0]):
+                x, y, rw, rh, enc = struct.unpack(">HHHHi", recv(12))
+                if enc == -223:
+                    w, h, fb = rw, rh, bytearray(rw * rh * 4)
+                    state.update(w=w, h=h, fb=fb, incremental=0)
+                    continue
+                if enc != 0:
+                    raise SystemExit("unexpected encoding %d" % enc)
+                for row in range(rh):
+                    o = ((y + row) * w + x) * 4
+                    fb[o:o + rw * 4] = recv(rw * 4)
         rgb = bytearray(w * h * 3)
         rgb[0::3], rgb[1::3], rgb[2::3] = fb[2::4], fb[1::4], fb[0::4]
-        img = (w, h, bytes(rgb))
+        return w, h, bytes(rgb)
+
+    if goal.keys is not None:
+        if goal.log is not None:
+            while goal.log_text not in open_text(goal.log):
+                if time.time() > deadline:
+                    raise SystemExit("timed out waiting for %r in %s" % (goal.log_text, goal.log))
+                time.sleep(0.2)
+        if goal.wait_screen is not None:
+            while not goal.prompt(frame()):
+                if time.time() > deadline:
+                    raise SystemExit("timed out waiting for a line starting with %r: %s" %
+                                     (goal.wait_screen, goal.last))
+                time.sleep(0.3)
+        for ch in goal.keys:
+            for down in (1, 0):
+                s.sendall(struct.pack(">BBxxI", 4, down, 0xff0d if ch == "\n" else ord(ch)))
+                time.sleep(0.03)
+        if not goal.after_typing():
+            time.sleep(0.5)
+            return None
+    while time.time() < deadline:
+        img = frame()
         if goal.reached(img):
             return img
         time.sleep(0.3)
@@ -506,6 +571,21 @@ def main(argv):
         if d:
             raise SystemExit(d)
         print("%s and %s are the same screen" % (argv[2], argv[3]))
+    elif cmd == "lines":
+        goal = Goal(["--font", argv[3], "--lines", argv[4], argv[5]])
+        if not goal.reached(png_read(argv[2])):
+            raise SystemExit("no line %r with a line %r below it: %s" % (argv[4], argv[5], goal.last))
+        print("%s shows %r then %r" % (argv[2], argv[4], argv[5]))
+    elif cmd == "identical":
+        d = first_difference(png_read(argv[2]), png_read(argv[3]))
+        if d:
+            raise SystemExit(d)
+        print("%s and %s are identical" % (argv[2], argv[3]))
+    elif cmd == "perturb":
+        w, h, px = png_read(argv[2])
+        o = ((h // 2) * w + w // 2) * 3
+        px = px[:o] + bytes(255 - v for v in px[o:o + 3]) + px[o + 3:]
+        png_write(argv[3], w, h, px)
     elif cmd == "vnc":
         img = rfb_capture(int(argv[2]), Goal(argv[4:]))
         if img:

@@ -10,6 +10,14 @@
 #    screendump at exit is the same screen; the VBE pattern seen over VNC
 #    equals the computed one and the screendump;
 #  - keys typed by the VNC client reach the guest through the 8042 and int 16h;
+#  - a real VNC client, gtk-vnc's gvnccapture (Debian package gvncviewer, in
+#    make deps), captures SeaBIOS's text screen and the VBE pattern; its PNGs
+#    (lossless) equal the guest's own screendumps (the VBE one pixel for
+#    pixel, and the comparison is shown to fail on a one-pixel change);
+#  - Linux (build/linux/disk-demo.img through SeaBIOS and syslinux): at the
+#    shell on the VGA console (tty1), `echo hi` + Enter typed over VNC makes
+#    `hi` appear on a line of its own below the command, read glyph by glyph
+#    from the VNC frame and from the guest's screendump;
 #  - host-side failures (port in use, no X display for -display sdl) end the
 #    run with one clear line and status 2;
 #  - -display sdl under Xvfb (when xvfb-run is installed): the window's
@@ -141,6 +149,99 @@ else
     fail "ui vnc keys: status $rv_rc, guest saw '$(grep KEYS "$out.log")'"
 fi
 
+# ---- a real VNC client: gvnccapture's PNGs are the guest's screendumps ----
+# gvnc_run NAME SCREENS-GOAL-ARGS -- RETROVISOR-ARGS: runs retrovisor with
+# -vnc on a free port, waits (with screens.py) until the screen shows the goal,
+# captures it with gvnccapture into NAME.gvnc.png, then ends the run with
+# SIGTERM so that the screendump NAME.dump.png is written.
+gvnc_run() {
+    name=$1
+    shift
+    goal=""
+    while [ "$1" != "--" ]; do goal="$goal $1"; shift; done
+    shift
+    port=$(free_port)
+    out="$E2E_TMP/ui-gvnc-$name"
+    rm -f "$out.gvnc.png" "$out.dump.png"
+    "$@" -vnc ":$((port - 5900))" -serial none -run-for 120 -screendump "$out.dump.png" >"$out.stdout" 2>&1 &
+    pid=$!
+    $SCREENS vnc "$port" "$out.ready.png" $goal >"$out.client" 2>&1 &&
+        timeout 30 gvnccapture "127.0.0.1:$((port - 5900))" "$out.gvnc.png" >>"$out.client" 2>&1
+    rc=$?
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    echo "retrovisor status $?" >>"$out.client"
+    return $rc
+}
+
+if ! command -v gvnccapture >/dev/null 2>&1; then
+    echo "SKIP ui gvnccapture: gvnccapture (package gvncviewer) is not installed (make deps)"
+else
+    out="$E2E_TMP/ui-gvnc-text"
+    if ! gvnc_run text --text $VGAROM bootable -- $RV; then
+        fail "ui gvnccapture text: $(tail -n 3 "$out.client" "$out.stdout" | tr '\n' ' ')"
+    elif ! grep -q 'retrovisor status 0' "$out.client"; then
+        fail "ui gvnccapture text: SIGTERM ended the run with $(grep 'retrovisor status' "$out.client")"
+    elif ! text=$($SCREENS text "$out.gvnc.png" $VGAROM 2>&1) || ! echo "$text" | head -1 | grep -q '^SeaBIOS (version '; then
+        fail "ui gvnccapture text: first line of gvnccapture's image is '$(echo "$text" | head -1)'"
+    elif r=$($SCREENS same "$out.gvnc.png" "$out.dump.png" 2>&1); then
+        pass "ui gvnccapture text: its PNG of SeaBIOS's screen reads '$(echo "$text" | head -1)' and is the guest's screendump"
+    else
+        fail "ui gvnccapture text: gvnccapture vs screendump: $r"
+    fi
+
+    out="$E2E_TMP/ui-gvnc-vbe"
+    if ! gvnc_run vbe --pattern vbe -- $RV -hda "$E2E_TMP/vga-vbe-stay.img" -snapshot; then
+        fail "ui gvnccapture vbe: $(tail -n 3 "$out.client" "$out.stdout" | tr '\n' ' ')"
+    elif ! grep -q 'retrovisor status 0' "$out.client"; then
+        fail "ui gvnccapture vbe: SIGTERM ended the run with $(grep 'retrovisor status' "$out.client")"
+    elif ! r=$($SCREENS identical "$out.gvnc.png" "$out.dump.png" 2>&1); then
+        fail "ui gvnccapture vbe: gvnccapture vs screendump: $r"
+    elif ! r=$($SCREENS png-pattern "$out.gvnc.png" vbe 2>&1); then
+        fail "ui gvnccapture vbe: gvnccapture vs the computed pattern: $r"
+    elif ! $SCREENS perturb "$out.gvnc.png" "$out.perturbed.png" ||
+         $SCREENS identical "$out.perturbed.png" "$out.dump.png" >/dev/null 2>&1; then
+        fail "ui gvnccapture vbe: the comparison does not see a one-pixel change"
+    else
+        pass "ui gvnccapture vbe: its PNG of the 640x480x32 VBE pattern equals the screendump pixel for pixel (and a one-pixel change is caught)"
+    fi
+fi
+
+# ---- VNC keyboard into Linux: `echo hi` at the shell on the VGA console ----
+# The demo image's init (tests/guest/init.sh) runs a shell on the serial
+# console and one on tty1; the serial banner says the boot is over, the
+# prompt on the screen that tty1's shell reads the keyboard.
+if ! sh tests/guest/build-linux.sh >"$E2E_TMP/ui-linux-build.log" 2>&1; then
+    fail "ui vnc linux: building the guest images failed: $(tail -3 "$E2E_TMP/ui-linux-build.log" | tr '\n' ' ')"
+else
+    port=$(free_port)
+    out="$E2E_TMP/ui-vnc-linux"
+    rm -f "$out.log" "$out.dump.png"
+    start=$(date +%s)
+    $RV -m 256 -hda build/linux/disk-demo.img -snapshot -vnc ":$((port - 5900))" -serial "file:$out.log" \
+        -run-for 180 -screendump "$out.dump.png" >"$out.stdout" 2>&1 &
+    pid=$!
+    $SCREENS vnc "$port" "$out.png" --timeout 80 --font $VGAROM --wait-log "$out.log" 'retrovisor demo guest' \
+        --wait-screen '/ #' --type 'echo hi
+' --lines '/ # echo hi' hi >"$out.client" 2>&1
+    rc=$?
+    took=$(($(date +%s) - start))
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid"
+    rv_rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "ui vnc linux: after ${took}s: $(tail -2 "$out.client" | tr '\n' ' ') / serial: $(tail -2 "$out.log" | tr '\n' ' ')"
+    elif [ $rv_rc -ne 0 ]; then
+        fail "ui vnc linux: SIGTERM ended the run with status $rv_rc: $(tail -2 "$out.stdout" | tr '\n' ' ')"
+    elif ! r=$($SCREENS lines "$out.dump.png" $VGAROM '/ # echo hi' hi 2>&1); then
+        fail "ui vnc linux: the client saw 'hi' but the guest's screendump does not: $r"
+    elif $SCREENS lines "$out.dump.png" $VGAROM '/ # echo hi' ho >/dev/null 2>&1; then
+        fail "ui vnc linux: the line check accepts 'ho' for 'hi'"
+    else
+        pass "ui vnc linux: 'echo hi' + Enter typed over VNC at the tty1 shell prints 'hi' on a line below it, in the VNC frame and the screendump (${took}s)"
+    fi
+fi
+
 # ---- SDL without an X display ----
 out="$E2E_TMP/ui-sdl-nodisplay.stdout"
 env -u DISPLAY -u WAYLAND_DISPLAY SDL_VIDEODRIVER=x11 $RV -display sdl -serial none -run-for 1 >"$out" 2>&1
@@ -187,7 +288,7 @@ sdl_run text 720 400 --text $VGAROM bootable -- \
 rc=$?
 fbdir="$E2E_TMP/xvfb-text"
 if [ $rc -ne 0 ]; then
-    fail "ui sdl: $(tail -3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
+    fail "ui sdl: $(tail -n 3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
 elif ! grep -q 'retrovisor status 0' "$fbdir/client"; then
     fail "ui sdl: $(grep 'retrovisor status' "$fbdir/client")"
 else
@@ -211,7 +312,7 @@ fbdir="$E2E_TMP/xvfb-vbe"
 if [ $rc -eq 0 ] && grep -q 'retrovisor status 0' "$fbdir/client"; then
     pass "ui sdl: the window shows the 640x480x32 VBE pattern pixel for pixel"
 else
-    fail "ui sdl vbe: $(tail -3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
+    fail "ui sdl vbe: $(tail -n 3 "$fbdir/client" "$fbdir/stdout" | tr '\n' ' ')"
 fi
 
 # Closing the window (WM_DELETE_WINDOW, a window manager's close button)
@@ -231,5 +332,5 @@ took=$(($(date +%s) - start))
 if grep -q '^retrovisor status 0$' "$out" && [ $took -lt 60 ]; then
     pass "ui sdl: closing the window ends the run with status 0 (after ${took}s)"
 else
-    fail "ui sdl: window close: $(tail -3 "$out" | tr '\n' ' ') after ${took}s"
+    fail "ui sdl: window close: $(tail -n 3 "$out" | tr '\n' ' ') after ${took}s"
 fi
