@@ -541,9 +541,9 @@ bool native_supported(const struct insn *in)
 
 /*
  * A threaded instruction that only computes on registers, flags and memory:
- * it cannot change the mode, CPL, segment registers, IF/TF, mappings or port
- * I/O state, so the block around it may still chain and keep its flat
- * probes.  (A CPU write that reaches a device, or FERR#, sets bt_exit, which
+ * it cannot change the mode, CPL, segment registers, mappings or port I/O
+ * state, nor make an interrupt deliverable (CLI only masks them), so the
+ * block around it may still chain and keep its flat probes.  (A CPU write that reaches a device, or FERR#, sets bt_exit, which
  * stops chaining: see machine_phys_write and machine_fpu_ferr.)
  */
 bool native_threaded_is_plain(const struct insn *in)
@@ -556,7 +556,7 @@ bool native_threaded_is_plain(const struct insn *in)
     if (alu_family(op) || (op >= 0x40 && op <= 0x61) || (op >= 0x68 && op <= 0x6b) ||
         (op >= 0x80 && op <= 0x8d) || (op >= 0x8f && op <= 0x99) || (op >= 0x9b && op <= 0x9c) ||
         (op >= 0x9e && op <= 0xbf) || (op >= 0xc0 && op <= 0xc1) || (op >= 0xc6 && op <= 0xc9) ||
-        (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) || (op >= 0xf8 && op <= 0xf9) ||
+        (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) || (op >= 0xf8 && op <= 0xfa) ||
         (op >= 0xfc && op <= 0xfe))
         return op != 0x8e;                     /* MOV Sreg, r/m loads a segment */
     if (op == 0xff)
