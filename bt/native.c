@@ -23,6 +23,7 @@
 #include "bt/native.h"
 #include "monitor/cpu.h"
 #include "monitor/physmem.h"
+#include "monitor/interp.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -481,8 +482,10 @@ bool native_supported(const struct insn *in)
     int op = in->op;
     if (in->invalid)
         return false;
-    if (in->prefixes & PFX_LOCK)
-        return false;                          /* the interpreter raises #UD where LOCK is not allowed */
+    /* With one virtual CPU a locked read-modify-write is the plain one; where
+     * LOCK is not allowed the interpreter raises the #UD. */
+    if ((in->prefixes & PFX_LOCK) && !insn_lock_allowed(in))
+        return false;
     if (in->has_modrm && in->mod != 3 && !in->addr32)
         return false;                          /* 16-bit addressing: threaded */
     if (alu_family(op))

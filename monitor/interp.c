@@ -680,7 +680,7 @@ static void exec_sysexit(struct cpu *c)
     c->eip = c->r[R_EDX];
 }
 
-static bool lock_allowed(const struct insn *in)
+bool insn_lock_allowed(const struct insn *in)
 {
     if (!insn_is_mem(in))
         return false;
@@ -1077,7 +1077,7 @@ void interp_exec(struct cpu *c, const struct insn *in)
 
     if (in->invalid)
         raise_ud_unimplemented(c, in, "undefined opcode");
-    if ((in->prefixes & PFX_LOCK) && !lock_allowed(in))
+    if ((in->prefixes & PFX_LOCK) && !insn_lock_allowed(in))
         cpu_raise_noerr(c, EXC_UD);
     if (op >= 0x100) {
         exec_0f(c, in);

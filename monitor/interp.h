@@ -142,6 +142,8 @@ void fpu_reset_init(struct cpu *c);  /* FNINIT state */
 uint16_t fpu_status_word(const struct cpu *c);
 
 /* ---- the interpreter's pieces other engines reuse (interp.c) ---- */
+/* LOCK is allowed on this instruction (a read-modify-write of memory); else #UD. */
+bool insn_lock_allowed(const struct insn *in);
 /* Execute one decoded instruction; c->eip already points past it. */
 void interp_exec(struct cpu *c, const struct insn *in);
 /* Fetch, decode and execute one instruction, with single-step traps. */
