@@ -240,20 +240,18 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
     emit_materialize_on_exit(be);
-    emit_store_eip(e, eip);
     emit_count(e, count);
     if (be->chain && ((eip ^ be->block_eip) & PAGE_MASK)) {
         /* Another page: whether it maps where it did is the TLB's to say. */
+        emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
         emit_jump_cache(be);
     } else if (be->chain && be->nchain < 2) {
+        /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = &be->chain[be->nchain++];
         slot->eip = eip;
         slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
         uint8_t *out[6];
-        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_chain_slot], rax */
-        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
         emit_u8(e, 0x80);                                      /* cmp byte [rbx+bt_exit], 0 */
         modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
         emit_u8(e, 0);
@@ -266,6 +264,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
         emit_u32(e, 0xfff);
         out[2] = emit_jcc32(e, CC_NE);
+        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
         emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x00);  /* mov rax, [rax] */
         emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);  /* test rax, rax */
         out[3] = emit_jcc32(e, CC_E);
@@ -282,6 +281,12 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_u32(e, offsetof(struct block, entry));
         for (int k = 0; k < 6; k++)
             emit_patch_rel32(out[k], e->p);
+        emit_store_eip(e, eip);
+        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
+        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_chain_slot], rax */
+        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    } else {
+        emit_store_eip(e, eip);
     }
     emit_pop(e, H_RBX);
     emit_ret(e);
