@@ -93,7 +93,7 @@ struct dtr {
 /* One software-TLB entry: a 4 KiB linear page mapped to host memory.
  * tag_* hold the linear page address (low 12 bits clear) when that kind of
  * access may use `host` directly, or TLB_INVALID. */
-#define TLB_BITS 8
+#define TLB_BITS 10
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID 0x1u
 struct tlb_entry {
