@@ -363,10 +363,6 @@ static void emit_ea(struct emitter *e, const struct insn *in)
     }
 }
 
-/*
- * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
- * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
- */
 _Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB by shifting");
 
 /* edx = byte offset of the TLB entry for the linear address already in edx. */
@@ -376,30 +372,41 @@ static void emit_tlb_index_edx(struct emitter *e)
     emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, (TLB_SIZE - 1) << 5);   /* and edx, mask */
 }
 
-/* The probe for DS/ES/SS when the block was translated for flat segments
- * (base 0, 4 GiB limit, writable, 32-bit stack: checked at lookup and kept
- * by every instruction until the first threaded one): offset = linear, and a
- * wrapping access crosses into a page the tag cannot match. */
-static void emit_probe_flat(struct block_emit *be, int size, bool write)
+/*
+ * The TLB half of a probe: rdx = host address of `size` bytes at the linear
+ * address in `lin` (RAX or RCX, kept), or a jump to the stub.  A hit needs
+ * the tag of lin's entry to be the page of its last byte: the access does
+ * not cross a page.  Clobbers esi.
+ */
+static void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x89); emit_u8(e, 0xc2);                        /* mov edx, eax */
+    emit_u8(e, 0x89); emit_u8(e, 0xc0 | lin << 3 | H_RDX);     /* mov edx, lin */
     emit_tlb_index_edx(e);
-    emit_u8(e, 0x8d); emit_u8(e, 0x70); emit_u8(e, size - 1);  /* lea esi, [rax + size-1] */
+    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
     emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
     emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
     emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
     jump_to_stub(be, CC_NE);
     emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc2);      /* add rdx, rax */
+    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc0 | lin << 3 | H_RDX);   /* add rdx, lin */
 }
 
+/*
+ * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
+ * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
+ *
+ * DS/ES/SS in a block translated for flat segments (base 0, 4 GiB limit,
+ * writable, 32-bit stack: checked at lookup and kept by every instruction
+ * until the first threaded one) need no segment check: offset = linear, and
+ * a wrapping access crosses into a page the tag cannot match.
+ */
 static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
 {
     struct emitter *e = be->e;
     if (be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) {
-        emit_probe_flat(be, size, write);
+        emit_tlb_lookup(be, H_RAX, size, write);
         return;
     }
     uint32_t mask = 0x9c | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
@@ -423,17 +430,7 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
     emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
     emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
     modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
-    emit_u8(e, 0x89); emit_u8(e, 0xca);        /* mov edx, ecx */
-    emit_tlb_index_edx(e);
-    emit_u8(e, 0x8d); emit_u8(e, 0x71); emit_u8(e, size - 1);  /* lea esi, [rcx + size-1] */
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
-    /* Same page as the tag of lin's entry: hit, and the access does not cross a page. */
-    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
-    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
-    jump_to_stub(be, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xca);      /* add rdx, rcx */
+    emit_tlb_lookup(be, H_RCX, size, write);
 }
 
 /* rdx = host address of the r/m operand (a register in struct cpu, or memory). */
