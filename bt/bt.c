@@ -372,41 +372,31 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
         slot->target = next;
 }
 
+/* One step of the run loop: the block at CS:EIP, or one interpreted instruction. */
+static void run_block(void *opaque)
+{
+    struct bt *bt = opaque;
+    struct cpu *c = bt->cpu;
+    /* Fetching may fault (#PF, #GP) before any instruction of a block
+     * runs: the fault must report this instruction, not the last one. */
+    c->eip_start = c->eip;
+    c->esp_start = c->r[R_ESP];
+    /* Single-stepping and instruction traces are the interpreter's job. */
+    struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+    if (!b) {
+        interp_step(c);
+        return;
+    }
+    c->bt_exit = false;
+    bt->stats.block_entries++;
+    b->code(c);
+    struct chain_slot *slot = c->bt_chain_slot;
+    c->bt_chain_slot = NULL;
+    if (slot && !slot->target && slot->eip == c->eip)
+        chain_to_next(bt, slot);
+}
+
 void bt_run(struct bt *bt)
 {
-    struct cpu *c = bt->cpu;
-    volatile int unwound = setjmp(c->fault_jmp);
-    if (unwound == 2)
-        return;
-    if (unwound == 1) {
-        c->icount++;
-        c->budget--;
-        interp_deliver_pending(c);
-    }
-    while (c->budget > 0) {
-        if (interp_interrupt_ready(c)) {
-            c->halted = false;
-            cpu_deliver_interrupt(c, machine_intr_ack(c->m));
-            continue;
-        }
-        if (c->halted || c->m->stop)
-            return;
-        /* Fetching may fault (#PF, #GP) before any instruction of a block
-         * runs: the fault must report this instruction, not the last one. */
-        c->eip_start = c->eip;
-        c->esp_start = c->r[R_ESP];
-        /* Single-stepping and instruction traces are the interpreter's job. */
-        struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
-        if (!b) {
-            interp_step(c);
-            continue;
-        }
-        c->bt_exit = false;
-        bt->stats.block_entries++;
-        b->code(c);
-        struct chain_slot *slot = c->bt_chain_slot;
-        c->bt_chain_slot = NULL;
-        if (slot && !slot->target && slot->eip == c->eip)
-            chain_to_next(bt, slot);
-    }
+    cpu_run_loop(bt->cpu, run_block, bt);
 }

@@ -1466,7 +1466,7 @@ void interp_step(struct cpu *c)
     }
 }
 
-void interp_run(struct cpu *c)
+void cpu_run_loop(struct cpu *c, void (*step)(void *opaque), void *opaque)
 {
     volatile int unwound = setjmp(c->fault_jmp);
     if (unwound == 2)
@@ -1484,6 +1484,16 @@ void interp_run(struct cpu *c)
         }
         if (c->halted || c->m->stop)
             return;
-        interp_step(c);
+        step(opaque);
     }
+}
+
+static void interp_step_opaque(void *c)
+{
+    interp_step(c);
+}
+
+void interp_run(struct cpu *c)
+{
+    cpu_run_loop(c, interp_step_opaque, c);
 }

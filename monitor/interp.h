@@ -150,6 +150,10 @@ void interp_exec(struct cpu *c, const struct insn *in);
 void interp_step(struct cpu *c);
 /* After a fault unwound to the engine's setjmp: restore and deliver it. */
 void interp_deliver_pending(struct cpu *c);
+/* The run loop of both engines: until the budget is spent, the CPU halts or
+ * the machine stops, deliver ready interrupts, else call step(opaque) to run
+ * an instruction or a block; exceptions raised inside unwind here. */
+void cpu_run_loop(struct cpu *c, void (*step)(void *opaque), void *opaque);
 /* IF set, no interrupt shadow, and the PIC asserts INTR. */
 bool interp_interrupt_ready(struct cpu *c);
 
