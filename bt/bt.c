@@ -10,6 +10,7 @@
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,16 +46,6 @@ static unsigned hash_of(uint32_t phys, bool code32)
 {
     uint32_t h = (phys * 2654435761u) ^ (code32 ? 0x9e3779b9u : 0);
     return h >> (32 - HASH_BITS);
-}
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of host memory for the translation cache\n");
-        exit(1);
-    }
-    return p;
 }
 
 struct bt *bt_new(struct cpu *c)

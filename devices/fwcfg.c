@@ -1,5 +1,6 @@
 #include "devices/fwcfg.h"
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,16 +41,6 @@ struct fwcfg {
     void *rw_opaque;
     uint32_t dma_addr_high;
 };
-
-static void *xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static void set_item(struct item *it, const void *data, uint32_t len)
 {

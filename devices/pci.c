@@ -8,6 +8,7 @@
 #include "devices/pci.h"
 #include "devices/pci_internal.h"
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,16 +35,6 @@ struct pci_bus {
     int8_t intx_pirq[256];     /* the PIRQ a function drives now, -1 if none */
     uint16_t isa_driven;       /* ISA IRQ lines the PIRQs hold high */
 };
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 void pci_dev_init(struct pci_dev *d, const char *name, int devfn, uint16_t vendor, uint16_t device,
                   uint32_t class_code, uint8_t revision)

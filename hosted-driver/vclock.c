@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -49,19 +50,9 @@ static int64_t host_ns(void)
     return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
 }
 
-static void *xcalloc(size_t n)
-{
-    void *p = calloc(1, n);
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of memory in the virtual clock\n");
-        exit(1);
-    }
-    return p;
-}
-
 struct vclock *vclock_new(bool deterministic, int ns_per_insn)
 {
-    struct vclock *c = xcalloc(sizeof(*c));
+    struct vclock *c = xcalloc(1, sizeof(*c));
     c->deterministic = deterministic;
     c->ns_per_insn = ns_per_insn > 0 ? ns_per_insn : 1;
     c->host_start = host_ns();
@@ -125,7 +116,7 @@ void vclock_advance_to(struct vclock *c, int64_t t)
 
 struct vtimer *vtimer_new(struct vclock *c, vtimer_fn fn, void *opaque)
 {
-    struct vtimer *t = xcalloc(sizeof(*t));
+    struct vtimer *t = xcalloc(1, sizeof(*t));
     t->clock = c;
     t->fn = fn;
     t->opaque = opaque;

@@ -1,6 +1,7 @@
 #include "monitor/physmem.h"
 #include "devices/bus.h"
 #include "hosted-driver/guest_ram.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,16 +9,6 @@
 
 #define SHADOW_BASE 0xc0000u
 #define SHADOW_SIZE 0x40000u
-
-static void *xcalloc(size_t n, size_t sz)
-{
-    void *p = calloc(n, sz);
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
-    return p;
-}
 
 static bool in_shadow(uint32_t addr) { return addr >= SHADOW_BASE && addr < SHADOW_BASE + SHADOW_SIZE; }
 
