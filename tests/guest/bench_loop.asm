@@ -6,26 +6,9 @@
 %ifndef ITERATIONS
 %define ITERATIONS 25000000
 %endif
-bits 16
-org 0
+%include "tests/guest/flat32_rom.inc"
 
-start16:
-    cli
-    xor ax, ax
-    mov ds, ax
-    o32 lgdt [cs:gdt_ptr]
-    mov eax, cr0
-    or al, 1
-    mov cr0, eax
-    jmp dword 0x08:(0xf0000 + start32)
-
-bits 32
-start32:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov esp, 0x90000
+FLAT32_ROM_START
     mov ecx, ITERATIONS
     mov edi, 0x10000
     xor eax, eax
@@ -44,17 +27,4 @@ start32:
     cli
     hlt
 
-align 8
-gdt:
-    dq 0
-    dq 0x00cf9b000000ffff      ; 0x08 flat code
-    dq 0x00cf93000000ffff      ; 0x10 flat data
-gdt_ptr:
-    dw gdt_ptr - gdt - 1
-    dd 0xf0000 + gdt
-
-    times 0xfff0 - ($ - $$) db 0
-bits 16
-reset_vector:                  ; physical 0xFFFFFFF0, CS base 0xFFFF0000
-    jmp 0xf000:start16
-    times 0x10000 - ($ - $$) db 0
+FLAT32_ROM_END

@@ -4,26 +4,9 @@
 ; the memory it wrote to the debug console (port 0xE9) as 8 hex digits and a
 ; newline, and leaves through isa-debug-exit.  The test computes the same
 ; checksum on the host by simulating the x86 semantics element by element.
-bits 16
-org 0
+%include "tests/guest/flat32_rom.inc"
 
-start16:
-    cli
-    xor ax, ax
-    mov ds, ax
-    o32 lgdt [cs:gdt_ptr]
-    mov eax, cr0
-    or al, 1
-    mov cr0, eax
-    jmp dword 0x08:(0xf0000 + start32)
-
-bits 32
-start32:
-    mov ax, 0x10
-    mov ds, ax
-    mov es, ax
-    mov ss, ax
-    mov esp, 0x90000
+FLAT32_ROM_START
     cld
     ; pattern: byte i of 0x20000..0x22FFF = (i * 7 + 3) & 0xff
     mov edi, 0x20000
@@ -106,17 +89,4 @@ sum:
 
 hexdigits: db "0123456789abcdef"
 
-align 8
-gdt:
-    dq 0
-    dq 0x00cf9b000000ffff      ; 0x08 flat code
-    dq 0x00cf93000000ffff      ; 0x10 flat data
-gdt_ptr:
-    dw gdt_ptr - gdt - 1
-    dd 0xf0000 + gdt
-
-    times 0xfff0 - ($ - $$) db 0
-bits 16
-reset_vector:                  ; physical 0xFFFFFFF0, CS base 0xFFFF0000
-    jmp 0xf000:start16
-    times 0x10000 - ($ - $$) db 0
+FLAT32_ROM_END
