@@ -1548,6 +1548,25 @@ static int put_eip_field(void)
     return G.u->nabs - 1;
 }
 
+/* A short JMP over a subroutine (call_body, then RET, or RET 4 when the
+ * caller pushed an argument); returns the subroutine's offset in the unit. */
+static int put_skipped_subroutine(bool ret_imm)
+{
+    int jmp_at = G.u->len;
+    put(0xeb);
+    put(0);
+    int sub = G.u->len;
+    call_body();
+    if (ret_imm) {
+        put(0xc2);
+        put16(4);
+    } else {
+        put(0xc3);
+    }
+    G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+    return sub;
+}
+
 /*
  * CALL/RET pairs inside the unit: call sub; jmp over; sub: body; ret; over:
  * with CALL rel32, CALL reg, CALL [mem], and the subroutine before the call
@@ -1563,18 +1582,7 @@ static void g_call_pair(void)
     }
     int kind = below(4);
     if (kind == 3) {                          /* backward */
-        int jmp_at = G.u->len;
-        put(0xeb);
-        put(0);
-        int sub = G.u->len;
-        call_body();
-        if (with_imm) {
-            put(0xc2);
-            put16(4);
-        } else {
-            put(0xc3);
-        }
-        G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+        int sub = put_skipped_subroutine(with_imm);
         put(0xe8);
         put32(sub - (G.u->len + 4));
         return;
@@ -1600,18 +1608,7 @@ static void g_call_pair(void)
         put(0xe8);
         put32(2);                             /* over the short jmp */
     }
-    int jmp_at = G.u->len;
-    put(0xeb);
-    put(0);
-    int sub = G.u->len;
-    call_body();
-    if (with_imm) {
-        put(0xc2);
-        put16(4);
-    } else {
-        put(0xc3);
-    }
-    G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+    int sub = put_skipped_subroutine(with_imm);
     if (field >= 0)
         G.u->abs[field].add = sub;
 }
