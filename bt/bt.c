@@ -200,9 +200,12 @@ static void emit_block_code(struct bt *bt, struct block *b)
         all_native = native_supported(&b->insns[k]) || native_threaded_is_plain(&b->insns[k]);
     if (all_native)
         be.chain = b->chain;
+    if (b->code32)
+        for (int k = 0; k < b->ninsn; k++)
+            if (native_supported(&b->insns[k]))
+                be.regs_used |= native_regs_used(&b->insns[k]);
     uint8_t *start = e->p;
-    emit_push(e, H_RBX);
-    emit_mov_rr64(e, H_RBX, H_RDI);
+    native_emit_prologue(e);
     b->entry = e->p;
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave

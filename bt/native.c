@@ -2,12 +2,19 @@
  * Native translation: the common 32-bit integer instructions become the same
  * host instruction on the same operands ("identical" translation).
  *
- * Conventions inside a block: RBX holds the struct cpu pointer; guest
- * registers and EFLAGS stay in struct cpu (no caching across instructions);
- * RAX, RCX, RDX and RSI are scratch.  Arithmetic flags come from the host's
- * own flags after the host instruction (pushfq), merged into the guest EFLAGS
- * under the mask of flags that instruction defines; logic ops clear AF as the
- * shared ALU semantics do.
+ * Conventions inside a block: RBX holds the struct cpu pointer; RAX, RCX,
+ * RDX, RSI and RDI are scratch; R11 holds captured flags.  Guest registers
+ * live in host registers while native code runs (EAX..EDI in R8, R9, R10,
+ * R12, R13, R14, R15, RBP): the block loads the ones it uses before its
+ * first native instruction and stores them back before anything else may
+ * look at struct cpu — a threaded instruction, a stub, an exit (chained
+ * or not).  Between blocks struct cpu is always whole.  Guest AH..BH have
+ * no host encoding next to a REX prefix, so instructions naming them are
+ * threaded.
+ *
+ * Arithmetic flags come from the host's own flags after the host
+ * instruction (pushfq), merged into the guest EFLAGS under the mask of flags
+ * that instruction defines; logic ops clear AF as the shared ALU semantics do.
  *
  * Memory operands take an inline fast path: an expand-up segment with a 4 GiB
  * limit, then the software TLB entry of the page (read or write tag), giving
@@ -55,12 +62,6 @@ static void modrm_rdx(struct emitter *e, int reg)
     emit_u8(e, (reg & 7) << 3 | 2);            /* [rdx] */
 }
 
-static void size_prefix(struct emitter *e, int size)
-{
-    if (size == 2)
-        emit_u8(e, 0x66);
-}
-
 /* Opcode of the 8-bit form, or of the 16/32-bit form one above it. */
 static uint8_t sized_op(uint8_t op8, int size)
 {
@@ -78,35 +79,108 @@ static void emit_imm(struct emitter *e, uint32_t v, int size)
         emit_u32(e, v);
 }
 
-static int32_t reg_off(int reg, int size)
+/* The host register holding guest register `guest` (0-7) inside a block. */
+static int hreg(int guest)
 {
-    if (size == 1)
-        return OFF_R(reg & 3) + (reg >> 2);    /* AH..BH are byte 1 of EAX..EBX */
-    return OFF_R(reg);
+    static const int8_t map[8] = { H_R8, H_R9, H_R10, H_R12, H_R13, H_R14, H_R15, H_RBP };
+    return map[guest & 7];
 }
 
-/* lea rdx, [rbx + disp32] */
-static void emit_lea_rdx_rbx(struct emitter *e, int32_t disp)
+#define MEM_RDX (-1)               /* an r/m operand that is the memory at [rdx] */
+#define EXT(n) (0x100 | (n))       /* a ModRM reg field that is an opcode extension */
+
+/*
+ * Prefixes, opcode (one byte, or 0x0fXX) and ModRM of `op reg, rm` at
+ * `size`: reg is a host register or EXT(n); rm is a host register or
+ * MEM_RDX.  A byte operand in SPL..DIL needs a REX prefix to not mean AH..BH.
+ */
+static void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm)
 {
-    emit_u8(e, 0x48);
-    emit_u8(e, 0x8d);
-    modrm_rbx(e, H_RDX, disp);
+    bool reg_is_reg = !(reg & 0x100);
+    int r = reg & 0xf;
+    if (size == 2)
+        emit_u8(e, 0x66);
+    uint8_t rex = 0x40;
+    if (reg_is_reg && (r & 8))
+        rex |= 4;
+    if (rm != MEM_RDX && (rm & 8))
+        rex |= 1;
+    bool low_byte = size == 1 && ((reg_is_reg && r >= 4 && r < 8) || (rm >= 4 && rm < 8));
+    if (rex != 0x40 || low_byte)
+        emit_u8(e, rex);
+    if (opcode > 0xff)
+        emit_u8(e, opcode >> 8);
+    emit_u8(e, opcode & 0xff);
+    if (rm == MEM_RDX)
+        emit_u8(e, (r & 7) << 3 | 2);
+    else
+        emit_u8(e, 0xc0 | (r & 7) << 3 | (rm & 7));
 }
 
-/* mov ecx/cx/cl, [rbx + disp] */
-static void emit_load_ecx_rbx(struct emitter *e, int32_t disp, int size)
+/* mov dst32, src32 (host registers) */
+static void emit_mov_rr32(struct emitter *e, int dst, int src)
 {
-    size_prefix(e, size);
-    emit_u8(e, sized_op(0x8a, size));
-    modrm_rbx(e, H_RCX, disp);
+    emit_op(e, 4, 0x89, src, dst);
 }
 
-/* mov [rbx + disp], ecx/cx/cl */
-static void emit_store_ecx_rbx(struct emitter *e, int32_t disp, int size)
+/* mov host, [rbx + disp] / mov [rbx + disp], host (32-bit) */
+static void emit_load_rbx(struct emitter *e, int host, int32_t disp)
 {
-    size_prefix(e, size);
-    emit_u8(e, sized_op(0x88, size));
-    modrm_rbx(e, H_RCX, disp);
+    emit_rex(e, 0, host, 0);
+    emit_u8(e, 0x8b);
+    modrm_rbx(e, host, disp);
+}
+
+static void emit_store_rbx(struct emitter *e, int host, int32_t disp)
+{
+    emit_rex(e, 0, host, 0);
+    emit_u8(e, 0x89);
+    modrm_rbx(e, host, disp);
+}
+
+/* The guest registers in `mask` from struct cpu into their host registers, and back. */
+static void emit_regs_load(struct emitter *e, unsigned mask)
+{
+    for (int r = 0; r < 8; r++)
+        if (mask & 1u << r)
+            emit_load_rbx(e, hreg(r), OFF_R(r));
+}
+
+static void emit_regs_store(struct emitter *e, unsigned mask)
+{
+    for (int r = 0; r < 8; r++)
+        if (mask & 1u << r)
+            emit_store_rbx(e, hreg(r), OFF_R(r));
+}
+
+/* Before a path out of the block or into C: struct cpu gets the registers. */
+static void emit_spill(struct block_emit *be)
+{
+    if (be->regs_loaded)
+        emit_regs_store(be->e, be->regs_used);
+}
+
+/*
+ * Every block has the same frame, so chained blocks jump into each other's
+ * bodies: the callee-saved registers the guest registers live in, RBX = the
+ * cpu, and an RSP aligned for calls into C.
+ */
+static const int saved_regs[6] = { H_RBX, H_RBP, H_R12, H_R13, H_R14, H_R15 };
+
+void native_emit_prologue(struct emitter *e)
+{
+    for (int k = 0; k < 6; k++)
+        emit_push(e, saved_regs[k]);
+    emit_push(e, H_RAX);                       /* alignment */
+    emit_mov_rr64(e, H_RBX, H_RDI);
+}
+
+static void emit_epilogue(struct emitter *e)
+{
+    emit_pop(e, H_RCX);
+    for (int k = 5; k >= 0; k--)
+        emit_pop(e, saved_regs[k]);
+    emit_ret(e);
 }
 
 static uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)
@@ -156,22 +230,50 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
  * Flags are captured, not merged: after a flag-setting host instruction,
  * `pushfq; pop r11` keeps the host's flags in R11 and the block remembers
  * which guest flags they stand for (pend_keep: the host bits to take,
- * pend_clear: the guest bits they replace; logic ops clear AF).  The merge
- * into EFLAGS in struct cpu happens only where someone may look: before an
- * instruction that reads flags or merges its own, before a later capture
- * that would not cover them, before any call into the interpreter (the
- * stubs merge out of line), and at every exit.  Nothing else in translated
- * code touches R11.
+ * pend_clear: the guest bits they replace; logic ops clear AF).  A later
+ * capture that does not replace all of them is combined into R11 in
+ * registers; conditions, ADC/SBB and later captures read R11 directly.
+ * The merge into EFLAGS in struct cpu happens only where someone may look:
+ * before a threaded instruction or a shift by CL (whose zero count keeps
+ * every flag), when a condition needs flags from both places, in the stubs
+ * (out of line), and at every exit.  Nothing else in translated code
+ * touches R11.
  */
+
+/* The flags in eax (host layout, only bits of `keep` set) are the new
+ * values of the guest flags `clear`: fold them into R11. */
+static void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clear)
+{
+    struct emitter *e = be->e;
+    if (be->pend_clear & ~clear) {
+        emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);  /* and r11d, ~clear */
+        emit_u32(e, ~clear);
+        emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);  /* or r11d, eax */
+        be->pend_keep = (be->pend_keep & ~clear) | keep;
+        be->pend_clear |= clear;
+    } else {
+        emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);  /* mov r11d, eax */
+        be->pend_keep = keep;
+        be->pend_clear = clear;
+    }
+}
+
 static void emit_flags(struct block_emit *be, uint32_t mask)
 {
     struct emitter *e = be->e;
     if (be->flags_dead)
         return;
+    uint32_t clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
+    if (be->pend_clear & ~clear) {
+        emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
+        emit_u8(e, 0x25); emit_u32(e, mask);                   /* and eax, mask */
+        emit_combine_eax(be, mask, clear);
+        return;
+    }
     emit_u8(e, 0x9c);                          /* pushfq */
     emit_u8(e, 0x41); emit_u8(e, 0x5b);        /* pop r11 */
     be->pend_keep = mask;
-    be->pend_clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
+    be->pend_clear = clear;
 }
 
 /* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
@@ -202,11 +304,23 @@ static void emit_materialize_on_exit(struct block_emit *be)
         emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
 }
 
-/* bt dword [rbx+eflags], 0: the guest CF into the host CF (ADC/SBB). */
-static void emit_load_cf(struct emitter *e)
+/* Where the guest flags in `need` are: in R11 (true) or in EFLAGS in
+ * memory; native_emit has merged R11 first where they were in both. */
+static bool flags_in_r11(const struct block_emit *be, uint32_t need)
 {
-    emit_u8(e, 0x0f); emit_u8(e, 0xba);
-    modrm_rbx(e, 4, OFF_FLAGS);
+    return (be->pend_keep & need) != 0;
+}
+
+/* The guest CF into the host CF (ADC/SBB): bt r11d, 0 or bt dword [rbx+eflags], 0. */
+static void emit_load_cf(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    if (flags_in_r11(be, 0x1)) {
+        emit_u8(e, 0x41); emit_u8(e, 0x0f); emit_u8(e, 0xba); emit_u8(e, 0xe3);
+    } else {
+        emit_u8(e, 0x0f); emit_u8(e, 0xba);
+        modrm_rbx(e, 4, OFF_FLAGS);
+    }
     emit_u8(e, 0);
 }
 
@@ -239,6 +353,7 @@ static void emit_jump_cache(struct block_emit *be);
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
+    emit_spill(be);
     emit_materialize_on_exit(be);
     emit_count(e, count);
     if (be->chain && ((eip ^ be->block_eip) & PAGE_MASK)) {
@@ -288,8 +403,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
     } else {
         emit_store_eip(e, eip);
     }
-    emit_pop(e, H_RBX);
-    emit_ret(e);
+    emit_epilogue(e);
 }
 
 void native_emit_exit(struct block_emit *be, uint32_t eip)
@@ -307,14 +421,14 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
 {
     struct emitter *e = be->e;
     uint8_t *plain_exit = e->p;
-    emit_pop(e, H_RBX);
-    emit_ret(e);
+    emit_epilogue(e);
     for (int k = 0; k < be->nplain; k++)
         emit_patch_rel32(be->plain_exits[k], plain_exit);
     for (int k = 0; k < be->nstubs; k++) {
         struct native_stub *s = &be->stubs[k];
         for (int f = 0; f < s->nfixups; f++)
             emit_patch_rel32(s->fixups[f], e->p);
+        emit_regs_store(e, s->regs);
         if (s->pend_keep)
             emit_merge_r11(e, s->pend_keep, s->pend_clear);
         emit_count(e, s->pending);
@@ -330,6 +444,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         }
         emit_test_al(e);
         emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
+        emit_regs_load(e, s->regs);
         /* EFLAGS is whole in memory now: later merges of R11 must change nothing. */
         emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
         modrm_rbx(e, 3, OFF_FLAGS);
@@ -341,26 +456,26 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
 
 /* ---- operands ---- */
 
-/* eax = effective offset of the memory operand (32-bit addressing). */
+/* eax = effective offset of the memory operand (32-bit addressing):
+ * lea eax, [base + index << scale + disp32], always with a SIB byte. */
 static void emit_ea(struct emitter *e, const struct insn *in)
 {
-    if (in->ea_base >= 0) {
-        emit_u8(e, 0x8b);                      /* mov eax, [rbx + r[base]] */
-        modrm_rbx(e, H_RAX, OFF_R(in->ea_base));
-    } else {
-        emit_u8(e, 0x31); emit_u8(e, 0xc0);    /* xor eax, eax */
-    }
-    if (in->ea_index >= 0) {
-        emit_u8(e, 0x8b);                      /* mov ecx, [rbx + r[index]] */
-        modrm_rbx(e, H_RCX, OFF_R(in->ea_index));
-        emit_u8(e, 0x8d);                      /* lea eax, [rax + rcx << scale + disp32] */
-        emit_u8(e, 0x84);
-        emit_u8(e, (in->ea_scale & 3) << 6 | H_RCX << 3 | H_RAX);
+    if (in->ea_base < 0 && in->ea_index < 0) {
+        emit_u8(e, 0xb8);                      /* mov eax, disp32 */
         emit_u32(e, (uint32_t)in->disp);
-    } else if (in->disp) {
-        emit_u8(e, 0x05);                      /* add eax, disp32 */
-        emit_u32(e, (uint32_t)in->disp);
+        return;
     }
+    int base = in->ea_base >= 0 ? hreg(in->ea_base) : -1;
+    int index = in->ea_index >= 0 ? hreg(in->ea_index) : -1;
+    uint8_t rex = 0x40 | (index >= 0 && (index & 8) ? 2 : 0) | (base >= 0 && (base & 8) ? 1 : 0);
+    if (rex != 0x40)
+        emit_u8(e, rex);
+    emit_u8(e, 0x8d);
+    emit_u8(e, (base >= 0 ? 0x80 : 0x00) | H_RAX << 3 | 4);   /* disp32 with a base; none: SIB base 101 */
+    int sib_index = index >= 0 ? (index & 7) : 4;             /* 100 without REX.X: no index */
+    int sib_base = base >= 0 ? (base & 7) : 5;
+    emit_u8(e, (index >= 0 ? (in->ea_scale & 3) << 6 : 0) | sib_index << 3 | sib_base);
+    emit_u32(e, (uint32_t)in->disp);
 }
 
 _Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB by shifting");
@@ -433,32 +548,49 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
     emit_tlb_lookup(be, H_RCX, size, write);
 }
 
-/* rdx = host address of the r/m operand (a register in struct cpu, or memory). */
-static void emit_rm_ptr(struct block_emit *be, const struct insn *in, int size, bool write)
+/* The r/m operand: its guest register's host register, or MEM_RDX after a
+ * probe leaves the host address of the memory operand in rdx. */
+static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
-    if (in->mod == 3) {
-        emit_lea_rdx_rbx(be->e, reg_off(in->rm, size));
-        return;
-    }
+    if (in->mod == 3)
+        return hreg(in->rm);
     emit_ea(be->e, in);
     emit_probe(be, in->ea_seg, size, write, false);
+    return MEM_RDX;
 }
 
 /* ---- condition codes ---- */
 
-/* Host ZF clear <=> guest condition (cc & ~1) holds. Clobbers eax, ecx. */
-static void emit_cond_base(struct emitter *e, int cc)
+/* The guest flags condition code cc tests. */
+static uint32_t cond_flags(int cc)
 {
-    static const uint32_t simple[6] = { 0x800, 0x1, 0x40, 0x41, 0x80, 0x4 };   /* O B Z BE S P */
+    static const uint32_t need[8] = { 0x800, 0x1, 0x40, 0x41, 0x80, 0x4, 0x880, 0x8c0 };   /* O B Z BE S P L LE */
+    return need[(cc & 0xe) >> 1];
+}
+
+/* Host ZF clear <=> guest condition (cc & ~1) holds, tested on R11 or on
+ * EFLAGS in memory (flags_in_r11).  Clobbers eax, ecx. */
+static void emit_cond_base(struct block_emit *be, int cc)
+{
+    struct emitter *e = be->e;
     int base = (cc & 0xe) >> 1;
+    bool r11 = flags_in_r11(be, cond_flags(cc));
     if (base < 6) {
-        emit_u8(e, 0xf7);                      /* test dword [rbx+eflags], imm32 */
-        modrm_rbx(e, 0, OFF_FLAGS);
-        emit_u32(e, simple[base]);
+        if (r11) {
+            emit_u8(e, 0x41); emit_u8(e, 0xf7); emit_u8(e, 0xc3);   /* test r11d, imm32 */
+        } else {
+            emit_u8(e, 0xf7);                  /* test dword [rbx+eflags], imm32 */
+            modrm_rbx(e, 0, OFF_FLAGS);
+        }
+        emit_u32(e, cond_flags(cc));
         return;
     }
-    emit_u8(e, 0x8b);                          /* mov eax, [rbx+eflags] */
-    modrm_rbx(e, H_RAX, OFF_FLAGS);
+    if (r11) {
+        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);       /* mov eax, r11d */
+    } else {
+        emit_u8(e, 0x8b);                      /* mov eax, [rbx+eflags] */
+        modrm_rbx(e, H_RAX, OFF_FLAGS);
+    }
     emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
     emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 4);   /* shr ecx, 4: OF onto SF's bit */
     emit_u8(e, 0x31); emit_u8(e, 0xc1);        /* xor ecx, eax */
@@ -479,10 +611,56 @@ static uint8_t host_cc(int cc)
 
 static bool alu_family(int op) { return op < 0x40 && (op & 7) < 6; }
 
+/* A byte operand is AH, CH, DH or BH: no host encoding reaches the byte
+ * above the low one of R8..R15. */
+static bool names_high_byte_reg(const struct insn *in)
+{
+    int op = in->op;
+    bool byte_reg = false, byte_rm = false;
+    if (alu_family(op))
+        byte_reg = byte_rm = !(op & 1) && (op & 7) < 4;
+    switch (op) {
+    case 0x84: case 0x86: case 0x88: case 0x8a:
+        byte_reg = byte_rm = true;
+        break;
+    case 0x80: case 0xc0: case 0xc6: case 0xd0: case 0xd2: case 0xf6: case 0xfe: case 0x1b6: case 0x1be:
+        byte_rm = true;
+        break;
+    }
+    if (op >= 0x190 && op <= 0x19f)
+        byte_rm = true;
+    if (op >= 0xb4 && op <= 0xb7)
+        return true;
+    return (byte_reg && in->reg >= 4) || (byte_rm && in->mod == 3 && in->rm >= 4);
+}
+
+unsigned native_regs_used(const struct insn *in)
+{
+    int op = in->op;
+    unsigned m = 0;
+    if (in->has_modrm) {
+        m |= 1u << in->reg;                    /* (an opcode extension adds a register: harmless) */
+        if (in->mod == 3)
+            m |= 1u << in->rm;
+        else
+            m |= (in->ea_base >= 0 ? 1u << in->ea_base : 0) | (in->ea_index >= 0 ? 1u << in->ea_index : 0);
+    }
+    if ((op >= 0x40 && op <= 0x5f) || (op >= 0xb0 && op <= 0xbf) || (op >= 0x1c8 && op <= 0x1cf))
+        m |= 1u << (op & 7);
+    if ((alu_family(op) && (op & 7) >= 4) || (op >= 0xa0 && op <= 0xad) || op == 0x98 || op == 0x99)
+        m |= 1u << R_EAX | 1u << R_EDX | 1u << R_ESI | 1u << R_EDI;   /* CDQ, LODS, STOS */
+    if (op == 0xd2 || op == 0xd3)
+        m |= 1u << R_ECX;
+    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc2 || op == 0xc3 ||
+        op == 0xc9 || op == 0xe8 || op == 0xff)
+        m |= 1u << R_ESP | 1u << R_EBP;       /* the stack; LEAVE */
+    return m;
+}
+
 bool native_supported(const struct insn *in)
 {
     int op = in->op;
-    if (in->invalid)
+    if (in->invalid || names_high_byte_reg(in))
         return false;
     /* With one virtual CPU a locked read-modify-write is the plain one; where
      * LOCK is not allowed the interpreter raises the #UD. */
@@ -636,28 +814,15 @@ static void emit_alu(struct block_emit *be, const struct insn *in)
     struct emitter *e = be->e;
     int op = in->op, kind = op >> 3, form = op & 7;
     int size = (op & 1) ? opsize(in) : 1;
-    bool writes = kind != 7;                   /* CMP only reads */
-    if (form <= 1) {                           /* op r/m, reg */
-        emit_rm_ptr(be, in, size, writes);
-        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
-    } else if (form <= 3) {                    /* op reg, r/m */
-        emit_rm_ptr(be, in, size, false);
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x8a, size));      /* mov ecx, [rdx] */
-        modrm_rdx(e, H_RCX);
-        emit_lea_rdx_rbx(e, reg_off(in->reg, size));
+    if (form <= 3) {                           /* op r/m, reg / op reg, r/m */
+        int rm = emit_rm(be, in, size, form <= 1 && kind != 7);
+        if (kind == 2 || kind == 3)
+            emit_load_cf(be);
+        emit_op(e, size, op, hreg(in->reg), rm);
     } else {                                   /* op al/eax, imm */
-        emit_lea_rdx_rbx(e, OFF_R(R_EAX));
-    }
-    if (kind == 2 || kind == 3)
-        emit_load_cf(e);
-    size_prefix(e, size);
-    if (form <= 3) {
-        emit_u8(e, kind * 8 + (size == 1 ? 0 : 1));   /* op [rdx], ecx */
-        modrm_rdx(e, H_RCX);
-    } else {
-        emit_u8(e, size == 1 ? 0x80 : 0x81);   /* op [rdx], imm */
-        modrm_rdx(e, kind);
+        if (kind == 2 || kind == 3)
+            emit_load_cf(be);
+        emit_op(e, size, size == 1 ? 0x80 : 0x81, EXT(kind), hreg(R_EAX));
         emit_imm(e, in->imm, size);
     }
     emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
@@ -668,33 +833,19 @@ static void emit_group1(struct block_emit *be, const struct insn *in)
     struct emitter *e = be->e;
     int kind = in->reg;
     int size = in->op == 0x80 ? 1 : opsize(in);
-    emit_rm_ptr(be, in, size, kind != 7);
+    int rm = emit_rm(be, in, size, kind != 7);
     if (kind == 2 || kind == 3)
-        emit_load_cf(e);
-    size_prefix(e, size);
-    emit_u8(e, in->op);                        /* 80/81/83 /kind [rdx], imm */
-    modrm_rdx(e, kind);
+        emit_load_cf(be);
+    emit_op(e, size, in->op, EXT(kind), rm);   /* 80/81/83 /kind r/m, imm */
     emit_imm(e, in->imm, in->op == 0x81 ? size : 1);
     emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
 }
 
 static void emit_mov(struct block_emit *be, const struct insn *in)
 {
-    struct emitter *e = be->e;
     int size = (in->op & 1) ? opsize(in) : 1;
-    if (in->op <= 0x89) {                      /* mov r/m, reg */
-        emit_rm_ptr(be, in, size, true);
-        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x88, size));
-        modrm_rdx(e, H_RCX);
-    } else {                                   /* mov reg, r/m */
-        emit_rm_ptr(be, in, size, false);
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x8a, size));
-        modrm_rdx(e, H_RCX);
-        emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
-    }
+    int rm = emit_rm(be, in, size, in->op <= 0x89);
+    emit_op(be->e, size, in->op, hreg(in->reg), rm);
 }
 
 #define PUSH_EDI (-2)
@@ -702,32 +853,26 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
 static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x8b);                          /* mov eax, [rbx+esp] */
-    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    (void)in;
+    emit_mov_rr32(e, H_RAX, hreg(R_ESP));
     emit_u8(e, 0x83); emit_u8(e, 0xe8); emit_u8(e, 4);   /* sub eax, 4 */
     emit_probe(be, SEG_SS, 4, true, true);
     if (src_reg == PUSH_EDI) {
-        emit_u8(e, 0x89); modrm_rdx(e, H_RDI); /* mov [rdx], edi */
+        emit_op(e, 4, 0x89, H_RDI, MEM_RDX);
     } else if (src_reg >= 0) {
-        emit_u8(e, 0x8b);                      /* mov ecx, [rbx + r[src]] (old ESP for push esp) */
-        modrm_rbx(e, H_RCX, OFF_R(src_reg));
-        emit_u8(e, 0x89);                      /* mov [rdx], ecx */
-        modrm_rdx(e, H_RCX);
+        emit_op(e, 4, 0x89, hreg(src_reg), MEM_RDX);   /* (old ESP for push esp) */
     } else {
-        emit_u8(e, 0xc7);                      /* mov dword [rdx], imm32 */
-        modrm_rdx(e, 0);
+        emit_op(e, 4, 0xc7, EXT(0), MEM_RDX);  /* mov dword [rdx], imm32 */
         emit_u32(e, imm);
     }
-    emit_u8(e, 0x89);                          /* mov [rbx+esp], eax */
-    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    emit_mov_rr32(e, hreg(R_ESP), H_RAX);
 }
 
 /* ecx = popped dword, ESP += 4 + extra.  `check_eip` also requires ecx <= CS limit. */
 static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x8b);                          /* mov eax, [rbx+esp] */
-    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    emit_mov_rr32(e, H_RAX, hreg(R_ESP));
     emit_probe(be, SEG_SS, 4, false, true);
     emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);     /* mov ecx, [rdx] */
     if (check_eip) {
@@ -736,8 +881,7 @@ static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
         jump_to_stub(be, CC_A);
     }
     emit_u8(e, 0x05); emit_u32(e, 4 + extra);  /* add eax, 4 + extra */
-    emit_u8(e, 0x89);                          /* mov [rbx+esp], eax */
-    modrm_rbx(e, H_RAX, OFF_R(R_ESP));
+    emit_mov_rr32(e, hreg(R_ESP), H_RAX);
 }
 
 /* A direct jump target beyond what the lookup verified needs the CS limit check. */
@@ -755,7 +899,7 @@ static void check_target(struct block_emit *be, uint32_t target)
 static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
 {
     struct emitter *e = be->e;
-    emit_cond_base(e, cc);
+    emit_cond_base(be, cc);
     uint8_t *taken = emit_jcc32(e, host_cc(cc));
     emit_exit_n(be, next, be->pending + 1);
     emit_patch_rel32(taken, e->p);
@@ -763,29 +907,26 @@ static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t targ
     emit_exit_n(be, target, be->pending + 1);
 }
 
-static void emit_unary(struct block_emit *be, const struct insn *in, int host_op, int host_reg, uint32_t mask)
+static void emit_unary(struct block_emit *be, const struct insn *in, int host_op, int ext, uint32_t mask)
 {
-    struct emitter *e = be->e;
     int size = (in->op & 1) ? opsize(in) : 1;
-    emit_rm_ptr(be, in, size, true);
-    size_prefix(e, size);
-    emit_u8(e, sized_op(host_op, size));
-    modrm_rdx(e, host_reg);
+    int rm = emit_rm(be, in, size, true);
+    emit_op(be->e, size, sized_op(host_op, size), EXT(ext), rm);
     if (mask)
         emit_flags(be, mask);
 }
 
 
-/* OF of a shift/rotate result in [rdx] as the shared ALU semantics define it
- * (also for counts above 1), into eax bit 11; esi holds the host flags. */
-static void emit_shift_of(struct emitter *e, int kind, int size)
+/* OF of a shift/rotate result in r/m operand `rm` as the shared ALU
+ * semantics define it (also for counts above 1), into eax bit 11; esi holds
+ * the host flags. */
+static void emit_shift_of(struct emitter *e, int kind, int size, int rm)
 {
     int w = size * 8;
-    if (size == 4) {
-        emit_u8(e, 0x8b); modrm_rdx(e, H_RAX);                 /* mov eax, [rdx] */
-    } else {
-        emit_u8(e, 0x0f); emit_u8(e, size == 1 ? 0xb6 : 0xb7); modrm_rdx(e, H_RAX);  /* movzx */
-    }
+    if (size == 4)
+        emit_op(e, 4, 0x8b, H_RAX, rm);                        /* mov eax, rm */
+    else
+        emit_op(e, 4, size == 1 ? 0x0fb6 : 0x0fb7, H_RAX, rm); /* movzx eax, rm */
     if (kind == 7) {                                           /* SAR: 0 */
         emit_u8(e, 0x31); emit_u8(e, 0xc0);
         return;
@@ -820,34 +961,32 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
     int op = in->op, kind = in->reg;
     int size = (op & 1) ? opsize(in) : 1;
     bool rotate = kind <= 1;
-    emit_rm_ptr(be, in, size, true);
+    int rm = emit_rm(be, in, size, true);
     uint8_t *zero_count = NULL;
     if (op >= 0xd2) {
-        emit_u8(e, 0x0f); emit_u8(e, 0xb6);                    /* movzx ecx, byte [rbx+ecx] */
-        modrm_rbx(e, H_RCX, OFF_R(R_ECX));
+        emit_mov_rr32(e, H_RCX, hreg(R_ECX));
         emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
         zero_count = emit_jcc32(e, CC_E);                      /* count 0: no change at all */
-        size_prefix(e, size);
-        emit_u8(e, op);                                        /* shift [rdx], cl */
-        modrm_rdx(e, kind);
+        emit_op(e, size, op, EXT(kind), rm);                   /* shift rm, cl */
     } else {
         unsigned n = op <= 0xc1 ? (in->imm & 31) : 1;
         if (!n)
             return;
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0xc0, size));                      /* shift [rdx], imm8 */
-        modrm_rdx(e, kind);
+        emit_op(e, size, sized_op(0xc0, size), EXT(kind), rm); /* shift rm, imm8 */
         emit_u8(e, n);
     }
     if (be->flags_dead)
         goto done;
     emit_u8(e, 0x9c);                                          /* pushfq; pop rsi */
     emit_u8(e, 0x5e);
-    emit_shift_of(e, kind, size);
+    emit_shift_of(e, kind, size, rm);
     uint32_t host_mask = rotate ? 0x1 : 0xc5;                  /* CF (+ PF ZF SF for shifts) */
     emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
     emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
-    emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);
+    if (zero_count)
+        emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);   /* R11 was merged: see native_emit */
+    else
+        emit_combine_eax(be, rotate ? 0x801 : FLAGS_LOGIC, rotate ? 0x801 : FLAGS_ARITH);
 done:
     if (zero_count)
         emit_patch_rel32(zero_count, e->p);
@@ -859,37 +998,27 @@ static void emit_imul(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
     int size = opsize(in);
-    emit_rm_ptr(be, in, size, false);
-    size_prefix(e, size);
-    if (in->op == 0x1af) {
-        emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
-        size_prefix(e, size);
-        emit_u8(e, 0x0f); emit_u8(e, 0xaf);                    /* imul ecx, [rdx] */
-        modrm_rdx(e, H_RCX);
-    } else {
-        emit_u8(e, in->op);                                    /* imul ecx, [rdx], imm */
-        modrm_rdx(e, H_RCX);
+    int rm = emit_rm(be, in, size, false);
+    int dst = hreg(in->reg);
+    emit_op(e, size, in->op == 0x1af ? 0x0faf : in->op, dst, rm);   /* imul dst, rm [, imm] */
+    if (in->op != 0x1af)
         emit_imm(e, in->imm, in->op == 0x6b ? 1 : size);
-    }
     if (!be->flags_dead) {
         emit_u8(e, 0x9c); emit_u8(e, 0x5e);                    /* pushfq; pop rsi */
         emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
-        size_prefix(e, size);
-        emit_u8(e, 0x85); emit_u8(e, 0xc9);                    /* test ecx, ecx */
+        emit_op(e, size, 0x85, dst, dst);                      /* test dst, dst */
         emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
         emit_u8(e, 0x25); emit_u32(e, 0xc4);                   /* and eax, SF|ZF|PF */
         emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
-        emit_put_flags_eax(e, FLAGS_ARITH);
+        emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);       /* OF SF ZF PF CF; AF clear */
     }
-    emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
 }
 
 /* edi = dword r/m operand that is a branch target, checked against the CS limit. */
 static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
-    emit_rm_ptr(be, in, 4, false);
-    emit_u8(e, 0x8b); modrm_rdx(e, H_RDI);                     /* mov edi, [rdx] */
+    emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));    /* mov edi, rm */
     emit_u8(e, 0x3b);                                          /* cmp edi, [rbx + cs.limit] */
     modrm_rbx(e, H_RDI, OFF_SEG(SEG_CS, limit));
     jump_to_stub(be, CC_A);
@@ -971,14 +1100,14 @@ static void emit_jump_cache(struct block_emit *be)
 static void emit_exit_edi(struct block_emit *be)
 {
     struct emitter *e = be->e;
+    emit_spill(be);
     emit_materialize_on_exit(be);
     emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
     if (be->chain)
         emit_jump_cache(be);
-    emit_pop(e, H_RBX);
-    emit_ret(e);
+    emit_epilogue(e);
 }
 
 /* ecx = +size, or -size when EFLAGS.DF is set (string index step). */
@@ -999,22 +1128,12 @@ static void emit_stos_lods(struct block_emit *be, const struct insn *in)
     int op = in->op;
     int size = (op & 1) ? opsize(in) : 1;
     bool stos = op <= 0xab;
-    int idx = stos ? R_EDI : R_ESI;
-    emit_u8(e, 0x8b);                                          /* mov eax, [rbx + edi/esi] */
-    modrm_rbx(e, H_RAX, OFF_R(idx));
+    int idx = hreg(stos ? R_EDI : R_ESI);
+    emit_mov_rr32(e, H_RAX, idx);
     emit_probe(be, stos ? SEG_ES : (in->seg >= 0 ? in->seg : SEG_DS), size, stos, false);
-    if (stos) {
-        emit_load_ecx_rbx(e, OFF_R(R_EAX), size);
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x88, size)); modrm_rdx(e, H_RCX);   /* mov [rdx], ecx */
-    } else {
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x8a, size)); modrm_rdx(e, H_RCX);   /* mov ecx, [rdx] */
-        emit_store_ecx_rbx(e, OFF_R(R_EAX), size);
-    }
+    emit_op(e, size, sized_op(stos ? 0x88 : 0x8a, size), hreg(R_EAX), MEM_RDX);
     emit_string_delta_ecx(e, size);
-    emit_u8(e, 0x01);                                          /* add [rbx + edi/esi], ecx */
-    modrm_rbx(e, H_RCX, OFF_R(idx));
+    emit_op(e, 4, 0x01, H_RCX, idx);                           /* add idx, ecx */
 }
 
 /* MOV AL/EAX <-> [seg:offset] with the offset in the instruction. */
@@ -1025,15 +1144,7 @@ static void emit_mov_moffs(struct block_emit *be, const struct insn *in)
     bool store = in->op >= 0xa2;
     emit_u8(e, 0xb8); emit_u32(e, in->imm);                    /* mov eax, offset */
     emit_probe(be, in->seg >= 0 ? in->seg : SEG_DS, size, store, false);
-    if (store) {
-        emit_load_ecx_rbx(e, OFF_R(R_EAX), size);
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x88, size)); modrm_rdx(e, H_RCX);
-    } else {
-        size_prefix(e, size);
-        emit_u8(e, sized_op(0x8a, size)); modrm_rdx(e, H_RCX);
-        emit_store_ecx_rbx(e, OFF_R(R_EAX), size);
-    }
+    emit_op(e, size, sized_op(store ? 0x88 : 0x8a, size), hreg(R_EAX), MEM_RDX);
 }
 
 /* BT/BTS/BTR/BTC r/m, imm8: only CF is defined and set (alu_bit). */
@@ -1041,31 +1152,28 @@ static void emit_bit_imm(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
     int size = opsize(in);
-    emit_rm_ptr(be, in, size, in->reg != 4);
-    size_prefix(e, size);
-    emit_u8(e, 0x0f); emit_u8(e, 0xba);                        /* bt* [rdx], imm8 */
-    modrm_rdx(e, in->reg);
+    int rm = emit_rm(be, in, size, in->reg != 4);
+    emit_op(e, size, 0x0fba, EXT(in->reg), rm);               /* bt* rm, imm8 */
     emit_u8(e, in->imm & (size * 8 - 1));
     emit_flags(be, 0x1);
 }
 
-/* Native instructions that read the arithmetic flags from EFLAGS in memory. */
-static bool reads_flags(const struct insn *in)
+/* The arithmetic flags a native instruction reads. */
+static uint32_t flags_read(const struct insn *in)
 {
     int op = in->op;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
-        return true;
+        return cond_flags(op & 0xf);
     if (alu_family(op))
-        return (op >> 3) == 2 || (op >> 3) == 3;           /* ADC, SBB */
-    return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3);
+        return (op >> 3) == 2 || (op >> 3) == 3 ? 0x1 : 0;   /* ADC, SBB */
+    return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3) ? 0x1 : 0;
 }
 
-/* Native instructions that compute some flags themselves and merge them into
- * EFLAGS in memory (shifts: OF; IMUL: SF/ZF/PF). */
+/* A shift by CL merges its flags into EFLAGS in memory itself: a zero count
+ * leaves every flag as it was, so R11 cannot stand for them afterwards. */
 static bool flags_merged_by_hand(const struct insn *in)
 {
-    int op = in->op;
-    return (op >= 0xc0 && op <= 0xc1) || (op >= 0xd0 && op <= 0xd3) || op == 0x1af || op == 0x69 || op == 0x6b;
+    return in->op == 0xd2 || in->op == 0xd3;
 }
 
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
@@ -1075,9 +1183,9 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     uint32_t next = eip + in->len;
     struct native_stub *s = cur_stub(be);
     if (be->pend_keep) {
-        uint32_t covers = be->flags_dead ? 0 : native_flags_written(in);
-        bool merges_itself = !be->flags_dead && flags_merged_by_hand(in);
-        if (reads_flags(in) || merges_itself || (be->pend_clear & ~covers))
+        uint32_t rd = flags_read(in);
+        bool split = (rd & be->pend_clear) && (rd & ~be->pend_keep);   /* some in R11, some in memory */
+        if (split || flags_merged_by_hand(in))
             emit_materialize(be);
     }
     s->nfixups = 0;
@@ -1086,28 +1194,26 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->pending = be->pending;
     s->pend_keep = be->pend_keep;
     s->pend_clear = be->pend_clear;
+    if (!be->regs_loaded) {
+        emit_regs_load(e, be->regs_used);
+        be->regs_loaded = true;
+    }
+    s->regs = be->regs_used;
     bool ends = false;
 
     if (alu_family(op)) {
         emit_alu(be, in);
     } else if (op >= 0x40 && op <= 0x4f) {     /* inc/dec reg */
-        int size = opsize(in);
-        emit_lea_rdx_rbx(e, OFF_R(op & 7));
-        size_prefix(e, size);
-        emit_u8(e, 0xff);
-        modrm_rdx(e, op >= 0x48 ? 1 : 0);
+        emit_op(e, opsize(in), 0xff, EXT(op >= 0x48), hreg(op & 7));
         emit_flags(be, FLAGS_INCDEC);
     } else if (op >= 0x50 && op <= 0x57) {
         emit_push_value(be, in, op & 7, 0);
     } else if (op >= 0x58 && op <= 0x5f) {
         emit_pop_ecx(be, 0, false);
-        emit_u8(e, 0x89);                      /* mov [rbx + r[reg]], ecx (after ESP: pop esp) */
-        modrm_rbx(e, H_RCX, OFF_R(op & 7));
+        emit_mov_rr32(e, hreg(op & 7), H_RCX); /* after ESP: pop esp */
     } else if (op >= 0xb0 && op <= 0xbf) {     /* mov reg, imm */
         int size = op >= 0xb8 ? opsize(in) : 1;
-        size_prefix(e, size);
-        emit_u8(e, size == 1 ? 0xc6 : 0xc7);
-        modrm_rbx(e, 0, reg_off(op & 7, size));
+        emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), hreg(op & 7));
         emit_imm(e, in->imm, size);
     } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
         uint32_t target = next + (op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
@@ -1116,22 +1222,16 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_jcc(be, op & 0xf, next, target);
         ends = true;
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
-        emit_rm_ptr(be, in, 1, true);
-        emit_cond_base(e, op & 0xf);
-        emit_u8(e, 0x0f); emit_u8(e, 0x90 | host_cc(op & 0xf));   /* setcc al */
-        emit_u8(e, 0xc0);
-        emit_u8(e, 0x88); modrm_rdx(e, H_RAX); /* mov [rdx], al */
+        int rm = emit_rm(be, in, 1, true);
+        emit_cond_base(be, op & 0xf);
+        emit_op(e, 1, 0x0f90 | host_cc(op & 0xf), EXT(0), rm);
     } else if (op >= 0x1c8 && op <= 0x1cf) {   /* bswap r32 */
-        emit_u8(e, 0x8b); modrm_rbx(e, H_RAX, OFF_R(op & 7));
-        emit_u8(e, 0x0f); emit_u8(e, 0xc8);
-        emit_u8(e, 0x89); modrm_rbx(e, H_RAX, OFF_R(op & 7));
+        emit_rex(e, 0, 0, hreg(op & 7));
+        emit_u8(e, 0x0f); emit_u8(e, 0xc8 | (hreg(op & 7) & 7));
     } else if (op >= 0x140 && op <= 0x14f) {   /* cmovcc r32, r/m32 */
-        emit_rm_ptr(be, in, 4, false);
-        emit_cond_base(e, op & 0xf);
-        uint8_t *skip = emit_jcc32(e, host_cc(op & 0xf) ^ 1);
-        emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
-        emit_store_ecx_rbx(e, OFF_R(in->reg), 4);
-        emit_patch_rel32(skip, e->p);
+        emit_op(e, 4, 0x8b, H_RSI, emit_rm(be, in, 4, false));   /* mov esi, rm */
+        emit_cond_base(be, op & 0xf);
+        emit_op(e, 4, 0x0f40 | host_cc(op & 0xf), hreg(in->reg), H_RSI);
     } else {
         switch (op) {
         case 0x80: case 0x81: case 0x83:
@@ -1139,22 +1239,13 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         case 0x84: case 0x85: {                /* test r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_rm_ptr(be, in, size, false);
-            emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
-            size_prefix(e, size);
-            emit_u8(e, op);
-            modrm_rdx(e, H_RCX);
+            emit_op(e, size, op, hreg(in->reg), emit_rm(be, in, size, false));
             emit_flags(be, FLAGS_LOGIC);
             break;
         }
         case 0x86: case 0x87: {                /* xchg r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_rm_ptr(be, in, size, true);
-            emit_load_ecx_rbx(e, reg_off(in->reg, size), size);
-            size_prefix(e, size);
-            emit_u8(e, op);                    /* xchg [rdx], ecx */
-            modrm_rdx(e, H_RCX);
-            emit_store_ecx_rbx(e, reg_off(in->reg, size), size);
+            emit_op(e, size, op, hreg(in->reg), emit_rm(be, in, size, true));
             break;
         }
         case 0x88: case 0x89: case 0x8a: case 0x8b:
@@ -1162,51 +1253,35 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         case 0x8d:                             /* lea */
             emit_ea(e, in);
-            size_prefix(e, opsize(in));
-            emit_u8(e, 0x89);
-            modrm_rbx(e, H_RAX, OFF_R(in->reg));
+            emit_op(e, opsize(in), 0x89, H_RAX, hreg(in->reg));
             break;
         case 0x90:
             break;
         case 0x98:                             /* cwde */
-            emit_u8(e, 0x0f); emit_u8(e, 0xbf);
-            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
-            emit_u8(e, 0x89);
-            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
+            emit_op(e, 4, 0x0fbf, hreg(R_EAX), hreg(R_EAX));
             break;
         case 0x99:                             /* cdq */
-            emit_u8(e, 0x8b);
-            modrm_rbx(e, H_RAX, OFF_R(R_EAX));
+            emit_mov_rr32(e, H_RAX, hreg(R_EAX));
             emit_u8(e, 0x99);
-            emit_u8(e, 0x89);
-            modrm_rbx(e, H_RDX, OFF_R(R_EDX));
+            emit_mov_rr32(e, hreg(R_EDX), H_RDX);
             break;
         case 0xa8: case 0xa9: {                /* test al/eax, imm */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_lea_rdx_rbx(e, OFF_R(R_EAX));
-            size_prefix(e, size);
-            emit_u8(e, sized_op(0xf6, size));
-            modrm_rdx(e, 0);
+            emit_op(e, size, sized_op(0xf6, size), EXT(0), hreg(R_EAX));
             emit_imm(e, in->imm, size);
             emit_flags(be, FLAGS_LOGIC);
             break;
         }
         case 0xc6: case 0xc7: {                /* mov r/m, imm */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_rm_ptr(be, in, size, true);
-            size_prefix(e, size);
-            emit_u8(e, op);
-            modrm_rdx(e, 0);
+            emit_op(e, size, op, EXT(0), emit_rm(be, in, size, true));
             emit_imm(e, in->imm, size);
             break;
         }
         case 0xf6: case 0xf7: {
             int size = (op & 1) ? opsize(in) : 1;
             if (in->reg == 0) {                /* test r/m, imm */
-                emit_rm_ptr(be, in, size, false);
-                size_prefix(e, size);
-                emit_u8(e, op);
-                modrm_rdx(e, 0);
+                emit_op(e, size, op, EXT(0), emit_rm(be, in, size, false));
                 emit_imm(e, in->imm, size);
                 emit_flags(be, FLAGS_LOGIC);
             } else {
@@ -1221,8 +1296,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             if (in->reg <= 1) {                /* inc/dec r/m */
                 emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
             } else if (in->reg == 6) {         /* push r/m32 */
-                emit_rm_ptr(be, in, 4, false);
-                emit_u8(e, 0x8b); modrm_rdx(e, H_RDI);
+                emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));
                 emit_push_value(be, in, PUSH_EDI, 0);
             } else if (in->reg == 2) {         /* call r/m32 */
                 emit_load_target_edi(be, in);
@@ -1251,20 +1325,17 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_stos_lods(be, in);
             break;
         case 0xc9:                             /* leave */
-            emit_u8(e, 0x8b);                  /* mov eax, [rbx+ebp] */
-            modrm_rbx(e, H_RAX, OFF_R(R_EBP));
+            emit_mov_rr32(e, H_RAX, hreg(R_EBP));
             emit_probe(be, SEG_SS, 4, false, true);
             emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
             emit_u8(e, 0x83); emit_u8(e, 0xc0); emit_u8(e, 4);   /* add eax, 4 */
-            emit_u8(e, 0x89); modrm_rbx(e, H_RAX, OFF_R(R_ESP));
-            emit_u8(e, 0x89); modrm_rbx(e, H_RCX, OFF_R(R_EBP));
+            emit_mov_rr32(e, hreg(R_ESP), H_RAX);
+            emit_mov_rr32(e, hreg(R_EBP), H_RCX);
             break;
         case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {   /* movzx/movsx */
             int src = (op & 1) ? 2 : 1;
-            emit_rm_ptr(be, in, src, false);
-            emit_u8(e, 0x0f); emit_u8(e, op & 0xff);
-            modrm_rdx(e, H_RCX);
-            emit_store_ecx_rbx(e, OFF_R(in->reg), opsize(in));
+            int rm = emit_rm(be, in, src, false);
+            emit_op(e, opsize(in), 0x0f00 | (op & 0xff), hreg(in->reg), rm);
             break;
         }
         case 0x68: case 0x6a: {
@@ -1309,6 +1380,8 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
                           bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
+    emit_spill(be);
+    be->regs_loaded = false;
     emit_materialize(be);
     native_flush_count(be);
     emit_store_eip(e, eip);

@@ -53,6 +53,7 @@ struct native_stub {
     int pending;                          /* instructions retired natively before it */
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
+    unsigned regs;                        /* guest registers held in host registers there */
 };
 
 #define BT_JUMP_CACHE_SIZE 4096     /* indirect-exit targets by EIP (power of two) */
@@ -70,12 +71,18 @@ struct block_emit {
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
+    unsigned regs_used;         /* guest registers the block's native code holds in host registers */
+    bool regs_loaded;           /* they are in host registers now (struct cpu is stale) */
     struct native_stub stubs[NATIVE_MAX_STUBS];
     int nstubs;
-    uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to "pop rbx; ret" */
+    uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to the epilogue */
     int nplain;
 };
 
+/* Guest registers (bit i: r[i]) a native instruction reads or writes. */
+unsigned native_regs_used(const struct insn *in);
+/* The frame every block sets up on entry (see native.c). */
+void native_emit_prologue(struct emitter *e);
 /* A threaded instruction after which the block may still chain (see native.c). */
 bool native_threaded_is_plain(const struct insn *in);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
