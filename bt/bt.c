@@ -17,9 +17,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#define CODE_SIZE (32u << 20)        /* generated code */
-#define MAX_BLOCKS 65536
-#define HASH_BITS 16
+#define CODE_SIZE (256u << 20)       /* generated code (reserved; pages are touched as used) */
+#define MAX_BLOCKS (1 << 18)
+#define HASH_BITS 18
 #define MAX_BLOCK_INSNS 64
 #define CODE_PER_INSN 400            /* upper bound of host bytes emitted per guest instruction */
 
@@ -39,8 +39,12 @@ struct bt {
     uint64_t pm_generation;
     bool flush_pending;
     struct bt_stats stats;
+    uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
+    uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
     FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
 };
+
+static struct bt *stepping_bt;       /* for -d bt's per-opcode counts (one CPU) */
 
 static unsigned hash_of(uint32_t phys, bool code32)
 {
@@ -53,6 +57,7 @@ struct bt *bt_new(struct cpu *c)
     struct bt *bt = xcalloc(1, sizeof(*bt));
     bt->cpu = c;
     bt->pm = c->m->pm;
+    stepping_bt = bt;
     bt->code_buf = execmem_alloc(CODE_SIZE);
     bt->em.p = bt->code_buf;
     bt->em.end = bt->code_buf + CODE_SIZE;
@@ -70,12 +75,41 @@ struct bt *bt_new(struct cpu *c)
     return bt;
 }
 
+/* The opcodes run most often through the interpreter from translated code. */
+static void print_op_counts(const char *what, const uint64_t *by_op)
+{
+    uint64_t total = 0;
+    for (int op = 0; op < 0x200; op++)
+        total += by_op[op];
+    fprintf(trace_output(), "bt: %llu %s; most frequent opcodes:\n", (unsigned long long)total, what);
+    bool shown[0x200] = { false };
+    for (int k = 0; k < 12 && total; k++) {
+        int best = -1;
+        for (int op = 0; op < 0x200; op++)
+            if (!shown[op] && by_op[op] && (best < 0 || by_op[op] > by_op[best]))
+                best = op;
+        if (best < 0)
+            break;
+        shown[best] = true;
+        fprintf(trace_output(), "bt:   %s%02x %12llu\n", best >= 0x100 ? "0f " : "", best & 0xff,
+                (unsigned long long)by_op[best]);
+    }
+}
+
 void bt_free(struct bt *bt)
 {
     if (!bt)
         return;
     if (bt->perf_map)
         fclose(bt->perf_map);
+    if (bt->cpu->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries\n",
+                (unsigned long long)bt->stats.blocks_translated, (unsigned long long)bt->stats.blocks_invalidated,
+                (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries);
+    if (bt->cpu->trace & TRACE_BT) {
+        print_op_counts("threaded instructions", bt->threaded_by_op);
+        print_op_counts("native instructions that took the slow path", bt->slow_by_op);
+    }
     execmem_free(bt->code_buf, CODE_SIZE);
     free(bt->blocks);
     free(bt->insn_arena);
@@ -117,6 +151,8 @@ void bt_invalidate_page(struct bt *bt, uint32_t page)
 {
     page &= PAGE_MASK;
     struct block *b = bt->page_blocks[page >> 12];
+    if (bt->cpu->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: write to code page %08x at EIP %08x drops its blocks\n", page, bt->cpu->eip_start);
     while (b) {
         unlink_hash(bt, b);
         b->valid = false;          /* chained jumps into it stop here */
@@ -131,6 +167,9 @@ void bt_invalidate_page(struct bt *bt, uint32_t page)
 
 void bt_flush(struct bt *bt)
 {
+    if (bt->cpu->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: flush (%d blocks, %s)\n", bt->nblocks,
+                bt->pm_generation != bt->pm->generation ? "guest memory map changed" : "cache full or requested");
     for (int k = 0; k < bt->nblocks; k++) {
         struct block *b = &bt->blocks[k];
         if (bt->page_blocks[b->phys >> 12]) {
@@ -166,6 +205,21 @@ static bool bt_step(struct cpu *c, const struct insn *in)
     c->icount++;
     c->budget--;
     return c->eip == next && !c->halted && c->budget > 0 && !c->bt_exit && !(c->eflags & FL_TF);
+}
+
+/* bt_step for a threaded instruction, and for a native one's slow path, counted under -d bt. */
+static bool bt_step_threaded(struct cpu *c, const struct insn *in)
+{
+    if (c->trace & TRACE_BT)
+        stepping_bt->threaded_by_op[in->op]++;
+    return bt_step(c, in);
+}
+
+static bool bt_step_slow(struct cpu *c, const struct insn *in)
+{
+    if (c->trace & TRACE_BT)
+        stepping_bt->slow_by_op[in->op]++;
+    return bt_step(c, in);
 }
 
 /* ---- translation ---- */
@@ -228,7 +282,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
         } else {
-            native_emit_threaded(&be, in, eip, last, bt_step);
+            native_emit_threaded(&be, in, eip, last, bt_step_threaded);
             ended = last;
             if (!native_threaded_is_plain(in))
                 flat_so_far = false;   /* it may have loaded a segment register */
@@ -237,7 +291,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
     }
     if (!ended)
         native_emit_exit(&be, eip);
-    native_emit_stubs(&be, bt_step);
+    native_emit_stubs(&be, bt_step_slow);
     b->code = (void (*)(struct cpu *))start;
 }
 
@@ -382,6 +436,11 @@ static void run_block(void *opaque)
         return;
     }
     c->bt_exit = false;
+    /* The interrupt check this block's first instruction was shadowed from
+     * (STI, MOV SS) has been skipped: as in interp_step, the shadow ends
+     * here.  Native code never clears it, so a native loop would otherwise
+     * keep interrupts out for good. */
+    c->intr_shadow = false;
     bt->stats.block_entries++;
     b->code(c);
     struct chain_slot *slot = c->bt_chain_slot;
