@@ -345,7 +345,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->pm = physmem_new(cfg->ram_mb << 20, m->bus);
     m->cpu.m = m;
     m->lfb_base = PCI_BAR_UNMAPPED;
-    m->cpu.trace = cfg->trace & (TRACE_IN_ASM | TRACE_INT | TRACE_CPU | TRACE_OUT_ASM);
+    m->cpu.trace = cfg->trace & (TRACE_IN_ASM | TRACE_INT | TRACE_CPU | TRACE_OUT_ASM | TRACE_BT);
 
     if (!load_bios(m) || !open_chardev("-serial", cfg->serial[0], &m->serial_cd[0]) ||
         !open_chardev("-serial", cfg->serial[1], &m->serial_cd[1]) ||

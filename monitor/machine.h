@@ -39,6 +39,7 @@ struct ui;
 #define TRACE_CPU     0x10   /* register dump with in_asm */
 #define TRACE_IOPORT  0x20   /* every port access */
 #define TRACE_OUT_ASM 0x40   /* host code of each translated block (bt) */
+#define TRACE_BT      0x80   /* translation cache: flushes, invalidated pages, totals at exit */
 
 struct machine_config {
     uint32_t ram_mb;

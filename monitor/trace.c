@@ -20,11 +20,12 @@ static const struct {
     { "post", TRACE_POST, "POST codes written to port 0x80 (and the extra POST port)" },
     { "ioport", TRACE_IOPORT, "every port I/O access" },
     { "out_asm", TRACE_OUT_ASM, "each block the translation cache makes: guest code, then host x86-64 code" },
+    { "bt", TRACE_BT, "translation cache: each flush and invalidated page, totals at exit" },
 };
 
 const char *trace_flag_help(void)
 {
-    static char buf[640];
+    static char buf[1024];
     if (!buf[0]) {
         for (size_t k = 0; k < sizeof(trace_names) / sizeof(trace_names[0]); k++) {
             size_t n = strlen(buf);
