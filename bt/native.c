@@ -86,6 +86,13 @@ static int hreg(int guest)
     return map[guest & 7];
 }
 
+/* The host register of a guest register operand of `size`: AH..BH
+ * (byte registers 4-7) are the rotated EAX..EBX (see high_byte_regs). */
+static int byte_or_hreg(int guest, int size)
+{
+    return hreg(size == 1 ? guest & 3 : guest);
+}
+
 #define MEM_RDX (-1)               /* an r/m operand that is the memory at [rdx] */
 #define EXT(n) (0x100 | (n))       /* a ModRM reg field that is an opcode extension */
 
@@ -548,15 +555,18 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
     emit_tlb_lookup(be, H_RCX, size, write);
 }
 
+static void emit_high_bytes_in(struct block_emit *be);
+
 /* The r/m operand: its guest register's host register, or MEM_RDX after a
  * probe leaves the host address of the memory operand in rdx. */
 static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
-    if (in->mod == 3)
-        return hreg(in->rm);
-    emit_ea(be->e, in);
-    emit_probe(be, in->ea_seg, size, write, false);
-    return MEM_RDX;
+    if (in->mod != 3) {
+        emit_ea(be->e, in);
+        emit_probe(be, in->ea_seg, size, write, false);
+    }
+    emit_high_bytes_in(be);
+    return in->mod == 3 ? byte_or_hreg(in->rm, size) : MEM_RDX;
 }
 
 /* ---- condition codes ---- */
@@ -611,9 +621,14 @@ static uint8_t host_cc(int cc)
 
 static bool alu_family(int op) { return op < 0x40 && (op & 7) < 6; }
 
-/* A byte operand is AH, CH, DH or BH: no host encoding reaches the byte
- * above the low one of R8..R15. */
-static bool names_high_byte_reg(const struct insn *in)
+/*
+ * AH, CH, DH and BH have no encoding next to a REX prefix, so an
+ * instruction naming one rotates the host register by 8 around itself: its
+ * low byte is then the guest's high byte.  The mask of such registers, or
+ * -1 when the instruction also names the same register otherwise (AL with
+ * AH, CL as a shift count of CH): those are threaded.
+ */
+static int high_byte_regs(const struct insn *in)
 {
     int op = in->op;
     bool byte_reg = false, byte_rm = false;
@@ -630,8 +645,42 @@ static bool names_high_byte_reg(const struct insn *in)
     if (op >= 0x190 && op <= 0x19f)
         byte_rm = true;
     if (op >= 0xb4 && op <= 0xb7)
-        return true;
-    return (byte_reg && in->reg >= 4) || (byte_rm && in->mod == 3 && in->rm >= 4);
+        return 1 << (op & 3);
+    bool rm_reg = in->has_modrm && in->mod == 3;
+    int mask = 0;
+    if (byte_reg && in->reg >= 4)
+        mask |= 1 << (in->reg & 3);
+    if (byte_rm && rm_reg && in->rm >= 4)
+        mask |= 1 << (in->rm & 3);
+    if (!mask)
+        return 0;
+    if (byte_reg && rm_reg && in->reg != in->rm && (in->reg & 3) == (in->rm & 3))
+        return -1;
+    if ((op == 0x1b6 || op == 0x1be) && in->reg == (in->rm & 3) && !in->op32)
+        return -1;                             /* movzx ax, ah: the write lands in the rotated register */
+    if (op == 0xd2 && (mask & 1 << R_ECX))
+        return -1;
+    return mask;
+}
+
+/* ror/rol of the registers in be->hi_regs by 8: into and out of their low byte. */
+static void emit_high_byte_rotate(struct block_emit *be, unsigned mask, bool back)
+{
+    for (int g = 0; g < 4; g++)
+        if (mask & 1u << g) {
+            emit_op(be->e, 4, 0xc1, EXT(back ? 0 : 1), hreg(g));
+            emit_u8(be->e, 8);
+        }
+}
+
+/* The rotation happens once the operands' probes are done (a stub still
+ * sees the registers as they are) and before anything reads CF. */
+static void emit_high_bytes_in(struct block_emit *be)
+{
+    if (be->hi_regs && !be->hi_rotated) {
+        emit_high_byte_rotate(be, be->hi_regs, false);
+        be->hi_rotated = true;
+    }
 }
 
 unsigned native_regs_used(const struct insn *in)
@@ -639,14 +688,15 @@ unsigned native_regs_used(const struct insn *in)
     int op = in->op;
     unsigned m = 0;
     if (in->has_modrm) {
-        m |= 1u << in->reg;                    /* (an opcode extension adds a register: harmless) */
+        /* (An opcode extension, or a byte register's index, adds a register: harmless.) */
+        m |= 1u << in->reg | 1u << (in->reg & 3);
         if (in->mod == 3)
-            m |= 1u << in->rm;
+            m |= 1u << in->rm | 1u << (in->rm & 3);
         else
             m |= (in->ea_base >= 0 ? 1u << in->ea_base : 0) | (in->ea_index >= 0 ? 1u << in->ea_index : 0);
     }
     if ((op >= 0x40 && op <= 0x5f) || (op >= 0xb0 && op <= 0xbf) || (op >= 0x1c8 && op <= 0x1cf))
-        m |= 1u << (op & 7);
+        m |= 1u << (op & 7) | 1u << (op & 3);
     if ((alu_family(op) && (op & 7) >= 4) || (op >= 0xa0 && op <= 0xad) || op == 0x98 || op == 0x99)
         m |= 1u << R_EAX | 1u << R_EDX | 1u << R_ESI | 1u << R_EDI;   /* CDQ, LODS, STOS */
     if (op == 0xd2 || op == 0xd3)
@@ -660,7 +710,7 @@ unsigned native_regs_used(const struct insn *in)
 bool native_supported(const struct insn *in)
 {
     int op = in->op;
-    if (in->invalid || names_high_byte_reg(in))
+    if (in->invalid || high_byte_regs(in) < 0)
         return false;
     /* With one virtual CPU a locked read-modify-write is the plain one; where
      * LOCK is not allowed the interpreter raises the #UD. */
@@ -687,6 +737,10 @@ bool native_supported(const struct insn *in)
         return in->reg == 0 || in->reg == 2 || in->reg == 3;
     case 0xfe:
         return in->reg <= 1;
+    case 0xff:
+        if (in->reg <= 1)
+            return true;                       /* inc/dec r/m */
+        break;
     case 0x68: case 0x6a: case 0xe8: case 0xc3: case 0xc2:
         return in->op32;
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
@@ -818,7 +872,7 @@ static void emit_alu(struct block_emit *be, const struct insn *in)
         int rm = emit_rm(be, in, size, form <= 1 && kind != 7);
         if (kind == 2 || kind == 3)
             emit_load_cf(be);
-        emit_op(e, size, op, hreg(in->reg), rm);
+        emit_op(e, size, op, byte_or_hreg(in->reg, size), rm);
     } else {                                   /* op al/eax, imm */
         if (kind == 2 || kind == 3)
             emit_load_cf(be);
@@ -845,7 +899,7 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
 {
     int size = (in->op & 1) ? opsize(in) : 1;
     int rm = emit_rm(be, in, size, in->op <= 0x89);
-    emit_op(be->e, size, in->op, hreg(in->reg), rm);
+    emit_op(be->e, size, in->op, byte_or_hreg(in->reg, size), rm);
 }
 
 #define PUSH_EDI (-2)
@@ -1199,6 +1253,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         be->regs_loaded = true;
     }
     s->regs = be->regs_used;
+    be->hi_regs = (unsigned)high_byte_regs(in);
+    be->hi_rotated = false;
     bool ends = false;
 
     if (alu_family(op)) {
@@ -1213,7 +1269,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_mov_rr32(e, hreg(op & 7), H_RCX); /* after ESP: pop esp */
     } else if (op >= 0xb0 && op <= 0xbf) {     /* mov reg, imm */
         int size = op >= 0xb8 ? opsize(in) : 1;
-        emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), hreg(op & 7));
+        emit_high_bytes_in(be);
+        emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
         emit_imm(e, in->imm, size);
     } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
         uint32_t target = next + (op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
@@ -1239,13 +1296,13 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         case 0x84: case 0x85: {                /* test r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, op, hreg(in->reg), emit_rm(be, in, size, false));
+            emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, false));
             emit_flags(be, FLAGS_LOGIC);
             break;
         }
         case 0x86: case 0x87: {                /* xchg r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, op, hreg(in->reg), emit_rm(be, in, size, true));
+            emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
             break;
         }
         case 0x88: case 0x89: case 0x8a: case 0x8b:
@@ -1367,6 +1424,12 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             ends = true;
             break;
         }
+    }
+    if (be->hi_rotated) {
+        unsigned back = be->hi_regs;
+        if ((op == 0x1b6 || op == 0x1be) && in->mod == 3)
+            back &= ~(1u << in->reg);          /* movzx eax, ah: EAX was written whole */
+        emit_high_byte_rotate(be, back, true);
     }
     if (s->nfixups) {
         s->resume = ends ? NULL : e->p;

@@ -73,6 +73,8 @@ struct block_emit {
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     unsigned regs_used;         /* guest registers the block's native code holds in host registers */
     bool regs_loaded;           /* they are in host registers now (struct cpu is stale) */
+    unsigned hi_regs;           /* this instruction's AH..BH registers, rotated into the low byte */
+    bool hi_rotated;            /* the rotation has been emitted */
     struct native_stub stubs[NATIVE_MAX_STUBS];
     int nstubs;
     uint8_t *plain_exits[NATIVE_MAX_STUBS + 2];   /* rel32 fields jumping to the epilogue */
