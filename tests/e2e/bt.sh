@@ -1,6 +1,6 @@
 #!/bin/sh
 # The translation cache from the command line: the same guest loop ends the
-# same way under both engines, -d out_asm shows the guest block and the host code made for it, and
+# same way under both engines, timer interrupts reach translated code, -d out_asm shows the guest block and the host code made for it, and
 # -accel rejects engines that do not exist with one line and status 2.
 # (Engine equivalence in depth is tests/unit/test_bt_fuzz.c.)
 . tests/e2e/lib.sh
@@ -21,6 +21,25 @@ for engine in bt interp; do
         fail "bt: the loop ROM under -accel $engine ended with status $rc: $(tail -2 "$E2E_TMP/bt-$engine.out")"
     fi
 done
+
+# Interrupts after an STI in the middle of a block reach a loop of native
+# instructions (the STI shadow must end there).  -max-insns turns a hang into
+# a failure.
+irq="$E2E_TMP/bt-irq.bin"
+if nasm -f bin tests/guest/irq_wait.asm -o "$irq" 2>"$E2E_TMP/bt-nasm.log"; then
+    for engine in bt interp; do
+        $RV -accel $engine -bios "$irq" -display none -serial none -m 16 -max-insns 200000000 \
+            >"$E2E_TMP/bt-irq-$engine.out" 2>&1
+        rc=$?
+        if [ $rc -eq 33 ]; then
+            pass "bt: timer interrupts reach a native wait loop after STI under -accel $engine"
+        else
+            fail "bt: the IRQ0 wait ROM under -accel $engine ended with status $rc (33 expected)"
+        fi
+    done
+else
+    fail "bt: nasm failed on irq_wait.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+fi
 
 trace="$E2E_TMP/bt-out_asm.txt"
 $RV -bios "$rom" -display none -serial none -m 16 -d out_asm -D "$trace" -max-insns 5000 >/dev/null 2>&1
