@@ -160,11 +160,12 @@ static void emit_regs_store(struct emitter *e, unsigned mask)
             emit_store_rbx(e, hreg(r), OFF_R(r));
 }
 
-/* Before a path out of the block or into C: struct cpu gets the registers. */
+/* Before a path out of the block or into C: struct cpu gets the registers
+ * written since they were loaded. */
 static void emit_spill(struct block_emit *be)
 {
     if (be->regs_loaded)
-        emit_regs_store(be->e, be->regs_used);
+        emit_regs_store(be->e, be->regs_dirty);
 }
 
 /*
@@ -435,7 +436,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         struct native_stub *s = &be->stubs[k];
         for (int f = 0; f < s->nfixups; f++)
             emit_patch_rel32(s->fixups[f], e->p);
-        emit_regs_store(e, s->regs);
+        emit_regs_store(e, s->dirty);
         if (s->pend_keep)
             emit_merge_r11(e, s->pend_keep, s->pend_clear);
         emit_count(e, s->pending);
@@ -683,27 +684,111 @@ static void emit_high_bytes_in(struct block_emit *be)
     }
 }
 
-unsigned native_regs_used(const struct insn *in)
+/* The ModRM reg field names a register (not an opcode extension). */
+static bool reg_field_is_operand(const struct insn *in)
 {
     int op = in->op;
-    unsigned m = 0;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xf6: case 0xf7: case 0xfe: case 0xff: case 0x1ba:
+        return false;
+    }
+    return !(op >= 0x190 && op <= 0x19f);
+}
+
+/* A register r/m operand is written (native instructions only). */
+static bool writes_rm(const struct insn *in)
+{
+    int op = in->op;
+    if (alu_family(op))
+        return (op & 7) <= 1 && (op >> 3) != 7;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83:
+        return in->reg != 7;
+    case 0x86: case 0x87: case 0x88: case 0x89: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+        return true;
+    case 0xf6: case 0xf7:
+        return in->reg == 2 || in->reg == 3;
+    case 0xfe: case 0xff:
+        return in->reg <= 1;
+    case 0x1ba:
+        return in->reg >= 5;
+    }
+    return op >= 0x190 && op <= 0x19f;
+}
+
+/* The reg-field register is written (native instructions only). */
+static bool writes_reg(const struct insn *in)
+{
+    int op = in->op;
+    if (alu_family(op))
+        return (op & 7) >= 2 && (op & 7) <= 3 && (op >> 3) != 7;
+    switch (op) {
+    case 0x86: case 0x87: case 0x8a: case 0x8b: case 0x8d: case 0x69: case 0x6b:
+    case 0x1af: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+        return true;
+    }
+    return op >= 0x140 && op <= 0x14f;
+}
+
+/* Registers a native instruction uses without naming them in ModRM. */
+static unsigned implicit_regs(const struct insn *in, bool written)
+{
+    int op = in->op;
+    const unsigned A = 1u << R_EAX, C = 1u << R_ECX, D = 1u << R_EDX, SP = 1u << R_ESP,
+                   BP = 1u << R_EBP, SI = 1u << R_ESI, DI = 1u << R_EDI;
+    if ((op >= 0x40 && op <= 0x4f) || (op >= 0xb0 && op <= 0xbf) || (op >= 0x1c8 && op <= 0x1cf))
+        return 1u << (op & 7) | 1u << (op & 3);
+    if (op >= 0x50 && op <= 0x57)
+        return SP | (written ? 0 : 1u << (op & 7));
+    if (op >= 0x58 && op <= 0x5f)
+        return SP | 1u << (op & 7);
+    if (alu_family(op) && (op & 7) >= 4)
+        return written && (op >> 3) == 7 ? 0 : A;
+    switch (op) {
+    case 0x98: return A;
+    case 0x99: return written ? D : A | D;
+    case 0xa8: case 0xa9: return written ? 0 : A;
+    case 0xa0: case 0xa1: case 0xa2: case 0xa3: return written && op >= 0xa2 ? 0 : A;
+    case 0xaa: case 0xab: return DI | (written ? 0 : A);
+    case 0xac: case 0xad: return SI | A;
+    case 0xd2: case 0xd3: return written ? 0 : C;
+    case 0xc9: return SP | BP;
+    case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: return SP;
+    case 0xff: return in->reg >= 2 ? SP : 0;
+    }
+    return 0;
+}
+
+static unsigned reg_bits(int r, bool maybe_byte)
+{
+    return 1u << r | (maybe_byte ? 1u << (r & 3) : 0);   /* r 4-7 may be AH..BH */
+}
+
+unsigned native_regs_used(const struct insn *in)
+{
+    unsigned m = implicit_regs(in, false);
     if (in->has_modrm) {
-        /* (An opcode extension, or a byte register's index, adds a register: harmless.) */
-        m |= 1u << in->reg | 1u << (in->reg & 3);
+        if (reg_field_is_operand(in))
+            m |= reg_bits(in->reg, true);
         if (in->mod == 3)
-            m |= 1u << in->rm | 1u << (in->rm & 3);
+            m |= reg_bits(in->rm, true);
         else
             m |= (in->ea_base >= 0 ? 1u << in->ea_base : 0) | (in->ea_index >= 0 ? 1u << in->ea_index : 0);
     }
-    if ((op >= 0x40 && op <= 0x5f) || (op >= 0xb0 && op <= 0xbf) || (op >= 0x1c8 && op <= 0x1cf))
-        m |= 1u << (op & 7) | 1u << (op & 3);
-    if ((alu_family(op) && (op & 7) >= 4) || (op >= 0xa0 && op <= 0xad) || op == 0x98 || op == 0x99)
-        m |= 1u << R_EAX | 1u << R_EDX | 1u << R_ESI | 1u << R_EDI;   /* CDQ, LODS, STOS */
-    if (op == 0xd2 || op == 0xd3)
-        m |= 1u << R_ECX;
-    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc2 || op == 0xc3 ||
-        op == 0xc9 || op == 0xe8 || op == 0xff)
-        m |= 1u << R_ESP | 1u << R_EBP;       /* the stack; LEAVE */
+    return m;
+}
+
+unsigned native_regs_written(const struct insn *in)
+{
+    unsigned m = implicit_regs(in, true);
+    if (in->has_modrm) {
+        if (writes_reg(in))
+            m |= reg_bits(in->reg, true);
+        if (in->mod == 3 && writes_rm(in))
+            m |= reg_bits(in->rm, true);
+    }
     return m;
 }
 
@@ -1253,6 +1338,9 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         be->regs_loaded = true;
     }
     s->regs = be->regs_used;
+    s->dirty = be->regs_dirty;
+    /* Before the body: CALL and RET write ESP and leave inside it. */
+    be->regs_dirty |= native_regs_written(in);
     be->hi_regs = (unsigned)high_byte_regs(in);
     be->hi_rotated = false;
     bool ends = false;
@@ -1445,6 +1533,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     struct emitter *e = be->e;
     emit_spill(be);
     be->regs_loaded = false;
+    be->regs_dirty = 0;
     emit_materialize(be);
     native_flush_count(be);
     emit_store_eip(e, eip);

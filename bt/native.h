@@ -54,6 +54,7 @@ struct native_stub {
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
     unsigned regs;                        /* guest registers held in host registers there */
+    unsigned dirty;                       /* the ones struct cpu has older values of */
 };
 
 #define BT_JUMP_CACHE_SIZE 4096     /* indirect-exit targets by EIP (power of two) */
@@ -72,7 +73,8 @@ struct block_emit {
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     unsigned regs_used;         /* guest registers the block's native code holds in host registers */
-    bool regs_loaded;           /* they are in host registers now (struct cpu is stale) */
+    bool regs_loaded;           /* they are in host registers now */
+    unsigned regs_dirty;        /* of those, written since loaded (struct cpu is stale) */
     unsigned hi_regs;           /* this instruction's AH..BH registers, rotated into the low byte */
     bool hi_rotated;            /* the rotation has been emitted */
     struct native_stub stubs[NATIVE_MAX_STUBS];
@@ -83,6 +85,8 @@ struct block_emit {
 
 /* Guest registers (bit i: r[i]) a native instruction reads or writes. */
 unsigned native_regs_used(const struct insn *in);
+/* Guest registers it may write (a superset). */
+unsigned native_regs_written(const struct insn *in);
 /* The frame every block sets up on entry (see native.c). */
 void native_emit_prologue(struct emitter *e);
 /* A threaded instruction after which the block may still chain (see native.c). */

@@ -41,6 +41,21 @@ else
     fail "bt: nasm failed on irq_wait.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
 fi
 
+# A CALL first in its block, with its stack page in the TLB after the first
+# round: the ESP it writes must reach struct cpu at the block's exit.
+call_rom="$E2E_TMP/bt-call.bin"
+if nasm -f bin tests/guest/call_first.asm -o "$call_rom" 2>"$E2E_TMP/bt-nasm.log"; then
+    $RV -bios "$call_rom" -display none -serial none -m 16 -max-insns 1000000 >"$E2E_TMP/bt-call.out" 2>&1
+    rc=$?
+    if [ $rc -eq 33 ]; then
+        pass "bt: CALL at the start of a block keeps ESP (1000 rounds)"
+    else
+        fail "bt: the CALL ROM ended with status $rc (33 expected): $(tail -1 "$E2E_TMP/bt-call.out")"
+    fi
+else
+    fail "bt: nasm failed on call_first.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+fi
+
 trace="$E2E_TMP/bt-out_asm.txt"
 $RV -bios "$rom" -display none -serial none -m 16 -d out_asm -D "$trace" -max-insns 5000 >/dev/null 2>&1
 expect_line "$trace" '^IN: ' "bt: -d out_asm names each translated block"

@@ -2156,6 +2156,29 @@ static void load(struct machine *m, const struct image *im, const struct cpu_ini
     tlb_flush_all(c);
 }
 
+/*
+ * Fill the TLB as earlier guest code would have, so that translated code
+ * takes its inline fast paths from the first access instead of the stubs
+ * (a page that faults is left out).  Both engines get the same calls, so
+ * the A/D bits the walks set match.
+ */
+static void warm_tlb(struct cpu *c)
+{
+    static const uint32_t spans[][2] = { { DATA_BASE, DATA_END }, { USTK_BASE, KSTK_BASE + 0x1000 },
+                                         { CODE_BASE, CODE_BASE + 0x2000 } };
+    bool user = c->cpl == 3;
+    for (size_t k = 0; k < sizeof spans / sizeof spans[0]; k++)
+        for (volatile uint32_t lin = spans[k][0]; lin < spans[k][1]; lin += 0x1000)
+            for (volatile int acc = ACC_WRITE; acc >= ACC_READ; acc--) {
+                if (setjmp(c->fault_jmp) == 0) {
+                    mmu_translate(c, lin, acc, user);
+                    break;
+                }
+                c->fault_depth = 0;            /* the #PF was caught: no double fault next time */
+            }
+    c->cr2 = 0;
+}
+
 /* ---- running and comparing ---- */
 
 struct final {
@@ -2446,6 +2469,11 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
         }
         load(m_interp, &im, &ci, keep_code);
         load(m_bt, &im, &ci, keep_code);
+        bool warm = chance(50);
+        if (warm) {
+            warm_tlb(&m_interp->cpu);
+            warm_tlb(&m_bt->cpu);
+        }
         if (trace_interp)
             m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
         int slice = chance(20) ? 1 + below(chance(50) ? 4 : 40) : 0;
@@ -2462,6 +2490,8 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
                     round ? " (second run of the block, translations kept)" : "");
             if (slice)
                 fprintf(stderr, " (bt run in slices of %d instructions)", slice);
+            if (warm)
+                fprintf(stderr, " (TLB warmed before the run)");
             fprintf(stderr, "\n");
             dump_variant(&v);
             dump_cpu_init(&ci);
