@@ -164,8 +164,7 @@ static void emit_regs_store(struct emitter *e, unsigned mask)
  * written since they were loaded. */
 static void emit_spill(struct block_emit *be)
 {
-    if (be->regs_loaded)
-        emit_regs_store(be->e, be->regs_dirty);
+    emit_regs_store(be->e, be->regs_dirty);
 }
 
 /*
@@ -1333,9 +1332,9 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->pending = be->pending;
     s->pend_keep = be->pend_keep;
     s->pend_clear = be->pend_clear;
-    if (!be->regs_loaded) {
-        emit_regs_load(e, be->regs_used);
-        be->regs_loaded = true;
+    if (be->regs_used & ~be->regs_valid) {
+        emit_regs_load(e, be->regs_used & ~be->regs_valid);
+        be->regs_valid = be->regs_used;
     }
     s->regs = be->regs_used;
     s->dirty = be->regs_dirty;
@@ -1527,12 +1526,32 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     return ends;
 }
 
+/* Guest registers whose host registers survive a call into C (callee-saved). */
+#define GUEST_IN_CALLEE_SAVED (1u << R_EBX | 1u << R_ESP | 1u << R_EBP | 1u << R_ESI | 1u << R_EDI)
+
+/* A threaded instruction that writes no guest register but EAX and EDX
+ * (x87 but FNSTSW AX, MUL/DIV, RDTSC, flag instructions): the registers in
+ * callee-saved host registers still hold their values after it. */
+static bool threaded_keeps_callee_saved(const struct insn *in)
+{
+    int op = in->op;
+    if (op >= 0xd8 && op <= 0xdf)
+        return !(op == 0xdf && in->modrm == 0xe0);
+    if (op == 0xf6 || op == 0xf7)
+        return in->reg >= 4;
+    switch (op) {
+    case 0x131: case 0x9e: case 0x9f: case 0xf5: case 0xf8: case 0xf9: case 0xfc: case 0xfd:
+        return true;
+    }
+    return false;
+}
+
 void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t eip, bool last,
                           bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
     emit_spill(be);
-    be->regs_loaded = false;
+    be->regs_valid = threaded_keeps_callee_saved(in) ? be->regs_valid & GUEST_IN_CALLEE_SAVED : 0;
     be->regs_dirty = 0;
     emit_materialize(be);
     native_flush_count(be);

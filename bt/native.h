@@ -73,7 +73,7 @@ struct block_emit {
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     unsigned regs_used;         /* guest registers the block's native code holds in host registers */
-    bool regs_loaded;           /* they are in host registers now */
+    unsigned regs_valid;        /* the ones whose host registers hold their values now */
     unsigned regs_dirty;        /* of those, written since loaded (struct cpu is stale) */
     unsigned hi_regs;           /* this instruction's AH..BH registers, rotated into the low byte */
     bool hi_rotated;            /* the rotation has been emitted */
