@@ -57,7 +57,7 @@ struct native_stub {
     unsigned dirty;                       /* the ones struct cpu has older values of */
 };
 
-#define BT_JUMP_CACHE_SIZE 4096     /* indirect-exit targets by EIP (power of two) */
+#define BT_JUMP_CACHE_SIZE 65536    /* blocks by EIP: indirect exits and bt_run lookups (power of two) */
 
 struct block_emit {
     struct emitter *e;
