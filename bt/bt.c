@@ -156,6 +156,11 @@ void bt_invalidate_page(struct bt *bt, uint32_t page)
     while (b) {
         unlink_hash(bt, b);
         b->valid = false;          /* chained jumps into it stop here */
+        for (struct chain_slot *s = b->incoming; s; s = s->next_in) {
+            emit_patch_rel32(s->jump, s->unchained);
+            s->target = NULL;
+        }
+        b->incoming = NULL;
         bt->stats.blocks_invalidated++;
         b = b->page_next;
     }
@@ -311,8 +316,9 @@ static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, stru
     return n;
 }
 
-/* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, and SS
- * is a 32-bit stack: translated code may then take offsets as linear. */
+/* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, SS is
+ * a 32-bit stack and CS is base 0, 4 GiB: translated code may then take
+ * offsets as linear, and its fixed exits chain by patched jumps. */
 static bool segments_flat(const struct cpu *c)
 {
     static const int segs[3] = { SEG_DS, SEG_ES, SEG_SS };
@@ -321,6 +327,8 @@ static bool segments_flat(const struct cpu *c)
         if (s->base || s->limit != 0xffffffffu || (s->attr & 0x9e) != 0x92)
             return false;
     }
+    if (c->seg[SEG_CS].base || c->seg[SEG_CS].limit != 0xffffffffu)
+        return false;
     return (c->seg[SEG_SS].attr & SEG_ATTR_DB) != 0;
 }
 
@@ -416,8 +424,14 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
     if (bt->stats.flushes != flushes)
         return;                    /* the slot went with the flushed blocks */
     if (next && next->eip == slot->eip && next->user == slot->owner->user &&
-        next->code32 == slot->owner->code32 && next->flat == slot->owner->flat && !((next->phys ^ slot->owner->phys) & PAGE_MASK))
+        next->code32 == slot->owner->code32 && next->flat == slot->owner->flat && !((next->phys ^ slot->owner->phys) & PAGE_MASK)) {
         slot->target = next;
+        if (slot->jump) {
+            emit_patch_rel32(slot->jump, next->entry);
+            slot->next_in = next->incoming;
+            next->incoming = slot;
+        }
+    }
 }
 
 /* One step of the run loop: the block at CS:EIP, or one interpreted instruction. */

@@ -21,6 +21,10 @@ struct chain_slot {
     struct block *target;            /* NULL until bt_run resolves it */
     struct block *owner;
     uint32_t eip;                    /* the target EIP */
+    /* Flat blocks: the exit is a patched `jmp rel32` (see native.c). */
+    uint8_t *jump;                   /* its rel32 field, or NULL */
+    uint8_t *unchained;              /* where it jumps while not chained */
+    struct chain_slot *next_in;      /* the target's other incoming slots */
 };
 
 struct block {
@@ -30,7 +34,7 @@ struct block {
     bool code32;
     bool user;                       /* translated for CPL 3 (user TLB) */
     bool valid;                      /* false once invalidated: chained jumps stop */
-    bool flat;                       /* translated for flat DS/ES/SS (see native.c) */
+    bool flat;                       /* translated for flat CS/DS/ES/SS (see native.c) */
     uint16_t ninsn;
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -38,6 +42,7 @@ struct block {
     uint8_t *entry;                  /* code after the prologue: where chained jumps land */
     struct insn *insns;
     struct chain_slot chain[2];      /* fixed-target exits (taken/fall-through) */
+    struct chain_slot *incoming;     /* patched jumps into this block */
 };
 
 #define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
