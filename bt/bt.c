@@ -266,6 +266,11 @@ static void emit_block_code(struct bt *bt, struct block *b)
     uint8_t *start = e->p;
     native_emit_prologue(e);
     b->entry = e->p;
+    if (b->flat && b->code32) {
+        /* A target of patched jumps (see native.c): registers come loaded. */
+        native_emit_load_all(&be);
+        b->entry_chained = e->p;
+    }
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
      * for the interpreter. */
@@ -426,8 +431,8 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
     if (next && next->eip == slot->eip && next->user == slot->owner->user &&
         next->code32 == slot->owner->code32 && next->flat == slot->owner->flat && !((next->phys ^ slot->owner->phys) & PAGE_MASK)) {
         slot->target = next;
-        if (slot->jump) {
-            emit_patch_rel32(slot->jump, next->entry);
+        if (slot->jump && next->entry_chained) {
+            emit_patch_rel32(slot->jump, next->entry_chained);
             slot->next_in = next->incoming;
             next->incoming = slot;
         }

@@ -182,6 +182,12 @@ void native_emit_prologue(struct emitter *e)
     emit_mov_rr64(e, H_RBX, H_RDI);
 }
 
+void native_emit_load_all(struct block_emit *be)
+{
+    emit_regs_load(be->e, NATIVE_ALL_REGS);
+    be->regs_used = be->regs_valid = be->regs_dirty = NATIVE_ALL_REGS;
+}
+
 static void emit_epilogue(struct emitter *e)
 {
     emit_pop(e, H_RCX);
@@ -357,9 +363,55 @@ static void emit_jump_cache(struct block_emit *be);
  * CS base is page-aligned (same page by EIP = same linear page) and the
  * target lies within the CS limit.
  */
+/*
+ * A fixed-target exit in the same page of a flat block: a jump bt_run
+ * patches to the target's entry_chained (and back when the target is
+ * invalidated).  With a flat CS (part of the block's key) the same page by
+ * EIP is the same linear page and every EIP is within the limit, and CS
+ * cannot change inside a chained run (the instructions that load it are
+ * threaded and end chaining), so only interrupts, the budget and writes that
+ * ask to leave are checked.  The guest registers go across in their host
+ * registers: the target's chained entry takes all eight as loaded and
+ * possibly written.  Only the way out to bt_run stores them.
+ */
+static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
+{
+    struct emitter *e = be->e;
+    emit_materialize_on_exit(be);
+    emit_count(e, count);
+    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
+    struct chain_slot *slot = &be->chain[be->nchain++];
+    slot->eip = eip;
+    slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
+    uint8_t *out[2];
+    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
+    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
+    emit_u8(e, 0);
+    out[0] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
+    modrm_rbx(e, 7, OFF_BUDGET);
+    emit_u8(e, 0);
+    out[1] = emit_jcc32(e, 0xe);                               /* jle */
+    slot->jump = emit_jmp32(e);
+    slot->unchained = e->p;
+    emit_patch_rel32(slot->jump, slot->unchained);
+    emit_patch_rel32(out[0], e->p);
+    emit_patch_rel32(out[1], e->p);
+    emit_spill(be);
+    emit_store_eip(e, eip);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rax */
+    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    emit_epilogue(e);
+}
+
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
+    if (be->chain && be->flat && be->nchain < 2 && !((eip ^ be->block_eip) & PAGE_MASK)) {
+        emit_direct_exit(be, eip, count);
+        return;
+    }
     emit_spill(be);
     emit_materialize_on_exit(be);
     emit_count(e, count);
@@ -368,37 +420,6 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
         emit_jump_cache(be);
-    } else if (be->chain && be->nchain < 2 && be->flat) {
-        /*
-         * A flat block's exit is a jump bt_run patches to the target's
-         * entry (and back when the target is invalidated): with a flat CS
-         * (part of the block's key) the same page by EIP is the same linear
-         * page and every EIP is within the limit, and CS cannot change
-         * inside a chained run (the instructions that load it are threaded
-         * and end chaining).  Only interrupts, the budget and writes that
-         * ask to leave are checked.
-         */
-        struct chain_slot *slot = &be->chain[be->nchain++];
-        slot->eip = eip;
-        slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
-        uint8_t *out[2];
-        emit_u8(e, 0x80);                                      /* cmp byte [rbx+bt_exit], 0 */
-        modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
-        emit_u8(e, 0);
-        out[0] = emit_jcc32(e, CC_NE);
-        emit_u8(e, 0x48); emit_u8(e, 0x83);                    /* cmp qword [rbx+budget], 0 */
-        modrm_rbx(e, 7, OFF_BUDGET);
-        emit_u8(e, 0);
-        out[1] = emit_jcc32(e, 0xe);                           /* jle */
-        slot->jump = emit_jmp32(e);
-        slot->unchained = e->p;
-        emit_patch_rel32(slot->jump, slot->unchained);
-        emit_patch_rel32(out[0], e->p);
-        emit_patch_rel32(out[1], e->p);
-        emit_store_eip(e, eip);
-        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_chain_slot], rax */
-        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
     } else if (be->chain && be->nchain < 2) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = &be->chain[be->nchain++];

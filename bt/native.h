@@ -39,7 +39,8 @@ struct block {
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
     void (*code)(struct cpu *c);
-    uint8_t *entry;                  /* code after the prologue: where chained jumps land */
+    uint8_t *entry;                  /* code after the prologue (the jump cache's entry) */
+    uint8_t *entry_chained;          /* flat blocks: where patched jumps land, registers loaded */
     struct insn *insns;
     struct chain_slot chain[2];      /* fixed-target exits (taken/fall-through) */
     struct chain_slot *incoming;     /* patched jumps into this block */
@@ -94,6 +95,10 @@ unsigned native_regs_used(const struct insn *in);
 unsigned native_regs_written(const struct insn *in);
 /* The frame every block sets up on entry (see native.c). */
 void native_emit_prologue(struct emitter *e);
+#define NATIVE_ALL_REGS 0xffu
+/* A flat block's entry: all guest registers into host registers; the code
+ * after it (entry_chained) takes them as loaded and possibly written. */
+void native_emit_load_all(struct block_emit *be);
 /* A threaded instruction after which the block may still chain (see native.c). */
 bool native_threaded_is_plain(const struct insn *in);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
