@@ -412,14 +412,18 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_direct_exit(be, eip, count);
         return;
     }
-    emit_spill(be);
+    bool cross_page = be->chain && ((eip ^ be->block_eip) & PAGE_MASK);
+    if (!(cross_page && be->flat))
+        emit_spill(be);
     emit_materialize_on_exit(be);
     emit_count(e, count);
-    if (be->chain && ((eip ^ be->block_eip) & PAGE_MASK)) {
+    if (cross_page) {
         /* Another page: whether it maps where it did is the TLB's to say. */
         emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
         emit_jump_cache(be);
+        if (be->flat)
+            emit_spill(be);                    /* not found: out to bt_run */
     } else if (be->chain && be->nchain < 2) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = &be->chain[be->nchain++];
@@ -1225,6 +1229,8 @@ static void emit_jump_cache(struct block_emit *be)
 {
     struct emitter *e = be->e;
     uint8_t *out[12];
+    if (be->flat)
+        emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
     int n = 0;
     emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
     modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
@@ -1280,8 +1286,8 @@ static void emit_jump_cache(struct block_emit *be)
     emit_u32(e, offsetof(struct block, phys));
     emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
     out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0xff); emit_u8(e, 0xa0);                        /* jmp [rax+entry] */
-    emit_u32(e, offsetof(struct block, entry));
+    emit_u8(e, 0xff); emit_u8(e, 0xa0);                        /* jmp [rax+entry(_chained)] */
+    emit_u32(e, be->flat ? offsetof(struct block, entry_chained) : offsetof(struct block, entry));
     for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
 }
@@ -1290,13 +1296,17 @@ static void emit_jump_cache(struct block_emit *be)
 static void emit_exit_edi(struct block_emit *be)
 {
     struct emitter *e = be->e;
-    emit_spill(be);
+    bool handover = be->chain && be->flat;     /* registers go to the target in host registers */
+    if (!handover)
+        emit_spill(be);
     emit_materialize_on_exit(be);
     emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
     if (be->chain)
         emit_jump_cache(be);
+    if (handover)
+        emit_spill(be);                        /* not found: out to bt_run */
     emit_epilogue(e);
 }
 
