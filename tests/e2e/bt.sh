@@ -63,6 +63,14 @@ expect_line "$trace" 'add eax, ecx' "bt: -d out_asm disassembles the guest loop 
 expect_line "$trace" '^OUT: [0-9]+ bytes' "bt: -d out_asm lists the host code of each block"
 expect_line "$trace" 'pushfq' "bt: the loop's flags come from the host (pushfq in the host code)"
 
+# -d bt: the cache's totals and the threaded opcodes (the loop ROM's OUT is
+# threaded; the loop itself is native and runs 100000 rounds from the cache).
+stats="$E2E_TMP/bt-stats.txt"
+$RV -bios "$rom" -display none -serial none -m 16 -d bt -D "$stats" >/dev/null 2>&1
+expect_line "$stats" '^bt: [1-9][0-9]* blocks translated, 0 invalidated, [0-9]+ flushes, [1-9][0-9]* block entries' \
+    "bt: -d bt prints the translation cache's totals at exit"
+expect_line "$stats" '^bt: +e6 +[1-9]' "bt: -d bt counts the threaded OUT (opcode e6)"
+
 for bad in kvm nonsense; do
     $RV -accel $bad -display none >"$E2E_TMP/bt-accel.out" 2>&1
     rc=$?
