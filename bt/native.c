@@ -364,6 +364,41 @@ static void emit_jump_cache(struct block_emit *be);
  * target lies within the CS limit.
  */
 /*
+ * What every chained way out checks first: a write asked to leave
+ * (bt_exit) or the budget is spent.  out[0], out[1] receive the rel32
+ * fields of the two jumps taken then.
+ */
+static void emit_leave_checks(struct emitter *e, uint8_t *out[2])
+{
+    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
+    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
+    emit_u8(e, 0);
+    out[0] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
+    modrm_rbx(e, 7, OFF_BUDGET);
+    emit_u8(e, 0);
+    out[1] = emit_jcc32(e, 0xe);                               /* jle */
+}
+
+/* The next of the block's fixed-target exit slots, for `eip`. */
+static struct chain_slot *new_chain_slot(struct block_emit *be, uint32_t eip)
+{
+    struct chain_slot *slot = &be->chain[be->nchain++];
+    slot->eip = eip;
+    slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
+    return slot;
+}
+
+/* EIP, and the slot bt_run may resolve, on the way out to bt_run. */
+static void emit_unchained_exit(struct emitter *e, uint32_t eip, struct chain_slot *slot)
+{
+    emit_store_eip(e, eip);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rax */
+    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+}
+
+/*
  * A fixed-target exit in the same page of a flat block: a jump bt_run
  * patches to the target's entry_chained (and back when the target is
  * invalidated).  With a flat CS (part of the block's key) the same page by
@@ -380,28 +415,16 @@ static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
     emit_materialize_on_exit(be);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
-    struct chain_slot *slot = &be->chain[be->nchain++];
-    slot->eip = eip;
-    slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
+    struct chain_slot *slot = new_chain_slot(be, eip);
     uint8_t *out[2];
-    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
-    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
-    emit_u8(e, 0);
-    out[0] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
-    modrm_rbx(e, 7, OFF_BUDGET);
-    emit_u8(e, 0);
-    out[1] = emit_jcc32(e, 0xe);                               /* jle */
+    emit_leave_checks(e, out);
     slot->jump = emit_jmp32(e);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
     emit_patch_rel32(out[0], e->p);
     emit_patch_rel32(out[1], e->p);
     emit_spill(be);
-    emit_store_eip(e, eip);
-    emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rax */
-    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    emit_unchained_exit(e, eip, slot);
     emit_epilogue(e);
 }
 
@@ -426,18 +449,9 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
             emit_spill(be);                    /* not found: out to bt_run */
     } else if (be->chain && be->nchain < 2) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
-        struct chain_slot *slot = &be->chain[be->nchain++];
-        slot->eip = eip;
-        slot->owner = (struct block *)((uint8_t *)be->chain - offsetof(struct block, chain));
+        struct chain_slot *slot = new_chain_slot(be, eip);
         uint8_t *out[6];
-        emit_u8(e, 0x80);                                      /* cmp byte [rbx+bt_exit], 0 */
-        modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
-        emit_u8(e, 0);
-        out[0] = emit_jcc32(e, CC_NE);
-        emit_u8(e, 0x48); emit_u8(e, 0x83);                    /* cmp qword [rbx+budget], 0 */
-        modrm_rbx(e, 7, OFF_BUDGET);
-        emit_u8(e, 0);
-        out[1] = emit_jcc32(e, 0xe);                           /* jle */
+        emit_leave_checks(e, out);
         emit_u8(e, 0xf7);                                      /* test dword [rbx+cs.base], 0xfff */
         modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
         emit_u32(e, 0xfff);
@@ -459,10 +473,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_u32(e, offsetof(struct block, entry));
         for (int k = 0; k < 6; k++)
             emit_patch_rel32(out[k], e->p);
-        emit_store_eip(e, eip);
-        emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_chain_slot], rax */
-        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+        emit_unchained_exit(e, eip, slot);
     } else {
         emit_store_eip(e, eip);
     }
@@ -1231,15 +1242,8 @@ static void emit_jump_cache(struct block_emit *be)
     uint8_t *out[12];
     if (be->flat)
         emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
-    int n = 0;
-    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
-    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
-    emit_u8(e, 0);
-    out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
-    modrm_rbx(e, 7, OFF_BUDGET);
-    emit_u8(e, 0);
-    out[n++] = emit_jcc32(e, 0xe);                             /* jle */
+    emit_leave_checks(e, out);
+    int n = 2;
     emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
     emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 */
     emit_mov_imm64(e, H_RSI, (uintptr_t)be->jump_cache);
