@@ -44,7 +44,6 @@ struct bt {
     FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
 };
 
-static struct bt *stepping_bt;       /* for -d bt's per-opcode counts (one CPU) */
 
 static unsigned hash_of(uint32_t phys, bool code32)
 {
@@ -57,7 +56,6 @@ struct bt *bt_new(struct cpu *c)
     struct bt *bt = xcalloc(1, sizeof(*bt));
     bt->cpu = c;
     bt->pm = c->m->pm;
-    stepping_bt = bt;
     bt->code_buf = execmem_alloc(CODE_SIZE);
     bt->em.p = bt->code_buf;
     bt->em.end = bt->code_buf + CODE_SIZE;
@@ -216,14 +214,14 @@ static bool bt_step(struct cpu *c, const struct insn *in)
 static bool bt_step_threaded(struct cpu *c, const struct insn *in)
 {
     if (c->trace & TRACE_BT)
-        stepping_bt->threaded_by_op[in->op]++;
+        c->m->bt->threaded_by_op[in->op]++;
     return bt_step(c, in);
 }
 
 static bool bt_step_slow(struct cpu *c, const struct insn *in)
 {
     if (c->trace & TRACE_BT)
-        stepping_bt->slow_by_op[in->op]++;
+        c->m->bt->slow_by_op[in->op]++;
     return bt_step(c, in);
 }
 
