@@ -20,6 +20,25 @@
 ; masks the PICs and halts for good instead, so the screen stays up until
 ; -run-for ends.  Failures print a reason on port 0xE9 and exit with value 1
 ; (status 3).
+; The end of both tests: leave through isa-debug-exit, or with -DSTAY mask
+; the PICs and halt for good (STI only lets HLT wait; nothing is unmasked).
+%macro FINISH 0
+%ifdef STAY
+    cli
+    mov al, 0xff
+    out 0x21, al
+    out 0xa1, al
+    sti
+%%halt:
+    hlt
+    jmp %%halt
+%else
+    mov al, 0x10
+    out 0xf4, al
+    jmp $
+%endif
+%endmacro
+
 bits 16
 org 0x7c00
 
@@ -158,19 +177,7 @@ pm32:
     jb .row
     mov esi, msg_done
     call puts32
-%ifdef STAY
-    mov al, 0xff
-    out 0x21, al
-    out 0xa1, al
-    sti
-.halt:
-    hlt
-    jmp .halt
-%else
-    mov al, 0x10
-    out 0xf4, al
-    jmp $
-%endif
+    FINISH
 
 puts32:
     lodsb
@@ -221,20 +228,7 @@ msg_ready: db "READY", 10, "KEYS ", 0
 done:
     mov si, msg_done
     call puts
-%ifdef STAY
-    cli
-    mov al, 0xff
-    out 0x21, al
-    out 0xa1, al
-    sti
-.halt:
-    hlt
-    jmp .halt
-%else
-    mov al, 0x10
-    out 0xf4, al
-    jmp $
-%endif
+    FINISH
 
 fail:
     call puts
