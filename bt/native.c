@@ -491,6 +491,17 @@ void native_flush_count(struct block_emit *be)
     be->pending = 0;
 }
 
+/* EIP = eip, then al = step(cpu, in): the interpreter runs the instruction. */
+static void emit_call_step(struct emitter *e, uint32_t eip, const struct insn *in,
+                           bool (*step)(struct cpu *, const struct insn *))
+{
+    emit_store_eip(e, eip);
+    emit_mov_rr64(e, H_RDI, H_RBX);
+    emit_mov_imm64(e, H_RSI, (uintptr_t)in);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)step);
+    emit_call_r(e, H_RAX);
+}
+
 void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
@@ -506,11 +517,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         if (s->pend_keep)
             emit_merge_r11(e, s->pend_keep, s->pend_clear);
         emit_count(e, s->pending);
-        emit_store_eip(e, s->eip);
-        emit_mov_rr64(e, H_RDI, H_RBX);
-        emit_mov_imm64(e, H_RSI, (uintptr_t)s->in);
-        emit_mov_imm64(e, H_RAX, (uintptr_t)step);
-        emit_call_r(e, H_RAX);
+        emit_call_step(e, s->eip, s->in, step);
         if (!s->resume) {
             /* A control transfer: the interpreter has set EIP and counted it. */
             emit_patch_rel32(emit_jmp32(e), plain_exit);
@@ -1621,11 +1628,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     be->regs_dirty = 0;
     emit_materialize(be);
     native_flush_count(be);
-    emit_store_eip(e, eip);
-    emit_mov_rr64(e, H_RDI, H_RBX);
-    emit_mov_imm64(e, H_RSI, (uintptr_t)in);
-    emit_mov_imm64(e, H_RAX, (uintptr_t)step);
-    emit_call_r(e, H_RAX);
+    emit_call_step(e, eip, in, step);
     if (!last) {
         emit_test_al(e);
         be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
