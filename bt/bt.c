@@ -249,7 +249,7 @@ static bool ends_block(const struct insn *in)
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .user = b->user, .limit_checked = b->last, .block_eip = b->eip, .jump_cache = bt->jump_cache };
+    struct block_emit be = { .e = e, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
@@ -261,6 +261,9 @@ static void emit_block_code(struct bt *bt, struct block *b)
         for (int k = 0; k < b->ninsn; k++)
             if (native_supported(&b->insns[k]))
                 be.regs_used |= native_regs_used(&b->insns[k]);
+    /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
+     * changes CS stays in a block: every direct target is within it. */
+    be.limit_checked = b->flat ? 0xffffffffu : b->last;
     uint8_t *start = e->p;
     native_emit_prologue(e);
     b->entry = e->p;

@@ -240,17 +240,21 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
 }
 
 /*
- * Flags are captured, not merged: after a flag-setting host instruction,
- * `pushfq; pop r11` keeps the host's flags in R11 and the block remembers
- * which guest flags they stand for (pend_keep: the host bits to take,
- * pend_clear: the guest bits they replace; logic ops clear AF).  A later
- * capture that does not replace all of them is combined into R11 in
- * registers; conditions, ADC/SBB and later captures read R11 directly.
- * The merge into EFLAGS in struct cpu happens only where someone may look:
- * before a threaded instruction or a shift by CL (whose zero count keeps
- * every flag), when a condition needs flags from both places, in the stubs
- * (out of line), and at every exit.  Nothing else in translated code
- * touches R11.
+ * Flags are deferred, then captured, then merged.  After a flag-setting
+ * host instruction the guest's new flags are in the host's own EFLAGS
+ * (host_keep: the host bits to take, host_clear: the guest bits they
+ * replace; logic ops clear AF).  They stay there while the code that follows
+ * leaves the host flags alone: register ALU ops (whose own flags then join
+ * them), moves, and memory operands through the flag-keeping flat probe.
+ * Anything else first captures them: `pushfq; pop r11` keeps the host's
+ * flags in R11 and the block remembers which guest flags they stand for
+ * (pend_keep, pend_clear); a capture that does not replace all of them is
+ * combined into R11 in registers.  A conditional jump whose flags are all
+ * still in the host tests them directly.  The merge into EFLAGS in struct
+ * cpu happens only where someone may look: before a threaded instruction or
+ * a shift by CL (whose zero count keeps every flag), when a condition needs
+ * flags from both places, in the stubs (out of line), and at every exit.
+ * Nothing else in translated code touches R11.
  */
 
 /* The flags in eax (host layout, only bits of `keep` set) are the new
@@ -271,22 +275,41 @@ static void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clea
     }
 }
 
-static void emit_flags(struct block_emit *be, uint32_t mask)
+/* The deferred flags from the host's EFLAGS into R11. */
+static void emit_capture(struct block_emit *be)
 {
     struct emitter *e = be->e;
-    if (be->flags_dead)
+    uint32_t keep = be->host_keep, clear = be->host_clear;
+    if (!clear)
         return;
-    uint32_t clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
+    be->host_keep = be->host_clear = 0;
     if (be->pend_clear & ~clear) {
         emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
-        emit_u8(e, 0x25); emit_u32(e, mask);                   /* and eax, mask */
-        emit_combine_eax(be, mask, clear);
+        emit_u8(e, 0x25); emit_u32(e, keep);                   /* and eax, keep */
+        emit_combine_eax(be, keep, clear);
         return;
     }
     emit_u8(e, 0x9c);                          /* pushfq */
     emit_u8(e, 0x41); emit_u8(e, 0x5b);        /* pop r11 */
-    be->pend_keep = mask;
+    be->pend_keep = keep;
     be->pend_clear = clear;
+}
+
+/* The host instruction just emitted set the guest flags `mask` (for the
+ * whitelisted ones, exactly the host flags it writes): they join the
+ * deferred ones.  Dead flags need not be kept, but the host has lost the
+ * deferred values it overwrote. */
+static void emit_flags(struct block_emit *be, uint32_t mask)
+{
+    uint32_t clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
+    if (be->flags_dead) {
+        be->host_keep &= ~clear;
+        if (!be->host_keep)
+            be->host_clear = 0;
+        return;
+    }
+    be->host_keep = (be->host_keep & ~clear) | mask;
+    be->host_clear |= clear;
 }
 
 /* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
@@ -304,30 +327,53 @@ static void emit_merge_r11(struct emitter *e, uint32_t keep, uint32_t clear)
 /* Merge captured flags now (the code that follows sees EFLAGS in memory). */
 static void emit_materialize(struct block_emit *be)
 {
+    emit_capture(be);
     if (!be->pend_keep)
         return;
     emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
     be->pend_keep = be->pend_clear = 0;
 }
 
+/* On a path that leaves the static state alone (an exit, a stub): the
+ * deferred host flags `hkeep`/`hclear` into R11 over `*keep`/`*clear`.
+ * Clobbers eax; first, before anything changes the host flags. */
+static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclear, uint32_t *keep, uint32_t *clear)
+{
+    if (!hclear)
+        return;
+    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
+    emit_u8(e, 0x25); emit_u32(e, hkeep);                      /* and eax, hkeep */
+    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, ~hclear */
+    emit_u32(e, ~hclear);
+    emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);      /* or r11d, eax */
+    *keep = (*keep & ~hclear) | hkeep;
+    *clear |= hclear;
+}
+
 /* The same merge on one path out of the block, leaving the static state alone. */
 static void emit_materialize_on_exit(struct block_emit *be)
 {
-    if (be->pend_keep)
-        emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
+    uint32_t keep = be->pend_keep, clear = be->pend_clear;
+    emit_host_into_r11(be->e, be->host_keep, be->host_clear, &keep, &clear);
+    if (keep)
+        emit_merge_r11(be->e, keep, clear);
 }
 
 /* Where the guest flags in `need` are: in R11 (true) or in EFLAGS in
- * memory; native_emit has merged R11 first where they were in both. */
+ * memory; native_emit has captured deferred flags and merged R11 first where
+ * they were in more than one place. */
 static bool flags_in_r11(const struct block_emit *be, uint32_t need)
 {
     return (be->pend_keep & need) != 0;
 }
 
-/* The guest CF into the host CF (ADC/SBB): bt r11d, 0 or bt dword [rbx+eflags], 0. */
+/* The guest CF into the host CF (ADC/SBB): already there when deferred, else
+ * bt r11d, 0 or bt dword [rbx+eflags], 0. */
 static void emit_load_cf(struct block_emit *be)
 {
     struct emitter *e = be->e;
+    if (be->host_keep & 0x1)
+        return;
     if (flags_in_r11(be, 0x1)) {
         emit_u8(e, 0x41); emit_u8(e, 0x0f); emit_u8(e, 0xba); emit_u8(e, 0xe3);
     } else {
@@ -344,14 +390,20 @@ static struct native_stub *cur_stub(struct block_emit *be)
     return &be->stubs[be->nstubs];
 }
 
-static void jump_to_stub(struct block_emit *be, uint8_t cc)
+/* The rel32 field of a jump to this instruction's stub. */
+static void add_stub_fixup(struct block_emit *be, uint8_t *field)
 {
     struct native_stub *s = cur_stub(be);
     if (s->nfixups == NATIVE_MAX_FIXUPS) {
         fprintf(stderr, "retrovisor: bt: too many slow-path jumps in one instruction\n");
         abort();
     }
-    s->fixups[s->nfixups++] = emit_jcc32(be->e, cc);
+    s->fixups[s->nfixups++] = field;
+}
+
+static void jump_to_stub(struct block_emit *be, uint8_t cc)
+{
+    add_stub_fixup(be, emit_jcc32(be->e, cc));
 }
 
 static void emit_jump_cache(struct block_emit *be);
@@ -513,9 +565,11 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         struct native_stub *s = &be->stubs[k];
         for (int f = 0; f < s->nfixups; f++)
             emit_patch_rel32(s->fixups[f], e->p);
+        uint32_t keep = s->pend_keep, clear = s->pend_clear;
+        emit_host_into_r11(e, s->host_keep, s->host_clear, &keep, &clear);
         emit_regs_store(e, s->dirty);
-        if (s->pend_keep)
-            emit_merge_r11(e, s->pend_keep, s->pend_clear);
+        if (keep)
+            emit_merge_r11(e, keep, clear);
         emit_count(e, s->pending);
         emit_call_step(e, s->eip, s->in, step);
         if (!s->resume) {
@@ -531,6 +585,14 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         modrm_rbx(e, 3, OFF_FLAGS);
         /* The resumed code retires this instruction and the earlier ones again. */
         emit_count(e, -(s->pending + 1));
+        if (s->host_after) {
+            /* It expects the flags in the host's EFLAGS too: the arithmetic
+             * ones only (TF, DF and the rest stay the host's). */
+            emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);   /* mov eax, r11d */
+            emit_u8(e, 0x25); emit_u32(e, FLAGS_ARITH);            /* and eax, arith */
+            emit_push(e, H_RAX);
+            emit_u8(e, 0x9d);                                      /* popfq */
+        }
         emit_patch_rel32(emit_jmp32(e), s->resume);
     }
 }
@@ -589,6 +651,54 @@ static void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write
     emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc0 | lin << 3 | H_RDX);   /* add rdx, lin */
 }
 
+/* BMI2's shifts leave the flags alone: the flag-keeping probe needs them. */
+static bool host_has_bmi2(void)
+{
+    static int has = -1;
+    if (has < 0)
+        has = __builtin_cpu_supports("bmi2") ? 1 : 0;
+    return has;
+}
+
+/*
+ * emit_tlb_lookup for the linear address in eax, without changing the host
+ * flags (deferred guest flags live there): shifts from BMI2, a subtraction
+ * by NOT and LEA, and JRCXZ for the test.  Clobbers ecx, esi.
+ */
+static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool write)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, eax, 22: page bits on top */
+    emit_u8(e, 0xf0); emit_u8(e, 0xd0); emit_u8(e, 22);
+    emit_u8(e, 0xb9); emit_u32(e, 22);                         /* mov ecx, 22 */
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx edx, edx, ecx: the TLB index */
+    emit_u8(e, 0xf7); emit_u8(e, 0xd2);
+    _Static_assert(TLB_SIZE == 1024, "the index is the page's low 10 bits");
+    emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x95);      /* lea edx, [rdx*4]: (index * 32) / 8 */
+    emit_u32(e, 0);
+    emit_u8(e, 0x8d); emit_u8(e, 0x70); emit_u8(e, size - 1);  /* lea esi, [rax + size-1] */
+    emit_u8(e, 0xb9); emit_u32(e, 12);                         /* mov ecx, 12 */
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx esi, esi, ecx */
+    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x71);      /* shlx esi, esi, ecx: page of the last byte */
+    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
+    emit_u8(e, 0xf7); emit_u8(e, 0xd6);                        /* not esi */
+    emit_u8(e, 0x8b); emit_u8(e, 0x8c); emit_u8(e, 0xd3);      /* mov ecx, [rbx + rdx*8 + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    emit_u8(e, 0x8d); emit_u8(e, 0x4c); emit_u8(e, 0x31); emit_u8(e, 1);   /* lea ecx, [rcx + rsi + 1]: tag - page */
+    emit_u8(e, 0xe3); emit_u8(e, 5);                           /* jrcxz over the jump to the stub */
+    add_stub_fixup(be, emit_jmp32(e));
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0xd3);  /* mov rdx, [rbx + rdx*8 + addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x02);  /* lea rdx, [rdx + rax] */
+}
+
+/* Flat DS/ES/SS operands of a flat block: the probe can keep deferred flags. */
+static bool probe_keeps_flags(const struct block_emit *be, int sreg)
+{
+    return be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS) && host_has_bmi2();
+}
+
 /*
  * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
  * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
@@ -601,6 +711,14 @@ static void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write
 static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
 {
     struct emitter *e = be->e;
+    if (be->host_clear) {
+        if (!probe_keeps_flags(be, sreg)) {
+            fprintf(stderr, "retrovisor: bt: a probe would lose deferred flags\n");
+            abort();
+        }
+        emit_tlb_lookup_keeping_flags(be, size, write);
+        return;
+    }
     if (be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) {
         emit_tlb_lookup(be, H_RAX, size, write);
         return;
@@ -1062,12 +1180,26 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
 
 #define PUSH_EDI (-2)
 
+/* lea eax, [esp's host register + d] */
+static void emit_lea_esp(struct emitter *e, int8_t d)
+{
+    int r = hreg(R_ESP);
+    if (r & 8)
+        emit_u8(e, 0x41);
+    emit_u8(e, 0x8d);
+    if ((r & 7) == 4) {                        /* r12 needs a SIB byte */
+        emit_u8(e, 0x44); emit_u8(e, 0x24);
+    } else {
+        emit_u8(e, 0x40 | (r & 7));
+    }
+    emit_u8(e, (uint8_t)d);
+}
+
 static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
 {
     struct emitter *e = be->e;
     (void)in;
-    emit_mov_rr32(e, H_RAX, hreg(R_ESP));
-    emit_u8(e, 0x83); emit_u8(e, 0xe8); emit_u8(e, 4);   /* sub eax, 4 */
+    emit_lea_esp(e, -4);                       /* eax = esp - 4 (flags kept) */
     emit_probe(be, SEG_SS, 4, true, true);
     if (src_reg == PUSH_EDI) {
         emit_op(e, 4, 0x89, H_RDI, MEM_RDX);
@@ -1092,7 +1224,8 @@ static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
         modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
         jump_to_stub(be, CC_A);
     }
-    emit_u8(e, 0x05); emit_u32(e, 4 + extra);  /* add eax, 4 + extra */
+    emit_u8(e, 0x8d); emit_u8(e, 0x80);        /* lea eax, [rax + 4 + extra] (flags kept) */
+    emit_u32(e, 4 + extra);
     emit_mov_rr32(e, hreg(R_ESP), H_RAX);
 }
 
@@ -1108,11 +1241,32 @@ static void check_target(struct block_emit *be, uint32_t target)
     jump_to_stub(be, CC_B);
 }
 
+/* A conditional jump tests deferred flags where they are, in the host's
+ * EFLAGS, when all it needs is there and no limit check (a CMP) comes
+ * between. */
+static bool jcc_on_host_flags(const struct block_emit *be, int cc, uint32_t target)
+{
+    return (be->host_keep & cond_flags(cc)) == cond_flags(cc) && target <= be->limit_checked;
+}
+
+/* The target of a Jcc at eip. */
+static uint32_t jcc_target(const struct insn *in, uint32_t eip)
+{
+    uint32_t next = eip + in->len;
+    uint32_t target = next + (in->op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
+    return in->op32 ? target : target & 0xffff;
+}
+
 static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
 {
     struct emitter *e = be->e;
-    emit_cond_base(be, cc);
-    uint8_t *taken = emit_jcc32(e, host_cc(cc));
+    uint8_t *taken;
+    if (jcc_on_host_flags(be, cc, target)) {
+        taken = emit_jcc32(e, (uint8_t)cc);    /* the guest's condition on the host's flags */
+    } else {
+        emit_cond_base(be, cc);
+        taken = emit_jcc32(e, host_cc(cc));
+    }
     emit_exit_n(be, next, be->pending + 1);
     emit_patch_rel32(taken, e->p);
     check_target(be, target);
@@ -1387,14 +1541,70 @@ static bool flags_merged_by_hand(const struct insn *in)
     return in->op == 0xd2 || in->op == 0xd3;
 }
 
+/*
+ * Whether the instruction's code leaves deferred flags in the host's
+ * EFLAGS intact until it sets the flags it writes itself: moves, register
+ * ALU ops (ADC/SBB when CF is among them) and such operations on memory
+ * through the flag-keeping probe; and a conditional jump that tests them
+ * (emit_jcc).  Everything else captures them first.
+ */
+static bool keeps_host_flags(const struct block_emit *be, const struct insn *in, uint32_t eip)
+{
+    int op = in->op;
+    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f))
+        return jcc_on_host_flags(be, op & 0xf, jcc_target(in, eip));
+    if (high_byte_regs(in))
+        return false;
+    if ((flags_read(in) & 0x1) && !(be->host_keep & 0x1))
+        return false;                          /* ADC/SBB would bt CF in */
+    bool ok;
+    if (alu_family(op) || op == 0x80 || op == 0x81 || op == 0x83)
+        ok = true;
+    else if (op >= 0x40 && op <= 0x5f)         /* inc/dec, push/pop reg */
+        ok = true;
+    else if (op >= 0xb0 && op <= 0xbf)
+        ok = true;
+    else if (op >= 0x1c8 && op <= 0x1cf)
+        ok = true;
+    else {
+        switch (op) {
+        case 0x84: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8a: case 0x8b:
+        case 0x8d: case 0x90: case 0x98: case 0x99: case 0xa8: case 0xa9: case 0xc6: case 0xc7:
+        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+            ok = true;
+            break;
+        case 0xf6: case 0xf7:
+            ok = in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
+            break;
+        case 0xfe: case 0xff:
+            ok = in->reg <= 1 || (op == 0xff && in->reg == 6);   /* inc, dec, push r/m */
+            break;
+        default:
+            ok = false;
+        }
+    }
+    if (!ok)
+        return false;
+    if (op >= 0x50 && op <= 0x5f)
+        return probe_keeps_flags(be, SEG_SS);
+    if (op == 0xff && in->reg == 6)
+        return in->mod == 3 ? probe_keeps_flags(be, SEG_SS)
+                            : probe_keeps_flags(be, SEG_SS) && probe_keeps_flags(be, in->ea_seg);
+    if (in->has_modrm && in->mod != 3 && op != 0x8d)
+        return probe_keeps_flags(be, in->ea_seg);
+    return true;
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     struct emitter *e = be->e;
     int op = in->op;
     uint32_t next = eip + in->len;
     struct native_stub *s = cur_stub(be);
+    if (be->host_clear && !keeps_host_flags(be, in, eip))
+        emit_capture(be);
     if (be->pend_keep) {
-        uint32_t rd = flags_read(in);
+        uint32_t rd = flags_read(in) & ~be->host_keep;   /* deferred ones are read where they are */
         bool split = (rd & be->pend_clear) && (rd & ~be->pend_keep);   /* some in R11, some in memory */
         if (split || flags_merged_by_hand(in))
             emit_materialize(be);
@@ -1405,6 +1615,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->pending = be->pending;
     s->pend_keep = be->pend_keep;
     s->pend_clear = be->pend_clear;
+    s->host_keep = be->host_keep;
+    s->host_clear = be->host_clear;
     if (be->regs_used & ~be->regs_valid) {
         emit_regs_load(e, be->regs_used & ~be->regs_valid);
         be->regs_valid = be->regs_used;
@@ -1433,10 +1645,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
         emit_imm(e, in->imm, size);
     } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
-        uint32_t target = next + (op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
-        if (!in->op32)
-            target &= 0xffff;
-        emit_jcc(be, op & 0xf, next, target);
+        emit_jcc(be, op & 0xf, next, jcc_target(in, eip));
         ends = true;
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
         int rm = emit_rm(be, in, 1, true);
@@ -1586,6 +1795,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         }
     }
     if (be->hi_rotated) {
+        emit_capture(be);                      /* the rotation changes CF and OF */
         unsigned back = be->hi_regs;
         if ((op == 0x1b6 || op == 0x1be) && in->mod == 3)
             back &= ~(1u << in->reg);          /* movzx eax, ah: EAX was written whole */
@@ -1593,6 +1803,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     }
     if (s->nfixups) {
         s->resume = ends ? NULL : e->p;
+        s->host_after = be->host_clear != 0;
         be->nstubs++;
     }
     be->pending++;
@@ -1623,6 +1834,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
                           bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
+    emit_capture(be);
     emit_spill(be);
     be->regs_valid = threaded_keeps_callee_saved(in) ? be->regs_valid & GUEST_IN_CALLEE_SAVED : 0;
     be->regs_dirty = 0;

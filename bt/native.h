@@ -58,6 +58,8 @@ struct native_stub {
     uint32_t eip;
     int pending;                          /* instructions retired natively before it */
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
+    uint32_t host_keep, host_clear;       /* flags still in the host's EFLAGS when it jumps here */
+    bool host_after;                      /* the code resumed at expects flags in the host's EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
     unsigned regs;                        /* guest registers held in host registers there */
     unsigned dirty;                       /* the ones struct cpu has older values of */
@@ -78,6 +80,8 @@ struct block_emit {
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
+    uint32_t host_keep;         /* host flag bits, still in the host's own EFLAGS, not captured yet */
+    uint32_t host_clear;        /* the guest bits they replace */
     unsigned regs_used;         /* guest registers the block's native code holds in host registers */
     unsigned regs_valid;        /* the ones whose host registers hold their values now */
     unsigned regs_dirty;        /* of those, written since loaded (struct cpu is stale) */

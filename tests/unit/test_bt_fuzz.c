@@ -2476,6 +2476,8 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
         }
         if (trace_interp)
             m_interp->cpu.trace = TRACE_IN_ASM | TRACE_INT | TRACE_CPU;
+        if (getenv("BT_FUZZ_OUT_ASM"))
+            m_bt->cpu.trace = TRACE_OUT_ASM;
         int slice = chance(20) ? 1 + below(chance(50) ? 4 : 40) : 0;
         run_engine(m_interp, &fi, 0);
         run_engine(m_bt, &fb, slice);
