@@ -668,12 +668,11 @@ static bool host_has_bmi2(void)
 static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool write)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, eax, 22: page bits on top */
-    emit_u8(e, 0xf0); emit_u8(e, 0xd0); emit_u8(e, 22);
-    emit_u8(e, 0xb9); emit_u32(e, 22);                         /* mov ecx, 22 */
+    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, eax, n: index bits on top */
+    emit_u8(e, 0xf0); emit_u8(e, 0xd0); emit_u8(e, (TLB_BITS + 12) & 31);
+    emit_u8(e, 0xb9); emit_u32(e, 32 - TLB_BITS);              /* mov ecx, 32 - TLB_BITS */
     emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx edx, edx, ecx: the TLB index */
     emit_u8(e, 0xf7); emit_u8(e, 0xd2);
-    _Static_assert(TLB_SIZE == 1024, "the index is the page's low 10 bits");
     emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x95);      /* lea edx, [rdx*4]: (index * 32) / 8 */
     emit_u32(e, 0);
     emit_u8(e, 0x8d); emit_u8(e, 0x70); emit_u8(e, size - 1);  /* lea esi, [rax + size-1] */

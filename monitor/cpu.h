@@ -93,7 +93,7 @@ struct dtr {
 /* One software-TLB entry: a 4 KiB linear page mapped to host memory.
  * tag_* hold the linear page address (low 12 bits clear) when that kind of
  * access may use `host` directly, or TLB_INVALID. */
-#define TLB_BITS 10
+#define TLB_BITS 12
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID 0x1u
 struct tlb_entry {
@@ -102,6 +102,7 @@ struct tlb_entry {
     uintptr_t addend;        /* host address = linear + addend */
     uint32_t phys;           /* guest-physical page address */
     bool global;
+    bool listed;             /* its index is in tlb_used */
     uint64_t spare;          /* pads an entry to 32 bytes: translated code indexes with a shift */
 };
 
@@ -165,6 +166,11 @@ struct cpu {
 
     /* Software TLB: [0] supervisor accesses, [1] user (CPL 3) accesses. */
     struct tlb_entry tlb[2][TLB_SIZE];
+    /* Indices of the entries filled since they were last flushed: flushes
+     * and scans visit only those (a guest touches few of 4096 pages between
+     * CR3 writes). */
+    uint16_t tlb_used[2][TLB_SIZE];
+    unsigned tlb_nused[2];
     uint64_t tlb_generation;     /* physmem generation the TLB was filled under */
 
     struct machine *m;

@@ -20,11 +20,28 @@ static void tlb_clear(struct tlb_entry *e)
     e->global = false;
 }
 
+/* Clear the listed entries, keeping global ones (and their places in the list) when asked. */
+static void tlb_flush_listed(struct cpu *c, bool keep_global)
+{
+    for (int u = 0; u < 2; u++) {
+        unsigned kept = 0;
+        for (unsigned k = 0; k < c->tlb_nused[u]; k++) {
+            uint16_t i = c->tlb_used[u][k];
+            struct tlb_entry *e = &c->tlb[u][i];
+            if (keep_global && e->global) {
+                c->tlb_used[u][kept++] = i;
+                continue;
+            }
+            tlb_clear(e);
+            e->listed = false;
+        }
+        c->tlb_nused[u] = kept;
+    }
+}
+
 void tlb_flush_all(struct cpu *c)
 {
-    for (int u = 0; u < 2; u++)
-        for (unsigned i = 0; i < TLB_SIZE; i++)
-            tlb_clear(&c->tlb[u][i]);
+    tlb_flush_listed(c, false);
     c->tlb_generation = c->m ? c->m->pm->generation : 0;
 }
 
@@ -34,10 +51,17 @@ void tlb_flush_nonglobal(struct cpu *c)
         tlb_flush_all(c);
         return;
     }
+    tlb_flush_listed(c, true);
+}
+
+void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page)
+{
     for (int u = 0; u < 2; u++)
-        for (unsigned i = 0; i < TLB_SIZE; i++)
-            if (!c->tlb[u][i].global)
-                tlb_clear(&c->tlb[u][i]);
+        for (unsigned k = 0; k < c->tlb_nused[u]; k++) {
+            struct tlb_entry *e = &c->tlb[u][c->tlb_used[u][k]];
+            if ((e->phys & PAGE_MASK) == (page & PAGE_MASK))
+                e->tag_write = TLB_INVALID;
+        }
 }
 
 void tlb_flush_page(struct cpu *c, uint32_t lin)
@@ -142,7 +166,12 @@ static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc,
     w.phys &= a20_mask(c);
     check_generation(c);
     struct physmem *pm = c->m->pm;
-    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    unsigned index = (lin >> 12) & (TLB_SIZE - 1);
+    struct tlb_entry *e = &c->tlb[user][index];
+    if (!e->listed) {
+        e->listed = true;
+        c->tlb_used[user][c->tlb_nused[user]++] = (uint16_t)index;
+    }
     uint8_t *rd = pm->rd[w.phys >> 12];
     uint8_t *wr = pm->wr[w.phys >> 12];
     uint32_t page = lin & PAGE_MASK;

@@ -18,6 +18,7 @@ uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool us
 void tlb_flush_all(struct cpu *c);          /* everything, global pages included */
 void tlb_flush_nonglobal(struct cpu *c);    /* CR3 write */
 void tlb_flush_page(struct cpu *c, uint32_t lin);
+void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page);   /* no direct writes to a guest-physical page */
 
 /* Slow paths behind the inline fast paths below. */
 uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user);
