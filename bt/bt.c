@@ -37,6 +37,7 @@ struct bt {
     struct block *jump_cache[BT_JUMP_CACHE_SIZE];
     struct block **page_blocks;      /* [PHYS_PAGES] lists per physical page, allocated lazily */
     uint64_t pm_generation;
+    uint64_t pm_rom_generation;
     bool flush_pending;
     struct bt_stats stats;
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
@@ -63,6 +64,7 @@ struct bt *bt_new(struct cpu *c)
     bt->insn_arena = xcalloc((size_t)MAX_BLOCKS * 8, sizeof(struct insn));
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
+    bt->pm_rom_generation = bt->pm->rom_generation;
     if (getenv("RETROVISOR_PERF_MAP")) {
         char path[64];
         snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
@@ -129,11 +131,7 @@ static void mark_code_page(struct bt *bt, uint32_t page)
         return;
     physmem_set_code(pm, page, true);
     /* Writes to this page must now reach us: drop direct-write TLB entries to it. */
-    struct cpu *c = bt->cpu;
-    for (int u = 0; u < 2; u++)
-        for (unsigned i = 0; i < TLB_SIZE; i++)
-            if ((c->tlb[u][i].phys & PAGE_MASK) == (page & PAGE_MASK))
-                c->tlb[u][i].tag_write = TLB_INVALID;
+    tlb_invalidate_phys_writes(bt->cpu, page);
 }
 
 static void unlink_hash(struct bt *bt, struct block *b)
@@ -145,12 +143,11 @@ static void unlink_hash(struct bt *bt, struct block *b)
         *pp = b->hash_next;
 }
 
-void bt_invalidate_page(struct bt *bt, uint32_t page)
+/* Every block of the physical page goes; chained jumps into them stop. */
+static void drop_page(struct bt *bt, uint32_t page)
 {
     page &= PAGE_MASK;
     struct block *b = bt->page_blocks[page >> 12];
-    if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: write to code page %08x at EIP %08x drops its blocks\n", page, bt->cpu->eip_start);
     while (b) {
         unlink_hash(bt, b);
         b->valid = false;          /* chained jumps into it stop here */
@@ -164,6 +161,14 @@ void bt_invalidate_page(struct bt *bt, uint32_t page)
     }
     bt->page_blocks[page >> 12] = NULL;
     physmem_set_code(bt->pm, page, false);
+}
+
+void bt_invalidate_page(struct bt *bt, uint32_t page)
+{
+    if (bt->cpu->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: write to code page %08x at EIP %08x drops its blocks\n", page & PAGE_MASK,
+                bt->cpu->eip_start);
+    drop_page(bt, page);
     /* The block running now may be one of them: leave it after this instruction. */
     bt->cpu->bt_exit = true;
 }
@@ -172,7 +177,7 @@ void bt_flush(struct bt *bt)
 {
     if (bt->cpu->trace & TRACE_BT)
         fprintf(trace_output(), "bt: flush (%d blocks, %s)\n", bt->nblocks,
-                bt->pm_generation != bt->pm->generation ? "guest memory map changed" : "cache full or requested");
+                bt->pm_rom_generation != bt->pm->rom_generation ? "ROM contents changed" : "cache full or requested");
     for (int k = 0; k < bt->nblocks; k++) {
         struct block *b = &bt->blocks[k];
         if (bt->page_blocks[b->phys >> 12]) {
@@ -187,8 +192,26 @@ void bt_flush(struct bt *bt)
     bt->em.p = bt->code_buf;
     bt->stats.flushes++;
     bt->pm_generation = bt->pm->generation;
+    bt->pm_rom_generation = bt->pm->rom_generation;
     bt->flush_pending = false;
     bt->cpu->bt_chain_slot = NULL;
+}
+
+/* The guest memory map changed (PAM, a BAR, the LFB): only pages of code
+ * whose bytes now come from elsewhere lose their translations. */
+static void drop_remapped(struct bt *bt)
+{
+    int pages = 0;
+    for (int k = 0; k < bt->nblocks; k++) {
+        struct block *b = &bt->blocks[k];
+        if (b->valid && bt->pm->rd[b->phys >> 12] != b->host_page) {
+            drop_page(bt, b->phys);
+            pages++;
+        }
+    }
+    if (bt->cpu->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: guest memory map changed: %d pages of code remapped\n", pages);
+    bt->pm_generation = bt->pm->generation;
 }
 
 /* ---- execution of one threaded instruction (called from generated code) ---- */
@@ -354,6 +377,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     memset(b, 0, sizeof(*b));
     b->valid = true;
     b->phys = phys;
+    b->host_page = bt->pm->rd[phys >> 12];
     b->eip = bt->cpu->eip;
     b->code32 = code32;
     b->user = user;
@@ -385,8 +409,10 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
 static struct block *lookup(struct bt *bt)
 {
     struct cpu *c = bt->cpu;
-    if (bt->pm_generation != bt->pm->generation || bt->flush_pending)
+    if (bt->pm_rom_generation != bt->pm->rom_generation || bt->flush_pending)
         bt_flush(bt);
+    else if (bt->pm_generation != bt->pm->generation)
+        drop_remapped(bt);
     if (c->eip > c->seg[SEG_CS].limit)
         return NULL;
     uint32_t phys;

@@ -36,6 +36,7 @@ struct block {
     bool valid;                      /* false once invalidated: chained jumps stop */
     bool flat;                       /* translated for flat CS/DS/ES/SS (see native.c) */
     uint16_t ninsn;
+    const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
     void (*code)(struct cpu *c);

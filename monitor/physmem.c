@@ -62,6 +62,7 @@ void physmem_set_bios(struct physmem *pm, const uint8_t *img, uint32_t size)
     uint32_t alias = size < 0x20000 ? size : 0x20000;
     memcpy(pm->rom_shadow + SHADOW_SIZE - alias, img + size - alias, alias);
     pm->generation++;
+    pm->rom_generation++;
 }
 
 void physmem_set_option_rom(struct physmem *pm, uint32_t addr, const uint8_t *img, uint32_t size)
@@ -70,6 +71,7 @@ void physmem_set_option_rom(struct physmem *pm, uint32_t addr, const uint8_t *im
         return;
     memcpy(pm->rom_shadow + (addr - SHADOW_BASE), img, size);
     pm->generation++;
+    pm->rom_generation++;
 }
 
 void physmem_set_pam(struct physmem *pm, uint32_t base, uint32_t len, bool read_ram, bool write_ram)

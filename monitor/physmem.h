@@ -29,6 +29,7 @@ struct physmem {
     uint8_t *rom_shadow;          /* 0xC0000-0xFFFFF as seen when PAM says "ROM" */
     struct bus *bus;
     uint64_t generation;          /* bumped whenever a mapping changes (TLBs must flush) */
+    uint64_t rom_generation;      /* bumped when ROM bytes change in place (all translations go) */
     /* Pages holding translated code: one bit per page.  Writes to them must
      * reach code_write(code_write_opaque, page) before they land. */
     uint8_t *code_bits;
