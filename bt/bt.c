@@ -228,7 +228,6 @@ static bool bt_step(struct cpu *c, const struct insn *in)
     uint32_t next = cpu_code32(c) ? c->eip + in->len : ((c->eip + in->len) & 0xffff);
     c->eip = next;
     interp_exec(c, in);
-    c->icount++;
     c->budget--;
     return c->eip == next && !c->halted && c->budget > 0 && !c->bt_exit && !(c->eflags & FL_TF);
 }

@@ -25,7 +25,7 @@
  * so faults stay precise and nothing is done twice.
  *
  * Retired-instruction counts are kept static while native code runs and
- * added to icount/budget at exits and before any call out.
+ * taken from the budget at exits and before any call out.
  */
 #include "bt/native.h"
 #include "monitor/cpu.h"
@@ -39,7 +39,6 @@
 #define OFF_R(i)       ((int32_t)(offsetof(struct cpu, r) + 4 * (i)))
 #define OFF_EIP        ((int32_t)offsetof(struct cpu, eip))
 #define OFF_FLAGS      ((int32_t)offsetof(struct cpu, eflags))
-#define OFF_ICOUNT     ((int32_t)offsetof(struct cpu, icount))
 #define OFF_BUDGET     ((int32_t)offsetof(struct cpu, budget))
 #define OFF_SEG(s, f)  ((int32_t)(offsetof(struct cpu, seg) + (s) * sizeof(struct seg) + offsetof(struct seg, f)))
 #define OFF_TLB(u, f)  ((int32_t)(offsetof(struct cpu, tlb) + (u) * TLB_SIZE * sizeof(struct tlb_entry) + \
@@ -224,12 +223,12 @@ static void emit_add_q(struct emitter *e, int32_t disp, int32_t v)
     emit_u32(e, (uint32_t)v);
 }
 
+/* Retire n instructions: the budget alone counts them (cpu_icount).  The
+ * host flags then say whether it is spent (jle). */
 static void emit_count(struct emitter *e, int n)
 {
-    if (n) {
-        emit_add_q(e, OFF_ICOUNT, n);
+    if (n)
         emit_add_q(e, OFF_BUDGET, -n);
-    }
 }
 
 static void emit_store_eip(struct emitter *e, uint32_t eip)
@@ -295,6 +294,15 @@ static void emit_capture(struct block_emit *be)
     be->pend_clear = clear;
 }
 
+/* A host instruction whose guest flags are dead changed the host flags
+ * `mask`: the deferred ones among them are gone (dead as well). */
+static void host_flags_clobbered(struct block_emit *be, uint32_t mask)
+{
+    be->host_keep &= ~mask;
+    if (!be->host_keep)
+        be->host_clear = 0;
+}
+
 /* The host instruction just emitted set the guest flags `mask` (for the
  * whitelisted ones, exactly the host flags it writes): they join the
  * deferred ones.  Dead flags need not be kept, but the host has lost the
@@ -303,9 +311,7 @@ static void emit_flags(struct block_emit *be, uint32_t mask)
 {
     uint32_t clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
     if (be->flags_dead) {
-        be->host_keep &= ~clear;
-        if (!be->host_keep)
-            be->host_clear = 0;
+        host_flags_clobbered(be, clear);
         return;
     }
     be->host_keep = (be->host_keep & ~clear) | mask;
@@ -341,6 +347,13 @@ static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclea
 {
     if (!hclear)
         return;
+    if (!(*clear & ~hclear)) {
+        emit_u8(e, 0x9c);                                      /* pushfq; pop r11: they replace all of R11 */
+        emit_u8(e, 0x41); emit_u8(e, 0x5b);
+        *keep = hkeep;
+        *clear = hclear;
+        return;
+    }
     emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
     emit_u8(e, 0x25); emit_u32(e, hkeep);                      /* and eax, hkeep */
     emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, ~hclear */
@@ -406,7 +419,7 @@ static void jump_to_stub(struct block_emit *be, uint8_t cc)
     add_stub_fixup(be, emit_jcc32(be->e, cc));
 }
 
-static void emit_jump_cache(struct block_emit *be);
+static void emit_jump_cache(struct block_emit *be, bool counted);
 
 /*
  * Leave for a fixed EIP.  A chainable exit records its slot, then jumps
@@ -416,20 +429,20 @@ static void emit_jump_cache(struct block_emit *be);
  * target lies within the CS limit.
  */
 /*
- * What every chained way out checks first: a write asked to leave
- * (bt_exit) or the budget is spent.  out[0], out[1] receive the rel32
- * fields of the two jumps taken then.
+ * What every chained way out checks first: the budget is spent (interrupts
+ * and timers wait for that).  `counted`: the host flags are still those of
+ * emit_count's subtraction.  Returns the rel32 field of the jump taken then.
+ * (A write that asks to leave, bt_exit, happens inside a call into C, and
+ * every call's caller leaves when it returns false.)
  */
-static void emit_leave_checks(struct emitter *e, uint8_t *out[2])
+static uint8_t *emit_leave_check(struct emitter *e, bool counted)
 {
-    emit_u8(e, 0x80);                                          /* cmp byte [rbx+bt_exit], 0 */
-    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, bt_exit));
-    emit_u8(e, 0);
-    out[0] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x83);                        /* cmp qword [rbx+budget], 0 */
-    modrm_rbx(e, 7, OFF_BUDGET);
-    emit_u8(e, 0);
-    out[1] = emit_jcc32(e, 0xe);                               /* jle */
+    if (!counted) {
+        emit_u8(e, 0x48); emit_u8(e, 0x83);                    /* cmp qword [rbx+budget], 0 */
+        modrm_rbx(e, 7, OFF_BUDGET);
+        emit_u8(e, 0);
+    }
+    return emit_jcc32(e, 0xe);                                 /* jle */
 }
 
 /* The next of the block's fixed-target exit slots, for `eip`. */
@@ -468,13 +481,11 @@ static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     struct chain_slot *slot = new_chain_slot(be, eip);
-    uint8_t *out[2];
-    emit_leave_checks(e, out);
+    uint8_t *spent = emit_leave_check(e, count != 0);
     slot->jump = emit_jmp32(e);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
-    emit_patch_rel32(out[0], e->p);
-    emit_patch_rel32(out[1], e->p);
+    emit_patch_rel32(spent, e->p);
     emit_spill(be);
     emit_unchained_exit(e, eip, slot);
     emit_epilogue(e);
@@ -496,14 +507,15 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         /* Another page: whether it maps where it did is the TLB's to say. */
         emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
-        emit_jump_cache(be);
+        emit_jump_cache(be, count != 0);
         if (be->flat)
             emit_spill(be);                    /* not found: out to bt_run */
     } else if (be->chain && be->nchain < 2) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = new_chain_slot(be, eip);
         uint8_t *out[6];
-        emit_leave_checks(e, out);
+        out[0] = emit_leave_check(e, count != 0);
+        out[1] = NULL;
         emit_u8(e, 0xf7);                                      /* test dword [rbx+cs.base], 0xfff */
         modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
         emit_u32(e, 0xfff);
@@ -524,7 +536,8 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
         emit_u32(e, offsetof(struct block, entry));
         for (int k = 0; k < 6; k++)
-            emit_patch_rel32(out[k], e->p);
+            if (out[k])
+                emit_patch_rel32(out[k], e->p);
         emit_unchained_exit(e, eip, slot);
     } else {
         emit_store_eip(e, eip);
@@ -1240,12 +1253,18 @@ static void check_target(struct block_emit *be, uint32_t target)
     jump_to_stub(be, CC_B);
 }
 
+/* All the flags condition cc tests are deferred in the host's EFLAGS. */
+static bool cond_in_host(const struct block_emit *be, int cc)
+{
+    return (be->host_keep & cond_flags(cc)) == cond_flags(cc);
+}
+
 /* A conditional jump tests deferred flags where they are, in the host's
  * EFLAGS, when all it needs is there and no limit check (a CMP) comes
  * between. */
 static bool jcc_on_host_flags(const struct block_emit *be, int cc, uint32_t target)
 {
-    return (be->host_keep & cond_flags(cc)) == cond_flags(cc) && target <= be->limit_checked;
+    return cond_in_host(be, cc) && target <= be->limit_checked;
 }
 
 /* The target of a Jcc at eip. */
@@ -1340,8 +1359,10 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
         emit_op(e, size, sized_op(0xc0, size), EXT(kind), rm); /* shift rm, imm8 */
         emit_u8(e, n);
     }
-    if (be->flags_dead)
+    if (be->flags_dead) {
+        host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
         goto done;
+    }
     emit_u8(e, 0x9c);                                          /* pushfq; pop rsi */
     emit_u8(e, 0x5e);
     emit_shift_of(e, kind, size, rm);
@@ -1368,7 +1389,9 @@ static void emit_imul(struct block_emit *be, const struct insn *in)
     emit_op(e, size, in->op == 0x1af ? 0x0faf : in->op, dst, rm);   /* imul dst, rm [, imm] */
     if (in->op != 0x1af)
         emit_imm(e, in->imm, in->op == 0x6b ? 1 : size);
-    if (!be->flags_dead) {
+    if (be->flags_dead) {
+        host_flags_clobbered(be, FLAGS_ARITH);
+    } else {
         emit_u8(e, 0x9c); emit_u8(e, 0x5e);                    /* pushfq; pop rsi */
         emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
         emit_op(e, size, 0x85, dst, dst);                      /* test dst, dst */
@@ -1396,14 +1419,14 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
  * the TLB maps the target's linear address to now.  Otherwise fall through
  * to the return into bt_run.
  */
-static void emit_jump_cache(struct block_emit *be)
+static void emit_jump_cache(struct block_emit *be, bool counted)
 {
     struct emitter *e = be->e;
     uint8_t *out[12];
     if (be->flat)
         emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
-    emit_leave_checks(e, out);
-    int n = 2;
+    out[0] = emit_leave_check(e, counted);
+    int n = 1;
     emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
     emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 */
     emit_mov_imm64(e, H_RSI, (uintptr_t)be->jump_cache);
@@ -1468,7 +1491,7 @@ static void emit_exit_edi(struct block_emit *be)
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
     if (be->chain)
-        emit_jump_cache(be);
+        emit_jump_cache(be, true);
     if (handover)
         emit_spill(be);                        /* not found: out to bt_run */
     emit_epilogue(e);
@@ -1559,6 +1582,10 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
     bool ok;
     if (alu_family(op) || op == 0x80 || op == 0x81 || op == 0x83)
         ok = true;
+    else if ((op >= 0x190 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
+        ok = cond_in_host(be, op & 0xf);       /* setcc, cmovcc on the host's flags */
+    else if (op == 0xc0 || op == 0xc1 || op == 0xd0 || op == 0xd1 || op == 0x1af || op == 0x69 || op == 0x6b)
+        ok = be->flags_dead && native_flags_written(in);   /* shifts by a count, IMUL: all their flags dead */
     else if (op >= 0x40 && op <= 0x5f)         /* inc/dec, push/pop reg */
         ok = true;
     else if (op >= 0xb0 && op <= 0xbf)
@@ -1648,15 +1675,23 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         ends = true;
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
         int rm = emit_rm(be, in, 1, true);
-        emit_cond_base(be, op & 0xf);
-        emit_op(e, 1, 0x0f90 | host_cc(op & 0xf), EXT(0), rm);
+        if (cond_in_host(be, op & 0xf)) {
+            emit_op(e, 1, 0x0f90 | (op & 0xf), EXT(0), rm);
+        } else {
+            emit_cond_base(be, op & 0xf);
+            emit_op(e, 1, 0x0f90 | host_cc(op & 0xf), EXT(0), rm);
+        }
     } else if (op >= 0x1c8 && op <= 0x1cf) {   /* bswap r32 */
         emit_rex(e, 0, 0, hreg(op & 7));
         emit_u8(e, 0x0f); emit_u8(e, 0xc8 | (hreg(op & 7) & 7));
     } else if (op >= 0x140 && op <= 0x14f) {   /* cmovcc r32, r/m32 */
         emit_op(e, 4, 0x8b, H_RSI, emit_rm(be, in, 4, false));   /* mov esi, rm */
-        emit_cond_base(be, op & 0xf);
-        emit_op(e, 4, 0x0f40 | host_cc(op & 0xf), hreg(in->reg), H_RSI);
+        if (cond_in_host(be, op & 0xf)) {
+            emit_op(e, 4, 0x0f40 | (op & 0xf), hreg(in->reg), H_RSI);
+        } else {
+            emit_cond_base(be, op & 0xf);
+            emit_op(e, 4, 0x0f40 | host_cc(op & 0xf), hreg(in->reg), H_RSI);
+        }
     } else {
         switch (op) {
         case 0x80: case 0x81: case 0x83:
@@ -1844,10 +1879,13 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
         emit_test_al(e);
         be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
     } else if (be->chain && native_threaded_is_plain(in)) {
-        /* Nothing the interrupt check needs to see happened: go on directly. */
+        /* Nothing the interrupt check needs to see happened (nor a write
+         * that asks to leave: step says so): go on directly. */
+        emit_test_al(e);
+        be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
         emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
         modrm_rbx(e, H_RDI, OFF_EIP);
-        emit_jump_cache(be);
+        emit_jump_cache(be, false);
         be->plain_exits[be->nplain++] = emit_jmp32(e);
     } else {
         be->plain_exits[be->nplain++] = emit_jmp32(e);

@@ -8,12 +8,13 @@ void cpu_reset(struct cpu *c)
 {
     struct machine *m = c->m;
     unsigned trace = c->trace;
-    uint64_t icount = c->icount;   /* the virtual clock counts across resets */
+    uint64_t icount = cpu_icount(c);   /* the virtual clock counts across resets */
     memset(c, 0, offsetof(struct cpu, fault_jmp));
     memset(&c->exc_vector, 0, sizeof(*c) - offsetof(struct cpu, exc_vector));
     c->m = m;
     c->trace = trace;
-    c->icount = icount;
+    c->budget = 0;
+    c->icount_end = icount;
 
     c->eflags = 0x2;
     c->eip = 0xfff0;

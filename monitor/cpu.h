@@ -151,7 +151,9 @@ struct cpu {
     uint32_t eip_start;          /* EIP of the instruction being executed (fault restart point) */
     uint32_t esp_start;          /* ESP at its start: a fault rolls ESP back to this */
     int fault_depth;             /* 0: none; 1: delivering an exception; 2: double fault */
-    uint64_t icount;             /* instructions retired since power-on */
+    /* Instructions retired since power-on are icount_end - budget: both
+     * engines count down the budget only (cpu_icount, cpu_set_budget). */
+    uint64_t icount_end;         /* the count when the budget reaches 0 */
     int64_t budget;              /* instructions left before the run loop regains control */
     unsigned trace;              /* TRACE_* flags of the machine (0: no tracing) */
     bool bt_exit;                /* leave the current translated block after this instruction */
@@ -175,6 +177,19 @@ struct cpu {
 
     struct machine *m;
 };
+
+/* Instructions retired since power-on. */
+static inline uint64_t cpu_icount(const struct cpu *c)
+{
+    return c->icount_end - (uint64_t)c->budget;
+}
+
+/* A new budget (the count stays). */
+static inline void cpu_set_budget(struct cpu *c, int64_t n)
+{
+    c->icount_end = cpu_icount(c) + (uint64_t)n;
+    c->budget = n;
+}
 
 /* Register accessors for 8/16/32-bit operands (reg is the ModRM encoding). */
 static inline uint8_t cpu_get_r8(const struct cpu *c, int reg)

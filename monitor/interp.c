@@ -1456,7 +1456,6 @@ void interp_step(struct cpu *c)
     uint32_t next = c->eip + in.len;
     c->eip = cpu_code32(c) ? next : (next & 0xffff);
     interp_exec(c, &in);
-    c->icount++;
     c->budget--;
     if (tf && !c->halted) {
         c->dr[6] |= 0x4000;
@@ -1472,7 +1471,6 @@ void cpu_run_loop(struct cpu *c, void (*step)(void *opaque), void *opaque)
     if (unwound == 2)
         return;                 /* triple fault: the machine has been reset */
     if (unwound == 1) {
-        c->icount++;
         c->budget--;
         interp_deliver_pending(c);
     }

@@ -73,10 +73,10 @@ static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errle
 
 static void account_insns(struct machine *m)
 {
-    uint64_t n = m->cpu.icount - m->icount_accounted;
+    uint64_t n = cpu_icount(&m->cpu) - m->icount_accounted;
     if (n) {
         vclock_account_insns(m->clock, n);
-        m->icount_accounted = m->cpu.icount;
+        m->icount_accounted = cpu_icount(&m->cpu);
     }
 }
 
@@ -104,7 +104,7 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
     if (bus_pending_request(m->bus, &status) != BUS_REQ_NONE)
-        m->cpu.budget = 0;
+        cpu_set_budget(&m->cpu, 0);
 }
 
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
@@ -138,7 +138,7 @@ void machine_triple_fault(struct machine *m)
     if (m->cfg.trace & TRACE_INT)
         fprintf(trace_output(), "triple fault at %04x:%08x\n", m->cpu.seg[SEG_CS].sel, m->cpu.eip);
     bus_request(m->bus, BUS_REQ_RESET, 0);
-    m->cpu.budget = 0;
+    cpu_set_budget(&m->cpu, 0);
 }
 
 void machine_fpu_ferr(struct machine *m, bool asserted)
@@ -490,9 +490,9 @@ static uint64_t host_ns(void)
 static bool poll_ui(struct machine *m)
 {
     struct cpu *c = &m->cpu;
-    if (!m->ui || (c->icount < m->ui_check_icount && !c->halted))
+    if (!m->ui || (cpu_icount(c) < m->ui_check_icount && !c->halted))
         return true;
-    m->ui_check_icount = c->icount + UI_CHECK_INSNS;
+    m->ui_check_icount = cpu_icount(c) + UI_CHECK_INSNS;
     uint64_t now = host_ns();
     if (now < m->ui_next_ns)
         return true;
@@ -507,8 +507,8 @@ int machine_run(struct machine *m)
     if (m->ui)
         ui_set_status(m->ui, "running");
     while (!m->stop && !m->stop_signal) {
-        if (c->icount - last_poll >= 100000 || c->halted) {
-            last_poll = c->icount;
+        if (cpu_icount(c) - last_poll >= 100000 || c->halted) {
+            last_poll = cpu_icount(c);
             if (chardev_poll_all())
                 break;
         }
@@ -519,11 +519,11 @@ int machine_run(struct machine *m)
         vclock_run_timers(m->clock);
         if (handle_requests(m))
             break;
-        if (m->cfg.max_insns && (int64_t)c->icount >= m->cfg.max_insns)
+        if (m->cfg.max_insns && (int64_t)cpu_icount(c) >= m->cfg.max_insns)
             break;
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
-        c->budget = slice_budget(m);
+        cpu_set_budget(c, slice_budget(m));
         if (m->bt)
             bt_run(m->bt);
         else

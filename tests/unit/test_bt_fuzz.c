@@ -2196,15 +2196,15 @@ struct final {
 static void run_engine(struct machine *m, struct final *f, int slice)
 {
     struct cpu *c = &m->cpu;
-    uint64_t icount0 = c->icount;
+    uint64_t icount0 = cpu_icount(c);
     if (slice) {
         int status;
-        while (!c->halted && c->icount - icount0 < RUN_BUDGET && bus_pending_request(m->bus, &status) == BUS_REQ_NONE) {
-            c->budget = slice;
+        while (!c->halted && cpu_icount(c) - icount0 < RUN_BUDGET && bus_pending_request(m->bus, &status) == BUS_REQ_NONE) {
+            cpu_set_budget(c, slice);
             bt_run(m->bt);
         }
     } else {
-        c->budget = RUN_BUDGET;
+        cpu_set_budget(c, RUN_BUDGET);
         if (m->bt)
             bt_run(m->bt);
         else
@@ -2218,7 +2218,7 @@ static void run_engine(struct machine *m, struct final *f, int slice)
     memcpy(f->seg, c->seg, sizeof f->seg);
     f->cpl = c->cpl;
     f->halted = c->halted;
-    f->insns = c->icount - icount0;
+    f->insns = cpu_icount(c) - icount0;
     int status;
     f->reset_request = bus_pending_request(m->bus, &status) != BUS_REQ_NONE;
     if (f->reset_request)
