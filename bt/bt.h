@@ -32,6 +32,9 @@ void bt_run(struct bt *bt);
 void bt_invalidate_page(struct bt *bt, uint32_t page);
 /* Drop every translation (mapping changes, cache full). */
 void bt_flush(struct bt *bt);
+/* Whether translations made from now on keep deferred flags in the host's
+ * EFLAGS across flat memory operands (default: when the host has BMI2). */
+void bt_set_flag_keeping_probe(bool want);
 
 struct bt_stats {
     uint64_t blocks_translated;

@@ -27,6 +27,7 @@
  * Retired-instruction counts are kept static while native code runs and
  * taken from the budget at exits and before any call out.
  */
+#include "bt/bt.h"
 #include "bt/native.h"
 #include "monitor/cpu.h"
 #include "monitor/physmem.h"
@@ -664,13 +665,22 @@ static void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write
     emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc0 | lin << 3 | H_RDX);   /* add rdx, lin */
 }
 
-/* BMI2's shifts leave the flags alone: the flag-keeping probe needs them. */
+/* BMI2's shifts leave the flags alone: the flag-keeping probe needs them.
+ * Without it (or when a test says so) deferred flags are captured before
+ * every memory operand.  Each block is translated under one choice and
+ * keeps it: deferred flags never cross a block boundary. */
+static int flag_keeping_probe = -1;
+
+void bt_set_flag_keeping_probe(bool want)
+{
+    flag_keeping_probe = want && __builtin_cpu_supports("bmi2");
+}
+
 static bool host_has_bmi2(void)
 {
-    static int has = -1;
-    if (has < 0)
-        has = __builtin_cpu_supports("bmi2") ? 1 : 0;
-    return has;
+    if (flag_keeping_probe < 0)
+        bt_set_flag_keeping_probe(true);
+    return flag_keeping_probe;
 }
 
 /*
