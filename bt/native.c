@@ -1446,31 +1446,28 @@ static void emit_jump_cache(struct block_emit *be, bool counted)
     emit_u8(e, 0x3b); emit_u8(e, 0xb8);                        /* cmp edi, [rax+eip] */
     emit_u32(e, offsetof(struct block, eip));
     out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+valid], 0 */
-    emit_u32(e, offsetof(struct block, valid));
-    emit_u8(e, 0);
-    out[n++] = emit_jcc32(e, CC_E);
-    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+user], be->user */
-    emit_u32(e, offsetof(struct block, user));
-    emit_u8(e, be->user);
-    out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+flat], be->flat */
-    emit_u32(e, offsetof(struct block, flat));
-    emit_u8(e, be->flat);
-    out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x80); emit_u8(e, 0xb8);                        /* cmp byte [rax+code32], 1 */
+    /* code32, user, valid and flat in one compare */
+    _Static_assert(offsetof(struct block, user) == offsetof(struct block, code32) + 1 &&
+                   offsetof(struct block, valid) == offsetof(struct block, code32) + 2 &&
+                   offsetof(struct block, flat) == offsetof(struct block, code32) + 3, "block flags are adjacent");
+    emit_u8(e, 0x81); emit_u8(e, 0xb8);                        /* cmp dword [rax+code32], want */
     emit_u32(e, offsetof(struct block, code32));
-    emit_u8(e, 1);
+    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat << 24);
     out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x8b); emit_u8(e, 0x88);                        /* mov ecx, [rax+last] */
-    emit_u32(e, offsetof(struct block, last));
-    emit_u8(e, 0x3b);                                          /* cmp ecx, [rbx+cs.limit] */
-    modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
-    out[n++] = emit_jcc32(e, CC_A);
+    if (!be->flat) {
+        /* (A flat CS has base 0 and covers every EIP.) */
+        emit_u8(e, 0x8b); emit_u8(e, 0x88);                    /* mov ecx, [rax+last] */
+        emit_u32(e, offsetof(struct block, last));
+        emit_u8(e, 0x3b);                                      /* cmp ecx, [rbx+cs.limit] */
+        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+        out[n++] = emit_jcc32(e, CC_A);
+    }
     /* The target's linear page must be in the TLB, mapped to the block's page. */
     emit_u8(e, 0x89); emit_u8(e, 0xf9);                        /* mov ecx, edi */
-    emit_u8(e, 0x03);                                          /* add ecx, [rbx+cs.base] */
-    modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, base));
+    if (!be->flat) {
+        emit_u8(e, 0x03);                                      /* add ecx, [rbx+cs.base] */
+        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, base));
+    }
     emit_u8(e, 0x89); emit_u8(e, 0xca);                        /* mov edx, ecx */
     emit_tlb_index_edx(e);
     emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
