@@ -298,9 +298,11 @@ static void emit_block_code(struct bt *bt, struct block *b)
      * following ones overwrite them before anything reads them or can leave
      * for the interpreter. */
     bool dead[MAX_BLOCK_INSNS];
+    uint32_t live_after[MAX_BLOCK_INSNS];
     uint32_t live = 0x8d5;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         uint32_t w = native_flags_written(&b->insns[k]);
+        live_after[k] = live;
         dead[k] = b->code32 && w && !(w & live);
         live = (live & ~w) | native_flags_needed(&b->insns[k]);
     }
@@ -311,6 +313,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         const struct insn *in = &b->insns[k];
         bool last = k + 1 == b->ninsn;
         be.flags_dead = dead[k];
+        be.flags_live = live_after[k];
         be.flat = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);

@@ -308,15 +308,19 @@ static void host_flags_clobbered(struct block_emit *be, uint32_t mask)
  * whitelisted ones, exactly the host flags it writes): they join the
  * deferred ones.  Dead flags need not be kept, but the host has lost the
  * deferred values it overwrote. */
-static void emit_flags(struct block_emit *be, uint32_t mask)
+static void emit_flags_kc(struct block_emit *be, uint32_t keep, uint32_t clear)
 {
-    uint32_t clear = mask == FLAGS_LOGIC ? FLAGS_ARITH : mask;
     if (be->flags_dead) {
         host_flags_clobbered(be, clear);
         return;
     }
-    be->host_keep = (be->host_keep & ~clear) | mask;
+    be->host_keep = (be->host_keep & ~clear) | keep;
     be->host_clear |= clear;
+}
+
+static void emit_flags(struct block_emit *be, uint32_t mask)
+{
+    emit_flags_kc(be, mask, mask == FLAGS_LOGIC ? FLAGS_ARITH : mask);
 }
 
 /* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
@@ -367,10 +371,26 @@ static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclea
 /* The same merge on one path out of the block, leaving the static state alone. */
 static void emit_materialize_on_exit(struct block_emit *be)
 {
+    struct emitter *e = be->e;
+    if (be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH) {
+        /* All six in the host (AF cleared by a logic op): LAHF's byte is
+         * EFLAGS' low byte (CF PF AF ZF SF and the fixed bits), so no pushfq. */
+        emit_u8(e, 0x9f);                                      /* lahf */
+        emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);  /* seto al */
+        if (!(be->host_keep & 0x10)) {
+            emit_u8(e, 0x80); emit_u8(e, 0xe4); emit_u8(e, 0xef);   /* and ah, ~AF */
+        }
+        emit_u8(e, 0x88); modrm_rbx(e, 4, OFF_FLAGS);          /* mov [rbx+eflags], ah */
+        emit_u8(e, 0xc0); emit_u8(e, 0xe0); emit_u8(e, 3);     /* shl al, 3: OF onto bit 11 */
+        emit_u8(e, 0x80); modrm_rbx(e, 4, OFF_FLAGS + 1);      /* and byte [rbx+eflags+1], ~OF */
+        emit_u8(e, 0xf7);
+        emit_u8(e, 0x08); modrm_rbx(e, 0, OFF_FLAGS + 1);      /* or [rbx+eflags+1], al */
+        return;
+    }
     uint32_t keep = be->pend_keep, clear = be->pend_clear;
-    emit_host_into_r11(be->e, be->host_keep, be->host_clear, &keep, &clear);
+    emit_host_into_r11(e, be->host_keep, be->host_clear, &keep, &clear);
     if (keep)
-        emit_merge_r11(be->e, keep, clear);
+        emit_merge_r11(e, keep, clear);
 }
 
 /* Where the guest flags in `need` are: in R11 (true) or in EFLAGS in
@@ -1349,6 +1369,16 @@ static void emit_put_flags_eax(struct emitter *e, uint32_t clear)
     modrm_rbx(e, H_RAX, OFF_FLAGS);
 }
 
+/* A shift or rotate by an immediate count whose flags the host gets right
+ * as the guest defines them: all of them for a count of 1 (OF included),
+ * all but OF when OF is dead after it (a count above 1 leaves the host's OF
+ * undefined; the shared semantics define it). */
+static bool shift_flags_from_host(const struct block_emit *be, const struct insn *in)
+{
+    unsigned n = in->op <= 0xc1 ? (in->imm & 31) : 1;
+    return n == 1 || !(be->flags_live & 0x800);
+}
+
 static void emit_shift(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
@@ -1368,6 +1398,13 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
             return;
         emit_op(e, size, sized_op(0xc0, size), EXT(kind), rm); /* shift rm, imm8 */
         emit_u8(e, n);
+        if (!be->flags_dead && shift_flags_from_host(be, in)) {
+            /* The host's flags are the guest's (OF too for a count of 1;
+             * otherwise OF is dead): deferred like an ALU op's. */
+            uint32_t of = n == 1 ? 0x800 : 0;
+            emit_flags_kc(be, rotate ? 0x1 | of : 0xc5 | of, rotate ? 0x801 : FLAGS_ARITH);
+            return;
+        }
     }
     if (be->flags_dead) {
         host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
@@ -1591,8 +1628,10 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         ok = true;
     else if ((op >= 0x190 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
         ok = cond_in_host(be, op & 0xf);       /* setcc, cmovcc on the host's flags */
-    else if (op == 0xc0 || op == 0xc1 || op == 0xd0 || op == 0xd1 || op == 0x1af || op == 0x69 || op == 0x6b)
-        ok = be->flags_dead && native_flags_written(in);   /* shifts by a count, IMUL: all their flags dead */
+    else if (op == 0xc0 || op == 0xc1 || op == 0xd0 || op == 0xd1)
+        ok = native_flags_written(in) && (be->flags_dead || shift_flags_from_host(be, in));
+    else if (op == 0x1af || op == 0x69 || op == 0x6b)
+        ok = be->flags_dead;                   /* IMUL: all its flags dead */
     else if (op >= 0x40 && op <= 0x5f)         /* inc/dec, push/pop reg */
         ok = true;
     else if (op >= 0xb0 && op <= 0xbf)

@@ -79,6 +79,7 @@ struct block_emit {
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
+    uint32_t flags_live;        /* the flags read (or possibly left with) after it */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     uint32_t host_keep;         /* host flag bits, still in the host's own EFLAGS, not captured yet */
