@@ -1261,7 +1261,7 @@ static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
     emit_mov_rr32(e, H_RAX, hreg(R_ESP));
     emit_probe(be, SEG_SS, 4, false, true);
     emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);     /* mov ecx, [rdx] */
-    if (check_eip) {
+    if (check_eip && be->limit_checked != 0xffffffffu) {   /* (a 4 GiB CS takes any EIP) */
         emit_u8(e, 0x3b);                      /* cmp ecx, [rbx + cs.limit] */
         modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
         jump_to_stub(be, CC_A);
@@ -1454,6 +1454,8 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
     emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));    /* mov edi, rm */
+    if (be->limit_checked == 0xffffffffu)
+        return;                                /* a 4 GiB CS (flat block) */
     emit_u8(e, 0x3b);                                          /* cmp edi, [rbx + cs.limit] */
     modrm_rbx(e, H_RDI, OFF_SEG(SEG_CS, limit));
     jump_to_stub(be, CC_A);
@@ -1649,7 +1651,12 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
             ok = in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
             break;
         case 0xfe: case 0xff:
-            ok = in->reg <= 1 || (op == 0xff && in->reg == 6);   /* inc, dec, push r/m */
+            /* inc, dec, push r/m; call, jmp r/m with a 4 GiB CS (no limit check) */
+            ok = in->reg <= 1 || (op == 0xff && in->reg == 6) ||
+                 (op == 0xff && (in->reg == 2 || in->reg == 4) && be->limit_checked == 0xffffffffu);
+            break;
+        case 0xe8: case 0xe9: case 0xeb: case 0xc2: case 0xc3:
+            ok = be->limit_checked == 0xffffffffu;   /* exits merge the deferred flags themselves */
             break;
         default:
             ok = false;
@@ -1659,7 +1666,9 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         return false;
     if (op >= 0x50 && op <= 0x5f)
         return probe_keeps_flags(be, SEG_SS);
-    if (op == 0xff && in->reg == 6)
+    if (op == 0xe8 || op == 0xc2 || op == 0xc3)
+        return probe_keeps_flags(be, SEG_SS);
+    if (op == 0xff && (in->reg == 6 || in->reg == 2))
         return in->mod == 3 ? probe_keeps_flags(be, SEG_SS)
                             : probe_keeps_flags(be, SEG_SS) && probe_keeps_flags(be, in->ea_seg);
     if (in->has_modrm && in->mod != 3 && op != 0x8d)
