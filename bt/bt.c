@@ -39,6 +39,7 @@ struct bt {
     uint64_t pm_generation;
     uint64_t pm_rom_generation;
     bool flush_pending;
+    bool want_nocache;               /* the next lookup needs a block without base caching */
     struct bt_stats stats;
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
     uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
@@ -143,22 +144,27 @@ static void unlink_hash(struct bt *bt, struct block *b)
         *pp = b->hash_next;
 }
 
-/* Every block of the physical page goes; chained jumps into them stop. */
+/* The block goes: lookups miss it, chained jumps into it stop. */
+static void drop_block(struct bt *bt, struct block *b)
+{
+    if (!b->valid)
+        return;
+    unlink_hash(bt, b);
+    b->valid = false;
+    for (struct chain_slot *s = b->incoming; s; s = s->next_in) {
+        emit_patch_rel32(s->jump, s->unchained);
+        s->target = NULL;
+    }
+    b->incoming = NULL;
+    bt->stats.blocks_invalidated++;
+}
+
+/* Every block of the physical page goes. */
 static void drop_page(struct bt *bt, uint32_t page)
 {
     page &= PAGE_MASK;
-    struct block *b = bt->page_blocks[page >> 12];
-    while (b) {
-        unlink_hash(bt, b);
-        b->valid = false;          /* chained jumps into it stop here */
-        for (struct chain_slot *s = b->incoming; s; s = s->next_in) {
-            emit_patch_rel32(s->jump, s->unchained);
-            s->target = NULL;
-        }
-        b->incoming = NULL;
-        bt->stats.blocks_invalidated++;
-        b = b->page_next;
-    }
+    for (struct block *b = bt->page_blocks[page >> 12]; b; b = b->page_next)
+        drop_block(bt, b);
     bt->page_blocks[page >> 12] = NULL;
     physmem_set_code(bt->pm, page, false);
 }
@@ -268,10 +274,52 @@ static bool ends_block(const struct insn *in)
     return in->invalid;
 }
 
+/* Base-register page caching (see native.c): the [ESP/EBP + disp] operands
+ * met before the register is written or anything is threaded, checked at
+ * entry when there are at least two. */
+static void plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
+{
+    static const int bases[2] = { R_ESP, R_EBP };
+    for (int i = 0; i < 2; i++) {
+        int32_t lo = INT32_MAX, hi = INT32_MIN;
+        bool write = false;
+        int uses = 0;
+        for (int k = 0; k < b->ninsn; k++) {
+            const struct insn *in = &b->insns[k];
+            if (!native_supported(in))
+                break;
+            int32_t d;
+            bool w;
+            if (native_base_operand(in, &d, &w) == bases[i]) {
+                lo = d < lo ? d : lo;
+                hi = d + 3 > hi ? d + 3 : hi;  /* native operands are at most 4 bytes */
+                write |= w;
+                uses++;
+            }
+            if (native_regs_written(in) & (1u << bases[i]))
+                break;
+        }
+        if (uses < 2 || (int64_t)hi - lo >= PAGE_SIZE / 2)
+            continue;
+        native_emit_base_check(be, bases[i], lo, hi, write);
+        for (int k = 0; k < b->ninsn; k++) {
+            const struct insn *in = &b->insns[k];
+            if (!native_supported(in))
+                break;
+            int32_t d;
+            bool w;
+            if (native_base_operand(in, &d, &w) == bases[i])
+                base_cached[k] = i;
+            if (native_regs_written(in) & (1u << bases[i]))
+                break;
+        }
+    }
+}
+
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache };
+    struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
@@ -289,10 +337,15 @@ static void emit_block_code(struct bt *bt, struct block *b)
     uint8_t *start = e->p;
     native_emit_prologue(e);
     b->entry = e->p;
+    int base_cached[MAX_BLOCK_INSNS];
+    for (int k = 0; k < b->ninsn; k++)
+        base_cached[k] = -1;
     if (b->flat && b->code32) {
         /* A target of patched jumps (see native.c): registers come loaded. */
         native_emit_load_all(&be);
         b->entry_chained = e->p;
+        if (!b->nocache)
+            plan_base_cache(&be, b, base_cached);
     }
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
@@ -306,6 +359,20 @@ static void emit_block_code(struct bt *bt, struct block *b)
         dead[k] = b->code32 && w && !(w & live);
         live = (live & ~w) | native_flags_needed(&b->insns[k]);
     }
+    /* Probes from each instruction until deferred flags pending at it are
+     * gone: overwritten whole (after its probes), or captured before a
+     * threaded instruction. */
+    int probes_ahead[MAX_BLOCK_INSNS];
+    int next = 0;
+    for (int k = b->ninsn - 1; k >= 0; k--) {
+        const struct insn *in = &b->insns[k];
+        if (!native_supported(in))
+            probes_ahead[k] = 0;
+        else
+            probes_ahead[k] = native_probes(in, base_cached[k] >= 0) +
+                              (native_flags_written(in) == 0x8d5 ? 0 : next);
+        next = probes_ahead[k];
+    }
     uint32_t eip = b->eip;
     bool ended = false;
     bool flat_so_far = b->flat;
@@ -314,6 +381,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
         bool last = k + 1 == b->ninsn;
         be.flags_dead = dead[k];
         be.flags_live = live_after[k];
+        be.base_cached = base_cached[k];
+        be.probes_ahead = probes_ahead[k];
         be.flat = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
@@ -364,7 +433,7 @@ static bool segments_flat(const struct cpu *c)
 }
 
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
-                               bool flat)
+                               bool flat, bool nocache)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
         !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
@@ -384,6 +453,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->code32 = code32;
     b->user = user;
     b->flat = flat;
+    b->nocache = nocache;
     b->ninsn = n;
     uint32_t len = 0;
     for (int k = 0; k < n; k++)
@@ -424,16 +494,18 @@ static struct block *lookup(struct bt *bt)
     bool code32 = cpu_code32(c);
     bool user = c->cpl == 3;
     bool flat = segments_flat(c);
+    bool nocache = bt->want_nocache;           /* the caching variant here failed its entry check */
+    bt->want_nocache = false;
     struct block *b = bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)];
     if (b && b->valid && b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
-        b->flat == flat)
+        b->flat == flat && (b->nocache || !nocache))
         goto found;
     b = bt->hash[hash_of(phys, code32)];
     while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
-                  b->flat == flat))
+                  b->flat == flat && (b->nocache || !nocache)))
         b = b->hash_next;
     if (!b)
-        b = translate(bt, host, phys, code32, user, flat);
+        b = translate(bt, host, phys, code32, user, flat, nocache);
     if (b)
         bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)] = b;
 found:
@@ -491,6 +563,11 @@ static void run_block(void *opaque)
     c->intr_shadow = false;
     bt->stats.block_entries++;
     b->code(c);
+    if (c->bt_nocache) {
+        drop_block(bt, c->bt_nocache);
+        c->bt_nocache = NULL;
+        bt->want_nocache = true;
+    }
     struct chain_slot *slot = c->bt_chain_slot;
     c->bt_chain_slot = NULL;
     if (slot && !slot->target && slot->eip == c->eip)

@@ -373,18 +373,21 @@ static void emit_materialize_on_exit(struct block_emit *be)
 {
     struct emitter *e = be->e;
     if (be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH) {
-        /* All six in the host (AF cleared by a logic op): LAHF's byte is
-         * EFLAGS' low byte (CF PF AF ZF SF and the fixed bits), so no pushfq. */
+        /* All six in the host (AF cleared by a logic op): LAHF's byte has
+         * CF PF AF ZF SF where EFLAGS has them, so no pushfq.  EFLAGS is
+         * written as a dword: byte stores would stall the dword loads that
+         * follow (store forwarding). */
         emit_u8(e, 0x9f);                                      /* lahf */
         emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);  /* seto al */
-        if (!(be->host_keep & 0x10)) {
-            emit_u8(e, 0x80); emit_u8(e, 0xe4); emit_u8(e, 0xef);   /* and ah, ~AF */
-        }
-        emit_u8(e, 0x88); modrm_rbx(e, 4, OFF_FLAGS);          /* mov [rbx+eflags], ah */
-        emit_u8(e, 0xc0); emit_u8(e, 0xe0); emit_u8(e, 3);     /* shl al, 3: OF onto bit 11 */
-        emit_u8(e, 0x80); modrm_rbx(e, 4, OFF_FLAGS + 1);      /* and byte [rbx+eflags+1], ~OF */
-        emit_u8(e, 0xf7);
-        emit_u8(e, 0x08); modrm_rbx(e, 0, OFF_FLAGS + 1);      /* or [rbx+eflags+1], al */
+        emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd4);  /* movzx edx, ah */
+        emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc0);  /* movzx eax, al */
+        emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);    /* shl eax, 11: OF */
+        emit_u8(e, 0x09); emit_u8(e, 0xc2);                    /* or edx, eax */
+        emit_u8(e, 0x81); emit_u8(e, 0xe2);                    /* and edx, arith (LAHF's bit 1 is set) */
+        emit_u32(e, be->host_keep | 0x800);
+        emit_u8(e, 0x81); modrm_rbx(e, 4, OFF_FLAGS);          /* and dword [rbx+eflags], ~arith */
+        emit_u32(e, ~FLAGS_ARITH);
+        emit_u8(e, 0x09); modrm_rbx(e, H_RDX, OFF_FLAGS);      /* or [rbx+eflags], edx */
         return;
     }
     uint32_t keep = be->pend_keep, clear = be->pend_clear;
@@ -591,6 +594,17 @@ static void emit_call_step(struct emitter *e, uint32_t eip, const struct insn *i
 void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
+    if (be->nbase_miss) {
+        /* An entry check failed: nothing has run; the registers came loaded. */
+        for (int k = 0; k < be->nbase_miss; k++)
+            emit_patch_rel32(be->base_miss[k], e->p);
+        emit_regs_store(e, NATIVE_ALL_REGS);
+        emit_store_eip(e, be->block_eip);
+        emit_mov_imm64(e, H_RAX, (uintptr_t)be->self);
+        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_nocache], rax */
+        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_nocache));
+        emit_epilogue(e);
+    }
     uint8_t *plain_exit = e->p;
     emit_epilogue(e);
     for (int k = 0; k < be->nplain; k++)
@@ -795,7 +809,14 @@ static void emit_high_bytes_in(struct block_emit *be);
  * probe leaves the host address of the memory operand in rdx. */
 static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
-    if (in->mod != 3) {
+    if (in->mod != 3 && be->base_cached >= 0) {
+        /* [ESP/EBP + disp] in the page checked at the block's entry: no probe. */
+        struct emitter *e = be->e;
+        emit_ea(e, in);
+        emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
+        modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->base_cached));
+        emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x02);  /* lea rdx, [rdx + rax] */
+    } else if (in->mod != 3) {
         emit_ea(be->e, in);
         emit_probe(be, in->ea_seg, size, write, false);
     }
@@ -1610,6 +1631,76 @@ static bool flags_merged_by_hand(const struct insn *in)
 }
 
 /*
+ * Base-register page caching.  Compiled code addresses locals and
+ * arguments as [ESP + disp] or [EBP + disp] again and again in a block.  At
+ * the entry of a flat block, one check covers the range of such operands
+ * met before the register is first written (and before any threaded
+ * instruction): the range lies in one page the TLB maps (for writes too if
+ * any of them writes), and that page's host - linear goes to
+ * cpu.bt_base_addend.  Each covered operand is then lea + 2 instructions
+ * instead of a probe.  The mapping cannot change meanwhile: only threaded
+ * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
+ * ends before any threaded instruction.  A check that fails leaves at once
+ * (nothing has run yet) with cpu.bt_nocache naming the block: bt_run drops
+ * it and translates the variant without caching, for good.
+ */
+/* The number of TLB probes a native instruction makes (0, 1 or 2), its
+ * r/m operand left out when `rm_cached`. */
+int native_probes(const struct insn *in, bool rm_cached)
+{
+    int op = in->op, n = 0;
+    if (in->has_modrm && in->mod != 3 && op != 0x8d && !rm_cached)
+        n++;
+    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xe8 || op == 0xc2 || op == 0xc3 ||
+        op == 0xc9 || (op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad) ||
+        (op == 0xff && (in->reg == 2 || in->reg == 6)))
+        n++;
+    return n;
+}
+
+int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
+{
+    if (!in->has_modrm || in->mod == 3 || in->ea_index >= 0 || !native_supported(in) || high_byte_regs(in))
+        return -1;
+    if (in->ea_base != R_ESP && in->ea_base != R_EBP)
+        return -1;
+    if (in->ea_seg != SEG_DS && in->ea_seg != SEG_SS && in->ea_seg != SEG_ES)
+        return -1;
+    if (in->op == 0x8d)
+        return -1;                             /* LEA does not access memory */
+    *disp = in->disp;
+    *write = writes_rm(in);
+    return in->ea_base;
+}
+
+void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write)
+{
+    struct emitter *e = be->e;
+    int r = hreg(base);
+    if (r & 8)                                 /* lea eax, [base + dmin] */
+        emit_u8(e, 0x41);
+    emit_u8(e, 0x8d);
+    if ((r & 7) == 4) {
+        emit_u8(e, 0x84); emit_u8(e, 0x24);
+    } else {
+        emit_u8(e, 0x80 | (r & 7));
+    }
+    emit_u32(e, (uint32_t)dmin);
+    emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
+    emit_tlb_index_edx(e);
+    emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
+    emit_u32(e, (uint32_t)(dmax - dmin));
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK);   /* and esi, PAGE_MASK */
+    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);          /* cmp esi, [rbx + rdx + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
+    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * (base == R_EBP)));
+}
+
+/*
  * Whether the instruction's code leaves deferred flags in the host's
  * EFLAGS intact until it sets the flags it writes itself: moves, register
  * ALU ops (ADC/SBB when CF is among them) and such operations on memory
@@ -1663,6 +1754,10 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         }
     }
     if (!ok)
+        return false;
+    /* Deferred flags make every probe until they are overwritten the longer,
+     * flag-keeping one: past two, one pushfq now is cheaper. */
+    if (be->probes_ahead > 2 && native_probes(in, be->base_cached >= 0))
         return false;
     if (op >= 0x50 && op <= 0x5f)
         return probe_keeps_flags(be, SEG_SS);

@@ -36,6 +36,7 @@ struct block {
     bool valid;                      /* false once invalidated: chained jumps stop */
     bool flat;                       /* translated for flat CS/DS/ES/SS (see native.c) */
     uint16_t ninsn;
+    bool nocache;                    /* translated without caching its base registers' pages */
     const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -70,6 +71,7 @@ struct native_stub {
 
 struct block_emit {
     struct emitter *e;
+    struct block *self;         /* the block being translated */
     struct block **jump_cache;  /* bt's cache for RET and indirect JMP/CALL */
     struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
     int nchain;
@@ -80,6 +82,10 @@ struct block_emit {
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
+    int base_cached;            /* this instruction's [ESP/EBP + disp] is in the page checked at entry: 0/1, or -1 */
+    int probes_ahead;           /* probes from this instruction until all flags are written again */
+    uint8_t *base_miss[2];      /* rel32 fields of the entry checks' jumps out */
+    int nbase_miss;
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     uint32_t host_keep;         /* host flag bits, still in the host's own EFLAGS, not captured yet */
@@ -105,6 +111,15 @@ void native_emit_prologue(struct emitter *e);
 /* A flat block's entry: all guest registers into host registers; the code
  * after it (entry_chained) takes them as loaded and possibly written. */
 void native_emit_load_all(struct block_emit *be);
+/* At a flat block's entry: [base + dmin, base + dmax] must lie in one page
+ * the TLB maps (for writes too when `write`), else the block leaves for
+ * bt_run to use a variant without (see native.c). */
+void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write);
+/* Which base register's cached page a native instruction's memory operand
+ * may use: R_ESP, R_EBP or -1; its displacement and whether it writes. */
+int native_base_operand(const struct insn *in, int32_t *disp, bool *write);
+/* TLB probes a native instruction makes, its r/m operand left out when cached. */
+int native_probes(const struct insn *in, bool rm_cached);
 /* A threaded instruction after which the block may still chain (see native.c). */
 bool native_threaded_is_plain(const struct insn *in);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
