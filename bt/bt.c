@@ -274,44 +274,51 @@ static bool ends_block(const struct insn *in)
     return in->invalid;
 }
 
-/* Base-register page caching (see native.c): the [ESP/EBP + disp] operands
- * met before the register is written or anything is threaded, checked at
- * entry when there are at least two. */
+/* Base-register page caching (see native.c): the [reg + disp] operands met
+ * before the register is written or anything is threaded, checked at entry
+ * for each register that has at least two. */
 static void plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
 {
-    static const int bases[2] = { R_ESP, R_EBP };
-    for (int i = 0; i < 2; i++) {
-        int32_t lo = INT32_MAX, hi = INT32_MIN;
-        bool write = false;
-        int uses = 0;
-        for (int k = 0; k < b->ninsn; k++) {
-            const struct insn *in = &b->insns[k];
-            if (!native_supported(in))
-                break;
-            int32_t d;
-            bool w;
-            if (native_base_operand(in, &d, &w) == bases[i]) {
-                lo = d < lo ? d : lo;
-                hi = d + 3 > hi ? d + 3 : hi;  /* native operands are at most 4 bytes */
-                write |= w;
-                uses++;
-            }
-            if (native_regs_written(in) & (1u << bases[i]))
-                break;
+    int32_t lo[8], hi[8];
+    bool write[8] = { false }, done[8] = { false };
+    int uses[8] = { 0 };
+    for (int r = 0; r < 8; r++) {
+        lo[r] = INT32_MAX;
+        hi[r] = INT32_MIN;
+    }
+    for (int k = 0; k < b->ninsn; k++) {
+        const struct insn *in = &b->insns[k];
+        if (!native_supported(in))
+            break;
+        int32_t d;
+        bool w;
+        int r = native_base_operand(in, &d, &w);
+        if (r >= 0 && !done[r]) {
+            lo[r] = d < lo[r] ? d : lo[r];
+            hi[r] = d + 3 > hi[r] ? d + 3 : hi[r];   /* native operands are at most 4 bytes */
+            write[r] |= w;
+            uses[r]++;
         }
-        if (uses < 2 || (int64_t)hi - lo >= PAGE_SIZE / 2)
+        for (int g = 0; g < 8; g++)
+            if (native_regs_written(in) & (1u << g))
+                done[g] = true;
+    }
+    for (int r = 0; r < 8; r++) {
+        if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
             continue;
-        native_emit_base_check(be, bases[i], lo, hi, write);
-        for (int k = 0; k < b->ninsn; k++) {
+        native_emit_base_check(be, r, lo[r], hi[r], write[r]);
+        for (int g = 0; g < 8; g++)
+            done[g] = false;
+        for (int k = 0; k < b->ninsn && !done[r]; k++) {
             const struct insn *in = &b->insns[k];
             if (!native_supported(in))
                 break;
             int32_t d;
             bool w;
-            if (native_base_operand(in, &d, &w) == bases[i])
-                base_cached[k] = i;
-            if (native_regs_written(in) & (1u << bases[i]))
-                break;
+            if (native_base_operand(in, &d, &w) == r)
+                base_cached[k] = r;
+            if (native_regs_written(in) & (1u << r))
+                done[r] = true;
         }
     }
 }

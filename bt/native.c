@@ -1631,11 +1631,11 @@ static bool flags_merged_by_hand(const struct insn *in)
 }
 
 /*
- * Base-register page caching.  Compiled code addresses locals and
- * arguments as [ESP + disp] or [EBP + disp] again and again in a block.  At
- * the entry of a flat block, one check covers the range of such operands
- * met before the register is first written (and before any threaded
- * instruction): the range lies in one page the TLB maps (for writes too if
+ * Base-register page caching.  Compiled code addresses locals, arguments
+ * and fields as [ESP + disp], [EBP + disp] or [reg + disp] again and again
+ * in a block.  At the entry of a flat block, one check per such register
+ * covers the range of its operands met before it is first written (and
+ * before any threaded instruction): the range lies in one page the TLB maps (for writes too if
  * any of them writes), and that page's host - linear goes to
  * cpu.bt_base_addend.  Each covered operand is then lea + 2 instructions
  * instead of a probe.  The mapping cannot change meanwhile: only threaded
@@ -1662,7 +1662,7 @@ int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
 {
     if (!in->has_modrm || in->mod == 3 || in->ea_index >= 0 || !native_supported(in) || high_byte_regs(in))
         return -1;
-    if (in->ea_base != R_ESP && in->ea_base != R_EBP)
+    if (in->ea_base < 0)
         return -1;
     if (in->ea_seg != SEG_DS && in->ea_seg != SEG_SS && in->ea_seg != SEG_ES)
         return -1;
@@ -1697,7 +1697,7 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
     emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
     emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
-    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * (base == R_EBP)));
+    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
 }
 
 /*

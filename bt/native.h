@@ -82,9 +82,9 @@ struct block_emit {
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
-    int base_cached;            /* this instruction's [ESP/EBP + disp] is in the page checked at entry: 0/1, or -1 */
+    int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
     int probes_ahead;           /* probes from this instruction until all flags are written again */
-    uint8_t *base_miss[2];      /* rel32 fields of the entry checks' jumps out */
+    uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
     int nbase_miss;
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
@@ -116,7 +116,7 @@ void native_emit_load_all(struct block_emit *be);
  * bt_run to use a variant without (see native.c). */
 void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write);
 /* Which base register's cached page a native instruction's memory operand
- * may use: R_ESP, R_EBP or -1; its displacement and whether it writes. */
+ * may use (or -1): its displacement and whether it writes. */
 int native_base_operand(const struct insn *in, int32_t *disp, bool *write);
 /* TLB probes a native instruction makes, its r/m operand left out when cached. */
 int native_probes(const struct insn *in, bool rm_cached);

@@ -157,9 +157,9 @@ struct cpu {
     int64_t budget;              /* instructions left before the run loop regains control */
     unsigned trace;              /* TRACE_* flags of the machine (0: no tracing) */
     bool bt_exit;                /* leave the current translated block after this instruction */
-    /* Translated code: host - linear for the page ESP (0) and EBP (1) point
-     * into at a block's entry, when the block uses them as a base (bt/native.c). */
-    uintptr_t bt_base_addend[2];
+    /* Translated code: host - linear of the page a guest register points
+     * into at a block's entry, when the block uses it as a base (bt/native.c). */
+    uintptr_t bt_base_addend[8];
     void *bt_nocache;            /* a block whose base pages did not qualify: bt_run replaces it */
     void *bt_chain_slot;         /* the chainable exit a translated block left by (bt/native.h) */
     jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
