@@ -277,8 +277,9 @@ static bool ends_block(const struct insn *in)
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two. */
-static void plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
+static unsigned plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
 {
+    unsigned checked = 0;
     int32_t lo[8], hi[8];
     bool write[8] = { false }, done[8] = { false };
     int uses[8] = { 0 };
@@ -307,6 +308,7 @@ static void plan_base_cache(struct block_emit *be, const struct block *b, int *b
         if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
             continue;
         native_emit_base_check(be, r, lo[r], hi[r], write[r]);
+        checked |= 1u << r;
         for (int g = 0; g < 8; g++)
             done[g] = false;
         for (int k = 0; k < b->ninsn && !done[r]; k++) {
@@ -321,6 +323,7 @@ static void plan_base_cache(struct block_emit *be, const struct block *b, int *b
                 done[r] = true;
         }
     }
+    return checked;
 }
 
 static void emit_block_code(struct bt *bt, struct block *b)
@@ -351,8 +354,14 @@ static void emit_block_code(struct bt *bt, struct block *b)
         /* A target of patched jumps (see native.c): registers come loaded. */
         native_emit_load_all(&be);
         b->entry_chained = e->p;
-        if (!b->nocache)
-            plan_base_cache(&be, b, base_cached);
+        unsigned checked = b->nocache ? 0 : plan_base_cache(&be, b, base_cached);
+        /* A jump to the block's own start may skip the entry checks when the
+         * block writes none of their registers (nothing could fail there
+         * again, with flags not yet merged). */
+        unsigned written = 0;
+        for (int k = 0; k < b->ninsn; k++)
+            written |= native_supported(&b->insns[k]) ? native_regs_written(&b->insns[k]) : NATIVE_ALL_REGS;
+        be.loop_top = (checked & written) ? NULL : e->p;
     }
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
@@ -366,6 +375,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         dead[k] = b->code32 && w && !(w & live);
         live = (live & ~w) | native_flags_needed(&b->insns[k]);
     }
+    be.live_in = live;
     /* Probes from each instruction until deferred flags pending at it are
      * gone: overwritten whole (after its probes), or captured before a
      * threaded instruction. */

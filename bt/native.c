@@ -368,26 +368,44 @@ static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclea
     *clear |= hclear;
 }
 
+/* All six guest flags are deferred in the host's EFLAGS (AF possibly
+ * cleared by a logic op): LAHF/SETO can take them. */
+static bool host_flags_whole(const struct block_emit *be)
+{
+    return be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH;
+}
+
+/* ah = SF ZF AF PF CF (LAHF), al = OF: two cheap instructions, no pushfq. */
+static void emit_lahf_ax(struct emitter *e)
+{
+    emit_u8(e, 0x9f);                                          /* lahf */
+    emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);      /* seto al */
+}
+
+/* The flags emit_lahf_ax took (`keep`: AF or not) into EFLAGS in memory.
+ * LAHF's byte has CF PF AF ZF SF where EFLAGS has them.  EFLAGS is written
+ * as a dword: byte stores would stall the dword loads that follow (store
+ * forwarding).  Clobbers eax, edx. */
+static void emit_merge_ax(struct emitter *e, uint32_t keep)
+{
+    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd4);      /* movzx edx, ah */
+    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc0);      /* movzx eax, al */
+    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);        /* shl eax, 11: OF */
+    emit_u8(e, 0x09); emit_u8(e, 0xc2);                        /* or edx, eax */
+    emit_u8(e, 0x81); emit_u8(e, 0xe2);                        /* and edx, arith (LAHF's bit 1 is set) */
+    emit_u32(e, keep | 0x800);
+    emit_u8(e, 0x81); modrm_rbx(e, 4, OFF_FLAGS);              /* and dword [rbx+eflags], ~arith */
+    emit_u32(e, ~FLAGS_ARITH);
+    emit_u8(e, 0x09); modrm_rbx(e, H_RDX, OFF_FLAGS);          /* or [rbx+eflags], edx */
+}
+
 /* The same merge on one path out of the block, leaving the static state alone. */
 static void emit_materialize_on_exit(struct block_emit *be)
 {
     struct emitter *e = be->e;
-    if (be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH) {
-        /* All six in the host (AF cleared by a logic op): LAHF's byte has
-         * CF PF AF ZF SF where EFLAGS has them, so no pushfq.  EFLAGS is
-         * written as a dword: byte stores would stall the dword loads that
-         * follow (store forwarding). */
-        emit_u8(e, 0x9f);                                      /* lahf */
-        emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);  /* seto al */
-        emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd4);  /* movzx edx, ah */
-        emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc0);  /* movzx eax, al */
-        emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);    /* shl eax, 11: OF */
-        emit_u8(e, 0x09); emit_u8(e, 0xc2);                    /* or edx, eax */
-        emit_u8(e, 0x81); emit_u8(e, 0xe2);                    /* and edx, arith (LAHF's bit 1 is set) */
-        emit_u32(e, be->host_keep | 0x800);
-        emit_u8(e, 0x81); modrm_rbx(e, 4, OFF_FLAGS);          /* and dword [rbx+eflags], ~arith */
-        emit_u32(e, ~FLAGS_ARITH);
-        emit_u8(e, 0x09); modrm_rbx(e, H_RDX, OFF_FLAGS);      /* or [rbx+eflags], edx */
+    if (host_flags_whole(be)) {
+        emit_lahf_ax(e);
+        emit_merge_ax(e, be->host_keep);
         return;
     }
     uint32_t keep = be->pend_keep, clear = be->pend_clear;
@@ -515,9 +533,37 @@ static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
     emit_epilogue(e);
 }
 
+/*
+ * A flat block that jumps to its own start and needs no flags there (its
+ * first flag writer comes before anything could observe them): the flags
+ * stay where they are (saved in AX for the way out) and the jump skips the
+ * entry checks whose registers the block does not write (loop_top).  Only
+ * the budget is checked.
+ */
+static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
+{
+    struct emitter *e = be->e;
+    uint32_t keep = be->host_keep;
+    emit_lahf_ax(e);
+    emit_count(e, count);
+    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
+    uint8_t *spent = emit_leave_check(e, true);
+    emit_patch_rel32(emit_jmp32(e), be->loop_top);
+    emit_patch_rel32(spent, e->p);
+    emit_merge_ax(e, keep);
+    emit_spill(be);
+    emit_store_eip(e, eip);
+    emit_epilogue(e);
+}
+
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
+    if (be->chain && be->flat && eip == be->block_eip && be->loop_top && !be->live_in && count &&
+        host_flags_whole(be)) {
+        emit_self_loop(be, eip, count);
+        return;
+    }
     if (be->chain && be->flat && be->nchain < 2 && !((eip ^ be->block_eip) & PAGE_MASK)) {
         emit_direct_exit(be, eip, count);
         return;

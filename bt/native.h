@@ -84,6 +84,8 @@ struct block_emit {
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
     int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
     int probes_ahead;           /* probes from this instruction until all flags are written again */
+    uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
+    uint32_t live_in;           /* flags the block may observe before writing them */
     uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
     int nbase_miss;
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
