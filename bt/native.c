@@ -33,6 +33,7 @@
 #include "monitor/physmem.h"
 #include "monitor/interp.h"
 
+#include <cpuid.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,11 +369,23 @@ static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclea
     *clear |= hclear;
 }
 
+/* LAHF in 64-bit mode (CPUID 80000001h ECX bit 0): every x86-64 CPU but
+ * the first few. */
+static bool host_has_lahf(void)
+{
+    static int has = -1;
+    if (has < 0) {
+        unsigned a, b, c, d;
+        has = __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & 1);
+    }
+    return has;
+}
+
 /* All six guest flags are deferred in the host's EFLAGS (AF possibly
  * cleared by a logic op): LAHF/SETO can take them. */
 static bool host_flags_whole(const struct block_emit *be)
 {
-    return be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH;
+    return be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH && host_has_lahf();
 }
 
 /* ah = SF ZF AF PF CF (LAHF), al = OF: two cheap instructions, no pushfq. */
