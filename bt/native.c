@@ -276,24 +276,35 @@ static void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clea
     }
 }
 
+/* The deferred host flags `hkeep`/`hclear` into R11 over what R11 holds,
+ * `*keep`/`*clear` (the block's state, or a copy of it on a path that leaves
+ * the static state alone: an exit, a stub).  Clobbers eax; first, before
+ * anything changes the host flags. */
+static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclear, uint32_t *keep, uint32_t *clear)
+{
+    if (!hclear)
+        return;
+    if (!(*clear & ~hclear)) {
+        emit_u8(e, 0x9c);                                      /* pushfq; pop r11: they replace all of R11 */
+        emit_u8(e, 0x41); emit_u8(e, 0x5b);
+        *keep = hkeep;
+        *clear = hclear;
+        return;
+    }
+    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
+    emit_u8(e, 0x25); emit_u32(e, hkeep);                      /* and eax, hkeep */
+    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, ~hclear */
+    emit_u32(e, ~hclear);
+    emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);      /* or r11d, eax */
+    *keep = (*keep & ~hclear) | hkeep;
+    *clear |= hclear;
+}
+
 /* The deferred flags from the host's EFLAGS into R11. */
 static void emit_capture(struct block_emit *be)
 {
-    struct emitter *e = be->e;
-    uint32_t keep = be->host_keep, clear = be->host_clear;
-    if (!clear)
-        return;
+    emit_host_into_r11(be->e, be->host_keep, be->host_clear, &be->pend_keep, &be->pend_clear);
     be->host_keep = be->host_clear = 0;
-    if (be->pend_clear & ~clear) {
-        emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
-        emit_u8(e, 0x25); emit_u32(e, keep);                   /* and eax, keep */
-        emit_combine_eax(be, keep, clear);
-        return;
-    }
-    emit_u8(e, 0x9c);                          /* pushfq */
-    emit_u8(e, 0x41); emit_u8(e, 0x5b);        /* pop r11 */
-    be->pend_keep = keep;
-    be->pend_clear = clear;
 }
 
 /* A host instruction whose guest flags are dead changed the host flags
@@ -344,29 +355,6 @@ static void emit_materialize(struct block_emit *be)
         return;
     emit_merge_r11(be->e, be->pend_keep, be->pend_clear);
     be->pend_keep = be->pend_clear = 0;
-}
-
-/* On a path that leaves the static state alone (an exit, a stub): the
- * deferred host flags `hkeep`/`hclear` into R11 over `*keep`/`*clear`.
- * Clobbers eax; first, before anything changes the host flags. */
-static void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclear, uint32_t *keep, uint32_t *clear)
-{
-    if (!hclear)
-        return;
-    if (!(*clear & ~hclear)) {
-        emit_u8(e, 0x9c);                                      /* pushfq; pop r11: they replace all of R11 */
-        emit_u8(e, 0x41); emit_u8(e, 0x5b);
-        *keep = hkeep;
-        *clear = hclear;
-        return;
-    }
-    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
-    emit_u8(e, 0x25); emit_u32(e, hkeep);                      /* and eax, hkeep */
-    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, ~hclear */
-    emit_u32(e, ~hclear);
-    emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);      /* or r11d, eax */
-    *keep = (*keep & ~hclear) | hkeep;
-    *clear |= hclear;
 }
 
 /* LAHF in 64-bit mode (CPUID 80000001h ECX bit 0): every x86-64 CPU but
@@ -449,6 +437,12 @@ static void emit_load_cf(struct block_emit *be)
         modrm_rbx(e, 4, OFF_FLAGS);
     }
     emit_u8(e, 0);
+}
+
+/* The block's CS covers every EIP (a flat block: 4 GiB by its key). */
+static bool cs_covers_all(const struct block_emit *be)
+{
+    return be->limit_checked == 0xffffffffu;
 }
 
 /* ---- stubs and exits ---- */
@@ -596,31 +590,29 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
     } else if (be->chain && be->nchain < 2) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = new_chain_slot(be, eip);
-        uint8_t *out[6];
+        uint8_t *out[5];
         out[0] = emit_leave_check(e, count != 0);
-        out[1] = NULL;
         emit_u8(e, 0xf7);                                      /* test dword [rbx+cs.base], 0xfff */
         modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
         emit_u32(e, 0xfff);
-        out[2] = emit_jcc32(e, CC_NE);
+        out[1] = emit_jcc32(e, CC_NE);
         emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
         emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x00);  /* mov rax, [rax] */
         emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);  /* test rax, rax */
-        out[3] = emit_jcc32(e, CC_E);
+        out[2] = emit_jcc32(e, CC_E);
         emit_u8(e, 0x80); emit_u8(e, 0xb8);                    /* cmp byte [rax+valid], 0 */
         emit_u32(e, offsetof(struct block, valid));
         emit_u8(e, 0);
-        out[4] = emit_jcc32(e, CC_E);
+        out[3] = emit_jcc32(e, CC_E);
         emit_u8(e, 0x8b); emit_u8(e, 0x88);                    /* mov ecx, [rax+last] */
         emit_u32(e, offsetof(struct block, last));
         emit_u8(e, 0x3b);                                      /* cmp ecx, [rbx+cs.limit] */
         modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
-        out[5] = emit_jcc32(e, CC_A);
+        out[4] = emit_jcc32(e, CC_A);
         emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
         emit_u32(e, offsetof(struct block, entry));
-        for (int k = 0; k < 6; k++)
-            if (out[k])
-                emit_patch_rel32(out[k], e->p);
+        for (int k = 0; k < 5; k++)
+            emit_patch_rel32(out[k], e->p);
         emit_unchained_exit(e, eip, slot);
     } else {
         emit_store_eip(e, eip);
@@ -705,6 +697,23 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
 }
 
 /* ---- operands ---- */
+
+/* lea eax, [guest register's host register + d] (flags kept) */
+static void emit_lea_eax(struct emitter *e, int guest, int32_t d)
+{
+    int r = hreg(guest);
+    bool d8 = d >= -128 && d <= 127;
+    if (r & 8)
+        emit_u8(e, 0x41);
+    emit_u8(e, 0x8d);
+    emit_u8(e, (d8 ? 0x40 : 0x80) | ((r & 7) == 4 ? 4 : (r & 7)));
+    if ((r & 7) == 4)
+        emit_u8(e, 0x24);                      /* r12 needs a SIB byte */
+    if (d8)
+        emit_u8(e, (uint8_t)d);
+    else
+        emit_u32(e, (uint32_t)d);
+}
 
 /* eax = effective offset of the memory operand (32-bit addressing):
  * lea eax, [base + index << scale + disp32], always with a SIB byte. */
@@ -869,7 +878,7 @@ static void emit_high_bytes_in(struct block_emit *be);
 static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
     if (in->mod != 3 && be->base_cached >= 0) {
-        /* [ESP/EBP + disp] in the page checked at the block's entry: no probe. */
+        /* [reg + disp] in the page checked at the block's entry: no probe. */
         struct emitter *e = be->e;
         emit_ea(e, in);
         emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
@@ -1302,26 +1311,11 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
 
 #define PUSH_EDI (-2)
 
-/* lea eax, [esp's host register + d] */
-static void emit_lea_esp(struct emitter *e, int8_t d)
-{
-    int r = hreg(R_ESP);
-    if (r & 8)
-        emit_u8(e, 0x41);
-    emit_u8(e, 0x8d);
-    if ((r & 7) == 4) {                        /* r12 needs a SIB byte */
-        emit_u8(e, 0x44); emit_u8(e, 0x24);
-    } else {
-        emit_u8(e, 0x40 | (r & 7));
-    }
-    emit_u8(e, (uint8_t)d);
-}
-
 static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
 {
     struct emitter *e = be->e;
     (void)in;
-    emit_lea_esp(e, -4);                       /* eax = esp - 4 (flags kept) */
+    emit_lea_eax(e, R_ESP, -4);                /* eax = esp - 4 (flags kept) */
     emit_probe(be, SEG_SS, 4, true, true);
     if (src_reg == PUSH_EDI) {
         emit_op(e, 4, 0x89, H_RDI, MEM_RDX);
@@ -1341,7 +1335,7 @@ static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
     emit_mov_rr32(e, H_RAX, hreg(R_ESP));
     emit_probe(be, SEG_SS, 4, false, true);
     emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);     /* mov ecx, [rdx] */
-    if (check_eip && be->limit_checked != 0xffffffffu) {   /* (a 4 GiB CS takes any EIP) */
+    if (check_eip && !cs_covers_all(be)) {
         emit_u8(e, 0x3b);                      /* cmp ecx, [rbx + cs.limit] */
         modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
         jump_to_stub(be, CC_A);
@@ -1534,8 +1528,8 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
     emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));    /* mov edi, rm */
-    if (be->limit_checked == 0xffffffffu)
-        return;                                /* a 4 GiB CS (flat block) */
+    if (cs_covers_all(be))
+        return;
     emit_u8(e, 0x3b);                                          /* cmp edi, [rbx + cs.limit] */
     modrm_rbx(e, H_RDI, OFF_SEG(SEG_CS, limit));
     jump_to_stub(be, CC_A);
@@ -1689,20 +1683,6 @@ static bool flags_merged_by_hand(const struct insn *in)
     return in->op == 0xd2 || in->op == 0xd3;
 }
 
-/*
- * Base-register page caching.  Compiled code addresses locals, arguments
- * and fields as [ESP + disp], [EBP + disp] or [reg + disp] again and again
- * in a block.  At the entry of a flat block, one check per such register
- * covers the range of its operands met before it is first written (and
- * before any threaded instruction): the range lies in one page the TLB maps (for writes too if
- * any of them writes), and that page's host - linear goes to
- * cpu.bt_base_addend.  Each covered operand is then lea + 2 instructions
- * instead of a probe.  The mapping cannot change meanwhile: only threaded
- * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
- * ends before any threaded instruction.  A check that fails leaves at once
- * (nothing has run yet) with cpu.bt_nocache naming the block: bt_run drops
- * it and translates the variant without caching, for good.
- */
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its
  * r/m operand left out when `rm_cached`. */
 int native_probes(const struct insn *in, bool rm_cached)
@@ -1716,6 +1696,21 @@ int native_probes(const struct insn *in, bool rm_cached)
         n++;
     return n;
 }
+
+/*
+ * Base-register page caching.  Compiled code addresses locals, arguments
+ * and fields as [ESP + disp], [EBP + disp] or [reg + disp] again and again
+ * in a block.  At the entry of a flat block, one check per such register
+ * covers the range of its operands met before it is first written (and
+ * before any threaded instruction): the range lies in one page the TLB maps
+ * (for writes too if any of them writes), and that page's host - linear goes to
+ * cpu.bt_base_addend.  Each covered operand is then lea + 2 instructions
+ * instead of a probe.  The mapping cannot change meanwhile: only threaded
+ * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
+ * ends before any threaded instruction.  A check that fails leaves at once
+ * (nothing has run yet) with cpu.bt_nocache naming the block: bt_run drops
+ * it and translates the variant without caching, for good.
+ */
 
 int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
 {
@@ -1735,16 +1730,7 @@ int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
 void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write)
 {
     struct emitter *e = be->e;
-    int r = hreg(base);
-    if (r & 8)                                 /* lea eax, [base + dmin] */
-        emit_u8(e, 0x41);
-    emit_u8(e, 0x8d);
-    if ((r & 7) == 4) {
-        emit_u8(e, 0x84); emit_u8(e, 0x24);
-    } else {
-        emit_u8(e, 0x80 | (r & 7));
-    }
-    emit_u32(e, (uint32_t)dmin);
+    emit_lea_eax(e, base, dmin);
     emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
     emit_tlb_index_edx(e);
     emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
@@ -1761,10 +1747,12 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
 
 /*
  * Whether the instruction's code leaves deferred flags in the host's
- * EFLAGS intact until it sets the flags it writes itself: moves, register
- * ALU ops (ADC/SBB when CF is among them) and such operations on memory
- * through the flag-keeping probe; and a conditional jump that tests them
- * (emit_jcc).  Everything else captures them first.
+ * EFLAGS intact until it sets the flags it writes itself: moves, PUSH/POP,
+ * ALU ops (ADC/SBB when CF is among them), shifts and IMUL whose host flags
+ * are the guest's or dead, and with a 4 GiB CS CALL/RET/JMP; memory
+ * operands through the flag-keeping probe, and at most two probes before the
+ * flags are overwritten.  Jcc, SETcc and CMOVcc whose flags are all there
+ * test them in place.  Everything else captures them first.
  */
 static bool keeps_host_flags(const struct block_emit *be, const struct insn *in, uint32_t eip)
 {
@@ -1803,10 +1791,10 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         case 0xfe: case 0xff:
             /* inc, dec, push r/m; call, jmp r/m with a 4 GiB CS (no limit check) */
             ok = in->reg <= 1 || (op == 0xff && in->reg == 6) ||
-                 (op == 0xff && (in->reg == 2 || in->reg == 4) && be->limit_checked == 0xffffffffu);
+                 (op == 0xff && (in->reg == 2 || in->reg == 4) && cs_covers_all(be));
             break;
         case 0xe8: case 0xe9: case 0xeb: case 0xc2: case 0xc3:
-            ok = be->limit_checked == 0xffffffffu;   /* exits merge the deferred flags themselves */
+            ok = cs_covers_all(be);            /* exits merge the deferred flags themselves */
             break;
         default:
             ok = false;
@@ -1818,9 +1806,7 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
      * flag-keeping one: past two, one pushfq now is cheaper. */
     if (be->probes_ahead > 2 && native_probes(in, be->base_cached >= 0))
         return false;
-    if (op >= 0x50 && op <= 0x5f)
-        return probe_keeps_flags(be, SEG_SS);
-    if (op == 0xe8 || op == 0xc2 || op == 0xc3)
+    if ((op >= 0x50 && op <= 0x5f) || op == 0xe8 || op == 0xc2 || op == 0xc3)
         return probe_keeps_flags(be, SEG_SS);
     if (op == 0xff && (in->reg == 6 || in->reg == 2))
         return in->mod == 3 ? probe_keeps_flags(be, SEG_SS)
