@@ -276,53 +276,43 @@ static bool ends_block(const struct insn *in)
 
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
- * for each register that has at least two. */
+ * for each register that has at least two.  Returns the registers checked. */
 static unsigned plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
 {
-    unsigned checked = 0;
+    int candidate[MAX_BLOCK_INSNS];            /* the base register each instruction's operand may use */
     int32_t lo[8], hi[8];
-    bool write[8] = { false }, done[8] = { false };
+    bool write[8] = { false };
     int uses[8] = { 0 };
+    unsigned written = 0;
     for (int r = 0; r < 8; r++) {
         lo[r] = INT32_MAX;
         hi[r] = INT32_MIN;
     }
-    for (int k = 0; k < b->ninsn; k++) {
-        const struct insn *in = &b->insns[k];
-        if (!native_supported(in))
-            break;
+    int n = 0;
+    for (; n < b->ninsn && native_supported(&b->insns[n]); n++) {
+        const struct insn *in = &b->insns[n];
         int32_t d;
         bool w;
         int r = native_base_operand(in, &d, &w);
-        if (r >= 0 && !done[r]) {
+        candidate[n] = r >= 0 && !(written & (1u << r)) ? r : -1;
+        if (candidate[n] >= 0) {
             lo[r] = d < lo[r] ? d : lo[r];
             hi[r] = d + 3 > hi[r] ? d + 3 : hi[r];   /* native operands are at most 4 bytes */
             write[r] |= w;
             uses[r]++;
         }
-        for (int g = 0; g < 8; g++)
-            if (native_regs_written(in) & (1u << g))
-                done[g] = true;
+        written |= native_regs_written(in);
     }
+    unsigned checked = 0;
     for (int r = 0; r < 8; r++) {
         if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
             continue;
         native_emit_base_check(be, r, lo[r], hi[r], write[r]);
         checked |= 1u << r;
-        for (int g = 0; g < 8; g++)
-            done[g] = false;
-        for (int k = 0; k < b->ninsn && !done[r]; k++) {
-            const struct insn *in = &b->insns[k];
-            if (!native_supported(in))
-                break;
-            int32_t d;
-            bool w;
-            if (native_base_operand(in, &d, &w) == r)
-                base_cached[k] = r;
-            if (native_regs_written(in) & (1u << r))
-                done[r] = true;
-        }
     }
+    for (int k = 0; k < n; k++)
+        if (candidate[k] >= 0 && (checked & (1u << candidate[k])))
+            base_cached[k] = candidate[k];
     return checked;
 }
 
@@ -494,6 +484,14 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     return b;
 }
 
+/* Block b was translated for what `want` describes (a variant without base
+ * caching always fits; one with it, unless `want` asks for the other). */
+static bool block_fits(const struct block *b, const struct block *want)
+{
+    return b->phys == want->phys && b->eip == want->eip && b->code32 == want->code32 && b->user == want->user &&
+           b->flat == want->flat && (b->nocache || !want->nocache);
+}
+
 /* The block for CS:EIP, translating it if needed; NULL when the interpreter must take this instruction. */
 static struct block *lookup(struct bt *bt)
 {
@@ -513,13 +511,13 @@ static struct block *lookup(struct bt *bt)
     bool flat = segments_flat(c);
     bool nocache = bt->want_nocache;           /* the caching variant here failed its entry check */
     bt->want_nocache = false;
+    const struct block want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
+                                .nocache = nocache };
     struct block *b = bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)];
-    if (b && b->valid && b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
-        b->flat == flat && (b->nocache || !nocache))
+    if (b && b->valid && block_fits(b, &want))
         goto found;
     b = bt->hash[hash_of(phys, code32)];
-    while (b && !(b->phys == phys && b->eip == c->eip && b->code32 == code32 && b->user == user &&
-                  b->flat == flat && (b->nocache || !nocache)))
+    while (b && !block_fits(b, &want))
         b = b->hash_next;
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, nocache);
