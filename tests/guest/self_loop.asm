@@ -11,40 +11,15 @@
 ; them between the engines), then the number of checks made; exit status 33
 ; through isa-debug-exit when no check failed, 35 when one did.
 %include "tests/guest/flat32_rom.inc"
+%include "tests/guest/irq0_1khz.inc"
 
 CHECKED equ 0x2000              ; interrupts taken at the loop's top
 BAD     equ 0x2004              ; ... whose EFLAGS did not match ECX
-IDT     equ 0x1000              ; 0x21 gates: vectors 0x00-0x20
-ROM     equ 0xf0000             ; where the ROM's code runs (flat CS)
 
 FLAT32_ROM_START
     mov dword [CHECKED], 0
     mov dword [BAD], 0
-    mov eax, ROM + timer_irq    ; interrupt gate for vector 0x20 (IRQ0)
-    mov [IDT + 0x20 * 8], ax
-    mov word [IDT + 0x20 * 8 + 2], 0x08
-    mov word [IDT + 0x20 * 8 + 4], 0x8e00
-    shr eax, 16
-    mov [IDT + 0x20 * 8 + 6], ax
-    lidt [ROM + idt_ptr]
-    mov al, 0x11                ; master PIC: ICW1-4, vectors 0x20-0x27
-    out 0x20, al
-    mov al, 0x20
-    out 0x21, al
-    mov al, 0x04
-    out 0x21, al
-    mov al, 0x01
-    out 0x21, al
-    mov al, 0xfe                ; only IRQ0
-    out 0x21, al
-    mov al, 0xff                ; slave: all masked
-    out 0xa1, al
-    mov al, 0x34                ; PIT channel 0, mode 2, 1193 = 1 kHz
-    out 0x43, al
-    mov al, 0xa9
-    out 0x40, al
-    mov al, 0x04
-    out 0x40, al
+    IRQ0_1KHZ_START timer_irq
 
     mov ecx, 3000000
     mov edi, 0x10000
@@ -131,8 +106,6 @@ timer_irq:
     pop eax
     iret
 
-idt_ptr:
-    dw 0x21 * 8 - 1
-    dd IDT
+    IRQ0_1KHZ_DATA
 
 FLAT32_ROM_END
