@@ -778,7 +778,7 @@ void bt_set_flag_keeping_probe(bool want)
     flag_keeping_probe = want && __builtin_cpu_supports("bmi2");
 }
 
-static bool host_has_bmi2(void)
+static bool flag_keeping_probe_on(void)
 {
     if (flag_keeping_probe < 0)
         bt_set_flag_keeping_probe(true);
@@ -820,7 +820,7 @@ static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool 
 /* Flat DS/ES/SS operands of a flat block: the probe can keep deferred flags. */
 static bool probe_keeps_flags(const struct block_emit *be, int sreg)
 {
-    return be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS) && host_has_bmi2();
+    return be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS) && flag_keeping_probe_on();
 }
 
 /*
@@ -2070,19 +2070,19 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     emit_materialize(be);
     native_flush_count(be);
     emit_call_step(e, eip, in, step);
-    if (!last) {
-        emit_test_al(e);
+    /* After a plain one nothing the interrupt check needs to see happened:
+     * a chaining block goes on directly at its end too. */
+    bool goes_on = be->chain && native_threaded_is_plain(in);
+    if (!last || goes_on) {
+        emit_test_al(e);                       /* step says whether the block may go on */
         be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
-    } else if (be->chain && native_threaded_is_plain(in)) {
-        /* Nothing the interrupt check needs to see happened (nor a write
-         * that asks to leave: step says so): go on directly. */
-        emit_test_al(e);
-        be->plain_exits[be->nplain++] = emit_jcc32(e, CC_E);
+    }
+    if (!last)
+        return;
+    if (goes_on) {
         emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
         modrm_rbx(e, H_RDI, OFF_EIP);
         emit_jump_cache(be, false);
-        be->plain_exits[be->nplain++] = emit_jmp32(e);
-    } else {
-        be->plain_exits[be->nplain++] = emit_jmp32(e);
     }
+    be->plain_exits[be->nplain++] = emit_jmp32(e);
 }
