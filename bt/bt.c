@@ -246,6 +246,21 @@ static bool bt_step_threaded(struct cpu *c, const struct insn *in)
     return bt_step(c, in);
 }
 
+/* A plain threaded instruction after which chained code may not go on when
+ * an interrupt became deliverable (STI, POPF): the run loop delivers it. */
+static bool bt_step_guard_interrupt(struct cpu *c, const struct insn *in)
+{
+    return bt_step_threaded(c, in) && !((c->eflags & FL_IF) && machine_intr_pending(c->m));
+}
+
+static bool segments_flat(const struct cpu *c);
+
+/* A DS or ES load in code translated for flat segments: it goes on only if they still are. */
+static bool bt_step_guard_flat(struct cpu *c, const struct insn *in)
+{
+    return bt_step_threaded(c, in) && segments_flat(c);
+}
+
 static bool bt_step_slow(struct cpu *c, const struct insn *in)
 {
     if (c->trace & TRACE_BT)
@@ -314,6 +329,22 @@ static unsigned plan_base_cache(struct block_emit *be, const struct block *b, in
         if (candidate[k] >= 0 && (checked & (1u << candidate[k])))
             base_cached[k] = candidate[k];
     return checked;
+}
+
+/* The step a threaded instruction calls: with its guard, where code after it relies on one. */
+static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, const struct insn *)
+{
+    if (!native_threaded_is_plain(in))
+        return bt_step_threaded;
+    switch (native_threaded_guard(in)) {
+    case GUARD_INTERRUPT:
+        return bt_step_guard_interrupt;
+    case GUARD_FLAT:
+        return flat ? bt_step_guard_flat : bt_step_threaded;
+    case GUARD_NONE:
+        break;
+    }
+    return bt_step_threaded;
 }
 
 static void emit_block_code(struct bt *bt, struct block *b)
@@ -394,7 +425,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
         } else {
-            native_emit_threaded(&be, in, eip, last, bt_step_threaded);
+            native_emit_threaded(&be, in, eip, last, threaded_step(in, flat_so_far));
             ended = last;
             if (!native_threaded_is_plain(in))
                 flat_so_far = false;   /* it may have loaded a segment register */
@@ -513,7 +544,7 @@ static struct block *lookup(struct bt *bt)
     bt->want_nocache = false;
     const struct block want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
                                 .nocache = nocache };
-    struct block *b = bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)];
+    struct block *b = bt->jump_cache[bt_jump_cache_index(c->eip)];
     if (b && b->valid && block_fits(b, &want))
         goto found;
     b = bt->hash[hash_of(phys, code32)];
@@ -522,7 +553,7 @@ static struct block *lookup(struct bt *bt)
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, nocache);
     if (b)
-        bt->jump_cache[c->eip & (BT_JUMP_CACHE_SIZE - 1)] = b;
+        bt->jump_cache[bt_jump_cache_index(c->eip)] = b;
 found:
     /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
     if (b && (b->last > c->seg[SEG_CS].limit || b->last < b->eip))

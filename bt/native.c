@@ -1184,11 +1184,14 @@ bool native_supported(const struct insn *in)
 /* ---- threaded instructions that keep a block chainable ---- */
 
 /*
- * A threaded instruction that only computes on registers, flags and memory:
- * it cannot change the mode, CPL, segment registers, mappings or port I/O
- * state, nor make an interrupt deliverable (CLI only masks them), so the
- * block around it may still chain and keep its flat probes.  (A CPU write that reaches a device, or FERR#, sets bt_exit, which
- * stops chaining: see machine_phys_write and machine_fpu_ferr.)
+ * A threaded instruction that only computes on registers, flags and memory,
+ * or changes state that chained code does not assume: it cannot change the
+ * mode, CPL, CS, SS, mappings or port I/O state, so the block around it may
+ * still chain and keep its flat probes.  Two kinds need bt's step to stop
+ * the chain at run time (native_threaded_guard): STI and POPF, when an
+ * interrupt has become deliverable, and DS or ES loads, when the segments
+ * stopped being flat.  (A CPU write that reaches a device, or FERR#, sets
+ * bt_exit, which stops chaining: see machine_phys_write and machine_fpu_ferr.)
  */
 bool native_threaded_is_plain(const struct insn *in)
 {
@@ -1197,19 +1200,44 @@ bool native_threaded_is_plain(const struct insn *in)
         return false;
     if (op >= 0xd8 && op <= 0xdf)
         return true;                           /* x87 */
+    if (op == 0x8e)
+        return in->reg != SEG_SS;              /* MOV Sreg (SS shadows interrupts; CS is #UD) */
     if (alu_family(op) || (op >= 0x40 && op <= 0x61) || (op >= 0x68 && op <= 0x6b) ||
-        (op >= 0x80 && op <= 0x8d) || (op >= 0x8f && op <= 0x99) || (op >= 0x9b && op <= 0x9c) ||
-        (op >= 0x9e && op <= 0xbf) || (op >= 0xc0 && op <= 0xc1) || (op >= 0xc6 && op <= 0xc9) ||
-        (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) || (op >= 0xf8 && op <= 0xfa) ||
-        (op >= 0xfc && op <= 0xfe))
-        return op != 0x8e;                     /* MOV Sreg, r/m loads a segment */
+        (op >= 0x80 && op <= 0x99) || (op >= 0x9b && op <= 0xbf) || (op >= 0xc0 && op <= 0xc1) ||
+        (op >= 0xc6 && op <= 0xc9) || (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) ||
+        (op >= 0xf8 && op <= 0xfe))
+        return true;
     if (op == 0xff)
         return in->reg <= 1 || in->reg == 6;
+    if (op == 0x100)
+        return in->reg <= 1 || in->reg == 4 || in->reg == 5;   /* SLDT, STR, VERR, VERW */
     if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1a3 && op <= 0x1a5) ||
         (op >= 0x1ab && op <= 0x1ad) || (op >= 0x1af && op <= 0x1b1) || (op >= 0x1b3 && op <= 0x1b7) ||
         (op >= 0x1ba && op <= 0x1c1) || (op >= 0x1c8 && op <= 0x1cf))
         return op != 0x1b2 && op != 0x1b4 && op != 0x1b5;   /* LSS/LFS/LGS */
-    return op == 0x1a2 || op == 0x131 || op == 0x1c7;       /* CPUID, RDTSC, CMPXCHG8B */
+    switch (op) {
+    case 0x06: case 0x0e: case 0x16: case 0x1e: case 0x1a0: case 0x1a8:    /* PUSH Sreg */
+    case 0x07: case 0x1f: case 0x1a1: case 0x1a9:                          /* POP ES/DS/FS/GS */
+    case 0x120: case 0x121:                                                /* MOV r32, CRn/DRn */
+    case 0x1a2: case 0x131: case 0x1c7:                                    /* CPUID, RDTSC, CMPXCHG8B */
+        return true;
+    }
+    return false;
+}
+
+/* What bt's step must check after a plain threaded instruction before the
+ * block goes on (see native_threaded_is_plain). */
+enum native_guard native_threaded_guard(const struct insn *in)
+{
+    switch (in->op) {
+    case 0xfb: case 0x9d:
+        return GUARD_INTERRUPT;
+    case 0x07: case 0x1f:
+        return GUARD_FLAT;
+    case 0x8e:
+        return in->reg == SEG_ES || in->reg == SEG_DS ? GUARD_FLAT : GUARD_NONE;
+    }
+    return GUARD_NONE;
 }
 
 /* ---- flag liveness ---- */
@@ -1551,7 +1579,9 @@ static void emit_jump_cache(struct block_emit *be, bool counted)
     out[0] = emit_leave_check(e, counted);
     int n = 1;
     emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
-    emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 */
+    emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, 16);        /* shr eax, 16 */
+    emit_u8(e, 0x31); emit_u8(e, 0xf8);                        /* xor eax, edi */
+    emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 (bt_jump_cache_index) */
     emit_mov_imm64(e, H_RSI, (uintptr_t)be->jump_cache);
     emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x04); emit_u8(e, 0xc6);   /* mov rax, [rsi+rax*8] */
     emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);      /* test rax, rax */

@@ -69,6 +69,14 @@ struct native_stub {
 
 #define BT_JUMP_CACHE_SIZE 65536    /* blocks by EIP: indirect exits and bt_run lookups (power of two) */
 
+/* The jump cache slot of an EIP.  The high half is folded in so that kernel
+ * and user code at the same low 16 bits (0xc1234567, 0x08054567) do not
+ * evict each other: native.c's emit_jump_cache computes the same. */
+static inline unsigned bt_jump_cache_index(uint32_t eip)
+{
+    return (eip ^ (eip >> 16)) & (BT_JUMP_CACHE_SIZE - 1);
+}
+
 struct block_emit {
     struct emitter *e;
     struct block *self;         /* the block being translated */
@@ -124,6 +132,12 @@ int native_base_operand(const struct insn *in, int32_t *disp, bool *write);
 int native_probes(const struct insn *in, bool rm_cached);
 /* A threaded instruction after which the block may still chain (see native.c). */
 bool native_threaded_is_plain(const struct insn *in);
+enum native_guard {
+    GUARD_NONE,
+    GUARD_INTERRUPT,       /* it may have made an interrupt deliverable */
+    GUARD_FLAT,            /* it loaded DS or ES: code after it may assume flat segments */
+};
+enum native_guard native_threaded_guard(const struct insn *in);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_needed(const struct insn *in);
