@@ -159,11 +159,17 @@ static void drop_block(struct bt *bt, struct block *b)
     bt->stats.blocks_invalidated++;
 }
 
+/* The next block in the list of `page`: a two-page block is in two lists. */
+static struct block *next_in_page(const struct block *b, uint32_t page)
+{
+    return b->two_pages && b->phys2 == page ? b->page2_next : b->page_next;
+}
+
 /* Every block of the physical page goes. */
 static void drop_page(struct bt *bt, uint32_t page)
 {
     page &= PAGE_MASK;
-    for (struct block *b = bt->page_blocks[page >> 12]; b; b = b->page_next)
+    for (struct block *b = bt->page_blocks[page >> 12]; b; b = next_in_page(b, page))
         drop_block(bt, b);
     bt->page_blocks[page >> 12] = NULL;
     physmem_set_code(bt->pm, page, false);
@@ -186,9 +192,12 @@ void bt_flush(struct bt *bt)
                 bt->pm_rom_generation != bt->pm->rom_generation ? "ROM contents changed" : "cache full or requested");
     for (int k = 0; k < bt->nblocks; k++) {
         struct block *b = &bt->blocks[k];
-        if (bt->page_blocks[b->phys >> 12]) {
-            physmem_set_code(bt->pm, b->phys & PAGE_MASK, false);
-            bt->page_blocks[b->phys >> 12] = NULL;
+        for (int p = 0; p < 1 + b->two_pages; p++) {
+            uint32_t page = p ? b->phys2 : b->phys & PAGE_MASK;
+            if (bt->page_blocks[page >> 12]) {
+                physmem_set_code(bt->pm, page, false);
+                bt->page_blocks[page >> 12] = NULL;
+            }
         }
     }
     memset(bt->hash, 0, sizeof(bt->hash));
@@ -212,6 +221,10 @@ static void drop_remapped(struct bt *bt)
         struct block *b = &bt->blocks[k];
         if (b->valid && bt->pm->rd[b->phys >> 12] != b->host_page) {
             drop_page(bt, b->phys);
+            pages++;
+        }
+        if (b->valid && b->two_pages && bt->pm->rd[b->phys2 >> 12] != b->host_page2) {
+            drop_page(bt, b->phys2);
             pages++;
         }
     }
@@ -375,6 +388,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
         /* A target of patched jumps (see native.c): registers come loaded. */
         native_emit_load_all(&be);
         b->entry_chained = e->p;
+        if (b->two_pages)
+            native_emit_page2_check(&be, (b->eip & PAGE_MASK) + PAGE_SIZE, b->phys2);
         unsigned checked = b->nocache ? 0 : plan_base_cache(&be, b, base_cached);
         /* A jump to the block's own start may skip the entry checks when the
          * block writes none of their registers (nothing could fail there
@@ -438,20 +453,37 @@ static void emit_block_code(struct bt *bt, struct block *b)
     b->code = (void (*)(struct cpu *))start;
 }
 
-/* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at `off`. */
-static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, struct insn *out)
+/* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at
+ * `off`.  *crosses: decoding stopped at an instruction that continues in
+ * the next page. */
+static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, struct insn *out, bool *crosses)
 {
     int n = 0;
+    *crosses = false;
     while (n < MAX_BLOCK_INSNS && off < PAGE_SIZE) {
         int avail = PAGE_SIZE - off < INSN_MAX_LEN ? PAGE_SIZE - off : INSN_MAX_LEN;
         int len = decode(page_bytes + off, avail, code32, &out[n]);
-        if (len <= 0)
-            break;             /* crosses the page or too long: the interpreter takes it */
+        if (len <= 0) {
+            *crosses = len == DECODE_NEED_MORE;
+            break;             /* too long: the interpreter raises #GP */
+        }
         off += len;
         if (ends_block(&out[n++]))
             break;
     }
     return n;
+}
+
+/* The instruction at `off` of page_bytes that continues in page2_bytes,
+ * decoded from a copy of both parts; false if it is too long. */
+static bool decode_crossing(const uint8_t *page_bytes, uint32_t off, const uint8_t *page2_bytes, bool code32,
+                            struct insn *out)
+{
+    uint8_t buf[INSN_MAX_LEN];
+    uint32_t first = PAGE_SIZE - off;
+    memcpy(buf, page_bytes + off, first);
+    memcpy(buf + first, page2_bytes, INSN_MAX_LEN - first);
+    return decode(buf, INSN_MAX_LEN, code32, out) > 0;
 }
 
 /* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, SS is
@@ -478,12 +510,35 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
         bt_flush(bt);
     const uint8_t *page_bytes = host - (phys & 0xfff);
     struct insn *insns = &bt->insn_arena[bt->ninsns];
-    int n = decode_run(page_bytes, phys & 0xfff, code32, insns);
+    bool crosses;
+    int n = decode_run(page_bytes, phys & 0xfff, code32, insns, &crosses);
+    /* An instruction that continues in the next page ends the block, if
+     * that page can be fetched from now: the block then depends on both
+     * pages (it checks the second one's mapping at entry).  Only in flat
+     * code, whose linear addresses are EIPs; elsewhere the interpreter
+     * takes the instruction. */
+    uint32_t lin2 = (bt->cpu->eip & PAGE_MASK) + PAGE_SIZE, phys2 = 0;
+    const uint8_t *page2_bytes = NULL;
+    if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
+        uint32_t off = phys & 0xfff;
+        for (int k = 0; k < n; k++)
+            off += insns[k].len;
+        page2_bytes = mem_code_ptr_nofault(bt->cpu, lin2, &phys2);
+        if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) && decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n]))
+            n++;
+        else
+            page2_bytes = NULL;
+    }
     if (n == 0)
         return NULL;
     bt->ninsns += n;
     struct block *b = &bt->blocks[bt->nblocks++];
     memset(b, 0, sizeof(*b));
+    if (page2_bytes) {
+        b->two_pages = true;
+        b->phys2 = phys2 & PAGE_MASK;
+        b->host_page2 = bt->pm->rd[phys2 >> 12];
+    }
     b->valid = true;
     b->phys = phys;
     b->host_page = bt->pm->rd[phys >> 12];
@@ -500,8 +555,14 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->insns = insns;
     uint8_t *code_start = bt->em.p;
     emit_block_code(bt, b);
-    if (bt->cpu->trace & TRACE_OUT_ASM)
-        trace_translation(code32, b->eip, phys, host, b->last - b->eip + 1, code_start, bt->em.p - code_start);
+    if (bt->cpu->trace & TRACE_OUT_ASM) {
+        uint32_t in_page = PAGE_SIZE - (phys & 0xfff), guest_len = b->last - b->eip + 1;
+        uint8_t bytes[PAGE_SIZE + INSN_MAX_LEN];
+        memcpy(bytes, host, guest_len < in_page ? guest_len : in_page);
+        if (guest_len > in_page)
+            memcpy(bytes + in_page, page2_bytes, guest_len - in_page);
+        trace_translation(code32, b->eip, phys, bytes, (int)guest_len, code_start, bt->em.p - code_start);
+    }
     if (bt->perf_map)
         fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
                 (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
@@ -511,6 +572,11 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->page_next = bt->page_blocks[phys >> 12];
     bt->page_blocks[phys >> 12] = b;
     mark_code_page(bt, phys);
+    if (b->two_pages) {
+        b->page2_next = bt->page_blocks[b->phys2 >> 12];
+        bt->page_blocks[b->phys2 >> 12] = b;
+        mark_code_page(bt, b->phys2);
+    }
     bt->stats.blocks_translated++;
     return b;
 }
@@ -521,6 +587,14 @@ static bool block_fits(const struct block *b, const struct block *want)
 {
     return b->phys == want->phys && b->eip == want->eip && b->code32 == want->code32 && b->user == want->user &&
            b->flat == want->flat && (b->nocache || !want->nocache);
+}
+
+/* A two-page block's second page maps where it did (filling the TLB entry its entry check reads). */
+static bool page2_maps(struct cpu *c, const struct block *b)
+{
+    uint32_t phys2;
+    return !b->two_pages ||
+           (mem_code_ptr_nofault(c, (b->eip & PAGE_MASK) + PAGE_SIZE, &phys2) && (phys2 & PAGE_MASK) == b->phys2);
 }
 
 /* The block for CS:EIP, translating it if needed; NULL when the interpreter must take this instruction. */
@@ -545,10 +619,10 @@ static struct block *lookup(struct bt *bt)
     const struct block want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
                                 .nocache = nocache };
     struct block *b = bt->jump_cache[bt_jump_cache_index(c->eip)];
-    if (b && b->valid && block_fits(b, &want))
+    if (b && b->valid && block_fits(b, &want) && page2_maps(c, b))
         goto found;
     b = bt->hash[hash_of(phys, code32)];
-    while (b && !block_fits(b, &want))
+    while (b && !(block_fits(b, &want) && page2_maps(c, b)))
         b = b->hash_next;
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, nocache);

@@ -656,6 +656,15 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_nocache));
         emit_epilogue(e);
     }
+    if (be->page2_miss[0]) {
+        /* The second page is not in the TLB, or maps elsewhere: nothing has
+         * run; bt_run's lookup walks the page tables and decides. */
+        emit_patch_rel32(be->page2_miss[0], e->p);
+        emit_patch_rel32(be->page2_miss[1], e->p);
+        emit_regs_store(e, NATIVE_ALL_REGS);
+        emit_store_eip(e, be->block_eip);
+        emit_epilogue(e);
+    }
     uint8_t *plain_exit = e->p;
     emit_epilogue(e);
     for (int k = 0; k < be->nplain; k++)
@@ -1773,6 +1782,20 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
     emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
     modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+}
+
+/* A two-page block's entry check: the TLB maps its second linear page
+ * (lin2, a constant in flat code) to the physical page it was translated from. */
+void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2)
+{
+    struct emitter *e = be->e;
+    int32_t entry = (int32_t)(((lin2 >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], lin2 */
+    emit_u32(e, lin2);
+    be->page2_miss[0] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], phys2 */
+    emit_u32(e, phys2);
+    be->page2_miss[1] = emit_jcc32(e, CC_NE);
 }
 
 /*

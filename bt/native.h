@@ -46,6 +46,13 @@ struct block {
     struct insn *insns;
     struct chain_slot chain[2];      /* fixed-target exits (taken/fall-through) */
     struct chain_slot *incoming;     /* patched jumps into this block */
+    /* A flat block whose last instruction crosses into the next linear page
+     * (see bt.c, translate): that page's physical page and bytes then, and
+     * the link in its page list. */
+    bool two_pages;
+    uint32_t phys2;
+    const uint8_t *host_page2;
+    struct block *page2_next;
 };
 
 #define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
@@ -96,6 +103,7 @@ struct block_emit {
     uint32_t live_in;           /* flags the block may observe before writing them */
     uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
     int nbase_miss;
+    uint8_t *page2_miss[2];     /* rel32 fields of the second page's entry check (two-page blocks) */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
     uint32_t pend_clear;        /* the EFLAGS bits they replace */
     uint32_t host_keep;         /* host flag bits, still in the host's own EFLAGS, not captured yet */
@@ -138,6 +146,7 @@ enum native_guard {
     GUARD_FLAT,            /* it loaded DS or ES: code after it may assume flat segments */
 };
 enum native_guard native_threaded_guard(const struct insn *in);
+void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_needed(const struct insn *in);

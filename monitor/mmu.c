@@ -95,15 +95,18 @@ struct walk {
     bool global;
 };
 
-/* The two-level walk; sets A (and D on writes) as the hardware does. */
-static struct walk page_walk(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+/* The two-level walk; sets A (and D on writes) as the hardware does.
+ * False, with the #PF error code in *err, when the access would fault;
+ * `quiet`: false too where it would have to set an A or D bit. */
+static bool page_walk_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user, bool quiet,
+                          struct walk *w, uint32_t *err)
 {
     bool write = acc == ACC_WRITE;
-    uint32_t err = (write ? PF_W : 0) | (user ? PF_U : 0);
+    *err = (write ? PF_W : 0) | (user ? PF_U : 0);
     uint32_t pde_addr = (c->cr3 & PAGE_MASK) | ((lin >> 20) & 0xffc);
     uint32_t pde = phys_read32(c, pde_addr);
     if (!(pde & PTE_P))
-        page_fault(c, lin, err);
+        return false;
 
     uint32_t entry, entry_addr, phys;
     bool big = (pde & PTE_PS) && (c->cr4 & CR4_PSE);
@@ -117,28 +120,29 @@ static struct walk page_walk(struct cpu *c, uint32_t lin, enum mmu_access acc, b
         entry_addr = (pde & PAGE_MASK) | ((lin >> 10) & 0xffc);
         entry = phys_read32(c, entry_addr);
         if (!(entry & PTE_P))
-            page_fault(c, lin, err);
+            return false;
         flags = pde & entry;
         phys = entry & PAGE_MASK;
     }
     bool user_ok = flags & PTE_US;
     bool rw_ok = flags & PTE_RW;
-    if (user && !user_ok)
-        page_fault(c, lin, err | PF_P);
-    if (write && !rw_ok && (user || (c->cr0 & CR0_WP)))
-        page_fault(c, lin, err | PF_P);
+    if ((user && !user_ok) || (write && !rw_ok && (user || (c->cr0 & CR0_WP)))) {
+        *err |= PF_P;
+        return false;
+    }
 
+    uint32_t upd = entry | PTE_A | (write ? PTE_D : 0);
+    if (quiet && ((!big && !(pde & PTE_A)) || upd != entry))
+        return false;
     if (!big && !(pde & PTE_A))
         phys_write32(c, pde_addr, pde | PTE_A);
-    uint32_t upd = entry | PTE_A | (write ? PTE_D : 0);
     if (upd != entry)
         phys_write32(c, entry_addr, upd);
 
-    struct walk w;
-    w.phys = phys;
-    w.writable = (upd & PTE_D) && (rw_ok || (!user && !(c->cr0 & CR0_WP)));
-    w.global = (entry & PTE_G) && (c->cr4 & CR4_PGE);
-    return w;
+    w->phys = phys;
+    w->writable = (upd & PTE_D) && (rw_ok || (!user && !(c->cr0 & CR0_WP)));
+    w->global = (entry & PTE_G) && (c->cr4 & CR4_PGE);
+    return true;
 }
 
 static uint32_t a20_mask(const struct cpu *c)
@@ -152,12 +156,16 @@ static void check_generation(struct cpu *c)
         tlb_flush_all(c);
 }
 
-/* Translate and fill the TLB entry for the page. */
-static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+/* Translate and fill the TLB entry for the page; false (with the #PF error
+ * code in *err, nothing filled) when the access would fault, or with
+ * `quiet` when the walk would have to set an A or D bit. */
+static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user, bool quiet,
+                               uint32_t *pa, uint32_t *err)
 {
     struct walk w;
     if (c->cr0 & CR0_PG) {
-        w = page_walk(c, lin, acc, user);
+        if (!page_walk_try(c, lin, acc, user, quiet, &w, err))
+            return false;
     } else {
         w.phys = lin & PAGE_MASK;
         w.writable = true;
@@ -182,7 +190,17 @@ static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc,
     e->addend = rd ? (uintptr_t)rd - page : 0;
     e->phys = w.phys;
     e->global = w.global;
-    return w.phys | (lin & 0xfff);
+    *pa = w.phys | (lin & 0xfff);
+    return true;
+}
+
+/* Translate and fill the TLB entry for the page, or raise #PF. */
+static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+{
+    uint32_t pa, err;
+    if (!translate_fill_try(c, lin, acc, user, false, &pa, &err))
+        page_fault(c, lin, err);
+    return pa;
 }
 
 uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
@@ -232,6 +250,19 @@ void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user)
     translate_fill(c, lin, ACC_WRITE, user);
     if ((lin & 0xfff) + size > PAGE_SIZE)
         translate_fill(c, (lin | 0xfff) + 1, ACC_WRITE, user);
+}
+
+const uint8_t *mem_code_ptr_nofault(struct cpu *c, uint32_t lin, uint32_t *phys)
+{
+    bool user = mmu_user(c);
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    uint32_t pa, err;
+    if (e->tag_read != (lin & PAGE_MASK) && !translate_fill_try(c, lin, ACC_EXEC, user, true, &pa, &err))
+        return NULL;
+    if (e->tag_read != (lin & PAGE_MASK))
+        return NULL;
+    *phys = e->phys | (lin & 0xfff);
+    return (const uint8_t *)(lin + e->addend);
 }
 
 const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys)

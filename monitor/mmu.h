@@ -28,6 +28,10 @@ void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user);
 /* Host pointer for an executable linear address, or NULL if not plain memory
  * (then *phys receives the physical address).  Raises #PF. */
 const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys);
+/* The same without side effects: NULL when the page cannot be fetched from
+ * now (not present, not allowed, not RAM), or not without setting an A bit
+ * first.  Only the TLB entry may be filled. */
+const uint8_t *mem_code_ptr_nofault(struct cpu *c, uint32_t lin, uint32_t *phys);
 
 static inline bool mmu_user(const struct cpu *c) { return c->cpl == 3; }
 

@@ -88,6 +88,25 @@ else
     fail "bt: nasm failed on self_loop.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
 fi
 
+# An instruction that crosses into the next page, last in a block run from
+# RAM under paging: after the second page is remapped, and after stores into
+# either page, each round must add the immediate the bytes say now.
+cross_rom="$E2E_TMP/bt-page-cross.bin"
+if nasm -f bin tests/guest/page_cross.asm -o "$cross_rom" 2>"$E2E_TMP/bt-nasm.log"; then
+    for engine in bt interp; do
+        $RV -accel $engine -bios "$cross_rom" -display none -serial none -m 16 -max-insns 10000000 \
+            >"$E2E_TMP/bt-page-cross-$engine.out" 2>&1
+        rc=$?
+        if [ $rc -eq 33 ]; then
+            pass "bt: a page-crossing instruction follows remaps and stores of both its pages under -accel $engine"
+        else
+            fail "bt: the page-crossing ROM under -accel $engine ended with status $rc (33 expected; 35-41 name the phase)"
+        fi
+    done
+else
+    fail "bt: nasm failed on page_cross.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+fi
+
 trace="$E2E_TMP/bt-out_asm.txt"
 $RV -bios "$rom" -display none -serial none -m 16 -d out_asm -D "$trace" -max-insns 5000 >/dev/null 2>&1
 expect_line "$trace" '^IN: ' "bt: -d out_asm names each translated block"
