@@ -707,13 +707,14 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
 
 /* ---- operands ---- */
 
-/* lea eax, [guest register's host register + d] (flags kept) */
-static void emit_lea_eax(struct emitter *e, int guest, int32_t d)
+/* lea eax, [guest register's host register + d] (flags kept); `wide`:
+ * lea rax, the sum without wrapping at 4 GiB. */
+static void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide)
 {
     int r = hreg(guest);
     bool d8 = d >= -128 && d <= 127;
-    if (r & 8)
-        emit_u8(e, 0x41);
+    if ((r & 8) || wide)
+        emit_u8(e, 0x40 | (wide ? 8 : 0) | (r & 8 ? 1 : 0));
     emit_u8(e, 0x8d);
     emit_u8(e, (d8 ? 0x40 : 0x80) | ((r & 7) == 4 ? 4 : (r & 7)));
     if ((r & 7) == 4)
@@ -887,12 +888,22 @@ static void emit_high_bytes_in(struct block_emit *be);
 static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
     if (in->mod != 3 && be->base_cached >= 0) {
-        /* [reg + disp] in the page checked at the block's entry: no probe. */
+        /* [reg + disp] in the page checked at the block's entry: no probe.
+         * The host register's upper half is zero (guest registers are only
+         * ever written as 32 bits or less), and the entry check saw that
+         * reg + disp does not wrap, so the 64-bit sum is the offset. */
         struct emitter *e = be->e;
-        emit_ea(e, in);
+        int r = hreg(in->ea_base);
+        bool d8 = in->disp >= -128 && in->disp <= 127;
         emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
         modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->base_cached));
-        emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x02);  /* lea rdx, [rdx + rax] */
+        emit_u8(e, 0x48 | (r & 8 ? 2 : 0)); emit_u8(e, 0x8d);  /* lea rdx, [rdx + r + disp] */
+        emit_u8(e, (d8 ? 0x40 : 0x80) | H_RDX << 3 | 4);
+        emit_u8(e, (r & 7) << 3 | H_RDX);
+        if (d8)
+            emit_u8(e, (uint8_t)in->disp);
+        else
+            emit_u32(e, (uint32_t)in->disp);
     } else if (in->mod != 3) {
         emit_ea(be->e, in);
         emit_probe(be, in->ea_seg, size, write, false);
@@ -1352,7 +1363,7 @@ static void emit_push_value(struct block_emit *be, const struct insn *in, int sr
 {
     struct emitter *e = be->e;
     (void)in;
-    emit_lea_eax(e, R_ESP, -4);                /* eax = esp - 4 (flags kept) */
+    emit_lea_eax(e, R_ESP, -4, false);         /* eax = esp - 4 (flags kept) */
     emit_probe(be, SEG_SS, 4, true, true);
     if (src_reg == PUSH_EDI) {
         emit_op(e, 4, 0x89, H_RDI, MEM_RDX);
@@ -1743,8 +1754,8 @@ int native_probes(const struct insn *in, bool rm_cached)
  * covers the range of its operands met before it is first written (and
  * before any threaded instruction): the range lies in one page the TLB maps
  * (for writes too if any of them writes), and that page's host - linear goes to
- * cpu.bt_base_addend.  Each covered operand is then lea + 2 instructions
- * instead of a probe.  The mapping cannot change meanwhile: only threaded
+ * cpu.bt_base_addend.  Each covered operand is then 2 instructions
+ * instead of a probe (see emit_rm).  The mapping cannot change meanwhile: only threaded
  * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
  * ends before any threaded instruction.  A check that fails leaves at once
  * (nothing has run yet) with cpu.bt_nocache naming the block: bt_run drops
@@ -1769,8 +1780,10 @@ int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
 void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write)
 {
     struct emitter *e = be->e;
-    emit_lea_eax(e, base, dmin);
+    emit_lea_eax(e, base, dmin, true);
     emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
+    emit_u8(e, 0x48); emit_u8(e, 0x39); emit_u8(e, 0xc2);   /* cmp rdx, rax: the range wraps at 4 GiB */
+    be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
     emit_tlb_index_edx(e);
     emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
     emit_u32(e, (uint32_t)(dmax - dmin));
