@@ -88,6 +88,22 @@ else
     fail "bt: nasm failed on self_loop.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
 fi
 
+# [EBX + disp] operands whose page is reached only by wrapping at 4 GiB: the
+# base register's entry check must refuse them (else the access lands 4 GiB
+# past the page's host address).
+wrap_rom="$E2E_TMP/bt-base-wrap.bin"
+if nasm -f bin tests/guest/base_wrap.asm -o "$wrap_rom" 2>"$E2E_TMP/bt-nasm.log"; then
+    $RV -bios "$wrap_rom" -display none -serial none -m 16 -max-insns 1000000 >"$E2E_TMP/bt-base-wrap.out" 2>&1
+    rc=$?
+    if [ $rc -eq 33 ]; then
+        pass "bt: [reg + disp] operands that wrap at 4 GiB read what was stored (1000 rounds)"
+    else
+        fail "bt: the base-wrap ROM ended with status $rc (33 expected): $(tail -1 "$E2E_TMP/bt-base-wrap.out")"
+    fi
+else
+    fail "bt: nasm failed on base_wrap.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+fi
+
 # An instruction that crosses into the next page, last in a block run from
 # RAM under paging: after the second page is remapped, and after stores into
 # either page, each round must add the immediate the bytes say now.
