@@ -27,6 +27,9 @@ enum cd_kind { CD_STDIO, CD_FILE, CD_NULL };
 
 /* Bytes read from the host but not yet accepted by the front end. */
 #define INBUF 256
+/* Bytes the guest wrote, not yet handed to the host: a write() per byte
+ * costs several microseconds, and a booting kernel logs tens of KiB. */
+#define OUTBUF 4096
 
 struct chardev {
     enum cd_kind kind;
@@ -36,6 +39,8 @@ struct chardev {
     void *opaque;
     unsigned char in[INBUF];
     int in_head, in_len;
+    unsigned char out[OUTBUF];
+    size_t out_len;
     struct chardev *next;
 };
 
@@ -161,6 +166,7 @@ void chardev_close(struct chardev *cd)
             break;
         }
     }
+    chardev_flush(cd);
     if (cd->kind == CD_FILE)
         close(cd->fd_out);
     bool other_stdio = false;
@@ -192,11 +198,27 @@ static void write_all(int fd, const unsigned char *p, size_t len)
     }
 }
 
+void chardev_flush(struct chardev *cd)
+{
+    if (cd && cd->out_len) {
+        write_all(cd->fd_out, cd->out, cd->out_len);
+        cd->out_len = 0;
+    }
+}
+
 void chardev_write(struct chardev *cd, const void *buf, size_t len)
 {
     if (!cd || cd->fd_out < 0 || !len)
         return;
-    write_all(cd->fd_out, buf, len);
+    if (cd->out_len + len > OUTBUF) {
+        chardev_flush(cd);
+        if (len > OUTBUF) {
+            write_all(cd->fd_out, buf, len);
+            return;
+        }
+    }
+    memcpy(cd->out + cd->out_len, buf, len);
+    cd->out_len += len;
 }
 
 /* Once the guest reads the terminal, Ctrl-C and Ctrl-Z belong to it (Ctrl-A X
@@ -332,8 +354,10 @@ bool chardev_poll_all(void)
         struct chardev *owner = stdin_owner();
         quit = read_stdin(owner);
     }
-    for (struct chardev *c = all_devs; c; c = c->next)
+    for (struct chardev *c = all_devs; c; c = c->next) {
+        chardev_flush(c);
         if (c->in_len)
             deliver(c);
+    }
     return quit;
 }

@@ -6,7 +6,9 @@
  *   "none"    discard output, never any input,
  *   "null"    same as none.
  * Input is polled by the run loop (chardev_poll_all), which hands bytes to
- * the front end's receive callback only while it can accept them.
+ * the front end's receive callback only while it can accept them.  Output
+ * is buffered until that poll (every 100k guest instructions, and whenever
+ * the CPU halts), a full buffer, chardev_flush or chardev_close.
  */
 #ifndef RV_CHARDEV_H
 #define RV_CHARDEV_H
@@ -22,8 +24,11 @@ typedef void (*chardev_receive_fn)(void *opaque, const unsigned char *buf, int l
 struct chardev *chardev_open(const char *spec, char *err, size_t errlen);
 void chardev_close(struct chardev *cd);
 void chardev_write(struct chardev *cd, const void *buf, size_t len);
+/* Hand what the guest wrote to the host now. */
+void chardev_flush(struct chardev *cd);
 void chardev_set_handlers(struct chardev *cd, chardev_can_receive_fn can, chardev_receive_fn rx, void *opaque);
-/* Poll every open chardev for input; returns true if the user asked to quit (Ctrl-A X). */
+/* Flush every open chardev's output and poll it for input; returns true if
+ * the user asked to quit (Ctrl-A X). */
 bool chardev_poll_all(void);
 /* Restore terminal modes (also registered with atexit when stdio is a tty). */
 void chardev_restore_terminal(void);

@@ -98,6 +98,7 @@ static void test_transmit_to_chardev(void **state)
         out(e, 0, *p);
     }
     char buf[64] = { 0 };
+    chardev_flush(e->cd);
     FILE *f = fopen(e->path, "r");
     assert_non_null(f);
     size_t n = fread(buf, 1, sizeof(buf) - 1, f);
@@ -128,6 +129,7 @@ static void test_loopback_round_trip(void **state)
     assert_int_equal(in(e, 5) & 0x02, 0x00);
     assert_int_equal(in(e, 0), '2');
     /* Nothing reached the chardev. */
+    chardev_flush(e->cd);
     FILE *f = fopen(e->path, "r");
     fseek(f, 0, SEEK_END);
     assert_int_equal(ftell(f), 0);
