@@ -26,6 +26,10 @@
  * sets Start in the bus-master command register (Linux issues the command
  * first, other drivers may start first: either order works), then the whole
  * transfer happens at once through the PRD table and the command completes.
+ *
+ * Reads from the image.  A PIO read takes the image a 128 KiB stretch at a
+ * time (read_ahead), since without READ MULTIPLE each sector is its own DRQ
+ * block; any write drops the stretch.
  */
 #include "devices/ide.h"
 
@@ -75,6 +79,10 @@
 #define BM_MAX_PRD 8192
 
 #define MAX_MULTIPLE 16
+/* Without READ MULTIPLE a PIO read moves one sector per DRQ block, and a
+ * read of the image per sector cost a system call each (15k while the
+ * BIOS loads a Linux kernel): the drive reads ahead instead. */
+#define READ_AHEAD_SECTORS 256
 #define DMA_CHUNK_SECTORS 128
 #define LBA28_LIMIT 0x0fffffffull
 #define LBA48_LIMIT 0xffffffffffffull
@@ -128,6 +136,11 @@ struct drive {
         uint32_t pos, len;          /* bytes in buf */
     } x;
     uint8_t buf[MAX_MULTIPLE * SECTOR];
+    /* PIO reads come from the image a stretch at a time (see read_ahead):
+     * sectors ahead_lba .. ahead_lba + ahead_count - 1, dropped by any write. */
+    uint64_t ahead_lba;
+    uint32_t ahead_count;
+    uint8_t ahead[READ_AHEAD_SECTORS * SECTOR];
 };
 
 struct channel {
@@ -340,11 +353,36 @@ static uint32_t next_block_sectors(const struct drive *d)
     return d->x.remaining < d->x.block ? d->x.remaining : d->x.block;
 }
 
+/* n sectors from lba into buf, through the read-ahead stretch. */
+static int read_ahead(struct drive *d, uint64_t lba, uint32_t n, uint8_t *buf)
+{
+    if (lba < d->ahead_lba || lba + n > d->ahead_lba + d->ahead_count) {
+        uint64_t left = d->sectors > lba ? d->sectors - lba : 0;
+        uint32_t want = left < READ_AHEAD_SECTORS ? (uint32_t)left : READ_AHEAD_SECTORS;
+        d->ahead_count = 0;
+        /* A failing stretch is read again as just these sectors: an error
+         * belongs to the block that holds the bad sector. */
+        if (want < n || blockdev_read(d->bd, lba * SECTOR, d->ahead, (size_t)want * SECTOR) < 0)
+            return blockdev_read(d->bd, lba * SECTOR, buf, (size_t)n * SECTOR);
+        d->ahead_lba = lba;
+        d->ahead_count = want;
+    }
+    memcpy(buf, d->ahead + (lba - d->ahead_lba) * SECTOR, (size_t)n * SECTOR);
+    return 0;
+}
+
+/* Write to the image; the read-ahead stretch may hold older sectors: it goes. */
+static int write_image(struct drive *d, uint64_t lba, const uint8_t *buf, size_t bytes)
+{
+    d->ahead_count = 0;
+    return blockdev_write(d->bd, lba * SECTOR, buf, bytes);
+}
+
 /* Read the next block from the image and interrupt: data is ready. */
 static void load_read_block(struct channel *c, struct drive *d)
 {
     uint32_t n = next_block_sectors(d);
-    int r = blockdev_read(d->bd, d->x.lba * SECTOR, d->buf, (size_t)n * SECTOR);
+    int r = read_ahead(d, d->x.lba, n, d->buf);
     if (r < 0) {
         log_io_error_once(d, "read", d->x.lba, r);
         report_address(d, d->x.addr, d->x.lba);
@@ -402,7 +440,7 @@ static void pio_in_block_done(struct channel *c, struct drive *d)
 static void pio_out_block_done(struct channel *c, struct drive *d)
 {
     uint32_t n = d->x.len / SECTOR;
-    int r = blockdev_write(d->bd, d->x.lba * SECTOR, d->buf, d->x.len);
+    int r = write_image(d, d->x.lba, d->buf, d->x.len);
     if (r < 0) {
         log_io_error_once(d, "write", d->x.lba, r);
         report_address(d, d->x.addr, d->x.lba);
@@ -523,7 +561,7 @@ static bool dma_chunk(struct channel *c, struct drive *d, struct prd_cursor *p, 
             dma_abort(c, d);
             return false;
         }
-        r = blockdev_write(d->bd, d->x.lba * SECTOR, s->dma_buf, bytes);
+        r = write_image(d, d->x.lba, s->dma_buf, bytes);
     } else {
         r = blockdev_read(d->bd, d->x.lba * SECTOR, s->dma_buf, bytes);
         if (r >= 0 && prd_copy(s, p, s->dma_buf, bytes, true) != DMA_OK) {
