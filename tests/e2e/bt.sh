@@ -5,6 +5,26 @@
 # (Engine equivalence in depth is tests/unit/test_bt_fuzz.c.)
 . tests/e2e/lib.sh
 
+# assemble ASM BIN: nasm tests/guest/ASM into BIN; false (and a failure) if it fails.
+assemble() {
+    nasm -f bin "tests/guest/$1" -o "$2" 2>"$E2E_TMP/bt-nasm.log" && return 0
+    fail "bt: nasm failed on $1: $(head -3 "$E2E_TMP/bt-nasm.log")"
+    return 1
+}
+
+# expect_exit33 BIN ENGINE MAX-INSNS WHAT: BIN as the BIOS under -accel ENGINE
+# must leave through isa-debug-exit with 0x10 (status 33); -max-insns turns a
+# hang into a failure.  WHAT says what that shows.
+expect_exit33() {
+    $RV -accel "$2" -bios "$1" -display none -serial none -m 16 -max-insns "$3" >"$1.$2.out" 2>&1
+    rc=$?
+    if [ $rc -eq 33 ]; then
+        pass "bt: $4 under -accel $2"
+    else
+        fail "bt: $(basename "$1") under -accel $2 ended with status $rc (33 expected): $(tail -1 "$1.$2.out")"
+    fi
+}
+
 rom="$E2E_TMP/bt-loop.bin"
 if ! nasm -f bin -DITERATIONS=100000 tests/guest/bench_loop.asm -o "$rom" 2>"$E2E_TMP/bt-nasm.log"; then
     fail "bt: nasm failed: $(head -3 "$E2E_TMP/bt-nasm.log")"
@@ -26,34 +46,17 @@ done
 # instructions (the STI shadow must end there).  -max-insns turns a hang into
 # a failure.
 irq="$E2E_TMP/bt-irq.bin"
-if nasm -f bin tests/guest/irq_wait.asm -o "$irq" 2>"$E2E_TMP/bt-nasm.log"; then
+if assemble irq_wait.asm "$irq"; then
     for engine in bt interp; do
-        $RV -accel $engine -bios "$irq" -display none -serial none -m 16 -max-insns 200000000 \
-            >"$E2E_TMP/bt-irq-$engine.out" 2>&1
-        rc=$?
-        if [ $rc -eq 33 ]; then
-            pass "bt: timer interrupts reach a native wait loop after STI under -accel $engine"
-        else
-            fail "bt: the IRQ0 wait ROM under -accel $engine ended with status $rc (33 expected)"
-        fi
+        expect_exit33 "$irq" $engine 200000000 "timer interrupts reach a native wait loop after STI"
     done
-else
-    fail "bt: nasm failed on irq_wait.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
 fi
 
 # A CALL first in its block, with its stack page in the TLB after the first
 # round: the ESP it writes must reach struct cpu at the block's exit.
 call_rom="$E2E_TMP/bt-call.bin"
-if nasm -f bin tests/guest/call_first.asm -o "$call_rom" 2>"$E2E_TMP/bt-nasm.log"; then
-    $RV -bios "$call_rom" -display none -serial none -m 16 -max-insns 1000000 >"$E2E_TMP/bt-call.out" 2>&1
-    rc=$?
-    if [ $rc -eq 33 ]; then
-        pass "bt: CALL at the start of a block keeps ESP (1000 rounds)"
-    else
-        fail "bt: the CALL ROM ended with status $rc (33 expected): $(tail -1 "$E2E_TMP/bt-call.out")"
-    fi
-else
-    fail "bt: nasm failed on call_first.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+if assemble call_first.asm "$call_rom"; then
+    expect_exit33 "$call_rom" bt 1000000 "CALL at the start of a block keeps ESP (1000 rounds)"
 fi
 
 # A loop that is one block jumping to its own start: bt keeps its flags in
@@ -92,35 +95,19 @@ fi
 # base register's entry check must refuse them (else the access lands 4 GiB
 # past the page's host address).
 wrap_rom="$E2E_TMP/bt-base-wrap.bin"
-if nasm -f bin tests/guest/base_wrap.asm -o "$wrap_rom" 2>"$E2E_TMP/bt-nasm.log"; then
-    $RV -bios "$wrap_rom" -display none -serial none -m 16 -max-insns 1000000 >"$E2E_TMP/bt-base-wrap.out" 2>&1
-    rc=$?
-    if [ $rc -eq 33 ]; then
-        pass "bt: [reg + disp] operands that wrap at 4 GiB read what was stored (1000 rounds)"
-    else
-        fail "bt: the base-wrap ROM ended with status $rc (33 expected): $(tail -1 "$E2E_TMP/bt-base-wrap.out")"
-    fi
-else
-    fail "bt: nasm failed on base_wrap.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
+if assemble base_wrap.asm "$wrap_rom"; then
+    expect_exit33 "$wrap_rom" bt 1000000 "[reg + disp] operands that wrap at 4 GiB read what was stored (1000 rounds)"
 fi
 
 # An instruction that crosses into the next page, last in a block run from
 # RAM under paging: after the second page is remapped, and after stores into
 # either page, each round must add the immediate the bytes say now.
 cross_rom="$E2E_TMP/bt-page-cross.bin"
-if nasm -f bin tests/guest/page_cross.asm -o "$cross_rom" 2>"$E2E_TMP/bt-nasm.log"; then
+if assemble page_cross.asm "$cross_rom"; then
     for engine in bt interp; do
-        $RV -accel $engine -bios "$cross_rom" -display none -serial none -m 16 -max-insns 10000000 \
-            >"$E2E_TMP/bt-page-cross-$engine.out" 2>&1
-        rc=$?
-        if [ $rc -eq 33 ]; then
-            pass "bt: a page-crossing instruction follows remaps and stores of both its pages under -accel $engine"
-        else
-            fail "bt: the page-crossing ROM under -accel $engine ended with status $rc (33 expected; 35-41 name the phase)"
-        fi
+        # (status 35-41: the phase that went wrong)
+        expect_exit33 "$cross_rom" $engine 10000000 "a page-crossing instruction follows remaps and stores of both its pages"
     done
-else
-    fail "bt: nasm failed on page_cross.asm: $(head -3 "$E2E_TMP/bt-nasm.log")"
 fi
 
 trace="$E2E_TMP/bt-out_asm.txt"
