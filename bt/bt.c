@@ -637,22 +637,33 @@ found:
 
 /* The exit in `slot` just left for its static target: if the block there
  * lies in the same page (so the same mapping holds whenever the owner runs),
- * later runs jump straight into it. */
+ * or the exit checks the TLB's mapping of the target's page itself (slot
+ * phys: exits to another page of flat blocks), later runs jump straight
+ * into it. */
 static void chain_to_next(struct bt *bt, struct chain_slot *slot)
 {
     struct cpu *c = bt->cpu;
     if (c->halted || interp_interrupt_ready(c) || (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)))
         return;
-    if ((c->seg[SEG_CS].base & 0xfff) || ((slot->eip ^ slot->owner->eip) & PAGE_MASK))
+    bool other_page = (slot->eip ^ slot->owner->eip) & PAGE_MASK;
+    if ((c->seg[SEG_CS].base & 0xfff) || (other_page && !slot->phys))
         return;
+    uint32_t phys;
+    if (other_page && !mem_code_ptr_nofault(c, slot->eip, &phys))
+        return;                    /* fetching there faults (or sets an A bit): bt_run's lookup does it */
     uint64_t flushes = bt->stats.flushes;
     struct block *next = lookup(bt);
     if (bt->stats.flushes != flushes)
         return;                    /* the slot went with the flushed blocks */
     if (next && next->eip == slot->eip && next->user == slot->owner->user &&
-        next->code32 == slot->owner->code32 && next->flat == slot->owner->flat && !((next->phys ^ slot->owner->phys) & PAGE_MASK)) {
+        next->code32 == slot->owner->code32 && next->flat == slot->owner->flat &&
+        (other_page || !((next->phys ^ slot->owner->phys) & PAGE_MASK))) {
         slot->target = next;
         if (slot->jump && next->entry_chained) {
+            if (slot->phys) {
+                uint32_t page = next->phys & PAGE_MASK;
+                memcpy(slot->phys, &page, 4);
+            }
             emit_patch_rel32(slot->jump, next->entry_chained);
             slot->next_in = next->incoming;
             next->incoming = slot;

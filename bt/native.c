@@ -541,6 +541,40 @@ static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
 }
 
 /*
+ * A fixed-target exit of a flat block to another page: like
+ * emit_direct_exit, a jump bt_run patches, behind a check that the TLB still
+ * maps the target's linear page (the EIP's: CS base is 0) to the physical
+ * page bt_run found the target in, which it patches in with the jump.  A
+ * missing TLB entry goes out to bt_run, whose lookup fills it.
+ */
+static void emit_cross_page_exit(struct block_emit *be, uint32_t eip, int count)
+{
+    struct emitter *e = be->e;
+    emit_materialize_on_exit(be);
+    emit_count(e, count);
+    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
+    struct chain_slot *slot = new_chain_slot(be, eip);
+    uint8_t *out[3];
+    out[0] = emit_leave_check(e, count != 0);
+    int32_t entry = (int32_t)(((eip >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], page */
+    emit_u32(e, eip & PAGE_MASK);
+    out[1] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], target's */
+    slot->phys = e->p;
+    emit_u32(e, 1);                            /* matches no page until bt_run patches one in */
+    out[2] = emit_jcc32(e, CC_NE);
+    slot->jump = emit_jmp32(e);
+    slot->unchained = e->p;
+    emit_patch_rel32(slot->jump, slot->unchained);
+    for (int k = 0; k < 3; k++)
+        emit_patch_rel32(out[k], e->p);
+    emit_spill(be);
+    emit_unchained_exit(e, eip, slot);
+    emit_epilogue(e);
+}
+
+/*
  * A flat block that jumps to its own start and needs no flags there (its
  * first flag writer comes before anything could observe them): the flags
  * stay where they are (saved in AX for the way out) and the jump skips the
@@ -571,8 +605,11 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         emit_self_loop(be, eip, count);
         return;
     }
-    if (be->chain && be->flat && be->nchain < 2 && !((eip ^ be->block_eip) & PAGE_MASK)) {
-        emit_direct_exit(be, eip, count);
+    if (be->chain && be->flat && be->nchain < 2) {
+        if ((eip ^ be->block_eip) & PAGE_MASK)
+            emit_cross_page_exit(be, eip, count);
+        else
+            emit_direct_exit(be, eip, count);
         return;
     }
     bool cross_page = be->chain && ((eip ^ be->block_eip) & PAGE_MASK);

@@ -24,6 +24,8 @@ struct chain_slot {
     /* Flat blocks: the exit is a patched `jmp rel32` (see native.c). */
     uint8_t *jump;                   /* its rel32 field, or NULL */
     uint8_t *unchained;              /* where it jumps while not chained */
+    uint8_t *phys;                   /* exits to another page: the imm32 of the TLB
+                                        check, patched with the target's physical page */
     struct chain_slot *next_in;      /* the target's other incoming slots */
 };
 
