@@ -1015,7 +1015,7 @@ static int high_byte_regs(const struct insn *in)
     if (alu_family(op))
         byte_reg = byte_rm = !(op & 1) && (op & 7) < 4;
     switch (op) {
-    case 0x84: case 0x86: case 0x88: case 0x8a:
+    case 0x84: case 0x86: case 0x88: case 0x8a: case 0x1b0: case 0x1c0:
         byte_reg = byte_rm = true;
         break;
     case 0x80: case 0xc0: case 0xc6: case 0xd0: case 0xd2: case 0xf6: case 0xfe: case 0x1b6: case 0x1be:
@@ -1085,7 +1085,7 @@ static bool writes_rm(const struct insn *in)
     case 0x80: case 0x81: case 0x83:
         return in->reg != 7;
     case 0x86: case 0x87: case 0x88: case 0x89: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
-    case 0xd0: case 0xd1: case 0xd2: case 0xd3:
+    case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
         return true;
     case 0xf6: case 0xf7:
         return in->reg == 2 || in->reg == 3;
@@ -1105,7 +1105,7 @@ static bool writes_reg(const struct insn *in)
         return (op & 7) >= 2 && (op & 7) <= 3 && (op >> 3) != 7;
     switch (op) {
     case 0x86: case 0x87: case 0x8a: case 0x8b: case 0x8d: case 0x69: case 0x6b:
-    case 0x1af: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+    case 0x1af: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0x1c0: case 0x1c1:
         return true;
     }
     return op >= 0x140 && op <= 0x14f;
@@ -1128,6 +1128,7 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     switch (op) {
     case 0x98: return A;
     case 0x99: return written ? D : A | D;
+    case 0x1b0: case 0x1b1: return A;
     case 0xa8: case 0xa9: return written ? 0 : A;
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: return written && op >= 0xa2 ? 0 : A;
     case 0xaa: case 0xab: return DI | (written ? 0 : A);
@@ -1209,7 +1210,12 @@ bool native_supported(const struct insn *in)
         return in->op32;
     case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
     case 0x1af: case 0x69: case 0x6b:
+    case 0x1c0: case 0x1c1:                    /* XADD */
         return true;
+    case 0x1b0: case 0x1b1:
+        /* CMPXCHG goes through the host's EAX: not with EAX as its register
+         * r/m, nor naming AH..BH next to the AL it compares. */
+        return !(in->mod == 3 && in->rm == R_EAX) && (op == 0x1b1 || !high_byte_regs(in));
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
         return in->reg != 2 && in->reg != 3;   /* RCL/RCR stay threaded */
     case 0x1ba:
@@ -1309,7 +1315,7 @@ uint32_t native_flags_written(const struct insn *in)
         return FLAGS_ALL;
     switch (op) {
     case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0xa8: case 0xa9:
-    case 0x1af: case 0x69: case 0x6b:
+    case 0x1af: case 0x69: case 0x6b: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
         return FLAGS_ALL;
     case 0xf6: case 0xf7:
         return in->reg == 0 || in->reg == 3 ? FLAGS_ALL : 0;
@@ -1885,7 +1891,7 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         switch (op) {
         case 0x84: case 0x85: case 0x86: case 0x87: case 0x88: case 0x89: case 0x8a: case 0x8b:
         case 0x8d: case 0x90: case 0x98: case 0x99: case 0xa8: case 0xa9: case 0xc6: case 0xc7:
-        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
             ok = true;
             break;
         case 0xf6: case 0xf7:
@@ -2004,6 +2010,21 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         case 0x86: case 0x87: {                /* xchg r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
             emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
+            break;
+        }
+        case 0x1c0: case 0x1c1: {              /* xadd r/m, reg */
+            int size = (op & 1) ? opsize(in) : 1;
+            emit_op(e, size, 0x0fc0 | (op & 1), byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
+            emit_flags(be, FLAGS_ARITH);
+            break;
+        }
+        case 0x1b0: case 0x1b1: {              /* cmpxchg r/m, reg: the host's, on a copy of EAX */
+            int size = (op & 1) ? opsize(in) : 1;
+            int rm = emit_rm(be, in, size, true);
+            emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+            emit_op(e, size, 0x0fb0 | (op & 1), byte_or_hreg(in->reg, size), rm);
+            emit_mov_rr32(e, hreg(R_EAX), H_RAX);
+            emit_flags(be, FLAGS_ARITH);
             break;
         }
         case 0x88: case 0x89: case 0x8a: case 0x8b:
