@@ -189,6 +189,15 @@ static inline uint32_t idx_reg(const struct cpu *c, const struct insn *in, int r
     return in->addr32 ? c->r[r] : (c->r[r] & 0xffff);
 }
 
+/* ESI or EDI forward by `bytes` (SI or DI with 16-bit addresses). */
+static inline void advance_idx(struct cpu *c, const struct insn *in, int r, uint32_t bytes)
+{
+    if (in->addr32)
+        c->r[r] += bytes;
+    else
+        cpu_set_r16(c, r, c->r[r] + bytes);
+}
+
 static inline void idx_step(struct cpu *c, const struct insn *in, int r, int size)
 {
     int32_t d = (c->eflags & FL_DF) ? -size : size;
@@ -255,13 +264,14 @@ static bool string_step(struct cpu *c, const struct insn *in, int op, int size)
 }
 
 /* Host pointer for `bytes` at seg:off when that range is plain RAM in one
- * page that the TLB already maps for this access (a 4 GiB expand-up segment,
- * no wrap), else NULL: then the element-by-element path decides. */
+ * page that the TLB already maps for this access (within an expand-up
+ * segment's limit, no wrap), else NULL: then the element-by-element path
+ * decides. */
 static uint8_t *string_run_ptr(struct cpu *c, int sr, uint32_t off, uint32_t bytes, bool write)
 {
     const struct seg *s = &c->seg[sr];
-    if ((s->attr & (write ? 0x9e : 0x9c)) != (write ? 0x92 : 0x90) || s->limit != 0xffffffffu ||
-        off + bytes - 1 < off)
+    if ((s->attr & (write ? 0x9e : 0x9c)) != (write ? 0x92 : 0x90) || off + bytes - 1 < off ||
+        off + bytes - 1 > s->limit)
         return NULL;
     uint32_t lin = s->base + off;
     if ((lin & 0xfff) + bytes > PAGE_SIZE)
@@ -273,23 +283,34 @@ static uint8_t *string_run_ptr(struct cpu *c, int sr, uint32_t off, uint32_t byt
 }
 
 /*
- * REP MOVS/STOS with 32-bit addresses and DF=0, as many elements as stay in
- * the current source and destination pages: the same result as one element
- * at a time (overlapping MOVS copies element by element, forward), without a
- * TLB lookup per element.  Pages with translations are never direct-write in
- * the TLB, so stores to code still go the slow way.  Returns the number of
- * elements done (0: none, take the element path).
+ * REP MOVS/STOS/INS with DF=0, as many elements as stay in the current
+ * source and destination pages (and, with 16-bit addresses, below 64 KiB): the same result as one
+ * element at a time (overlapping MOVS copies element by element, forward),
+ * without a TLB lookup per element.  INS still reads the port once per
+ * element, in order, into memory that cannot fault by then (a BIOS loading
+ * a kernel by PIO moves megabytes that way).  Pages with translations are
+ * never direct-write in the TLB, so stores to code still go the slow way.
+ * Returns the number of elements done (0: none, take the element path).
  */
+/* Whole elements from off to the end of its page, and of a 16-bit offset's 64 KiB. */
+static uint32_t run_room(const struct cpu *c, const struct insn *in, int sr, uint32_t off, int size)
+{
+    uint32_t room = PAGE_SIZE - ((c->seg[sr].base + off) & 0xfff);
+    if (!in->addr32 && 0x10000 - off < room)
+        room = 0x10000 - off;
+    return room / size;
+}
+
 static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int size, uint32_t cnt)
 {
-    if (!in->addr32 || (c->eflags & FL_DF))
+    if (c->eflags & FL_DF)
         return 0;
-    uint32_t di = c->r[R_EDI];
-    uint32_t room = (PAGE_SIZE - ((c->seg[SEG_ES].base + di) & 0xfff)) / size;
+    uint32_t di = idx_reg(c, in, R_EDI);
+    uint32_t room = run_room(c, in, SEG_ES, di, size);
     uint32_t n = cnt < room ? cnt : room;
     bool movs = op == 0xa4 || op == 0xa5;
     if (movs) {
-        uint32_t src_room = (PAGE_SIZE - ((c->seg[src_seg(in)].base + c->r[R_ESI]) & 0xfff)) / size;
+        uint32_t src_room = run_room(c, in, src_seg(in), idx_reg(c, in, R_ESI), size);
         n = n < src_room ? n : src_room;
     }
     if (n == 0)
@@ -297,8 +318,15 @@ static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int siz
     uint8_t *dst = string_run_ptr(c, SEG_ES, di, n * size, true);
     if (!dst)
         return 0;
-    if (movs) {
-        const uint8_t *src = string_run_ptr(c, src_seg(in), c->r[R_ESI], n * size, false);
+    if (op == 0x6c || op == 0x6d) {
+        uint16_t port = c->r[R_EDX] & 0xffff;
+        io_check(c, port, size);
+        for (uint32_t k = 0; k < n; k++) {
+            uint32_t v = machine_io_read(c->m, port, size);
+            memcpy(dst + k * size, &v, size);
+        }
+    } else if (movs) {
+        const uint8_t *src = string_run_ptr(c, src_seg(in), idx_reg(c, in, R_ESI), n * size, false);
         if (!src)
             return 0;
         if (dst >= src + n * size || dst + n * size <= src) {
@@ -310,7 +338,7 @@ static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int siz
                 memcpy(dst + k * size, &v, size);
             }
         }
-        c->r[R_ESI] += n * size;
+        advance_idx(c, in, R_ESI, n * size);
     } else {
         uint32_t v = c->r[R_EAX];
         if (size == 1)
@@ -319,8 +347,8 @@ static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int siz
             for (uint32_t k = 0; k < n; k++)
                 memcpy(dst + k * size, &v, size);
     }
-    c->r[R_EDI] += n * size;
-    c->r[R_ECX] = cnt - n;
+    advance_idx(c, in, R_EDI, n * size);
+    set_count(c, in, cnt - n);
     return n;
 }
 
@@ -332,7 +360,7 @@ static void exec_string(struct cpu *c, const struct insn *in)
         string_step(c, in, op, size);
         return;
     }
-    bool bulk = op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab;
+    bool bulk = op == 0xa4 || op == 0xa5 || op == 0xaa || op == 0xab || op == 0x6c || op == 0x6d;
     for (int n = 0; n < REP_CHUNK; n++) {
         uint32_t cnt = count_reg(c, in);
         if (cnt == 0)
