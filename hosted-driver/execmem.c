@@ -1,5 +1,7 @@
 #include "hosted-driver/execmem.h"
 
+#include "hosted-driver/hugemap.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +10,7 @@
 
 uint8_t *execmem_alloc(size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = hugemap(size, PROT_READ | PROT_WRITE | PROT_EXEC, 0);
     if (p == MAP_FAILED) {
         fprintf(stderr, "retrovisor: cannot map %zu MiB of executable memory for the translation cache: %s "
                         "(use -accel interp)\n", size >> 20, strerror(errno));

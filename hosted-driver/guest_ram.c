@@ -1,5 +1,7 @@
 #include "hosted-driver/guest_ram.h"
 
+#include "hosted-driver/hugemap.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +10,7 @@
 
 uint8_t *guest_ram_alloc(uint32_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *p = hugemap(size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
     if (p == MAP_FAILED) {
         fprintf(stderr, "retrovisor: cannot allocate %u MiB of guest RAM: %s\n", size >> 20, strerror(errno));
         exit(1);
