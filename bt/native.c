@@ -513,41 +513,21 @@ static void emit_unchained_exit(struct emitter *e, uint32_t eip, struct chain_sl
 }
 
 /*
- * A fixed-target exit in the same page of a flat block: a jump bt_run
- * patches to the target's entry_chained (and back when the target is
- * invalidated).  With a flat CS (part of the block's key) the same page by
- * EIP is the same linear page and every EIP is within the limit, and CS
+ * A fixed-target exit of a flat block: a jump bt_run patches to the
+ * target's entry_chained (and back when the target is invalidated).  With a
+ * flat CS (part of the block's key) every EIP is within the limit, and CS
  * cannot change inside a chained run (the instructions that load it are
  * threaded and end chaining), so only interrupts, the budget and writes that
- * ask to leave are checked.  The guest registers go across in their host
- * registers: the target's chained entry takes all eight as loaded and
- * possibly written.  Only the way out to bt_run stores them.
+ * ask to leave are checked.  In the same page, the same page by EIP is the
+ * same linear page.  To another page, the jump sits behind a check that the
+ * TLB still maps the target's linear page (the EIP's: CS base is 0) to the
+ * physical page bt_run found the target in, which it patches in with the
+ * jump; a missing TLB entry goes out to bt_run, whose lookup fills it.  The
+ * guest registers go across in their host registers: the target's chained
+ * entry takes all eight as loaded and possibly written.  Only the way out to
+ * bt_run stores them.
  */
-static void emit_direct_exit(struct block_emit *be, uint32_t eip, int count)
-{
-    struct emitter *e = be->e;
-    emit_materialize_on_exit(be);
-    emit_count(e, count);
-    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
-    struct chain_slot *slot = new_chain_slot(be, eip);
-    uint8_t *spent = emit_leave_check(e, count != 0);
-    slot->jump = emit_jmp32(e);
-    slot->unchained = e->p;
-    emit_patch_rel32(slot->jump, slot->unchained);
-    emit_patch_rel32(spent, e->p);
-    emit_spill(be);
-    emit_unchained_exit(e, eip, slot);
-    emit_epilogue(e);
-}
-
-/*
- * A fixed-target exit of a flat block to another page: like
- * emit_direct_exit, a jump bt_run patches, behind a check that the TLB still
- * maps the target's linear page (the EIP's: CS base is 0) to the physical
- * page bt_run found the target in, which it patches in with the jump.  A
- * missing TLB entry goes out to bt_run, whose lookup fills it.
- */
-static void emit_cross_page_exit(struct block_emit *be, uint32_t eip, int count)
+static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
     emit_materialize_on_exit(be);
@@ -555,19 +535,22 @@ static void emit_cross_page_exit(struct block_emit *be, uint32_t eip, int count)
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     struct chain_slot *slot = new_chain_slot(be, eip);
     uint8_t *out[3];
-    out[0] = emit_leave_check(e, count != 0);
-    int32_t entry = (int32_t)(((eip >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], page */
-    emit_u32(e, eip & PAGE_MASK);
-    out[1] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], target's */
-    slot->phys = e->p;
-    emit_u32(e, 1);                            /* matches no page until bt_run patches one in */
-    out[2] = emit_jcc32(e, CC_NE);
+    int n = 0;
+    out[n++] = emit_leave_check(e, count != 0);
+    if ((eip ^ be->block_eip) & PAGE_MASK) {
+        int32_t entry = (int32_t)(((eip >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
+        emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], page */
+        emit_u32(e, eip & PAGE_MASK);
+        out[n++] = emit_jcc32(e, CC_NE);
+        emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], target's */
+        slot->phys = e->p;
+        emit_u32(e, 1);                        /* matches no page until bt_run patches one in */
+        out[n++] = emit_jcc32(e, CC_NE);
+    }
     slot->jump = emit_jmp32(e);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
     emit_spill(be);
     emit_unchained_exit(e, eip, slot);
@@ -606,10 +589,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         return;
     }
     if (be->chain && be->flat && be->nchain < 2) {
-        if ((eip ^ be->block_eip) & PAGE_MASK)
-            emit_cross_page_exit(be, eip, count);
-        else
-            emit_direct_exit(be, eip, count);
+        emit_patched_exit(be, eip, count);
         return;
     }
     bool cross_page = be->chain && ((eip ^ be->block_eip) & PAGE_MASK);
