@@ -1206,6 +1206,8 @@ bool native_supported(const struct insn *in)
         return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one STOS/LODS */
     case 0xc9:
         return in->op32;
+    case 0xfa: case 0xfc: case 0xfd:           /* CLI (at CPL 0; else the stub), CLD, STD */
+        return true;
     }
     if (op == 0xff && (in->reg == 2 || in->reg == 4 || in->reg == 6))
         return in->op32;
@@ -1330,6 +1332,8 @@ uint32_t native_flags_needed(const struct insn *in)
         return FLAGS_ALL;          /* a zero count keeps every flag */
     if ((op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad))
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
+    if (op == 0xfa)
+        return FLAGS_ALL;          /* CLI above CPL 0 leaves for the interpreter (#GP) */
     if (op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 || op == 0x14 || op == 0x15 ||
         op == 0x18 || op == 0x19 || op == 0x1a || op == 0x1b || op == 0x1c || op == 0x1d ||
         ((op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3)))
@@ -1987,6 +1991,17 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_flags(be, FLAGS_LOGIC);
             break;
         }
+        case 0xfa: case 0xfc: case 0xfd:       /* cli, cld, std: EFLAGS in struct cpu */
+            if (op == 0xfa) {
+                emit_u8(e, 0x83);              /* cmp dword [rbx+cpl], 0: IOPL decides elsewhere */
+                modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
+                emit_u8(e, 0);
+                jump_to_stub(be, CC_NE);
+            }
+            emit_u8(e, 0x81);                  /* and/or dword [rbx+eflags], imm32 */
+            modrm_rbx(e, op == 0xfd ? 1 : 4, OFF_FLAGS);
+            emit_u32(e, op == 0xfa ? ~(uint32_t)FL_IF : op == 0xfc ? ~(uint32_t)FL_DF : FL_DF);
+            break;
         case 0x86: case 0x87: {                /* xchg r/m, reg */
             int size = (op & 1) ? opsize(in) : 1;
             emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
