@@ -302,6 +302,13 @@ static bool ends_block(const struct insn *in)
     return in->invalid;
 }
 
+/* The linear address of the page after the one that holds a flat block's
+ * first byte (CS base 0: EIPs are linear): a two-page block's second page. */
+static uint32_t second_page(uint32_t eip)
+{
+    return (eip & PAGE_MASK) + PAGE_SIZE;
+}
+
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two.  Returns the registers checked. */
@@ -389,7 +396,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         native_emit_load_all(&be);
         b->entry_chained = e->p;
         if (b->two_pages)
-            native_emit_page2_check(&be, (b->eip & PAGE_MASK) + PAGE_SIZE, b->phys2);
+            native_emit_page2_check(&be, second_page(b->eip), b->phys2);
         unsigned checked = b->nocache ? 0 : plan_base_cache(&be, b, base_cached);
         /* A jump to the block's own start may skip the entry checks when the
          * block writes none of their registers (nothing could fail there
@@ -517,7 +524,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
      * pages (it checks the second one's mapping at entry).  Only in flat
      * code, whose linear addresses are EIPs; elsewhere the interpreter
      * takes the instruction. */
-    uint32_t lin2 = (bt->cpu->eip & PAGE_MASK) + PAGE_SIZE, phys2 = 0;
+    uint32_t lin2 = second_page(bt->cpu->eip), phys2 = 0;
     const uint8_t *page2_bytes = NULL;
     if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
         uint32_t off = phys & 0xfff;
@@ -594,7 +601,7 @@ static bool page2_maps(struct cpu *c, const struct block *b)
 {
     uint32_t phys2;
     return !b->two_pages ||
-           (mem_code_ptr_nofault(c, (b->eip & PAGE_MASK) + PAGE_SIZE, &phys2) && (phys2 & PAGE_MASK) == b->phys2);
+           (mem_code_ptr_nofault(c, second_page(b->eip), &phys2) && (phys2 & PAGE_MASK) == b->phys2);
 }
 
 /* The block for CS:EIP, translating it if needed; NULL when the interpreter must take this instruction. */

@@ -512,6 +512,23 @@ static void emit_unchained_exit(struct emitter *e, uint32_t eip, struct chain_sl
     modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
 }
 
+/* Jumps out (the rel32 fields go to miss[0] and miss[1]) unless the TLB
+ * maps the linear page `lin`, a constant, to the physical page `phys`.
+ * Returns where `phys` sits in the code, for a caller that patches it. */
+static uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_t phys, uint8_t **miss)
+{
+    struct emitter *e = be->e;
+    int32_t entry = (int32_t)(((lin >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], lin */
+    emit_u32(e, lin);
+    miss[0] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], phys */
+    uint8_t *field = e->p;
+    emit_u32(e, phys);
+    miss[1] = emit_jcc32(e, CC_NE);
+    return field;
+}
+
 /*
  * A fixed-target exit of a flat block: a jump bt_run patches to the
  * target's entry_chained (and back when the target is invalidated).  With a
@@ -538,14 +555,9 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
     int n = 0;
     out[n++] = emit_leave_check(e, count != 0);
     if ((eip ^ be->block_eip) & PAGE_MASK) {
-        int32_t entry = (int32_t)(((eip >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
-        emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], page */
-        emit_u32(e, eip & PAGE_MASK);
-        out[n++] = emit_jcc32(e, CC_NE);
-        emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], target's */
-        slot->phys = e->p;
-        emit_u32(e, 1);                        /* matches no page until bt_run patches one in */
-        out[n++] = emit_jcc32(e, CC_NE);
+        /* The physical page 1 matches no TLB entry until bt_run patches the target's in. */
+        slot->phys = emit_tlb_maps_check(be, eip & PAGE_MASK, 1, &out[n]);
+        n += 2;
     }
     slot->jump = emit_jmp32(e);
     slot->unchained = e->p;
@@ -1828,14 +1840,7 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
  * (lin2, a constant in flat code) to the physical page it was translated from. */
 void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2)
 {
-    struct emitter *e = be->e;
-    int32_t entry = (int32_t)(((lin2 >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], lin2 */
-    emit_u32(e, lin2);
-    be->page2_miss[0] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], phys2 */
-    emit_u32(e, phys2);
-    be->page2_miss[1] = emit_jcc32(e, CC_NE);
+    emit_tlb_maps_check(be, lin2, phys2, be->page2_miss);
 }
 
 /*
