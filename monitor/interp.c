@@ -200,11 +200,7 @@ static inline void advance_idx(struct cpu *c, const struct insn *in, int r, uint
 
 static inline void idx_step(struct cpu *c, const struct insn *in, int r, int size)
 {
-    int32_t d = (c->eflags & FL_DF) ? -size : size;
-    if (in->addr32)
-        c->r[r] += d;
-    else
-        cpu_set_r16(c, r, c->r[r] + d);
+    advance_idx(c, in, r, (c->eflags & FL_DF) ? (uint32_t)-size : (uint32_t)size);
 }
 
 static inline int src_seg(const struct insn *in) { return in->seg >= 0 ? in->seg : SEG_DS; }
@@ -282,16 +278,6 @@ static uint8_t *string_run_ptr(struct cpu *c, int sr, uint32_t off, uint32_t byt
     return (uint8_t *)(uintptr_t)(lin + e->addend);
 }
 
-/*
- * REP MOVS/STOS/INS with DF=0, as many elements as stay in the current
- * source and destination pages (and, with 16-bit addresses, below 64 KiB): the same result as one
- * element at a time (overlapping MOVS copies element by element, forward),
- * without a TLB lookup per element.  INS still reads the port once per
- * element, in order, into memory that cannot fault by then (a BIOS loading
- * a kernel by PIO moves megabytes that way).  Pages with translations are
- * never direct-write in the TLB, so stores to code still go the slow way.
- * Returns the number of elements done (0: none, take the element path).
- */
 /* Whole elements from off to the end of its page, and of a 16-bit offset's 64 KiB. */
 static uint32_t run_room(const struct cpu *c, const struct insn *in, int sr, uint32_t off, int size)
 {
@@ -301,6 +287,17 @@ static uint32_t run_room(const struct cpu *c, const struct insn *in, int sr, uin
     return room / size;
 }
 
+/*
+ * REP MOVS/STOS/INS with DF=0, as many elements as stay in the current
+ * source and destination pages (and, with 16-bit addresses, below 64 KiB):
+ * the same result as one element at a time (overlapping MOVS copies element
+ * by element, forward), without a TLB lookup per element.  INS still reads
+ * the port once per element, in order, into memory that cannot fault by
+ * then (a BIOS loading a kernel by PIO moves megabytes that way).  Pages
+ * with translations are never direct-write in the TLB, so stores to code
+ * still go the slow way.  Returns the number of elements done (0: none,
+ * take the element path).
+ */
 static uint32_t string_run(struct cpu *c, const struct insn *in, int op, int size, uint32_t cnt)
 {
     if (c->eflags & FL_DF)
