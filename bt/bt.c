@@ -40,6 +40,7 @@ struct bt {
     uint64_t pm_rom_generation;
     bool flush_pending;
     bool want_nocache;               /* the next lookup needs a block without base caching */
+    struct block *refilled;          /* the block whose covered pages the last run filled in */
     struct bt_stats stats;
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
     uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
@@ -312,7 +313,7 @@ static uint32_t second_page(uint32_t eip)
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two.  Returns the registers checked. */
-static unsigned plan_base_cache(struct block_emit *be, const struct block *b, int *base_cached)
+static unsigned plan_base_cache(struct block_emit *be, struct block *b, int *base_cached)
 {
     int candidate[MAX_BLOCK_INSNS];            /* the base register each instruction's operand may use */
     int32_t lo[8], hi[8];
@@ -343,6 +344,7 @@ static unsigned plan_base_cache(struct block_emit *be, const struct block *b, in
         if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
             continue;
         native_emit_base_check(be, r, lo[r], hi[r], write[r]);
+        b->covered[b->ncovered++] = (struct covered_range){ .reg = r, .write = write[r], .lo = lo[r], .hi = hi[r] };
         checked |= 1u << r;
     }
     for (int k = 0; k < n; k++)
@@ -679,6 +681,52 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
 }
 
 /* One step of the run loop: the block at CS:EIP, or one interpreted instruction. */
+/* Each range a block's entry checks cover lies in one page now, and a
+ * quiet walk has put it in the TLB: the check will pass. */
+static bool covered_ranges_fill(struct cpu *c, const struct block *b)
+{
+    for (int k = 0; k < b->ncovered; k++) {
+        const struct covered_range *r = &b->covered[k];
+        int64_t lo = (int64_t)c->r[r->reg] + r->lo, hi = (int64_t)c->r[r->reg] + r->hi;
+        if (lo < 0 || hi > 0xffffffff || (lo & PAGE_MASK) != (hi & PAGE_MASK) ||
+            !mmu_fill_quiet(c, (uint32_t)lo, r->write ? ACC_WRITE : ACC_READ, b->user))
+            return false;
+    }
+    return true;
+}
+
+/* Entry checks that failed more often than this, where a TLB fill could
+ * not help, make a block give way to its variant without caching. */
+#define CHECK_MISSES_TOLERATED 16
+
+/*
+ * Block b left at its entry checks, before running anything.  Most often
+ * its pages had just left the TLB (a context switch, a conflicting entry):
+ * then they are walked in quietly and b runs again next.  Otherwise (a
+ * range across a page, a page not present or with its A or D bit to set)
+ * the interpreter takes its first instruction, faulting or setting the bit
+ * where the guest expects; a block that keeps failing so is replaced, for
+ * good, by the variant without caching.
+ */
+static void entry_check_failed(struct bt *bt, struct block *b)
+{
+    struct cpu *c = bt->cpu;
+    c->bt_nocache = NULL;
+    /* (Failing again right after a fill would loop: the interpreter goes on then.) */
+    bool again = bt->refilled == b;
+    bt->refilled = NULL;
+    if (!again && covered_ranges_fill(c, b)) {
+        bt->refilled = b;
+        return;
+    }
+    if (++b->check_misses > CHECK_MISSES_TOLERATED) {
+        drop_block(bt, b);
+        bt->want_nocache = true;
+        return;
+    }
+    interp_step(c);
+}
+
 static void run_block(void *opaque)
 {
     struct bt *bt = opaque;
@@ -701,11 +749,10 @@ static void run_block(void *opaque)
     c->intr_shadow = false;
     bt->stats.block_entries++;
     b->code(c);
-    if (c->bt_nocache) {
-        drop_block(bt, c->bt_nocache);
-        c->bt_nocache = NULL;
-        bt->want_nocache = true;
-    }
+    if (c->bt_nocache)
+        entry_check_failed(bt, c->bt_nocache);
+    else
+        bt->refilled = NULL;
     struct chain_slot *slot = c->bt_chain_slot;
     c->bt_chain_slot = NULL;
     if (slot && !slot->target && slot->eip == c->eip)

@@ -252,15 +252,22 @@ void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user)
         translate_fill(c, (lin | 0xfff) + 1, ACC_WRITE, user);
 }
 
+bool mmu_fill_quiet(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+{
+    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    const uint32_t *tag = acc == ACC_WRITE ? &e->tag_write : &e->tag_read;
+    uint32_t pa, err;
+    if (*tag != (lin & PAGE_MASK) && !translate_fill_try(c, lin, acc, user, true, &pa, &err))
+        return false;
+    return *tag == (lin & PAGE_MASK);
+}
+
 const uint8_t *mem_code_ptr_nofault(struct cpu *c, uint32_t lin, uint32_t *phys)
 {
     bool user = mmu_user(c);
-    struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
-    uint32_t pa, err;
-    if (e->tag_read != (lin & PAGE_MASK) && !translate_fill_try(c, lin, ACC_EXEC, user, true, &pa, &err))
+    if (!mmu_fill_quiet(c, lin, ACC_EXEC, user))
         return NULL;
-    if (e->tag_read != (lin & PAGE_MASK))
-        return NULL;
+    const struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
     *phys = e->phys | (lin & 0xfff);
     return (const uint8_t *)(lin + e->addend);
 }

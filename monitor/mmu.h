@@ -32,6 +32,9 @@ const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys);
  * now (not present, not allowed, not RAM), or not without setting an A bit
  * first.  Only the TLB entry may be filled. */
 const uint8_t *mem_code_ptr_nofault(struct cpu *c, uint32_t lin, uint32_t *phys);
+/* Fill lin's TLB entry (the `user` half) for `acc` the same way, without
+ * side effects: whether the entry now allows the access. */
+bool mmu_fill_quiet(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user);
 
 static inline bool mmu_user(const struct cpu *c) { return c->cpl == 3; }
 
