@@ -105,9 +105,11 @@ void bt_free(struct bt *bt)
     if (bt->perf_map)
         fclose(bt->perf_map);
     if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries\n",
+        fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, "
+                "%llu jumps followed\n",
                 (unsigned long long)bt->stats.blocks_translated, (unsigned long long)bt->stats.blocks_invalidated,
-                (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries);
+                (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries,
+                (unsigned long long)bt->stats.jumps_followed);
     if (bt->cpu->trace & TRACE_BT) {
         print_op_counts("threaded instructions", bt->threaded_by_op);
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
@@ -310,6 +312,21 @@ static uint32_t second_page(uint32_t eip)
     return (eip & PAGE_MASK) + PAGE_SIZE;
 }
 
+/* A direct JMP inside a block was followed (one that was not ends it). */
+static bool jump_followed(const struct block *b, int k)
+{
+    return (b->insns[k].op == 0xe9 || b->insns[k].op == 0xeb) && k + 1 < b->ninsn;
+}
+
+/* The EIP of the instruction after instruction k (at `eip`) of the block. */
+static uint32_t eip_after(const struct block *b, int k, uint32_t eip)
+{
+    const struct insn *in = &b->insns[k];
+    if (jump_followed(b, k))
+        return native_jump_target(in, eip + in->len);
+    return b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
+}
+
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two.  Returns the registers checked. */
@@ -372,7 +389,8 @@ static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, con
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache };
+    struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
+                             .rdx_addend = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
@@ -418,7 +436,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         uint32_t w = native_flags_written(&b->insns[k]);
         live_after[k] = live;
         dead[k] = b->code32 && w && !(w & live);
-        live = (live & ~w) | native_flags_needed(&b->insns[k]);
+        live = (live & ~w) | (jump_followed(b, k) ? 0 : native_flags_needed(&b->insns[k], base_cached[k] >= 0));
     }
     be.live_in = live;
     /* Probes from each instruction until deferred flags pending at it are
@@ -445,6 +463,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         be.flags_live = live_after[k];
         be.base_cached = base_cached[k];
         be.probes_ahead = probes_ahead[k];
+        be.jump_followed = jump_followed(b, k);
         be.flat = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
@@ -454,7 +473,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
             if (!native_threaded_is_plain(in))
                 flat_so_far = false;   /* it may have loaded a segment register */
         }
-        eip = b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
+        eip = eip_after(b, k, eip);
     }
     if (!ended)
         native_emit_exit(&be, eip);
@@ -462,22 +481,61 @@ static void emit_block_code(struct bt *bt, struct block *b)
     b->code = (void (*)(struct cpu *))start;
 }
 
-/* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at
- * `off`.  *crosses: decoding stopped at an instruction that continues in
- * the next page. */
-static int decode_run(const uint8_t *page_bytes, uint32_t off, bool code32, struct insn *out, bool *crosses)
+/* Stretches of one page decoded into a block, as [start, end) offsets. */
+#define MAX_FOLLOWED 8
+struct decoded_runs {
+    uint32_t start[MAX_FOLLOWED + 1], end[MAX_FOLLOWED + 1];
+    int n;                     /* stretches before the current one, which starts at start[n] */
+};
+
+static bool already_decoded(const struct decoded_runs *runs, int nruns, uint32_t off)
 {
+    for (int k = 0; k < nruns; k++)
+        if (off >= runs->start[k] && off < runs->end[k])
+            return true;
+    return false;
+}
+
+/* Decoding goes on at a direct JMP's target when that lies in the same page
+ * and has not been decoded into this block yet: the JMP then costs nothing,
+ * and a loop whose back edge is such a JMP becomes a block that jumps to its
+ * own start.  Only in flat 32-bit code, where an EIP is the linear address
+ * (CS, which cannot change inside a block, has base 0 and a 4 GiB limit). */
+static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off, struct decoded_runs *runs)
+{
+    if ((in->op != 0xe9 && in->op != 0xeb) || !in->op32 || runs->n == MAX_FOLLOWED)
+        return false;
+    uint32_t target = native_jump_target(in, page_lin + *off);
+    runs->end[runs->n] = *off;               /* the current stretch, up to here */
+    if ((target & PAGE_MASK) != page_lin || already_decoded(runs, runs->n + 1, target & 0xfff))
+        return false;
+    *off = runs->start[++runs->n] = target & 0xfff;
+    return true;
+}
+
+/* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at
+ * `off`; `follow`: direct JMPs may be followed (page_lin is the page's
+ * linear address).  *off ends after the last instruction decoded, *max_end
+ * after the one that ends highest in the page; *crosses: decoding stopped
+ * at an instruction that continues in the next page. */
+static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uint32_t page_lin, bool code32,
+                      struct insn *out, uint32_t *max_end, bool *crosses)
+{
+    struct decoded_runs runs = { .start = { *off } };
     int n = 0;
     *crosses = false;
-    while (n < MAX_BLOCK_INSNS && off < PAGE_SIZE) {
-        int avail = PAGE_SIZE - off < INSN_MAX_LEN ? PAGE_SIZE - off : INSN_MAX_LEN;
-        int len = decode(page_bytes + off, avail, code32, &out[n]);
+    *max_end = *off;
+    while (n < MAX_BLOCK_INSNS && *off < PAGE_SIZE) {
+        int avail = PAGE_SIZE - *off < INSN_MAX_LEN ? PAGE_SIZE - *off : INSN_MAX_LEN;
+        int len = decode(page_bytes + *off, avail, code32, &out[n]);
         if (len <= 0) {
             *crosses = len == DECODE_NEED_MORE;
             break;             /* too long: the interpreter raises #GP */
         }
-        off += len;
-        if (ends_block(&out[n++]))
+        *off += len;
+        *max_end = *off > *max_end ? *off : *max_end;
+        const struct insn *in = &out[n++];
+        if (ends_block(in) && !(follow && n < MAX_BLOCK_INSNS && follow_jump(in, page_lin, off, &runs)))
             break;
     }
     return n;
@@ -493,6 +551,26 @@ static bool decode_crossing(const uint8_t *page_bytes, uint32_t off, const uint8
     memcpy(buf, page_bytes + off, first);
     memcpy(buf + first, page2_bytes, INSN_MAX_LEN - first);
     return decode(buf, INSN_MAX_LEN, code32, out) > 0;
+}
+
+/* -d out_asm: the block's instructions in block order (a followed JMP's
+ * target next), read from its page(s), then the host code. */
+static void trace_block(const struct block *b, const uint8_t *page_bytes, const uint8_t *page2_bytes,
+                        const uint8_t *code, size_t code_len)
+{
+    trace_block_head(b->code32, b->eip, b->phys);
+    uint32_t eip = b->eip, off = b->phys & 0xfff;
+    for (int k = 0; k < b->ninsn; k++) {
+        const struct insn *in = &b->insns[k];
+        uint8_t bytes[INSN_MAX_LEN];
+        for (int i = 0; i < in->len; i++)
+            bytes[i] = off + i < PAGE_SIZE ? page_bytes[off + i] : page2_bytes[off + i - PAGE_SIZE];
+        trace_block_insn(b->code32, eip, bytes, in->len);
+        uint32_t next = eip_after(b, k, eip);
+        off = jump_followed(b, k) ? (next & 0xfff) : off + in->len;
+        eip = next;
+    }
+    trace_block_host(code, code_len);
 }
 
 /* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, SS is
@@ -520,7 +598,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     const uint8_t *page_bytes = host - (phys & 0xfff);
     struct insn *insns = &bt->insn_arena[bt->ninsns];
     bool crosses;
-    int n = decode_run(page_bytes, phys & 0xfff, code32, insns, &crosses);
+    uint32_t off = phys & 0xfff, max_end;
+    int n = decode_run(page_bytes, &off, flat && code32, bt->cpu->eip & PAGE_MASK, code32, insns, &max_end, &crosses);
     /* An instruction that continues in the next page ends the block, if
      * that page can be fetched from now: the block then depends on both
      * pages (it checks the second one's mapping at entry).  Only in flat
@@ -529,12 +608,9 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     uint32_t lin2 = second_page(bt->cpu->eip), phys2 = 0;
     const uint8_t *page2_bytes = NULL;
     if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
-        uint32_t off = phys & 0xfff;
-        for (int k = 0; k < n; k++)
-            off += insns[k].len;
         page2_bytes = mem_code_ptr_nofault(bt->cpu, lin2, &phys2);
         if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) && decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n]))
-            n++;
+            max_end = off + insns[n++].len;
         else
             page2_bytes = NULL;
     }
@@ -557,21 +633,12 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->flat = flat;
     b->nocache = nocache;
     b->ninsn = n;
-    uint32_t len = 0;
-    for (int k = 0; k < n; k++)
-        len += insns[k].len;
-    b->last = b->eip + len - 1;
+    b->last = b->eip + (max_end - (phys & 0xfff)) - 1;
     b->insns = insns;
     uint8_t *code_start = bt->em.p;
     emit_block_code(bt, b);
-    if (bt->cpu->trace & TRACE_OUT_ASM) {
-        uint32_t in_page = PAGE_SIZE - (phys & 0xfff), guest_len = b->last - b->eip + 1;
-        uint8_t bytes[PAGE_SIZE + INSN_MAX_LEN];
-        memcpy(bytes, host, guest_len < in_page ? guest_len : in_page);
-        if (guest_len > in_page)
-            memcpy(bytes + in_page, page2_bytes, guest_len - in_page);
-        trace_translation(code32, b->eip, phys, bytes, (int)guest_len, code_start, bt->em.p - code_start);
-    }
+    if (bt->cpu->trace & TRACE_OUT_ASM)
+        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start);
     if (bt->perf_map)
         fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
                 (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
@@ -587,6 +654,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
         mark_code_page(bt, b->phys2);
     }
     bt->stats.blocks_translated++;
+    for (int k = 0; k + 1 < n; k++)
+        bt->stats.jumps_followed += jump_followed(b, k);
     return b;
 }
 

@@ -41,6 +41,7 @@ struct bt_stats {
     uint64_t blocks_invalidated;
     uint64_t flushes;
     uint64_t block_entries;
+    uint64_t jumps_followed;   /* direct JMPs translated as part of a block that goes on at their target */
 };
 void bt_get_stats(const struct bt *bt, struct bt_stats *s);
 

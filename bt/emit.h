@@ -14,6 +14,8 @@ enum { H_RAX, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI,
 struct emitter {
     uint8_t *p;        /* next byte */
     uint8_t *end;      /* limit */
+    int mem_index;     /* the memory operand MEM_COVERED (native.c): [rdx + mem_index + mem_disp] */
+    int32_t mem_disp;
 };
 
 static inline int emit_room(const struct emitter *e, int n) { return e->end - e->p >= n; }

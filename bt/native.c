@@ -95,12 +95,27 @@ static int byte_or_hreg(int guest, int size)
 }
 
 #define MEM_RDX (-1)               /* an r/m operand that is the memory at [rdx] */
+#define MEM_COVERED (-2)           /* the memory at [rdx + e->mem_index + e->mem_disp] (64-bit) */
 #define EXT(n) (0x100 | (n))       /* a ModRM reg field that is an opcode extension */
+
+/* ModRM, SIB and displacement of [rdx + e->mem_index + e->mem_disp] (the
+ * index register's REX.X bit is the caller's). */
+static void modrm_covered(struct emitter *e, int reg)
+{
+    bool d8 = e->mem_disp >= -128 && e->mem_disp <= 127;
+    emit_u8(e, (d8 ? 0x40 : 0x80) | (reg & 7) << 3 | 4);
+    emit_u8(e, (e->mem_index & 7) << 3 | H_RDX);
+    if (d8)
+        emit_u8(e, (uint8_t)e->mem_disp);
+    else
+        emit_u32(e, (uint32_t)e->mem_disp);
+}
 
 /*
  * Prefixes, opcode (one byte, or 0x0fXX) and ModRM of `op reg, rm` at
- * `size`: reg is a host register or EXT(n); rm is a host register or
- * MEM_RDX.  A byte operand in SPL..DIL needs a REX prefix to not mean AH..BH.
+ * `size`: reg is a host register or EXT(n); rm is a host register, MEM_RDX
+ * or MEM_COVERED.  A byte operand in SPL..DIL needs a REX prefix to not
+ * mean AH..BH.
  */
 static void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm)
 {
@@ -111,18 +126,23 @@ static void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int r
     uint8_t rex = 0x40;
     if (reg_is_reg && (r & 8))
         rex |= 4;
-    if (rm != MEM_RDX && (rm & 8))
+    if (rm >= 0 && (rm & 8))
         rex |= 1;
+    if (rm == MEM_COVERED && (e->mem_index & 8))
+        rex |= 2;
     bool low_byte = size == 1 && ((reg_is_reg && r >= 4 && r < 8) || (rm >= 4 && rm < 8));
     if (rex != 0x40 || low_byte)
         emit_u8(e, rex);
     if (opcode > 0xff)
         emit_u8(e, opcode >> 8);
     emit_u8(e, opcode & 0xff);
-    if (rm == MEM_RDX)
+    if (rm == MEM_RDX) {
         emit_u8(e, (r & 7) << 3 | 2);
-    else
+    } else if (rm == MEM_COVERED) {
+        modrm_covered(e, r);
+    } else {
         emit_u8(e, 0xc0 | (r & 7) << 3 | (rm & 7));
+    }
 }
 
 /* mov dst32, src32 (host registers) */
@@ -873,6 +893,7 @@ static bool probe_keeps_flags(const struct block_emit *be, int sreg)
  */
 static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
 {
+    be->rdx_addend = -1;
     struct emitter *e = be->e;
     if (be->host_clear) {
         if (!probe_keeps_flags(be, sreg)) {
@@ -912,29 +933,39 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
 
 static void emit_high_bytes_in(struct block_emit *be);
 
-/* The r/m operand: its guest register's host register, or MEM_RDX after a
- * probe leaves the host address of the memory operand in rdx. */
+/* The r/m operand: its guest register's host register, MEM_RDX after a
+ * probe leaves the host address of the memory operand in rdx, or
+ * MEM_COVERED. */
 static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
 {
+    struct emitter *e = be->e;
     if (in->mod != 3 && be->base_cached >= 0) {
-        /* [reg + disp] in the page checked at the block's entry: no probe.
-         * The host register's upper half is zero (guest registers are only
-         * ever written as 32 bits or less), and the entry check saw that
-         * reg + disp does not wrap, so the 64-bit sum is the offset. */
-        struct emitter *e = be->e;
-        int r = hreg(in->ea_base);
-        bool d8 = in->disp >= -128 && in->disp <= 127;
-        emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
-        modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->base_cached));
-        emit_u8(e, 0x48 | (r & 8 ? 2 : 0)); emit_u8(e, 0x8d);  /* lea rdx, [rdx + r + disp] */
-        emit_u8(e, (d8 ? 0x40 : 0x80) | H_RDX << 3 | 4);
-        emit_u8(e, (r & 7) << 3 | H_RDX);
-        if (d8)
-            emit_u8(e, (uint8_t)in->disp);
-        else
-            emit_u32(e, (uint32_t)in->disp);
-    } else if (in->mod != 3) {
-        emit_ea(be->e, in);
+        /* [reg + disp] in the page checked at the block's entry: no probe,
+         * just the page's addend in rdx (which may still hold it) and
+         * [rdx + reg + disp].  The host register's upper half is zero
+         * (guest registers are only ever written as 32 bits or less), and
+         * the entry check saw that reg + disp does not wrap, so the 64-bit
+         * sum is the offset. */
+        if (be->rdx_addend != be->base_cached) {
+            emit_u8(e, 0x48); emit_u8(e, 0x8b);                /* mov rdx, [rbx+bt_base_addend[i]] */
+            modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->base_cached));
+            be->rdx_addend = be->base_cached;
+        }
+        e->mem_index = hreg(in->ea_base);
+        e->mem_disp = in->disp;
+        if (!(be->hi_regs & 1u << in->ea_base)) {
+            emit_high_bytes_in(be);
+            return MEM_COVERED;
+        }
+        /* The base is about to be rotated (mov bh, [ebx]): the address first. */
+        emit_u8(e, 0x48 | (e->mem_index & 8 ? 2 : 0)); emit_u8(e, 0x8d);   /* lea rdx, [rdx + reg + disp] */
+        modrm_covered(e, H_RDX);
+        be->rdx_addend = -1;
+        emit_high_bytes_in(be);
+        return MEM_RDX;
+    }
+    if (in->mod != 3) {
+        emit_ea(e, in);
         emit_probe(be, in->ea_seg, size, write, false);
     }
     emit_high_bytes_in(be);
@@ -1329,11 +1360,12 @@ uint32_t native_flags_written(const struct insn *in)
 
 /* Flags the instruction may need from EFLAGS before it runs: what it reads,
  * and everything when it may leave for the interpreter or a fault (whose
- * state must be exact). */
-uint32_t native_flags_needed(const struct insn *in)
+ * state must be exact).  `rm_cached`: its memory operand lies in a page
+ * checked at the block's entry, so it cannot fault. */
+uint32_t native_flags_needed(const struct insn *in, bool rm_cached)
 {
     int op = in->op;
-    if (!native_supported(in) || (in->has_modrm && in->mod != 3))
+    if (!native_supported(in) || (in->has_modrm && in->mod != 3 && !rm_cached))
         return FLAGS_ALL;
     if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc9 || op == 0xe8 ||
         op == 0xc2 || op == 0xc3 || op == 0xe9 || op == 0xeb || (op == 0xff && in->reg >= 2))
@@ -1914,8 +1946,37 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
     return true;
 }
 
+/* Native instructions whose own host code leaves RDX alone (their memory
+ * operand's, from emit_rm, tracks itself): a covered operand after them may
+ * use the page addend RDX still holds. */
+static bool keeps_rdx(const struct insn *in)
+{
+    int op = in->op;
+    if (alu_family(op) || (op >= 0x40 && op <= 0x4f) || (op >= 0xb0 && op <= 0xbf))
+        return true;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0x86: case 0x87:
+    case 0x88: case 0x89: case 0x8a: case 0x8b: case 0x8d: case 0x90: case 0xc6: case 0xc7:
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+        return true;
+    case 0xf6: case 0xf7:
+        return in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
+    }
+    return false;
+}
+
+uint32_t native_jump_target(const struct insn *in, uint32_t next)
+{
+    uint32_t target = next + (in->op == 0xeb ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
+    return in->op32 ? target : target & 0xffff;
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
+    if (be->jump_followed) {
+        be->pending++;             /* the code at its target comes next: the JMP only retires */
+        return false;
+    }
     struct emitter *e = be->e;
     int op = in->op;
     uint32_t next = eip + in->len;
@@ -2131,9 +2192,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         }
         case 0xe9: case 0xeb: {
-            uint32_t target = next + (op == 0xeb ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
-            if (!in->op32)
-                target &= 0xffff;
+            uint32_t target = native_jump_target(in, next);
             check_target(be, target);
             emit_exit_n(be, target, be->pending + 1);
             ends = true;
@@ -2159,6 +2218,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         s->host_after = be->host_clear != 0;
         be->nstubs++;
     }
+    if (s->nfixups || !keeps_rdx(in))
+        be->rdx_addend = -1;   /* a stub's call comes back here with RDX lost */
     be->pending++;
     return ends;
 }
@@ -2187,6 +2248,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
                           bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
+    be->rdx_addend = -1;
     emit_capture(be);
     emit_spill(be);
     be->regs_valid = threaded_keeps_callee_saved(in) ? be->regs_valid & GUEST_IN_CALLEE_SAVED : 0;

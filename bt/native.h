@@ -104,6 +104,8 @@ struct block_emit {
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
     int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
     int probes_ahead;           /* probes from this instruction until all flags are written again */
+    bool jump_followed;         /* this instruction is a JMP whose target the block goes on with */
+    int rdx_addend;             /* RDX holds bt_base_addend[this register] now, or -1 */
     uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
     uint32_t live_in;           /* flags the block may observe before writing them */
     uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
@@ -154,9 +156,11 @@ enum native_guard native_threaded_guard(const struct insn *in);
 void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
-uint32_t native_flags_needed(const struct insn *in);
+uint32_t native_flags_needed(const struct insn *in, bool rm_cached);
 /* True when native_emit can translate this instruction. */
 bool native_supported(const struct insn *in);
+/* Where a direct JMP (EB, E9) goes: `next` is the EIP after it. */
+uint32_t native_jump_target(const struct insn *in, uint32_t next);
 /* Emit host code for the instruction at eip (in is supported).  Returns true
  * when it ended the block (a control transfer emitted its own exits). */
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip);

@@ -81,19 +81,21 @@ int disasm_one(const uint8_t *code, int len, bool code32, uint32_t addr, char *b
     return l;
 }
 
-void trace_translation(bool code32, uint32_t eip, uint32_t phys, const uint8_t *guest, int guest_len,
-                       const uint8_t *host, size_t host_len)
+void trace_block_head(bool code32, uint32_t eip, uint32_t phys)
+{
+    fprintf(trace_output(), "IN: %08x (phys %08x, %d-bit)\n", eip, phys, code32 ? 32 : 16);
+}
+
+void trace_block_insn(bool code32, uint32_t eip, const uint8_t *bytes, int len)
+{
+    char text[160];
+    disasm_one(bytes, len, code32, eip, text, sizeof(text));
+    fprintf(trace_output(), "  %08x: %s\n", eip, text);
+}
+
+void trace_block_host(const uint8_t *host, size_t host_len)
 {
     FILE *f = trace_output();
-    char text[160];
-    fprintf(f, "IN: %08x (phys %08x, %d-bit)\n", eip, phys, code32 ? 32 : 16);
-    for (int off = 0; off < guest_len;) {
-        int n = disasm_one(guest + off, guest_len - off, code32, eip + off, text, sizeof(text));
-        fprintf(f, "  %08x: %s\n", eip + off, text);
-        if (n <= 0)
-            break;
-        off += n;
-    }
     static csh host_cs;
     static bool host_open;
     if (!host_open && cs_open(CS_ARCH_X86, CS_MODE_64, &host_cs) == CS_ERR_OK)

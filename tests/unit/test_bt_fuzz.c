@@ -2553,9 +2553,10 @@ static void test_bt_fuzz(void **state)
     for (int k = 0; k < NUM_VECTORS; k++)
         if (t.vec[k])
             printf(" #%d:%lu", k, t.vec[k]);
-    printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries\n",
+    printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, %llu jumps followed\n",
            (unsigned long long)bs.blocks_translated, (unsigned long long)bs.blocks_invalidated,
-           (unsigned long long)bs.flushes, (unsigned long long)bs.block_entries);
+           (unsigned long long)bs.flushes, (unsigned long long)bs.block_entries,
+           (unsigned long long)bs.jumps_followed);
     assert_int_equal(failures, 0);
 }
 
