@@ -323,7 +323,7 @@ static uint32_t eip_after(const struct block *b, int k, uint32_t eip)
 {
     const struct insn *in = &b->insns[k];
     if (jump_followed(b, k))
-        return native_jump_target(in, eip + in->len);
+        return native_branch_target(in, eip);
     return b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
 }
 
@@ -505,7 +505,7 @@ static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off,
 {
     if ((in->op != 0xe9 && in->op != 0xeb) || !in->op32 || runs->n == MAX_FOLLOWED)
         return false;
-    uint32_t target = native_jump_target(in, page_lin + *off);
+    uint32_t target = native_branch_target(in, page_lin + *off - in->len);
     runs->end[runs->n] = *off;               /* the current stretch, up to here */
     if ((target & PAGE_MASK) != page_lin || already_decoded(runs, runs->n + 1, target & 0xfff))
         return false;

@@ -1491,23 +1491,26 @@ static bool jcc_on_host_flags(const struct block_emit *be, int cc, uint32_t targ
 }
 
 /* The target of a Jcc at eip. */
-static uint32_t jcc_target(const struct insn *in, uint32_t eip)
-{
-    uint32_t next = eip + in->len;
-    uint32_t target = next + (in->op < 0x100 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
-    return in->op32 ? target : target & 0xffff;
-}
-
 static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
 {
     struct emitter *e = be->e;
-    uint8_t *taken;
+    uint8_t host;
     if (jcc_on_host_flags(be, cc, target)) {
-        taken = emit_jcc32(e, (uint8_t)cc);    /* the guest's condition on the host's flags */
+        host = (uint8_t)cc;                    /* the guest's condition on the host's flags */
     } else {
         emit_cond_base(be, cc);
-        taken = emit_jcc32(e, host_cc(cc));
+        host = host_cc(cc);
     }
+    if (target == be->block_eip) {
+        /* A loop: its back edge comes first, so that a turn takes one branch, not two. */
+        uint8_t *not_taken = emit_jcc32(e, host ^ 1);
+        check_target(be, target);
+        emit_exit_n(be, target, be->pending + 1);
+        emit_patch_rel32(not_taken, e->p);
+        emit_exit_n(be, next, be->pending + 1);
+        return;
+    }
+    uint8_t *taken = emit_jcc32(e, host);
     emit_exit_n(be, next, be->pending + 1);
     emit_patch_rel32(taken, e->p);
     check_target(be, target);
@@ -1888,7 +1891,7 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
 {
     int op = in->op;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f))
-        return jcc_on_host_flags(be, op & 0xf, jcc_target(in, eip));
+        return jcc_on_host_flags(be, op & 0xf, native_branch_target(in, eip));
     if (high_byte_regs(in))
         return false;
     if ((flags_read(in) & 0x1) && !(be->host_keep & 0x1))
@@ -1965,9 +1968,10 @@ static bool keeps_rdx(const struct insn *in)
     return false;
 }
 
-uint32_t native_jump_target(const struct insn *in, uint32_t next)
+uint32_t native_branch_target(const struct insn *in, uint32_t eip)
 {
-    uint32_t target = next + (in->op == 0xeb ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
+    bool rel8 = in->op == 0xeb || (in->op >= 0x70 && in->op <= 0x7f);
+    uint32_t target = eip + in->len + (rel8 ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm);
     return in->op32 ? target : target & 0xffff;
 }
 
@@ -2025,7 +2029,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
         emit_imm(e, in->imm, size);
     } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
-        emit_jcc(be, op & 0xf, next, jcc_target(in, eip));
+        emit_jcc(be, op & 0xf, next, native_branch_target(in, eip));
         ends = true;
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
         int rm = emit_rm(be, in, 1, true);
@@ -2192,7 +2196,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             break;
         }
         case 0xe9: case 0xeb: {
-            uint32_t target = native_jump_target(in, next);
+            uint32_t target = native_branch_target(in, eip);
             check_target(be, target);
             emit_exit_n(be, target, be->pending + 1);
             ends = true;

@@ -159,8 +159,8 @@ uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_needed(const struct insn *in, bool rm_cached);
 /* True when native_emit can translate this instruction. */
 bool native_supported(const struct insn *in);
-/* Where a direct JMP (EB, E9) goes: `next` is the EIP after it. */
-uint32_t native_jump_target(const struct insn *in, uint32_t next);
+/* Where a direct JMP (EB, E9) or Jcc at `eip` goes. */
+uint32_t native_branch_target(const struct insn *in, uint32_t eip);
 /* Emit host code for the instruction at eip (in is supported).  Returns true
  * when it ended the block (a control transfer emitted its own exits). */
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip);
