@@ -659,9 +659,15 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     return b;
 }
 
+/* What a lookup asks of a block. */
+struct block_key {
+    uint32_t phys, eip;
+    bool code32, user, flat, nocache;
+};
+
 /* Block b was translated for what `want` describes (a variant without base
  * caching always fits; one with it, unless `want` asks for the other). */
-static bool block_fits(const struct block *b, const struct block *want)
+static bool block_fits(const struct block *b, const struct block_key *want)
 {
     return b->phys == want->phys && b->eip == want->eip && b->code32 == want->code32 && b->user == want->user &&
            b->flat == want->flat && (b->nocache || !want->nocache);
@@ -694,8 +700,8 @@ static struct block *lookup(struct bt *bt)
     bool flat = segments_flat(c);
     bool nocache = bt->want_nocache;           /* the caching variant here failed its entry check */
     bt->want_nocache = false;
-    const struct block want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
-                                .nocache = nocache };
+    const struct block_key want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
+                                    .nocache = nocache };
     struct block *b = bt->jump_cache[bt_jump_cache_index(c->eip)];
     if (b && b->valid && block_fits(b, &want) && page2_maps(c, b))
         goto found;

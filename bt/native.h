@@ -39,9 +39,8 @@ struct block {
     bool flat;                       /* translated for flat CS/DS/ES/SS (see native.c) */
     uint16_t ninsn;
     bool nocache;                    /* translated without caching its base registers' pages */
-    uint8_t ncovered;                /* else: the ranges its entry checks cover (see native.c) */
+    uint8_t ncovered;                /* else: the ranges its entry checks cover (`covered`) */
     uint8_t check_misses;            /* times an entry check failed where a quiet fill could not help */
-    struct covered_range { int8_t reg; bool write; int32_t lo, hi; } covered[8];
     const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -58,6 +57,8 @@ struct block {
     uint32_t phys2;
     const uint8_t *host_page2;
     struct block *page2_next;
+    /* The [reg + lo, reg + hi] ranges its entry checks cover (see native.c). */
+    struct covered_range { int8_t reg; bool write; int32_t lo, hi; } covered[8];
 };
 
 #define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
