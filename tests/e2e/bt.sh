@@ -99,6 +99,15 @@ if assemble base_wrap.asm "$wrap_rom"; then
     expect_exit33 "$wrap_rom" bt 1000000 "[reg + disp] operands that wrap at 4 GiB read what was stored (1000 rounds)"
 fi
 
+# A block whose covered [ESP + disp] page leaves the TLB before every entry
+# (INVLPG in the loop's other block): its entry check fails each round, and
+# bt_run must fill the TLB and run it again without losing a store.
+refill_rom="$E2E_TMP/bt-covered-refill.bin"
+if assemble covered_refill.asm "$refill_rom"; then
+    expect_exit33 "$refill_rom" bt 1000000 "a block whose covered page left the TLB runs again (1000 rounds)"
+    expect_exit33 "$refill_rom" interp 1000000 "the same loop"
+fi
+
 # An instruction that crosses into the next page, last in a block run from
 # RAM under paging: after the second page is remapped, and after stores into
 # either page, each round must add the immediate the bytes say now.

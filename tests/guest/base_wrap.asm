@@ -11,7 +11,7 @@ FLAT32_ROM_START
     mov dword [0x1004], 0x22222222
     mov ebx, 0xfffff800
     mov edx, 1000
-    jmp .round                  ; the loads start a block of their own
+    jmp .round                  ; (bt decodes on at .round; JNZ below starts a block with the loads)
 .round:
     mov eax, [ebx + 0x1800]
     mov ecx, [ebx + 0x1804]

@@ -7,7 +7,7 @@
 
 FLAT32_ROM_START
     mov ecx, 1000
-    jmp .again                  ; ends the block: the next one starts with the CALL
+    jmp .again                  ; (bt decodes on at .again; JNZ below starts a block with the CALL)
 .again:
     call subroutine
     cmp esp, 0x90000

@@ -29,7 +29,7 @@ FLAT32_ROM_START
     xor edx, edx
     xor esi, esi
     sti
-    jmp loop_top                ; the loop is a block of its own
+    jmp loop_top                ; (bt decodes on here; JNZ below starts the loop's own block)
 loop_top:
     add eax, ecx
     xor ebx, eax
