@@ -390,7 +390,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
-                             .rdx_addend = -1 };
+                             .rdx_addend = -1, .loop_rdx = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
@@ -425,6 +425,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         for (int k = 0; k < b->ninsn; k++)
             written |= native_supported(&b->insns[k]) ? native_regs_written(&b->insns[k]) : NATIVE_ALL_REGS;
         be.loop_top = (checked & written) ? NULL : e->p;
+        be.loop_rdx = be.rdx_addend;           /* the last entry check leaves its page's addend in RDX */
     }
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave

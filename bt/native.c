@@ -234,7 +234,7 @@ static uint8_t *emit_jmp32(struct emitter *e)
     return field;
 }
 
-enum { CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_B = 0x2 };
+enum { CC_G = 0xf, CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_B = 0x2 };
 
 /* add/sub qword [rbx + disp], imm32 */
 static void emit_add_q(struct emitter *e, int32_t disp, int32_t v)
@@ -593,8 +593,9 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
  * A flat block that jumps to its own start and needs no flags there (its
  * first flag writer comes before anything could observe them): the flags
  * stay where they are (saved in AX for the way out) and the jump skips the
- * entry checks whose registers the block does not write (loop_top).  Only
- * the budget is checked.
+ * entry checks whose registers the block does not write (loop_top), with
+ * RDX holding the page addend the code there expects.  Only the budget is
+ * checked: the jump back is a jg on its subtraction.
  */
 static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
 {
@@ -603,9 +604,11 @@ static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
     emit_lahf_ax(e);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
-    uint8_t *spent = emit_leave_check(e, true);
-    emit_patch_rel32(emit_jmp32(e), be->loop_top);
-    emit_patch_rel32(spent, e->p);
+    if (be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
+        emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
+        modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->loop_rdx));
+    }
+    emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top);     /* the budget is not spent yet */
     emit_merge_ax(e, keep);
     emit_spill(be);
     emit_store_eip(e, eip);
@@ -774,26 +777,33 @@ static void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide)
         emit_u32(e, (uint32_t)d);
 }
 
-/* eax = effective offset of the memory operand (32-bit addressing):
- * lea eax, [base + index << scale + disp32], always with a SIB byte. */
-static void emit_ea(struct emitter *e, const struct insn *in)
+/* dst (a host register, 32 bits) = effective offset of the memory operand
+ * (32-bit addressing): lea dst, [base + index << scale + disp32], always
+ * with a SIB byte. */
+static void emit_ea_to(struct emitter *e, const struct insn *in, int dst)
 {
     if (in->ea_base < 0 && in->ea_index < 0) {
-        emit_u8(e, 0xb8);                      /* mov eax, disp32 */
+        emit_rex(e, 0, 0, dst);
+        emit_u8(e, 0xb8 | (dst & 7));          /* mov dst, disp32 */
         emit_u32(e, (uint32_t)in->disp);
         return;
     }
     int base = in->ea_base >= 0 ? hreg(in->ea_base) : -1;
     int index = in->ea_index >= 0 ? hreg(in->ea_index) : -1;
-    uint8_t rex = 0x40 | (index >= 0 && (index & 8) ? 2 : 0) | (base >= 0 && (base & 8) ? 1 : 0);
+    uint8_t rex = 0x40 | (dst & 8 ? 4 : 0) | (index >= 0 && (index & 8) ? 2 : 0) | (base >= 0 && (base & 8) ? 1 : 0);
     if (rex != 0x40)
         emit_u8(e, rex);
     emit_u8(e, 0x8d);
-    emit_u8(e, (base >= 0 ? 0x80 : 0x00) | H_RAX << 3 | 4);   /* disp32 with a base; none: SIB base 101 */
+    emit_u8(e, (base >= 0 ? 0x80 : 0x00) | (dst & 7) << 3 | 4);   /* disp32 with a base; none: SIB base 101 */
     int sib_index = index >= 0 ? (index & 7) : 4;             /* 100 without REX.X: no index */
     int sib_base = base >= 0 ? (base & 7) : 5;
     emit_u8(e, (index >= 0 ? (in->ea_scale & 3) << 6 : 0) | sib_index << 3 | sib_base);
     emit_u32(e, (uint32_t)in->disp);
+}
+
+static void emit_ea(struct emitter *e, const struct insn *in)
+{
+    emit_ea_to(e, in, H_RAX);
 }
 
 _Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB by shifting");
@@ -1869,6 +1879,7 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
     emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
     modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+    be->rdx_addend = base;
 }
 
 /* A two-page block's entry check: the TLB maps its second linear page
@@ -2096,8 +2107,12 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_mov(be, in);
             break;
         case 0x8d:                             /* lea */
-            emit_ea(e, in);
-            emit_op(e, opsize(in), 0x89, H_RAX, hreg(in->reg));
+            if (in->op32) {
+                emit_ea_to(e, in, hreg(in->reg));
+            } else {
+                emit_ea(e, in);
+                emit_op(e, 2, 0x89, H_RAX, hreg(in->reg));
+            }
             break;
         case 0x90:
             break;

@@ -108,6 +108,7 @@ struct block_emit {
     bool jump_followed;         /* this instruction is a JMP whose target the block goes on with */
     int rdx_addend;             /* RDX holds bt_base_addend[this register] now, or -1 */
     uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
+    int loop_rdx;               /* the rdx_addend the code at loop_top expects */
     uint32_t live_in;           /* flags the block may observe before writing them */
     uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
     int nbase_miss;
