@@ -21,12 +21,6 @@ FLAT32_ROM_START
     jne .bad
     dec edx
     jnz .round
-    mov al, 0x10
-    out 0xf4, al
-.bad:
-    mov al, 0x11
-    out 0xf4, al
-    cli
-    hlt
+    FLAT32_PASS_OR_BAD
 
 FLAT32_ROM_END

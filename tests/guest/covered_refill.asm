@@ -27,12 +27,6 @@ FLAT32_ROM_START
     jne .bad
     cmp ebx, 3000
     jne .bad
-    mov al, 0x10
-    out 0xf4, al
-.bad:
-    mov al, 0x11
-    out 0xf4, al
-    cli
-    hlt
+    FLAT32_PASS_OR_BAD
 
 FLAT32_ROM_END
