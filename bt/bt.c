@@ -312,10 +312,16 @@ static uint32_t second_page(uint32_t eip)
     return (eip & PAGE_MASK) + PAGE_SIZE;
 }
 
+/* JMP rel8 or rel32. */
+static bool direct_jmp(const struct insn *in)
+{
+    return in->op == 0xe9 || in->op == 0xeb;
+}
+
 /* A direct JMP inside a block was followed (one that was not ends it). */
 static bool jump_followed(const struct block *b, int k)
 {
-    return (b->insns[k].op == 0xe9 || b->insns[k].op == 0xeb) && k + 1 < b->ninsn;
+    return direct_jmp(&b->insns[k]) && k + 1 < b->ninsn;
 }
 
 /* The EIP of the instruction after instruction k (at `eip`) of the block. */
@@ -504,7 +510,7 @@ static bool already_decoded(const struct decoded_runs *runs, int nruns, uint32_t
  * (CS, which cannot change inside a block, has base 0 and a 4 GiB limit). */
 static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off, struct decoded_runs *runs)
 {
-    if ((in->op != 0xe9 && in->op != 0xeb) || !in->op32 || runs->n == MAX_FOLLOWED)
+    if (!direct_jmp(in) || !in->op32 || runs->n == MAX_FOLLOWED)
         return false;
     uint32_t target = native_branch_target(in, page_lin + *off - in->len);
     runs->end[runs->n] = *off;               /* the current stretch, up to here */
@@ -756,7 +762,6 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
     }
 }
 
-/* One step of the run loop: the block at CS:EIP, or one interpreted instruction. */
 /* Each range a block's entry checks cover lies in one page now, and a
  * quiet walk has put it in the TLB: the check will pass. */
 static bool covered_ranges_fill(struct cpu *c, const struct block *b)
@@ -803,6 +808,7 @@ static void entry_check_failed(struct bt *bt, struct block *b)
     interp_step(c);
 }
 
+/* One step of the run loop: the block at CS:EIP, or one interpreted instruction. */
 static void run_block(void *opaque)
 {
     struct bt *bt = opaque;

@@ -589,6 +589,13 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
     emit_epilogue(e);
 }
 
+/* rdx = the page addend of base register `base`, which its entry check saved. */
+static void emit_load_addend(struct emitter *e, int base)
+{
+    emit_u8(e, 0x48); emit_u8(e, 0x8b);                        /* mov rdx, [rbx+bt_base_addend[base]] */
+    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+}
+
 /*
  * A flat block that jumps to its own start and needs no flags there (its
  * first flag writer comes before anything could observe them): the flags
@@ -605,8 +612,7 @@ static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     if (be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
-        emit_u8(e, 0x48); emit_u8(e, 0x8b);                    /* mov rdx, [rbx+bt_base_addend[i]] */
-        modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->loop_rdx));
+        emit_load_addend(e, be->loop_rdx);
     }
     emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top);     /* the budget is not spent yet */
     emit_merge_ax(e, keep);
@@ -957,8 +963,7 @@ static int emit_rm(struct block_emit *be, const struct insn *in, int size, bool 
          * the entry check saw that reg + disp does not wrap, so the 64-bit
          * sum is the offset. */
         if (be->rdx_addend != be->base_cached) {
-            emit_u8(e, 0x48); emit_u8(e, 0x8b);                /* mov rdx, [rbx+bt_base_addend[i]] */
-            modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * be->base_cached));
+            emit_load_addend(e, be->base_cached);
             be->rdx_addend = be->base_cached;
         }
         e->mem_index = hreg(in->ea_base);
@@ -1500,7 +1505,6 @@ static bool jcc_on_host_flags(const struct block_emit *be, int cc, uint32_t targ
     return cond_in_host(be, cc) && target <= be->limit_checked;
 }
 
-/* The target of a Jcc at eip. */
 static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
 {
     struct emitter *e = be->e;
