@@ -335,8 +335,9 @@ static uint32_t eip_after(const struct block *b, int k, uint32_t eip)
 
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
- * for each register that has at least two.  Returns the registers checked. */
-static unsigned plan_base_cache(struct block_emit *be, struct block *b, int *base_cached)
+ * for each register that has at least two.  Records the ranges in
+ * b->covered; returns the registers checked. */
+static unsigned plan_base_cache(struct block *b, int *base_cached)
 {
     int candidate[MAX_BLOCK_INSNS];            /* the base register each instruction's operand may use */
     int32_t lo[8], hi[8];
@@ -366,7 +367,6 @@ static unsigned plan_base_cache(struct block_emit *be, struct block *b, int *bas
     for (int r = 0; r < 8; r++) {
         if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
             continue;
-        native_emit_base_check(be, r, lo[r], hi[r], write[r]);
         b->covered[b->ncovered++] = (struct covered_range){ .reg = r, .write = write[r], .lo = lo[r], .hi = hi[r] };
         checked |= 1u << r;
     }
@@ -374,6 +374,92 @@ static unsigned plan_base_cache(struct block_emit *be, struct block *b, int *bas
         if (candidate[k] >= 0 && (checked & (1u << candidate[k])))
             base_cached[k] = candidate[k];
     return checked;
+}
+
+/* Whether the block reads incoming arithmetic flags, not only may let a
+ * fault or an exit observe them: a flag read before the block writes it, a
+ * side exit, a partial writer (INC/DEC keep CF), a threaded instruction. */
+static bool block_reads_flags(const struct block *b)
+{
+    uint32_t live = 0x8d5;                     /* the arithmetic flags: what an exit observes */
+    for (int k = b->ninsn - 1; k >= 0; k--) {
+        const struct insn *in = &b->insns[k];
+        if (jump_followed(b, k))
+            continue;
+        live = (live & ~native_flags_written(in)) | native_flags_read(in);
+    }
+    return live != 0;
+}
+
+/*
+ * A flat block's entries (see native.c): bt_run's (entry) loads the guest
+ * registers; patched jumps (entry_chained) bring them loaded, with the
+ * arithmetic flags in AX.  Where they go from there:
+ * - a block that writes them all before anything could observe them
+ *   leaves them in AX, kept in R11 across its entry checks for their ways out;
+ * - a block that reads them (block_reads_flags) puts them back into the
+ *   host's EFLAGS with SAHF, after its entry checks, and its code starts
+ *   with them deferred there;
+ * - any other (one whose first memory operand could fault before its
+ *   first flag writer) merges them into EFLAGS in memory first.
+ * A jump to the block's own start may skip the entry checks when the block
+ * writes none of their registers (loop_top), with the flags in AX.
+ */
+static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned checked, bool reads)
+{
+    struct emitter *e = be->e;
+    native_emit_load_all(be);
+    bool entry_checks = checked || b->two_pages;
+    bool in_ax = !be->live_in || reads;        /* the code after the entry checks takes AX */
+    uint8_t *skip = NULL;
+    if (in_ax && (entry_checks || reads))
+        native_emit_entry_flags(be, ENTRY_FLAGS_FROM_EFLAGS);
+    else if (!in_ax)
+        skip = emit_jmp32(e);
+    b->entry_chained = e->p;
+    if (!in_ax)
+        native_emit_entry_flags(be, ENTRY_FLAGS_MERGE);
+    if (skip)
+        emit_patch_rel32(skip, e->p);
+    if (in_ax && entry_checks) {
+        native_emit_entry_flags(be, ENTRY_FLAGS_KEEP);
+        be->entry_flags_r11 = true;            /* where the entry checks' ways out find them */
+    }
+    if (b->two_pages)
+        native_emit_page2_check(be, second_page(b->eip), b->phys2);
+    for (int k = 0; k < b->ncovered; k++) {
+        const struct covered_range *r = &b->covered[k];
+        native_emit_base_check(be, r->reg, r->lo, r->hi, r->write);
+    }
+    if (reads && entry_checks)
+        native_emit_entry_flags(be, ENTRY_FLAGS_FROM_R11);
+    unsigned written = 0;
+    for (int k = 0; k < b->ninsn; k++)
+        written |= native_supported(&b->insns[k]) ? native_regs_written(&b->insns[k]) : NATIVE_ALL_REGS;
+    be->loop_top = (checked & written) || !in_ax ? NULL : e->p;
+    be->loop_rdx = be->rdx_addend;             /* the last entry check leaves its page's addend in RDX */
+    if (reads)
+        native_emit_entry_flags(be, ENTRY_FLAGS_TO_HOST);
+}
+
+/* Instruction k is a shift of a register by an immediate whose OF nothing
+ * but a later instruction's stub could observe before an instruction
+ * overwrites it (see native.c, emit_shift). */
+static bool of_observed_by_stubs_only(const struct block *b, int k)
+{
+    const struct insn *in = &b->insns[k];
+    if ((in->op != 0xc0 && in->op != 0xc1) || in->mod != 3 || !b->code32)
+        return false;
+    for (int j = k + 1; j < b->ninsn; j++) {
+        if (jump_followed(b, j))
+            continue;
+        if (ends_block(&b->insns[j]))
+            return false;
+        int r = native_of_blocker(&b->insns[j], in->rm);
+        if (r)
+            return r > 0;
+    }
+    return false;
 }
 
 /* The step a threaded instruction calls: with its guard, where code after it relies on one. */
@@ -396,7 +482,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
-                             .rdx_addend = -1, .loop_rdx = -1 };
+                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
@@ -411,28 +497,10 @@ static void emit_block_code(struct bt *bt, struct block *b)
     /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
      * changes CS stays in a block: every direct target is within it. */
     be.limit_checked = b->flat ? 0xffffffffu : b->last;
-    uint8_t *start = e->p;
-    native_emit_prologue(e);
-    b->entry = e->p;
     int base_cached[MAX_BLOCK_INSNS];
     for (int k = 0; k < b->ninsn; k++)
         base_cached[k] = -1;
-    if (b->flat && b->code32) {
-        /* A target of patched jumps (see native.c): registers come loaded. */
-        native_emit_load_all(&be);
-        b->entry_chained = e->p;
-        if (b->two_pages)
-            native_emit_page2_check(&be, second_page(b->eip), b->phys2);
-        unsigned checked = b->nocache ? 0 : plan_base_cache(&be, b, base_cached);
-        /* A jump to the block's own start may skip the entry checks when the
-         * block writes none of their registers (nothing could fail there
-         * again, with flags not yet merged). */
-        unsigned written = 0;
-        for (int k = 0; k < b->ninsn; k++)
-            written |= native_supported(&b->insns[k]) ? native_regs_written(&b->insns[k]) : NATIVE_ALL_REGS;
-        be.loop_top = (checked & written) ? NULL : e->p;
-        be.loop_rdx = be.rdx_addend;           /* the last entry check leaves its page's addend in RDX */
-    }
+    unsigned checked = b->flat && b->code32 && !b->nocache ? plan_base_cache(b, base_cached) : 0;
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
      * for the interpreter. */
@@ -446,6 +514,11 @@ static void emit_block_code(struct bt *bt, struct block *b)
         live = (live & ~w) | (jump_followed(b, k) ? 0 : native_flags_needed(&b->insns[k], base_cached[k] >= 0));
     }
     be.live_in = live;
+    uint8_t *start = e->p;
+    native_emit_prologue(e);
+    b->entry = e->p;
+    if (b->flat && b->code32)
+        emit_flat_entry(&be, b, checked, block_reads_flags(b));
     /* Probes from each instruction until deferred flags pending at it are
      * gone: overwritten whole (after its probes), or captured before a
      * threaded instruction. */
@@ -471,6 +544,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
         be.base_cached = base_cached[k];
         be.probes_ahead = probes_ahead[k];
         be.jump_followed = jump_followed(b, k);
+        be.last = last;
+        be.of_lazy = of_observed_by_stubs_only(b, k);
         be.flat = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
@@ -520,6 +595,20 @@ static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off,
     return true;
 }
 
+/* A conditional jump need not end a flat 32-bit block: decoding goes on
+ * with the instruction after it, and the jump becomes a side exit, taken
+ * or not inline.  Up to MAX_SIDE_EXITS per block, each with a chain slot,
+ * and two slots for the block's end. */
+#define MAX_SIDE_EXITS (BT_CHAIN_SLOTS - 2)
+static bool side_exit(const struct insn *in, int *count)
+{
+    int op = in->op;
+    if (!((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) || *count == MAX_SIDE_EXITS)
+        return false;
+    ++*count;
+    return true;
+}
+
 /* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at
  * `off`; `follow`: direct JMPs may be followed (page_lin is the page's
  * linear address).  *off ends after the last instruction decoded, *max_end
@@ -529,7 +618,7 @@ static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uin
                       struct insn *out, uint32_t *max_end, bool *crosses)
 {
     struct decoded_runs runs = { .start = { *off } };
-    int n = 0;
+    int n = 0, side_exits = 0;
     *crosses = false;
     *max_end = *off;
     while (n < MAX_BLOCK_INSNS && *off < PAGE_SIZE) {
@@ -542,7 +631,8 @@ static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uin
         *off += len;
         *max_end = *off > *max_end ? *off : *max_end;
         const struct insn *in = &out[n++];
-        if (ends_block(in) && !(follow && n < MAX_BLOCK_INSNS && follow_jump(in, page_lin, off, &runs)))
+        if (ends_block(in) && !(follow && n < MAX_BLOCK_INSNS &&
+                                (follow_jump(in, page_lin, off, &runs) || side_exit(in, &side_exits))))
             break;
     }
     return n;

@@ -71,6 +71,15 @@ static inline uint8_t *emit_jz_fwd(struct emitter *e)
     return at;
 }
 
+/* jmp rel32 to be patched: returns the address of the rel32 field */
+static inline uint8_t *emit_jmp32(struct emitter *e)
+{
+    emit_u8(e, 0xe9);
+    uint8_t *at = e->p;
+    emit_u32(e, 0);
+    return at;
+}
+
 static inline void emit_patch_rel32(uint8_t *field, const uint8_t *target)
 {
     int32_t rel = (int32_t)(target - (field + 4));

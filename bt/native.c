@@ -226,14 +226,6 @@ static uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)
     return field;
 }
 
-static uint8_t *emit_jmp32(struct emitter *e)
-{
-    emit_u8(e, 0xe9);
-    uint8_t *field = e->p;
-    emit_u32(e, 0);
-    return field;
-}
-
 enum { CC_G = 0xf, CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_B = 0x2 };
 
 /* add/sub qword [rbx + disp], imm32 */
@@ -403,6 +395,17 @@ static void emit_lahf_ax(struct emitter *e)
     emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);      /* seto al */
 }
 
+/* The guest's flags, all deferred in the host's EFLAGS, into AX as
+ * emit_lahf_ax takes them, with AF cleared where a logic op cleared it. */
+static void emit_flags_to_ax(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    emit_lahf_ax(e);
+    if (!(be->host_keep & 0x10)) {
+        emit_u8(e, 0x80); emit_u8(e, 0xe4); emit_u8(e, 0xef);   /* and ah, ~AF */
+    }
+}
+
 /* The flags emit_lahf_ax took (`keep`: AF or not) into EFLAGS in memory.
  * LAHF's byte has CF PF AF ZF SF where EFLAGS has them.  EFLAGS is written
  * as a dword: byte stores would stall the dword loads that follow (store
@@ -420,6 +423,51 @@ static void emit_merge_ax(struct emitter *e, uint32_t keep)
     emit_u8(e, 0x09); modrm_rbx(e, H_RDX, OFF_FLAGS);          /* or [rbx+eflags], edx */
 }
 
+/* AX as emit_lahf_ax leaves it, from the (whole) EFLAGS in memory. */
+static void emit_ax_from_eflags(struct emitter *e)
+{
+    emit_u8(e, 0x0f); emit_u8(e, 0xb6);                        /* movzx eax, byte [rbx+eflags] */
+    modrm_rbx(e, H_RAX, OFF_FLAGS);
+    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 8);         /* shl eax, 8 */
+    emit_u8(e, 0x0f); emit_u8(e, 0xba);                        /* bt dword [rbx+eflags], 11 */
+    modrm_rbx(e, 4, OFF_FLAGS);
+    emit_u8(e, 11);
+    emit_u8(e, 0x0f); emit_u8(e, 0x92); emit_u8(e, 0xc0);      /* setc al */
+}
+
+void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
+{
+    struct emitter *e = be->e;
+    switch (how) {
+    case ENTRY_FLAGS_FROM_EFLAGS:
+        emit_ax_from_eflags(e);
+        break;
+    case ENTRY_FLAGS_KEEP:
+        emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);  /* mov r11d, eax: the entry checks use RAX */
+        break;
+    case ENTRY_FLAGS_MERGE:
+        emit_merge_ax(e, FLAGS_ARITH);
+        break;
+    case ENTRY_FLAGS_FROM_R11:
+        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);  /* mov eax, r11d */
+        break;
+    case ENTRY_FLAGS_TO_HOST:
+        emit_u8(e, 0x04); emit_u8(e, 0x7f);                    /* add al, 0x7f: OF = (al == 1) */
+        emit_u8(e, 0x9e);                                      /* sahf */
+        be->host_keep = be->host_clear = FLAGS_ARITH;
+        break;
+    }
+}
+
+/* An entry check's way out: the flags ENTRY_FLAGS_KEEP put in R11 into EFLAGS. */
+static void emit_entry_flags_out(struct block_emit *be)
+{
+    if (!be->entry_flags_r11)
+        return;
+    emit_u8(be->e, 0x44); emit_u8(be->e, 0x89); emit_u8(be->e, 0xd8);   /* mov eax, r11d */
+    emit_merge_ax(be->e, FLAGS_ARITH);
+}
+
 /* The same merge on one path out of the block, leaving the static state alone. */
 static void emit_materialize_on_exit(struct block_emit *be)
 {
@@ -433,6 +481,21 @@ static void emit_materialize_on_exit(struct block_emit *be)
     emit_host_into_r11(e, be->host_keep, be->host_clear, &keep, &clear);
     if (keep)
         emit_merge_r11(e, keep, clear);
+}
+
+/* A flat block's way out to a jump cache lookup: the flags as a chained
+ * entry takes them (AX), kept in R11 across the lookup, when they are all
+ * in the host's EFLAGS (returns true); else merged into EFLAGS. */
+static bool emit_flags_for_handover(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    if (!host_flags_whole(be)) {
+        emit_materialize_on_exit(be);
+        return false;
+    }
+    emit_flags_to_ax(be);
+    emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);      /* mov r11d, eax */
+    return true;
 }
 
 /* Where the guest flags in `need` are: in R11 (true) or in EFLAGS in
@@ -488,7 +551,9 @@ static void jump_to_stub(struct block_emit *be, uint8_t cc)
     add_stub_fixup(be, emit_jcc32(be->e, cc));
 }
 
-static void emit_jump_cache(struct block_emit *be, bool counted);
+static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11);
+static void emit_shift_of(struct emitter *e, int kind, int size, int rm);
+static void emit_put_flags_eax(struct emitter *e, uint32_t clear);
 
 /*
  * Leave for a fixed EIP.  A chainable exit records its slot, then jumps
@@ -567,7 +632,13 @@ static uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_
 static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
-    emit_materialize_on_exit(be);
+    bool whole = host_flags_whole(be);
+    if (whole) {
+        emit_flags_to_ax(be);
+    } else {
+        emit_materialize_on_exit(be);
+        emit_ax_from_eflags(e);
+    }
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     struct chain_slot *slot = new_chain_slot(be, eip);
@@ -584,6 +655,8 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
     emit_patch_rel32(slot->jump, slot->unchained);
     for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
+    if (whole)
+        emit_merge_ax(e, FLAGS_ARITH);
     emit_spill(be);
     emit_unchained_exit(e, eip, slot);
     emit_epilogue(e);
@@ -607,15 +680,29 @@ static void emit_load_addend(struct emitter *e, int base)
 static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
-    uint32_t keep = be->host_keep;
-    emit_lahf_ax(e);
+    emit_flags_to_ax(be);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     if (be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
         emit_load_addend(e, be->loop_rdx);
     }
     emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top);     /* the budget is not spent yet */
-    emit_merge_ax(e, keep);
+    emit_merge_ax(e, FLAGS_ARITH);
+    emit_spill(be);
+    emit_store_eip(e, eip);
+    emit_epilogue(e);
+}
+
+/* Any other flat block that jumps to its own start: a patched exit to
+ * itself that need not be patched, into its chained entry (flags in AX). */
+static void emit_self_chain(struct block_emit *be, uint32_t eip, int count)
+{
+    struct emitter *e = be->e;
+    emit_flags_to_ax(be);
+    emit_count(e, count);
+    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
+    emit_patch_rel32(emit_jcc32(e, CC_G), be->self->entry_chained);   /* the budget is not spent yet */
+    emit_merge_ax(e, FLAGS_ARITH);
     emit_spill(be);
     emit_store_eip(e, eip);
     emit_epilogue(e);
@@ -624,28 +711,32 @@ static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
-    if (be->chain && be->flat && eip == be->block_eip && be->loop_top && !be->live_in && count &&
-        host_flags_whole(be)) {
+    if (be->chain && be->flat && eip == be->block_eip && be->loop_top && count && host_flags_whole(be)) {
         emit_self_loop(be, eip, count);
         return;
     }
-    if (be->chain && be->flat && be->nchain < 2) {
+    if (be->chain && be->flat && eip == be->block_eip && count && host_flags_whole(be)) {
+        emit_self_chain(be, eip, count);
+        return;
+    }
+    if (be->chain && be->flat && be->nchain < BT_CHAIN_SLOTS) {
         emit_patched_exit(be, eip, count);
         return;
     }
     bool cross_page = be->chain && ((eip ^ be->block_eip) & PAGE_MASK);
-    if (!(cross_page && be->flat))
+    bool handover = cross_page && be->flat;
+    if (!handover)
         emit_spill(be);
-    emit_materialize_on_exit(be);
+    bool flags_in_r11 = handover ? emit_flags_for_handover(be) : (emit_materialize_on_exit(be), false);
     emit_count(e, count);
     if (cross_page) {
         /* Another page: whether it maps where it did is the TLB's to say. */
         emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
-        emit_jump_cache(be, count != 0);
+        emit_jump_cache(be, count != 0, flags_in_r11);
         if (be->flat)
             emit_spill(be);                    /* not found: out to bt_run */
-    } else if (be->chain && be->nchain < 2) {
+    } else if (be->chain && be->nchain < BT_CHAIN_SLOTS) {
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = new_chain_slot(be, eip);
         uint8_t *out[5];
@@ -707,6 +798,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         /* An entry check failed: nothing has run; the registers came loaded. */
         for (int k = 0; k < be->nbase_miss; k++)
             emit_patch_rel32(be->base_miss[k], e->p);
+        emit_entry_flags_out(be);
         emit_regs_store(e, NATIVE_ALL_REGS);
         emit_store_eip(e, be->block_eip);
         emit_mov_imm64(e, H_RAX, (uintptr_t)be->self);
@@ -719,6 +811,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
          * run; bt_run's lookup walks the page tables and decides. */
         emit_patch_rel32(be->page2_miss[0], e->p);
         emit_patch_rel32(be->page2_miss[1], e->p);
+        emit_entry_flags_out(be);
         emit_regs_store(e, NATIVE_ALL_REGS);
         emit_store_eip(e, be->block_eip);
         emit_epilogue(e);
@@ -736,6 +829,14 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         emit_regs_store(e, s->dirty);
         if (keep)
             emit_merge_r11(e, keep, clear);
+        if (s->of_rm >= 0) {
+            if (s->of_kind != 5) {
+                emit_u8(e, 0x8b);                              /* mov esi, [rbx+eflags]: CF for SHL/SAL's OF */
+                modrm_rbx(e, H_RSI, OFF_FLAGS);
+            }
+            emit_shift_of(e, s->of_kind, s->of_size, s->of_rm);
+            emit_put_flags_eax(e, 0x800);
+        }
         emit_count(e, s->pending);
         emit_call_step(e, s->eip, s->in, step);
         if (!s->resume) {
@@ -1505,7 +1606,10 @@ static bool jcc_on_host_flags(const struct block_emit *be, int cc, uint32_t targ
     return cond_in_host(be, cc) && target <= be->limit_checked;
 }
 
-static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
+/* Returns true when the jump ends the block; a flat block goes on past one
+ * that is not its last instruction (a side exit: taken leaves, not taken
+ * goes on inline). */
+static bool emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t target)
 {
     struct emitter *e = be->e;
     uint8_t host;
@@ -1515,6 +1619,12 @@ static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t targ
         emit_cond_base(be, cc);
         host = host_cc(cc);
     }
+    if (!be->last) {
+        uint8_t *not_taken = emit_jcc32(e, host ^ 1);
+        emit_exit_n(be, target, be->pending + 1);
+        emit_patch_rel32(not_taken, e->p);
+        return false;
+    }
     if (target == be->block_eip) {
         /* A loop: its back edge comes first, so that a turn takes one branch, not two. */
         uint8_t *not_taken = emit_jcc32(e, host ^ 1);
@@ -1522,13 +1632,14 @@ static void emit_jcc(struct block_emit *be, int cc, uint32_t next, uint32_t targ
         emit_exit_n(be, target, be->pending + 1);
         emit_patch_rel32(not_taken, e->p);
         emit_exit_n(be, next, be->pending + 1);
-        return;
+        return true;
     }
     uint8_t *taken = emit_jcc32(e, host);
     emit_exit_n(be, next, be->pending + 1);
     emit_patch_rel32(taken, e->p);
     check_target(be, target);
     emit_exit_n(be, target, be->pending + 1);
+    return true;
 }
 
 static void emit_unary(struct block_emit *be, const struct insn *in, int host_op, int ext, uint32_t mask)
@@ -1615,6 +1726,18 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
             emit_flags_kc(be, rotate ? 0x1 | of : 0xc5 | of, rotate ? 0x801 : FLAGS_ARITH);
             return;
         }
+        if (!be->flags_dead && be->of_lazy && !rotate && in->mod == 3 && !high_byte_regs(in)) {
+            /* Only a stub could observe OF before it is overwritten: the
+             * host's other flags are deferred, OF left out (merged as 0),
+             * and the stubs compute it from the result (SAR's is 0). */
+            emit_flags_kc(be, 0xc5, FLAGS_ARITH);
+            if (kind != 7) {
+                be->of_rm = rm;
+                be->of_kind = kind;
+                be->of_size = size;
+            }
+            return;
+        }
     }
     if (be->flags_dead) {
         host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
@@ -1676,9 +1799,11 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
  * EIP up in bt's jump cache and enter that block directly when it is still
  * valid, translated for this CPL, within the CS limit, and its page is what
  * the TLB maps the target's linear address to now.  Otherwise fall through
- * to the return into bt_run.
+ * to the return into bt_run, with EFLAGS whole.  A flat target's chained
+ * entry takes the flags in AX: from R11 (`flags_in_r11`, EFLAGS stale) or
+ * from EFLAGS.
  */
-static void emit_jump_cache(struct block_emit *be, bool counted)
+static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11)
 {
     struct emitter *e = be->e;
     uint8_t *out[12];
@@ -1731,10 +1856,25 @@ static void emit_jump_cache(struct block_emit *be, bool counted)
     emit_u32(e, offsetof(struct block, phys));
     emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
     out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0xff); emit_u8(e, 0xa0);                        /* jmp [rax+entry(_chained)] */
-    emit_u32(e, be->flat ? offsetof(struct block, entry_chained) : offsetof(struct block, entry));
+    if (be->flat) {
+        emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);  /* mov rsi, rax */
+        if (flags_in_r11) {
+            emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);   /* mov eax, r11d */
+        } else {
+            emit_ax_from_eflags(e);
+        }
+        emit_u8(e, 0xff); emit_u8(e, 0xa6);                    /* jmp [rsi+entry_chained] */
+        emit_u32(e, offsetof(struct block, entry_chained));
+    } else {
+        emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
+        emit_u32(e, offsetof(struct block, entry));
+    }
     for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
+    if (flags_in_r11) {
+        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);  /* mov eax, r11d */
+        emit_merge_ax(e, FLAGS_ARITH);
+    }
 }
 
 /* Leave the block for an EIP computed at run time (in edi). */
@@ -1744,12 +1884,12 @@ static void emit_exit_edi(struct block_emit *be)
     bool handover = be->chain && be->flat;     /* registers go to the target in host registers */
     if (!handover)
         emit_spill(be);
-    emit_materialize_on_exit(be);
+    bool flags_in_r11 = handover ? emit_flags_for_handover(be) : (emit_materialize_on_exit(be), false);
     emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
     if (be->chain)
-        emit_jump_cache(be, true);
+        emit_jump_cache(be, true, flags_in_r11);
     if (handover)
         emit_spill(be);                        /* not found: out to bt_run */
     emit_epilogue(e);
@@ -1812,6 +1952,24 @@ static uint32_t flags_read(const struct insn *in)
     if (alu_family(op))
         return (op >> 3) == 2 || (op >> 3) == 3 ? 0x1 : 0;   /* ADC, SBB */
     return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3) ? 0x1 : 0;
+}
+
+uint32_t native_flags_read(const struct insn *in)
+{
+    int op = in->op;
+    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || (op >= 0x70 && op <= 0x7f) ||
+        (op >= 0x180 && op <= 0x18f))
+        return FLAGS_ALL;          /* threaded; a zero count keeps them; a side exit takes them */
+    return flags_read(in);
+}
+
+int native_of_blocker(const struct insn *in, int reg)
+{
+    if (!native_supported(in) || high_byte_regs(in) || (native_flags_read(in) & 0x800))
+        return -1;
+    if (native_flags_written(in) & 0x800)
+        return 1;                  /* its stub runs before it writes the register */
+    return (native_regs_written(in) & (1u << reg)) ? -1 : 0;
 }
 
 /* A shift by CL merges its flags into EFLAGS in memory itself: a zero count
@@ -2016,6 +2174,11 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->pend_clear = be->pend_clear;
     s->host_keep = be->host_keep;
     s->host_clear = be->host_clear;
+    s->of_rm = be->of_rm;
+    s->of_kind = be->of_kind;
+    s->of_size = be->of_size;
+    if (native_flags_written(in) & 0x800)
+        be->of_rm = -1;                        /* after this one's stub: it overwrites OF */
     if (be->regs_used & ~be->regs_valid) {
         emit_regs_load(e, be->regs_used & ~be->regs_valid);
         be->regs_valid = be->regs_used;
@@ -2044,8 +2207,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
         emit_imm(e, in->imm, size);
     } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
-        emit_jcc(be, op & 0xf, next, native_branch_target(in, eip));
-        ends = true;
+        ends = emit_jcc(be, op & 0xf, next, native_branch_target(in, eip));
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
         int rm = emit_rm(be, in, 1, true);
         if (cond_in_host(be, op & 0xf)) {
@@ -2291,7 +2453,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     if (goes_on) {
         emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
         modrm_rbx(e, H_RDI, OFF_EIP);
-        emit_jump_cache(be, false);
+        emit_jump_cache(be, false, false);
     }
     be->plain_exits[be->nplain++] = emit_jmp32(e);
 }

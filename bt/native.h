@@ -29,6 +29,8 @@ struct chain_slot {
     struct chain_slot *next_in;      /* the target's other incoming slots */
 };
 
+#define BT_CHAIN_SLOTS 6
+
 struct block {
     uint32_t phys;                   /* guest-physical address of the first instruction */
     uint32_t eip;                    /* its EIP: native code has the EIPs built in */
@@ -48,7 +50,7 @@ struct block {
     uint8_t *entry;                  /* code after the prologue (the jump cache's entry) */
     uint8_t *entry_chained;          /* flat blocks: where patched jumps land, registers loaded */
     struct insn *insns;
-    struct chain_slot chain[2];      /* fixed-target exits (taken/fall-through) */
+    struct chain_slot chain[BT_CHAIN_SLOTS];   /* fixed-target exits (side exits, taken/fall-through) */
     struct chain_slot *incoming;     /* patched jumps into this block */
     /* A flat block whose last instruction crosses into the next linear page
      * (see bt.c, translate): that page's physical page and bytes then, and
@@ -74,6 +76,7 @@ struct native_stub {
     int pending;                          /* instructions retired natively before it */
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint32_t host_keep, host_clear;       /* flags still in the host's EFLAGS when it jumps here */
+    int of_rm, of_kind, of_size;          /* OF to compute from a shift's result (of_rm >= 0; see native.c) */
     bool host_after;                      /* the code resumed at expects flags in the host's EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
     unsigned regs;                        /* guest registers held in host registers there */
@@ -106,10 +109,14 @@ struct block_emit {
     int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
     int probes_ahead;           /* probes from this instruction until all flags are written again */
     bool jump_followed;         /* this instruction is a JMP whose target the block goes on with */
+    bool last;                  /* this instruction is the block's last (a Jcc before it is a side exit) */
+    bool of_lazy;               /* a shift's OF here is observed by nothing but stubs (native_of_blocker) */
+    int of_rm, of_kind, of_size;   /* the shift whose OF the stubs compute: its register (-1: none) */
     int rdx_addend;             /* RDX holds bt_base_addend[this register] now, or -1 */
     uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
     int loop_rdx;               /* the rdx_addend the code at loop_top expects */
     uint32_t live_in;           /* flags the block may observe before writing them */
+    bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see native.c) */
     uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
     int nbase_miss;
     uint8_t *page2_miss[2];     /* rel32 fields of the second page's entry check (two-page blocks) */
@@ -138,6 +145,17 @@ void native_emit_prologue(struct emitter *e);
 /* A flat block's entry: all guest registers into host registers; the code
  * after it (entry_chained) takes them as loaded and possibly written. */
 void native_emit_load_all(struct block_emit *be);
+/* A flat block's arithmetic flags at entry (see native.c), which patched
+ * jumps bring in AX: into AX on the way in from bt_run, kept in R11 across
+ * the entry checks, or merged into EFLAGS. */
+enum entry_flags {
+    ENTRY_FLAGS_FROM_EFLAGS,   /* AX from EFLAGS in memory (bt_run's way in) */
+    ENTRY_FLAGS_KEEP,          /* AX into R11 across the entry checks */
+    ENTRY_FLAGS_FROM_R11,      /* and back */
+    ENTRY_FLAGS_MERGE,         /* AX into EFLAGS in memory */
+    ENTRY_FLAGS_TO_HOST,       /* AX into the host's EFLAGS (SAHF): the code starts with them deferred */
+};
+void native_emit_entry_flags(struct block_emit *be, enum entry_flags how);
 /* At a flat block's entry: [base + dmin, base + dmax] must lie in one page
  * the TLB maps (for writes too when `write`), else the block leaves for
  * bt_run to use a variant without (see native.c). */
@@ -159,6 +177,12 @@ void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_needed(const struct insn *in, bool rm_cached);
+/* The flags it reads (a conditional jump, which may leave: all of them). */
+uint32_t native_flags_read(const struct insn *in);
+/* For a shift of guest register `reg` whose OF the stubs are to compute:
+ * 1 when this later instruction overwrites OF (the stubs up to it do), -1
+ * when it may observe OF otherwise or change the register first, else 0. */
+int native_of_blocker(const struct insn *in, int reg);
 /* True when native_emit can translate this instruction. */
 bool native_supported(const struct insn *in);
 /* Where a direct JMP (EB, E9) or Jcc at `eip` goes. */
