@@ -600,11 +600,13 @@ static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off,
  * or not inline.  Up to MAX_SIDE_EXITS per block, each with a chain slot,
  * and two slots for the block's end. */
 #define MAX_SIDE_EXITS (BT_CHAIN_SLOTS - 2)
-static bool side_exit(const struct insn *in, int *count)
+static bool side_exit(const struct insn *in, uint32_t eip, uint32_t block_eip, int *count)
 {
     int op = in->op;
     if (!((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) || *count == MAX_SIDE_EXITS)
         return false;
+    if (native_branch_target(in, eip) == block_eip)
+        return false;          /* a loop's back edge: the block ends there, its self jump skips the entry checks */
     ++*count;
     return true;
 }
@@ -628,12 +630,17 @@ static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uin
             *crosses = len == DECODE_NEED_MORE;
             break;             /* too long: the interpreter raises #GP */
         }
+        if (side_exits && !native_supported(&out[n]) && !native_threaded_is_plain(&out[n]))
+            break;             /* it would keep the whole block from chaining: the code past a side exit waits */
         *off += len;
         *max_end = *off > *max_end ? *off : *max_end;
         const struct insn *in = &out[n++];
         if (ends_block(in) && !(follow && n < MAX_BLOCK_INSNS &&
-                                (follow_jump(in, page_lin, off, &runs) || side_exit(in, &side_exits))))
+                                (follow_jump(in, page_lin, off, &runs) ||
+                                 side_exit(in, page_lin + *off - in->len, page_lin + runs.start[0], &side_exits))))
             break;
+        if (runs.n && already_decoded(&runs, runs.n, *off))
+            break;             /* back into code this block has: its own start is a loop */
     }
     return n;
 }
