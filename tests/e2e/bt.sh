@@ -108,6 +108,15 @@ if assemble covered_refill.asm "$refill_rom"; then
     expect_exit33 "$refill_rom" interp 1000000 "the same loop"
 fi
 
+# A carry that crosses blocks: through a chained jump (the flags in AX,
+# put back into the host's by the block that reads them) and through a
+# side exit, into INC (which keeps CF) and ADC.
+carry_rom="$E2E_TMP/bt-flags-chain.bin"
+if assemble flags_chain.asm "$carry_rom"; then
+    expect_exit33 "$carry_rom" bt 10000000 "a 64-bit sum whose carry crosses chained blocks and a side exit (100000 rounds)"
+    expect_exit33 "$carry_rom" interp 10000000 "the same sum"
+fi
+
 # An instruction that crosses into the next page, last in a block run from
 # RAM under paging: after the second page is remapped, and after stores into
 # either page, each round must add the immediate the bytes say now.
