@@ -670,39 +670,24 @@ static void emit_load_addend(struct emitter *e, int base)
 }
 
 /*
- * A flat block that jumps to its own start and needs no flags there (its
- * first flag writer comes before anything could observe them): the flags
- * stay where they are (saved in AX for the way out) and the jump skips the
+ * A flat block that jumps to its own start: the flags go back in AX (see
+ * emit_flat_entry in bt.c), and the jump needs no patching.  It skips the
  * entry checks whose registers the block does not write (loop_top), with
- * RDX holding the page addend the code there expects.  Only the budget is
- * checked: the jump back is a jg on its subtraction.
+ * RDX holding the page addend the code there expects; a block without a
+ * loop_top jumps to its own entry_chained.  Only the budget is checked:
+ * the jump back is a jg on its subtraction.
  */
-static void emit_self_loop(struct block_emit *be, uint32_t eip, int count)
+static void emit_self_jump(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
     emit_flags_to_ax(be);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
-    if (be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
+    if (be->loop_top && be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
         emit_load_addend(e, be->loop_rdx);
     }
-    emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top);     /* the budget is not spent yet */
-    emit_merge_ax(e, FLAGS_ARITH);
-    emit_spill(be);
-    emit_store_eip(e, eip);
-    emit_epilogue(e);
-}
-
-/* Any other flat block that jumps to its own start: a patched exit to
- * itself that need not be patched, into its chained entry (flags in AX). */
-static void emit_self_chain(struct block_emit *be, uint32_t eip, int count)
-{
-    struct emitter *e = be->e;
-    emit_flags_to_ax(be);
-    emit_count(e, count);
-    emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
-    emit_patch_rel32(emit_jcc32(e, CC_G), be->self->entry_chained);   /* the budget is not spent yet */
-    emit_merge_ax(e, FLAGS_ARITH);
+    emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top ? be->loop_top : be->self->entry_chained);
+    emit_merge_ax(e, FLAGS_ARITH);                             /* the budget is spent: out to bt_run */
     emit_spill(be);
     emit_store_eip(e, eip);
     emit_epilogue(e);
@@ -711,12 +696,8 @@ static void emit_self_chain(struct block_emit *be, uint32_t eip, int count)
 static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
-    if (be->chain && be->flat && eip == be->block_eip && be->loop_top && count && host_flags_whole(be)) {
-        emit_self_loop(be, eip, count);
-        return;
-    }
     if (be->chain && be->flat && eip == be->block_eip && count && host_flags_whole(be)) {
-        emit_self_chain(be, eip, count);
+        emit_self_jump(be, eip, count);
         return;
     }
     if (be->chain && be->flat && be->nchain < BT_CHAIN_SLOTS) {
