@@ -1257,6 +1257,7 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     case 0xc9: return SP | BP;
     case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: return SP;
     case 0xff: return in->reg >= 2 ? SP : 0;
+    case 0xf7: return in->reg == 4 ? (written ? A | D : A) : 0;   /* MUL: EDX:EAX = EAX * r/m */
     }
     return 0;
 }
@@ -1440,7 +1441,7 @@ uint32_t native_flags_written(const struct insn *in)
     case 0x1af: case 0x69: case 0x6b: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
         return FLAGS_ALL;
     case 0xf6: case 0xf7:
-        return in->reg == 0 || in->reg == 3 ? FLAGS_ALL : 0;
+        return in->reg == 0 || in->reg == 3 || in->reg == 4 ? FLAGS_ALL : 0;
     case 0xfe: case 0xff:
         return in->reg <= 1 ? FLAGS_INCDEC : 0;
     case 0xc0: case 0xc1: case 0xd0: case 0xd1:
@@ -1739,8 +1740,26 @@ done:
         emit_patch_rel32(zero_count, e->p);
 }
 
-/* Two/three-operand IMUL: CF/OF from the host, SF/ZF/PF from the truncated
+/* The flags of a product in host register `dst` (IMUL, MUL), just after
+ * the host's multiply: CF/OF from the host, SF/ZF/PF from the truncated
  * product and AF clear, as the shared semantics define the undefined ones. */
+static void emit_product_flags(struct block_emit *be, int size, int dst)
+{
+    struct emitter *e = be->e;
+    if (be->flags_dead) {
+        host_flags_clobbered(be, FLAGS_ARITH);
+        return;
+    }
+    emit_u8(e, 0x9c); emit_u8(e, 0x5e);                        /* pushfq; pop rsi */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
+    emit_op(e, size, 0x85, dst, dst);                          /* test dst, dst */
+    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
+    emit_u8(e, 0x25); emit_u32(e, 0xc4);                       /* and eax, SF|ZF|PF */
+    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
+    emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);           /* OF SF ZF PF CF; AF clear */
+}
+
+/* Two/three-operand IMUL. */
 static void emit_imul(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
@@ -1750,17 +1769,20 @@ static void emit_imul(struct block_emit *be, const struct insn *in)
     emit_op(e, size, in->op == 0x1af ? 0x0faf : in->op, dst, rm);   /* imul dst, rm [, imm] */
     if (in->op != 0x1af)
         emit_imm(e, in->imm, in->op == 0x6b ? 1 : size);
-    if (be->flags_dead) {
-        host_flags_clobbered(be, FLAGS_ARITH);
-    } else {
-        emit_u8(e, 0x9c); emit_u8(e, 0x5e);                    /* pushfq; pop rsi */
-        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
-        emit_op(e, size, 0x85, dst, dst);                      /* test dst, dst */
-        emit_u8(e, 0x9c); emit_u8(e, 0x58);                    /* pushfq; pop rax */
-        emit_u8(e, 0x25); emit_u32(e, 0xc4);                   /* and eax, SF|ZF|PF */
-        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
-        emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);       /* OF SF ZF PF CF; AF clear */
-    }
+    emit_product_flags(be, size, dst);
+}
+
+/* MUL r/m32: the host's MUL on a copy of EAX, into the host's EDX:EAX
+ * (the r/m operand, possibly [rdx + ...], is read first). */
+static void emit_mul(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int rm = emit_rm(be, in, 4, false);
+    emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+    emit_op(e, 4, 0xf7, EXT(4), rm);                           /* mul rm */
+    emit_mov_rr32(e, hreg(R_EAX), H_RAX);
+    emit_mov_rr32(e, hreg(R_EDX), H_RDX);
+    emit_product_flags(be, 4, hreg(R_EAX));
 }
 
 /* edi = dword r/m operand that is a branch target, checked against the CS limit. */
@@ -2073,7 +2095,8 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
             ok = true;
             break;
         case 0xf6: case 0xf7:
-            ok = in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
+            ok = in->reg == 0 || in->reg == 2 || in->reg == 3 ||   /* test, not, neg */
+                 (op == 0xf7 && in->reg == 4 && in->op32);      /* mul r/m32 */
             break;
         case 0xfe: case 0xff:
             /* inc, dec, push r/m; call, jmp r/m with a 4 GiB CS (no limit check) */
@@ -2290,6 +2313,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
                 emit_op(e, size, op, EXT(0), emit_rm(be, in, size, false));
                 emit_imm(e, in->imm, size);
                 emit_flags(be, FLAGS_LOGIC);
+            } else if (in->reg == 4) {
+                emit_mul(be, in);
             } else {
                 emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
             }
