@@ -226,7 +226,7 @@ static uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)
     return field;
 }
 
-enum { CC_G = 0xf, CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_B = 0x2 };
+enum { CC_G = 0xf, CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_AE = 0x3, CC_B = 0x2 };
 
 /* add/sub qword [rbx + disp], imm32 */
 static void emit_add_q(struct emitter *e, int32_t disp, int32_t v)
@@ -1257,7 +1257,10 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     case 0xc9: return SP | BP;
     case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: return SP;
     case 0xff: return in->reg >= 2 ? SP : 0;
-    case 0xf7: return in->reg == 4 ? (written ? A | D : A) : 0;   /* MUL: EDX:EAX = EAX * r/m */
+    case 0xf7:
+        /* MUL: EDX:EAX = EAX * r/m; DIV: EDX:EAX / r/m.  EDX counts as
+         * used by MUL too: a stub's resume reloads the registers used. */
+        return in->reg == 4 || in->reg == 6 ? A | D : 0;
     }
     return 0;
 }
@@ -1320,6 +1323,8 @@ bool native_supported(const struct insn *in)
     case 0x98: case 0x99:
         return in->op32;
     case 0xf6: case 0xf7:
+        if (op == 0xf7 && (in->reg == 4 || in->reg == 6))
+            return in->op32;                   /* mul, div r/m32 */
         return in->reg == 0 || in->reg == 2 || in->reg == 3;
     case 0xfe:
         return in->reg <= 1;
@@ -1476,6 +1481,8 @@ uint32_t native_flags_needed(const struct insn *in, bool rm_cached)
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
     if (op == 0xfa)
         return FLAGS_ALL;          /* CLI above CPL 0 leaves for the interpreter (#GP) */
+    if (op == 0xf7 && in->reg == 6)
+        return FLAGS_ALL;          /* DIV whose quotient overflows leaves for the interpreter (#DE) */
     if (op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 || op == 0x14 || op == 0x15 ||
         op == 0x18 || op == 0x19 || op == 0x1a || op == 0x1b || op == 0x1c || op == 0x1d ||
         ((op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3)))
@@ -1783,6 +1790,24 @@ static void emit_mul(struct block_emit *be, const struct insn *in)
     emit_mov_rr32(e, hreg(R_EAX), H_RAX);
     emit_mov_rr32(e, hreg(R_EDX), H_RDX);
     emit_product_flags(be, 4, hreg(R_EAX));
+}
+
+/* DIV r/m32: a quotient that would not fit (a divisor of 0 included: EDX
+ * >= divisor, unsigned) goes to the stub, where the interpreter raises #DE;
+ * else the host's DIV on copies of EDX:EAX.  Its flags stay as they were
+ * (captured before: the check compares). */
+static void emit_div(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int rm = emit_rm(be, in, 4, false);
+    emit_op(e, 4, 0x8b, H_RCX, rm);                            /* mov ecx, rm */
+    emit_op(e, 4, 0x39, H_RCX, hreg(R_EDX));                   /* cmp edx', ecx */
+    jump_to_stub(be, CC_AE);
+    emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+    emit_mov_rr32(e, H_RDX, hreg(R_EDX));
+    emit_op(e, 4, 0xf7, EXT(6), H_RCX);                        /* div ecx */
+    emit_mov_rr32(e, hreg(R_EAX), H_RAX);
+    emit_mov_rr32(e, hreg(R_EDX), H_RDX);
 }
 
 /* edi = dword r/m operand that is a branch target, checked against the CS limit. */
@@ -2095,8 +2120,10 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
             ok = true;
             break;
         case 0xf6: case 0xf7:
-            ok = in->reg == 0 || in->reg == 2 || in->reg == 3 ||   /* test, not, neg */
-                 (op == 0xf7 && in->reg == 4 && in->op32);      /* mul r/m32 */
+            if (in->reg == 4 || in->reg == 6)
+                ok = in->reg == 4 && be->flags_dead;   /* MUL as IMUL; DIV's check compares */
+            else
+                ok = in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
             break;
         case 0xfe: case 0xff:
             /* inc, dec, push r/m; call, jmp r/m with a 4 GiB CS (no limit check) */
@@ -2140,7 +2167,7 @@ static bool keeps_rdx(const struct insn *in)
     case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
         return true;
     case 0xf6: case 0xf7:
-        return in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg */
+        return in->reg == 0 || in->reg == 2 || in->reg == 3;   /* test, not, neg (MUL/DIV write RDX) */
     }
     return false;
 }
@@ -2315,6 +2342,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
                 emit_flags(be, FLAGS_LOGIC);
             } else if (in->reg == 4) {
                 emit_mul(be, in);
+            } else if (in->reg == 6) {
+                emit_div(be, in);
             } else {
                 emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
             }
