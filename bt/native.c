@@ -7,10 +7,12 @@
  * live in host registers while native code runs (EAX..EDI in R8, R9, R10,
  * R12, R13, R14, R15, RBP): the block loads the ones it uses before its
  * first native instruction and stores them back before anything else may
- * look at struct cpu — a threaded instruction, a stub, an exit (chained
- * or not).  Between blocks struct cpu is always whole.  Guest AH..BH have
- * no host encoding next to a REX prefix, so instructions naming them are
- * threaded.
+ * look at struct cpu — a threaded instruction, a stub, an exit to bt_run.
+ * Between blocks struct cpu is whole, except across the chained jumps of
+ * flat blocks, which keep all eight in their host registers and carry the
+ * arithmetic flags in AX (see emit_patched_exit).  Guest AH..BH have no
+ * host encoding next to a REX prefix: instructions naming them rotate the
+ * host register around themselves (see emit_high_byte_rotate).
  *
  * Arithmetic flags come from the host's own flags after the host
  * instruction (pushfq), merged into the guest EFLAGS under the mask of flags
