@@ -628,8 +628,11 @@ static uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_
  * physical page bt_run found the target in, which it patches in with the
  * jump; a missing TLB entry goes out to bt_run, whose lookup fills it.  The
  * guest registers go across in their host registers: the target's chained
- * entry takes all eight as loaded and possibly written.  Only the way out to
- * bt_run stores them.
+ * entry takes all eight as loaded and possibly written.  The arithmetic
+ * flags go across in AX (LAHF, SETO AL), taken from EFLAGS when they are
+ * not all in the host's; the target's entry drops them, merges them or
+ * puts them back into the host's EFLAGS (see emit_flat_entry in bt.c).
+ * Only the way out to bt_run stores the registers and merges the flags.
  */
 static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
 {
