@@ -291,7 +291,7 @@ static bool bt_step_slow(struct cpu *c, const struct insn *in)
 static bool ends_block(const struct insn *in)
 {
     int op = in->op;
-    if ((op >= 0x70 && op <= 0x7f) || (op >= 0xe0 && op <= 0xe3) || (op >= 0x180 && op <= 0x18f))
+    if (insn_is_jcc(in) || (op >= 0xe0 && op <= 0xe3))
         return true;
     switch (op) {
     case 0x9a: case 0x9d: case 0xc2: case 0xc3: case 0xca: case 0xcb: case 0xcc: case 0xcd:
@@ -376,28 +376,13 @@ static unsigned plan_base_cache(struct block *b, int *base_cached)
     return checked;
 }
 
-/* Whether the block reads incoming arithmetic flags, not only may let a
- * fault or an exit observe them: a flag read before the block writes it, a
- * side exit, a partial writer (INC/DEC keep CF), a threaded instruction. */
-static bool block_reads_flags(const struct block *b)
-{
-    uint32_t live = 0x8d5;                     /* the arithmetic flags: what an exit observes */
-    for (int k = b->ninsn - 1; k >= 0; k--) {
-        const struct insn *in = &b->insns[k];
-        if (jump_followed(b, k))
-            continue;
-        live = (live & ~native_flags_written(in)) | native_flags_read(in);
-    }
-    return live != 0;
-}
-
 /*
  * A flat block's entries (see native.c): bt_run's (entry) loads the guest
  * registers; patched jumps (entry_chained) bring them loaded, with the
  * arithmetic flags in AX.  Where they go from there:
  * - a block that writes them all before anything could observe them
  *   leaves them in AX, kept in R11 across its entry checks for their ways out;
- * - a block that reads them (block_reads_flags) puts them back into the
+ * - a block that reads them (`reads`) puts them back into the
  *   host's EFLAGS with SAHF, after its entry checks, and its code starts
  *   with them deferred there;
  * - any other (one whose first memory operand could fault before its
@@ -507,18 +492,24 @@ static void emit_block_code(struct bt *bt, struct block *b)
     bool dead[MAX_BLOCK_INSNS];
     uint32_t live_after[MAX_BLOCK_INSNS];
     uint32_t live = 0x8d5;
+    /* The same pass for flags read, not only possibly observed by a fault
+     * or an exit: a flag read before the block writes it, a side exit, a
+     * partial writer (INC/DEC keep CF), a threaded instruction. */
+    uint32_t read_live = 0x8d5;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         uint32_t w = native_flags_written(&b->insns[k]);
         live_after[k] = live;
         dead[k] = b->code32 && w && !(w & live);
-        live = (live & ~w) | (jump_followed(b, k) ? 0 : native_flags_needed(&b->insns[k], base_cached[k] >= 0));
+        bool followed = jump_followed(b, k);
+        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], base_cached[k] >= 0));
+        read_live = (read_live & ~w) | (followed ? 0 : native_flags_read(&b->insns[k]));
     }
     be.live_in = live;
     uint8_t *start = e->p;
     native_emit_prologue(e);
     b->entry = e->p;
     if (b->flat && b->code32)
-        emit_flat_entry(&be, b, checked, block_reads_flags(b));
+        emit_flat_entry(&be, b, checked, read_live != 0);
     /* Probes from each instruction until deferred flags pending at it are
      * gone: overwritten whole (after its probes), or captured before a
      * threaded instruction. */
@@ -602,8 +593,7 @@ static bool follow_jump(const struct insn *in, uint32_t page_lin, uint32_t *off,
 #define MAX_SIDE_EXITS (BT_CHAIN_SLOTS - 2)
 static bool side_exit(const struct insn *in, uint32_t eip, uint32_t block_eip, int *count)
 {
-    int op = in->op;
-    if (!((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) || *count == MAX_SIDE_EXITS)
+    if (!insn_is_jcc(in) || *count == MAX_SIDE_EXITS)
         return false;
     if (native_branch_target(in, eip) == block_eip)
         return false;          /* a loop's back edge: the block ends there, its self jump skips the entry checks */

@@ -284,7 +284,7 @@ static void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clea
         be->pend_keep = (be->pend_keep & ~clear) | keep;
         be->pend_clear |= clear;
     } else {
-        emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);  /* mov r11d, eax */
+        emit_mov_rr32(e, H_R11, H_RAX);
         be->pend_keep = keep;
         be->pend_clear = clear;
     }
@@ -445,13 +445,13 @@ void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
         emit_ax_from_eflags(e);
         break;
     case ENTRY_FLAGS_KEEP:
-        emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);  /* mov r11d, eax: the entry checks use RAX */
+        emit_mov_rr32(e, H_R11, H_RAX);        /* the entry checks use RAX */
         break;
     case ENTRY_FLAGS_MERGE:
         emit_merge_ax(e, FLAGS_ARITH);
         break;
     case ENTRY_FLAGS_FROM_R11:
-        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);  /* mov eax, r11d */
+        emit_mov_rr32(e, H_RAX, H_R11);
         break;
     case ENTRY_FLAGS_TO_HOST:
         emit_u8(e, 0x04); emit_u8(e, 0x7f);                    /* add al, 0x7f: OF = (al == 1) */
@@ -466,7 +466,7 @@ static void emit_entry_flags_out(struct block_emit *be)
 {
     if (!be->entry_flags_r11)
         return;
-    emit_u8(be->e, 0x44); emit_u8(be->e, 0x89); emit_u8(be->e, 0xd8);   /* mov eax, r11d */
+    emit_mov_rr32(be->e, H_RAX, H_R11);
     emit_merge_ax(be->e, FLAGS_ARITH);
 }
 
@@ -496,7 +496,7 @@ static bool emit_flags_for_handover(struct block_emit *be)
         return false;
     }
     emit_flags_to_ax(be);
-    emit_u8(e, 0x41); emit_u8(e, 0x89); emit_u8(e, 0xc3);      /* mov r11d, eax */
+    emit_mov_rr32(e, H_R11, H_RAX);
     return true;
 }
 
@@ -841,7 +841,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         if (s->host_after) {
             /* It expects the flags in the host's EFLAGS too: the arithmetic
              * ones only (TF, DF and the rest stay the host's). */
-            emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);   /* mov eax, r11d */
+            emit_mov_rr32(e, H_RAX, H_R11);
             emit_u8(e, 0x25); emit_u32(e, FLAGS_ARITH);            /* and eax, arith */
             emit_push(e, H_RAX);
             emit_u8(e, 0x9d);                                      /* popfq */
@@ -1101,7 +1101,7 @@ static void emit_cond_base(struct block_emit *be, int cc)
         return;
     }
     if (r11) {
-        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);       /* mov eax, r11d */
+        emit_mov_rr32(e, H_RAX, H_R11);
     } else {
         emit_u8(e, 0x8b);                      /* mov eax, [rbx+eflags] */
         modrm_rbx(e, H_RAX, OFF_FLAGS);
@@ -1892,7 +1892,7 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
     if (be->flat) {
         emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);  /* mov rsi, rax */
         if (flags_in_r11) {
-            emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);   /* mov eax, r11d */
+            emit_mov_rr32(e, H_RAX, H_R11);
         } else {
             emit_ax_from_eflags(e);
         }
@@ -1905,7 +1905,7 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
     for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
     if (flags_in_r11) {
-        emit_u8(e, 0x44); emit_u8(e, 0x89); emit_u8(e, 0xd8);  /* mov eax, r11d */
+        emit_mov_rr32(e, H_RAX, H_R11);
         emit_merge_ax(e, FLAGS_ARITH);
     }
 }
@@ -1990,8 +1990,7 @@ static uint32_t flags_read(const struct insn *in)
 uint32_t native_flags_read(const struct insn *in)
 {
     int op = in->op;
-    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || (op >= 0x70 && op <= 0x7f) ||
-        (op >= 0x180 && op <= 0x18f))
+    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || insn_is_jcc(in))
         return FLAGS_ALL;          /* threaded; a zero count keeps them; a side exit takes them */
     return flags_read(in);
 }
@@ -2096,7 +2095,7 @@ void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys
 static bool keeps_host_flags(const struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     int op = in->op;
-    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f))
+    if (insn_is_jcc(in))
         return jcc_on_host_flags(be, op & 0xf, native_branch_target(in, eip));
     if (high_byte_regs(in))
         return false;
@@ -2242,7 +2241,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         emit_high_bytes_in(be);
         emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
         emit_imm(e, in->imm, size);
-    } else if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f)) {
+    } else if (insn_is_jcc(in)) {
         ends = emit_jcc(be, op & 0xf, next, native_branch_target(in, eip));
     } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
         int rm = emit_rm(be, in, 1, true);

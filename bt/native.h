@@ -135,6 +135,12 @@ struct block_emit {
     int nplain;
 };
 
+/* A conditional jump (Jcc rel8 or rel32). */
+static inline bool insn_is_jcc(const struct insn *in)
+{
+    return (in->op >= 0x70 && in->op <= 0x7f) || (in->op >= 0x180 && in->op <= 0x18f);
+}
+
 /* Guest registers (bit i: r[i]) a native instruction reads or writes. */
 unsigned native_regs_used(const struct insn *in);
 /* Guest registers it may write (a superset). */
