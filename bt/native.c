@@ -1270,9 +1270,14 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     return 0;
 }
 
-static unsigned reg_bits(int r, bool maybe_byte)
+/* Register operand r of `in`, with EAX..EBX for r 4-7 when the
+ * instruction names AH..BH (a byte operand), not ESP..EDI. */
+static unsigned reg_bits(const struct insn *in, int r)
 {
-    return 1u << r | (maybe_byte ? 1u << (r & 3) : 0);   /* r 4-7 may be AH..BH */
+    int high = high_byte_regs(in);
+    if (high < 0)
+        high = 0xf;                            /* not native: assume the worst */
+    return 1u << r | (r >= 4 ? (unsigned)high & 1u << (r & 3) : 0);
 }
 
 unsigned native_regs_used(const struct insn *in)
@@ -1280,9 +1285,9 @@ unsigned native_regs_used(const struct insn *in)
     unsigned m = implicit_regs(in, false);
     if (in->has_modrm) {
         if (reg_field_is_operand(in))
-            m |= reg_bits(in->reg, true);
+            m |= reg_bits(in, in->reg);
         if (in->mod == 3)
-            m |= reg_bits(in->rm, true);
+            m |= reg_bits(in, in->rm);
         else
             m |= (in->ea_base >= 0 ? 1u << in->ea_base : 0) | (in->ea_index >= 0 ? 1u << in->ea_index : 0);
     }
@@ -1294,9 +1299,9 @@ unsigned native_regs_written(const struct insn *in)
     unsigned m = implicit_regs(in, true);
     if (in->has_modrm) {
         if (writes_reg(in))
-            m |= reg_bits(in->reg, true);
+            m |= reg_bits(in, in->reg);
         if (in->mod == 3 && writes_rm(in))
-            m |= reg_bits(in->rm, true);
+            m |= reg_bits(in, in->rm);
     }
     return m;
 }

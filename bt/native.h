@@ -117,7 +117,7 @@ struct block_emit {
     int loop_rdx;               /* the rdx_addend the code at loop_top expects */
     uint32_t live_in;           /* flags the block may observe before writing them */
     bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see native.c) */
-    uint8_t *base_miss[8];      /* rel32 fields of the entry checks' jumps out */
+    uint8_t *base_miss[16];     /* rel32 fields of the entry checks' jumps out: two per range */
     int nbase_miss;
     uint8_t *page2_miss[2];     /* rel32 fields of the second page's entry check (two-page blocks) */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */
