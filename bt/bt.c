@@ -467,7 +467,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
-                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1 };
+                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;

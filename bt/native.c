@@ -319,6 +319,7 @@ static void emit_capture(struct block_emit *be)
 {
     emit_host_into_r11(be->e, be->host_keep, be->host_clear, &be->pend_keep, &be->pend_clear);
     be->host_keep = be->host_clear = 0;
+    be->logic_reg = -1;
 }
 
 /* A host instruction whose guest flags are dead changed the host flags
@@ -328,6 +329,7 @@ static void host_flags_clobbered(struct block_emit *be, uint32_t mask)
     be->host_keep &= ~mask;
     if (!be->host_keep)
         be->host_clear = 0;
+    be->logic_reg = -1;
 }
 
 /* The host instruction just emitted set the guest flags `mask` (for the
@@ -336,6 +338,7 @@ static void host_flags_clobbered(struct block_emit *be, uint32_t mask)
  * deferred values it overwrote. */
 static void emit_flags_kc(struct block_emit *be, uint32_t keep, uint32_t clear)
 {
+    be->logic_reg = -1;
     if (be->flags_dead) {
         host_flags_clobbered(be, clear);
         return;
@@ -347,6 +350,25 @@ static void emit_flags_kc(struct block_emit *be, uint32_t keep, uint32_t clear)
 static void emit_flags(struct block_emit *be, uint32_t mask)
 {
     emit_flags_kc(be, mask, mask == FLAGS_LOGIC ? FLAGS_ARITH : mask);
+}
+
+/*
+ * Flags that can be made again.  After AND, OR or XOR into a register, the
+ * deferred host flags are exactly what TEST of that register gives (CF and
+ * OF clear, SF ZF PF of the result, AF cleared by FLAGS_LOGIC).  Until the
+ * register or the flags change, a probe may use the short TLB lookup, which
+ * clobbers the host flags, and redo them with one TEST after it; its stub
+ * redoes them before it captures them.
+ */
+static void note_logic_result(struct block_emit *be, int guest, int size)
+{
+    if (be->host_keep == FLAGS_LOGIC && be->host_clear == FLAGS_ARITH && !(size == 1 && guest >= 4))
+        be->logic_reg = guest, be->logic_size = size, be->logic_notes++;
+}
+
+static void emit_redo_logic_flags(struct emitter *e, int guest, int size)
+{
+    emit_op(e, size, size == 1 ? 0x84 : 0x85, hreg(guest), hreg(guest));   /* test r, r */
 }
 
 /* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
@@ -811,6 +833,8 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
         for (int f = 0; f < s->nfixups; f++)
             emit_patch_rel32(s->fixups[f], e->p);
         uint32_t keep = s->pend_keep, clear = s->pend_clear;
+        if (s->logic_reg >= 0)
+            emit_redo_logic_flags(e, s->logic_reg, s->logic_size);   /* the probe's lookup clobbered them */
         emit_host_into_r11(e, s->host_keep, s->host_clear, &keep, &clear);
         emit_regs_store(e, s->dirty);
         if (keep)
@@ -1002,6 +1026,12 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
         if (!probe_keeps_flags(be, sreg)) {
             fprintf(stderr, "retrovisor: bt: a probe would lose deferred flags\n");
             abort();
+        }
+        if (be->logic_reg >= 0) {
+            emit_tlb_lookup(be, H_RAX, size, write);
+            if (!be->logic_overwritten)
+                emit_redo_logic_flags(e, be->logic_reg, be->logic_size);
+            return;
         }
         emit_tlb_lookup_keeping_flags(be, size, write);
         return;
@@ -1521,6 +1551,14 @@ static void emit_alu(struct block_emit *be, const struct insn *in)
         emit_imm(e, in->imm, size);
     }
     emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+    if (kind == 1 || kind == 4 || kind == 6) {
+        if (form >= 4)
+            note_logic_result(be, R_EAX, size);
+        else if (form >= 2)
+            note_logic_result(be, in->reg, size);
+        else if (in->mod == 3)
+            note_logic_result(be, in->rm, size);
+    }
 }
 
 static void emit_group1(struct block_emit *be, const struct insn *in)
@@ -1534,6 +1572,8 @@ static void emit_group1(struct block_emit *be, const struct insn *in)
     emit_op(e, size, in->op, EXT(kind), rm);   /* 80/81/83 /kind r/m, imm */
     emit_imm(e, in->imm, in->op == 0x81 ? size : 1);
     emit_flags(be, (kind == 1 || kind == 4 || kind == 6) ? FLAGS_LOGIC : FLAGS_ARITH);
+    if ((kind == 1 || kind == 4 || kind == 6) && in->mod == 3)
+        note_logic_result(be, in->rm, size);
 }
 
 static void emit_mov(struct block_emit *be, const struct insn *in)
@@ -2150,7 +2190,7 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         return false;
     /* Deferred flags make every probe until they are overwritten the longer,
      * flag-keeping one: past two, one pushfq now is cheaper. */
-    if (be->probes_ahead > 2 && native_probes(in, be->base_cached >= 0))
+    if (be->probes_ahead > 2 && native_probes(in, be->base_cached >= 0) && be->logic_reg < 0)
         return false;
     if ((op >= 0x50 && op <= 0x5f) || op == 0xe8 || op == 0xc2 || op == 0xc3)
         return probe_keeps_flags(be, SEG_SS);
@@ -2188,6 +2228,23 @@ uint32_t native_branch_target(const struct insn *in, uint32_t eip)
     return in->op32 ? target : target & 0xffff;
 }
 
+/* Instructions whose register writes all come after their one probe:
+ * flags redone from a register they write are still right at the probe. */
+static bool writes_after_its_probe(const struct insn *in)
+{
+    int op = in->op;
+    if (alu_family(op))
+        return true;
+    switch (op) {
+    case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0x88: case 0x89: case 0x8a: case 0x8b:
+    case 0x69: case 0x6b: case 0x1af: case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
+        return true;
+    case 0xf6: case 0xf7:
+        return in->reg <= 5;                   /* not DIV, IDIV */
+    }
+    return false;
+}
+
 bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
 {
     if (be->jump_followed) {
@@ -2217,6 +2274,15 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->of_rm = be->of_rm;
     s->of_kind = be->of_kind;
     s->of_size = be->of_size;
+    bool logic_reg_written = be->logic_reg >= 0 && (native_regs_written(in) & 1u << be->logic_reg);
+    unsigned logic_notes = be->logic_notes;
+    if (logic_reg_written && !writes_after_its_probe(in))
+        be->logic_reg = -1;
+    /* ADD EDX, [mem]: nothing between its one probe and its own flags needs them. */
+    be->logic_overwritten = native_flags_written(in) == FLAGS_ARITH && !flags_read(in) &&
+                            native_probes(in, be->base_cached >= 0) == 1;
+    s->logic_reg = be->host_clear ? be->logic_reg : -1;
+    s->logic_size = be->logic_size;
     if (native_flags_written(in) & 0x800)
         be->of_rm = -1;                        /* after this one's stub: it overwrites OF */
     if (be->regs_used & ~be->regs_valid) {
@@ -2276,6 +2342,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             int size = (op & 1) ? opsize(in) : 1;
             emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, false));
             emit_flags(be, FLAGS_LOGIC);
+            if (in->mod == 3 && in->rm == in->reg)
+                note_logic_result(be, in->reg, size);
             break;
         }
         case 0xfa: case 0xfc: case 0xfd:       /* cli, cld, std: EFLAGS in struct cpu */
@@ -2442,6 +2510,8 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             back &= ~(1u << in->reg);          /* movzx eax, ah: EAX was written whole */
         emit_high_byte_rotate(be, back, true);
     }
+    if (logic_reg_written && be->logic_notes == logic_notes)
+        be->logic_reg = -1;                    /* not by noting its own result */
     if (s->nfixups) {
         s->resume = ends ? NULL : e->p;
         s->host_after = be->host_clear != 0;

@@ -77,6 +77,7 @@ struct native_stub {
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint32_t host_keep, host_clear;       /* flags still in the host's EFLAGS when it jumps here */
     int of_rm, of_kind, of_size;          /* OF to compute from a shift's result (of_rm >= 0; see native.c) */
+    int logic_reg, logic_size;            /* host flags to redo with TEST on this guest register (>= 0) */
     bool host_after;                      /* the code resumed at expects flags in the host's EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
     unsigned regs;                        /* guest registers held in host registers there */
@@ -112,6 +113,9 @@ struct block_emit {
     bool last;                  /* this instruction is the block's last (a Jcc before it is a side exit) */
     bool of_lazy;               /* a shift's OF here is observed by nothing but stubs (native_of_blocker) */
     int of_rm, of_kind, of_size;   /* the shift whose OF the stubs compute: its register (-1: none) */
+    int logic_reg, logic_size;     /* the deferred host flags are TEST's of this guest register (-1: no) */
+    unsigned logic_notes;          /* how many times it was set */
+    bool logic_overwritten;        /* this instruction writes all flags right after its one probe */
     int rdx_addend;             /* RDX holds bt_base_addend[this register] now, or -1 */
     uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
     int loop_rdx;               /* the rdx_addend the code at loop_top expects */
