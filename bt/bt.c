@@ -386,9 +386,12 @@ static unsigned plan_base_cache(struct block *b, int *base_cached)
  *   host's EFLAGS with SAHF, after its entry checks, and its code starts
  *   with them deferred there;
  * - any other (one whose first memory operand could fault before its
- *   first flag writer) merges them into EFLAGS in memory first.
+ *   first flag writer) takes them into R11, as a capture would leave them
+ *   (bt_run's way in loads R11 from EFLAGS), and its code starts with them
+ *   captured, not yet merged: only its ways out merge them.
  * A jump to the block's own start may skip the entry checks when the block
- * writes none of their registers (loop_top), with the flags in AX.
+ * writes none of their registers (loop_top), with the flags in AX, or in
+ * R11 for the last kind.
  */
 static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned checked, bool reads)
 {
@@ -397,13 +400,15 @@ static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned che
     bool entry_checks = checked || b->two_pages;
     bool in_ax = !be->live_in || reads;        /* the code after the entry checks takes AX */
     uint8_t *skip = NULL;
-    if (in_ax && (entry_checks || reads))
+    if (in_ax && (entry_checks || reads)) {
         native_emit_entry_flags(be, ENTRY_FLAGS_FROM_EFLAGS);
-    else if (!in_ax)
+    } else if (!in_ax) {
+        native_emit_entry_flags(be, ENTRY_FLAGS_R11_FROM_EFLAGS);
         skip = emit_jmp32(e);
+    }
     b->entry_chained = e->p;
     if (!in_ax)
-        native_emit_entry_flags(be, ENTRY_FLAGS_MERGE);
+        native_emit_entry_flags(be, ENTRY_FLAGS_R11_FROM_AX);
     if (skip)
         emit_patch_rel32(skip, e->p);
     if (in_ax && entry_checks) {
@@ -421,10 +426,12 @@ static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned che
     unsigned written = 0;
     for (int k = 0; k < b->ninsn; k++)
         written |= native_supported(&b->insns[k]) ? native_regs_written(&b->insns[k]) : NATIVE_ALL_REGS;
-    be->loop_top = (checked & written) || !in_ax ? NULL : e->p;
+    be->loop_top = (checked & written) ? NULL : e->p;
     be->loop_rdx = be->rdx_addend;             /* the last entry check leaves its page's addend in RDX */
     if (reads)
         native_emit_entry_flags(be, ENTRY_FLAGS_TO_HOST);
+    if (!in_ax)
+        native_emit_entry_flags(be, ENTRY_FLAGS_PENDING);
 }
 
 /* Instruction k is a shift of a register by an immediate whose OF nothing

@@ -272,6 +272,15 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
  * Nothing else in translated code touches R11.
  */
 
+/* The flags as emit_lahf_ax takes them (AH, AL = OF) into R11 as PUSHFQ
+ * lays them out: OF to bit 11, SF ZF AF PF CF where LAHF has them. */
+static void emit_ax_to_r11(struct emitter *e)
+{
+    emit_u8(e, 0xc0); emit_u8(e, 0xe0); emit_u8(e, 3);         /* shl al, 3 */
+    emit_u8(e, 0x66); emit_u8(e, 0xc1); emit_u8(e, 0xc0); emit_u8(e, 8);   /* rol ax, 8 */
+    emit_u8(e, 0x44); emit_u8(e, 0x0f); emit_u8(e, 0xb7); emit_u8(e, 0xd8);   /* movzx r11d, ax */
+}
+
 /* The flags in eax (host layout, only bits of `keep` set) are the new
  * values of the guest flags `clear`: fold them into R11. */
 static void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clear)
@@ -469,9 +478,6 @@ void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
     case ENTRY_FLAGS_KEEP:
         emit_mov_rr32(e, H_R11, H_RAX);        /* the entry checks use RAX */
         break;
-    case ENTRY_FLAGS_MERGE:
-        emit_merge_ax(e, FLAGS_ARITH);
-        break;
     case ENTRY_FLAGS_FROM_R11:
         emit_mov_rr32(e, H_RAX, H_R11);
         break;
@@ -480,12 +486,28 @@ void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
         emit_u8(e, 0x9e);                                      /* sahf */
         be->host_keep = be->host_clear = FLAGS_ARITH;
         break;
+    case ENTRY_FLAGS_R11_FROM_EFLAGS:
+        emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
+        modrm_rbx(e, 3, OFF_FLAGS);
+        be->entry_flags_pending = true;
+        break;
+    case ENTRY_FLAGS_R11_FROM_AX:
+        emit_ax_to_r11(e);
+        be->entry_flags_pending = true;
+        break;
+    case ENTRY_FLAGS_PENDING:
+        be->pend_keep = be->pend_clear = FLAGS_ARITH;
+        break;
     }
 }
 
 /* An entry check's way out: the flags ENTRY_FLAGS_KEEP put in R11 into EFLAGS. */
 static void emit_entry_flags_out(struct block_emit *be)
 {
+    if (be->entry_flags_pending) {
+        emit_merge_r11(be->e, FLAGS_ARITH, FLAGS_ARITH);
+        return;
+    }
     if (!be->entry_flags_r11)
         return;
     emit_mov_rr32(be->e, H_RAX, H_R11);
@@ -707,14 +729,20 @@ static void emit_load_addend(struct emitter *e, int base)
 static void emit_self_jump(struct block_emit *be, uint32_t eip, int count)
 {
     struct emitter *e = be->e;
+    bool r11 = be->loop_top && be->entry_flags_pending;   /* the code at loop_top takes them in R11 */
     emit_flags_to_ax(be);
+    if (r11)
+        emit_ax_to_r11(e);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     if (be->loop_top && be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
         emit_load_addend(e, be->loop_rdx);
     }
     emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top ? be->loop_top : be->self->entry_chained);
-    emit_merge_ax(e, FLAGS_ARITH);                             /* the budget is spent: out to bt_run */
+    if (r11)                                                   /* the budget is spent: out to bt_run */
+        emit_merge_r11(e, FLAGS_ARITH, FLAGS_ARITH);
+    else
+        emit_merge_ax(e, FLAGS_ARITH);
     emit_spill(be);
     emit_store_eip(e, eip);
     emit_epilogue(e);

@@ -121,6 +121,7 @@ struct block_emit {
     int loop_rdx;               /* the rdx_addend the code at loop_top expects */
     uint32_t live_in;           /* flags the block may observe before writing them */
     bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see native.c) */
+    bool entry_flags_pending;   /* there, laid out as PUSHFQ leaves them; so at loop_top too */
     uint8_t *base_miss[16];     /* rel32 fields of the entry checks' jumps out: two per range */
     int nbase_miss;
     uint8_t *page2_miss[2];     /* rel32 fields of the second page's entry check (two-page blocks) */
@@ -162,8 +163,10 @@ enum entry_flags {
     ENTRY_FLAGS_FROM_EFLAGS,   /* AX from EFLAGS in memory (bt_run's way in) */
     ENTRY_FLAGS_KEEP,          /* AX into R11 across the entry checks */
     ENTRY_FLAGS_FROM_R11,      /* and back */
-    ENTRY_FLAGS_MERGE,         /* AX into EFLAGS in memory */
     ENTRY_FLAGS_TO_HOST,       /* AX into the host's EFLAGS (SAHF): the code starts with them deferred */
+    ENTRY_FLAGS_R11_FROM_EFLAGS,   /* R11 = EFLAGS in memory (bt_run's way in) */
+    ENTRY_FLAGS_R11_FROM_AX,   /* AX into R11, laid out as PUSHFQ leaves them */
+    ENTRY_FLAGS_PENDING,       /* the code starts with them captured in R11, not yet merged */
 };
 void native_emit_entry_flags(struct block_emit *be, enum entry_flags how);
 /* At a flat block's entry: [base + dmin, base + dmax] must lie in one page
