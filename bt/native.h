@@ -43,6 +43,7 @@ struct block {
     bool nocache;                    /* translated without caching its base registers' pages */
     uint8_t ncovered;                /* else: the ranges its entry checks cover (`covered`) */
     uint8_t check_misses;            /* times an entry check failed where a quiet fill could not help */
+    bool two_pages;                  /* see below; here, in the cache line every lookup reads */
     const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
     struct block *hash_next;
     struct block *page_next;         /* other blocks starting in the same physical page */
@@ -55,7 +56,6 @@ struct block {
     /* A flat block whose last instruction crosses into the next linear page
      * (see bt.c, translate): that page's physical page and bytes then, and
      * the link in its page list. */
-    bool two_pages;
     uint32_t phys2;
     const uint8_t *host_page2;
     struct block *page2_next;
