@@ -39,6 +39,8 @@ struct bus {
 
     irq_sink_fn irq_sink;
     void *irq_opaque;
+    irq_ack_fn irq_ack[16];
+    void *irq_ack_opaque[16];
 
     intr_pending_fn intr_pending;
     intr_ack_fn intr_ack;
@@ -223,6 +225,18 @@ void bus_set_irq_sink(struct bus *b, irq_sink_fn fn, void *opaque)
 {
     b->irq_sink = fn;
     b->irq_opaque = opaque;
+}
+
+void bus_set_irq_ack_notifier(struct bus *b, int line, irq_ack_fn fn, void *opaque)
+{
+    b->irq_ack[line] = fn;
+    b->irq_ack_opaque[line] = opaque;
+}
+
+void irq_acked(struct bus *b, int line)
+{
+    if (line >= 0 && line < 16 && b->irq_ack[line])
+        b->irq_ack[line](b->irq_ack_opaque[line]);
 }
 
 void bus_set_intr_controller(struct bus *b, intr_pending_fn pending, intr_ack_fn ack, void *opaque)

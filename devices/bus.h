@@ -60,6 +60,12 @@ bool bus_mmio_write(struct bus *b, uint32_t addr, uint32_t val, int size);
 void irq_set(struct bus *b, int line, int level);
 typedef void (*irq_sink_fn)(void *opaque, int line, int level);
 void bus_set_irq_sink(struct bus *b, irq_sink_fn fn, void *opaque);
+/* The interrupt controller says when the CPU took a line's interrupt
+ * (INTA); a device may listen, one per line: the PIT re-sends the ticks
+ * that fell behind the host's clock, one per ack. */
+typedef void (*irq_ack_fn)(void *opaque);
+void bus_set_irq_ack_notifier(struct bus *b, int line, irq_ack_fn fn, void *opaque);
+void irq_acked(struct bus *b, int line);
 
 /*
  * Interrupt acknowledge path for the CPU (only the machine/run loop calls these):

@@ -144,7 +144,7 @@ static int pic_ack(void *opaque)
 {
     struct pic *p = opaque;
     struct chip *m = &p->c[MASTER], *s = &p->c[SLAVE];
-    int vec;
+    int vec, line = -1;
     int irq = chip_candidate(m, true);
     if (irq < 0) {
         /* The request went away before INTA: the 8259A answers with its
@@ -160,12 +160,15 @@ static int pic_ack(void *opaque)
         } else {
             chip_ack(s, sirq, false);
             vec = s->base + sirq;
+            line = 8 + sirq;
         }
     } else {
         chip_ack(m, irq, false);
         vec = m->base + irq;
+        line = irq;
     }
     update(p);
+    irq_acked(p->bus, line);                   /* after the update: the listener may raise the line again */
     return vec;
 }
 

@@ -10,7 +10,15 @@
  * terminal count, so the line follows OUT.  In modes 2-5 the PIC only cares
  * about OUT's rising edges, so the line is pulsed (raised and lowered) once
  * per edge instead of following OUT: half the timer callbacks, same IRQs.
- * When the host falls behind, one pulse is sent, not a burst of catch-ups.
+ *
+ * Lost ticks.  When the host falls behind (a descheduled VMM, a long
+ * translation), the timer fires after more than one period of modes 2/3
+ * has gone by.  The edges that went by are owed, and re-sent one at a time
+ * as the CPU takes IRQ0 (the PIC's ack), like KVM's PIT: a guest that
+ * counts ticks (jiffies, and Linux's PIT clocksource built on them) must
+ * see as many as the periods that passed, or its clock falls behind its
+ * TSC and the kernel marks the TSC unstable.  At most a second's worth is
+ * owed; reprogramming channel 0 forgives the debt.
  */
 #include "devices/pit.h"
 
@@ -56,6 +64,8 @@ struct pit {
     struct vclock *clock;
     struct chan ch[3];
     struct vtimer *timer;   /* channel 0 */
+    int64_t armed;          /* the tick of the OUT event the timer is armed for, or -1 */
+    uint32_t owed;          /* periodic IRQ0 edges that went by unsent (see above) */
     uint8_t port61;         /* bits 0-3 as written */
 };
 
@@ -191,21 +201,49 @@ static void ch0_update(struct pit *p, bool pulse)
         irq_set(p->bus, 0, 0);
     }
     int64_t e = next_event(c, T);
+    p->armed = e;
     if (e < 0)
         vtimer_del(p->timer);
     else
         vtimer_mod(p->timer, tick_to_ns(e));
 }
 
+static bool periodic_mode(const struct chan *c)
+{
+    return (c->mode == 2 || c->mode == 3) && c->reload >= 2;
+}
+
 static void ch0_timer(void *opaque)
 {
-    ch0_update(opaque, true);
+    struct pit *p = opaque;
+    struct chan *c = &p->ch[0];
+    int64_t T = now_tick(p);
+    if (periodic_mode(c) && p->armed >= 0 && T >= p->armed) {
+        /* Edges after the one the timer was armed for, up to now. */
+        uint64_t missed = (uint64_t)((T - p->armed) / c->reload);
+        uint64_t most = PIT_HZ / c->reload + 1;
+        p->owed = (uint32_t)(p->owed + missed < most ? p->owed + missed : most);
+    }
+    ch0_update(p, true);
+}
+
+/* The CPU took IRQ0: an owed tick goes out now, to be taken after this one's EOI. */
+static void ch0_acked(void *opaque)
+{
+    struct pit *p = opaque;
+    if (!p->owed || !periodic_mode(&p->ch[0]))
+        return;
+    p->owed--;
+    irq_set(p->bus, 0, 1);
+    irq_set(p->bus, 0, 0);
 }
 
 static void chan_changed(struct chan *c)
 {
-    if (c->idx == 0)
+    if (c->idx == 0) {
+        c->pit->owed = 0;
         ch0_update(c->pit, false);
+    }
 }
 
 static void start_counting(struct chan *c, int64_t T)
@@ -473,6 +511,8 @@ static void pit_reset(void *opaque)
         c->gate = i != 2;
     }
     p->port61 = 0;
+    p->owed = 0;
+    p->armed = -1;
     vtimer_del(p->timer);
     irq_set(p->bus, 0, 0);
 }
@@ -487,6 +527,7 @@ struct pit *pit_new(struct bus *b)
     p->bus = b;
     p->clock = bus_clock(b);
     p->timer = vtimer_new(p->clock, ch0_timer, p);
+    bus_set_irq_ack_notifier(b, 0, ch0_acked, p);
     pit_reset(p);
     bus_register_pio(b, 0x40, 4, p, pit_read, pit_write);
     bus_register_pio(b, 0x61, 1, p, port61_read, port61_write);

@@ -102,11 +102,33 @@ static void test_mode2_periodic(void **state)
     assert_int_equal(e->edges0, 10);
     assert_int_equal(vclock_next_deadline(e->clk), tick_ns(1193 * 11));
 
-    /* Time jumps far ahead (host lagging): one pulse, no burst. */
+    /* Time jumps far ahead (host lagging): one pulse now, no burst... */
     vclock_advance_to(e->clk, tick_ns(1193 * 50 + 7));
     vclock_run_timers(e->clk);
     assert_int_equal(e->edges0, 11);
     assert_int_equal(vclock_next_deadline(e->clk), tick_ns(1193 * 51));
+    /* ...and the 39 other edges that went by, one per ack of IRQ0. */
+    for (int k = 1; k <= 39; k++) {
+        irq_acked(e->b, 0);
+        assert_int_equal(e->edges0, 11 + k);
+    }
+    irq_acked(e->b, 0);
+    assert_int_equal(e->edges0, 50);
+    run_until(e, tick_ns(1193 * 51));
+    assert_int_equal(e->edges0, 51);
+}
+
+/* Reprogramming channel 0 forgives the ticks it owed. */
+static void test_lost_ticks_forgiven(void **state)
+{
+    struct env *e = *state;
+    program(e->b, 0, 2, 1193);
+    vclock_advance_to(e->clk, tick_ns(1193 * 5));
+    vclock_run_timers(e->clk);
+    assert_int_equal(e->edges0, 1);
+    program(e->b, 0, 2, 1193);
+    irq_acked(e->b, 0);
+    assert_int_equal(e->edges0, 1);
 }
 
 static void test_mode0_one_shot(void **state)
@@ -285,6 +307,19 @@ static void test_irq0_through_pic(void **state)
     run_until(e, 10 * 1000 * 1000 + 1000);
     assert_true(bus_intr_pending(e->b));
     assert_int_equal(bus_intr_ack(e->b), 0x08);
+    /* Two periods late: the owed tick is the next interrupt, after the EOI. */
+    run_until(e, 10 * 1000 * 1000 + 1000);
+    vclock_advance_to(e->clk, 30 * 1000 * 1000 + 1000);
+    vclock_run_timers(e->clk);
+    assert_false(bus_intr_pending(e->b));            /* IRQ0 in service */
+    bus_pio_write(e->b, 0x20, 0x20, 1);              /* EOI */
+    assert_true(bus_intr_pending(e->b));
+    assert_int_equal(bus_intr_ack(e->b), 0x08);
+    bus_pio_write(e->b, 0x20, 0x20, 1);
+    assert_true(bus_intr_pending(e->b));             /* the owed one */
+    assert_int_equal(bus_intr_ack(e->b), 0x08);
+    bus_pio_write(e->b, 0x20, 0x20, 1);
+    assert_false(bus_intr_pending(e->b));
     pic_free(pic);
 }
 
@@ -293,6 +328,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_mode2_periodic),
+        T(test_lost_ticks_forgiven),
         T(test_mode0_one_shot),
         T(test_mode0_then_periodic),
         T(test_latch_holds),
