@@ -30,6 +30,7 @@ struct bt {
     uint8_t *code_buf;
     struct emitter em;
     struct block *blocks;            /* arena of MAX_BLOCKS */
+    void *blocks_mem;                /* its allocation */
     int nblocks;
     struct insn *insn_arena;
     int ninsns;
@@ -62,7 +63,9 @@ struct bt *bt_new(struct cpu *c)
     bt->code_buf = execmem_alloc(CODE_SIZE);
     bt->em.p = bt->code_buf;
     bt->em.end = bt->code_buf + CODE_SIZE;
-    bt->blocks = xcalloc(MAX_BLOCKS, sizeof(struct block));
+    /* One more than needed, to start the array on a cache line (struct block's alignment). */
+    bt->blocks_mem = xcalloc(MAX_BLOCKS + 1, sizeof(struct block));
+    bt->blocks = (struct block *)(((uintptr_t)bt->blocks_mem + 63) & ~(uintptr_t)63);
     bt->insn_arena = xcalloc((size_t)MAX_BLOCKS * 8, sizeof(struct insn));
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
@@ -115,7 +118,7 @@ void bt_free(struct bt *bt)
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
     }
     execmem_free(bt->code_buf, CODE_SIZE);
-    free(bt->blocks);
+    free(bt->blocks_mem);
     free(bt->insn_arena);
     free(bt->page_blocks);
     free(bt);

@@ -7,6 +7,7 @@
 #define RV_BT_NATIVE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bt/emit.h"
@@ -44,12 +45,14 @@ struct block {
     uint8_t ncovered;                /* else: the ranges its entry checks cover (`covered`) */
     uint8_t check_misses;            /* times an entry check failed where a quiet fill could not help */
     bool two_pages;                  /* see below; here, in the cache line every lookup reads */
-    const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
-    struct block *hash_next;
-    struct block *page_next;         /* other blocks starting in the same physical page */
+    /* The jump cache's hits in translated code read the fields above and
+     * these, from the block's first cache line (see the alignment below). */
     void (*code)(struct cpu *c);
     uint8_t *entry;                  /* code after the prologue (the jump cache's entry) */
     uint8_t *entry_chained;          /* flat blocks: where patched jumps land, registers loaded */
+    const uint8_t *host_page;        /* where its page's bytes were (physmem rd) when translated */
+    struct block *hash_next;
+    struct block *page_next;         /* other blocks starting in the same physical page */
     struct insn *insns;
     struct chain_slot chain[BT_CHAIN_SLOTS];   /* fixed-target exits (side exits, taken/fall-through) */
     struct chain_slot *incoming;     /* patched jumps into this block */
@@ -61,7 +64,9 @@ struct block {
     struct block *page2_next;
     /* The [reg + lo, reg + hi] ranges its entry checks cover (see native.c). */
     struct covered_range { int8_t reg; bool write; int32_t lo, hi; } covered[8];
-};
+} __attribute__((aligned(64)));
+_Static_assert(offsetof(struct block, entry_chained) + sizeof(uint8_t *) <= 64,
+               "a jump cache hit reads one cache line of the block");
 
 #define NATIVE_MAX_FIXUPS 16   /* two probes of 4 checks, plus limit checks */
 #define NATIVE_MAX_STUBS 64
