@@ -272,13 +272,16 @@ static void emit_store_eip(struct emitter *e, uint32_t eip)
  * Nothing else in translated code touches R11.
  */
 
-/* The flags as emit_lahf_ax takes them (AH, AL = OF) into R11 as PUSHFQ
- * lays them out: OF to bit 11, SF ZF AF PF CF where LAHF has them. */
-static void emit_ax_to_r11(struct emitter *e)
+/* The flags as emit_lahf_ax takes them (AH, AL = OF) into host register
+ * dst as EFLAGS and PUSHFQ lay them out: OF to bit 11, SF ZF AF PF CF where
+ * LAHF has them (and its bit 1, which is set).  Clobbers eax. */
+static void emit_flags_layout_from_ax(struct emitter *e, int dst)
 {
     emit_u8(e, 0xc0); emit_u8(e, 0xe0); emit_u8(e, 3);         /* shl al, 3 */
     emit_u8(e, 0x66); emit_u8(e, 0xc1); emit_u8(e, 0xc0); emit_u8(e, 8);   /* rol ax, 8 */
-    emit_u8(e, 0x44); emit_u8(e, 0x0f); emit_u8(e, 0xb7); emit_u8(e, 0xd8);   /* movzx r11d, ax */
+    if (dst & 8)
+        emit_u8(e, 0x44);
+    emit_u8(e, 0x0f); emit_u8(e, 0xb7); emit_u8(e, 0xc0 | (dst & 7) << 3);   /* movzx dst, ax */
 }
 
 /* The flags in eax (host layout, only bits of `keep` set) are the new
@@ -445,10 +448,7 @@ static void emit_flags_to_ax(struct block_emit *be)
  * forwarding).  Clobbers eax, edx. */
 static void emit_merge_ax(struct emitter *e, uint32_t keep)
 {
-    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd4);      /* movzx edx, ah */
-    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc0);      /* movzx eax, al */
-    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);        /* shl eax, 11: OF */
-    emit_u8(e, 0x09); emit_u8(e, 0xc2);                        /* or edx, eax */
+    emit_flags_layout_from_ax(e, H_RDX);
     emit_u8(e, 0x81); emit_u8(e, 0xe2);                        /* and edx, arith (LAHF's bit 1 is set) */
     emit_u32(e, keep | 0x800);
     emit_u8(e, 0x81); modrm_rbx(e, 4, OFF_FLAGS);              /* and dword [rbx+eflags], ~arith */
@@ -492,7 +492,7 @@ void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
         be->entry_flags_pending = true;
         break;
     case ENTRY_FLAGS_R11_FROM_AX:
-        emit_ax_to_r11(e);
+        emit_flags_layout_from_ax(e, H_R11);
         be->entry_flags_pending = true;
         break;
     case ENTRY_FLAGS_PENDING:
@@ -732,7 +732,7 @@ static void emit_self_jump(struct block_emit *be, uint32_t eip, int count)
     bool r11 = be->loop_top && be->entry_flags_pending;   /* the code at loop_top takes them in R11 */
     emit_flags_to_ax(be);
     if (r11)
-        emit_ax_to_r11(e);
+        emit_flags_layout_from_ax(e, H_R11);
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     if (be->loop_top && be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
