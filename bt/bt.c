@@ -336,13 +336,25 @@ static uint32_t eip_after(const struct block *b, int k, uint32_t eip)
     return b->code32 ? eip + in->len : ((eip + in->len) & 0xffff);
 }
 
+/* Widen [*lo, *hi] to hold [a, b]. */
+static void cover(int32_t *lo, int32_t *hi, int32_t a, int32_t b)
+{
+    *lo = a < *lo ? a : *lo;
+    *hi = b > *hi ? b : *hi;
+}
+
 /* Base-register page caching (see native.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
- * for each register that has at least two.  Records the ranges in
- * b->covered; returns the registers checked. */
-static unsigned plan_base_cache(struct block *b, int *base_cached)
+ * for each register that has at least two.  ESP stays a base across PUSH,
+ * POP, CALL, RET and ADD/SUB ESP, imm, whose changes are known: its range,
+ * relative to ESP at entry, also holds its stack slots and every ESP value
+ * an operand adds its displacement to, so that none of those sums wraps.
+ * Records the ranges in b->covered; returns the registers checked and
+ * marks the cached operands in cached[]. */
+static unsigned plan_base_cache(struct block *b, unsigned *cached)
 {
     int candidate[MAX_BLOCK_INSNS];            /* the base register each instruction's operand may use */
+    bool stack_candidate[MAX_BLOCK_INSNS];
     int32_t lo[8], hi[8];
     bool write[8] = { false };
     int uses[8] = { 0 };
@@ -351,19 +363,37 @@ static unsigned plan_base_cache(struct block *b, int *base_cached)
         lo[r] = INT32_MAX;
         hi[r] = INT32_MIN;
     }
+    int32_t esp = 0;                           /* ESP - ESP at entry, while esp_known */
+    bool esp_known = true;
     int n = 0;
     for (; n < b->ninsn && native_supported(&b->insns[n]); n++) {
         const struct insn *in = &b->insns[n];
         int32_t d;
         bool w;
         int r = native_base_operand(in, &d, &w);
-        candidate[n] = r >= 0 && !(written & (1u << r)) ? r : -1;
+        bool known = r >= 0 && (r == R_ESP ? esp_known : !(written & (1u << r)));
+        candidate[n] = known ? r : -1;
         if (candidate[n] >= 0) {
-            lo[r] = d < lo[r] ? d : lo[r];
-            hi[r] = d + 3 > hi[r] ? d + 3 : hi[r];   /* native operands are at most 4 bytes */
+            int32_t at = r == R_ESP ? esp : 0;
+            cover(&lo[r], &hi[r], at + d, at + d + 3);   /* native operands are at most 4 bytes */
+            if (r == R_ESP)
+                cover(&lo[r], &hi[r], at, at);
             write[r] |= w;
             uses[r]++;
         }
+        struct stack_effect fx;
+        bool tracked = esp_known && native_stack_effect(in, &fx);
+        stack_candidate[n] = tracked && fx.access;
+        if (stack_candidate[n]) {
+            /* PUSH addresses its slot as the new ESP, POP and RET as the old one */
+            cover(&lo[R_ESP], &hi[R_ESP], esp + fx.off, esp + fx.off + 3);
+            write[R_ESP] |= fx.write;
+            uses[R_ESP]++;
+        }
+        if (tracked)
+            esp += fx.delta;
+        else
+            esp_known = false;
         written |= native_regs_written(in);
     }
     unsigned checked = 0;
@@ -373,9 +403,12 @@ static unsigned plan_base_cache(struct block *b, int *base_cached)
         b->covered[b->ncovered++] = (struct covered_range){ .reg = r, .write = write[r], .lo = lo[r], .hi = hi[r] };
         checked |= 1u << r;
     }
-    for (int k = 0; k < n; k++)
+    for (int k = 0; k < n; k++) {
         if (candidate[k] >= 0 && (checked & (1u << candidate[k])))
-            base_cached[k] = candidate[k];
+            cached[k] |= CACHED_RM;
+        if (stack_candidate[k] && (checked & (1u << R_ESP)))
+            cached[k] |= CACHED_STACK;
+    }
     return checked;
 }
 
@@ -492,10 +525,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
     /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
      * changes CS stays in a block: every direct target is within it. */
     be.limit_checked = b->flat ? 0xffffffffu : b->last;
-    int base_cached[MAX_BLOCK_INSNS];
-    for (int k = 0; k < b->ninsn; k++)
-        base_cached[k] = -1;
-    unsigned checked = b->flat && b->code32 && !b->nocache ? plan_base_cache(b, base_cached) : 0;
+    unsigned cached[MAX_BLOCK_INSNS] = { 0 };
+    unsigned checked = b->flat && b->code32 && !b->nocache ? plan_base_cache(b, cached) : 0;
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
      * for the interpreter. */
@@ -511,7 +542,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         live_after[k] = live;
         dead[k] = b->code32 && w && !(w & live);
         bool followed = jump_followed(b, k);
-        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], base_cached[k] >= 0));
+        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], cached[k]));
         read_live = (read_live & ~w) | (followed ? 0 : native_flags_read(&b->insns[k]));
     }
     be.live_in = live;
@@ -530,7 +561,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
         if (!native_supported(in))
             probes_ahead[k] = 0;
         else
-            probes_ahead[k] = native_probes(in, base_cached[k] >= 0) +
+            probes_ahead[k] = native_probes(in, cached[k]) +
                               (native_flags_written(in) == 0x8d5 ? 0 : next);
         next = probes_ahead[k];
     }
@@ -542,7 +573,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
         bool last = k + 1 == b->ninsn;
         be.flags_dead = dead[k];
         be.flags_live = live_after[k];
-        be.base_cached = base_cached[k];
+        be.base_cached = (cached[k] & CACHED_RM) ? in->ea_base : -1;
+        be.stack_cached = cached[k] & CACHED_STACK;
         be.probes_ahead = probes_ahead[k];
         be.jump_followed = jump_followed(b, k);
         be.last = last;

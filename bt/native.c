@@ -1031,6 +1031,12 @@ static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool 
     emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x02);  /* lea rdx, [rdx + rax] */
 }
 
+/* The instruction's operands that lie in pages checked at the block's entry. */
+static unsigned cached_operands(const struct block_emit *be)
+{
+    return (be->base_cached >= 0 ? CACHED_RM : 0) | (be->stack_cached ? CACHED_STACK : 0);
+}
+
 /* Flat DS/ES/SS operands of a flat block: the probe can keep deferred flags. */
 static bool probe_keeps_flags(const struct block_emit *be, int sreg)
 {
@@ -1533,11 +1539,20 @@ uint32_t native_flags_written(const struct insn *in)
  * and everything when it may leave for the interpreter or a fault (whose
  * state must be exact).  `rm_cached`: its memory operand lies in a page
  * checked at the block's entry, so it cannot fault. */
-uint32_t native_flags_needed(const struct insn *in, bool rm_cached)
+/* A PUSH or POP that cannot leave when its slot is cached. */
+static bool plain_push_pop(const struct insn *in)
 {
     int op = in->op;
-    if (!native_supported(in) || (in->has_modrm && in->mod != 3 && !rm_cached))
+    return (op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || (op == 0xff && in->reg == 6);
+}
+
+uint32_t native_flags_needed(const struct insn *in, unsigned cached)
+{
+    int op = in->op;
+    if (!native_supported(in) || (in->has_modrm && in->mod != 3 && op != 0x8d && !(cached & CACHED_RM)))
         return FLAGS_ALL;
+    if (plain_push_pop(in) && (cached & CACHED_STACK))
+        return 0;
     if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc9 || op == 0xe8 ||
         op == 0xc2 || op == 0xc3 || op == 0xe9 || op == 0xeb || (op == 0xff && in->reg >= 2))
         return FLAGS_ALL;
@@ -1613,18 +1628,40 @@ static void emit_mov(struct block_emit *be, const struct insn *in)
 
 #define PUSH_EDI (-2)
 
+/*
+ * The stack slot at the linear address in eax: MEM_COVERED ([rdx + rax])
+ * when it lies in ESP's page checked at entry (the check saw that every
+ * slot and ESP value of the block up to there is in one page, so rax is the
+ * linear address), else a probe's MEM_RDX.
+ */
+static int emit_stack_slot(struct block_emit *be, bool write)
+{
+    struct emitter *e = be->e;
+    if (!be->stack_cached) {
+        emit_probe(be, SEG_SS, 4, write, true);
+        return MEM_RDX;
+    }
+    if (be->rdx_addend != R_ESP) {
+        emit_load_addend(e, R_ESP);
+        be->rdx_addend = R_ESP;
+    }
+    e->mem_index = H_RAX;
+    e->mem_disp = 0;
+    return MEM_COVERED;
+}
+
 static void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm)
 {
     struct emitter *e = be->e;
     (void)in;
     emit_lea_eax(e, R_ESP, -4, false);         /* eax = esp - 4 (flags kept) */
-    emit_probe(be, SEG_SS, 4, true, true);
+    int slot = emit_stack_slot(be, true);
     if (src_reg == PUSH_EDI) {
-        emit_op(e, 4, 0x89, H_RDI, MEM_RDX);
+        emit_op(e, 4, 0x89, H_RDI, slot);
     } else if (src_reg >= 0) {
-        emit_op(e, 4, 0x89, hreg(src_reg), MEM_RDX);   /* (old ESP for push esp) */
+        emit_op(e, 4, 0x89, hreg(src_reg), slot);   /* (old ESP for push esp) */
     } else {
-        emit_op(e, 4, 0xc7, EXT(0), MEM_RDX);  /* mov dword [rdx], imm32 */
+        emit_op(e, 4, 0xc7, EXT(0), slot);     /* mov dword [slot], imm32 */
         emit_u32(e, imm);
     }
     emit_mov_rr32(e, hreg(R_ESP), H_RAX);
@@ -1635,8 +1672,7 @@ static void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
 {
     struct emitter *e = be->e;
     emit_mov_rr32(e, H_RAX, hreg(R_ESP));
-    emit_probe(be, SEG_SS, 4, false, true);
-    emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);     /* mov ecx, [rdx] */
+    emit_op(e, 4, 0x8b, H_RCX, emit_stack_slot(be, false));   /* mov ecx, [slot] */
     if (check_eip && !cs_covers_all(be)) {
         emit_u8(e, 0x3b);                      /* cmp ecx, [rbx + cs.limit] */
         modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
@@ -2085,17 +2121,42 @@ static bool flags_merged_by_hand(const struct insn *in)
 }
 
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its
- * r/m operand left out when `rm_cached`. */
-int native_probes(const struct insn *in, bool rm_cached)
+ * cached operands left out. */
+int native_probes(const struct insn *in, unsigned cached)
 {
     int op = in->op, n = 0;
-    if (in->has_modrm && in->mod != 3 && op != 0x8d && !rm_cached)
+    if (in->has_modrm && in->mod != 3 && op != 0x8d && !(cached & CACHED_RM))
         n++;
-    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xe8 || op == 0xc2 || op == 0xc3 ||
-        op == 0xc9 || (op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad) ||
-        (op == 0xff && (in->reg == 2 || in->reg == 6)))
+    struct stack_effect fx;
+    if (op == 0xc9 || (op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad) ||
+        (native_stack_effect(in, &fx) && fx.access && !(cached & CACHED_STACK)))
         n++;
     return n;
+}
+
+bool native_stack_effect(const struct insn *in, struct stack_effect *fx)
+{
+    int op = in->op;
+    *fx = (struct stack_effect){ 0 };
+    bool push = (op >= 0x50 && op <= 0x57) || op == 0x68 || op == 0x6a || op == 0xe8 ||
+                (op == 0xff && (in->reg == 2 || in->reg == 6));
+    bool pop = (op >= 0x58 && op <= 0x5f && op != 0x5c) || op == 0xc2 || op == 0xc3;
+    if ((push || pop) && in->op32) {
+        fx->access = true;
+        fx->write = push;
+        fx->off = push ? -4 : 0;
+        fx->delta = push ? -4 : 4 + (op == 0xc2 ? (int32_t)(in->imm & 0xffff) : 0);
+        return true;
+    }
+    if (!(native_regs_written(in) & (1u << R_ESP)))
+        return true;
+    /* add/sub esp, imm */
+    if ((op == 0x81 || op == 0x83) && in->mod == 3 && in->rm == R_ESP && in->op32 && (in->reg == 0 || in->reg == 5)) {
+        int32_t imm = op == 0x83 ? (int32_t)(int8_t)in->imm : (int32_t)in->imm;
+        fx->delta = in->reg == 0 ? imm : -imm;
+        return true;
+    }
+    return false;
 }
 
 /*
@@ -2218,13 +2279,12 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
         return false;
     /* Deferred flags make every probe until they are overwritten the longer,
      * flag-keeping one: past two, one pushfq now is cheaper. */
-    if (be->probes_ahead > 2 && native_probes(in, be->base_cached >= 0) && be->logic_reg < 0)
+    if (be->probes_ahead > 2 && native_probes(in, cached_operands(be)) && be->logic_reg < 0)
         return false;
-    if ((op >= 0x50 && op <= 0x5f) || op == 0xe8 || op == 0xc2 || op == 0xc3)
-        return probe_keeps_flags(be, SEG_SS);
-    if (op == 0xff && (in->reg == 6 || in->reg == 2))
-        return in->mod == 3 ? probe_keeps_flags(be, SEG_SS)
-                            : probe_keeps_flags(be, SEG_SS) && probe_keeps_flags(be, in->ea_seg);
+    bool stack_probe = ((op >= 0x50 && op <= 0x5f) || op == 0xe8 || op == 0xc2 || op == 0xc3 ||
+                        (op == 0xff && (in->reg == 6 || in->reg == 2))) && !be->stack_cached;
+    if (stack_probe && !probe_keeps_flags(be, SEG_SS))
+        return false;
     if (in->has_modrm && in->mod != 3 && op != 0x8d)
         return probe_keeps_flags(be, in->ea_seg);
     return true;
@@ -2233,9 +2293,11 @@ static bool keeps_host_flags(const struct block_emit *be, const struct insn *in,
 /* Native instructions whose own host code leaves RDX alone (their memory
  * operand's, from emit_rm, tracks itself): a covered operand after them may
  * use the page addend RDX still holds. */
-static bool keeps_rdx(const struct insn *in)
+static bool keeps_rdx(const struct block_emit *be, const struct insn *in)
 {
     int op = in->op;
+    if (be->stack_cached && ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a))
+        return true;
     if (alu_family(op) || (op >= 0x40 && op <= 0x4f) || (op >= 0xb0 && op <= 0xbf))
         return true;
     switch (op) {
@@ -2308,7 +2370,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         be->logic_reg = -1;
     /* ADD EDX, [mem]: nothing between its one probe and its own flags needs them. */
     be->logic_overwritten = native_flags_written(in) == FLAGS_ARITH && !flags_read(in) &&
-                            native_probes(in, be->base_cached >= 0) == 1;
+                            native_probes(in, cached_operands(be)) == 1;
     s->logic_reg = be->host_clear ? be->logic_reg : -1;
     s->logic_size = be->logic_size;
     if (native_flags_written(in) & 0x800)
@@ -2545,7 +2607,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         s->host_after = be->host_clear != 0;
         be->nstubs++;
     }
-    if (s->nfixups || !keeps_rdx(in))
+    if (s->nfixups || !keeps_rdx(be, in))
         be->rdx_addend = -1;   /* a stub's call comes back here with RDX lost */
     be->pending++;
     return ends;

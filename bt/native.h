@@ -113,6 +113,7 @@ struct block_emit {
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
     int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
+    bool stack_cached;          /* its push, pop, call or ret slot is in ESP's page checked at entry */
     int probes_ahead;           /* probes from this instruction until all flags are written again */
     bool jump_followed;         /* this instruction is a JMP whose target the block goes on with */
     bool last;                  /* this instruction is the block's last (a Jcc before it is a side exit) */
@@ -181,8 +182,20 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
 /* Which base register's cached page a native instruction's memory operand
  * may use (or -1): its displacement and whether it writes. */
 int native_base_operand(const struct insn *in, int32_t *disp, bool *write);
-/* TLB probes a native instruction makes, its r/m operand left out when cached. */
-int native_probes(const struct insn *in, bool rm_cached);
+/* What a native instruction does to ESP and the stack: the dword it pushes
+ * or pops (`access`: at ESP + off, written or read) and the change to ESP.
+ * False when it writes ESP otherwise (a load, LEAVE, POP ESP). */
+struct stack_effect {
+    bool access, write;
+    int32_t off, delta;
+};
+bool native_stack_effect(const struct insn *in, struct stack_effect *fx);
+/* Which of an instruction's memory operands lie in a page its block's
+ * entry checks cover: */
+#define CACHED_RM 1                /* its [reg + disp] operand */
+#define CACHED_STACK 2             /* its push, pop, call or ret slot */
+/* TLB probes a native instruction makes, its cached operands left out. */
+int native_probes(const struct insn *in, unsigned cached);
 /* A threaded instruction after which the block may still chain (see native.c). */
 bool native_threaded_is_plain(const struct insn *in);
 enum native_guard {
@@ -194,7 +207,7 @@ enum native_guard native_threaded_guard(const struct insn *in);
 void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2);
 /* Flag liveness inside a block (masks of OF SF ZF AF PF CF). */
 uint32_t native_flags_written(const struct insn *in);
-uint32_t native_flags_needed(const struct insn *in, bool rm_cached);
+uint32_t native_flags_needed(const struct insn *in, unsigned cached);
 /* The flags it reads (a conditional jump, which may leave: all of them). */
 uint32_t native_flags_read(const struct insn *in);
 /* For a shift of guest register `reg` whose OF the stubs are to compute:
