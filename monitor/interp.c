@@ -1411,12 +1411,13 @@ static void fetch_decode(struct cpu *c, struct insn *in)
     uint32_t phys;
     const uint8_t *p = mem_code_ptr(c, lin, &phys);
     int in_page = PAGE_SIZE - (lin & 0xfff);
-    uint32_t seg_room = eip <= cs->limit ? cs->limit - eip + 1 : 0;
+    /* (64 bits: a 4 GiB segment has 2^32 bytes of room at EIP 0) */
+    uint64_t seg_room = eip <= cs->limit ? (uint64_t)cs->limit - eip + 1 : 0;
     if (seg_room == 0)
         cpu_raise(c, EXC_GP, 0);
     uint8_t buf[INSN_MAX_LEN];
     int avail = in_page < INSN_MAX_LEN ? in_page : INSN_MAX_LEN;
-    if (seg_room < (uint32_t)avail)
+    if (seg_room < (uint64_t)avail)
         avail = seg_room;
     if (!p) {
         /* Code in MMIO/ROM-less space: fetch byte by byte through the bus. */

@@ -1756,7 +1756,8 @@ static void gen_body_insn(void)
 
 /* push n; top: body; dec dword [esp]; jnz top; pop reg.  The counter lives
  * on the stack, out of the body's reach; blocks run again (cache hits,
- * chained exits), and SMC in the body invalidates them each time round. */
+ * chained exits, RETs to return sites already resolved), and SMC in the
+ * body invalidates them each time round. */
 static void g_loop(void)
 {
     uint32_t n = 2 + below(chance(80) ? 5 : 40);
@@ -1766,8 +1767,12 @@ static void g_loop(void)
     bool outer = G.in_body;
     G.in_body = true;
     int k = 1 + below(4);
-    for (int i = 0; i < k; i++)
-        gen_body_insn();
+    for (int i = 0; i < k; i++) {
+        if (chance(25))
+            g_call_pair();
+        else
+            gen_body_insn();
+    }
     G.in_body = outer;
     put(0xff);                                /* dec dword [esp] */
     put(0x0c);
