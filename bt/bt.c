@@ -55,6 +55,10 @@ static unsigned hash_of(uint32_t phys, bool code32)
     return h >> (32 - HASH_BITS);
 }
 
+/* What an empty entry of the return stack names: a slot whose block is never valid. */
+static struct block no_block;
+static struct chain_slot no_return = { .target = &no_block };
+
 struct bt *bt_new(struct cpu *c)
 {
     struct bt *bt = xcalloc(1, sizeof(*bt));
@@ -70,6 +74,8 @@ struct bt *bt_new(struct cpu *c)
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
     bt->pm_rom_generation = bt->pm->rom_generation;
+    c->bt_ras_none = &no_return;
+    cpu_forget_returns(c);
     if (getenv("RETROVISOR_PERF_MAP")) {
         char path[64];
         snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
@@ -216,6 +222,7 @@ void bt_flush(struct bt *bt)
     bt->pm_rom_generation = bt->pm->rom_generation;
     bt->flush_pending = false;
     bt->cpu->bt_chain_slot = NULL;
+    cpu_forget_returns(bt->cpu);               /* its slots were in the blocks */
 }
 
 /* The guest memory map changed (PAM, a BAR, the LFB): only pages of code
@@ -966,7 +973,7 @@ static void run_block(void *opaque)
         bt->refilled = NULL;
     struct chain_slot *slot = c->bt_chain_slot;
     c->bt_chain_slot = NULL;
-    if (slot && !slot->target && slot->eip == c->eip)
+    if (slot && (!slot->target || !slot->target->valid) && slot->eip == c->eip)
         chain_to_next(bt, slot);
 }
 

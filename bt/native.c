@@ -44,6 +44,10 @@
 #define OFF_EIP        ((int32_t)offsetof(struct cpu, eip))
 #define OFF_FLAGS      ((int32_t)offsetof(struct cpu, eflags))
 #define OFF_BUDGET     ((int32_t)offsetof(struct cpu, budget))
+#define OFF_RAS_TOP    ((int32_t)offsetof(struct cpu, bt_ras_top))
+#define OFF_RAS_EIP    ((int32_t)offsetof(struct cpu, bt_ras[0].eip))
+#define OFF_RAS_SLOT   ((int32_t)offsetof(struct cpu, bt_ras[0].slot))
+_Static_assert(sizeof(((struct cpu *)0)->bt_ras) == 256, "the return stack's byte offset wraps in a byte register");
 #define OFF_SEG(s, f)  ((int32_t)(offsetof(struct cpu, seg) + (s) * sizeof(struct seg) + offsetof(struct seg, f)))
 #define OFF_TLB(u, f)  ((int32_t)(offsetof(struct cpu, tlb) + (u) * TLB_SIZE * sizeof(struct tlb_entry) + \
                                   offsetof(struct tlb_entry, f)))
@@ -597,7 +601,7 @@ static void jump_to_stub(struct block_emit *be, uint8_t cc)
     add_stub_fixup(be, emit_jcc32(be->e, cc));
 }
 
-static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11);
+static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, bool ret);
 static void emit_shift_of(struct emitter *e, int kind, int size, int rm);
 static void emit_put_flags_eax(struct emitter *e, uint32_t clear);
 
@@ -769,7 +773,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         /* Another page: whether it maps where it did is the TLB's to say. */
         emit_store_eip(e, eip);
         emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
-        emit_jump_cache(be, count != 0, flags_in_r11);
+        emit_jump_cache(be, count != 0, flags_in_r11, false);
         if (be->flat)
             emit_spill(be);                    /* not found: out to bt_run */
     } else if (be->chain && be->nchain < BT_CHAIN_SLOTS) {
@@ -1945,7 +1949,93 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
  * entry takes the flags in AX: from R11 (`flags_in_r11`, EFLAGS stale) or
  * from EFLAGS.
  */
-static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11)
+/* The dword at [rax+code32] a target block must have: code32, user, valid
+ * and flat in one compare. */
+static void emit_cmp_block_kind(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    _Static_assert(offsetof(struct block, user) == offsetof(struct block, code32) + 1 &&
+                   offsetof(struct block, valid) == offsetof(struct block, code32) + 2 &&
+                   offsetof(struct block, flat) == offsetof(struct block, code32) + 3, "block flags are adjacent");
+    emit_u8(e, 0x81); emit_u8(e, 0xb8);                        /* cmp dword [rax+code32], want */
+    emit_u32(e, offsetof(struct block, code32));
+    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat << 24);
+}
+
+/* Into the flat block at rax, its flags as a chained entry takes them (AX). */
+static void emit_enter_chained(struct block_emit *be, bool flags_in_r11)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);      /* mov rsi, rax */
+    if (flags_in_r11)
+        emit_mov_rr32(e, H_RAX, H_R11);
+    else
+        emit_ax_from_eflags(e);
+    emit_u8(e, 0xff); emit_u8(e, 0xa6);                        /* jmp [rsi+entry_chained] */
+    emit_u32(e, offsetof(struct block, entry_chained));
+}
+
+/*
+ * The return stack (struct cpu's bt_ras): a CALL of a chaining flat block
+ * whose return site lies in the block's first page pushes that EIP and a
+ * chain slot for it.  The return site's block then has the CALL's page,
+ * mapped as when the CALL ran: every TLB flush empties the stack, so no
+ * TLB check is needed when a RET pops the same EIP.  bt_run resolves the
+ * slot the first time (see emit_return_pop).
+ */
+static void emit_return_push(struct block_emit *be, uint32_t ret_eip)
+{
+    struct emitter *e = be->e;
+    if (!be->chain || !be->flat || ((ret_eip ^ be->block_eip) & PAGE_MASK) || be->nchain >= BT_CHAIN_SLOTS - 1)
+        return;
+    struct chain_slot *slot = new_chain_slot(be, ret_eip);
+    emit_u8(e, 0x8b); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov ecx, [rbx+top] */
+    emit_u8(e, 0x8d); emit_u8(e, 0x49); emit_u8(e, 16);        /* lea ecx, [rcx+16] */
+    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc9);      /* movzx ecx, cl: 16 entries of 16 bytes */
+    emit_u8(e, 0x89); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov [rbx+top], ecx */
+    emit_u8(e, 0xc7); emit_u8(e, 0x84); emit_u8(e, 0x0b);      /* mov dword [rbx+rcx+eip], ret_eip */
+    emit_u32(e, (uint32_t)OFF_RAS_EIP);
+    emit_u32(e, ret_eip);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
+    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0x84); emit_u8(e, 0x0b);   /* mov [rbx+rcx+slot], rax */
+    emit_u32(e, (uint32_t)OFF_RAS_SLOT);
+}
+
+/*
+ * A RET pops the return stack: the EIP it returns to (edi) is the newest
+ * entry's, and the block its slot names is still valid and of this kind:
+ * straight in.  A slot not resolved yet leaves for bt_run through `*fill`
+ * (the caller's way out) with the slot named, as a fixed exit would.
+ * Anything else goes on to the jump cache.
+ */
+static void emit_return_pop(struct block_emit *be, bool flags_in_r11, uint8_t **fill)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x8b); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov ecx, [rbx+top] */
+    emit_u8(e, 0x8d); emit_u8(e, 0x51); emit_u8(e, 0xf0);      /* lea edx, [rcx-16] */
+    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd2);      /* movzx edx, dl */
+    emit_u8(e, 0x89); modrm_rbx(e, H_RDX, OFF_RAS_TOP);       /* mov [rbx+top], edx */
+    emit_u8(e, 0x3b); emit_u8(e, 0xbc); emit_u8(e, 0x0b);      /* cmp edi, [rbx+rcx+eip] */
+    emit_u32(e, (uint32_t)OFF_RAS_EIP);
+    uint8_t *other = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0xb4); emit_u8(e, 0x0b);   /* mov rsi, [rbx+rcx+slot] */
+    emit_u32(e, (uint32_t)OFF_RAS_SLOT);
+    _Static_assert(offsetof(struct chain_slot, target) == 0, "slot target at offset 0");
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x06);      /* mov rax, [rsi+target] */
+    emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);      /* test rax, rax */
+    uint8_t *unresolved = emit_jcc32(e, CC_E);
+    emit_cmp_block_kind(be);
+    uint8_t *stale = emit_jcc32(e, CC_NE);
+    emit_enter_chained(be, flags_in_r11);
+    emit_patch_rel32(unresolved, e->p);
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rsi */
+    modrm_rbx(e, H_RSI, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    *fill = emit_jmp32(e);
+    emit_patch_rel32(other, e->p);
+    emit_patch_rel32(stale, e->p);
+}
+
+static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, bool ret)
 {
     struct emitter *e = be->e;
     uint8_t *out[12];
@@ -1953,6 +2043,8 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
         emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
     out[0] = emit_leave_check(e, counted);
     int n = 1;
+    if (ret && be->flat)
+        emit_return_pop(be, flags_in_r11, &out[n++]);
     emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
     emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, 16);        /* shr eax, 16 */
     emit_u8(e, 0x31); emit_u8(e, 0xf8);                        /* xor eax, edi */
@@ -1964,13 +2056,7 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
     emit_u8(e, 0x3b); emit_u8(e, 0xb8);                        /* cmp edi, [rax+eip] */
     emit_u32(e, offsetof(struct block, eip));
     out[n++] = emit_jcc32(e, CC_NE);
-    /* code32, user, valid and flat in one compare */
-    _Static_assert(offsetof(struct block, user) == offsetof(struct block, code32) + 1 &&
-                   offsetof(struct block, valid) == offsetof(struct block, code32) + 2 &&
-                   offsetof(struct block, flat) == offsetof(struct block, code32) + 3, "block flags are adjacent");
-    emit_u8(e, 0x81); emit_u8(e, 0xb8);                        /* cmp dword [rax+code32], want */
-    emit_u32(e, offsetof(struct block, code32));
-    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat << 24);
+    emit_cmp_block_kind(be);
     out[n++] = emit_jcc32(e, CC_NE);
     if (!be->flat) {
         /* (A flat CS has base 0 and covers every EIP.) */
@@ -1999,14 +2085,7 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
     emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
     out[n++] = emit_jcc32(e, CC_NE);
     if (be->flat) {
-        emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);  /* mov rsi, rax */
-        if (flags_in_r11) {
-            emit_mov_rr32(e, H_RAX, H_R11);
-        } else {
-            emit_ax_from_eflags(e);
-        }
-        emit_u8(e, 0xff); emit_u8(e, 0xa6);                    /* jmp [rsi+entry_chained] */
-        emit_u32(e, offsetof(struct block, entry_chained));
+        emit_enter_chained(be, flags_in_r11);
     } else {
         emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
         emit_u32(e, offsetof(struct block, entry));
@@ -2019,8 +2098,8 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
     }
 }
 
-/* Leave the block for an EIP computed at run time (in edi). */
-static void emit_exit_edi(struct block_emit *be)
+/* Leave the block for an EIP computed at run time (in edi): `ret` for a RET. */
+static void emit_exit_edi(struct block_emit *be, bool ret)
 {
     struct emitter *e = be->e;
     bool handover = be->chain && be->flat;     /* registers go to the target in host registers */
@@ -2031,7 +2110,7 @@ static void emit_exit_edi(struct block_emit *be)
     modrm_rbx(e, H_RDI, OFF_EIP);
     emit_count(e, be->pending + 1);
     if (be->chain)
-        emit_jump_cache(be, true, flags_in_r11);
+        emit_jump_cache(be, true, flags_in_r11, ret);
     if (handover)
         emit_spill(be);                        /* not found: out to bt_run */
     emit_epilogue(e);
@@ -2528,11 +2607,12 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             } else if (in->reg == 2) {         /* call r/m32 */
                 emit_load_target_edi(be, in);
                 emit_push_value(be, in, -1, next);
-                emit_exit_edi(be);
+                emit_return_push(be, next);
+                emit_exit_edi(be, false);
                 ends = true;
             } else {                           /* jmp r/m32 */
                 emit_load_target_edi(be, in);
-                emit_exit_edi(be);
+                emit_exit_edi(be, false);
                 ends = true;
             }
             break;
@@ -2574,6 +2654,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             uint32_t target = next + in->imm;
             check_target(be, target);
             emit_push_value(be, in, -1, next);
+            emit_return_push(be, next);
             emit_exit_n(be, target, be->pending + 1);
             ends = true;
             break;
@@ -2588,7 +2669,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         case 0xc2: case 0xc3:                  /* ret [imm16] */
             emit_pop_ecx(be, op == 0xc2 ? (in->imm & 0xffff) : 0, true);
             emit_u8(e, 0x89); emit_u8(e, 0xcf); /* mov edi, ecx */
-            emit_exit_edi(be);
+            emit_exit_edi(be, true);
             ends = true;
             break;
         }
@@ -2657,7 +2738,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     if (goes_on) {
         emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
         modrm_rbx(e, H_RDI, OFF_EIP);
-        emit_jump_cache(be, false, false);
+        emit_jump_cache(be, false, false, false);
     }
     be->plain_exits[be->nplain++] = emit_jmp32(e);
 }

@@ -9,12 +9,15 @@ void cpu_reset(struct cpu *c)
     struct machine *m = c->m;
     unsigned trace = c->trace;
     uint64_t icount = cpu_icount(c);   /* the virtual clock counts across resets */
+    void *ras_none = c->bt_ras_none;   /* set once by the translator */
     memset(c, 0, offsetof(struct cpu, fault_jmp));
     memset(&c->exc_vector, 0, sizeof(*c) - offsetof(struct cpu, exc_vector));
     c->m = m;
     c->trace = trace;
     c->budget = 0;
     c->icount_end = icount;
+    c->bt_ras_none = ras_none;
+    cpu_forget_returns(c);
 
     c->eflags = 0x2;
     c->eip = 0xfff0;

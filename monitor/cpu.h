@@ -122,6 +122,8 @@ struct sse {
     uint32_t mxcsr;
 };
 
+#define CPU_RAS_ENTRIES 16    /* translated code's return stack (see struct cpu) */
+
 struct cpu {
     /* Architectural registers. */
     uint32_t r[8];               /* EAX..EDI, indexed by R_* */
@@ -162,6 +164,13 @@ struct cpu {
     uintptr_t bt_base_addend[8];
     void *bt_nocache;            /* a block whose base pages did not qualify: bt_run replaces it */
     void *bt_chain_slot;         /* the chainable exit a translated block left by (bt/native.h) */
+    /* Translated code's return stack (bt/native.c): the EIP each recent
+     * CALL returns to and its return site's chain slot, newest at byte
+     * offset bt_ras_top.  It holds what held when the CALL ran, so every
+     * flush of the TLB empties it (cpu_forget_returns). */
+    struct { uint32_t eip; uint32_t unused; void *slot; } bt_ras[CPU_RAS_ENTRIES];
+    uint32_t bt_ras_top;
+    void *bt_ras_none;           /* the slot of an empty entry: no block behind it */
     jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
 
     /* Exception being delivered (valid while fault_depth > 0). */
@@ -183,6 +192,13 @@ struct cpu {
 };
 
 /* Instructions retired since power-on. */
+/* Empty translated code's return stack: the mappings it assumed may be gone. */
+static inline void cpu_forget_returns(struct cpu *c)
+{
+    for (int k = 0; k < CPU_RAS_ENTRIES; k++)
+        c->bt_ras[k].slot = c->bt_ras_none;
+}
+
 static inline uint64_t cpu_icount(const struct cpu *c)
 {
     return c->icount_end - (uint64_t)c->budget;

@@ -23,6 +23,7 @@ static void tlb_clear(struct tlb_entry *e)
 /* Clear the listed entries, keeping global ones (and their places in the list) when asked. */
 static void tlb_flush_listed(struct cpu *c, bool keep_global)
 {
+    cpu_forget_returns(c);
     for (int u = 0; u < 2; u++) {
         unsigned kept = 0;
         for (unsigned k = 0; k < c->tlb_nused[u]; k++) {
@@ -66,6 +67,7 @@ void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page)
 
 void tlb_flush_page(struct cpu *c, uint32_t lin)
 {
+    cpu_forget_returns(c);
     for (int u = 0; u < 2; u++) {
         struct tlb_entry *e = &c->tlb[u][(lin >> 12) & (TLB_SIZE - 1)];
         if ((e->tag_read & PAGE_MASK) == (lin & PAGE_MASK) || (e->tag_write & PAGE_MASK) == (lin & PAGE_MASK))
