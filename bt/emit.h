@@ -72,6 +72,15 @@ static inline uint8_t *emit_jz_fwd(struct emitter *e)
 }
 
 /* jmp rel32 to be patched: returns the address of the rel32 field */
+/* call rel32: returns its rel32 field (patched like a jump's) */
+static inline uint8_t *emit_call32(struct emitter *e)
+{
+    emit_u8(e, 0xe8);
+    uint8_t *at = e->p;
+    emit_u32(e, 0);
+    return at;
+}
+
 static inline uint8_t *emit_jmp32(struct emitter *e)
 {
     emit_u8(e, 0xe9);

@@ -201,12 +201,22 @@ static void emit_spill(struct block_emit *be)
  */
 static const int saved_regs[6] = { H_RBX, H_RBP, H_R12, H_R13, H_R14, H_R15 };
 
+#define OFF_HOST_RSP        ((int32_t)offsetof(struct cpu, bt_host_rsp))
+#define OFF_HOST_RSP_FLOOR  ((int32_t)offsetof(struct cpu, bt_host_rsp_floor))
+#define HOST_FRAMES_MAX     4096       /* host CALL frames (16 bytes each) below bt_run's */
+
 void native_emit_prologue(struct emitter *e)
 {
     for (int k = 0; k < 6; k++)
         emit_push(e, saved_regs[k]);
     emit_push(e, H_RAX);                       /* alignment */
     emit_mov_rr64(e, H_RBX, H_RDI);
+    emit_u8(e, 0x48); emit_u8(e, 0x89);        /* mov [rbx+host_rsp], rsp */
+    modrm_rbx(e, 4, OFF_HOST_RSP);
+    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x84); emit_u8(e, 0x24);   /* lea rax, [rsp - frames] */
+    emit_u32(e, (uint32_t)-(HOST_FRAMES_MAX * 16));
+    emit_u8(e, 0x48); emit_u8(e, 0x89);        /* mov [rbx+host_rsp_floor], rax */
+    modrm_rbx(e, H_RAX, OFF_HOST_RSP_FLOOR);
 }
 
 void native_emit_load_all(struct block_emit *be)
@@ -215,8 +225,11 @@ void native_emit_load_all(struct block_emit *be)
     be->regs_used = be->regs_valid = be->regs_dirty = NATIVE_ALL_REGS;
 }
 
+/* Back to bt_run, dropping the host CALL frames translated code left. */
 static void emit_epilogue(struct emitter *e)
 {
+    emit_u8(e, 0x48); emit_u8(e, 0x8b);        /* mov rsp, [rbx+host_rsp] */
+    modrm_rbx(e, 4, OFF_HOST_RSP);
     emit_pop(e, H_RCX);
     for (int k = 5; k >= 0; k--)
         emit_pop(e, saved_regs[k]);
@@ -682,7 +695,64 @@ static uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_
  * puts them back into the host's EFLAGS (see emit_flat_entry in bt.c).
  * Only the way out to bt_run stores the registers and merges the flags.
  */
-static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
+/* To another page than the block's: the TLB check a patched jump to
+ * `eip` sits behind (its jumps out added to out[*n]), for bt_run to patch
+ * the target's physical page into. */
+static void emit_other_page_check(struct block_emit *be, struct chain_slot *slot, uint8_t **out, int *n)
+{
+    if (!((slot->eip ^ be->block_eip) & PAGE_MASK))
+        return;
+    /* The physical page 1 matches no TLB entry until bt_run patches the target's in. */
+    slot->phys = emit_tlb_maps_check(be, slot->eip & PAGE_MASK, 1, &out[*n]);
+    *n += 2;
+}
+
+/*
+ * Where a host RET comes back to after a CALL's host call (see
+ * emit_host_call): registers in their host registers, flags in AX, as at a
+ * chained entry.  A patched jump goes on to the return site's block;
+ * unchained, every register is stored (the callee may have written any).
+ */
+static void emit_return_site(struct block_emit *be, uint32_t ret_eip)
+{
+    struct emitter *e = be->e;
+    struct chain_slot *slot = new_chain_slot(be, ret_eip);
+    uint8_t *out[2];
+    int n = 0;
+    emit_other_page_check(be, slot, out, &n);
+    slot->jump = emit_jmp32(e);
+    slot->unchained = e->p;
+    emit_patch_rel32(slot->jump, slot->unchained);
+    for (int k = 0; k < n; k++)
+        emit_patch_rel32(out[k], e->p);
+    emit_merge_ax(e, FLAGS_ARITH);
+    emit_regs_store(e, NATIVE_ALL_REGS);
+    emit_unchained_exit(e, ret_eip, slot);
+    emit_epilogue(e);
+}
+
+/*
+ * A CALL's way into its target as a host call, so that the callee's RET
+ * is a host RET the host predicts: push the EIP it must return to (a RET
+ * to another leaves the frame; see emit_host_return), then call.  Frames
+ * stop at HOST_FRAMES_MAX below bt_run's RSP (out[*n], to bt_run); bt_run's
+ * way in and every way out to it reset RSP.  Returns the call's rel32.
+ */
+static uint8_t *emit_host_call(struct block_emit *be, uint32_t ret_eip, uint8_t **out, int *n)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x48); emit_u8(e, 0x3b);        /* cmp rsp, [rbx+host_rsp_floor] */
+    modrm_rbx(e, 4, OFF_HOST_RSP_FLOOR);
+    out[(*n)++] = emit_jcc32(e, 0x6);          /* jbe */
+    emit_u8(e, 0x68); emit_u32(e, ret_eip);    /* push ret_eip (sign-extended) */
+    uint8_t *call = emit_call32(e);
+    emit_return_site(be, ret_eip);
+    return call;
+}
+
+/* `ret_eip`: the exit is a CALL's to its target (see emit_host_call), which
+ * takes two slots; else 0. */
+static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, uint32_t ret_eip)
 {
     struct emitter *e = be->e;
     bool whole = host_flags_whole(be);
@@ -695,15 +765,11 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count)
     emit_count(e, count);
     emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);
     struct chain_slot *slot = new_chain_slot(be, eip);
-    uint8_t *out[3];
+    uint8_t *out[4];
     int n = 0;
     out[n++] = emit_leave_check(e, count != 0);
-    if ((eip ^ be->block_eip) & PAGE_MASK) {
-        /* The physical page 1 matches no TLB entry until bt_run patches the target's in. */
-        slot->phys = emit_tlb_maps_check(be, eip & PAGE_MASK, 1, &out[n]);
-        n += 2;
-    }
-    slot->jump = emit_jmp32(e);
+    emit_other_page_check(be, slot, out, &n);
+    slot->jump = ret_eip ? emit_host_call(be, ret_eip, out, &n) : emit_jmp32(e);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
     for (int k = 0; k < n; k++)
@@ -760,7 +826,7 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         return;
     }
     if (be->chain && be->flat && be->nchain < BT_CHAIN_SLOTS) {
-        emit_patched_exit(be, eip, count);
+        emit_patched_exit(be, eip, count, 0);
         return;
     }
     bool cross_page = be->chain && ((eip ^ be->block_eip) & PAGE_MASK);
@@ -2035,6 +2101,32 @@ static void emit_return_pop(struct block_emit *be, bool flags_in_r11, uint8_t **
     emit_patch_rel32(stale, e->p);
 }
 
+/*
+ * A RET of a flat block: when the newest host frame below bt_run's is a
+ * CALL's (emit_host_call) for the EIP it returns to (edi), a host RET goes
+ * back there, the frame dropped.  A frame for another EIP (a RET that
+ * skips a CALL, or returns elsewhere) is dropped, and the caller goes on
+ * without it.
+ */
+static void emit_host_return(struct block_emit *be, bool flags_in_r11)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x48); emit_u8(e, 0x3b);        /* cmp rsp, [rbx+host_rsp] */
+    modrm_rbx(e, 4, OFF_HOST_RSP);
+    uint8_t *none = emit_jcc32(e, CC_AE);
+    emit_u8(e, 0x48); emit_u8(e, 0x63); emit_u8(e, 0xcf);      /* movsxd rcx, edi (as PUSH imm32 left it) */
+    emit_u8(e, 0x48); emit_u8(e, 0x3b); emit_u8(e, 0x4c); emit_u8(e, 0x24); emit_u8(e, 8);   /* cmp rcx, [rsp+8] */
+    uint8_t *other = emit_jcc32(e, CC_NE);
+    if (flags_in_r11)
+        emit_mov_rr32(e, H_RAX, H_R11);
+    else
+        emit_ax_from_eflags(e);
+    emit_u8(e, 0xc2); emit_u8(e, 8); emit_u8(e, 0);            /* ret 8 */
+    emit_patch_rel32(other, e->p);
+    emit_u8(e, 0x48); emit_u8(e, 0x83); emit_u8(e, 0xc4); emit_u8(e, 16);   /* add rsp, 16 */
+    emit_patch_rel32(none, e->p);
+}
+
 static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, bool ret)
 {
     struct emitter *e = be->e;
@@ -2043,8 +2135,10 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
         emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
     out[0] = emit_leave_check(e, counted);
     int n = 1;
-    if (ret && be->flat)
+    if (ret && be->flat) {
+        emit_host_return(be, flags_in_r11);
         emit_return_pop(be, flags_in_r11, &out[n++]);
+    }
     emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
     emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, 16);        /* shr eax, 16 */
     emit_u8(e, 0x31); emit_u8(e, 0xf8);                        /* xor eax, edi */
@@ -2654,8 +2748,12 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             uint32_t target = next + in->imm;
             check_target(be, target);
             emit_push_value(be, in, -1, next);
-            emit_return_push(be, next);
-            emit_exit_n(be, target, be->pending + 1);
+            if (be->chain && be->flat && be->nchain + 2 <= BT_CHAIN_SLOTS && next) {
+                emit_patched_exit(be, target, be->pending + 1, next);
+            } else {
+                emit_return_push(be, next);
+                emit_exit_n(be, target, be->pending + 1);
+            }
             ends = true;
             break;
         }

@@ -171,6 +171,9 @@ struct cpu {
     struct { uint32_t eip; uint32_t unused; void *slot; } bt_ras[CPU_RAS_ENTRIES];
     uint32_t bt_ras_top;
     void *bt_ras_none;           /* the slot of an empty entry: no block behind it */
+    /* Translated code's host stack (bt/native.c): RSP when bt_run entered
+     * it, and how deep CALLs may take it with host frames. */
+    uintptr_t bt_host_rsp, bt_host_rsp_floor;
     jmp_buf fault_jmp;           /* where an exception raised mid-instruction unwinds to */
 
     /* Exception being delivered (valid while fault_depth > 0). */

@@ -1554,14 +1554,24 @@ static int put_eip_field(void)
 }
 
 /* A short JMP over a subroutine (call_body, then RET, or RET 4 when the
- * caller pushed an argument); returns the subroutine's offset in the unit. */
-static int put_skipped_subroutine(bool ret_imm)
+ * caller pushed an argument); returns the subroutine's offset in the unit.
+ * Sometimes (`may_return_elsewhere`: the CALL is before it) the subroutine
+ * returns past itself instead: it overwrites its return address, so the RET
+ * goes to another EIP than the CALL pushed. */
+static int put_skipped_subroutine(bool ret_imm, bool may_return_elsewhere)
 {
     int jmp_at = G.u->len;
     put(0xeb);
     put(0);
     int sub = G.u->len;
     call_body();
+    int elsewhere = -1;
+    if (may_return_elsewhere && chance(15)) {
+        put(0xc7);                            /* mov dword [esp], past the subroutine */
+        put(0x04);
+        put(0x24);
+        elsewhere = put_eip_field();
+    }
     if (ret_imm) {
         put(0xc2);
         put16(4);
@@ -1569,6 +1579,8 @@ static int put_skipped_subroutine(bool ret_imm)
         put(0xc3);
     }
     G.u->b[jmp_at + 1] = G.u->len - (jmp_at + 2);
+    if (elsewhere >= 0)
+        G.u->abs[elsewhere].add = G.u->len;
     return sub;
 }
 
@@ -1587,7 +1599,7 @@ static void g_call_pair(void)
     }
     int kind = below(4);
     if (kind == 3) {                          /* backward */
-        int sub = put_skipped_subroutine(with_imm);
+        int sub = put_skipped_subroutine(with_imm, false);
         put(0xe8);
         put32(sub - (G.u->len + 4));
         return;
@@ -1613,7 +1625,7 @@ static void g_call_pair(void)
         put(0xe8);
         put32(2);                             /* over the short jmp */
     }
-    int sub = put_skipped_subroutine(with_imm);
+    int sub = put_skipped_subroutine(with_imm, true);
     if (field >= 0)
         G.u->abs[field].add = sub;
 }
