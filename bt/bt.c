@@ -279,12 +279,20 @@ static bool bt_step_guard_interrupt(struct cpu *c, const struct insn *in)
     return bt_step_threaded(c, in) && !((c->eflags & FL_IF) && machine_intr_pending(c->m));
 }
 
-static bool segments_flat(const struct cpu *c);
+static uint8_t segments_flat(const struct cpu *c);
 
 /* A DS or ES load in code translated for flat segments: it goes on only if they still are. */
 static bool bt_step_guard_flat(struct cpu *c, const struct insn *in)
 {
     return bt_step_threaded(c, in) && segments_flat(c);
+}
+
+/* An FS or GS load: it goes on unless the segment stopped being 4 GiB (code
+ * after it may have been translated for one: see FLAT_FS). */
+static bool bt_step_guard_fs_gs(struct cpu *c, const struct insn *in)
+{
+    uint8_t before = segments_flat(c);
+    return bt_step_threaded(c, in) && !(before & ~segments_flat(c) & (FLAT_FS | FLAT_GS));
 }
 
 static bool bt_step_slow(struct cpu *c, const struct insn *in)
@@ -507,6 +515,8 @@ static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, con
         return bt_step_guard_interrupt;
     case GUARD_FLAT:
         return flat ? bt_step_guard_flat : bt_step_threaded;
+    case GUARD_FS_GS:
+        return flat ? bt_step_guard_fs_gs : bt_step_threaded;
     case GUARD_NONE:
         break;
     }
@@ -574,7 +584,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
     }
     uint32_t eip = b->eip;
     bool ended = false;
-    bool flat_so_far = b->flat;
+    uint8_t flat_so_far = b->flat;             /* the key's bits, while they hold */
     for (int k = 0; k < b->ninsn; k++) {
         const struct insn *in = &b->insns[k];
         bool last = k + 1 == b->ninsn;
@@ -586,14 +596,15 @@ static void emit_block_code(struct bt *bt, struct block *b)
         be.jump_followed = jump_followed(b, k);
         be.last = last;
         be.of_lazy = of_observed_by_stubs_only(b, k);
-        be.flat = flat_so_far;
+        be.flat = flat_so_far != 0;
+        be.flat_key = flat_so_far;
         if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
             ended = native_emit(&be, in, eip);
         } else {
             native_emit_threaded(&be, in, eip, last, threaded_step(in, flat_so_far));
             ended = last;
             if (!native_threaded_is_plain(in))
-                flat_so_far = false;   /* it may have loaded a segment register */
+                flat_so_far = 0;       /* it may have loaded a segment register */
         }
         eip = eip_after(b, k, eip);
     }
@@ -716,24 +727,34 @@ static void trace_block(const struct block *b, const uint8_t *page_bytes, const 
     trace_block_host(code, code_len);
 }
 
-/* DS, ES and SS are base 0, 4 GiB, present writable expand-up data, SS is
- * a 32-bit stack and CS is base 0, 4 GiB: translated code may then take
- * offsets as linear, and its fixed exits chain by patched jumps. */
-static bool segments_flat(const struct cpu *c)
+/* Present, writable, expand-up data covering 4 GiB of offsets. */
+static bool data_4g(const struct seg *s)
+{
+    return s->limit == 0xffffffffu && (s->attr & 0x9e) == 0x92;
+}
+
+/*
+ * The `flat` key of code translated now (FLAT_*): DS, ES and SS are base 0,
+ * 4 GiB, present writable expand-up data, SS is a 32-bit stack and CS is
+ * base 0, 4 GiB; translated code may then take offsets as linear, and its
+ * fixed exits chain by patched jumps.  With that, FS or GS data of 4 GiB
+ * at any base: translated code just adds the base.
+ */
+static uint8_t segments_flat(const struct cpu *c)
 {
     static const int segs[3] = { SEG_DS, SEG_ES, SEG_SS };
     for (int k = 0; k < 3; k++) {
         const struct seg *s = &c->seg[segs[k]];
-        if (s->base || s->limit != 0xffffffffu || (s->attr & 0x9e) != 0x92)
-            return false;
+        if (s->base || !data_4g(s))
+            return 0;
     }
-    if (c->seg[SEG_CS].base || c->seg[SEG_CS].limit != 0xffffffffu)
-        return false;
-    return (c->seg[SEG_SS].attr & SEG_ATTR_DB) != 0;
+    if (c->seg[SEG_CS].base || c->seg[SEG_CS].limit != 0xffffffffu || !(c->seg[SEG_SS].attr & SEG_ATTR_DB))
+        return 0;
+    return FLAT_BASE | (data_4g(&c->seg[SEG_FS]) ? FLAT_FS : 0) | (data_4g(&c->seg[SEG_GS]) ? FLAT_GS : 0);
 }
 
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
-                               bool flat, bool nocache)
+                               uint8_t flat, bool nocache)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
         !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
@@ -805,7 +826,9 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
 /* What a lookup asks of a block. */
 struct block_key {
     uint32_t phys, eip;
-    bool code32, user, flat, nocache;
+    bool code32, user;
+    uint8_t flat;
+    bool nocache;
 };
 
 /* Block b was translated for what `want` describes (a variant without base
@@ -840,7 +863,7 @@ static struct block *lookup(struct bt *bt)
         return NULL;
     bool code32 = cpu_code32(c);
     bool user = c->cpl == 3;
-    bool flat = segments_flat(c);
+    uint8_t flat = segments_flat(c);
     bool nocache = bt->want_nocache;           /* the caching variant here failed its entry check */
     bt->want_nocache = false;
     const struct block_key want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,

@@ -1070,21 +1070,22 @@ static bool flag_keeping_probe_on(void)
 }
 
 /*
- * emit_tlb_lookup for the linear address in eax, without changing the host
- * flags (deferred guest flags live there): shifts from BMI2, a subtraction
- * by NOT and LEA, and JRCXZ for the test.  Clobbers ecx, esi.
+ * emit_tlb_lookup for the linear address in `lin` (RAX or RDI, kept),
+ * without changing the host flags (deferred guest flags live there): shifts
+ * from BMI2, a subtraction by NOT and LEA, and JRCXZ for the test.
+ * Clobbers ecx, esi.
  */
-static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool write)
+static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int lin, int size, bool write)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, eax, n: index bits on top */
-    emit_u8(e, 0xf0); emit_u8(e, 0xd0); emit_u8(e, (TLB_BITS + 12) & 31);
+    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, lin, n: index bits on top */
+    emit_u8(e, 0xf0); emit_u8(e, 0xd0 | lin); emit_u8(e, (TLB_BITS + 12) & 31);
     emit_u8(e, 0xb9); emit_u32(e, 32 - TLB_BITS);              /* mov ecx, 32 - TLB_BITS */
     emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx edx, edx, ecx: the TLB index */
     emit_u8(e, 0xf7); emit_u8(e, 0xd2);
     emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x95);      /* lea edx, [rdx*4]: (index * 32) / 8 */
     emit_u32(e, 0);
-    emit_u8(e, 0x8d); emit_u8(e, 0x70); emit_u8(e, size - 1);  /* lea esi, [rax + size-1] */
+    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
     emit_u8(e, 0xb9); emit_u32(e, 12);                         /* mov ecx, 12 */
     emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx esi, esi, ecx */
     emit_u8(e, 0xf7); emit_u8(e, 0xf6);
@@ -1098,7 +1099,7 @@ static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int size, bool 
     add_stub_fixup(be, emit_jmp32(e));
     emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0xd3);  /* mov rdx, [rbx + rdx*8 + addend] */
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x02);  /* lea rdx, [rdx + rax] */
+    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, lin << 3 | H_RDX);   /* lea rdx, [rdx + lin] */
 }
 
 /* The instruction's operands that lie in pages checked at the block's entry. */
@@ -1107,10 +1108,46 @@ static unsigned cached_operands(const struct block_emit *be)
     return (be->base_cached >= 0 ? CACHED_RM : 0) | (be->stack_cached ? CACHED_STACK : 0);
 }
 
-/* Flat DS/ES/SS operands of a flat block: the probe can keep deferred flags. */
+/* FS or GS, 4 GiB by the block's key: its base is added, no other check. */
+static bool based_4g(const struct block_emit *be, int sreg)
+{
+    return (sreg == SEG_FS && (be->flat_key & FLAT_FS)) || (sreg == SEG_GS && (be->flat_key & FLAT_GS));
+}
+
+/* Flat DS/ES/SS operands of a flat block, and 4 GiB FS/GS ones: the probe
+ * can keep deferred flags. */
 static bool probe_keeps_flags(const struct block_emit *be, int sreg)
 {
-    return be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS) && flag_keeping_probe_on();
+    return ((be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) || based_4g(be, sreg)) &&
+           flag_keeping_probe_on();
+}
+
+/*
+ * edi = the linear address of `size` bytes at sreg:eax, FS or GS being a
+ * 4 GiB segment, or a jump to the stub when the offset wraps past 4 GiB
+ * (the interpreter raises the #GP).  `keep_flags`: without touching the
+ * host's flags (BMI2's SHRX and JRCXZ test the carry out of bit 31).
+ * Clobbers ecx, esi.
+ */
+static int emit_based_linear(struct block_emit *be, int sreg, int size, bool keep_flags)
+{
+    struct emitter *e = be->e;
+    if (size > 1 && keep_flags) {
+        emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x48); emit_u8(e, size - 1);   /* lea rcx, [rax + size-1] */
+        emit_u8(e, 0xbe); emit_u32(e, 32);                     /* mov esi, 32 */
+        emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0xcb);  /* shrx rcx, rcx, rsi */
+        emit_u8(e, 0xf7); emit_u8(e, 0xc9);
+        emit_u8(e, 0xe3); emit_u8(e, 5);                       /* jrcxz over the jump to the stub */
+        add_stub_fixup(be, emit_jmp32(e));
+    } else if (size > 1) {
+        emit_u8(e, 0x3d);                      /* cmp eax, 2^32 - size */
+        emit_u32(e, (uint32_t)-size);
+        jump_to_stub(be, CC_A);
+    }
+    emit_u8(e, 0x8b);                          /* mov edi, [rbx+base] */
+    modrm_rbx(e, H_RDI, OFF_SEG(sreg, base));
+    emit_u8(e, 0x8d); emit_u8(e, 0x3c); emit_u8(e, 0x07);     /* lea edi, [rdi + rax] */
+    return H_RDI;
 }
 
 /*
@@ -1126,18 +1163,23 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
 {
     be->rdx_addend = -1;
     struct emitter *e = be->e;
+    bool based = based_4g(be, sreg);
     if (be->host_clear) {
         if (!probe_keeps_flags(be, sreg)) {
             fprintf(stderr, "retrovisor: bt: a probe would lose deferred flags\n");
             abort();
         }
         if (be->logic_reg >= 0) {
-            emit_tlb_lookup(be, H_RAX, size, write);
+            emit_tlb_lookup(be, based ? emit_based_linear(be, sreg, size, false) : H_RAX, size, write);
             if (!be->logic_overwritten)
                 emit_redo_logic_flags(e, be->logic_reg, be->logic_size);
             return;
         }
-        emit_tlb_lookup_keeping_flags(be, size, write);
+        emit_tlb_lookup_keeping_flags(be, based ? emit_based_linear(be, sreg, size, true) : H_RAX, size, write);
+        return;
+    }
+    if (based) {
+        emit_tlb_lookup(be, emit_based_linear(be, sreg, size, false), size, write);
         return;
     }
     if (be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) {
@@ -1570,7 +1612,10 @@ enum native_guard native_threaded_guard(const struct insn *in)
     case 0x07: case 0x1f:
         return GUARD_FLAT;
     case 0x8e:
-        return in->reg == SEG_ES || in->reg == SEG_DS ? GUARD_FLAT : GUARD_NONE;
+        return in->reg == SEG_ES || in->reg == SEG_DS ? GUARD_FLAT :
+               in->reg == SEG_FS || in->reg == SEG_GS ? GUARD_FS_GS : GUARD_NONE;
+    case 0x1a1: case 0x1a9:
+        return GUARD_FS_GS;
     }
     return GUARD_NONE;
 }
@@ -2025,7 +2070,7 @@ static void emit_cmp_block_kind(struct block_emit *be)
                    offsetof(struct block, flat) == offsetof(struct block, code32) + 3, "block flags are adjacent");
     emit_u8(e, 0x81); emit_u8(e, 0xb8);                        /* cmp dword [rax+code32], want */
     emit_u32(e, offsetof(struct block, code32));
-    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat << 24);
+    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat_key << 24);
 }
 
 /* Into the flat block at rax, its flags as a chained entry takes them (AX). */

@@ -32,6 +32,13 @@ struct chain_slot {
 
 #define BT_CHAIN_SLOTS 6
 
+/* A block's `flat` key: CS, DS, ES and SS are flat (base 0, 4 GiB, SS
+ * 32-bit); and with that, FS or GS is a writable 4 GiB data segment (with
+ * any base), which its code may then address without a segment check. */
+#define FLAT_BASE 1
+#define FLAT_FS   2
+#define FLAT_GS   4
+
 struct block {
     uint32_t phys;                   /* guest-physical address of the first instruction */
     uint32_t eip;                    /* its EIP: native code has the EIPs built in */
@@ -39,7 +46,7 @@ struct block {
     bool code32;
     bool user;                       /* translated for CPL 3 (user TLB) */
     bool valid;                      /* false once invalidated: chained jumps stop */
-    bool flat;                       /* translated for flat CS/DS/ES/SS (see native.c) */
+    uint8_t flat;                    /* translated for flat CS/DS/ES/SS: FLAT_* bits (see native.c), or 0 */
     uint16_t ninsn;
     bool nocache;                    /* translated without caching its base registers' pages */
     uint8_t ncovered;                /* else: the ranges its entry checks cover (`covered`) */
@@ -110,6 +117,7 @@ struct block_emit {
     int pending;                /* instructions retired natively since the last count flush */
     uint32_t limit_checked;     /* CS limit is known to cover EIPs up to here */
     bool flat;                  /* DS/ES/SS flat for this instruction: the short probe */
+    uint8_t flat_key;           /* then the block's FLAT_* key bits, which still hold (else 0) */
     bool flags_dead;            /* this instruction's flags are overwritten before anyone reads them */
     uint32_t flags_live;        /* the flags read (or possibly left with) after it */
     int base_cached;            /* this instruction's [reg + disp] is in the page checked at entry: reg, or -1 */
@@ -202,6 +210,7 @@ enum native_guard {
     GUARD_NONE,
     GUARD_INTERRUPT,       /* it may have made an interrupt deliverable */
     GUARD_FLAT,            /* it loaded DS or ES: code after it may assume flat segments */
+    GUARD_FS_GS,           /* it loaded FS or GS: code after it may assume a 4 GiB one */
 };
 enum native_guard native_threaded_guard(const struct insn *in);
 void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2);

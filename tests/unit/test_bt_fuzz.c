@@ -1458,6 +1458,25 @@ static void g_wrap(void)
     put32((uint32_t)-(int32_t)(1 + below(size)));
 }
 
+/* A null selector into FS (as Linux leaves it for user code), then an FS
+ * access: a #GP, which code translated for a 4 GiB FS would not raise if
+ * it ran on past the load. */
+static void g_fs_null(void)
+{
+    int r = reg_w();
+    put(0x31);                                /* xor r, r */
+    put(0xc0 | (r << 3) | r);
+    put(0x8e);                                /* mov fs, r */
+    put(0xc0 | (SEG_FS << 3) | r);
+    G.seg_base[SEG_FS] = 0;
+    G.seg_limit[SEG_FS] = 0;
+    G.seg_attr[SEG_FS] = 0;
+    put(0x64);                                /* mov ecx, fs:[data] */
+    put(0x8b);
+    put(0x0d);
+    put32(DATA_BASE + below(0x1000));
+}
+
 /*
  * Ring 0 with paging: rewrite the PTE of a data page (another frame, the
  * code's frame, other attribute bits), then INVLPG it or reload CR3.  Stale
@@ -1829,7 +1848,8 @@ static void gen_unit(void)
     else if (r < 960) g_indirect_jump();
     else if (r < 975) g_smc();
     else if (r < 990) g_loop();
-    else if (r < 993) g_wrap();
+    else if (r < 992) g_wrap();
+    else if (r < 993) g_fs_null();
     else if (r < 996) g_pte();
     else g_trap();
 }
