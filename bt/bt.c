@@ -750,7 +750,8 @@ static uint8_t segments_flat(const struct cpu *c)
     }
     if (c->seg[SEG_CS].base || c->seg[SEG_CS].limit != 0xffffffffu || !(c->seg[SEG_SS].attr & SEG_ATTR_DB))
         return 0;
-    return FLAT_BASE | (data_4g(&c->seg[SEG_FS]) ? FLAT_FS : 0) | (data_4g(&c->seg[SEG_GS]) ? FLAT_GS : 0);
+    return FLAT_BASE | (c->cpl == 0 && data_4g(&c->seg[SEG_FS]) ? FLAT_FS : 0) |
+           (c->cpl == 3 && data_4g(&c->seg[SEG_GS]) ? FLAT_GS : 0);
 }
 
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
