@@ -352,7 +352,7 @@ static uint32_t eip_after(const struct block *b, int k, uint32_t eip)
 }
 
 /* Widen [*lo, *hi] to hold [a, b]. */
-static void cover(int32_t *lo, int32_t *hi, int32_t a, int32_t b)
+static void cover(int64_t *lo, int64_t *hi, int64_t a, int64_t b)
 {
     *lo = a < *lo ? a : *lo;
     *hi = b > *hi ? b : *hi;
@@ -370,15 +370,15 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
 {
     int candidate[MAX_BLOCK_INSNS];            /* the base register each instruction's operand may use */
     bool stack_candidate[MAX_BLOCK_INSNS];
-    int32_t lo[8], hi[8];
+    int64_t lo[8], hi[8];                       /* (64 bits: disp + ESP's change cannot overflow) */
     bool write[8] = { false };
     int uses[8] = { 0 };
     unsigned written = 0;
     for (int r = 0; r < 8; r++) {
-        lo[r] = INT32_MAX;
-        hi[r] = INT32_MIN;
+        lo[r] = INT64_MAX;
+        hi[r] = INT64_MIN;
     }
-    int32_t esp = 0;                           /* ESP - ESP at entry, while esp_known */
+    int64_t esp = 0;                           /* ESP - ESP at entry, while esp_known */
     bool esp_known = true;
     int n = 0;
     for (; n < b->ninsn && native_supported(&b->insns[n]); n++) {
@@ -389,7 +389,7 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
         bool known = r >= 0 && (r == R_ESP ? esp_known : !(written & (1u << r)));
         candidate[n] = known ? r : -1;
         if (candidate[n] >= 0) {
-            int32_t at = r == R_ESP ? esp : 0;
+            int64_t at = r == R_ESP ? esp : 0;
             cover(&lo[r], &hi[r], at + d, at + d + 3);   /* native operands are at most 4 bytes */
             if (r == R_ESP)
                 cover(&lo[r], &hi[r], at, at);
@@ -407,13 +407,12 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
         }
         if (tracked)
             esp += fx.delta;
-        else
-            esp_known = false;
+        esp_known = tracked && esp > -PAGE_SIZE && esp < PAGE_SIZE;
         written |= native_regs_written(in);
     }
     unsigned checked = 0;
     for (int r = 0; r < 8; r++) {
-        if (uses[r] < 2 || (int64_t)hi[r] - lo[r] >= PAGE_SIZE / 2)
+        if (uses[r] < 2 || hi[r] - lo[r] >= PAGE_SIZE / 2 || lo[r] < INT32_MIN || hi[r] > INT32_MAX)
             continue;
         b->covered[b->ncovered++] = (struct covered_range){ .reg = r, .write = write[r], .lo = lo[r], .hi = hi[r] };
         checked |= 1u << r;
