@@ -18,6 +18,10 @@
 #include <unistd.h>
 
 #define CODE_SIZE (256u << 20)       /* generated code (reserved; pages are touched as used) */
+/* Blocks' bodies fill the first half; their stubs, which run only on a
+ * slow path, the second: the code that runs is not interleaved with code
+ * that does not, so it takes fewer cache lines and pages. */
+#define HOT_SIZE (CODE_SIZE / 2)
 #define MAX_BLOCKS (1 << 18)
 #define HASH_BITS 18
 #define MAX_BLOCK_INSNS 64
@@ -28,7 +32,8 @@ struct bt {
     struct cpu *cpu;
     struct physmem *pm;
     uint8_t *code_buf;
-    struct emitter em;
+    struct emitter em;               /* blocks' bodies */
+    struct emitter cold;             /* their stubs */
     struct block *blocks;            /* arena of MAX_BLOCKS */
     void *blocks_mem;                /* its allocation */
     int nblocks;
@@ -66,7 +71,9 @@ struct bt *bt_new(struct cpu *c)
     bt->pm = c->m->pm;
     bt->code_buf = execmem_alloc(CODE_SIZE);
     bt->em.p = bt->code_buf;
-    bt->em.end = bt->code_buf + CODE_SIZE;
+    bt->em.end = bt->code_buf + HOT_SIZE;
+    bt->cold.p = bt->code_buf + HOT_SIZE;
+    bt->cold.end = bt->code_buf + CODE_SIZE;
     /* One more than needed, to start the array on a cache line (struct block's alignment). */
     bt->blocks_mem = xcalloc(MAX_BLOCKS + 1, sizeof(struct block));
     bt->blocks = (struct block *)(((uintptr_t)bt->blocks_mem + 63) & ~(uintptr_t)63);
@@ -217,6 +224,7 @@ void bt_flush(struct bt *bt)
     bt->nblocks = 0;
     bt->ninsns = 0;
     bt->em.p = bt->code_buf;
+    bt->cold.p = bt->code_buf + HOT_SIZE;
     bt->stats.flushes++;
     bt->pm_generation = bt->pm->generation;
     bt->pm_rom_generation = bt->pm->rom_generation;
@@ -609,7 +617,9 @@ static void emit_block_code(struct bt *bt, struct block *b)
     }
     if (!ended)
         native_emit_exit(&be, eip);
+    be.e = &bt->cold;
     native_emit_stubs(&be, bt_step_slow);
+    be.e = &bt->em;
     b->code = (void (*)(struct cpu *))start;
 }
 
@@ -709,7 +719,7 @@ static bool decode_crossing(const uint8_t *page_bytes, uint32_t off, const uint8
 /* -d out_asm: the block's instructions in block order (a followed JMP's
  * target next), read from its page(s), then the host code. */
 static void trace_block(const struct block *b, const uint8_t *page_bytes, const uint8_t *page2_bytes,
-                        const uint8_t *code, size_t code_len)
+                        const uint8_t *code, size_t code_len, const uint8_t *stubs, size_t stubs_len)
 {
     trace_block_head(b->code32, b->eip, b->phys);
     uint32_t eip = b->eip, off = b->phys & 0xfff;
@@ -724,6 +734,7 @@ static void trace_block(const struct block *b, const uint8_t *page_bytes, const 
         eip = next;
     }
     trace_block_host(code, code_len);
+    trace_block_host(stubs, stubs_len);
 }
 
 /* Present, writable, expand-up data covering 4 GiB of offsets. */
@@ -757,7 +768,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
                                uint8_t flat, bool nocache)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
-        !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
+        !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN) ||
+        !emit_room(&bt->cold, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN))
         bt_flush(bt);
     const uint8_t *page_bytes = host - (phys & 0xfff);
     struct insn *insns = &bt->insn_arena[bt->ninsns];
@@ -799,13 +811,17 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->ninsn = n;
     b->last = b->eip + (max_end - (phys & 0xfff)) - 1;
     b->insns = insns;
-    uint8_t *code_start = bt->em.p;
+    uint8_t *code_start = bt->em.p, *cold_start = bt->cold.p;
     emit_block_code(bt, b);
     if (bt->cpu->trace & TRACE_OUT_ASM)
-        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start);
-    if (bt->perf_map)
+        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start, cold_start,
+                    bt->cold.p - cold_start);
+    if (bt->perf_map) {
         fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
                 (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s_stubs\n", (unsigned long)(uintptr_t)cold_start,
+                (unsigned long)(bt->cold.p - cold_start), b->eip, b->user ? "_user" : "");
+    }
     unsigned h = hash_of(phys, code32);
     b->hash_next = bt->hash[h];
     bt->hash[h] = b;
