@@ -533,7 +533,7 @@ static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, con
 static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
+    struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
                              .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */
@@ -617,9 +617,9 @@ static void emit_block_code(struct bt *bt, struct block *b)
     }
     if (!ended)
         native_emit_exit(&be, eip);
-    be.e = &bt->cold;
+    be.e = be.cold;
     native_emit_stubs(&be, bt_step_slow);
-    be.e = &bt->em;
+    be.e = be.hot;
     b->code = (void (*)(struct cpu *))start;
 }
 

@@ -642,6 +642,21 @@ static uint8_t *emit_leave_check(struct emitter *e, bool counted)
     return emit_jcc32(e, 0xe);                                 /* jle */
 }
 
+/* Code that runs only on the way out to bt_run (a chained exit not yet
+ * patched, a jump cache miss) goes with the stubs, out of the body's cache
+ * lines; the body goes on where it was. */
+static struct emitter *cold_code(struct block_emit *be)
+{
+    be->e = be->cold;
+    return be->e;
+}
+
+static struct emitter *hot_code(struct block_emit *be)
+{
+    be->e = be->hot;
+    return be->e;
+}
+
 /* The next of the block's fixed-target exit slots, for `eip`. */
 static struct chain_slot *new_chain_slot(struct block_emit *be, uint32_t eip)
 {
@@ -721,6 +736,7 @@ static void emit_return_site(struct block_emit *be, uint32_t ret_eip)
     int n = 0;
     emit_other_page_check(be, slot, out, &n);
     slot->jump = emit_jmp32(e);
+    e = cold_code(be);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
     for (int k = 0; k < n; k++)
@@ -729,6 +745,7 @@ static void emit_return_site(struct block_emit *be, uint32_t ret_eip)
     emit_regs_store(e, NATIVE_ALL_REGS);
     emit_unchained_exit(e, ret_eip, slot);
     emit_epilogue(e);
+    hot_code(be);
 }
 
 /*
@@ -770,6 +787,7 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, ui
     out[n++] = emit_leave_check(e, count != 0);
     emit_other_page_check(be, slot, out, &n);
     slot->jump = ret_eip ? emit_host_call(be, ret_eip, out, &n) : emit_jmp32(e);
+    e = cold_code(be);
     slot->unchained = e->p;
     emit_patch_rel32(slot->jump, slot->unchained);
     for (int k = 0; k < n; k++)
@@ -779,6 +797,7 @@ static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, ui
     emit_spill(be);
     emit_unchained_exit(e, eip, slot);
     emit_epilogue(e);
+    hot_code(be);
 }
 
 /* rdx = the page addend of base register `base`, which its entry check saved. */
@@ -872,7 +891,8 @@ static void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
     } else {
         emit_store_eip(e, eip);
     }
-    emit_epilogue(e);
+    emit_epilogue(be->e);
+    hot_code(be);
 }
 
 void native_emit_exit(struct block_emit *be, uint32_t eip)
@@ -2229,6 +2249,8 @@ static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r
         emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
         emit_u32(e, offsetof(struct block, entry));
     }
+    if (be->flat)
+        e = cold_code(be);                     /* the caller's way out follows there */
     for (int k = 0; k < n; k++)
         emit_patch_rel32(out[k], e->p);
     if (flags_in_r11) {
@@ -2252,7 +2274,8 @@ static void emit_exit_edi(struct block_emit *be, bool ret)
         emit_jump_cache(be, true, flags_in_r11, ret);
     if (handover)
         emit_spill(be);                        /* not found: out to bt_run */
-    emit_epilogue(e);
+    emit_epilogue(be->e);
+    hot_code(be);
 }
 
 /* ecx = +size, or -size when EFLAGS.DF is set (string index step). */
@@ -2883,5 +2906,6 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
         modrm_rbx(e, H_RDI, OFF_EIP);
         emit_jump_cache(be, false, false, false);
     }
-    be->plain_exits[be->nplain++] = emit_jmp32(e);
+    be->plain_exits[be->nplain++] = emit_jmp32(be->e);
+    hot_code(be);
 }

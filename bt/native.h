@@ -107,7 +107,8 @@ static inline unsigned bt_jump_cache_index(uint32_t eip)
 }
 
 struct block_emit {
-    struct emitter *e;
+    struct emitter *e;          /* where code goes now: `hot`, or `cold` for code off the fast path */
+    struct emitter *hot, *cold; /* the block's body, and its stubs and ways out to bt_run */
     struct block *self;         /* the block being translated */
     struct block **jump_cache;  /* bt's cache for RET and indirect JMP/CALL */
     struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
