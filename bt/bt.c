@@ -6,15 +6,18 @@
 #include "bt/emit.h"
 #include "bt/native.h"
 #include "hosted-driver/execmem.h"
+#include "hosted-driver/hugemap.h"
 #include "monitor/interp.h"
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
 #include "hosted-driver/xalloc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define CODE_SIZE (256u << 20)       /* generated code (reserved; pages are touched as used) */
@@ -35,7 +38,7 @@ struct bt {
     struct emitter em;               /* blocks' bodies */
     struct emitter cold;             /* their stubs */
     struct block *blocks;            /* arena of MAX_BLOCKS */
-    void *blocks_mem;                /* its allocation */
+    void *blocks_mem;                /* its allocation (BLOCKS_BYTES) */
     int nblocks;
     struct insn *insn_arena;
     int ninsns;
@@ -64,6 +67,20 @@ static unsigned hash_of(uint32_t phys, bool code32)
 static struct block no_block;
 static struct chain_slot no_return = { .target = &no_block };
 
+#define BLOCKS_BYTES ((size_t)MAX_BLOCKS * sizeof(struct block))
+#define INSNS_BYTES ((size_t)MAX_BLOCKS * 8 * sizeof(struct insn))
+
+static void *hugemap_or_die(size_t size, const char *what)
+{
+    void *p = hugemap(size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
+    if (p == MAP_FAILED) {
+        fprintf(stderr, "retrovisor: cannot map %zu MiB for the translation cache's %s: %s\n", size >> 20, what,
+                strerror(errno));
+        exit(1);
+    }
+    return p;
+}
+
 struct bt *bt_new(struct cpu *c)
 {
     struct bt *bt = xcalloc(1, sizeof(*bt));
@@ -75,9 +92,10 @@ struct bt *bt_new(struct cpu *c)
     bt->cold.p = bt->code_buf + HOT_SIZE;
     bt->cold.end = bt->code_buf + CODE_SIZE;
     /* One more than needed, to start the array on a cache line (struct block's alignment). */
-    bt->blocks_mem = xcalloc(MAX_BLOCKS + 1, sizeof(struct block));
-    bt->blocks = (struct block *)(((uintptr_t)bt->blocks_mem + 63) & ~(uintptr_t)63);
-    bt->insn_arena = xcalloc((size_t)MAX_BLOCKS * 8, sizeof(struct insn));
+    /* (Huge pages: a boot fills tens of MiB of these a page at a time.) */
+    bt->blocks_mem = hugemap_or_die(BLOCKS_BYTES, "blocks");
+    bt->blocks = bt->blocks_mem;               /* 2 MiB aligned: struct block's alignment holds */
+    bt->insn_arena = hugemap_or_die(INSNS_BYTES, "decoded instructions");
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
     bt->pm_rom_generation = bt->pm->rom_generation;
@@ -131,8 +149,8 @@ void bt_free(struct bt *bt)
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
     }
     execmem_free(bt->code_buf, CODE_SIZE);
-    free(bt->blocks_mem);
-    free(bt->insn_arena);
+    munmap(bt->blocks_mem, BLOCKS_BYTES);
+    munmap(bt->insn_arena, INSNS_BYTES);
     free(bt->page_blocks);
     free(bt);
 }
