@@ -433,7 +433,7 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
         }
         if (tracked)
             esp += fx.delta;
-        esp_known = tracked && esp > -PAGE_SIZE && esp < PAGE_SIZE;
+        esp_known = tracked && esp > -(int64_t)PAGE_SIZE && esp < (int64_t)PAGE_SIZE;
         written |= native_regs_written(in);
     }
     unsigned checked = 0;
