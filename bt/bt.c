@@ -140,10 +140,11 @@ void bt_free(struct bt *bt)
         fclose(bt->perf_map);
     if (bt->cpu->trace & TRACE_BT)
         fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, "
-                "%llu jumps followed\n",
+                "%llu jumps followed, %llu operands and %llu stack slots cached\n",
                 (unsigned long long)bt->stats.blocks_translated, (unsigned long long)bt->stats.blocks_invalidated,
                 (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries,
-                (unsigned long long)bt->stats.jumps_followed);
+                (unsigned long long)bt->stats.jumps_followed, (unsigned long long)bt->stats.operands_cached,
+                (unsigned long long)bt->stats.stack_slots_cached);
     if (bt->cpu->trace & TRACE_BT) {
         print_op_counts("threaded instructions", bt->threaded_by_op);
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
@@ -569,6 +570,10 @@ static void emit_block_code(struct bt *bt, struct block *b)
     be.limit_checked = b->flat ? 0xffffffffu : b->last;
     unsigned cached[MAX_BLOCK_INSNS] = { 0 };
     unsigned checked = b->flat && b->code32 && !b->nocache ? plan_base_cache(b, cached) : 0;
+    for (int k = 0; k < b->ninsn; k++) {
+        bt->stats.operands_cached += !!(cached[k] & CACHED_RM);
+        bt->stats.stack_slots_cached += !!(cached[k] & CACHED_STACK);
+    }
     /* Backward pass: an instruction's flags need not reach EFLAGS when the
      * following ones overwrite them before anything reads them or can leave
      * for the interpreter. */

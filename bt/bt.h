@@ -42,6 +42,8 @@ struct bt_stats {
     uint64_t flushes;
     uint64_t block_entries;
     uint64_t jumps_followed;   /* direct JMPs translated as part of a block that goes on at their target */
+    uint64_t operands_cached;  /* [reg + disp] operands translated against their register's entry check */
+    uint64_t stack_slots_cached;   /* PUSH/POP/CALL/RET slots translated against ESP's */
 };
 void bt_get_stats(const struct bt *bt, struct bt_stats *s);
 

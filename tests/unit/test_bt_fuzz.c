@@ -2590,11 +2590,16 @@ static void test_bt_fuzz(void **state)
     for (int k = 0; k < NUM_VECTORS; k++)
         if (t.vec[k])
             printf(" #%d:%lu", k, t.vec[k]);
-    printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, %llu jumps followed\n",
+    printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, %llu jumps followed,"
+           " %llu operands and %llu stack slots cached\n",
            (unsigned long long)bs.blocks_translated, (unsigned long long)bs.blocks_invalidated,
            (unsigned long long)bs.flushes, (unsigned long long)bs.block_entries,
-           (unsigned long long)bs.jumps_followed);
+           (unsigned long long)bs.jumps_followed, (unsigned long long)bs.operands_cached,
+           (unsigned long long)bs.stack_slots_cached);
     assert_int_equal(failures, 0);
+    /* Zero mismatches say something about base caching only if it was used. */
+    assert_true(bs.operands_cached > 0);
+    assert_true(bs.stack_slots_cached > 0);
 }
 
 int main(void)
