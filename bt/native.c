@@ -692,24 +692,6 @@ static uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_
     return field;
 }
 
-/*
- * A fixed-target exit of a flat block: a jump bt_run patches to the
- * target's entry_chained (and back when the target is invalidated).  With a
- * flat CS (part of the block's key) every EIP is within the limit, and CS
- * cannot change inside a chained run (the instructions that load it are
- * threaded and end chaining), so only interrupts, the budget and writes that
- * ask to leave are checked.  In the same page, the same page by EIP is the
- * same linear page.  To another page, the jump sits behind a check that the
- * TLB still maps the target's linear page (the EIP's: CS base is 0) to the
- * physical page bt_run found the target in, which it patches in with the
- * jump; a missing TLB entry goes out to bt_run, whose lookup fills it.  The
- * guest registers go across in their host registers: the target's chained
- * entry takes all eight as loaded and possibly written.  The arithmetic
- * flags go across in AX (LAHF, SETO AL), taken from EFLAGS when they are
- * not all in the host's; the target's entry drops them, merges them or
- * puts them back into the host's EFLAGS (see emit_flat_entry in bt.c).
- * Only the way out to bt_run stores the registers and merges the flags.
- */
 /* To another page than the block's: the TLB check a patched jump to
  * `eip` sits behind (its jumps out added to out[*n]), for bt_run to patch
  * the target's physical page into. */
@@ -767,8 +749,26 @@ static uint8_t *emit_host_call(struct block_emit *be, uint32_t ret_eip, uint8_t 
     return call;
 }
 
-/* `ret_eip`: the exit is a CALL's to its target (see emit_host_call), which
- * takes two slots; else 0. */
+/*
+ * A fixed-target exit of a flat block: a jump bt_run patches to the
+ * target's entry_chained (and back when the target is invalidated).  With a
+ * flat CS (part of the block's key) every EIP is within the limit, and CS
+ * cannot change inside a chained run (the instructions that load it are
+ * threaded and end chaining), so only interrupts, the budget and writes that
+ * ask to leave are checked.  In the same page, the same page by EIP is the
+ * same linear page.  To another page, the jump sits behind a check that the
+ * TLB still maps the target's linear page (the EIP's: CS base is 0) to the
+ * physical page bt_run found the target in, which it patches in with the
+ * jump; a missing TLB entry goes out to bt_run, whose lookup fills it.  The
+ * guest registers go across in their host registers: the target's chained
+ * entry takes all eight as loaded and possibly written.  The arithmetic
+ * flags go across in AX (LAHF, SETO AL), taken from EFLAGS when they are
+ * not all in the host's; the target's entry drops them, merges them or
+ * puts them back into the host's EFLAGS (see emit_flat_entry in bt.c).
+ * Only the way out to bt_run stores the registers and merges the flags.
+ * `ret_eip`: the exit is a CALL's to its target (see emit_host_call), which
+ * takes two slots; else 0.
+ */
 static void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, uint32_t ret_eip)
 {
     struct emitter *e = be->e;
@@ -1128,6 +1128,17 @@ static unsigned cached_operands(const struct block_emit *be)
     return (be->base_cached >= 0 ? CACHED_RM : 0) | (be->stack_cached ? CACHED_STACK : 0);
 }
 
+/* To the stub (which raises the #GP) when `size` bytes at offset eax
+ * would wrap past 4 GiB.  Changes the host flags. */
+static void emit_offset_wrap_check(struct block_emit *be, int size)
+{
+    if (size == 1)
+        return;
+    emit_u8(be->e, 0x3d);                      /* cmp eax, 2^32 - size */
+    emit_u32(be->e, (uint32_t)-size);
+    jump_to_stub(be, CC_A);
+}
+
 /* FS or GS, 4 GiB by the block's key: its base is added, no other check. */
 static bool based_4g(const struct block_emit *be, int sreg)
 {
@@ -1159,10 +1170,8 @@ static int emit_based_linear(struct block_emit *be, int sreg, int size, bool kee
         emit_u8(e, 0xf7); emit_u8(e, 0xc9);
         emit_u8(e, 0xe3); emit_u8(e, 5);                       /* jrcxz over the jump to the stub */
         add_stub_fixup(be, emit_jmp32(e));
-    } else if (size > 1) {
-        emit_u8(e, 0x3d);                      /* cmp eax, 2^32 - size */
-        emit_u32(e, (uint32_t)-size);
-        jump_to_stub(be, CC_A);
+    } else {
+        emit_offset_wrap_check(be, size);
     }
     emit_u8(e, 0x8b);                          /* mov edi, [rbx+base] */
     modrm_rbx(e, H_RDI, OFF_SEG(sreg, base));
@@ -1219,11 +1228,7 @@ static void emit_probe(struct block_emit *be, int sreg, int size, bool write, bo
     emit_u8(e, 0x81); emit_u8(e, 0xf9);        /* cmp ecx, want */
     emit_u32(e, want);
     jump_to_stub(be, CC_NE);
-    if (size > 1) {
-        emit_u8(e, 0x3d);                      /* cmp eax, 2^32 - size: the access would wrap */
-        emit_u32(e, (uint32_t)-size);
-        jump_to_stub(be, CC_A);
-    }
+    emit_offset_wrap_check(be, size);
     emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
     emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
     modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
@@ -1670,10 +1675,6 @@ uint32_t native_flags_written(const struct insn *in)
     return 0;
 }
 
-/* Flags the instruction may need from EFLAGS before it runs: what it reads,
- * and everything when it may leave for the interpreter or a fault (whose
- * state must be exact).  `rm_cached`: its memory operand lies in a page
- * checked at the block's entry, so it cannot fault. */
 /* A PUSH or POP that cannot leave when its slot is cached. */
 static bool plain_push_pop(const struct insn *in)
 {
@@ -1681,6 +1682,10 @@ static bool plain_push_pop(const struct insn *in)
     return (op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || (op == 0xff && in->reg == 6);
 }
 
+/* Flags the instruction may need from EFLAGS before it runs: what it reads,
+ * and everything when it may leave for the interpreter or a fault (whose
+ * state must be exact).  `cached` (CACHED_*): its operands that lie in pages
+ * checked at the block's entry, which cannot fault. */
 uint32_t native_flags_needed(const struct insn *in, unsigned cached)
 {
     int op = in->op;
@@ -2071,15 +2076,6 @@ static void emit_load_target_edi(struct block_emit *be, const struct insn *in)
     jump_to_stub(be, CC_A);
 }
 
-/*
- * An indirect exit (RET, JMP/CALL r/m) of a chaining block: look the target
- * EIP up in bt's jump cache and enter that block directly when it is still
- * valid, translated for this CPL, within the CS limit, and its page is what
- * the TLB maps the target's linear address to now.  Otherwise fall through
- * to the return into bt_run, with EFLAGS whole.  A flat target's chained
- * entry takes the flags in AX: from R11 (`flags_in_r11`, EFLAGS stale) or
- * from EFLAGS.
- */
 /* The dword at [rax+code32] a target block must have: code32, user, valid
  * and flat in one compare. */
 static void emit_cmp_block_kind(struct block_emit *be)
@@ -2093,15 +2089,22 @@ static void emit_cmp_block_kind(struct block_emit *be)
     emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat_key << 24);
 }
 
+/* AX = the flags as a chained entry takes them: from R11 (`flags_in_r11`,
+ * EFLAGS stale) or from EFLAGS. */
+static void emit_chained_flags_ax(struct block_emit *be, bool flags_in_r11)
+{
+    if (flags_in_r11)
+        emit_mov_rr32(be->e, H_RAX, H_R11);
+    else
+        emit_ax_from_eflags(be->e);
+}
+
 /* Into the flat block at rax, its flags as a chained entry takes them (AX). */
 static void emit_enter_chained(struct block_emit *be, bool flags_in_r11)
 {
     struct emitter *e = be->e;
     emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);      /* mov rsi, rax */
-    if (flags_in_r11)
-        emit_mov_rr32(e, H_RAX, H_R11);
-    else
-        emit_ax_from_eflags(e);
+    emit_chained_flags_ax(be, flags_in_r11);
     emit_u8(e, 0xff); emit_u8(e, 0xa6);                        /* jmp [rsi+entry_chained] */
     emit_u32(e, offsetof(struct block, entry_chained));
 }
@@ -2182,16 +2185,22 @@ static void emit_host_return(struct block_emit *be, bool flags_in_r11)
     emit_u8(e, 0x48); emit_u8(e, 0x63); emit_u8(e, 0xcf);      /* movsxd rcx, edi (as PUSH imm32 left it) */
     emit_u8(e, 0x48); emit_u8(e, 0x3b); emit_u8(e, 0x4c); emit_u8(e, 0x24); emit_u8(e, 8);   /* cmp rcx, [rsp+8] */
     uint8_t *other = emit_jcc32(e, CC_NE);
-    if (flags_in_r11)
-        emit_mov_rr32(e, H_RAX, H_R11);
-    else
-        emit_ax_from_eflags(e);
+    emit_chained_flags_ax(be, flags_in_r11);
     emit_u8(e, 0xc2); emit_u8(e, 8); emit_u8(e, 0);            /* ret 8 */
     emit_patch_rel32(other, e->p);
     emit_u8(e, 0x48); emit_u8(e, 0x83); emit_u8(e, 0xc4); emit_u8(e, 16);   /* add rsp, 16 */
     emit_patch_rel32(none, e->p);
 }
 
+/*
+ * An indirect exit (RET, JMP/CALL r/m) of a chaining block: look the target
+ * EIP up in bt's jump cache and enter that block directly when it is still
+ * valid, translated for this CPL, within the CS limit, and its page is what
+ * the TLB maps the target's linear address to now.  Otherwise fall through
+ * to the return into bt_run, with EFLAGS whole.  A flat target's chained
+ * entry takes the flags in AX: from R11 (`flags_in_r11`, EFLAGS stale) or
+ * from EFLAGS.  A RET tries a host frame and the return stack first.
+ */
 static void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, bool ret)
 {
     struct emitter *e = be->e;
