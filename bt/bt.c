@@ -37,8 +37,7 @@ struct bt {
     uint8_t *code_buf;
     struct emitter em;               /* blocks' bodies */
     struct emitter cold;             /* their stubs */
-    struct block *blocks;            /* arena of MAX_BLOCKS */
-    void *blocks_mem;                /* its allocation (BLOCKS_BYTES) */
+    struct block *blocks;            /* arena of MAX_BLOCKS (BLOCKS_BYTES, mapped) */
     int nblocks;
     struct insn *insn_arena;
     int ninsns;
@@ -91,10 +90,9 @@ struct bt *bt_new(struct cpu *c)
     bt->em.end = bt->code_buf + HOT_SIZE;
     bt->cold.p = bt->code_buf + HOT_SIZE;
     bt->cold.end = bt->code_buf + CODE_SIZE;
-    /* One more than needed, to start the array on a cache line (struct block's alignment). */
-    /* (Huge pages: a boot fills tens of MiB of these a page at a time.) */
-    bt->blocks_mem = hugemap_or_die(BLOCKS_BYTES, "blocks");
-    bt->blocks = bt->blocks_mem;               /* 2 MiB aligned: struct block's alignment holds */
+    /* (Huge pages: a boot fills tens of MiB of these a page at a time.
+     * 2 MiB alignment also gives struct block its 64 bytes.) */
+    bt->blocks = hugemap_or_die(BLOCKS_BYTES, "blocks");
     bt->insn_arena = hugemap_or_die(INSNS_BYTES, "decoded instructions");
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
     bt->pm_generation = bt->pm->generation;
@@ -150,7 +148,7 @@ void bt_free(struct bt *bt)
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
     }
     execmem_free(bt->code_buf, CODE_SIZE);
-    munmap(bt->blocks_mem, BLOCKS_BYTES);
+    munmap(bt->blocks, BLOCKS_BYTES);
     munmap(bt->insn_arena, INSNS_BYTES);
     free(bt->page_blocks);
     free(bt);
