@@ -96,13 +96,14 @@ struct dtr {
 #define TLB_BITS 12
 #define TLB_SIZE (1u << TLB_BITS)
 #define TLB_INVALID 0x1u
+enum { TLB_LIST_LOCAL, TLB_LIST_GLOBAL, TLB_LISTS };
 struct tlb_entry {
     uint32_t tag_read;
     uint32_t tag_write;
     uintptr_t addend;        /* host address = linear + addend */
     uint32_t phys;           /* guest-physical page address */
     bool global;
-    bool listed;             /* its index is in tlb_used */
+    uint8_t lists;           /* TLB_LIST_* bits: the tlb_used lists its index is in */
     uint64_t spare;          /* pads an entry to 32 bytes: translated code indexes with a shift */
 };
 
@@ -186,9 +187,10 @@ struct cpu {
     struct tlb_entry tlb[2][TLB_SIZE];
     /* Indices of the entries filled since they were last flushed: flushes
      * and scans visit only those (a guest touches few of 4096 pages between
-     * CR3 writes). */
-    uint16_t tlb_used[2][TLB_SIZE];
-    unsigned tlb_nused[2];
+     * CR3 writes).  Entries filled with global pages have a list of their
+     * own, which a CR3 write (it keeps them) need not walk. */
+    uint16_t tlb_used[2][TLB_LISTS][TLB_SIZE];
+    unsigned tlb_nused[2][TLB_LISTS];
     uint64_t tlb_generation;     /* physmem generation the TLB was filled under */
 
     struct machine *m;

@@ -20,23 +20,27 @@ static void tlb_clear(struct tlb_entry *e)
     e->global = false;
 }
 
-/* Clear the listed entries, keeping global ones (and their places in the list) when asked. */
+/* Clear the entries of one list.  A CR3 write walks only the local list and
+ * keeps the entries that have become global since they were listed there
+ * (the global list has them too). */
+static void tlb_flush_list(struct cpu *c, int u, int list, bool keep_global)
+{
+    for (unsigned k = 0; k < c->tlb_nused[u][list]; k++) {
+        struct tlb_entry *e = &c->tlb[u][c->tlb_used[u][list][k]];
+        e->lists &= ~(1u << list);
+        if (!(keep_global && e->global))
+            tlb_clear(e);
+    }
+    c->tlb_nused[u][list] = 0;
+}
+
 static void tlb_flush_listed(struct cpu *c, bool keep_global)
 {
     cpu_forget_returns(c);
     for (int u = 0; u < 2; u++) {
-        unsigned kept = 0;
-        for (unsigned k = 0; k < c->tlb_nused[u]; k++) {
-            uint16_t i = c->tlb_used[u][k];
-            struct tlb_entry *e = &c->tlb[u][i];
-            if (keep_global && e->global) {
-                c->tlb_used[u][kept++] = i;
-                continue;
-            }
-            tlb_clear(e);
-            e->listed = false;
-        }
-        c->tlb_nused[u] = kept;
+        tlb_flush_list(c, u, TLB_LIST_LOCAL, keep_global);
+        if (!keep_global)
+            tlb_flush_list(c, u, TLB_LIST_GLOBAL, false);
     }
 }
 
@@ -58,11 +62,12 @@ void tlb_flush_nonglobal(struct cpu *c)
 void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page)
 {
     for (int u = 0; u < 2; u++)
-        for (unsigned k = 0; k < c->tlb_nused[u]; k++) {
-            struct tlb_entry *e = &c->tlb[u][c->tlb_used[u][k]];
-            if ((e->phys & PAGE_MASK) == (page & PAGE_MASK))
-                e->tag_write = TLB_INVALID;
-        }
+        for (int list = 0; list < TLB_LISTS; list++)
+            for (unsigned k = 0; k < c->tlb_nused[u][list]; k++) {
+                struct tlb_entry *e = &c->tlb[u][c->tlb_used[u][list][k]];
+                if ((e->phys & PAGE_MASK) == (page & PAGE_MASK))
+                    e->tag_write = TLB_INVALID;
+            }
 }
 
 void tlb_flush_page(struct cpu *c, uint32_t lin)
@@ -178,9 +183,10 @@ static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc,
     struct physmem *pm = c->m->pm;
     unsigned index = (lin >> 12) & (TLB_SIZE - 1);
     struct tlb_entry *e = &c->tlb[user][index];
-    if (!e->listed) {
-        e->listed = true;
-        c->tlb_used[user][c->tlb_nused[user]++] = (uint16_t)index;
+    int list = w.global ? TLB_LIST_GLOBAL : TLB_LIST_LOCAL;
+    if (!(e->lists & 1u << list)) {
+        e->lists |= 1u << list;
+        c->tlb_used[user][list][c->tlb_nused[user][list]++] = (uint16_t)index;
     }
     uint8_t *rd = pm->rd[w.phys >> 12];
     uint8_t *wr = pm->wr[w.phys >> 12];
