@@ -1396,6 +1396,7 @@ static bool reg_field_is_operand(const struct insn *in)
     switch (op) {
     case 0x80: case 0x81: case 0x83: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
     case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0xf6: case 0xf7: case 0xfe: case 0xff: case 0x1ba:
+    case 0x1c7:
         return false;
     }
     return !(op >= 0x190 && op <= 0x19f);
@@ -1412,6 +1413,7 @@ static bool writes_rm(const struct insn *in)
         return in->reg != 7;
     case 0x86: case 0x87: case 0x88: case 0x89: case 0xc0: case 0xc1: case 0xc6: case 0xc7:
     case 0xd0: case 0xd1: case 0xd2: case 0xd3: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad: case 0x1ab: case 0x1b3: case 0x1bb:
         return true;
     case 0xf6: case 0xf7:
         return in->reg == 2 || in->reg == 3;
@@ -1457,9 +1459,11 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     case 0x1b0: case 0x1b1: return A;
     case 0xa8: case 0xa9: return written ? 0 : A;
     case 0xa0: case 0xa1: case 0xa2: case 0xa3: return written && op >= 0xa2 ? 0 : A;
-    case 0xaa: case 0xab: return DI | (written ? 0 : A);
+    case 0xaa: case 0xab: return DI | (written ? 0 : A) | (in->prefixes & (PFX_REP | PFX_REPNE) ? C : 0);
     case 0xac: case 0xad: return SI | A;
-    case 0xd2: case 0xd3: return written ? 0 : C;
+    case 0xa4: case 0xa5: return SI | DI | C;
+    case 0xd2: case 0xd3: case 0x1a5: case 0x1ad: return written ? 0 : C;
+    case 0x1c7: return A | D | (written ? 0 : C | 1u << R_EBX);
     case 0xc9: return SP | BP;
     case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: return SP;
     case 0xff: return in->reg >= 2 ? SP : 0;
@@ -1557,10 +1561,20 @@ bool native_supported(const struct insn *in)
         return in->reg != 2 && in->reg != 3;   /* RCL/RCR stay threaded */
     case 0x1ba:
         return in->reg >= 4;                   /* BT/BTS/BTR/BTC r/m, imm8 */
+    case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
+        return in->mod == 3 || in->op32;       /* BT/BTS/BTR/BTC r/m, reg */
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad:
+        return in->op32;                       /* SHLD, SHRD: 16-bit counts above 16 are undefined on the host */
+    case 0x1c7:
+        return in->reg == 1 && in->mod != 3;   /* CMPXCHG8B */
     case 0xa0: case 0xa1: case 0xa2: case 0xa3:
         return in->addr32;                     /* MOV with a direct offset */
-    case 0xaa: case 0xab: case 0xac: case 0xad:
-        return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one STOS/LODS */
+    case 0xaa: case 0xab:
+        return in->addr32;                     /* STOS, REP STOS (F2 repeats it too) */
+    case 0xac: case 0xad:
+        return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one LODS */
+    case 0xa4: case 0xa5:
+        return in->addr32 && (in->prefixes & (PFX_REP | PFX_REPNE));    /* REP MOVS */
     case 0xc9:
         return in->op32;
     case 0xfa: case 0xfc: case 0xfd:           /* CLI (at CPL 0; else the stub), CLD, STD */
@@ -1667,8 +1681,12 @@ uint32_t native_flags_written(const struct insn *in)
         if (op <= 0xc1 && !(in->imm & 31))
             return 0;
         return in->reg <= 1 ? 0x801 : FLAGS_ALL;
-    case 0x1ba:
+    case 0x1ba: case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
         return 0x1;
+    case 0x1a4: case 0x1ac:
+        return in->imm & 31 ? FLAGS_ARITH : 0;
+    case 0x1c7:
+        return 0x40;
     }
     if (op >= 0x40 && op <= 0x4f)
         return FLAGS_INCDEC;
@@ -1698,9 +1716,9 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
         return FLAGS_ALL;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
         return FLAGS_ALL;
-    if (op == 0xd2 || op == 0xd3)
+    if (op == 0xd2 || op == 0xd3 || op == 0x1a5 || op == 0x1ad)
         return FLAGS_ALL;          /* a zero count keeps every flag */
-    if ((op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad))
+    if ((op >= 0xa0 && op <= 0xa5) || (op >= 0xaa && op <= 0xad))
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
     if (op == 0xfa)
         return FLAGS_ALL;          /* CLI above CPL 0 leaves for the interpreter (#GP) */
@@ -2313,6 +2331,90 @@ static void emit_stos_lods(struct block_emit *be, const struct insn *in)
     emit_op(e, 4, 0x01, H_RCX, idx);                           /* add idx, ecx */
 }
 
+/* ecx = min(ecx, the whole elements of 1 << shift bytes from the flat
+ * offset in `idx` to the end of its page). */
+static void emit_min_page_room(struct emitter *e, int idx, int shift)
+{
+    emit_mov_rr32(e, H_RAX, idx);
+    emit_u8(e, 0x25); emit_u32(e, PAGE_SIZE - 1);              /* and eax, 0xfff */
+    emit_u8(e, 0x2d); emit_u32(e, PAGE_SIZE);                  /* sub eax, 4096 */
+    emit_u8(e, 0xf7); emit_u8(e, 0xd8);                        /* neg eax: bytes left in the page */
+    if (shift) {
+        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, (uint8_t)shift);   /* shr eax, shift */
+    }
+    emit_u8(e, 0x39); emit_u8(e, 0xc1);                        /* cmp ecx, eax */
+    emit_u8(e, 0x0f); emit_u8(e, 0x47); emit_u8(e, 0xc8);      /* cmova ecx, eax */
+}
+
+/* At most this many bytes go through the native REP MOVS/STOS, a page at a
+ * time; longer ones are the interpreter's, which lets interrupts in. */
+#define REP_NATIVE_BYTES 0x10000u
+
+/*
+ * REP MOVS/STOS with DF=0: the host's own REP MOVS/STOS, as far as the
+ * source and the destination stay in their pages, then again from the
+ * next ones.  It gives the element-by-element result, overlap included.
+ * After each round ECX, ESI and EDI are in struct cpu too, so a round that
+ * cannot run (a TLB miss, a code page, MMIO, an element across pages) goes
+ * to the stub, where the interpreter finishes the instruction.  DF=1, more
+ * than REP_NATIVE_BYTES and segments that are not flat go there at once.
+ */
+static void emit_rep_string(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int op = in->op;
+    int size = (op & 1) ? opsize(in) : 1;
+    int shift = size == 4 ? 2 : size == 2 ? 1 : 0;
+    bool movs = op <= 0xa5;
+    int src = in->seg >= 0 ? in->seg : SEG_DS;
+    be->rdx_addend = -1;
+    if (!be->flat || (movs && src != SEG_DS && src != SEG_ES && src != SEG_SS)) {
+        add_stub_fixup(be, emit_jmp32(e));
+        return;
+    }
+    int ecx = hreg(R_ECX), esi = hreg(R_ESI), edi = hreg(R_EDI);
+    emit_op(e, 4, 0x85, ecx, ecx);                             /* test ecx, ecx */
+    uint8_t *none = emit_jcc32(e, CC_E);
+    emit_u8(e, 0xf7); modrm_rbx(e, 0, OFF_FLAGS); emit_u32(e, FL_DF);   /* test dword [rbx+eflags], DF */
+    jump_to_stub(be, CC_NE);
+    emit_op(e, 4, 0x81, EXT(7), ecx);                          /* cmp ecx, the most elements */
+    emit_u32(e, REP_NATIVE_BYTES >> shift);
+    jump_to_stub(be, CC_A);
+    uint8_t *round = e->p;
+    emit_mov_rr32(e, H_RCX, ecx);
+    emit_min_page_room(e, edi, shift);
+    if (movs)
+        emit_min_page_room(e, esi, shift);
+    emit_u8(e, 0x85); emit_u8(e, 0xc9);                        /* test ecx, ecx: an element across pages */
+    jump_to_stub(be, CC_E);
+    emit_mov_rr32(e, H_RAX, edi);
+    emit_tlb_lookup(be, H_RAX, 1, true);
+    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd7);      /* mov rdi, rdx */
+    if (movs) {
+        emit_mov_rr32(e, H_RAX, esi);
+        emit_tlb_lookup(be, H_RAX, 1, false);
+        emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd6);  /* mov rsi, rdx */
+    } else {
+        emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+    }
+    emit_mov_rr32(e, H_RDX, H_RCX);
+    if (shift) {
+        emit_u8(e, 0xc1); emit_u8(e, 0xe2); emit_u8(e, (uint8_t)shift);   /* shl edx, shift: the bytes */
+    }
+    emit_op(e, 4, 0x29, H_RCX, ecx);                           /* sub ecx, the round's elements */
+    emit_u8(e, 0xf3);                                          /* rep movs/stos */
+    if (size == 2)
+        emit_u8(e, 0x66);
+    emit_u8(e, (uint8_t)op);
+    if (movs)
+        emit_op(e, 4, 0x01, H_RDX, esi);                       /* add esi, edx */
+    emit_op(e, 4, 0x01, H_RDX, edi);                           /* add edi, edx */
+    emit_regs_store(e, 1u << R_ECX | 1u << R_EDI | (movs ? 1u << R_ESI : 0));
+    emit_op(e, 4, 0x85, ecx, ecx);                             /* test ecx, ecx */
+    emit_patch_rel32(emit_jcc32(e, CC_NE), round);
+    emit_patch_rel32(none, e->p);
+}
+
 /* MOV AL/EAX <-> [seg:offset] with the offset in the instruction. */
 static void emit_mov_moffs(struct block_emit *be, const struct insn *in)
 {
@@ -2322,6 +2424,89 @@ static void emit_mov_moffs(struct block_emit *be, const struct insn *in)
     emit_u8(e, 0xb8); emit_u32(e, in->imm);                    /* mov eax, offset */
     emit_probe(be, in->seg >= 0 ? in->seg : SEG_DS, size, store, false);
     emit_op(e, size, sized_op(store ? 0x88 : 0x8a, size), hreg(R_EAX), MEM_RDX);
+}
+
+/* BT/BTS/BTR/BTC r/m, reg: only CF is set (alu_bit).  A memory operand
+ * is the dword that holds the bit: the signed offset's upper bits move the
+ * address (32-bit operands only). */
+static void emit_bit_reg(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = opsize(in);
+    bool write = in->op != 0x1a3;
+    int rm;
+    if (in->mod == 3) {
+        rm = emit_rm(be, in, size, write);
+        emit_op(e, size, 0x0f00 | (in->op & 0xff), hreg(in->reg), rm);
+    } else {
+        emit_ea(e, in);
+        emit_mov_rr32(e, H_RCX, hreg(in->reg));
+        emit_u8(e, 0xc1); emit_u8(e, 0xf9); emit_u8(e, 5);     /* sar ecx, 5 */
+        emit_u8(e, 0x8d); emit_u8(e, 0x04); emit_u8(e, 0x88);  /* lea eax, [rax + rcx*4] */
+        emit_probe(be, in->ea_seg, 4, write, false);
+        emit_mov_rr32(e, H_RCX, hreg(in->reg));
+        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
+        emit_op(e, 4, 0x0f00 | (in->op & 0xff), H_RCX, MEM_RDX);   /* bt* [rdx], ecx */
+    }
+    emit_flags(be, 0x1);
+}
+
+/* SHLD/SHRD r/m32, reg, imm8/CL: the host's, with OF as the shared
+ * semantics define it for counts above 1 (SHLD's like SHL's, SHRD's like
+ * SHR's) and AF cleared; a zero count changes nothing. */
+static void emit_double_shift(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int op = in->op;
+    bool left = op <= 0x1a5;
+    int rm = emit_rm(be, in, 4, true);
+    uint8_t *zero_count = NULL;
+    if (op & 1) {
+        emit_mov_rr32(e, H_RCX, hreg(R_ECX));
+        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
+        zero_count = emit_jcc32(e, CC_E);
+        emit_op(e, 4, 0x0f00 | (op & 0xff), hreg(in->reg), rm);   /* shld/shrd rm, reg, cl */
+    } else {
+        if (!(in->imm & 31))
+            return;
+        emit_op(e, 4, 0x0f00 | (op & 0xff), hreg(in->reg), rm);   /* shld/shrd rm, reg, imm8 */
+        emit_u8(e, in->imm & 31);
+    }
+    if (be->flags_dead) {
+        host_flags_clobbered(be, FLAGS_ARITH);
+    } else {
+        emit_u8(e, 0x9c);                                      /* pushfq; pop rsi */
+        emit_u8(e, 0x5e);
+        emit_shift_of(e, left ? 4 : 5, 4, rm);
+        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0xc5); /* and esi, CF PF ZF SF */
+        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
+        if (zero_count)
+            emit_put_flags_eax(e, FLAGS_ARITH);                /* R11 was merged: see native_flags_needed */
+        else
+            emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);
+    }
+    if (zero_count)
+        emit_patch_rel32(zero_count, e->p);
+}
+
+/* CMPXCHG8B m64: the host's, on EDX:EAX and ECX:EBX in the host's own
+ * registers (RBX, the CPU pointer, saved around it); only ZF changes. */
+static void emit_cmpxchg8b(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    emit_ea(e, in);
+    emit_probe(be, in->ea_seg, 8, true, false);
+    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd6);      /* mov rsi, rdx */
+    emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+    emit_mov_rr32(e, H_RDX, hreg(R_EDX));
+    emit_mov_rr32(e, H_RCX, hreg(R_ECX));
+    emit_u8(e, 0x53);                                          /* push rbx */
+    emit_mov_rr32(e, H_RBX, hreg(R_EBX));
+    emit_u8(e, 0x0f); emit_u8(e, 0xc7); emit_u8(e, 0x0e);      /* cmpxchg8b [rsi] */
+    emit_u8(e, 0x5b);                                          /* pop rbx */
+    emit_mov_rr32(e, hreg(R_EAX), H_RAX);
+    emit_mov_rr32(e, hreg(R_EDX), H_RDX);
+    emit_flags(be, 0x40);
 }
 
 /* BT/BTS/BTR/BTC r/m, imm8: only CF is defined and set (alu_bit). */
@@ -2349,7 +2534,7 @@ static uint32_t flags_read(const struct insn *in)
 uint32_t native_flags_read(const struct insn *in)
 {
     int op = in->op;
-    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || insn_is_jcc(in))
+    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || op == 0x1a5 || op == 0x1ad || insn_is_jcc(in))
         return FLAGS_ALL;          /* threaded; a zero count keeps them; a side exit takes them */
     return flags_read(in);
 }
@@ -2360,6 +2545,8 @@ int native_of_blocker(const struct insn *in, int reg)
         return -1;
     if (native_flags_written(in) & 0x800)
         return 1;                  /* its stub runs before it writes the register */
+    if (native_flags_written(in) & 0x1)
+        return -1;                 /* BT: a later stub would take SHL's OF from another CF */
     return (native_regs_written(in) & (1u << reg)) ? -1 : 0;
 }
 
@@ -2367,7 +2554,7 @@ int native_of_blocker(const struct insn *in, int reg)
  * leaves every flag as it was, so R11 cannot stand for them afterwards. */
 static bool flags_merged_by_hand(const struct insn *in)
 {
-    return in->op == 0xd2 || in->op == 0xd3;
+    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad;
 }
 
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its
@@ -2378,7 +2565,7 @@ int native_probes(const struct insn *in, unsigned cached)
     if (in->has_modrm && in->mod != 3 && op != 0x8d && !(cached & CACHED_RM))
         n++;
     struct stack_effect fx;
-    if (op == 0xc9 || (op >= 0xa0 && op <= 0xa3) || (op >= 0xaa && op <= 0xad) ||
+    if (op == 0xc9 || (op >= 0xa0 && op <= 0xa5) || (op >= 0xaa && op <= 0xad) ||
         (native_stack_effect(in, &fx) && fx.access && !(cached & CACHED_STACK)))
         n++;
     return n;
@@ -2434,6 +2621,8 @@ int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
         return -1;
     if (in->op == 0x8d)
         return -1;                             /* LEA does not access memory */
+    if (in->op == 0x1c7 || in->op == 0x1a3 || in->op == 0x1ab || in->op == 0x1b3 || in->op == 0x1bb)
+        return -1;                             /* 8 bytes, or an address the bit offset moves */
     *disp = in->disp;
     *write = writes_rm(in);
     return in->ea_base;
@@ -2796,11 +2985,26 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         case 0x1ba:
             emit_bit_imm(be, in);
             break;
+        case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
+            emit_bit_reg(be, in);
+            break;
+        case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad:
+            emit_double_shift(be, in);
+            break;
+        case 0x1c7:
+            emit_cmpxchg8b(be, in);
+            break;
         case 0xa0: case 0xa1: case 0xa2: case 0xa3:
             emit_mov_moffs(be, in);
             break;
         case 0xaa: case 0xab: case 0xac: case 0xad:
-            emit_stos_lods(be, in);
+            if (in->prefixes & (PFX_REP | PFX_REPNE))
+                emit_rep_string(be, in);
+            else
+                emit_stos_lods(be, in);
+            break;
+        case 0xa4: case 0xa5:
+            emit_rep_string(be, in);
             break;
         case 0xc9:                             /* leave */
             emit_mov_rr32(e, H_RAX, hreg(R_EBP));

@@ -1203,6 +1203,10 @@ static void g_string(void)
         if (chance(50))
             mov_r32_imm(R_EAX, chance(50) ? 0 : rnd());
     }
+    if (chance(30)) {
+        put(0x70 + below(16));               /* jcc $+2: the string op starts a block, its registers not yet written there */
+        put(0);
+    }
     put_prefixes(size == 2, seg, false, rep);
     put(op);
 }
