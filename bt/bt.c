@@ -47,7 +47,7 @@ struct bt {
     uint64_t pm_generation;
     uint64_t pm_rom_generation;
     bool flush_pending;
-    bool want_nocache;               /* the next lookup needs a block without base caching */
+    uint8_t want_uncached;           /* the next lookup needs a block that does not cache these base registers */
     struct block *refilled;          /* the block whose covered pages the last run filled in */
     struct bt_stats stats;
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
@@ -437,7 +437,8 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
     }
     unsigned checked = 0;
     for (int r = 0; r < 8; r++) {
-        if (uses[r] < 2 || hi[r] - lo[r] >= PAGE_SIZE / 2 || lo[r] < INT32_MIN || hi[r] > INT32_MAX)
+        if (uses[r] < 2 || hi[r] - lo[r] >= PAGE_SIZE / 2 || lo[r] < INT32_MIN || hi[r] > INT32_MAX ||
+            (b->uncached & (1u << r)))
             continue;
         b->covered[b->ncovered++] = (struct covered_range){ .reg = r, .write = write[r], .lo = lo[r], .hi = hi[r] };
         checked |= 1u << r;
@@ -567,7 +568,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
      * changes CS stays in a block: every direct target is within it. */
     be.limit_checked = b->flat ? 0xffffffffu : b->last;
     unsigned cached[MAX_BLOCK_INSNS] = { 0 };
-    unsigned checked = b->flat && b->code32 && !b->nocache ? plan_base_cache(b, cached) : 0;
+    unsigned checked = b->flat && b->code32 ? plan_base_cache(b, cached) : 0;
     for (int k = 0; k < b->ninsn; k++) {
         bt->stats.operands_cached += !!(cached[k] & CACHED_RM);
         bt->stats.stack_slots_cached += !!(cached[k] & CACHED_STACK);
@@ -786,7 +787,7 @@ static uint8_t segments_flat(const struct cpu *c)
 }
 
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
-                               uint8_t flat, bool nocache)
+                               uint8_t flat, uint8_t uncached)
 {
     if (bt->nblocks >= MAX_BLOCKS || bt->ninsns + MAX_BLOCK_INSNS > MAX_BLOCKS * 8 ||
         !emit_room(&bt->em, 64 + MAX_BLOCK_INSNS * CODE_PER_INSN) ||
@@ -828,7 +829,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->code32 = code32;
     b->user = user;
     b->flat = flat;
-    b->nocache = nocache;
+    b->uncached = uncached;
     b->ninsn = n;
     b->last = b->eip + (max_end - (phys & 0xfff)) - 1;
     b->insns = insns;
@@ -865,15 +866,15 @@ struct block_key {
     uint32_t phys, eip;
     bool code32, user;
     uint8_t flat;
-    bool nocache;
+    uint8_t uncached;
 };
 
-/* Block b was translated for what `want` describes (a variant without base
- * caching always fits; one with it, unless `want` asks for the other). */
+/* Block b was translated for what `want` describes (a variant that caches
+ * fewer base registers' pages fits too). */
 static bool block_fits(const struct block *b, const struct block_key *want)
 {
     return b->phys == want->phys && b->eip == want->eip && b->code32 == want->code32 && b->user == want->user &&
-           b->flat == want->flat && (b->nocache || !want->nocache);
+           b->flat == want->flat && !(want->uncached & ~b->uncached);
 }
 
 /* A two-page block's second page maps where it did (filling the TLB entry its entry check reads). */
@@ -901,10 +902,10 @@ static struct block *lookup(struct bt *bt)
     bool code32 = cpu_code32(c);
     bool user = c->cpl == 3;
     uint8_t flat = segments_flat(c);
-    bool nocache = bt->want_nocache;           /* the caching variant here failed its entry check */
-    bt->want_nocache = false;
+    uint8_t uncached = bt->want_uncached;      /* a caching variant here failed its entry checks */
+    bt->want_uncached = 0;
     const struct block_key want = { .phys = phys, .eip = c->eip, .code32 = code32, .user = user, .flat = flat,
-                                    .nocache = nocache };
+                                    .uncached = uncached };
     struct block *b = bt->jump_cache[bt_jump_cache_index(c->eip)];
     if (b && b->valid && block_fits(b, &want) && page2_maps(c, b))
         goto found;
@@ -912,7 +913,7 @@ static struct block *lookup(struct bt *bt)
     while (b && !(block_fits(b, &want) && page2_maps(c, b)))
         b = b->hash_next;
     if (!b)
-        b = translate(bt, host, phys, code32, user, flat, nocache);
+        b = translate(bt, host, phys, code32, user, flat, uncached);
     if (b)
         bt->jump_cache[bt_jump_cache_index(c->eip)] = b;
 found:
@@ -973,7 +974,7 @@ static bool covered_ranges_fill(struct cpu *c, const struct block *b)
 }
 
 /* Entry checks that failed more often than this, where a TLB fill could
- * not help, make a block give way to its variant without caching. */
+ * not help, make a block give way to a variant that caches less. */
 #define CHECK_MISSES_TOLERATED 16
 
 /*
@@ -983,7 +984,8 @@ static bool covered_ranges_fill(struct cpu *c, const struct block *b)
  * range across a page, a page not present or with its A or D bit to set)
  * the interpreter takes its first instruction, faulting or setting the bit
  * where the guest expects; a block that keeps failing so is replaced, for
- * good, by the variant without caching.
+ * good, by a variant that does not cache the page of the register whose
+ * check failed last (its other base registers' pages still are).
  */
 static void entry_check_failed(struct bt *bt, struct block *b)
 {
@@ -997,8 +999,8 @@ static void entry_check_failed(struct bt *bt, struct block *b)
         return;
     }
     if (++b->check_misses > CHECK_MISSES_TOLERATED) {
+        bt->want_uncached = (uint8_t)(b->uncached | 1u << (c->bt_nocache_reg & 7));
         drop_block(bt, b);
-        bt->want_nocache = true;
         return;
     }
     interp_step(c);

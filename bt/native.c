@@ -921,9 +921,26 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
 {
     struct emitter *e = be->e;
     if (be->nbase_miss) {
-        /* An entry check failed: nothing has run; the registers came loaded. */
-        for (int k = 0; k < be->nbase_miss; k++)
-            emit_patch_rel32(be->base_miss[k], e->p);
+        /* An entry check failed: nothing has run; the registers came loaded.
+         * Which register's, bt_run learns from bt_nocache_reg. */
+        uint8_t *to_common[8];
+        int n = 0;
+        for (int r = 0; r < 8; r++) {
+            bool any = false;
+            for (int k = 0; k < be->nbase_miss; k++)
+                if (be->base_miss_reg[k] == r) {
+                    emit_patch_rel32(be->base_miss[k], e->p);
+                    any = true;
+                }
+            if (!any)
+                continue;
+            emit_u8(e, 0xc7);                                  /* mov dword [rbx+bt_nocache_reg], r */
+            modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_nocache_reg));
+            emit_u32(e, (uint32_t)r);
+            to_common[n++] = emit_jmp32(e);
+        }
+        for (int k = 0; k < n; k++)
+            emit_patch_rel32(to_common[k], e->p);
         emit_entry_flags_out(be);
         emit_regs_store(e, NATIVE_ALL_REGS);
         emit_store_eip(e, be->block_eip);
@@ -2607,8 +2624,10 @@ bool native_stack_effect(const struct insn *in, struct stack_effect *fx)
  * instead of a probe (see emit_rm).  The mapping cannot change meanwhile: only threaded
  * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
  * ends before any threaded instruction.  A check that fails leaves at once
- * (nothing has run yet) with cpu.bt_nocache naming the block: bt_run drops
- * it and translates the variant without caching, for good.
+ * (nothing has run yet) with cpu.bt_nocache naming the block and
+ * cpu.bt_nocache_reg the register: when that keeps happening, bt_run drops
+ * the block and translates a variant that does not cache that register's
+ * page, for good (the others' still are).
  */
 
 int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
@@ -2634,6 +2653,7 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
     emit_lea_eax(e, base, dmin, true);
     emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
     emit_u8(e, 0x48); emit_u8(e, 0x39); emit_u8(e, 0xc2);   /* cmp rdx, rax: the range wraps at 4 GiB */
+    be->base_miss_reg[be->nbase_miss] = base;
     be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
     emit_tlb_index_edx(e);
     emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
@@ -2641,6 +2661,7 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
     emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK);   /* and esi, PAGE_MASK */
     emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);          /* cmp esi, [rbx + rdx + tag] */
     emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    be->base_miss_reg[be->nbase_miss] = base;
     be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
     emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
     emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));

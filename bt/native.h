@@ -48,8 +48,8 @@ struct block {
     bool valid;                      /* false once invalidated: chained jumps stop */
     uint8_t flat;                    /* translated for flat CS/DS/ES/SS: FLAT_* bits (see native.c), or 0 */
     uint16_t ninsn;
-    bool nocache;                    /* translated without caching its base registers' pages */
-    uint8_t ncovered;                /* else: the ranges its entry checks cover (`covered`) */
+    uint8_t uncached;                /* base registers whose pages it was translated not to cache */
+    uint8_t ncovered;                /* the ranges its entry checks cover (`covered`) */
     uint8_t check_misses;            /* times an entry check failed where a quiet fill could not help */
     bool two_pages;                  /* see below; here, in the cache line every lookup reads */
     /* The jump cache's hits in translated code read the fields above and
@@ -138,6 +138,7 @@ struct block_emit {
     bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see native.c) */
     bool entry_flags_pending;   /* there, laid out as PUSHFQ leaves them; so at loop_top too */
     uint8_t *base_miss[16];     /* rel32 fields of the entry checks' jumps out: two per range */
+    int base_miss_reg[16];      /* the base register each one checks */
     int nbase_miss;
     uint8_t *page2_miss[2];     /* rel32 fields of the second page's entry check (two-page blocks) */
     uint32_t pend_keep;         /* host flag bits in R11 that EFLAGS has not received yet */

@@ -164,6 +164,7 @@ struct cpu {
      * into at a block's entry, when the block uses it as a base (bt/native.c). */
     uintptr_t bt_base_addend[8];
     void *bt_nocache;            /* a block whose base pages did not qualify: bt_run replaces it */
+    uint32_t bt_nocache_reg;     /* the base register whose entry check failed there */
     void *bt_chain_slot;         /* the chainable exit a translated block left by (bt/native.h) */
     /* Translated code's return stack (bt/native.c): the EIP each recent
      * CALL returns to and its return site's chain slot, newest at byte
