@@ -1482,7 +1482,7 @@ static unsigned implicit_regs(const struct insn *in, bool written)
     case 0xd2: case 0xd3: case 0x1a5: case 0x1ad: return written ? 0 : C;
     case 0x1c7: return A | D | (written ? 0 : C | 1u << R_EBX);
     case 0xc9: return SP | BP;
-    case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: return SP;
+    case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: case 0x9c: return SP;
     case 0xff: return in->reg >= 2 ? SP : 0;
     case 0xf7:
         /* MUL: EDX:EAX = EAX * r/m; DIV: EDX:EAX / r/m.  EDX counts as
@@ -1592,8 +1592,8 @@ bool native_supported(const struct insn *in)
         return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one LODS */
     case 0xa4: case 0xa5:
         return in->addr32 && (in->prefixes & (PFX_REP | PFX_REPNE));    /* REP MOVS */
-    case 0xc9:
-        return in->op32;
+    case 0xc9: case 0x9c:
+        return in->op32;                       /* LEAVE, PUSHF */
     case 0xfa: case 0xfc: case 0xfd:           /* CLI (at CPL 0; else the stub), CLD, STD */
         return true;
     }
@@ -1728,7 +1728,7 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
         return FLAGS_ALL;
     if (plain_push_pop(in) && (cached & CACHED_STACK))
         return 0;
-    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc9 || op == 0xe8 ||
+    if ((op >= 0x50 && op <= 0x5f) || op == 0x68 || op == 0x6a || op == 0xc9 || op == 0xe8 || op == 0x9c ||
         op == 0xc2 || op == 0xc3 || op == 0xe9 || op == 0xeb || (op == 0xff && in->reg >= 2))
         return FLAGS_ALL;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
@@ -2545,6 +2545,8 @@ static uint32_t flags_read(const struct insn *in)
         return cond_flags(op & 0xf);
     if (alu_family(op))
         return (op >> 3) == 2 || (op >> 3) == 3 ? 0x1 : 0;   /* ADC, SBB */
+    if (op == 0x9c)
+        return FLAGS_ALL;                                      /* PUSHF */
     return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3) ? 0x1 : 0;
 }
 
@@ -2571,7 +2573,7 @@ int native_of_blocker(const struct insn *in, int reg)
  * leaves every flag as it was, so R11 cannot stand for them afterwards. */
 static bool flags_merged_by_hand(const struct insn *in)
 {
-    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad;
+    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad || in->op == 0x9c;
 }
 
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its
@@ -3041,6 +3043,11 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_op(e, opsize(in), 0x0f00 | (op & 0xff), hreg(in->reg), rm);
             break;
         }
+        case 0x9c:                             /* pushf: EFLAGS whole in memory (flags_merged_by_hand) */
+            emit_load_rbx(e, H_RDI, OFF_FLAGS);
+            emit_u8(e, 0x81); emit_u8(e, 0xe7); emit_u32(e, ~(FL_VM | FL_RF));   /* and edi, ~(VM | RF) */
+            emit_push_value(be, in, PUSH_EDI, 0);
+            break;
         case 0x68: case 0x6a: {
             uint32_t v = op == 0x6a ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm;
             emit_push_value(be, in, -1, v);
