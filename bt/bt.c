@@ -35,6 +35,7 @@ struct bt {
     struct cpu *cpu;
     struct physmem *pm;
     uint8_t *code_buf;
+    uint8_t *cold_start;             /* the cold half after the shared epilogue */
     struct emitter em;               /* blocks' bodies */
     struct emitter cold;             /* their stubs */
     struct block *blocks;            /* arena of MAX_BLOCKS (BLOCKS_BYTES, mapped) */
@@ -90,6 +91,8 @@ struct bt *bt_new(struct cpu *c)
     bt->em.end = bt->code_buf + HOT_SIZE;
     bt->cold.p = bt->code_buf + HOT_SIZE;
     bt->cold.end = bt->code_buf + CODE_SIZE;
+    bt->em.epilogue = bt->cold.epilogue = native_emit_epilogue_routine(&bt->cold);
+    bt->cold_start = bt->cold.p;
     /* (Huge pages: a boot fills tens of MiB of these a page at a time.
      * 2 MiB alignment also gives struct block its 64 bytes.) */
     bt->blocks = hugemap_or_die(BLOCKS_BYTES, "blocks");
@@ -241,7 +244,7 @@ void bt_flush(struct bt *bt)
     bt->nblocks = 0;
     bt->ninsns = 0;
     bt->em.p = bt->code_buf;
-    bt->cold.p = bt->code_buf + HOT_SIZE;
+    bt->cold.p = bt->cold_start;
     bt->stats.flushes++;
     bt->pm_generation = bt->pm->generation;
     bt->pm_rom_generation = bt->pm->rom_generation;

@@ -16,6 +16,7 @@ struct emitter {
     uint8_t *end;      /* limit */
     int mem_index;     /* the memory operand MEM_COVERED (native.c): [rdx + mem_index + mem_disp] */
     int32_t mem_disp;
+    uint8_t *epilogue; /* the shared way back to bt_run's caller (native.c), once emitted */
 };
 
 static inline int emit_room(const struct emitter *e, int n) { return e->end - e->p >= n; }

@@ -60,6 +60,11 @@ _Static_assert(sizeof(((struct cpu *)0)->bt_ras) == 256, "the return stack's byt
 
 static void modrm_rbx(struct emitter *e, int reg, int32_t disp)
 {
+    if (disp >= -128 && disp <= 127) {
+        emit_u8(e, 0x40 | (reg & 7) << 3 | 3); /* [rbx + disp8]: the registers, EIP and EFLAGS */
+        emit_u8(e, (uint8_t)disp);
+        return;
+    }
     emit_u8(e, 0x80 | (reg & 7) << 3 | 3);     /* [rbx + disp32] */
     emit_u32(e, (uint32_t)disp);
 }
@@ -226,14 +231,27 @@ void native_emit_load_all(struct block_emit *be)
 }
 
 /* Back to bt_run, dropping the host CALL frames translated code left. */
+/* The way back to bt_run: one copy per code buffer (native_emit_epilogue_routine), jumped to. */
 static void emit_epilogue(struct emitter *e)
 {
+    if (e->epilogue) {
+        emit_patch_rel32(emit_jmp32(e), e->epilogue);
+        return;
+    }
     emit_u8(e, 0x48); emit_u8(e, 0x8b);        /* mov rsp, [rbx+host_rsp] */
     modrm_rbx(e, 4, OFF_HOST_RSP);
     emit_pop(e, H_RCX);
     for (int k = 5; k >= 0; k--)
         emit_pop(e, saved_regs[k]);
     emit_ret(e);
+}
+
+uint8_t *native_emit_epilogue_routine(struct emitter *e)
+{
+    uint8_t *start = e->p;
+    e->epilogue = NULL;
+    emit_epilogue(e);
+    return start;
 }
 
 static uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)

@@ -168,6 +168,10 @@ unsigned native_regs_used(const struct insn *in);
 unsigned native_regs_written(const struct insn *in);
 /* The frame every block sets up on entry (see native.c). */
 void native_emit_prologue(struct emitter *e);
+/* The code every way out of translated code ends with, emitted once at e
+ * (the start of the code buffer's cold half); returns its address, which
+ * the emitters then jump to (struct emitter's epilogue). */
+uint8_t *native_emit_epilogue_routine(struct emitter *e);
 #define NATIVE_ALL_REGS 0xffu
 /* A flat block's entry: all guest registers into host registers; the code
  * after it (entry_chained) takes them as loaded and possibly written. */
