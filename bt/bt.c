@@ -7,6 +7,7 @@
 #include "bt/native.h"
 #include "hosted-driver/execmem.h"
 #include "hosted-driver/hugemap.h"
+#include "hosted-driver/prefault.h"
 #include "monitor/interp.h"
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
@@ -54,6 +55,8 @@ struct bt {
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
     uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
     FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
+    struct prefault *prefault;       /* keeps the arenas present ahead of their fill points */
+    int prefault_area[4];            /* hot code, cold code, blocks, decoded instructions */
 };
 
 
@@ -102,6 +105,11 @@ struct bt *bt_new(struct cpu *c)
     bt->pm_rom_generation = bt->pm->rom_generation;
     c->bt_ras_none = &no_return;
     cpu_forget_returns(c);
+    bt->prefault = prefault_new();
+    bt->prefault_area[0] = prefault_add(bt->prefault, bt->code_buf, HOT_SIZE);
+    bt->prefault_area[1] = prefault_add(bt->prefault, bt->code_buf + HOT_SIZE, HOT_SIZE);
+    bt->prefault_area[2] = prefault_add(bt->prefault, (uint8_t *)bt->blocks, BLOCKS_BYTES);
+    bt->prefault_area[3] = prefault_add(bt->prefault, (uint8_t *)bt->insn_arena, INSNS_BYTES);
     if (getenv("RETROVISOR_PERF_MAP")) {
         char path[64];
         snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
@@ -150,6 +158,7 @@ void bt_free(struct bt *bt)
         print_op_counts("threaded instructions", bt->threaded_by_op);
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
     }
+    prefault_free(bt->prefault);               /* before the areas go */
     execmem_free(bt->code_buf, CODE_SIZE);
     munmap(bt->blocks, BLOCKS_BYTES);
     munmap(bt->insn_arena, INSNS_BYTES);
@@ -859,6 +868,10 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
         mark_code_page(bt, b->phys2);
     }
     bt->stats.blocks_translated++;
+    prefault_note(bt->prefault, bt->prefault_area[0], bt->em.p);
+    prefault_note(bt->prefault, bt->prefault_area[1], bt->cold.p);
+    prefault_note(bt->prefault, bt->prefault_area[2], (const uint8_t *)&bt->blocks[bt->nblocks]);
+    prefault_note(bt->prefault, bt->prefault_area[3], (const uint8_t *)&bt->insn_arena[bt->ninsns]);
     for (int k = 0; k + 1 < n; k++)
         bt->stats.jumps_followed += jump_followed(b, k);
     return b;
