@@ -564,6 +564,7 @@ static void emit_block_code(struct bt *bt, struct block *b)
 {
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
+                             .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
                              .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
     /* Only blocks whose instructions are native or plain threaded ones chain:
      * those cannot change interrupt state, mappings or the mode. */

@@ -1001,7 +1001,7 @@ void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const s
             emit_put_flags_eax(e, 0x800);
         }
         emit_count(e, s->pending);
-        emit_call_step(e, s->eip, s->in, step);
+        emit_call_step(e, s->eip, s->in, s->step ? s->step : step);
         if (!s->resume) {
             /* A control transfer: the interpreter has set EIP and counted it. */
             emit_patch_rel32(emit_jmp32(e), plain_exit);
@@ -1614,6 +1614,8 @@ bool native_supported(const struct insn *in)
         return in->op32;                       /* LEAVE, PUSHF */
     case 0xfa: case 0xfc: case 0xfd:           /* CLI (at CPL 0; else the stub), CLD, STD */
         return true;
+    case 0xfb:                                 /* STI (at CPL 0, nothing pending; else the stub) */
+        return true;
     }
     if (op == 0xff && (in->reg == 2 || in->reg == 4 || in->reg == 6))
         return in->op32;
@@ -1755,8 +1757,8 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
         return FLAGS_ALL;          /* a zero count keeps every flag */
     if ((op >= 0xa0 && op <= 0xa5) || (op >= 0xaa && op <= 0xad))
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
-    if (op == 0xfa)
-        return FLAGS_ALL;          /* CLI above CPL 0 leaves for the interpreter (#GP) */
+    if (op == 0xfa || op == 0xfb)
+        return FLAGS_ALL;          /* CLI/STI above CPL 0 (#GP), STI with an interrupt to take: the interpreter's */
     if (op == 0xf7 && in->reg == 6)
         return FLAGS_ALL;          /* DIV whose quotient overflows leaves for the interpreter (#DE) */
     if (op == 0x10 || op == 0x11 || op == 0x12 || op == 0x13 || op == 0x14 || op == 0x15 ||
@@ -2450,6 +2452,40 @@ static void emit_rep_string(struct block_emit *be, const struct insn *in)
     emit_patch_rel32(none, e->p);
 }
 
+/*
+ * STI at CPL 0 with no interrupt waiting: IF set, and the one-instruction
+ * shadow when IF was clear, as the interpreter does.  Above CPL 0 (IOPL
+ * decides), and when the interrupt controller's output is up, the stub:
+ * the interpreter runs it and its step leaves the block when an interrupt
+ * has become deliverable, for bt_run to take it.  Without a controller
+ * flag to poll it stays threaded.
+ */
+static void emit_sti(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    cur_stub(be)->step = be->interrupt_step;
+    if (!be->intr_line) {
+        add_stub_fixup(be, emit_jmp32(e));
+        return;
+    }
+    emit_u8(e, 0x83);                          /* cmp dword [rbx+cpl], 0 */
+    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
+    emit_u8(e, 0);
+    jump_to_stub(be, CC_NE);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)be->intr_line);
+    emit_u8(e, 0x80); emit_u8(e, 0x38); emit_u8(e, 0);         /* cmp byte [rax], 0 */
+    jump_to_stub(be, CC_NE);
+    emit_load_rbx(e, H_RCX, OFF_FLAGS);
+    emit_u8(e, 0xf7); emit_u8(e, 0xd1);                        /* not ecx */
+    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 9);         /* shr ecx, 9: IF clear before */
+    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);         /* and ecx, 1 */
+    emit_u8(e, 0x08);                                          /* or [rbx+intr_shadow], cl */
+    modrm_rbx(e, H_RCX, (int32_t)offsetof(struct cpu, intr_shadow));
+    emit_u8(e, 0x81);                                          /* or dword [rbx+eflags], IF */
+    modrm_rbx(e, 1, OFF_FLAGS);
+    emit_u32(e, FL_IF);
+}
+
 /* MOV AL/EAX <-> [seg:offset] with the offset in the instruction. */
 static void emit_mov_moffs(struct block_emit *be, const struct insn *in)
 {
@@ -2834,6 +2870,7 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
             emit_materialize(be);
     }
     s->nfixups = 0;
+    s->step = NULL;
     s->in = in;
     s->eip = eip;
     s->pending = be->pending;
@@ -2916,6 +2953,9 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
                 note_logic_result(be, in->reg, size);
             break;
         }
+        case 0xfb:
+            emit_sti(be);
+            break;
         case 0xfa: case 0xfc: case 0xfd:       /* cli, cld, std: EFLAGS in struct cpu */
             if (op == 0xfa) {
                 emit_u8(e, 0x83);              /* cmp dword [rbx+cpl], 0: IOPL decides elsewhere */

@@ -92,6 +92,7 @@ struct native_stub {
     int logic_reg, logic_size;            /* host flags to redo with TEST on this guest register (>= 0) */
     bool host_after;                      /* the code resumed at expects flags in the host's EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
+    bool (*step)(struct cpu *, const struct insn *);   /* its own step, or NULL: the block's */
     unsigned regs;                        /* guest registers held in host registers there */
     unsigned dirty;                       /* the ones struct cpu has older values of */
 };
@@ -111,6 +112,8 @@ struct block_emit {
     struct emitter *hot, *cold; /* the block's body, and its stubs and ways out to bt_run */
     struct block *self;         /* the block being translated */
     struct block **jump_cache;  /* bt's cache for RET and indirect JMP/CALL */
+    const bool *intr_line;      /* the interrupt controller's output (machine_intr_line), or NULL */
+    bool (*interrupt_step)(struct cpu *, const struct insn *);   /* STI's stub: leaves when one is deliverable */
     struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
     int nchain;
     bool user;                  /* block runs at CPL 3: user TLB */

@@ -45,6 +45,7 @@ struct bus {
     intr_pending_fn intr_pending;
     intr_ack_fn intr_ack;
     void *intr_opaque;
+    const bool *intr_line;
 
     enum bus_request req;
     int req_status;
@@ -244,6 +245,16 @@ void bus_set_intr_controller(struct bus *b, intr_pending_fn pending, intr_ack_fn
     b->intr_pending = pending;
     b->intr_ack = ack;
     b->intr_opaque = opaque;
+}
+
+void bus_set_intr_line(struct bus *b, const bool *line)
+{
+    b->intr_line = line;
+}
+
+const bool *bus_intr_line(const struct bus *b)
+{
+    return b->intr_line;
 }
 
 bool bus_intr_pending(struct bus *b)

@@ -76,6 +76,11 @@ typedef int (*intr_ack_fn)(void *opaque);
 void bus_set_intr_controller(struct bus *b, intr_pending_fn pending, intr_ack_fn ack, void *opaque);
 bool bus_intr_pending(struct bus *b);
 int bus_intr_ack(struct bus *b);
+/* The controller's INTR output as a flag that code may poll without a
+ * call (translated STI does), kept equal to what intr_pending returns; NULL
+ * until a controller offers one. */
+void bus_set_intr_line(struct bus *b, const bool *line);
+const bool *bus_intr_line(const struct bus *b);
 
 /* Machine-level requests a device can make (reset line, A20 gate, power off). */
 enum bus_request { BUS_REQ_NONE = 0, BUS_REQ_RESET = 1, BUS_REQ_POWEROFF = 2, BUS_REQ_EXIT = 3 };

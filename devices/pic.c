@@ -354,6 +354,7 @@ struct pic *pic_new(struct bus *b)
     bus_register_pio(b, 0x4d0, 2, p, elcr_read, elcr_write);
     bus_set_irq_sink(b, pic_irq_sink, p);
     bus_set_intr_controller(b, pic_pending, pic_ack, p);
+    bus_set_intr_line(b, &p->int_out);
     bus_add_device(b, &(struct device){ .name = "pic", .opaque = p, .reset = pic_reset });
     return p;
 }

@@ -125,6 +125,11 @@ bool machine_intr_pending(struct machine *m)
     return bus_intr_pending(m->bus);
 }
 
+const bool *machine_intr_line(struct machine *m)
+{
+    return bus_intr_line(m->bus);
+}
+
 int machine_intr_ack(struct machine *m)
 {
     account_insns(m);

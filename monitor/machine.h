@@ -120,6 +120,8 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size);
 int64_t machine_now(struct machine *m);
 /* PIC interrupt line as seen by the CPU. */
 bool machine_intr_pending(struct machine *m);
+/* A flag equal to machine_intr_pending, or NULL (see bus_intr_line). */
+const bool *machine_intr_line(struct machine *m);
 int machine_intr_ack(struct machine *m);
 /* INVLPG hook (the translator drops stale lookups here). */
 void machine_invlpg(struct machine *m, uint32_t lin);

@@ -1426,7 +1426,7 @@ static void g_trap(void)
     case 0: put(0x0f); put(0x0b); break;      /* ud2 */
     case 1: put(0xcc); break;                 /* int3 (#GP from CPL 3: the gate is DPL 0) */
     case 2: put(0xce); break;                 /* into */
-    case 3: put(0xfa); break;                 /* cli: #GP at CPL 3 */
+    case 3: put(chance(50) ? 0xfa : 0xfb); break;   /* cli, sti: #GP at CPL 3 */
     case 4: put(0xf0); put(0x90); break;      /* lock nop: #UD */
     default: put(0x8e); put(0xd8 | below(8)); break;   /* mov ds, reg: usually #GP */
     }
