@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -70,7 +71,13 @@ struct prefault *prefault_new(void)
         return NULL;
     pthread_mutex_init(&pf->lock, NULL);
     pthread_cond_init(&pf->wake, NULL);
-    if (pthread_create(&pf->thread, NULL, prefault_thread, pf) != 0) {
+    /* The thread takes no signals: the guest's thread handles them. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int r = pthread_create(&pf->thread, NULL, prefault_thread, pf);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
         pthread_cond_destroy(&pf->wake);
         pthread_mutex_destroy(&pf->lock);
         free(pf);
