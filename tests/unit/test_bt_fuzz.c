@@ -1204,28 +1204,8 @@ static void g_string(void)
             mov_r32_imm(R_EAX, chance(50) ? 0 : rnd());
     }
     if (chance(30)) {
-        /* The string op starts a block after a jcc $+2, its registers not
-         * yet written there; with REP, test [esi], al and test [edi], al
-         * put the first pages in the TLB, and sometimes an INVLPG before
-         * the jcc (#GP at CPL 3) has taken the next one out: a REP MOVS/STOS
-         * that goes on into it stops there after a first round. */
-        bool warm = rep && chance(50);
-        if (warm && chance(50)) {
-            put(0x0f);                       /* invlpg [esi/edi + 0x20] */
-            put(0x01);
-            put(src && chance(50) ? 0x7e : 0x7f);
-            put(0x20);
-        }
-        put(0x70 + below(16));
+        put(0x70 + below(16));               /* jcc $+2: the string op starts a block, its registers not yet written there */
         put(0);
-        if (warm) {
-            if (src) {
-                put(0x84);
-                put(0x06);
-            }
-            put(0x84);
-            put(0x07);
-        }
     }
     put_prefixes(size == 2, seg, false, rep);
     put(op);
