@@ -1698,6 +1698,12 @@ enum native_guard native_threaded_guard(const struct insn *in)
 
 /* ---- flag liveness ---- */
 
+/* Shifts, rotates and double shifts by CL, whose zero count changes nothing. */
+static bool shifts_by_cl(const struct insn *in)
+{
+    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad;
+}
+
 #define FLAGS_ALL 0x8d5u
 
 /* Arithmetic flags a native instruction always writes (0: none, or not always). */
@@ -1753,7 +1759,7 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
         return FLAGS_ALL;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
         return FLAGS_ALL;
-    if (op == 0xd2 || op == 0xd3 || op == 0x1a5 || op == 0x1ad)
+    if (shifts_by_cl(in))
         return FLAGS_ALL;          /* a zero count keeps every flag */
     if ((op >= 0xa0 && op <= 0xa5) || (op >= 0xaa && op <= 0xad))
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
@@ -1998,6 +2004,44 @@ static bool shift_flags_from_host(const struct block_emit *be, const struct insn
     return n == 1 || !(be->flags_live & 0x800);
 }
 
+/* ecx = CL & 31 for a shift by CL; returns the rel32 of the jump taken on
+ * a zero count, which changes nothing at all (not even the flags). */
+static uint8_t *emit_cl_count(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    emit_mov_rr32(e, H_RCX, hreg(R_ECX));
+    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);        /* and ecx, 31 */
+    return emit_jcc32(e, CC_E);
+}
+
+/*
+ * After a shift, rotate or double shift whose flags live: the host's CF
+ * (and PF ZF SF for shifts) with OF as the shared semantics define it
+ * (emit_shift_of's `kind`), AF clear for shifts.  A shift by CL merges them
+ * into EFLAGS itself (native_flags_needed had R11 merged before), and its
+ * zero-count jump `zero_count` lands after them.
+ */
+static void emit_shift_flags(struct block_emit *be, int kind, int size, int rm, bool rotate, uint8_t *zero_count)
+{
+    struct emitter *e = be->e;
+    if (be->flags_dead) {
+        host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
+    } else {
+        emit_u8(e, 0x9c);                                      /* pushfq; pop rsi */
+        emit_u8(e, 0x5e);
+        emit_shift_of(e, kind, size, rm);
+        uint32_t host_mask = rotate ? 0x1 : 0xc5;              /* CF (+ PF ZF SF for shifts) */
+        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
+        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
+        if (zero_count)
+            emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);
+        else
+            emit_combine_eax(be, rotate ? 0x801 : FLAGS_LOGIC, rotate ? 0x801 : FLAGS_ARITH);
+    }
+    if (zero_count)
+        emit_patch_rel32(zero_count, e->p);
+}
+
 static void emit_shift(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
@@ -2007,9 +2051,7 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
     int rm = emit_rm(be, in, size, true);
     uint8_t *zero_count = NULL;
     if (op >= 0xd2) {
-        emit_mov_rr32(e, H_RCX, hreg(R_ECX));
-        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
-        zero_count = emit_jcc32(e, CC_E);                      /* count 0: no change at all */
+        zero_count = emit_cl_count(be);
         emit_op(e, size, op, EXT(kind), rm);                   /* shift rm, cl */
     } else {
         unsigned n = op <= 0xc1 ? (in->imm & 31) : 1;
@@ -2037,23 +2079,7 @@ static void emit_shift(struct block_emit *be, const struct insn *in)
             return;
         }
     }
-    if (be->flags_dead) {
-        host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
-        goto done;
-    }
-    emit_u8(e, 0x9c);                                          /* pushfq; pop rsi */
-    emit_u8(e, 0x5e);
-    emit_shift_of(e, kind, size, rm);
-    uint32_t host_mask = rotate ? 0x1 : 0xc5;                  /* CF (+ PF ZF SF for shifts) */
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
-    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
-    if (zero_count)
-        emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);   /* R11 was merged: see native_emit */
-    else
-        emit_combine_eax(be, rotate ? 0x801 : FLAGS_LOGIC, rotate ? 0x801 : FLAGS_ARITH);
-done:
-    if (zero_count)
-        emit_patch_rel32(zero_count, e->p);
+    emit_shift_flags(be, kind, size, rm, rotate, zero_count);
 }
 
 /* The flags of a product in host register `dst` (IMUL, MUL), just after
@@ -2533,9 +2559,7 @@ static void emit_double_shift(struct block_emit *be, const struct insn *in)
     int rm = emit_rm(be, in, 4, true);
     uint8_t *zero_count = NULL;
     if (op & 1) {
-        emit_mov_rr32(e, H_RCX, hreg(R_ECX));
-        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
-        zero_count = emit_jcc32(e, CC_E);
+        zero_count = emit_cl_count(be);
         emit_op(e, 4, 0x0f00 | (op & 0xff), hreg(in->reg), rm);   /* shld/shrd rm, reg, cl */
     } else {
         if (!(in->imm & 31))
@@ -2543,21 +2567,7 @@ static void emit_double_shift(struct block_emit *be, const struct insn *in)
         emit_op(e, 4, 0x0f00 | (op & 0xff), hreg(in->reg), rm);   /* shld/shrd rm, reg, imm8 */
         emit_u8(e, in->imm & 31);
     }
-    if (be->flags_dead) {
-        host_flags_clobbered(be, FLAGS_ARITH);
-    } else {
-        emit_u8(e, 0x9c);                                      /* pushfq; pop rsi */
-        emit_u8(e, 0x5e);
-        emit_shift_of(e, left ? 4 : 5, 4, rm);
-        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0xc5); /* and esi, CF PF ZF SF */
-        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
-        if (zero_count)
-            emit_put_flags_eax(e, FLAGS_ARITH);                /* R11 was merged: see native_flags_needed */
-        else
-            emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);
-    }
-    if (zero_count)
-        emit_patch_rel32(zero_count, e->p);
+    emit_shift_flags(be, left ? 4 : 5, 4, rm, false, zero_count);   /* OF as SHL's or SHR's */
 }
 
 /* CMPXCHG8B m64: the host's, on EDX:EAX and ECX:EBX in the host's own
@@ -2606,8 +2616,7 @@ static uint32_t flags_read(const struct insn *in)
 
 uint32_t native_flags_read(const struct insn *in)
 {
-    int op = in->op;
-    if (!native_supported(in) || op == 0xd2 || op == 0xd3 || op == 0x1a5 || op == 0x1ad || insn_is_jcc(in))
+    if (!native_supported(in) || shifts_by_cl(in) || insn_is_jcc(in))
         return FLAGS_ALL;          /* threaded; a zero count keeps them; a side exit takes them */
     return flags_read(in);
 }
@@ -2624,10 +2633,11 @@ int native_of_blocker(const struct insn *in, int reg)
 }
 
 /* A shift by CL merges its flags into EFLAGS in memory itself: a zero count
- * leaves every flag as it was, so R11 cannot stand for them afterwards. */
+ * leaves every flag as it was, so R11 cannot stand for them afterwards.
+ * PUSHF reads EFLAGS whole from memory. */
 static bool flags_merged_by_hand(const struct insn *in)
 {
-    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad || in->op == 0x9c;
+    return shifts_by_cl(in) || in->op == 0x9c;
 }
 
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its
