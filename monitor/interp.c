@@ -410,8 +410,10 @@ static void exec_group3(struct cpu *c, const struct insn *in)
     }
     default: {
         uint32_t divisor = rm_read(c, in, size);
-        uint32_t dlo = size == 1 ? (c->r[R_EAX] & 0xffff) : reg_read(c, R_EAX, size);
-        uint32_t dhi = size == 1 ? 0 : reg_read(c, R_EDX, size);
+        /* The dividend is twice the divisor's width: AH:AL for a byte,
+         * DX:AX or EDX:EAX otherwise. */
+        uint32_t dlo = reg_read(c, R_EAX, size);
+        uint32_t dhi = size == 1 ? (c->r[R_EAX] >> 8) & 0xff : reg_read(c, R_EDX, size);
         bool ok = in->reg == 6 ? alu_div(&c->eflags, dlo, dhi, divisor, size, &q, &r)
                                : alu_idiv(&c->eflags, dlo, dhi, divisor, size, &q, &r);
         if (!ok)
