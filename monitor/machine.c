@@ -282,10 +282,10 @@ static bool load_kernel(struct machine *m)
     return ok;
 }
 
-static void code_written(void *opaque, uint32_t page)
+static void code_written(void *opaque, uint32_t addr, uint32_t len, bool by_cpu)
 {
     struct machine *m = opaque;
-    bt_invalidate_page(m->bt, page);
+    bt_invalidate_range(m->bt, addr, len, by_cpu);
 }
 
 /* The VGA's linear framebuffer BAR moved: map the guest-physical range straight
