@@ -7,6 +7,9 @@
  * under the translation cache, and where it matters under the interpreter
  * too, and checks the registers and the cache's counters (counts, never
  * times).
+ *
+ * Also here, as the other guard against guests that make no progress: a
+ * fault that keeps recurring at one address is reported as a livelock.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,6 +237,52 @@ static void test_rewritten_page_turns_hot_and_stays_right(void **state)
     assert_true(after.blocks_translated - before.blocks_translated < 2000);
 }
 
+/* ---- a guest stuck in a fault ---- */
+
+/* Real mode, interrupts off: UD2 at 0000:0600, and its #UD handler IRETs
+ * straight back to it. */
+static void run_fault_loop(struct machine *m, int64_t insns)
+{
+    struct cpu *c = &m->cpu;
+    static const uint8_t ivt6[4] = { 0x00, 0x05, 0x00, 0x00 };   /* 0000:0500 */
+    static const uint8_t iret = 0xcf, ud2[2] = { 0x0f, 0x0b };
+    put(m, 6 * 4, ivt6, 4);
+    put(m, 0x500, &iret, 1);
+    put(m, 0x600, ud2, 2);
+    flat_ring0(c, 0x600);
+    c->cr0 = CR0_ET;
+    c->cpl = 0;
+    for (int s = 0; s < SEG_COUNT; s++) {
+        c->seg[s].sel = 0;
+        c->seg[s].base = 0;
+        c->seg[s].limit = 0xffff;
+        c->seg[s].attr = SEG_ATTR_S | SEG_ATTR_P | (s == SEG_CS ? 0xb : 0x3);
+    }
+    c->r[R_ESP] = 0x7000;
+    c->idtr = (struct dtr){ 0, 0x3ff };
+    c->livelock_reported = false;
+    tlb_flush_all(c);
+    cpu_set_budget(c, insns);
+    if (m->bt)
+        bt_run(m->bt);
+    else
+        interp_run(c);
+    assert_false(c->halted);
+    assert_int_equal(c->repeat_vector, EXC_UD);
+}
+
+static void test_fault_loop_reported_as_livelock(void **state)
+{
+    for (int k = 0; k < 2; k++) {
+        struct machine *m = k ? m_interp : m_bt;
+        run_fault_loop(m, 500000);                 /* 250000 faults: not yet */
+        assert_false(m->cpu.livelock_reported);
+        run_fault_loop(m, 2100000);                /* 10^6 in a row */
+        assert_true(m->cpu.livelock_reported);
+        assert_int_equal(m->cpu.repeat_addr, 0x600);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_store_into_next_instruction),
         cmocka_unit_test(test_data_beside_code_keeps_translations),
         cmocka_unit_test(test_rewritten_page_turns_hot_and_stays_right),
+        cmocka_unit_test(test_fault_loop_reported_as_livelock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
