@@ -21,6 +21,11 @@ hex digits for every byte the keyboard controller hands the guest.
                                 lived, and its highest descriptor
   wrongpw PORT N                N attempts with a wrong password, 50 ms apart;
                                 prints "checked C refused R elapsed E ok O"
+  garbage PORT                  malformed handshakes, huge SetEncodings and
+                                ClientCutText counts, random bytes after the
+                                handshake, each on its own connection; prints
+                                how many the server closed and whether any
+                                got a framebuffer update without asking
   trickle PORT LOG SECONDS      one client sends the RFB version one byte
                                 every 5 s, another stops mid-handshake;
                                 prints the serial rate meanwhile and when
@@ -310,6 +315,73 @@ def cmd_trickle(port, log, seconds):
     return 0
 
 
+def none_session(port):
+    """An RFB 3.8 session with security None up to ServerInit."""
+    s = connect(port)
+    recv_exact(s, 12)
+    s.sendall(b"RFB 003.008\n")
+    n = recv_exact(s, 1)[0]
+    recv_exact(s, n)
+    s.sendall(b"\x01")
+    recv_exact(s, 4)
+    s.sendall(b"\x01")
+    recv_exact(s, 20)
+    recv_exact(s, struct.unpack(">I", recv_exact(s, 4))[0])
+    return s
+
+
+def closed_by_server(s, wait):
+    """True when the server closes s within wait seconds (it may send first)."""
+    s.settimeout(wait)
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                return True
+    except socket.timeout:
+        return False
+    except OSError:
+        return True
+
+
+def cmd_garbage(port):
+    import random
+    rnd = random.Random(23)
+    cases = []
+    # malformed handshakes
+    for name, data in (("bad version", b"RFB 999.999\n"), ("not RFB", b"XXXXXXXXXXXX"),
+                       ("binary version", bytes(range(12))), ("short version", b"RFB 003")):
+        s = connect(port)
+        recv_exact(s, 12)
+        s.sendall(data)
+        cases.append((name, s))
+    s = connect(port)
+    recv_exact(s, 12)
+    s.sendall(b"RFB 003.008\n")
+    recv_exact(s, 1 + 1)
+    s.sendall(b"\x63")                              # security type 99: never offered
+    cases.append(("unoffered security type", s))
+    # after the handshake
+    s = none_session(port)
+    s.sendall(struct.pack(">BxH", 2, 65535) + b"\0\0\0\0" * 2)    # SetEncodings: 65535 promised, 2 sent
+    cases.append(("SetEncodings count 65535", s))
+    s = none_session(port)
+    s.sendall(struct.pack(">BxxxI", 6, 0x7fffffff) + b"x" * 1000)  # ClientCutText of 2 GiB
+    cases.append(("ClientCutText 2 GiB", s))
+    s = none_session(port)
+    s.sendall(struct.pack(">Bxxxi", 6, -0x7fffffff) + b"x" * 1000)  # extended clipboard, absurd length
+    cases.append(("ClientCutText negative length", s))
+    s = none_session(port)
+    s.sendall(bytes(rnd.randrange(256) for _ in range(4096)))
+    cases.append(("4 KiB of random bytes", s))
+    closed = [name for name, s in cases if closed_by_server(s, 8)]
+    for _, s in cases:
+        s.close()
+    print("%d of %d closed by the server; left open: %s"
+          % (len(closed), len(cases), ", ".join(n for n, _ in cases if n not in closed) or "none"))
+    return 0
+
+
 def cmd_port():
     import random
     for _ in range(200):
@@ -341,6 +413,8 @@ def main(argv):
         return cmd_flood(int(a[0]), int(a[1]), a[2], int(a[3]), float(a[4]))
     if cmd == "wrongpw":
         return cmd_wrongpw(int(a[0]), int(a[1]))
+    if cmd == "garbage":
+        return cmd_garbage(int(a[0]))
     if cmd == "trickle":
         return cmd_trickle(int(a[0]), a[1], float(a[2]))
     print(__doc__)

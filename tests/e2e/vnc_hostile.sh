@@ -106,6 +106,17 @@ else
     fail "vnc_hostile websocket off: $r"
 fi
 
+a=$(wc -c <"$log")
+r=$($HOSTILE garbage "$port" 2>&1)
+b=$(wc -c <"$log")
+if ! kill -0 "$pid" 2>/dev/null; then
+    fail "vnc_hostile garbage: the VMM died: $r / $(tail -2 "$E2E_TMP/vnc-flood.stdout" | tr '\n' ' ')"
+elif ! echo "$r" | grep -q 'left open: none$' || [ "$b" -le "$a" ]; then
+    fail "vnc_hostile garbage: $r; serial $a -> $b"
+else
+    pass "vnc_hostile garbage: malformed handshakes, huge SetEncodings/ClientCutText counts and random bytes: $r; the heartbeat went on ($a -> $b bytes)"
+fi
+
 r=$($HOSTILE flood "$port" 1200 "$log" "$pid" 4 2>&1)
 before=$(echo "$r" | sed -n 's/.*serial \([0-9]*\)\/s before, \([0-9]*\)\/s during.*/\1/p')
 during=$(echo "$r" | sed -n 's/.*serial \([0-9]*\)\/s before, \([0-9]*\)\/s during.*/\2/p')
