@@ -201,13 +201,7 @@ if [ $rc -eq 2 ] && [ "$(wc -l <"$out")" -eq 1 ] && grep -q 'insecure' "$out"; t
 else
     fail "vnc_hostile loopback: -vnc 0.0.0.0:N gave status $rc: $(cat "$out")"
 fi
-$RV -bios "$ROM" -m 16 -serial none -vnc "0.0.0.0:$((port - 5900)),insecure" -run-for 0.5 >"$out" 2>&1
-rc=$?
-if [ $rc -eq 0 ]; then
-    pass "vnc_hostile loopback: with ,insecure it starts"
-else
-    fail "vnc_hostile loopback: ,insecure gave status $rc: $(cat "$out")"
-fi
+# (',insecure' is not started here: it would listen beyond loopback.)
 RETROVISOR_VNC_PASSWORD=123456789 $RV -bios "$ROM" -m 16 -serial none -vnc ":$((port - 5900)),password" \
     -run-for 1 >"$out" 2>&1
 rc=$?
