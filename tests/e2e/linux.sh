@@ -40,10 +40,20 @@ check_run() { # check_run NAME LOG STATUS
 }
 
 log="$E2E_TMP/linux-direct.log"
+rm -f "$log.png"
 timeout 600 $RV -m 256 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 rv.mode=test" -display none -serial "file:$log" -no-reboot \
-    >"$log.stdout" 2>"$log.stderr"
+    -append "console=tty0 console=ttyS0 panic=-1 rv.mode=test" -display none -serial "file:$log" -no-reboot \
+    -debugcon "file:$log.seabios" -screendump "$log.png" >"$log.stdout" 2>"$log.stderr"
 check_run direct "$log" $?
+# -kernel boots through SeaBIOS and the project's option ROM, so SeaVGABIOS
+# has loaded the text-mode font: the kernel's last words are readable on screen.
+expect_line "$log.seabios" '^Booting from ROM' "linux direct: SeaBIOS boots the linuxboot option ROM"
+if python3 tests/e2e/screens.py text "$log.png" /usr/share/seabios/vgabios-stdvga.bin 2>&1 |
+        grep -q 'reboot: Power down'; then
+    pass "linux direct: the VGA text console is readable (the font is loaded)"
+else
+    fail "linux direct: no 'reboot: Power down' readable on the screen ($log.png)"
+fi
 
 log="$E2E_TMP/linux-disk.log"
 timeout 600 $RV -m 256 -hda "$L/disk-test.img" -snapshot -display none -serial "file:$log" -no-reboot \
