@@ -47,6 +47,10 @@ typedef bool (*guest_phys_rw_fn)(void *opaque, uint64_t gpa, void *buf, uint32_t
 #define FW_CFG_MAX_CPUS    0x0f
 #define FW_CFG_FILE_DIR    0x19
 #define FW_CFG_FILE_FIRST  0x20
+/* x86-specific keys (QEMU's FW_CFG_ARCH_LOCAL): SeaBIOS reads IRQ0_OVERRIDE
+ * as etc/irq0-override, and then its MP table routes ISA IRQ 0 to I/O APIC pin 2. */
+#define FW_CFG_ARCH_LOCAL     0x8000
+#define FW_CFG_IRQ0_OVERRIDE  (FW_CFG_ARCH_LOCAL + 2)
 
 #define E820_TYPE_RAM 1
 #define E820_TYPE_RESERVED 2

@@ -240,6 +240,8 @@ static void fill_fwcfg(struct machine *m)
     fwcfg_add_i64(m->fwcfg, FW_CFG_RAM_SIZE, ram);
     fwcfg_add_i16(m->fwcfg, FW_CFG_NB_CPUS, 1);
     fwcfg_add_i16(m->fwcfg, FW_CFG_MAX_CPUS, 1);
+    /* The board wires ISA IRQ 0 to I/O APIC pin 2; SeaBIOS's MP table says so. */
+    fwcfg_add_i32(m->fwcfg, FW_CFG_IRQ0_OVERRIDE, 1);
     fwcfg_add_e820(m->fwcfg, 0, ram, E820_RAM);
     if (m->acpi_pm)
         add_acpi_tables(m);
