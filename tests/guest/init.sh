@@ -31,8 +31,8 @@ test)
     # Two lines describe the CPU model's age, not emulated hardware: a real
     # Pentium II (and QEMU's -cpu pentium2) gets them from this kernel too.
     # The third is SeaBIOS's PnP BIOS, which answers only the installation
-    # check; Linux asks it because the machine has no ACPI tables yet (under
-    # QEMU, ACPI disables PnPBIOS).
+    # check; Linux asks it when the machine has no ACPI tables (-machine
+    # acpi=off, or acpi=off on the command line); with ACPI it is disabled.
     dmesg | grep -iE 'unknown|unsupported|not supported' |
         grep -vE 'MMIO Stale Data: Unknown|intel_pstate: CPU model not supported' |
         grep -v 'PnPBIOS: dev_node_info: function not supported' |
