@@ -174,6 +174,7 @@ static void parse_machine(struct machine_config *cfg, const char *spec)
  * written, the terminal restored); a second one kills at once. */
 static struct machine *running;
 
+/* SIGPWR presses the ACPI power button: an ACPI guest then shuts down cleanly. */
 static void power_button_signal(int sig)
 {
     if (running)
