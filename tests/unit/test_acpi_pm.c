@@ -223,6 +223,39 @@ static void test_decode(void **state)
     assert_int_equal(bus_pio_read(e->b, PM1_CNT, 2), 0);
 }
 
+/* Garbage from the guest: every port of the block and the config space with
+ * every size; nothing but IRQ 9 moves, and the PM timer still counts. */
+static void test_guest_garbage(void **state)
+{
+    struct env *e = *state;
+    uint32_t x = 12345;
+    for (int round = 0; round < 20000; round++) {
+        x = x * 1103515245u + 12345u;
+        int size = 1 << (x >> 29 & 1 ? 2 : x >> 28 & 1);
+        uint16_t port = PMBA + (x >> 8) % (ACPI_PM_LEN + 4);
+        uint32_t val = x ^ (x << 7);
+        if (x & 0x10)
+            bus_pio_write(e->b, port, val, size);
+        else
+            (void)bus_pio_read(e->b, port, size);
+        if ((x & 0xff) == 0x42)
+            bus_pio_write(e->b, ACPI_SMI_CMD_PORT, val, size);
+        if ((x & 0x3ff) == 0x17)
+            pci_config_write(e->pb, ACPI_PM_DEVFN, (x >> 12) & 0xff, val, size);
+        if ((x & 0xfff) == 0x99)
+            map_at(e, PMBA);
+        vclock_account_insns(e->clk, 1000);
+        vclock_run_timers(e->clk);
+        bus_clear_request(e->b);
+    }
+    assert_int_equal(e->other_lines, 0);
+    map_at(e, PMBA);
+    uint32_t t0 = bus_pio_read(e->b, PM_TMR, 4);
+    run_until(e, vclock_now(e->clk) + NS_PER_SEC / 10);
+    uint32_t t1 = bus_pio_read(e->b, PM_TMR, 4);
+    assert_true(((t1 - t0) & 0xffffff) >= ACPI_PM_TIMER_HZ / 10 - 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timer_overflow_sci, setup, teardown),
         cmocka_unit_test_setup_teardown(test_s5_powers_off, setup, teardown),
         cmocka_unit_test_setup_teardown(test_decode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_guest_garbage, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
