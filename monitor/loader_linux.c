@@ -13,8 +13,6 @@
  */
 #include "monitor/loader.h"
 #include "monitor/machine.h"
-#include "monitor/mmu.h"
-#include "monitor/physmem.h"
 #include "devices/fwcfg.h"
 #include "hosted-driver/xalloc.h"
 
