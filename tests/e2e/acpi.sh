@@ -6,12 +6,17 @@
 #      dmesg, the PM timer is found, the SCI is on IRQ 9, the power button
 #      (SIGPWR to the monitor) reaches the guest as an ACPI event, and a plain
 #      `poweroff` ends the run through S5 with status 0;
-#   2. -icount: the PM timer passes Linux's rate check and is a clocksource
-#      (on a loaded host a realtime run can fail that check by chance: the
-#      host deschedules the VMM while the PIT gate is open);
+#   2. -icount: the PM timer passes Linux's rate check and is a clocksource,
+#      and the TSC (checked against it by the clocksource watchdog) stays the
+#      clocksource.  These are checked where time is deterministic: on a
+#      loaded host a realtime run fails the rate check by chance (the host
+#      deschedules the VMM just as the PIT's 50 ms gate closes, so the PM
+#      timer seems fast), and the PIT, the watchdog then, can mark the TSC
+#      unstable;
 #   3. acpi=off on the kernel command line, and 4. -machine acpi=off: both
 #      still boot and run init to the end.
-# RETROVISOR_LONG=1 adds 10 realtime boots that must all keep the TSC.
+# RETROVISOR_LONG=1 adds 10 realtime boots that must all keep the TSC (on
+# this shared 2-core host that soak fails now and then; see above).
 . tests/e2e/lib.sh
 
 if ! sh tests/guest/build-linux.sh >"$E2E_TMP/acpi-build.log" 2>&1; then
@@ -87,17 +92,22 @@ expect_line "$log" '^RV-DM .*ACPI: PM: \(supports S0 S5\)' "acpi main: S0 and S5
 expect_line "$log" '^RV-DM .*PCI: Using ACPI for IRQ routing' "acpi main: PCI IRQ routing from the DSDT"
 expect_line "$log" '^RV-SCI +9: .*acpi' "acpi main: the SCI is IRQ 9"
 expect_line "$log" '^RV-PWRBTN [1-9]' "acpi main: the power button's SCI reached the guest"
-expect_line "$log" '^RV-CLOCKSOURCE tsc[[:space:]]*$' "acpi main: the TSC stays the clocksource"
-if grep -qE 'TSC unstable|Marking TSC unstable' "$log"; then
-    fail "acpi main: $(grep -m1 -E 'TSC unstable' "$log")"
-else
-    pass "acpi main: no 'TSC unstable'"
-fi
 expect_acpi_poweroff main
+
+# expect_tsc_kept NAME: the TSC stayed the clocksource, never marked unstable.
+expect_tsc_kept() {
+    expect_line "$log" '^RV-CLOCKSOURCE tsc[[:space:]]*$' "acpi $1: the TSC stays the clocksource"
+    if grep -qE 'TSC unstable' "$log"; then
+        fail "acpi $1: $(grep -m1 -E 'TSC unstable' "$log")"
+    else
+        pass "acpi $1: no 'TSC unstable'"
+    fi
+}
 
 disk=$(make_disk icount "rv.mode=acpi")
 boot icount "$disk" -icount 2
 expect_line "$log" '^RV-AVAILABLE .*acpi_pm' "acpi icount: acpi_pm is an available clocksource"
+expect_tsc_kept icount
 expect_acpi_poweroff icount
 
 disk=$(make_disk cmdline-off "rv.mode=test acpi=off")
