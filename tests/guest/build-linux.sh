@@ -43,10 +43,15 @@ if [ ! -s "$OUT/vmlinuz" ]; then
     cp "$OUT"/pkgroot/boot/vmlinuz-*-686 "$OUT/vmlinuz"
 fi
 
-if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ]; then
+# The ACPI button driver is a module in Debian's kernel: init loads it to see
+# the power button's events (tests/e2e/acpi.sh).
+button_ko=$(ls "$OUT"/pkgroot/lib/modules/*/kernel/drivers/acpi/button.ko | head -1)
+if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ] ||
+   [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ]; then
     step "building initramfs.cpio (busybox + init)"
     python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
-        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root \
+        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:lib \
+        file:lib/button.ko:"$button_ko":644 \
         nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
         file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \
         slink:bin/sh:busybox \
