@@ -907,7 +907,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     const uint8_t *page2_bytes = NULL;
     if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
         page2_bytes = mem_code_ptr_nofault(bt->cpu, lin2, &phys2);
-        if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) &&
+        if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) && physmem_page_tracked(bt->pm, phys2) &&
             decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n])) {
             bytes.gran |= code_granules(off, PAGE_SIZE);
             bytes.hi = off + insns[n++].len;   /* past the page: the rest is in page 2 */
@@ -1030,6 +1030,8 @@ static struct block *lookup(struct bt *bt)
         b = b->hash_next;
     if (!b && !bt->no_hot_pages && code_heat_is_hot(bt->heat, phys & PAGE_MASK, cpu_icount(c)))
         return NULL;               /* rewritten too often to be worth translating: interpreted for now */
+    if (!b && !physmem_page_tracked(bt->pm, phys))
+        return NULL;               /* device memory: its writes could not invalidate a translation */
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, uncached);
     if (b)

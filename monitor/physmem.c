@@ -195,3 +195,15 @@ bool physmem_copy_from(struct physmem *pm, uint64_t addr, void *dst, size_t len)
     memcpy(dst, pm->ram + addr, len);
     return true;
 }
+
+static bool within(const uint8_t *p, const uint8_t *base, size_t size)
+{
+    return base && p >= base && p < base + size;
+}
+
+bool physmem_page_tracked(const struct physmem *pm, uint32_t addr)
+{
+    const uint8_t *p = pm->rd[addr >> 12];
+    return within(p, pm->ram, pm->ram_size) || within(p, pm->bios, pm->bios_size) ||
+           within(p, pm->rom_shadow, SHADOW_SIZE);
+}

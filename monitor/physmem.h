@@ -53,6 +53,12 @@ static inline void physmem_set_code(struct physmem *pm, uint32_t addr, bool on)
         pm->code_bits[page >> 3] &= ~(1u << (page & 7));
 }
 
+/* Whether every change to the page's bytes passes through physmem, so that
+ * code_write or rom_generation hears of it: RAM, the BIOS and the ROM
+ * shadow.  Not device memory mapped onto a host buffer (the VGA's LFB),
+ * which the device also writes by other paths (the legacy window). */
+bool physmem_page_tracked(const struct physmem *pm, uint32_t addr);
+
 struct physmem *physmem_new(uint32_t ram_size, struct bus *bus);
 void physmem_free(struct physmem *pm);
 /* Install the BIOS image (64, 128 or 256 KiB) at the top of 4 GiB, its last

@@ -237,6 +237,44 @@ static void test_rewritten_page_turns_hot_and_stays_right(void **state)
     assert_true(after.blocks_translated - before.blocks_translated < 2000);
 }
 
+/* ---- code in video memory ---- */
+
+/* The VGA's LFB maps video memory straight into the guest; the legacy
+ * window at 0xA0000 reaches the same bytes through the device.  Code run
+ * from the LFB and rewritten through the window must not run stale. */
+static void test_code_in_video_memory_rewritten_through_the_window(void **state)
+{
+    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = true };
+    FILE *f = fopen(bios_path, "wb");
+    static uint8_t rom[0x10000];
+    memset(rom, 0xf4, sizeof rom);
+    fwrite(rom, 1, sizeof rom, f);
+    fclose(f);
+    struct machine *m = machine_new(&cfg);
+    unlink(bios_path);
+    if (!m)
+        skip();                                        /* no SeaVGABIOS here */
+    const uint32_t lfb = 0xe0000000u, cfg_addr = 0x80000000u | (2u << 11);
+    machine_io_write(m, 0xcf8, cfg_addr | 0x10, 4);  /* 00:02.0 BAR0: the LFB */
+    machine_io_write(m, 0xcfc, lfb, 4);
+    machine_io_write(m, 0xcf8, cfg_addr | 0x04, 4);  /* memory decode on */
+    machine_io_write(m, 0xcfc, 0x0003, 2);
+    static const uint16_t vbe[][2] = { { 1, 640 }, { 2, 480 }, { 3, 32 }, { 5, 0 }, { 4, 0x41 } };
+    for (size_t k = 0; k < sizeof vbe / sizeof vbe[0]; k++) {
+        machine_io_write(m, 0x1ce, vbe[k][0], 2);
+        machine_io_write(m, 0x1cf, vbe[k][1], 2);
+    }
+    static const uint8_t code[] = { 0xb8, 0x01, 0x00, 0x00, 0x00, 0xf4 };   /* mov eax, 1; hlt */
+    for (size_t k = 0; k < sizeof code; k++)
+        machine_phys_write(m, 0xa0000 + k, code[k], 1);                     /* through the window */
+    run_from(m, lfb);
+    assert_int_equal(m->cpu.r[R_EAX], 1);
+    machine_phys_write(m, 0xa0001, 2, 1);                                   /* mov eax, 2 */
+    run_from(m, lfb);
+    assert_int_equal(m->cpu.r[R_EAX], 2);
+    machine_free(m);
+}
+
 /* ---- a guest stuck in a fault ---- */
 
 /* Real mode, interrupts off: UD2 at 0000:0600, and its #UD handler IRETs
@@ -292,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_store_into_next_instruction),
         cmocka_unit_test(test_data_beside_code_keeps_translations),
         cmocka_unit_test(test_rewritten_page_turns_hot_and_stays_right),
+        cmocka_unit_test(test_code_in_video_memory_rewritten_through_the_window),
         cmocka_unit_test(test_fault_loop_reported_as_livelock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
