@@ -3,12 +3,17 @@
  * instructions, each with generated x86-64 host code, cached by the physical
  * address of its first instruction and the code-segment size.
  *
- * This first stage threads every instruction through the shared instruction
- * semantics (interp_exec) from generated code: decoding, fetching and CS/page
- * checks are paid once per block instead of once per instruction, and
- * exceptions stay precise because every instruction starts from the exact
- * architectural state.  Native code for common instructions is emitted
- * inside the same frame (see docs/ARCHITECTURE.md).
+ * Common 32-bit integer instructions become the same host instruction on
+ * the guest registers held in host registers (bt/native.c), with memory
+ * operands through an inline TLB probe; every other instruction is
+ * "threaded": generated code calls the shared instruction semantics
+ * (interp_exec), so decoding, fetching and CS/page checks are paid once per
+ * block and a semantic exists once.  Exceptions stay precise: a native
+ * instruction whose checks fail goes to a stub that runs it through the
+ * interpreter before it has changed anything.  Blocks chain to each other
+ * by patched jumps; flat blocks may follow direct jumps and take
+ * conditional side exits; a block may end with an instruction that crosses
+ * into a second page (see docs/ARCHITECTURE.md, "Translation cache").
  *
  * A physical page that holds translations is marked in physmem's code-page
  * bitmap: the TLB gives no direct write access to it, so every CPU or DMA
