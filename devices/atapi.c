@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/xalloc.h"
@@ -972,9 +973,12 @@ int atapi_insert(struct atapi *a, const char *path, bool force, char *err, size_
         blockdev_close(bd);
         return -1;
     }
+    /* blockdev has already cut (and reported) a tail short of 512 bytes. */
+    struct stat st;
+    uint64_t file_bytes = stat(path, &st) == 0 && S_ISREG(st.st_mode) ? (uint64_t)st.st_size : bytes;
     if (bytes % ATAPI_SECTOR)
-        fprintf(stderr, "retrovisor: warning: %s: size is not a multiple of 2048 bytes; the last %llu bytes are ignored\n",
-                path, (unsigned long long)(bytes % ATAPI_SECTOR));
+        fprintf(stderr, "retrovisor: warning: %s: size %llu is not a multiple of 2048; the last %llu bytes are ignored\n",
+                path, (unsigned long long)file_bytes, (unsigned long long)(file_bytes % ATAPI_SECTOR));
     drop_medium(a);
     a->bd = bd;
     a->path = xmalloc(strlen(path) + 1);

@@ -40,6 +40,40 @@ test)
     echo "RV-END"
     poweroff -f
     ;;
+cdtest)
+    # The CD-ROM: boot disc A (big.bin, disc-id A) is read and checked, the
+    # guest ejects it, and waits for the host to put in disc B (-cdrom-change).
+    for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs; do
+        insmod /lib/modules/$m.ko || echo "RV-CD-ERROR insmod $m"
+    done
+    i=0
+    while [ ! -b /dev/sr0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    echo "RV-CD-MODEL $(cat /sys/block/sr0/device/vendor /sys/block/sr0/device/model 2>/dev/null | tr -s ' \n' ' ')"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt; then echo "RV-CD-MOUNT ok"; else echo "RV-CD-MOUNT failed"; fi
+    echo "RV-CD-ID $(cat /mnt/disc-id)"
+    t0=$(uptime_cs)
+    echo "RV-CD-SHA $(sha256sum /mnt/big.bin | cut -d' ' -f1)"
+    t1=$(uptime_cs)
+    echo "RV-CD-SHA-CS $((t1 - t0))"
+    umount /mnt
+    # Without this, the next open would close the tray on disc A again.
+    echo 0 >/proc/sys/dev/cdrom/autoclose
+    if cdctl eject /dev/sr0; then echo "RV-CD-EJECT ok"; else echo "RV-CD-EJECT failed"; fi
+    echo "RV-CD-EJECTED $(cdctl status /dev/sr0)"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then echo "RV-CD-EMPTY-MOUNT ok"; umount /mnt; else echo "RV-CD-EMPTY-MOUNT failed"; fi
+    echo "RV-CD-WAITING"
+    i=0
+    while [ "$(cdctl status /dev/sr0)" != disc-ok ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
+    echo "RV-CD-CHANGED $(cdctl status /dev/sr0)"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt; then
+        echo "RV-CD-ID2 $(cat /mnt/disc-id)"
+        echo "RV-CD-SHA2 $(sha256sum /mnt/small.bin | cut -d' ' -f1)"
+        umount /mnt
+    fi
+    dmesg | grep -E 'ata[0-9]|sr0|sr 1:|cdrom|isofs|ISO 9660' | sed 's/^/RV-KLOG /'
+    echo "RV-END"
+    poweroff -f
+    ;;
 bench)
     t0=$(uptime_cs)
     dd if=/dev/zero bs=64k count=256 2>/dev/null | sha256sum >/dev/null

@@ -1,0 +1,111 @@
+#!/bin/sh
+# The ATAPI CD-ROM under SeaBIOS and Linux:
+#   1. an ISO made here with xorriso + isolinux (the project's kernel and
+#      initramfs, and a random 32 MiB file) boots through SeaBIOS's El Torito
+#      path (-cdrom, -boot d);
+#   2. the guest loads the CD-ROM modules, mounts /dev/sr0 and checks the
+#      file's sha256 against the host's;
+#   3. the guest ejects the disc (START STOP UNIT), sees the tray open and no
+#      medium, then the host puts in a second ISO (-cdrom-change) and the
+#      guest reads it;
+#   4. bad images on the command line: one line, exit status 2.
+. tests/e2e/lib.sh
+
+if ! command -v xorriso >/dev/null || [ ! -e /usr/lib/ISOLINUX/isolinux.bin ] ||
+   [ ! -e /usr/lib/syslinux/modules/bios/ldlinux.c32 ]; then
+    fail "cdrom: xorriso, isolinux and syslinux-common are needed (make deps)"
+    exit 1
+fi
+if ! sh tests/guest/build-linux.sh >"$E2E_TMP/cdrom-build.log" 2>&1; then
+    fail "cdrom: building the guest images failed: $(tail -3 "$E2E_TMP/cdrom-build.log")"
+    exit 1
+fi
+L=build/linux
+T="$E2E_TMP/cdrom"
+rm -rf "$T"
+mkdir -p "$T/a/isolinux" "$T/b"
+
+# Disc A: bootable, with the big file.
+cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$T/a/isolinux/"
+cp "$L/vmlinuz" "$T/a/vmlinuz"
+cp "$L/initramfs.cpio" "$T/a/initrd"
+cat >"$T/a/isolinux/isolinux.cfg" <<CFG
+DEFAULT linux
+PROMPT 0
+TIMEOUT 0
+LABEL linux
+  KERNEL /vmlinuz
+  APPEND initrd=/initrd console=ttyS0,115200 panic=-1 rv.mode=cdtest
+CFG
+head -c 33554432 /dev/urandom >"$T/a/big.bin"
+echo A >"$T/a/disc-id"
+# Disc B: data only.
+head -c 1048576 /dev/urandom >"$T/b/small.bin"
+echo B >"$T/b/disc-id"
+sha_a=$(sha256sum "$T/a/big.bin" | cut -d' ' -f1)
+sha_b=$(sha256sum "$T/b/small.bin" | cut -d' ' -f1)
+
+if ! xorriso -as mkisofs -quiet -o "$T/a.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
+        -no-emul-boot -boot-load-size 4 -boot-info-table -R -J "$T/a" >"$T/xorriso.log" 2>&1 ||
+   ! xorriso -as mkisofs -quiet -o "$T/b.iso" -R -J "$T/b" >>"$T/xorriso.log" 2>&1; then
+    fail "cdrom: xorriso failed: $(tail -2 "$T/xorriso.log")"
+    exit 1
+fi
+
+# The disc change comes at 30 s of (realtime) virtual time: the guest has
+# read disc A and opened the tray well before (a few seconds).  A change
+# that came early would wait while the guest holds the tray locked (mounted).
+log="$T/serial.log"
+timeout 600 $RV -m 256 -cdrom "$T/a.iso" -boot d -cdrom-change "30:$T/b.iso" -display none \
+    -serial "file:$log" -debugcon "file:$T/bios.log" -no-reboot >"$T/stdout" 2>"$T/stderr"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q 'halted the CPU with interrupts disabled' "$T/stderr"; then
+    pass "cdrom boot: powered off by itself"
+else
+    fail "cdrom boot: did not power off by itself (status $rc): $(tail -2 "$T/stderr" | tr '\n' ' ')"
+fi
+expect_line "$T/bios.log" 'Booting from DVD/CD' "cdrom boot: SeaBIOS boots from the CD (El Torito)"
+expect_line "$log" '^RV-BEGIN cdtest' "cdrom boot: the kernel and initramfs came from the ISO (isolinux)"
+expect_line "$log" '^RV-CD-MODEL RETROVSR CD-ROM' "cdrom linux: sr0 is the ATAPI drive (INQUIRY)"
+expect_line "$log" '^RV-CD-MOUNT ok' "cdrom linux: mount -t iso9660 /dev/sr0"
+expect_line "$log" '^RV-CD-ID A' "cdrom linux: disc A's files read"
+expect_line "$log" "^RV-CD-SHA $sha_a" "cdrom linux: sha256 of a 32 MiB file on the CD matches the host's"
+expect_line "$log" '^RV-CD-EJECT ok' "cdrom linux: the guest's eject (START STOP UNIT) succeeds"
+expect_line "$log" '^RV-CD-EJECTED tray-open' "cdrom linux: the tray is open after the eject"
+expect_line "$log" '^RV-CD-EMPTY-MOUNT failed' "cdrom linux: nothing to mount with the tray open"
+expect_line "$log" '^RV-CD-CHANGED disc-ok' "cdrom linux: the guest sees the disc the host put in"
+expect_line "$log" '^RV-CD-ID2 B' "cdrom linux: disc B's files read after the change"
+expect_line "$log" "^RV-CD-SHA2 $sha_b" "cdrom linux: sha256 of disc B's file matches the host's"
+if grep -qE '^RV-(CD-ERROR|KLOG.*(exception Emask|failed command|timeout|I/O error))' "$log"; then
+    fail "cdrom linux: errors in the kernel log: $(grep -E '^RV-(CD-ERROR|KLOG.*(exception Emask|failed command|timeout|I/O error))' "$log" | head -3 | tr '\n' '|')"
+else
+    pass "cdrom linux: no ATA exceptions, timeouts or I/O errors in the kernel log"
+fi
+
+# Bad input: one line naming the option and file, exit status 2.
+bad_input() { # NAME ARGS...
+    name=$1
+    shift
+    $RV -display none -serial none -run-for 0.01 "$@" >"$T/bad.out" 2>"$T/bad.err"
+    st=$?
+    lines=$(wc -l <"$T/bad.err")
+    if [ "$st" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- '-cdrom' "$T/bad.err"; then
+        pass "cdrom bad input: $name (exit 2, one line)"
+    else
+        fail "cdrom bad input: $name: status $st, $lines lines: $(head -2 "$T/bad.err" | tr '\n' '|')"
+    fi
+}
+bad_input "missing file" -cdrom "$T/no-such.iso"
+: >"$T/empty.iso"
+bad_input "empty file" -cdrom "$T/empty.iso"
+bad_input "a directory" -cdrom "$T"
+# A size that is not a multiple of 2048: accepted, the tail ignored, a warning.
+head -c 11264 /dev/zero >"$T/odd.iso"
+$RV -display none -serial none -run-for 0.01 -drive "file=$T/odd.iso,media=cdrom,index=3" >"$T/odd.out" 2>"$T/odd.err"
+st=$?
+if [ "$st" -eq 0 ] && [ "$(wc -l <"$T/odd.err")" -eq 1 ] &&
+   grep -q 'odd.iso: size 11264 is not a multiple of 2048; the last 1024 bytes are ignored' "$T/odd.err"; then
+    pass "cdrom: an image of 11264 bytes is accepted with one warning (its last 1024 bytes ignored)"
+else
+    fail "cdrom: an image of 11264 bytes: status $st: $(head -2 "$T/odd.err" | tr '\n' '|')"
+fi
