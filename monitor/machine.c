@@ -360,6 +360,8 @@ int machine_change_cdrom(struct machine *m, const char *path, bool force, char *
     return atapi_eject(cd, force, err, errlen);
 }
 
+#define CDROM_CHANGE_RETRY_NS (500 * 1000 * 1000)
+
 /* -cdrom-change: the changes whose time has come, then the timer for the next. */
 static void cdrom_change_due(void *opaque)
 {
@@ -367,7 +369,17 @@ static void cdrom_change_due(void *opaque)
     int64_t now = vclock_now(m->clock);
     while (m->cdrom_change_next < m->cfg.n_cdrom_change &&
            m->cfg.cdrom_change[m->cdrom_change_next].at_ns <= now) {
-        const char *path = m->cfg.cdrom_change[m->cdrom_change_next++].path;
+        const char *path = m->cfg.cdrom_change[m->cdrom_change_next].path;
+        struct atapi *cd = first_cdrom(m);
+        if (cd && atapi_locked(cd)) {
+            /* The guest holds the tray (a mounted disc): ask it, and try
+             * again until it lets go, as a user pressing eject would. */
+            char err[512];
+            atapi_eject(cd, false, err, sizeof(err));
+            vtimer_mod(m->cdrom_change_timer, now + CDROM_CHANGE_RETRY_NS);
+            return;
+        }
+        m->cdrom_change_next++;
         char err[512];
         if (machine_change_cdrom(m, path, false, err, sizeof(err)) < 0)
             fprintf(stderr, "retrovisor: -cdrom-change %s: %s\n", path ? path : "eject", err);
