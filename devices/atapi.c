@@ -133,8 +133,13 @@ static const uint8_t *disc_sector(struct atapi *a, uint32_t lba)
     if (lba < a->stretch_lba || lba >= a->stretch_lba + a->stretch_count) {
         uint32_t n = a->sectors - lba < STRETCH_SECTORS ? a->sectors - lba : STRETCH_SECTORS;
         a->stretch_count = 0;
-        if (blockdev_read(a->bd, (uint64_t)lba * ATAPI_SECTOR, a->stretch, (size_t)n * ATAPI_SECTOR) < 0)
-            return NULL;
+        /* A failing stretch is read again as the one sector: the error
+         * belongs to the sector that cannot be read, not its neighbours. */
+        if (blockdev_read(a->bd, (uint64_t)lba * ATAPI_SECTOR, a->stretch, (size_t)n * ATAPI_SECTOR) < 0) {
+            n = 1;
+            if (blockdev_read(a->bd, (uint64_t)lba * ATAPI_SECTOR, a->stretch, ATAPI_SECTOR) < 0)
+                return NULL;
+        }
         a->stretch_lba = lba;
         a->stretch_count = n;
     }
