@@ -20,35 +20,23 @@ if ! sh tests/guest/build-linux.sh >"$E2E_TMP/cdrom-build.log" 2>&1; then
     fail "cdrom: building the guest images failed: $(tail -3 "$E2E_TMP/cdrom-build.log")"
     exit 1
 fi
-L=build/linux
 T="$E2E_TMP/cdrom"
 rm -rf "$T"
-mkdir -p "$T/a/isolinux" "$T/b"
+mkdir -p "$T"
 
-# Disc A: bootable, with the big file.
-cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$T/a/isolinux/"
-cp "$L/vmlinuz" "$T/a/vmlinuz"
-cp "$L/initramfs.cpio" "$T/a/initrd"
-cat >"$T/a/isolinux/isolinux.cfg" <<CFG
-DEFAULT linux
-PROMPT 0
-TIMEOUT 0
-LABEL linux
-  KERNEL /vmlinuz
-  APPEND initrd=/initrd console=ttyS0,115200 panic=-1 rv.mode=cdtest
-CFG
-head -c 33554432 /dev/urandom >"$T/a/big.bin"
-echo A >"$T/a/disc-id"
-# Disc B: data only.
-head -c 1048576 /dev/urandom >"$T/b/small.bin"
-echo B >"$T/b/disc-id"
-sha_a=$(sha256sum "$T/a/big.bin" | cut -d' ' -f1)
-sha_b=$(sha256sum "$T/b/small.bin" | cut -d' ' -f1)
-
-if ! xorriso -as mkisofs -quiet -o "$T/a.iso" -b isolinux/isolinux.bin -c isolinux/boot.cat \
-        -no-emul-boot -boot-load-size 4 -boot-info-table -R -J "$T/a" >"$T/xorriso.log" 2>&1 ||
-   ! xorriso -as mkisofs -quiet -o "$T/b.iso" -R -J "$T/b" >>"$T/xorriso.log" 2>&1; then
-    fail "cdrom: xorriso failed: $(tail -2 "$T/xorriso.log")"
+# Disc A: bootable, with a big random file; disc B: data only.
+head -c 33554432 /dev/urandom >"$T/big.bin"
+echo A >"$T/disc-id"
+sha_a=$(sha256sum "$T/big.bin" | cut -d' ' -f1)
+if ! sh tests/guest/mkiso.sh "$T/a.iso" cdtest "$T/big.bin" "$T/disc-id" >"$T/mkiso.log" 2>&1; then
+    fail "cdrom: building the bootable ISO failed: $(tail -2 "$T/mkiso.log")"
+    exit 1
+fi
+head -c 1048576 /dev/urandom >"$T/small.bin"
+echo B >"$T/disc-id"
+sha_b=$(sha256sum "$T/small.bin" | cut -d' ' -f1)
+if ! sh tests/guest/mkiso.sh "$T/b.iso" - "$T/small.bin" "$T/disc-id" >>"$T/mkiso.log" 2>&1; then
+    fail "cdrom: building the data ISO failed: $(tail -2 "$T/mkiso.log")"
     exit 1
 fi
 
