@@ -278,12 +278,16 @@ int main(int argc, char **argv)
             cfg.vgabios_path = val;
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
+            if (cfg.drive[a[3] - 'a'].cdrom)
+                bad("%s %s: that IDE position already holds a CD-ROM drive", a, val);
             cfg.drive[a[3] - 'a'].path = val;
         } else if (!strcmp(a, "-drive")) {
             NEED_ARG();
             parse_drive(&cfg, val);
         } else if (!strcmp(a, "-cdrom")) {
             NEED_ARG();
+            if (cfg.drive[2].path && !cfg.drive[2].cdrom)
+                bad("-cdrom %s: IDE secondary master already holds the disk %s", val, cfg.drive[2].path);
             cfg.drive[2].path = val;
             cfg.drive[2].readonly = true;
             cfg.drive[2].cdrom = true;

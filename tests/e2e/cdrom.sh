@@ -72,6 +72,14 @@ else
     pass "cdrom linux: no ATA exceptions, timeouts or I/O errors in the kernel log"
 fi
 
+# -boot picks between a bootable hard disk and the bootable CD.
+for order in d:DVD/CD c:'Hard Disk' dc:DVD/CD cd:'Hard Disk'; do
+    rm -f "$T/order.log"
+    $RV -icount 2 -run-for 2 -m 64 -display none -serial none -debugcon "file:$T/order.log" \
+        -hda build/linux/disk-test.img -snapshot -cdrom "$T/a.iso" -boot "${order%%:*}" >/dev/null 2>&1
+    expect_line "$T/order.log" "^Booting from ${order#*:}" "cdrom: -boot ${order%%:*} with a disk and a CD boots from the ${order#*:}"
+done
+
 # Bad input: one line naming the option and file, exit status 2.
 bad_input() { # NAME ARGS...
     name=$1
