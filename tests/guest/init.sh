@@ -20,9 +20,14 @@ uptime_cs() { # uptime in centiseconds
 }
 
 # The CD-ROM stack (modules in the initramfs, see build-linux.sh), and /dev/sr0.
+# rv.libata=PARAM on the kernel command line is given to libata (e.g. dma=1:
+# DMA for disks only, so the CD-ROM runs by PIO).
 load_cd_modules() {
     for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs; do
-        insmod /lib/modules/$m.ko || echo "RV-CD-ERROR insmod $m"
+        args=
+        [ $m = libata ] && args=$(sed -n 's/.*rv\.libata=\([^ ]*\).*/\1/p' /proc/cmdline)
+        # shellcheck disable=SC2086 # no argument, or one
+        insmod /lib/modules/$m.ko $args || echo "RV-CD-ERROR insmod $m"
     done
     i=0
     while [ ! -b /dev/sr0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -65,6 +70,7 @@ cdtest)
     # guest ejects it, and waits for the host to put in disc B (-cdrom-change).
     load_cd_modules
     echo "RV-CD-MODEL $(cat /sys/block/sr0/device/vendor /sys/block/sr0/device/model 2>/dev/null | tr -s ' \n' ' ')"
+    echo "RV-CD-XFER $(cat /sys/class/ata_device/dev2.0/xfer_mode 2>/dev/null)"
     if mount -t iso9660 -o ro /dev/sr0 /mnt; then echo "RV-CD-MOUNT ok"; else echo "RV-CD-MOUNT failed"; fi
     echo "RV-CD-ID $(cat /mnt/disc-id)"
     t0=$(uptime_cs)
