@@ -300,10 +300,8 @@ static bool read_range_ok(struct atapi *a, uint64_t lba, uint64_t count)
         return false;
     }
     if (lba >= a->sectors || count > a->sectors - lba) {
-        if (count || lba >= a->sectors) {
-            illegal(a, ASC_LBA_OUT_OF_RANGE);
-            return false;
-        }
+        illegal(a, ASC_LBA_OUT_OF_RANGE);
+        return false;
     }
     return true;
 }
@@ -334,8 +332,12 @@ static void read_cd(struct atapi *a, const uint8_t *cdb)
     uint32_t lba = be32(cdb + 2);
     uint32_t count = (uint32_t)cdb[6] << 16 | be16(cdb + 7);
     uint8_t type = (cdb[1] >> 2) & 7, fields = cdb[9] & 0xf8;
-    if (type > 2 || cdb[10] & 7) {
+    if (cdb[10] & 7) {
         illegal(a, ASC_INVALID_FIELD);
+        return;
+    }
+    if (type != 0 && type != 2) {   /* any, or mode 1: what the one data track is */
+        illegal(a, ASC_ILLEGAL_MODE_FOR_TRACK);
         return;
     }
     if (fields == 0) {          /* nothing asked: a seek */
@@ -462,7 +464,7 @@ static void read_subchannel(struct atapi *a, const uint8_t *cdb)
             r[6] = 1;
             r[7] = 1;
             put_address(r + 8, 0, msf);
-            put_address(r + 12, 0, msf);
+            /* the track-relative address: 0 in either form */
             len = 16;
             break;
         case 2:                 /* media catalogue number: none (MCVal 0) */
@@ -721,10 +723,9 @@ static void mechanism_status(struct atapi *a, const uint8_t *cdb)
 
 static uint32_t feature_header(uint8_t *p, uint16_t code, uint8_t version, bool current, uint8_t len)
 {
+    bool persistent = code <= 0x0003;   /* profile list, core, morphing, removable medium */
     put16(p, code);
-    p[2] = (uint8_t)(version << 2 | 0x02 | (current ? 1 : 0));   /* persistent where it applies */
-    if (code != 0x0000 && code != 0x0001 && code != 0x0002 && code != 0x0003)
-        p[2] &= ~0x02;
+    p[2] = (uint8_t)(version << 2 | (persistent ? 0x02 : 0) | (current ? 1 : 0));
     p[3] = len;
     return 4;
 }
@@ -756,7 +757,7 @@ static uint32_t feature(const struct atapi *a, uint16_t code, uint8_t *p, bool *
     case 0x0003:                /* removable medium: tray, eject, lock */
         *current = true;
         feature_header(p, code, 0, true, 4);
-        p[4] = 0x29 | (a->locked ? 0x04 : 0);
+        p[4] = 0x29;
         memset(p + 5, 0, 3);
         return 8;
     case 0x0010:                /* random readable */

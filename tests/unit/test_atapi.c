@@ -458,6 +458,9 @@ static void test_read12_and_zero_length(void **state)
     expect_disc_data(buf, 20, 2 * ATAPI_SECTOR, 0);
     rcd[9] = 0xf8;                              /* sync, headers, EDC: not offered */
     command_check(e, rcd, SENSE_ILLEGAL_REQUEST, 0x24, 0);
+    rcd[9] = 0x10;
+    rcd[1] = 1 << 2;                            /* CD-DA sectors from a data track */
+    command_check(e, rcd, SENSE_ILLEGAL_REQUEST, 0x64, 0);
 }
 
 static void test_out_of_range_reads(void **state)
@@ -632,7 +635,8 @@ static void test_read_subchannel(void **state)
     assert_int_equal(be16(r + 2), 12);
     assert_int_equal(r[4], 1);
     assert_int_equal(r[6], 1);                  /* track 1 */
-    assert_memory_equal(r + 8, "\x00\x00\x02\x00", 4);
+    assert_memory_equal(r + 8, "\x00\x00\x02\x00", 4);    /* absolute: 00:02:00 */
+    assert_memory_equal(r + 12, "\x00\x00\x00\x00", 4);   /* relative to the track: 0 */
     cdb[2] = 0;                                 /* no Q data: header only */
     assert_int_equal(command_in(e, cdb, r, sizeof(r)), 4);
     cdb[2] = 0x40;
