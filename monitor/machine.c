@@ -388,12 +388,17 @@ static void cdrom_change_due(void *opaque)
         vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[m->cdrom_change_next].at_ns);
 }
 
-static void schedule_cdrom_changes(struct machine *m)
+static bool schedule_cdrom_changes(struct machine *m)
 {
     if (!m->cfg.n_cdrom_change)
-        return;
+        return true;
+    if (!first_cdrom(m)) {
+        fprintf(stderr, "retrovisor: -cdrom-change: there is no CD-ROM drive (use -cdrom or -drive media=cdrom)\n");
+        return false;
+    }
     m->cdrom_change_timer = vtimer_new(m->clock, cdrom_change_due, m);
     vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[0].at_ns);
+    return true;
 }
 
 /* -boot: SeaBIOS (QEMU build) reads the first three boot devices from CMOS
@@ -480,7 +485,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m)) {
         machine_free(m);
         return NULL;
     }
@@ -495,7 +500,6 @@ struct machine *machine_new(const struct machine_config *cfg)
     fill_cmos(m);
     set_cmos_boot_order(m);
     fill_fwcfg(m);
-    schedule_cdrom_changes(m);
     machine_reset(m);
     if (cfg->kernel && !load_kernel(m)) {
         machine_free(m);

@@ -113,6 +113,7 @@ bad_input "missing file" -cdrom "$T/no-such.iso"
 : >"$T/empty.iso"
 bad_input "empty file" -cdrom "$T/empty.iso"
 bad_input "a directory" -cdrom "$T"
+bad_input "a change without a drive" -cdrom-change "5:$T/b.iso"
 # A size that is not a multiple of 2048: accepted, the tail ignored, a warning.
 head -c 11264 /dev/zero >"$T/odd.iso"
 $RV -display none -serial none -run-for 0.01 -drive "file=$T/odd.iso,media=cdrom,index=3" >"$T/odd.out" 2>"$T/odd.err"
