@@ -7,7 +7,8 @@
 #      file's sha256 against the host's;
 #   3. the guest ejects the disc (START STOP UNIT), sees the tray open and no
 #      medium, then the host puts in a second ISO (-cdrom-change) and the
-#      guest reads it;
+#      guest reads it; a third change waits while the guest keeps that disc
+#      mounted (the tray locked) and happens once it unmounts;
 #   4. bad images on the command line: one line, exit status 2.
 . tests/e2e/lib.sh
 
@@ -49,8 +50,8 @@ fi
 # time skips ahead while the guest is idle.  A change that came early would
 # still wait while the guest holds the tray locked (mounted).
 log="$T/serial.log"
-timeout 600 $RV -m 256 -icount 2 -cdrom "$T/a.iso" -boot d -cdrom-change "90:$T/b.iso" -display none \
-    -serial "file:$log" -debugcon "file:$T/bios.log" -no-reboot >"$T/stdout" 2>"$T/stderr"
+timeout 600 $RV -m 256 -icount 2 -cdrom "$T/a.iso" -boot d -cdrom-change "90:$T/b.iso" \
+    -cdrom-change "150:$T/a.iso" -display none -serial "file:$log" -debugcon "file:$T/bios.log" -no-reboot >"$T/stdout" 2>"$T/stderr"
 rc=$?
 if [ "$rc" -eq 0 ] && grep -q 'halted the CPU with interrupts disabled' "$T/stderr"; then
     pass "cdrom boot: powered off by itself"
@@ -70,6 +71,8 @@ expect_line "$log" '^RV-CD-EMPTY-MOUNT failed' "cdrom linux: nothing to mount wi
 expect_line "$log" '^RV-CD-CHANGED disc-ok' "cdrom linux: the guest sees the disc the host put in"
 expect_line "$log" '^RV-CD-ID2 B' "cdrom linux: disc B's files read after the change"
 expect_line "$log" "^RV-CD-SHA2 $sha_b" "cdrom linux: sha256 of disc B's file matches the host's"
+expect_line "$log" '^RV-CD-HELD B' "cdrom linux: a change while the guest holds the tray locked waits"
+expect_line "$log" '^RV-CD-ID3 A' "cdrom linux: the waiting change happens once the guest unmounts"
 no_errors() { # LOG NAME
     if grep -qE '^RV-(CD-ERROR|KLOG.*(exception Emask|failed command|timeout|I/O error))' "$1"; then
         fail "$2: errors in the kernel log: $(grep -E '^RV-(CD-ERROR|KLOG.*(exception Emask|failed command|timeout|I/O error))' "$1" | head -3 | tr '\n' '|')"
@@ -81,8 +84,8 @@ no_errors "$log" "cdrom linux"
 
 # By PIO: the data comes in blocks of the byte count limit libata asks for.
 log="$T/serial-pio.log"
-timeout 600 $RV -m 256 -icount 2 -cdrom "$T/a-pio.iso" -boot d -cdrom-change "90:$T/b.iso" -display none \
-    -serial "file:$log" -no-reboot >"$T/stdout" 2>"$T/stderr"
+timeout 600 $RV -m 256 -icount 2 -cdrom "$T/a-pio.iso" -boot d -cdrom-change "90:$T/b.iso" -cdrom-change "150:$T/a.iso" \
+    -display none -serial "file:$log" -no-reboot >"$T/stdout" 2>"$T/stderr"
 expect_line "$log" '^RV-CD-XFER XFER_PIO_4' "cdrom linux pio: libata drives the CD-ROM by PIO"
 expect_line "$log" "^RV-CD-SHA $sha_a" "cdrom linux pio: sha256 of the 32 MiB file matches the host's"
 expect_line "$log" "^RV-CD-SHA2 $sha_b" "cdrom linux pio: sha256 of disc B's file matches the host's"

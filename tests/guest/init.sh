@@ -90,7 +90,19 @@ cdtest)
     if mount -t iso9660 -o ro /dev/sr0 /mnt; then
         echo "RV-CD-ID2 $(cat /mnt/disc-id)"
         echo "RV-CD-SHA2 $(sha256sum /mnt/small.bin | cut -d' ' -f1)"
+        # Keep disc B mounted (the tray locked) past the host's next change
+        # (at 150 s): the change must wait until the disc is unmounted.
+        while [ "$(cut -d. -f1 /proc/uptime)" -lt 170 ]; do sleep 1; done
+        echo "RV-CD-HELD $(cat /mnt/disc-id)"
         umount /mnt
+        i=0
+        id=
+        while [ "$id" != A ] && [ $i -lt 30 ]; do
+            sleep 1
+            i=$((i + 1))
+            mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null && id=$(cat /mnt/disc-id) && umount /mnt
+        done
+        echo "RV-CD-ID3 $id"
     fi
     dmesg | grep -E 'ata[0-9]|sr0|sr 1:|cdrom|isofs|ISO 9660' | sed 's/^/RV-KLOG /'
     echo "RV-END"
