@@ -27,6 +27,7 @@
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
 
 #include <errno.h>
@@ -362,6 +363,44 @@ int machine_change_cdrom(struct machine *m, const char *path, bool force, char *
 
 #define CDROM_CHANGE_RETRY_NS (500 * 1000 * 1000)
 
+static char *copy_string(const char *s)
+{
+    return strcpy(xmalloc(strlen(s) + 1), s);
+}
+
+void machine_toggle_cdrom(void *machine)
+{
+    struct machine *m = machine;
+    struct atapi *cd = first_cdrom(m);
+    char err[512];
+    if (!cd) {
+        fprintf(stderr, "retrovisor: Ctrl+Alt+E: there is no CD-ROM drive\n");
+        return;
+    }
+    const char *path = atapi_medium_path(cd);
+    if (path && !atapi_tray_open(cd)) {
+        char *keep = copy_string(path);
+        if (atapi_eject(cd, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+            free(keep);
+            return;
+        }
+        free(m->cdrom_last);
+        m->cdrom_last = keep;
+        fprintf(stderr, "retrovisor: CD-ROM: ejected %s (Ctrl+Alt+E puts it back)\n", keep);
+        return;
+    }
+    /* The tray is open: with the guest's disc still in it, or empty after ours. */
+    char *disc = path ? copy_string(path) : m->cdrom_last ? copy_string(m->cdrom_last) : NULL;
+    if (!disc)
+        fprintf(stderr, "retrovisor: CD-ROM: no disc to put back\n");
+    else if (atapi_insert(cd, disc, false, err, sizeof(err)) < 0)
+        fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+    else
+        fprintf(stderr, "retrovisor: CD-ROM: inserted %s\n", disc);
+    free(disc);
+}
+
 /* -cdrom-change: the changes whose time has come, then the timer for the next. */
 static void cdrom_change_due(void *opaque)
 {
@@ -523,6 +562,7 @@ void machine_free(struct machine *m)
         atapi_free(m->cdrom[k]);
     }
     vtimer_free(m->cdrom_change_timer);
+    free(m->cdrom_last);
     bt_free(m->bt);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);

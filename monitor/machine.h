@@ -99,6 +99,7 @@ struct machine {
     struct atapi *cdrom[4];      /* ATAPI drives by IDE position */
     struct vtimer *cdrom_change_timer;
     int cdrom_change_next;
+    char *cdrom_last;            /* the disc machine_toggle_cdrom took out */
     struct bt *bt;               /* translation cache, NULL with -accel interp */
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
@@ -144,6 +145,9 @@ void machine_fpu_ferr(struct machine *m, bool asserted);
  * locked the tray and !force.  For the monitor console, a key in the window
  * and -cdrom-change. */
 int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen);
+/* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
+ * last one back; one line on stderr says which (or why not). */
+void machine_toggle_cdrom(void *machine);
 /* Triple fault: reset (or stop with -no-reboot). */
 void machine_triple_fault(struct machine *m);
 

@@ -43,7 +43,8 @@ static void usage(FILE *f)
             "                     " VGA_DEFAULT_BIOS ")\n"
             "\n"
             "Display:\n"
-            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
+            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
+            "                     Ctrl+Alt+E there ejects the CD or puts it back\n"
             "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
             "                     'password' the password is $RETROVISOR_VNC_PASSWORD\n"
@@ -396,6 +397,7 @@ int main(int argc, char **argv)
         if (!m->ui)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
+    ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     running = m;
     int status = machine_run(m);
     chardev_restore_terminal();
