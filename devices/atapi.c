@@ -12,7 +12,6 @@
  */
 #include "devices/atapi.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@
 #define ASC_INVALID_OPCODE 0x20, 0x00
 #define ASC_LBA_OUT_OF_RANGE 0x21, 0x00
 #define ASC_INVALID_FIELD 0x24, 0x00
-#define ASC_PARAMETER_NOT_SUPPORTED 0x26, 0x01
 #define ASC_MEDIUM_CHANGED 0x28, 0x00
 #define ASC_SAVING_NOT_SUPPORTED 0x39, 0x00
 #define ASC_NO_MEDIUM_TRAY_CLOSED 0x3a, 0x01
@@ -54,6 +52,7 @@ struct atapi {
     bool locked;                /* PREVENT ALLOW MEDIUM REMOVAL */
     bool unit_attention;        /* the disc changed since the guest last looked */
     uint8_t media_event;        /* pending GESN media event (EV_*) */
+    uint32_t medium_gen;        /* counts the tray's openings and disc changes */
 
     uint8_t key, asc, ascq;     /* sense data */
     bool failed;                /* the last command ended in CHECK CONDITION */
@@ -63,6 +62,7 @@ struct atapi {
     uint32_t out_left;          /* bytes the host still has to write */
     bool from_disc;             /* data-in is disc sectors, else `reply` */
     uint64_t disc_pos;          /* byte offset on the disc of the next byte */
+    uint32_t read_gen;          /* medium_gen when the READ began */
     uint32_t reply_pos;
     uint8_t reply[REPLY_MAX];
 
@@ -123,6 +123,7 @@ static void reply_in(struct atapi *a, uint32_t len, uint32_t alloc)
 static void disc_in(struct atapi *a, uint32_t lba, uint32_t count)
 {
     a->from_disc = true;
+    a->read_gen = a->medium_gen;
     a->disc_pos = (uint64_t)lba * ATAPI_SECTOR;
     a->in_left = (uint64_t)count * ATAPI_SECTOR;
 }
@@ -155,6 +156,13 @@ bool atapi_data_in(struct atapi *a, uint8_t *buf, uint32_t n)
         a->reply_pos += n;
         a->in_left -= n;
         return true;
+    }
+    if (a->read_gen != a->medium_gen) {
+        /* The disc changed between two blocks of a READ: the rest of it
+         * would come from another disc.  The change is what the guest hears. */
+        a->unit_attention = false;
+        check_condition(a, SENSE_UNIT_ATTENTION, ASC_MEDIUM_CHANGED);
+        return false;
     }
     while (n) {
         uint32_t lba = (uint32_t)(a->disc_pos / ATAPI_SECTOR), off = a->disc_pos % ATAPI_SECTOR;
@@ -687,6 +695,7 @@ static void open_tray(struct atapi *a)
         return;
     a->tray_open = true;
     a->stretch_count = 0;
+    a->medium_gen++;
     a->media_event = EV_MEDIA_REMOVAL;
 }
 
@@ -943,6 +952,7 @@ static void drop_medium(struct atapi *a)
     a->path = NULL;
     a->sectors = 0;
     a->stretch_count = 0;
+    a->medium_gen++;
 }
 
 void atapi_free(struct atapi *a)

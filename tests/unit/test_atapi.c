@@ -863,6 +863,27 @@ static void test_media_error(void **state)
     expect_disc_data(buf, 2, ATAPI_SECTOR, 0);
 }
 
+static void test_change_during_a_read(void **state)
+{
+    struct env *e = *state;
+    static uint8_t buf[4 * ATAPI_SECTOR];
+    uint8_t rd[12];
+    read10_cdb(rd, 0, 4);
+    send_packet(e, rd, ATAPI_SECTOR, false);
+    assert_int_equal(byte_count(e), ATAPI_SECTOR);
+    for (int i = 0; i < ATAPI_SECTOR; i += 2)
+        inw(e, S_DATA);
+    /* The host swaps the disc before the guest takes the second block. */
+    char err[256];
+    assert_int_equal(atapi_insert(e->cd, e->path2, false, err, sizeof(err)), 0);
+    uint32_t got = pio_in(e, buf, sizeof(buf), NULL);
+    assert_int_equal(got, ATAPI_SECTOR);    /* the block already offered */
+    expect_failed(e, SENSE_UNIT_ATTENTION);
+    expect_sense(e, SENSE_UNIT_ATTENTION, 0x28, 0);
+    uint8_t tur[12] = { 0x00 };
+    command_nodata(e, tur);                 /* the attention was reported once */
+}
+
 static void test_insert_errors(void **state)
 {
     struct env *e = *state;
@@ -1019,6 +1040,7 @@ int main(void)
         T(test_no_medium),
         T(test_guest_eject_and_lock),
         T(test_media_error),
+        T(test_change_during_a_read),
         T(test_insert_errors),
         T(test_mechanism_status),
         T(test_random_packets),
