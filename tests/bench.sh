@@ -7,6 +7,8 @@
 #   2. wall time for SeaBIOS to reach "No bootable device."
 #   3. the Linux guest: wall time to its init, in-guest sha256 of 16 MiB and
 #      300 process spawns and a user-mode loop (awk), as ratios to QEMU
+#   4. the same guest booted from an ISO reads a 64 MiB file from the
+#      ATAPI CD-ROM (MB/s)
 # BENCH_ITER overrides the loop's iteration count.  The host is shared and
 # noisy: every figure is the best of BENCH_RUNS runs (3), the Linux runs
 # alternating between the two VMMs.
@@ -198,4 +200,4 @@ if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
 else
     echo "(Linux guest not built: see $B/linux-build.log)"
 fi
-echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS, below 1 is better for times)"
+echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS and MB/s, below 1 is better for times)"
