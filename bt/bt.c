@@ -3,6 +3,7 @@
  * loop, and invalidation.  See bt/bt.h for the design.
  */
 #include "bt/bt.h"
+#include "bt/codemap.h"
 #include "bt/emit.h"
 #include "bt/native.h"
 #include "hosted-driver/execmem.h"
@@ -46,6 +47,9 @@ struct bt {
     struct block *hash[1u << HASH_BITS];
     struct block *jump_cache[BT_JUMP_CACHE_SIZE];
     struct block **page_blocks;      /* [PHYS_PAGES] lists per physical page, allocated lazily */
+    uint64_t *code_granules;         /* [PHYS_PAGES] granules of each page its blocks cover (bt/codemap.h) */
+    struct code_heat *heat;          /* pages rewritten too often to translate */
+    bool no_hot_pages;               /* bt_set_hot_pages(false) */
     uint64_t pm_generation;
     uint64_t pm_rom_generation;
     bool flush_pending;
@@ -101,6 +105,8 @@ struct bt *bt_new(struct cpu *c)
     bt->blocks = hugemap_or_die(BLOCKS_BYTES, "blocks");
     bt->insn_arena = hugemap_or_die(INSNS_BYTES, "decoded instructions");
     bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
+    bt->code_granules = xcalloc(PHYS_PAGES, sizeof(uint64_t));
+    bt->heat = code_heat_new();
     bt->pm_generation = bt->pm->generation;
     bt->pm_rom_generation = bt->pm->rom_generation;
     c->bt_ras_none = &no_return;
@@ -149,20 +155,25 @@ void bt_free(struct bt *bt)
         fclose(bt->perf_map);
     if (bt->cpu->trace & TRACE_BT)
         fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, "
-                "%llu jumps followed, %llu operands and %llu stack slots cached\n",
+                "%llu jumps followed, %llu operands and %llu stack slots cached, %llu writes beside code spared "
+                "its translations, %llu times a page was left to the interpreter\n",
                 (unsigned long long)bt->stats.blocks_translated, (unsigned long long)bt->stats.blocks_invalidated,
                 (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries,
                 (unsigned long long)bt->stats.jumps_followed, (unsigned long long)bt->stats.operands_cached,
-                (unsigned long long)bt->stats.stack_slots_cached);
+                (unsigned long long)bt->stats.stack_slots_cached, (unsigned long long)bt->stats.code_writes_spared,
+                (unsigned long long)bt->stats.pages_made_hot);
     if (bt->cpu->trace & TRACE_BT) {
         print_op_counts("threaded instructions", bt->threaded_by_op);
         print_op_counts("native instructions that took the slow path", bt->slow_by_op);
+        code_heat_report(bt->heat, trace_output());
     }
     prefault_free(bt->prefault);               /* before the areas go */
     execmem_free(bt->code_buf, CODE_SIZE);
     munmap(bt->blocks, BLOCKS_BYTES);
     munmap(bt->insn_arena, INSNS_BYTES);
     free(bt->page_blocks);
+    free(bt->code_granules);
+    code_heat_free(bt->heat);
     free(bt);
 }
 
@@ -220,17 +231,84 @@ static void drop_page(struct bt *bt, uint32_t page)
     for (struct block *b = bt->page_blocks[page >> 12]; b; b = next_in_page(b, page))
         drop_block(bt, b);
     bt->page_blocks[page >> 12] = NULL;
+    bt->code_granules[page >> 12] = 0;
     physmem_set_code(bt->pm, page, false);
 }
 
-void bt_invalidate_page(struct bt *bt, uint32_t page)
+/* Where the link to the next block of `page` is in b. */
+static struct block **link_in_page(struct block *b, uint32_t page)
 {
-    if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: write to code page %08x at EIP %08x drops its blocks\n", page & PAGE_MASK,
-                bt->cpu->eip_start);
-    drop_page(bt, page);
+    return b->two_pages && b->phys2 == page ? &b->page2_next : &b->page_next;
+}
+
+/* Whether b's bytes in `page` meet the written offsets [lo, hi). */
+static bool block_bytes_meet(const struct block *b, uint32_t page, uint64_t written, uint32_t lo, uint32_t hi)
+{
+    if (b->two_pages && b->phys2 == page)
+        return (b->gran2 & written) && lo < b->hi2;
+    return (b->gran & written) && lo < b->hi && hi > b->lo;
+}
+
+static uint64_t block_granules(const struct block *b, uint32_t page)
+{
+    return b->two_pages && b->phys2 == page ? b->gran2 : b->gran;
+}
+
+/* Drop the blocks of `page` whose bytes meet [lo, hi) (offsets), and blocks
+ * already invalid; the page's granules become those of the blocks left.
+ * Returns how many valid blocks went. */
+static int drop_blocks_meeting(struct bt *bt, uint32_t page, uint64_t written, uint32_t lo, uint32_t hi)
+{
+    int dropped = 0;
+    uint64_t left = 0;
+    struct block **pp = &bt->page_blocks[page >> 12];
+    while (*pp) {
+        struct block *b = *pp;
+        struct block **next = link_in_page(b, page);
+        if (b->valid && !block_bytes_meet(b, page, written, lo, hi)) {
+            left |= block_granules(b, page);
+            pp = next;
+            continue;
+        }
+        if (b->valid)
+            dropped++;
+        drop_block(bt, b);
+        *pp = *next;
+    }
+    bt->code_granules[page >> 12] = left;
+    if (!bt->page_blocks[page >> 12])
+        physmem_set_code(bt->pm, page, false);
+    return dropped;
+}
+
+void bt_invalidate_range(struct bt *bt, uint32_t addr, uint32_t len, bool by_cpu)
+{
+    uint32_t page = addr & PAGE_MASK, lo = addr & 0xfff, hi = lo + len;
+    uint64_t written = code_granules(lo, hi);
+    if (!(written & bt->code_granules[page >> 12])) {
+        bt->stats.code_writes_spared++;
+        return;
+    }
+    int dropped = drop_blocks_meeting(bt, page, written, lo, hi);
+    if (!dropped) {
+        bt->stats.code_writes_spared++;
+        return;
+    }
+    struct cpu *c = bt->cpu;
+    if (c->trace & TRACE_BT)
+        fprintf(trace_output(), "bt: write to %08x+%u at EIP %08x drops %d blocks\n", addr, len, c->eip_start, dropped);
+    if (by_cpu && !bt->no_hot_pages && code_heat_note(bt->heat, page, cpu_icount(c))) {
+        bt->stats.pages_made_hot++;
+        if (c->trace & TRACE_BT)
+            fprintf(trace_output(), "bt: page %08x is rewritten too often: interpreted for a while\n", page);
+    }
     /* The block running now may be one of them: leave it after this instruction. */
-    bt->cpu->bt_exit = true;
+    c->bt_exit = true;
+}
+
+void bt_set_hot_pages(struct bt *bt, bool on)
+{
+    bt->no_hot_pages = !on;
 }
 
 void bt_flush(struct bt *bt)
@@ -245,6 +323,7 @@ void bt_flush(struct bt *bt)
             if (bt->page_blocks[page >> 12]) {
                 physmem_set_code(bt->pm, page, false);
                 bt->page_blocks[page >> 12] = NULL;
+                bt->code_granules[page >> 12] = 0;
             }
         }
     }
@@ -707,16 +786,21 @@ static bool side_exit(const struct insn *in, uint32_t eip, uint32_t block_eip, i
 
 /* Decode up to MAX_BLOCK_INSNS from host bytes of one page, starting at
  * `off`; `follow`: direct JMPs may be followed (page_lin is the page's
- * linear address).  *off ends after the last instruction decoded, *max_end
- * after the one that ends highest in the page; *crosses: decoding stopped
- * at an instruction that continues in the next page. */
+ * linear address).  *off ends after the last instruction decoded; `bytes`
+ * gets the granules of the bytes decoded and their hull (bytes->hi: after
+ * the instruction that ends highest in the page); *crosses: decoding
+ * stopped at an instruction that continues in the next page. */
+struct code_bytes {
+    uint32_t lo, hi;
+    uint64_t gran;
+};
 static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uint32_t page_lin, bool code32,
-                      struct insn *out, uint32_t *max_end, bool *crosses)
+                      struct insn *out, struct code_bytes *bytes, bool *crosses)
 {
     struct decoded_runs runs = { .start = { *off } };
     int n = 0, side_exits = 0;
     *crosses = false;
-    *max_end = *off;
+    *bytes = (struct code_bytes){ .lo = *off, .hi = *off };
     while (n < MAX_BLOCK_INSNS && *off < PAGE_SIZE) {
         int avail = PAGE_SIZE - *off < INSN_MAX_LEN ? PAGE_SIZE - *off : INSN_MAX_LEN;
         int len = decode(page_bytes + *off, avail, code32, &out[n]);
@@ -726,8 +810,10 @@ static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uin
         }
         if (side_exits && !native_supported(&out[n]) && !native_threaded_is_plain(&out[n]))
             break;             /* it would keep the whole block from chaining: the code past a side exit waits */
+        bytes->gran |= code_granules(*off, *off + len);
+        bytes->lo = *off < bytes->lo ? *off : bytes->lo;
         *off += len;
-        *max_end = *off > *max_end ? *off : *max_end;
+        bytes->hi = *off > bytes->hi ? *off : bytes->hi;
         const struct insn *in = &out[n++];
         if (ends_block(in) && !(follow && n < MAX_BLOCK_INSNS &&
                                 (follow_jump(in, page_lin, off, &runs) ||
@@ -809,8 +895,9 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     const uint8_t *page_bytes = host - (phys & 0xfff);
     struct insn *insns = &bt->insn_arena[bt->ninsns];
     bool crosses;
-    uint32_t off = phys & 0xfff, max_end;
-    int n = decode_run(page_bytes, &off, flat && code32, bt->cpu->eip & PAGE_MASK, code32, insns, &max_end, &crosses);
+    uint32_t off = phys & 0xfff;
+    struct code_bytes bytes;
+    int n = decode_run(page_bytes, &off, flat && code32, bt->cpu->eip & PAGE_MASK, code32, insns, &bytes, &crosses);
     /* An instruction that continues in the next page ends the block, if
      * that page can be fetched from now: the block then depends on both
      * pages (it checks the second one's mapping at entry).  Only in flat
@@ -820,10 +907,13 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     const uint8_t *page2_bytes = NULL;
     if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
         page2_bytes = mem_code_ptr_nofault(bt->cpu, lin2, &phys2);
-        if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) && decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n]))
-            max_end = off + insns[n++].len;
-        else
+        if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) &&
+            decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n])) {
+            bytes.gran |= code_granules(off, PAGE_SIZE);
+            bytes.hi = off + insns[n++].len;   /* past the page: the rest is in page 2 */
+        } else {
             page2_bytes = NULL;
+        }
     }
     if (n == 0)
         return NULL;
@@ -844,7 +934,14 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->flat = flat;
     b->uncached = uncached;
     b->ninsn = n;
-    b->last = b->eip + (max_end - (phys & 0xfff)) - 1;
+    b->last = b->eip + (bytes.hi - (phys & 0xfff)) - 1;
+    b->lo = (uint16_t)bytes.lo;
+    b->hi = (uint16_t)(bytes.hi < PAGE_SIZE ? bytes.hi : PAGE_SIZE);
+    b->gran = bytes.gran;
+    if (b->two_pages) {
+        b->hi2 = (uint16_t)(bytes.hi - PAGE_SIZE);
+        b->gran2 = code_granules(0, b->hi2);
+    }
     b->insns = insns;
     uint8_t *code_start = bt->em.p, *cold_start = bt->cold.p;
     emit_block_code(bt, b);
@@ -862,10 +959,12 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     bt->hash[h] = b;
     b->page_next = bt->page_blocks[phys >> 12];
     bt->page_blocks[phys >> 12] = b;
+    bt->code_granules[phys >> 12] |= b->gran;
     mark_code_page(bt, phys);
     if (b->two_pages) {
         b->page2_next = bt->page_blocks[b->phys2 >> 12];
         bt->page_blocks[b->phys2 >> 12] = b;
+        bt->code_granules[b->phys2 >> 12] |= b->gran2;
         mark_code_page(bt, b->phys2);
     }
     bt->stats.blocks_translated++;
@@ -929,6 +1028,8 @@ static struct block *lookup(struct bt *bt)
     b = bt->hash[hash_of(phys, code32)];
     while (b && !(block_fits(b, &want) && page2_maps(c, b)))
         b = b->hash_next;
+    if (!b && !bt->no_hot_pages && code_heat_is_hot(bt->heat, phys & PAGE_MASK, cpu_icount(c)))
+        return NULL;               /* rewritten too often to be worth translating: interpreted for now */
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, uncached);
     if (b)

@@ -10,10 +10,11 @@
  * architectural state.  Native code for common instructions is emitted
  * inside the same frame (see docs/ARCHITECTURE.md).
  *
- * Blocks never cross a 4 KiB page.  A physical page that holds translations
- * is marked in physmem's code-page bitmap: the TLB gives no direct write
- * access to it, so every CPU or DMA write to it reaches bt_invalidate_page,
- * which drops that page's blocks (self-modifying code, loaders, DMA).
+ * A physical page that holds translations is marked in physmem's code-page
+ * bitmap: the TLB gives no direct write access to it, so every CPU or DMA
+ * write to it reaches bt_invalidate_range, which drops the blocks whose
+ * bytes it touches (self-modifying code, loaders, DMA) and leaves the rest;
+ * pages rewritten all the time are interpreted for a while (bt/codemap.h).
  */
 #ifndef RV_BT_H
 #define RV_BT_H
@@ -28,8 +29,14 @@ struct bt *bt_new(struct cpu *c);
 void bt_free(struct bt *bt);
 /* Run until the budget is spent, the CPU halts or the machine asks to stop. */
 void bt_run(struct bt *bt);
-/* A write reached a physical page holding translations. */
-void bt_invalidate_page(struct bt *bt, uint32_t page);
+/* A write of len bytes at physical addr (within one page) reached a page
+ * holding translations; by_cpu: an instruction's store (a page rewritten so
+ * again and again is interpreted for a while), else DMA or a loader. */
+void bt_invalidate_range(struct bt *bt, uint32_t addr, uint32_t len, bool by_cpu);
+/* Whether pages rewritten too often are left to the interpreter for a
+ * while (default: yes).  The differential fuzzer mostly turns it off, so
+ * that its self-modifying blocks keep being compared as translations. */
+void bt_set_hot_pages(struct bt *bt, bool on);
 /* Drop every translation (mapping changes, cache full). */
 void bt_flush(struct bt *bt);
 /* Whether translations made from now on keep deferred flags in the host's
@@ -44,6 +51,8 @@ struct bt_stats {
     uint64_t jumps_followed;   /* direct JMPs translated as part of a block that goes on at their target */
     uint64_t operands_cached;  /* [reg + disp] operands translated against their register's entry check */
     uint64_t stack_slots_cached;   /* PUSH/POP/CALL/RET slots translated against ESP's */
+    uint64_t code_writes_spared;   /* writes to pages with translations that touched none of their bytes */
+    uint64_t pages_made_hot;       /* times a page was left to the interpreter for being rewritten */
 };
 void bt_get_stats(const struct bt *bt, struct bt_stats *s);
 

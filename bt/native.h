@@ -71,6 +71,11 @@ struct block {
     struct block *page2_next;
     /* The [reg + lo, reg + hi] ranges its entry checks cover (see native.c). */
     struct covered_range { int8_t reg; bool write; int32_t lo, hi; } covered[8];
+    /* Its guest bytes (bt/codemap.h): granules of its first page and the
+     * hull [lo, hi) of its offsets there; granules of the second page,
+     * whose bytes are [0, hi2). */
+    uint64_t gran, gran2;
+    uint16_t lo, hi, hi2;
 } __attribute__((aligned(64)));
 _Static_assert(offsetof(struct block, entry_chained) + sizeof(uint8_t *) <= 64,
                "a jump cache hit reads one cache line of the block");

@@ -17,6 +17,7 @@
 #define DMA_CTL_SELECT 0x08
 #define DMA_CTL_WRITE  0x10
 #define MAX_KEYS 0x80
+#define MAX_ARCH_KEYS 0x10            /* FW_CFG_ARCH_LOCAL + 0 .. 15 */
 #define MAX_FILES (MAX_KEYS - FW_CFG_FILE_FIRST)
 #define FILE_NAME_LEN 56
 
@@ -33,6 +34,7 @@ struct file {
 struct fwcfg {
     struct bus *bus;
     struct item items[MAX_KEYS];       /* numbered items, and files once laid out */
+    struct item arch_items[MAX_ARCH_KEYS];   /* the x86-specific keys (bit 15) */
     struct file files[MAX_FILES];
     int nfiles;
     uint16_t selector;
@@ -81,6 +83,10 @@ static void layout_files(struct fwcfg *f)
 
 void fwcfg_add_bytes(struct fwcfg *f, uint16_t key, const void *data, uint32_t len)
 {
+    if (key >= FW_CFG_ARCH_LOCAL && key < FW_CFG_ARCH_LOCAL + MAX_ARCH_KEYS) {
+        set_item(&f->arch_items[key - FW_CFG_ARCH_LOCAL], data, len);
+        return;
+    }
     if (key >= FW_CFG_FILE_FIRST || key == FW_CFG_FILE_DIR)
         return;
     set_item(&f->items[key], data, len);
@@ -149,6 +155,9 @@ void fwcfg_add_e820(struct fwcfg *f, uint64_t addr, uint64_t len, uint32_t type)
 
 static const struct item *current_item(const struct fwcfg *f)
 {
+    uint16_t arch = f->selector - FW_CFG_ARCH_LOCAL;
+    if (arch < MAX_ARCH_KEYS)
+        return &f->arch_items[arch];
     return f->selector < MAX_KEYS ? &f->items[f->selector] : NULL;
 }
 
@@ -287,6 +296,8 @@ void fwcfg_free(struct fwcfg *f)
     for (int k = 0; k < MAX_KEYS; k++)
         if (k < FW_CFG_FILE_FIRST)
             free(f->items[k].data);
+    for (int k = 0; k < MAX_ARCH_KEYS; k++)
+        free(f->arch_items[k].data);
     for (int k = 0; k < f->nfiles; k++)
         free(f->files[k].item.data);
     free(f);

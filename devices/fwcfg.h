@@ -29,11 +29,28 @@ typedef bool (*guest_phys_rw_fn)(void *opaque, uint64_t gpa, void *buf, uint32_t
 #define FW_CFG_ID          0x01
 #define FW_CFG_RAM_SIZE    0x03
 #define FW_CFG_NB_CPUS     0x05
+/* -kernel through the BIOS: what an option ROM reads (QEMU's keys). */
+#define FW_CFG_KERNEL_ADDR    0x07
+#define FW_CFG_KERNEL_SIZE    0x08
+#define FW_CFG_INITRD_ADDR    0x0a
+#define FW_CFG_INITRD_SIZE    0x0b
+#define FW_CFG_KERNEL_DATA    0x11
+#define FW_CFG_INITRD_DATA    0x12
+#define FW_CFG_CMDLINE_ADDR   0x13
+#define FW_CFG_CMDLINE_SIZE   0x14
+#define FW_CFG_CMDLINE_DATA   0x15
+#define FW_CFG_SETUP_ADDR     0x16
+#define FW_CFG_SETUP_SIZE     0x17
+#define FW_CFG_SETUP_DATA     0x18
 #define FW_CFG_NUMA        0x0d
 #define FW_CFG_BOOT_MENU   0x0e
 #define FW_CFG_MAX_CPUS    0x0f
 #define FW_CFG_FILE_DIR    0x19
 #define FW_CFG_FILE_FIRST  0x20
+/* x86-specific keys (QEMU's FW_CFG_ARCH_LOCAL): SeaBIOS reads IRQ0_OVERRIDE
+ * as etc/irq0-override, and then its MP table routes ISA IRQ 0 to I/O APIC pin 2. */
+#define FW_CFG_ARCH_LOCAL     0x8000
+#define FW_CFG_IRQ0_OVERRIDE  (FW_CFG_ARCH_LOCAL + 2)
 
 #define E820_TYPE_RAM 1
 #define E820_TYPE_RESERVED 2

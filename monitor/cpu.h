@@ -183,6 +183,13 @@ struct cpu {
     uint32_t exc_error;
     bool exc_has_error;
     bool exc_ext;                /* delivering an external event: selector error codes get EXT=1 */
+    /* The livelock guard (interp_deliver_pending): the last exception's
+     * vector and linear address, how often in a row it recurred with no
+     * interrupt taken in between, and whether a livelock was reported. */
+    int repeat_vector;
+    uint32_t repeat_addr;
+    uint32_t repeat_count;
+    bool livelock_reported;
 
     /* Software TLB: [0] supervisor accesses, [1] user (CPL 3) accesses. */
     struct tlb_entry tlb[2][TLB_SIZE];

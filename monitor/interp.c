@@ -410,8 +410,10 @@ static void exec_group3(struct cpu *c, const struct insn *in)
     }
     default: {
         uint32_t divisor = rm_read(c, in, size);
-        uint32_t dlo = size == 1 ? (c->r[R_EAX] & 0xffff) : reg_read(c, R_EAX, size);
-        uint32_t dhi = size == 1 ? 0 : reg_read(c, R_EDX, size);
+        /* The dividend is twice the divisor's width: AH:AL for a byte,
+         * DX:AX or EDX:EAX otherwise. */
+        uint32_t dlo = reg_read(c, R_EAX, size);
+        uint32_t dhi = size == 1 ? (c->r[R_EAX] >> 8) & 0xff : reg_read(c, R_EDX, size);
         bool ok = in->reg == 6 ? alu_div(&c->eflags, dlo, dhi, divisor, size, &q, &r)
                                : alu_idiv(&c->eflags, dlo, dhi, divisor, size, &q, &r);
         if (!ok)
@@ -1447,10 +1449,34 @@ static void fetch_decode(struct cpu *c, struct insn *in)
         cpu_raise(c, EXC_GP, 0);
 }
 
+/* The same exception at the same address this many times in a row, with
+ * no interrupt taken, is a guest livelock (a fault handler that returns
+ * to the fault without fixing its cause). */
+#define LIVELOCK_REPEATS 1000000u
+
+/* Reported once, like the halt detector's message; the run goes on. */
+static void watch_for_livelock(struct cpu *c)
+{
+    uint32_t where = c->seg[SEG_CS].base + c->eip_start;
+    if (c->exc_vector != c->repeat_vector || where != c->repeat_addr) {
+        c->repeat_vector = c->exc_vector;
+        c->repeat_addr = where;
+        c->repeat_count = 1;
+        return;
+    }
+    if (++c->repeat_count != LIVELOCK_REPEATS || c->livelock_reported)
+        return;
+    c->livelock_reported = true;
+    fprintf(stderr, "retrovisor: guest livelock: exception %d at %04x:%08x (linear %08x) recurred %u times in a row "
+            "with no interrupt taken; the run goes on\n", c->exc_vector, c->seg[SEG_CS].sel, c->eip_start, where,
+            LIVELOCK_REPEATS);
+}
+
 void interp_deliver_pending(struct cpu *c)
 {
     c->eip = c->eip_start;
     c->r[R_ESP] = c->esp_start;
+    watch_for_livelock(c);
     trace_exception(c, c->exc_vector, c->exc_error);
     do_interrupt(c, c->exc_vector, INT_EXC, c->exc_has_error, c->exc_error, c->eip);
     c->fault_depth = 0;
@@ -1463,6 +1489,7 @@ bool interp_interrupt_ready(struct cpu *c)
 
 void cpu_deliver_interrupt(struct cpu *c, int vector)
 {
+    c->repeat_count = 0;
     c->eip_start = c->eip;
     c->esp_start = c->r[R_ESP];
     trace_interrupt(c, vector);

@@ -1,7 +1,7 @@
 /*
- * Direct kernel boot (-kernel/-initrd/-append), without running the BIOS:
- * Multiboot v1 images (loader_multiboot.c) and Linux bzImages through the
- * 32-bit boot protocol (loader_linux.c).
+ * Kernel boot (-kernel/-initrd/-append): Multiboot v1 images are loaded
+ * directly, without running the BIOS (loader_multiboot.c); Linux bzImages go
+ * through the BIOS and an option ROM that fw_cfg hands them to (loader_linux.c).
  */
 #ifndef RV_LOADER_H
 #define RV_LOADER_H
@@ -36,8 +36,8 @@ bool multiboot_load(struct machine *m, const char *kernel_path, const uint8_t *i
 
 /* Is this a Linux bzImage (boot protocol header "HdrS")? */
 bool linux_detect(const uint8_t *img, size_t len);
-/* Load a bzImage at 1 MiB with boot_params, e820, command line and initrd;
- * set the CPU to the 32-bit boot protocol entry state. */
+/* Offer a bzImage, its command line and initrd through fw_cfg with the
+ * option ROM that boots them (genroms/linuxboot.bin, first in bootorder). */
 bool linux_load(struct machine *m, const char *kernel_path, const uint8_t *img, size_t len, const char *initrd,
                 const char *cmdline, char *err, size_t errlen);
 

@@ -1,37 +1,36 @@
 /*
- * Linux/x86 boot protocol loader for -kernel bzImage (Documentation/arch/x86/
- * boot.rst): the protected-mode kernel is loaded at 1 MiB and entered through
- * the 32-bit boot protocol with a filled "zero page" (struct boot_params):
- * the setup header copied from the image, the e820 map, command line and
- * initrd.  No BIOS code runs on this path, so the machine's devices are as
- * after reset; the kernel programs them itself.
+ * -kernel with a Linux bzImage, the way QEMU does it: the BIOS runs first,
+ * then an option ROM of ours (monitor/linuxboot.asm, fw_cfg file
+ * genroms/linuxboot.bin, first in "bootorder") copies the pieces this file
+ * puts in fw_cfg to their places and enters the kernel's real-mode setup
+ * (Documentation/arch/x86/boot.rst, protocol 2.02 or later):
+ *   setup (real-mode part, header filled in here)  at 0x10000
+ *   command line                                   at 0x20000
+ *   protected-mode kernel                          at 1 MiB
+ *   initrd                                         high in RAM
+ * So SeaBIOS and SeaVGABIOS set the machine up (the VGA font, e820, ACPI)
+ * before the kernel runs.
  */
 #include "monitor/loader.h"
 #include "monitor/machine.h"
-#include "monitor/mmu.h"
-#include "monitor/physmem.h"
+#include "devices/fwcfg.h"
+#include "hosted-driver/xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Physical layout of what the loader places below 1 MiB. */
-#define GDT_ADDR         0x8000u
-#define BOOT_PARAMS_ADDR 0x10000u
+/* Where the option ROM puts the pieces (QEMU's choice for protocol >= 2.02). */
+#define SETUP_ADDR       0x10000u
 #define CMDLINE_ADDR     0x20000u
 #define CMDLINE_MAX      0x10000u
 #define KERNEL_ADDR      0x100000u
+/* SeaBIOS keeps its high tables (the ACPI tables among them) at the top of
+ * RAM; the initrd and the kernel stay below this much of it. */
+#define FIRMWARE_HIGH_RESERVE 0x100000u
 
-/* struct boot_params offsets. */
-#define BP_EXT_MEM_K      0x002
-#define BP_VIDEO_MODE     0x006
-#define BP_VIDEO_COLS     0x007
-#define BP_VIDEO_LINES    0x00e
-#define BP_VIDEO_ISVGA    0x00f
-#define BP_VIDEO_POINTS   0x010
-#define BP_ALT_MEM_K      0x1e0
-#define BP_E820_ENTRIES   0x1e8
+/* Setup header offsets (struct boot_params). */
 #define BP_SETUP_SECTS    0x1f1
 #define BP_HEADER_MAGIC   0x202
 #define BP_VERSION        0x206
@@ -39,11 +38,16 @@
 #define BP_LOADFLAGS      0x211
 #define BP_RAMDISK_IMAGE  0x218
 #define BP_RAMDISK_SIZE   0x21c
+#define BP_HEAP_END_PTR   0x224
 #define BP_CMD_LINE_PTR   0x228
 #define BP_INITRD_MAX     0x22c
 #define BP_CMDLINE_SIZE   0x238
-#define BP_E820_TABLE     0x2d0
-#define E820_MAX_ENTRIES  128
+
+#define CAN_USE_HEAP 0x80
+
+/* monitor/linuxboot.asm, assembled by nasm and turned into C by the GNUmakefile. */
+extern const unsigned char linuxboot_rom[];
+extern const unsigned int linuxboot_rom_len;
 
 #define LOADED_HIGH 0x01
 
@@ -79,78 +83,57 @@ static uint8_t *read_whole(const char *path, size_t *len, char *err, size_t errl
     return buf;
 }
 
-/* A GDT with the selectors the boot protocol promises: 0x10 code, 0x18 data. */
-static void install_boot_gdt(struct machine *m)
+/* The setup header runs from 0x1f1 to 0x202 + the byte at 0x201. */
+static void fill_setup_header(uint8_t *setup, uint32_t initrd_addr, uint32_t initrd_len)
 {
-    static const uint32_t gdt[8] = {
-        0, 0, 0, 0,
-        0x0000ffff, 0x00cf9b00,     /* 0x10: flat 32-bit code */
-        0x0000ffff, 0x00cf9300,     /* 0x18: flat 32-bit data */
-    };
-    physmem_copy_to(m->pm, GDT_ADDR, gdt, sizeof(gdt));
-    struct cpu *c = &m->cpu;
-    c->gdtr.base = GDT_ADDR;
-    c->gdtr.limit = sizeof(gdt) - 1;
-    const uint16_t flat = SEG_ATTR_P | SEG_ATTR_S | SEG_ATTR_DB | SEG_ATTR_G;
-    for (int s = 0; s < SEG_COUNT; s++)
-        c->seg[s] = (struct seg){ 0x18, flat | 0x3, 0, 0xffffffffu };
-    c->seg[SEG_CS] = (struct seg){ 0x10, flat | 0xb, 0, 0xffffffffu };
-    c->cr0 |= CR0_PE;
-    c->cr0 &= ~CR0_PG;
-    c->cpl = 0;
-    c->eflags = 0x2;
-    tlb_flush_all(c);
+    setup[BP_TYPE_OF_LOADER] = 0xff;
+    setup[BP_LOADFLAGS] |= CAN_USE_HEAP;
+    wr16(setup + BP_HEAP_END_PTR, CMDLINE_ADDR - SETUP_ADDR - 0x200);
+    wr32(setup + BP_CMD_LINE_PTR, CMDLINE_ADDR);
+    wr32(setup + BP_RAMDISK_IMAGE, initrd_addr);
+    wr32(setup + BP_RAMDISK_SIZE, initrd_len);
 }
 
-static void fill_e820(uint8_t *bp, uint32_t ram)
-{
-    struct mem_region map[E820_MAX_ENTRIES];
-    int n = memory_map(ram, map, E820_MAX_ENTRIES);
-    for (int k = 0; k < n; k++) {
-        uint8_t *e = bp + BP_E820_TABLE + 20 * k;
-        memcpy(e, &map[k].base, 8);
-        memcpy(e + 8, &map[k].length, 8);
-        wr32(e + 16, map[k].type);
-    }
-    bp[BP_E820_ENTRIES] = n;
-}
-
-/* Text-mode screen the kernel's VGA console may take over. */
-static void fill_screen_info(uint8_t *bp)
-{
-    bp[BP_VIDEO_MODE] = 3;
-    bp[BP_VIDEO_COLS] = 80;
-    bp[BP_VIDEO_LINES] = 25;
-    bp[BP_VIDEO_ISVGA] = 1;
-    wr16(bp + BP_VIDEO_POINTS, 16);
-}
-
-static bool place_initrd(struct machine *m, uint8_t *bp, const char *path, uint16_t version, char *err,
-                         size_t errlen)
+/* The initrd goes as high as the kernel allows, below what SeaBIOS keeps at
+ * the top of RAM (its tables, the ACPI tables). */
+static bool place_initrd(struct machine *m, const uint8_t *img, const char *path, uint16_t version,
+                         uint32_t *addr_out, uint32_t *len_out, char *err, size_t errlen)
 {
     size_t len;
     uint8_t *data = read_whole(path, &len, err, errlen);
     if (!data)
         return false;
     uint32_t ram = m->cfg.ram_mb << 20;
-    uint32_t max = version >= 0x203 ? rd32(bp + BP_INITRD_MAX) : 0x37ffffffu;
-    uint32_t top = ram - 1 < max ? ram : max + 1;
+    uint32_t max = version >= 0x203 ? rd32(img + BP_INITRD_MAX) : 0x37ffffffu;
+    uint32_t top = ram - FIRMWARE_HIGH_RESERVE - 1 < max ? ram - FIRMWARE_HIGH_RESERVE : max + 1;
     if (len > top || (top - len) & 0x80000000u || top - len < KERNEL_ADDR + 0x400000) {
         snprintf(err, errlen, "-initrd %s: %zu bytes do not fit in guest RAM above the kernel (try a larger -m)",
                  path, len);
         free(data);
         return false;
     }
-    uint32_t addr = (top - len) & ~0xfffu;
-    bool ok = physmem_copy_to(m->pm, addr, data, len);
+    *addr_out = (top - len) & ~0xfffu;
+    *len_out = len;
+    fwcfg_add_i32(m->fwcfg, FW_CFG_INITRD_ADDR, *addr_out);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_INITRD_SIZE, len);
+    fwcfg_add_bytes(m->fwcfg, FW_CFG_INITRD_DATA, data, len);
     free(data);
-    if (!ok) {
-        snprintf(err, errlen, "-initrd %s: does not fit in guest RAM", path);
-        return false;
-    }
-    wr32(bp + BP_RAMDISK_IMAGE, addr);
-    wr32(bp + BP_RAMDISK_SIZE, len);
     return true;
+}
+
+/* genroms/linuxboot.bin with its checksum byte set, run first ("bootorder"). */
+static void add_boot_rom(struct machine *m)
+{
+    uint8_t *rom = xmalloc(linuxboot_rom_len);
+    memcpy(rom, linuxboot_rom, linuxboot_rom_len);
+    uint8_t sum = 0;
+    for (unsigned k = 0; k + 1 < linuxboot_rom_len; k++)
+        sum += rom[k];
+    rom[linuxboot_rom_len - 1] = -sum;
+    fwcfg_add_file(m->fwcfg, "genroms/linuxboot.bin", rom, linuxboot_rom_len);
+    free(rom);
+    static const char order[] = "/rom@genroms/linuxboot.bin\n";
+    fwcfg_add_file(m->fwcfg, "bootorder", order, sizeof(order) - 1);
 }
 
 bool linux_load(struct machine *m, const char *kernel_path, const uint8_t *img, size_t len, const char *initrd,
@@ -168,51 +151,41 @@ bool linux_load(struct machine *m, const char *kernel_path, const uint8_t *img, 
     }
     int setup_sects = img[BP_SETUP_SECTS] ? img[BP_SETUP_SECTS] : 4;
     size_t setup_len = (size_t)(setup_sects + 1) * 512;
-    if (setup_len >= len) {
-        snprintf(err, errlen, "-kernel %s: truncated image (setup of %zu bytes, file of %zu)", kernel_path,
-                 setup_len, len);
+    if (setup_len >= len || setup_len > CMDLINE_ADDR - SETUP_ADDR - 0x1000) {
+        snprintf(err, errlen, "-kernel %s: truncated image or oversized setup (setup of %zu bytes, file of %zu)",
+                 kernel_path, setup_len, len);
         return false;
     }
-    if (!physmem_copy_to(m->pm, KERNEL_ADDR, img + setup_len, len - setup_len)) {
+    uint32_t ram = m->cfg.ram_mb << 20;
+    if (len - setup_len > ram - KERNEL_ADDR - FIRMWARE_HIGH_RESERVE) {
         snprintf(err, errlen, "-kernel %s: kernel of %zu bytes does not fit in guest RAM", kernel_path,
                  len - setup_len);
         return false;
     }
-
-    uint8_t bp[4096] = { 0 };
-    /* The setup header runs from 0x1f1 to 0x202 + the byte at 0x201. */
-    size_t hdr_end = 0x202 + img[0x201];
-    if (hdr_end > setup_len)
-        hdr_end = setup_len;
-    memcpy(bp + BP_SETUP_SECTS, img + BP_SETUP_SECTS, hdr_end - BP_SETUP_SECTS);
-    bp[BP_TYPE_OF_LOADER] = 0xff;
-    bp[BP_LOADFLAGS] &= ~0x40;   /* KEEP_SEGMENTS off: the kernel reloads them */
-
-    uint32_t ram = m->cfg.ram_mb << 20;
-    uint32_t ext_k = (ram - 0x100000) / 1024;
-    wr16(bp + BP_EXT_MEM_K, ext_k > 0xffff ? 0xffff : ext_k);
-    wr32(bp + BP_ALT_MEM_K, ext_k);
-    fill_e820(bp, ram);
-    fill_screen_info(bp);
-
     const char *line = cmdline ? cmdline : "";
-    uint32_t max_cmd = version >= 0x206 ? rd32(bp + BP_CMDLINE_SIZE) : 255;
+    uint32_t max_cmd = version >= 0x206 ? rd32(img + BP_CMDLINE_SIZE) : 255;
     if (strlen(line) > max_cmd || strlen(line) >= CMDLINE_MAX) {
         snprintf(err, errlen, "-append: command line of %zu bytes exceeds the kernel's limit of %u", strlen(line),
                  max_cmd);
         return false;
     }
-    physmem_copy_to(m->pm, CMDLINE_ADDR, line, strlen(line) + 1);
-    wr32(bp + BP_CMD_LINE_PTR, CMDLINE_ADDR);
-
-    if (initrd && *initrd && !place_initrd(m, bp, initrd, version, err, errlen))
+    uint32_t initrd_addr = 0, initrd_len = 0;
+    if (initrd && *initrd && !place_initrd(m, img, initrd, version, &initrd_addr, &initrd_len, err, errlen))
         return false;
-    physmem_copy_to(m->pm, BOOT_PARAMS_ADDR, bp, sizeof(bp));
 
-    install_boot_gdt(m);
-    struct cpu *c = &m->cpu;
-    c->eip = KERNEL_ADDR;
-    c->r[R_ESI] = BOOT_PARAMS_ADDR;
-    c->r[R_EBP] = c->r[R_EDI] = c->r[R_EBX] = 0;
+    uint8_t *setup = xmalloc(setup_len);
+    memcpy(setup, img, setup_len);
+    fill_setup_header(setup, initrd_addr, initrd_len);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_SETUP_ADDR, SETUP_ADDR);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_SETUP_SIZE, setup_len);
+    fwcfg_add_bytes(m->fwcfg, FW_CFG_SETUP_DATA, setup, setup_len);
+    free(setup);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_KERNEL_ADDR, KERNEL_ADDR);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_KERNEL_SIZE, len - setup_len);
+    fwcfg_add_bytes(m->fwcfg, FW_CFG_KERNEL_DATA, img + setup_len, len - setup_len);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_CMDLINE_ADDR, CMDLINE_ADDR);
+    fwcfg_add_i32(m->fwcfg, FW_CFG_CMDLINE_SIZE, strlen(line) + 1);
+    fwcfg_add_bytes(m->fwcfg, FW_CFG_CMDLINE_DATA, line, strlen(line) + 1);
+    add_boot_rom(m);
     return true;
 }

@@ -4,6 +4,7 @@
 #include "monitor/machine.h"
 #include "monitor/interp.h"
 #include "monitor/loader.h"
+#include "monitor/acpi_tables.h"
 #include "bt/bt.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
@@ -20,6 +21,7 @@
 #include "devices/post.h"
 #include "devices/i440fx.h"
 #include "devices/piix3.h"
+#include "devices/acpi_pm.h"
 #include "devices/fwcfg.h"
 #include "devices/ide.h"
 #include "devices/atapi.h"
@@ -214,13 +216,37 @@ static void fill_cmos(struct machine *m)
     cmos_update_checksum(m->cmos);
 }
 
+/* SeaBIOS places the tables (and lists them in e820) by the table-loader. */
+static void add_acpi_tables(struct machine *m)
+{
+    struct acpi_config cfg = { .com1 = m->uart[0] != NULL, .com2 = m->uart[1] != NULL };
+    struct acpi_build b;
+    acpi_build_tables(&cfg, &b);
+    fwcfg_add_file(m->fwcfg, ACPI_FILE_TABLES, b.tables.data, b.tables.len);
+    fwcfg_add_file(m->fwcfg, ACPI_FILE_RSDP, b.rsdp.data, b.rsdp.len);
+    fwcfg_add_file(m->fwcfg, ACPI_FILE_LOADER, b.loader.data, b.loader.len);
+    acpi_build_free(&b);
+}
+
+bool machine_power_button(struct machine *m)
+{
+    if (!m->acpi_pm)
+        return false;
+    acpi_pm_power_button(m->acpi_pm);
+    return true;
+}
+
 static void fill_fwcfg(struct machine *m)
 {
     uint64_t ram = (uint64_t)m->cfg.ram_mb << 20;
     fwcfg_add_i64(m->fwcfg, FW_CFG_RAM_SIZE, ram);
     fwcfg_add_i16(m->fwcfg, FW_CFG_NB_CPUS, 1);
     fwcfg_add_i16(m->fwcfg, FW_CFG_MAX_CPUS, 1);
+    /* The board wires ISA IRQ 0 to I/O APIC pin 2; SeaBIOS's MP table says so. */
+    fwcfg_add_i32(m->fwcfg, FW_CFG_IRQ0_OVERRIDE, 1);
     fwcfg_add_e820(m->fwcfg, 0, ram, E820_RAM);
+    if (m->acpi_pm)
+        add_acpi_tables(m);
 }
 
 static bool open_chardev(const char *option, const char *spec, struct chardev **out)
@@ -284,10 +310,10 @@ static bool load_kernel(struct machine *m)
     return ok;
 }
 
-static void code_written(void *opaque, uint32_t page)
+static void code_written(void *opaque, uint32_t addr, uint32_t len, bool by_cpu)
 {
     struct machine *m = opaque;
-    bt_invalidate_page(m->bt, page);
+    bt_invalidate_range(m->bt, addr, len, by_cpu);
 }
 
 /* The VGA's linear framebuffer BAR moved: map the guest-physical range straight
@@ -521,6 +547,8 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->pci = pci_bus_new(m->bus);
     m->i440fx = i440fx_new(m->pci, pam_changed, m);
     m->piix3 = piix3_new(m->pci, m->bus);
+    if (!cfg->no_acpi)
+        m->acpi_pm = acpi_pm_new(m->pci, m->bus);
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
@@ -564,6 +592,7 @@ void machine_free(struct machine *m)
     vtimer_free(m->cdrom_change_timer);
     free(m->cdrom_last);
     bt_free(m->bt);
+    acpi_pm_free(m->acpi_pm);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
     physmem_free(m->pm);
@@ -663,6 +692,11 @@ int machine_run(struct machine *m)
             last_poll = cpu_icount(c);
             if (chardev_poll_all())
                 break;
+        }
+        if (m->power_button_signal) {
+            m->power_button_signal = 0;
+            if (!machine_power_button(m))
+                fprintf(stderr, "retrovisor: power button: the machine has no ACPI (-machine acpi=off)\n");
         }
         if (!poll_ui(m)) {
             m->exit_status = 0;       /* the window was closed: power off */

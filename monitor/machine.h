@@ -32,6 +32,7 @@ struct vtimer;
 struct bt;
 struct vga;
 struct ui;
+struct acpi_pm;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -74,6 +75,7 @@ struct machine_config {
     const char *append;          /* -append: kernel command line */
     bool no_vga;                 /* -vga none: no display adapter */
     const char *vgabios_path;    /* -vgabios: NULL = SeaVGABIOS (VGA_DEFAULT_BIOS) */
+    bool no_acpi;                /* -machine acpi=off: no PM function, no ACPI tables */
 };
 
 struct machine {
@@ -113,6 +115,8 @@ struct machine {
     int exit_status;
     int resets;
     bool ferr;                   /* x87 FERR# asserted (IRQ13 level) */
+    struct acpi_pm *acpi_pm;     /* PIIX4-style PM at 00:01.3, NULL with -machine acpi=off */
+    volatile sig_atomic_t power_button_signal;  /* set by main's SIGPWR handler: press the button */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */
@@ -148,6 +152,9 @@ int machine_change_cdrom(struct machine *m, const char *path, bool force, char *
 /* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
  * last one back; one line on stderr says which (or why not). */
 void machine_toggle_cdrom(void *machine);
+/* The power button (ACPI fixed feature): an ACPI guest shuts down on it.
+ * False when the machine has no ACPI (-machine acpi=off). */
+bool machine_power_button(struct machine *m);
 /* Triple fault: reset (or stop with -no-reboot). */
 void machine_triple_fault(struct machine *m);
 

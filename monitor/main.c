@@ -41,13 +41,21 @@ static void usage(FILE *f)
             "  -vga TYPE          std: standard VGA + Bochs VBE at PCI 00:02.0 (default); none: no display adapter\n"
             "  -vgabios FILE      VGA BIOS option ROM (default: SeaVGABIOS,\n"
             "                     " VGA_DEFAULT_BIOS ")\n"
+            "  -machine [pc,]acpi=on|off  acpi=off: no ACPI power management function and no ACPI\n"
+            "                     tables (the older machine); default on\n"
+            "  -no-acpi           same as -machine acpi=off\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
             "                     Ctrl+Alt+E there ejects the CD or puts it back\n"
             "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
-            "                     'password' the password is $RETROVISOR_VNC_PASSWORD\n"
+            "                     'password' the password is $RETROVISOR_VNC_PASSWORD (at most 8 characters)\n"
+            "      ,websocket=on  also accept WebSockets (noVNC) on the same port (default off)\n"
+            "      ,websocket-origins=ORIGIN[;ORIGIN...]  web pages allowed to connect\n"
+            "                     (default: the server's own host and port)\n"
+            "      ,max-clients=N at most N connections at a time, authenticated or not (default 16)\n"
+            "      ,insecure      allow a non-loopback ADDR without a password\n"
             "  -vnc [ADDR]:N[,...] same as -display vnc=[ADDR]:N[,...]\n"
             "  -display none      no display; the guest's serial console is on the terminal\n"
             "                     (Ctrl-A X quits, Ctrl-A H lists the keys); the default without $DISPLAY\n"
@@ -70,7 +78,8 @@ static void usage(FILE *f)
             "  --version          print the version\n"
             "\n"
             "The guest can end the run through the isa-debug-exit port 0xf4: writing V exits\n"
-            "with status (V << 1) | 1, as in QEMU.\n");
+            "with status (V << 1) | 1, as in QEMU.  SIGPWR (kill -PWR) presses the ACPI power\n"
+            "button; an ACPI guest that powers off (S5) ends the run with status 0.\n");
 }
 
 static _Noreturn void bad(const char *fmt, const char *a, const char *b)
@@ -186,9 +195,33 @@ static const char *parse_boot(const char *spec)
     return order;
 }
 
+/* -machine [type=]pc[,acpi=on|off] */
+static void parse_machine(struct machine_config *cfg, const char *spec)
+{
+    char *copy = strdup(spec);
+    for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(opt, "pc") || !strcmp(opt, "type=pc"))
+            continue;
+        if (!strcmp(opt, "acpi=off") || !strcmp(opt, "acpi=no"))
+            cfg->no_acpi = true;
+        else if (!strcmp(opt, "acpi=on") || !strcmp(opt, "acpi=yes"))
+            cfg->no_acpi = false;
+        else
+            bad("-machine %s: unknown property '%s' (available: pc, acpi=on|off)", spec, opt);
+    }
+    free(copy);
+}
+
 /* SIGINT/SIGTERM/SIGHUP end the run like a power-off (the screendump is
  * written, the terminal restored); a second one kills at once. */
 static struct machine *running;
+
+/* SIGPWR presses the ACPI power button: an ACPI guest then shuts down cleanly. */
+static void power_button_signal(int sig)
+{
+    if (running)
+        running->power_button_signal = 1;
+}
 
 static void stop_signal(int sig)
 {
@@ -213,6 +246,12 @@ static void catch_stop_signals(void)
         if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL)
             sigaction(sigs[i], &sa, NULL);
     }
+    struct sigaction pwr;
+    memset(&pwr, 0, sizeof(pwr));
+    pwr.sa_handler = power_button_signal;
+    sigemptyset(&pwr.sa_mask);
+    pwr.sa_flags = SA_RESTART;
+    sigaction(SIGPWR, &pwr, NULL);
 }
 
 int main(int argc, char **argv)
@@ -274,6 +313,11 @@ int main(int argc, char **argv)
                 cfg.no_vga = true;
             else
                 bad("-vga %s: unknown display adapter (available: std, none)%s", val, "");
+        } else if (!strcmp(a, "-machine") || !strcmp(a, "-M")) {
+            NEED_ARG();
+            parse_machine(&cfg, val);
+        } else if (!strcmp(a, "-no-acpi")) {
+            cfg.no_acpi = true;
         } else if (!strcmp(a, "-vgabios")) {
             NEED_ARG();
             cfg.vgabios_path = val;

@@ -161,20 +161,29 @@ void physmem_write(struct physmem *pm, uint32_t addr, uint64_t val, int size)
 }
 
 /* Tell the translation cache about writes to pages it has translated. */
-void physmem_note_write(struct physmem *pm, uint64_t addr, size_t len)
+static void note_write(struct physmem *pm, uint64_t addr, size_t len, bool by_cpu)
 {
     if (!pm->code_write || !len)
         return;
-    for (uint64_t page = addr & ~0xfffull; page < addr + len; page += PAGE_SIZE)
-        if (page < 0x100000000ull && physmem_is_code(pm, page))
-            pm->code_write(pm->code_write_opaque, page);
+    for (uint64_t page = addr & ~0xfffull; page < addr + len && page < 0x100000000ull; page += PAGE_SIZE) {
+        if (!physmem_is_code(pm, page))
+            continue;
+        uint64_t from = addr > page ? addr : page;
+        uint64_t to = addr + len < page + PAGE_SIZE ? addr + len : page + PAGE_SIZE;
+        pm->code_write(pm->code_write_opaque, (uint32_t)from, (uint32_t)(to - from), by_cpu);
+    }
+}
+
+void physmem_note_write(struct physmem *pm, uint64_t addr, size_t len)
+{
+    note_write(pm, addr, len, true);
 }
 
 bool physmem_copy_to(struct physmem *pm, uint64_t addr, const void *src, size_t len)
 {
     if (addr > pm->ram_size || len > pm->ram_size - addr)
         return false;
-    physmem_note_write(pm, addr, len);
+    note_write(pm, addr, len, false);
     memcpy(pm->ram + addr, src, len);
     return true;
 }

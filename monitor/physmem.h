@@ -31,9 +31,11 @@ struct physmem {
     uint64_t generation;          /* bumped whenever a mapping changes (TLBs must flush) */
     uint64_t rom_generation;      /* bumped when ROM bytes change in place (all translations go) */
     /* Pages holding translated code: one bit per page.  Writes to them must
-     * reach code_write(code_write_opaque, page) before they land. */
+     * reach code_write(code_write_opaque, addr, len, by_cpu) before they land,
+     * one call per page with the bytes written there; by_cpu is false for
+     * bulk copies (DMA, loaders). */
     uint8_t *code_bits;
-    void (*code_write)(void *opaque, uint32_t page);
+    void (*code_write)(void *opaque, uint32_t addr, uint32_t len, bool by_cpu);
     void *code_write_opaque;
 };
 
@@ -71,7 +73,7 @@ void physmem_map_host(struct physmem *pm, uint32_t base, uint32_t len, uint8_t *
 /* Slow-path accesses (any address, any size up to 8, may cross pages). */
 uint64_t physmem_read(struct physmem *pm, uint32_t addr, int size);
 void physmem_write(struct physmem *pm, uint32_t addr, uint64_t val, int size);
-/* A write of len bytes at addr is about to land: invalidate translations there. */
+/* A CPU write of len bytes at addr is about to land: invalidate translations there. */
 void physmem_note_write(struct physmem *pm, uint64_t addr, size_t len);
 /* Bounds-checked bulk copies for DMA and loaders: false if any byte is outside RAM. */
 bool physmem_copy_to(struct physmem *pm, uint64_t addr, const void *src, size_t len);

@@ -4,6 +4,8 @@
 # Nothing here asserts a time; it prints measurements and ratios.
 #   1. guest MIPS on a tight protected-mode loop (tests/guest/bench_loop.asm as
 #      the BIOS), net of each VMM's start-up
+#      and seconds for code that keeps its data in its own page (a loop, an
+#      LZ decoder: tests/guest/bench_beside.asm)
 #   2. wall time for SeaBIOS to reach "No bootable device."
 #   3. the Linux guest: wall time to its init, in-guest sha256 of 16 MiB and
 #      300 process spawns and a user-mode loop (awk), as ratios to QEMU
@@ -103,6 +105,24 @@ t_ie=$(RUNS=1 best_time $RV -accel interp -bios "$B/bench_loop_empty.bin" -displ
 mips_i=$(awk "BEGIN { d = $t_i - $t_ie; if (d > 0) printf \"%.1f\", $insns / 50 / d / 1e6; else print \"-\" }")
 printf '%-44s %14s %14s %10s\n' "guest MIPS, tight loop, -accel interp" "$mips_i" "$mips_q" \
     "$( [ "$mips_q" = - ] && echo - || ratio "$mips_i" "$mips_q")x"
+
+# Code beside data (tests/guest/bench_beside.asm): a loop whose data lives
+# 64 bytes past its code, and an LZ77 decoder whose output lands beside its
+# own code, both run from RAM.
+nasm -f bin -DWORKLOAD=1 -DITERATIONS=2000000 tests/guest/bench_beside.asm -o "$B/beside_loop.bin"
+python3 tests/guest/lz.py "$B/beside.lz" 98304
+nasm -f bin -DWORKLOAD=2 -DLZ_FILE="\"$B/beside.lz\"" -DROUNDS=500 tests/guest/bench_beside.asm -o "$B/beside_lz.bin"
+for w in loop lz; do
+    t_rv=$(best_time $RV -display none -serial none -m 16 -bios "$B/beside_$w.bin")
+    t_q=-
+    [ -n "$QEMU" ] && t_q=$(best_time $QEMU -accel tcg -m 16 -display none -nodefaults \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 -bios "$B/beside_$w.bin")
+    case $w in
+    loop) label="loop, data 64 B past its code, 2e6 iter. (s)" ;;
+    lz) label="LZ77 decoding beside its code, 48 MiB (s)" ;;
+    esac
+    printf '%-44s %14s %14s %10s\n' "$label" "$t_rv" "$t_q" "$( [ "$t_q" = - ] && echo - || ratio "$t_rv" "$t_q")x"
+done
 
 # 2. SeaBIOS to "No bootable device."
 s_rv=$(time_until "$B/seabios-rv.log" '^No bootable device' 120 \

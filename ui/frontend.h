@@ -44,10 +44,12 @@ void sdl_close(struct sdl_ui *s);
 
 /* ---- VNC server (ui/vnc.c) ---- */
 struct vnc_ui;
-/* opt: what followed "vnc=" ("[ADDR]:N[,password][,password-file=PATH]"). */
+/* opt: what followed "vnc=" ("[ADDR]:N[,password][,password-file=PATH]
+ * [,websocket=on][,websocket-origins=...][,max-clients=N][,insecure]").
+ * Starts the VNC thread; `in` is only ever called from vnc_poll. */
 struct vnc_ui *vnc_open(const char *opt, const struct ui_input *in, char *err, size_t errlen);
-/* Pushes the frame to the clients and handles their messages (never blocks
- * waiting for a client that has nothing to say). */
+/* Hands the changed rows to the VNC thread and applies the input its
+ * clients queued; never waits for the VNC thread or a client. */
 void vnc_poll(struct vnc_ui *v, const struct render_frame *f);
 void vnc_set_status(struct vnc_ui *v, const char *status);
 int vnc_port(const struct vnc_ui *v);      /* the TCP port listened on */

@@ -5,7 +5,10 @@
  *   "vnc=[ADDR]:N" an RFB server on port 5900+N (libvncserver), 127.0.0.1
  *                 unless ADDR is given; ",password" reads the password from
  *                 the RETROVISOR_VNC_PASSWORD environment variable
- *                 (or ",password-file=PATH"); websockets are on so noVNC can connect.
+ *                 (or ",password-file=PATH"); ",websocket=on" lets noVNC
+ *                 connect (ui/vnc.c lists the other options).  The VNC
+ *                 server runs on its own thread; ui_poll only hands it
+ *                 frames and applies the input its clients queued.
  * The run loop calls ui_poll about every 10 ms of host time, from the main
  * thread (SDL requires it); the front end pulls a frame from the renderer
  * (ui/render.h), pushes changed lines to the window/clients, and turns

@@ -17,7 +17,10 @@ awk_expect=$(awk 'BEGIN { s = 0; for (i = 1; i <= 1000; i++) s += i * i; print s
 
 check_run() { # check_run NAME LOG STATUS
     name=$1 log=$2 rc=$3
-    if [ "$rc" -eq 0 ] && grep -q 'halted the CPU with interrupts disabled' "$log.stderr"; then
+    # Without ACPI (-kernel: no firmware) poweroff -f halts the CPU; through
+    # SeaBIOS the kernel finds the ACPI tables and powers off through S5.
+    if [ "$rc" -eq 0 ] && { grep -q 'halted the CPU with interrupts disabled' "$log.stderr" ||
+                            grep -q 'reboot: Power down' "$log"; }; then
         pass "linux $name: powered off by itself"
     else
         fail "linux $name: did not power off by itself (status $rc): $(tail -2 "$log.stderr" | tr '\n' ' ')"
@@ -37,10 +40,20 @@ check_run() { # check_run NAME LOG STATUS
 }
 
 log="$E2E_TMP/linux-direct.log"
+rm -f "$log.png"
 timeout 600 $RV -m 256 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" \
-    -append "console=ttyS0 panic=-1 rv.mode=test" -display none -serial "file:$log" -no-reboot \
-    >"$log.stdout" 2>"$log.stderr"
+    -append "console=tty0 console=ttyS0 panic=-1 rv.mode=test" -display none -serial "file:$log" -no-reboot \
+    -debugcon "file:$log.seabios" -screendump "$log.png" >"$log.stdout" 2>"$log.stderr"
 check_run direct "$log" $?
+# -kernel boots through SeaBIOS and the project's option ROM, so SeaVGABIOS
+# has loaded the text-mode font: the kernel's last words are readable on screen.
+expect_line "$log.seabios" '^Booting from ROM' "linux direct: SeaBIOS boots the linuxboot option ROM"
+if python3 tests/e2e/screens.py text "$log.png" /usr/share/seabios/vgabios-stdvga.bin 2>&1 |
+        grep -q 'reboot: Power down'; then
+    pass "linux direct: the VGA text console is readable (the font is loaded)"
+else
+    fail "linux direct: no 'reboot: Power down' readable on the screen ($log.png)"
+fi
 
 log="$E2E_TMP/linux-disk.log"
 timeout 600 $RV -m 256 -hda "$L/disk-test.img" -snapshot -display none -serial "file:$log" -no-reboot \

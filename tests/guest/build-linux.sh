@@ -58,12 +58,16 @@ if [ ! -s "$OUT/cdctl" ] || [ "$HERE/cdctl.c" -nt "$OUT/cdctl" ]; then
     gcc -m32 -static -Os -o "$OUT/cdctl" "$HERE/cdctl.c"
 fi
 
+# The ACPI button driver is a module in Debian's kernel: init loads it to see
+# the power button's events (tests/e2e/acpi.sh).
+button_ko=$(ls "$OUT"/pkgroot/lib/modules/*/kernel/drivers/acpi/button.ko | head -1)
 if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ] ||
    [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ] || [ "$OUT/cdctl" -nt "$OUT/initramfs.cpio" ]; then
     step "building initramfs.cpio (busybox + init)"
     # shellcheck disable=SC2086 # the module arguments are words
     python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
         dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:mnt dir:lib dir:lib/modules \
+        file:lib/button.ko:"$button_ko":644 \
         $cd_module_args file:bin/cdctl:"$OUT/cdctl":755 \
         nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
         file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \

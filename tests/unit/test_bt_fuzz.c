@@ -29,7 +29,9 @@
  * ops, BCD, far pointer loads, forward Jcc/JMP/JECXZ/LOOP, CALL/RET pairs
  * (rel, reg, mem, RET imm), computed jumps, loops, self-modifying stores
  * into the code that follows (also through the second mapping and by
- * remapping a data page onto the code), PTE rewrites with INVLPG/CR3
+ * remapping a data page onto the code), stores and REP STOSB beside the
+ * code (past the next instructions, past the block, below its first byte:
+ * translations there must survive them), PTE rewrites with INVLPG/CR3
  * reloads, and deliberate exceptions.  Memory operands are built from
  * registers loaded just before (disp32, base+disp, SIB, 16-bit addressing)
  * and aim at the data area, often across a page boundary; a few percent may
@@ -1706,10 +1708,44 @@ static void g_smc(void)
     }
     uint32_t base = G.seg_base[seg] - delta;   /* fixups: linear - base = the offset of the alias */
     bool override = seg != SEG_DS || chance(20);
-    int kind = below(4);
-    if (kind == 2 && would_fault(SEG_ES, code - G.seg_base[SEG_ES], 4, true) && !chance(FAULT_PCT))
+    int kind = below(7);
+    if ((kind == 2 || kind == 6) && would_fault(SEG_ES, code - G.seg_base[SEG_ES], 4, true) && !chance(FAULT_PCT))
         kind = 0;
+    if (kind == 5 && G.v->code_off < 8)
+        kind = 4;
     switch (kind) {
+    /* Data beside code, inside the code pages (bytes outside the compared
+     * regions would carry over to later blocks).  Past the block's first
+     * byte it is often past its last, sometimes on later code. */
+    case 4:                                   /* a store at or past the block's first byte */
+    case 5: {                                 /* a store below it, in its page or the one before */
+        bool dword = chance(60);
+        put_prefixes(false, override ? seg : -1, false, 0);
+        put(dword ? 0xc7 : 0xc6);
+        put(0x05);
+        uint32_t room = kind == 4 ? CODE_END - CODE_BASE - 4 - G.v->code_off : G.v->code_off - 4;
+        uint32_t step = below((room < 0x600 ? room : 0x600) + 1);
+        put32((kind == 4 ? code + step : code - 4 - step) - G.seg_base[seg]);
+        if (dword)
+            put32(interesting());
+        else
+            put(interesting());
+        break;
+    }
+    case 6: {                                 /* rep stosb at or past the block's first byte */
+        put(0xfc);                            /* cld */
+        put(0xbf);                            /* mov edi, beyond (ES-relative) */
+        int n = 1 + below(24);
+        uint32_t room = CODE_END - CODE_BASE - n - G.v->code_off;
+        put32(code + below((room < 0x600 ? room : 0x600) + 1) - G.seg_base[SEG_ES]);
+        put(0xb9);
+        put32(n);
+        put(0xb0);
+        put(interesting());
+        put(0xf3);
+        put(0xaa);
+        break;
+    }
     case 0: {                                 /* patch the imm32 of a later mov */
         put_prefixes(false, override ? seg : -1, false, 0);
         put(0xc7);
@@ -2527,6 +2563,10 @@ static bool run_one(uint64_t seed, struct tallies *t, bool verbose)
         int slice = chance(20) ? 1 + below(chance(50) ? 4 : 40) : 0;
         bool capture_all = chance(25);         /* the translation of hosts without BMI2 */
         bt_set_flag_keeping_probe(!capture_all);
+        /* Pages rewritten too often are interpreted for a while: in one
+         * block of eight (a choice that leaves the generator's sequence
+         * alone), so that most self-modifying blocks run translated. */
+        bt_set_hot_pages(m_bt->bt, (splitmix(seed ^ 0x40a9e5) & 7) == 0);
         run_engine(m_interp, &fi, 0);
         run_engine(m_bt, &fb, slice);
         tally(t, &v, &im, &fi, len, seed);
@@ -2595,11 +2635,13 @@ static void test_bt_fuzz(void **state)
         if (t.vec[k])
             printf(" #%d:%lu", k, t.vec[k]);
     printf("\n  bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, %llu jumps followed,"
-           " %llu operands and %llu stack slots cached\n",
+           " %llu operands and %llu stack slots cached\n"
+           "  code writes: %llu spared translations beside them; a page was left to the interpreter %llu times\n",
            (unsigned long long)bs.blocks_translated, (unsigned long long)bs.blocks_invalidated,
            (unsigned long long)bs.flushes, (unsigned long long)bs.block_entries,
            (unsigned long long)bs.jumps_followed, (unsigned long long)bs.operands_cached,
-           (unsigned long long)bs.stack_slots_cached);
+           (unsigned long long)bs.stack_slots_cached, (unsigned long long)bs.code_writes_spared,
+           (unsigned long long)bs.pages_made_hot);
     assert_int_equal(failures, 0);
     /* Zero mismatches say something about base caching only if it was used. */
     assert_true(bs.operands_cached > 0);

@@ -310,6 +310,22 @@ static void test_unknown_keys_read_zero(void **state)
     }
 }
 
+/* The x86 keys (bit 15) are items of their own, not aliases of the generic ones. */
+static void test_arch_local_key(void **state)
+{
+    struct env *e = *state;
+    fwcfg_add_i32(e->f, FW_CFG_IRQ0_OVERRIDE, 1);
+    sel(e, FW_CFG_IRQ0_OVERRIDE);
+    assert_int_equal(data8(e), 1);
+    for (int n = 0; n < 3; n++)
+        assert_int_equal(data8(e), 0);
+    assert_int_equal(data8(e), 0);            /* past the end */
+    sel(e, FW_CFG_IRQ0_OVERRIDE & 0x7fff);    /* generic key 2: not set */
+    assert_int_equal(data8(e), 0);
+    sel(e, FW_CFG_ARCH_LOCAL + 3);
+    assert_int_equal(data8(e), 0);
+}
+
 static void test_write_channel_bit(void **state)
 {
     struct env *e = *state;
@@ -609,6 +625,7 @@ int main(void)
         T(test_file_read),
         T(test_select_resets_offset),
         T(test_unknown_keys_read_zero),
+        T(test_arch_local_key),
         T(test_write_channel_bit),
         T(test_e820_file),
         T(test_file_replaced),

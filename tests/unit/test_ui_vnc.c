@@ -484,6 +484,7 @@ static void vnc_password(void **state)
     struct client c = { .pump = pump_vnc, .server = v };
     assert_int_not_equal(cl_handshake(&c, port, "wrong"), 0);
     cl_close(&c);
+    usleep(1100 * 1000);        /* the back-off after one wrong password is 1 s */
     assert_int_equal(cl_handshake(&c, port, "s3cret"), 0);
     cl_request(&c, false);
     cl_read_update(&c);
@@ -511,29 +512,59 @@ static void vnc_password(void **state)
     unsetenv("RETROVISOR_VNC_PASSWORD");
 }
 
-/* noVNC: a WebSocket handshake on the same port, then RFB in binary frames. */
+/* A WebSocket upgrade request with the given Origin (NULL: none); returns the
+ * client with the connection open and the server's HTTP response head in resp. */
+static void ws_request(struct client *c, int port, const char *origin, char *resp, size_t resplen)
+{
+    cl_connect(c, port);
+    char req[512];
+    snprintf(req, sizeof(req),
+             "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+             "%s%s%s\r\n", port, origin ? "Origin: " : "", origin ? origin : "", origin ? "\r\n" : "");
+    cl_send(c, req, strlen(req));
+    size_t n = 0;
+    resp[0] = 0;
+    while (n < resplen - 1 && !strstr(resp, "\r\n\r\n")) {
+        cl_recv(c, resp + n, 1);
+        resp[++n] = 0;
+    }
+}
+
+/* After a refusal the server closes the connection and sends nothing more. */
+static void expect_closed(struct client *c, void *server)
+{
+    uint64_t deadline = ms_now() + 5000;
+    for (;;) {
+        pump_vnc(server);
+        struct pollfd pfd = { c->fd, POLLIN, 0 };
+        if (poll(&pfd, 1, 10) == 1) {
+            char b;
+            ssize_t r = recv(c->fd, &b, 1, 0);
+            if (r == 1)
+                fail_msg("the server sent 0x%02x after refusing", (uint8_t)b);
+            return;
+        }
+        if (ms_now() > deadline)
+            fail_msg("the server did not close the refused connection");
+    }
+}
+
+/* noVNC: with websocket=on, a WebSocket handshake on the same port from an
+ * allowed origin, then RFB in binary frames. */
 static void vnc_websocket(void **state)
 {
     int port = free_port();
-    char opt[32], err[256] = "";
-    snprintf(opt, sizeof(opt), ":%d", port - 5900);
+    char opt[160], err[256] = "", origin[64], resp[1024];
+    snprintf(opt, sizeof(opt), ":%d,websocket=on", port - 5900);
     set_frame(16, 16, 7);
     struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
     if (!v)
         fail_msg("vnc_open(%s): %s", opt, err);
+    pump_vnc(v);
     struct client c = { .pump = pump_vnc, .server = v };
-    cl_connect(&c, port);
-    static const char req[] =
-        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        "Origin: http://localhost\r\n\r\n";
-    cl_send(&c, req, strlen(req));
-    char resp[1024] = "";
-    size_t n = 0;
-    while (n < sizeof(resp) - 1 && !strstr(resp, "\r\n\r\n")) {
-        cl_recv(&c, resp + n, 1);
-        n++;
-    }
+    snprintf(origin, sizeof(origin), "http://localhost:%d", port);
+    ws_request(&c, port, origin, resp, sizeof(resp));
     if (getenv("WSDEBUG"))
         fprintf(stderr, "%s", resp);
     assert_non_null(strstr(resp, " 101 "));
@@ -541,14 +572,120 @@ static void vnc_websocket(void **state)
     assert_non_null(strstr(resp, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
     uint8_t hdr[2];
     cl_recv(&c, hdr, 2);
-    if (getenv("WSDEBUG"))
-        fprintf(stderr, "frame %02x %02x\n", hdr[0], hdr[1]);
     assert_int_equal(hdr[0], 0x82);         /* FIN + binary */
     assert_int_equal(hdr[1], 12);           /* unmasked, 12 bytes */
     char ver[13] = { 0 };
     cl_recv(&c, ver, 12);
     assert_string_equal(ver, "RFB 003.008\n");
     cl_close(&c);
+
+    /* the same origin spelled with the address */
+    snprintf(origin, sizeof(origin), "https://127.0.0.1:%d", port);
+    ws_request(&c, port, origin, resp, sizeof(resp));
+    assert_non_null(strstr(resp, " 101 "));
+    cl_close(&c);
+    /* no Origin: refused (libvncserver's handshake needs one) */
+    ws_request(&c, port, NULL, resp, sizeof(resp));
+    assert_non_null(strstr(resp, " 403 "));
+    expect_closed(&c, v);
+    cl_close(&c);
+
+    /* any other page: refused before the RFB greeting */
+    static const char *evil[] = { "http://evil.example", "http://localhost", "http://localhost:80",
+                                  "http://127.0.0.1.evil.example:5999", "null" };
+    for (size_t i = 0; i < sizeof(evil) / sizeof(evil[0]); i++) {
+        ws_request(&c, port, evil[i], resp, sizeof(resp));
+        if (!strstr(resp, " 403 "))
+            fail_msg("Origin %s: %s", evil[i], resp);
+        expect_closed(&c, v);
+        cl_close(&c);
+    }
+    vnc_close(v);
+
+    /* an explicit list replaces the default */
+    snprintf(opt, sizeof(opt), ":%d,websocket=on,websocket-origins=http://novnc.example:6080;https://b.example",
+             port - 5900);
+    v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    c = (struct client){ .pump = pump_vnc, .server = v };
+    ws_request(&c, port, "http://novnc.example:6080", resp, sizeof(resp));
+    assert_non_null(strstr(resp, " 101 "));
+    cl_close(&c);
+    ws_request(&c, port, origin, resp, sizeof(resp));
+    assert_non_null(strstr(resp, " 403 "));
+    cl_close(&c);
+    vnc_close(v);
+}
+
+/* Websockets are off by default: an upgrade request is refused. */
+static void vnc_websocket_off(void **state)
+{
+    int port = free_port();
+    char opt[32], err[256] = "", origin[64], resp[1024];
+    snprintf(opt, sizeof(opt), ":%d", port - 5900);
+    struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    struct client c = { .pump = pump_vnc, .server = v };
+    snprintf(origin, sizeof(origin), "http://localhost:%d", port);
+    ws_request(&c, port, origin, resp, sizeof(resp));
+    assert_non_null(strstr(resp, " 403 "));
+    expect_closed(&c, v);
+    cl_close(&c);
+    /* nor does anything else sent before the greeting get an RFB session */
+    cl_connect(&c, port);
+    cl_send(&c, "RFB 003.008\n", 12);
+    expect_closed(&c, v);
+    cl_close(&c);
+    /* a plain RFB client still works */
+    assert_int_equal(cl_handshake(&c, port, NULL), 0);
+    cl_close(&c);
+    vnc_close(v);
+}
+
+/* max-clients counts connections not yet authenticated; more are closed at once. */
+static void vnc_max_clients(void **state)
+{
+    int port = free_port();
+    char opt[48], err[256] = "";
+    snprintf(opt, sizeof(opt), ":%d,max-clients=2", port - 5900);
+    set_frame(8, 8, 9);
+    struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    pump_vnc(v);
+    struct client a = { .pump = pump_vnc, .server = v }, b = a, extra = a;
+    cl_connect(&a, port);
+    cl_connect(&b, port);
+    char ver[13] = { 0 };
+    cl_recv(&a, ver, 12);
+    assert_string_equal(ver, "RFB 003.008\n");
+    cl_recv(&b, ver, 12);
+    assert_string_equal(ver, "RFB 003.008\n");
+    for (int i = 0; i < 3; i++) {
+        cl_connect(&extra, port);
+        expect_closed(&extra, v);
+        cl_close(&extra);
+    }
+    /* a slot freed is a slot for the next client */
+    cl_close(&a);
+    struct client c = { .pump = pump_vnc, .server = v };
+    uint64_t deadline = ms_now() + 5000;
+    for (;;) {
+        cl_connect(&c, port);
+        char first;
+        struct pollfd pfd = { c.fd, POLLIN, 0 };
+        while (ms_now() < deadline && poll(&pfd, 1, 10) == 0)
+            pump_vnc(v);
+        if (recv(c.fd, &first, 1, MSG_PEEK | MSG_DONTWAIT) == 1)
+            break;
+        cl_close(&c);           /* closed: the server had not reaped the old one yet */
+        if (ms_now() > deadline)
+            fail_msg("no slot came free after a client left");
+    }
+    cl_close(&c);
+    cl_close(&b);
     vnc_close(v);
 }
 
@@ -612,7 +749,11 @@ static void vnc_port_in_use(void **state)
 static void vnc_bad_specs(void **state)
 {
     static const char *bad[] = { "", "5", ":", ":x", ":-1", ":60000", ":0,bogus", "::1:0",
-                                 "no.such.host.invalid:0" };
+                                 "no.such.host.invalid:0", ":0,max-clients=0", ":0,max-clients=257",
+                                 ":0,max-clients=x", ":0,websocket=maybe",
+                                 ":0,websocket-origins=http://a.example",
+                                 ":0,websocket=on,websocket-origins=evil",
+                                 ":0,websocket=on,websocket-origins=" };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char err[256] = "";
         struct vnc_ui *v = vnc_open(bad[i], &fake_input, err, sizeof(err));
@@ -621,6 +762,31 @@ static void vnc_bad_specs(void **state)
         if (strncmp(err, "-display vnc=", 13) || strchr(err, '\n'))
             fail_msg("vnc=%s: error \"%s\"", bad[i], err);
     }
+}
+
+/* Off loopback without a password, and passwords DES cannot hold: refused at start. */
+static void vnc_refusals(void **state)
+{
+    int port = free_port();
+    char opt[64], err[400] = "";
+    snprintf(opt, sizeof(opt), "0.0.0.0:%d", port - 5900);
+    assert_null(vnc_open(opt, &fake_input, err, sizeof(err)));
+    assert_non_null(strstr(err, "-display vnc=0.0.0.0:"));
+    assert_non_null(strstr(err, "insecure"));
+    assert_null(strchr(err, '\n'));
+
+    setenv("RETROVISOR_VNC_PASSWORD", "123456789", 1);
+    snprintf(opt, sizeof(opt), ":%d,password", port - 5900);
+    assert_null(vnc_open(opt, &fake_input, err, sizeof(err)));
+    assert_non_null(strstr(err, "9 characters"));
+    assert_non_null(strstr(err, "first 8"));
+    assert_null(strchr(err, '\n'));
+    setenv("RETROVISOR_VNC_PASSWORD", "12345678", 1);
+    struct vnc_ui *v = vnc_open(opt, &fake_input, err, sizeof(err));
+    if (!v)
+        fail_msg("vnc_open(%s): %s", opt, err);
+    vnc_close(v);
+    unsetenv("RETROVISOR_VNC_PASSWORD");
 }
 
 /* ---- ui.c dispatch ---- */
@@ -833,6 +999,9 @@ int main(void)
         cmocka_unit_test(vnc_pixels_keys_and_pointer),
         cmocka_unit_test(vnc_password),
         cmocka_unit_test(vnc_websocket),
+        cmocka_unit_test(vnc_websocket_off),
+        cmocka_unit_test(vnc_max_clients),
+        cmocka_unit_test(vnc_refusals),
         cmocka_unit_test(vnc_explicit_addresses),
         cmocka_unit_test(vnc_port_in_use),
         cmocka_unit_test(vnc_bad_specs),

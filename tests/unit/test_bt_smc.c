@@ -1,0 +1,298 @@
+/*
+ * Invalidation by what was written (bt/codemap.h): a write to a page that
+ * holds translations drops the blocks whose bytes it touches and no others;
+ * a page rewritten again and again is interpreted for a while.
+ *
+ * Each case runs a few hand-assembled instructions in flat 32-bit ring 0
+ * under the translation cache, and where it matters under the interpreter
+ * too, and checks the registers and the cache's counters (counts, never
+ * times).
+ *
+ * Also here, as the other guard against guests that make no progress: a
+ * fault that keeps recurring at one address is reported as a livelock.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bt/bt.h"
+#include "bt/codemap.h"
+#include "devices/bus.h"
+#include "monitor/cpu.h"
+#include "monitor/interp.h"
+#include "monitor/machine.h"
+#include "monitor/physmem.h"
+
+#define CODE 0x00100000u
+
+static struct machine *m_bt, *m_interp;
+static char bios_path[64];
+
+static struct machine *make_machine(bool bt)
+{
+    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = bt, .no_vga = true };
+    return machine_new(&cfg);
+}
+
+static int setup(void **state)
+{
+    snprintf(bios_path, sizeof bios_path, "/tmp/rv-bt-smc-bios-%d.bin", (int)getpid());
+    FILE *f = fopen(bios_path, "wb");
+    if (!f)
+        return -1;
+    static uint8_t rom[0x10000];
+    memset(rom, 0xf4, sizeof rom);
+    fwrite(rom, 1, sizeof rom, f);
+    fclose(f);
+    m_bt = make_machine(true);
+    m_interp = make_machine(false);
+    unlink(bios_path);
+    return m_bt && m_interp ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    machine_free(m_bt);
+    machine_free(m_interp);
+    return 0;
+}
+
+static void flat_ring0(struct cpu *c, uint32_t eip)
+{
+    struct seg code = { 0 }, data = { 0 };
+    code.limit = data.limit = 0xffffffffu;
+    code.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0xb;
+    data.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0x3;
+    code.sel = 0x08;
+    data.sel = 0x10;
+    for (int s = 0; s < SEG_COUNT; s++)
+        c->seg[s] = data;
+    c->seg[SEG_CS] = code;
+    c->cr0 = CR0_PE | CR0_ET;
+    c->cr3 = c->cr4 = 0;
+    c->cpl = 0;
+    c->eflags = 0x2;
+    c->eip = eip;
+    c->halted = false;
+    c->fault_depth = 0;
+    memset(c->r, 0, sizeof c->r);
+    c->r[R_ESP] = 0x00f00000u;
+    tlb_flush_all(c);
+}
+
+/* Run from eip until HLT (or 10^7 instructions). */
+static void run_from(struct machine *m, uint32_t eip)
+{
+    struct cpu *c = &m->cpu;
+    flat_ring0(c, eip);
+    cpu_set_budget(c, 10000000);
+    if (m->bt)
+        bt_run(m->bt);
+    else
+        interp_run(c);
+    assert_true(c->halted);
+}
+
+static void put(struct machine *m, uint32_t addr, const void *bytes, size_t len)
+{
+    assert_true(physmem_copy_to(m->pm, addr, bytes, len));
+}
+
+static struct bt_stats stats(void)
+{
+    struct bt_stats s;
+    bt_get_stats(m_bt->bt, &s);
+    return s;
+}
+
+/* ---- the granule masks ---- */
+
+static void test_granules(void **state)
+{
+    assert_int_equal(code_granules(0, 1), 1);
+    assert_int_equal(code_granules(0, 64), 1);
+    assert_int_equal(code_granules(63, 65), 3);
+    assert_int_equal(code_granules(64, 128), 2);
+    assert_true(code_granules(0, 4096) == ~0ull);
+    assert_true(code_granules(4095, 4096) == 1ull << 63);
+    assert_true(code_granules(4032, 4096) == 1ull << 63);
+    assert_true(code_granules(100, 300) == (0x1full & ~1ull));
+}
+
+/* ---- the last bytes of a block's last instruction ---- */
+
+/* A JMP at 0x3F whose rel32 starts at 0x40: the only byte of the block in
+ * the page's second granule.  Patching it must retarget the jump. */
+static void jump_tail_case(bool by_cpu)
+{
+    static const uint8_t targets[] = {
+        0xb8, 1, 0, 0, 0, 0xf4,                        /* 0x200: mov eax, 1; hlt */
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0xb8, 2, 0, 0, 0, 0xf4,                        /* 0x210: mov eax, 2; hlt */
+    };
+    uint8_t jmp[5] = { 0xe9 };
+    uint32_t rel = 0x200 - (0x3f + 5);
+    memcpy(jmp + 1, &rel, 4);
+    put(m_bt, CODE + 0x200, targets, sizeof targets);
+    put(m_bt, CODE + 0x3f, jmp, sizeof jmp);
+    run_from(m_bt, CODE + 0x3f);
+    assert_int_equal(m_bt->cpu.r[R_EAX], 1);
+
+    uint8_t low = (uint8_t)(rel + 0x10);
+    if (by_cpu) {
+        /* 0x400: mov byte [CODE + 0x40], low; jmp CODE + 0x3f */
+        uint8_t patch[12] = { 0xc6, 0x05 };
+        uint32_t at = CODE + 0x40, back = 0x3f - (0x400 + 12);
+        memcpy(patch + 2, &at, 4);
+        patch[6] = low;
+        patch[7] = 0xe9;
+        memcpy(patch + 8, &back, 4);
+        put(m_bt, CODE + 0x400, patch, sizeof patch);
+        run_from(m_bt, CODE + 0x400);
+    } else {
+        put(m_bt, CODE + 0x40, &low, 1);                /* as a DMA write lands */
+        run_from(m_bt, CODE + 0x3f);
+    }
+    assert_int_equal(m_bt->cpu.r[R_EAX], 2);
+}
+
+static void test_jump_tail_written_by_dma(void **state) { jump_tail_case(false); }
+static void test_jump_tail_written_by_cpu(void **state) { jump_tail_case(true); }
+
+/* ---- a store into the next instruction of the same block ---- */
+
+static void test_store_into_next_instruction(void **state)
+{
+    static const uint8_t code[] = {
+        0xc6, 0x05, 0x08, 0x06, 0x10, 0x00, 0x05,      /* 0x600: mov byte [CODE + 0x608], 5 */
+        0xb8, 0x01, 0x00, 0x00, 0x00,                  /* 0x607: mov eax, 1 (its imm at 0x608) */
+        0xf4,
+    };
+    put(m_bt, CODE + 0x600, code, sizeof code);
+    run_from(m_bt, CODE + 0x600);
+    assert_int_equal(m_bt->cpu.r[R_EAX], 5);
+}
+
+/* ---- data beside code costs no translation ---- */
+
+/* mov ecx, 1000; loop: mov [CODE + 0x880], ecx; dec ecx; jnz loop; hlt:
+ * the data is in the loop's page, 128 bytes past its code. */
+static void test_data_beside_code_keeps_translations(void **state)
+{
+    static const uint8_t code[] = {
+        0xb9, 0xe8, 0x03, 0x00, 0x00,                  /* 0x800: mov ecx, 1000 */
+        0x89, 0x0d, 0x80, 0x08, 0x10, 0x00,            /* 0x805: mov [CODE + 0x880], ecx */
+        0x49,                                          /* dec ecx */
+        0x75, 0xf7,                                    /* jnz 0x805 */
+        0xf4,
+    };
+    put(m_bt, CODE + 0x800, code, sizeof code);
+    struct bt_stats before = stats();
+    run_from(m_bt, CODE + 0x800);
+    struct bt_stats after = stats();
+    uint32_t last;
+    physmem_copy_from(m_bt->pm, CODE + 0x880, &last, 4);
+    assert_int_equal(m_bt->cpu.r[R_ECX], 0);
+    assert_int_equal(last, 1);
+    /* Whole-page invalidation dropped the loop's block at each of the 1000 stores. */
+    assert_true(after.blocks_invalidated - before.blocks_invalidated < 4);
+    assert_true(after.code_writes_spared - before.code_writes_spared >= 999);
+}
+
+/* ---- a page rewritten all the time ---- */
+
+/* mov ecx, 20000; xor ebx, ebx; loop: mov [imm], ecx; mov eax, imm32;
+ * add ebx, eax; dec ecx; jnz loop; hlt.  EBX ends as the sum 1..20000. */
+static void test_rewritten_page_turns_hot_and_stays_right(void **state)
+{
+    uint8_t code[] = {
+        0xb9, 0x20, 0x4e, 0x00, 0x00,                  /* 0xa00: mov ecx, 20000 */
+        0x31, 0xdb,                                    /* 0xa05: xor ebx, ebx */
+        0x89, 0x0d, 0, 0, 0, 0,                        /* 0xa07: mov [imm], ecx */
+        0xb8, 0, 0, 0, 0,                              /* 0xa0d: mov eax, imm32 (imm at 0xa0e) */
+        0x01, 0xc3,                                    /* add ebx, eax */
+        0x49,                                          /* dec ecx */
+        0x75, 0xf0,                                    /* jnz 0xa07 */
+        0xf4,
+    };
+    uint32_t imm = CODE + 0xa0e;
+    memcpy(code + 9, &imm, 4);
+    put(m_bt, CODE + 0xa00, code, sizeof code);
+    put(m_interp, CODE + 0xa00, code, sizeof code);
+    struct bt_stats before = stats();
+    run_from(m_bt, CODE + 0xa00);
+    run_from(m_interp, CODE + 0xa00);
+    struct bt_stats after = stats();
+    assert_int_equal(m_bt->cpu.r[R_EBX], 20000u * 20001u / 2);
+    assert_int_equal(m_interp->cpu.r[R_EBX], m_bt->cpu.r[R_EBX]);
+    assert_true(after.pages_made_hot > before.pages_made_hot);
+    /* Interpreted once hot: far fewer retranslations than iterations. */
+    assert_true(after.blocks_translated - before.blocks_translated < 2000);
+}
+
+/* ---- a guest stuck in a fault ---- */
+
+/* Real mode, interrupts off: UD2 at 0000:0600, and its #UD handler IRETs
+ * straight back to it. */
+static void run_fault_loop(struct machine *m, int64_t insns)
+{
+    struct cpu *c = &m->cpu;
+    static const uint8_t ivt6[4] = { 0x00, 0x05, 0x00, 0x00 };   /* 0000:0500 */
+    static const uint8_t iret = 0xcf, ud2[2] = { 0x0f, 0x0b };
+    put(m, 6 * 4, ivt6, 4);
+    put(m, 0x500, &iret, 1);
+    put(m, 0x600, ud2, 2);
+    flat_ring0(c, 0x600);
+    c->cr0 = CR0_ET;
+    c->cpl = 0;
+    for (int s = 0; s < SEG_COUNT; s++) {
+        c->seg[s].sel = 0;
+        c->seg[s].base = 0;
+        c->seg[s].limit = 0xffff;
+        c->seg[s].attr = SEG_ATTR_S | SEG_ATTR_P | (s == SEG_CS ? 0xb : 0x3);
+    }
+    c->r[R_ESP] = 0x7000;
+    c->idtr = (struct dtr){ 0, 0x3ff };
+    c->livelock_reported = false;
+    tlb_flush_all(c);
+    cpu_set_budget(c, insns);
+    if (m->bt)
+        bt_run(m->bt);
+    else
+        interp_run(c);
+    assert_false(c->halted);
+    assert_int_equal(c->repeat_vector, EXC_UD);
+}
+
+static void test_fault_loop_reported_as_livelock(void **state)
+{
+    for (int k = 0; k < 2; k++) {
+        struct machine *m = k ? m_interp : m_bt;
+        run_fault_loop(m, 500000);                 /* 250000 faults: not yet */
+        assert_false(m->cpu.livelock_reported);
+        run_fault_loop(m, 2100000);                /* 10^6 in a row */
+        assert_true(m->cpu.livelock_reported);
+        assert_int_equal(m->cpu.repeat_addr, 0x600);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_granules),
+        cmocka_unit_test(test_jump_tail_written_by_dma),
+        cmocka_unit_test(test_jump_tail_written_by_cpu),
+        cmocka_unit_test(test_store_into_next_instruction),
+        cmocka_unit_test(test_data_beside_code_keeps_translations),
+        cmocka_unit_test(test_rewritten_page_turns_hot_and_stays_right),
+        cmocka_unit_test(test_fault_loop_reported_as_livelock),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
