@@ -4,7 +4,9 @@
 #      initramfs, and a random 32 MiB file) boots through SeaBIOS's El Torito
 #      path (-cdrom, -boot d);
 #   2. the guest loads the CD-ROM modules, mounts /dev/sr0 and checks the
-#      file's sha256 against the host's;
+#      file's sha256 against the host's; the kernel's cdrom layer reports the
+#      table of contents, session, disc status and sub-channel the host
+#      computes from the ISO's size (cdctl info);
 #   3. the guest ejects the disc (START STOP UNIT), sees the tray open and no
 #      medium, then the host puts in a second ISO (-cdrom-change) and the
 #      guest reads it; a third change waits while the guest keeps that disc
@@ -68,6 +70,20 @@ expect_line "$log" '^RV-CD-XFER XFER_MW_DMA_2' "cdrom linux: libata drives the C
 expect_line "$log" '^RV-CD-MOUNT ok' "cdrom linux: mount -t iso9660 /dev/sr0"
 expect_line "$log" '^RV-CD-ID A' "cdrom linux: disc A's files read"
 expect_line "$log" "^RV-CD-SHA $sha_a" "cdrom linux: sha256 of a 32 MiB file on the CD matches the host's"
+# The kernel's cdrom layer on READ TOC (LBA and MSF), multisession, disc
+# status, READ SUB-CHANNEL and the capabilities page, against the ISO's size.
+n=$(($(stat -c %s "$T/a.iso") / 2048))
+msf=$(awk -v n="$n" 'BEGIN { f = n + 150; printf "%02d:%02d:%02d", int(f / 4500), int(f / 75) % 60, f % 75 }')
+grep -a '^RV-CD-INFO' "$log" | tr -d '\r' >"$T/info.txt"
+expect_line "$T/info.txt" '^RV-CD-INFO toc-header 1 1$' "cdrom linux: one track (READ TOC header)"
+expect_line "$T/info.txt" '^RV-CD-INFO toc-lba 1 ctrl 4 lba 0$' "cdrom linux: track 1 is data at LBA 0"
+expect_line "$T/info.txt" '^RV-CD-INFO toc-msf 1 00:02:00$' "cdrom linux: track 1 at 00:02:00 (MSF)"
+expect_line "$T/info.txt" "^RV-CD-INFO toc-lba 170 ctrl 4 lba $n\$" "cdrom linux: the lead-out at LBA $n, the ISO's size"
+expect_line "$T/info.txt" "^RV-CD-INFO toc-msf 170 $msf\$" "cdrom linux: the lead-out at $msf (MSF)"
+expect_line "$T/info.txt" '^RV-CD-INFO multisession xa 0 lba 0$' "cdrom linux: one session from LBA 0 (READ TOC format 1)"
+expect_line "$T/info.txt" '^RV-CD-INFO disc-status data-1$' "cdrom linux: a mode-1 data disc"
+expect_line "$T/info.txt" '^RV-CD-INFO subchannel audio 0x15 track 1 index 1 lba 0$' "cdrom linux: READ SUB-CHANNEL position"
+expect_line "$T/info.txt" '^RV-CD-INFO capability open-tray close-tray lock media-changed$' "cdrom linux: tray, lock and media change capabilities"
 expect_line "$log" '^RV-CD-EJECT ok' "cdrom linux: the guest's eject (START STOP UNIT) succeeds"
 expect_line "$log" '^RV-CD-EJECTED tray-open' "cdrom linux: the tray is open after the eject"
 expect_line "$log" '^RV-CD-EMPTY-MOUNT failed' "cdrom linux: nothing to mount with the tray open"

@@ -73,6 +73,7 @@ cdtest)
     echo "RV-CD-XFER $(cat /sys/class/ata_device/dev2.0/xfer_mode 2>/dev/null)"
     if mount -t iso9660 -o ro /dev/sr0 /mnt; then echo "RV-CD-MOUNT ok"; else echo "RV-CD-MOUNT failed"; fi
     echo "RV-CD-ID $(cat /mnt/disc-id)"
+    cdctl info /dev/sr0 | sed 's/^/RV-CD-INFO /'
     t0=$(uptime_cs)
     echo "RV-CD-SHA $(sha256sum /mnt/big.bin | cut -d' ' -f1)"
     t1=$(uptime_cs)
