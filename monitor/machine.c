@@ -24,10 +24,12 @@
 #include "devices/acpi_pm.h"
 #include "devices/fwcfg.h"
 #include "devices/ide.h"
+#include "devices/atapi.h"
 #include "devices/vga.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
 
 #include <errno.h>
@@ -352,11 +354,147 @@ static bool create_vga(struct machine *m)
     return true;
 }
 
+/* An ATAPI drive at IDE position k, with the image at path in it (NULL: empty). */
+static bool attach_cdrom(struct machine *m, int k, const char *path)
+{
+    char err[512];
+    m->cdrom[k] = atapi_new();
+    if ((path && atapi_insert(m->cdrom[k], path, false, err, sizeof(err)) < 0) ||
+        ide_attach_cdrom(m->ide, k / 2, k % 2, m->cdrom[k], err, sizeof(err)) < 0) {
+        fprintf(stderr, "retrovisor: -cdrom %s\n", err);
+        return false;
+    }
+    return true;
+}
+
+static struct atapi *first_cdrom(struct machine *m)
+{
+    for (int k = 0; k < 4; k++)
+        if (m->cdrom[k])
+            return m->cdrom[k];
+    return NULL;
+}
+
+int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen)
+{
+    struct atapi *cd = first_cdrom(m);
+    if (!cd) {
+        snprintf(err, errlen, "there is no CD-ROM drive (use -cdrom or -drive media=cdrom)");
+        return -1;
+    }
+    if (path)
+        return atapi_insert(cd, path, force, err, errlen);
+    return atapi_eject(cd, force, err, errlen);
+}
+
+#define CDROM_CHANGE_RETRY_NS (500 * 1000 * 1000)
+
+static char *copy_string(const char *s)
+{
+    return strcpy(xmalloc(strlen(s) + 1), s);
+}
+
+void machine_toggle_cdrom(void *machine)
+{
+    struct machine *m = machine;
+    struct atapi *cd = first_cdrom(m);
+    char err[512];
+    if (!cd) {
+        fprintf(stderr, "retrovisor: Ctrl+Alt+E: there is no CD-ROM drive\n");
+        return;
+    }
+    const char *path = atapi_medium_path(cd);
+    if (path && !atapi_tray_open(cd)) {
+        char *keep = copy_string(path);
+        if (atapi_eject(cd, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+            free(keep);
+            return;
+        }
+        free(m->cdrom_last);
+        m->cdrom_last = keep;
+        fprintf(stderr, "retrovisor: CD-ROM: ejected %s (Ctrl+Alt+E puts it back)\n", keep);
+        return;
+    }
+    /* The tray is open: with the guest's disc still in it, or empty after ours. */
+    char *disc = path ? copy_string(path) : m->cdrom_last ? copy_string(m->cdrom_last) : NULL;
+    if (!disc)
+        fprintf(stderr, "retrovisor: CD-ROM: no disc to put back\n");
+    else if (atapi_insert(cd, disc, false, err, sizeof(err)) < 0)
+        fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+    else
+        fprintf(stderr, "retrovisor: CD-ROM: inserted %s\n", disc);
+    free(disc);
+}
+
+/* -cdrom-change: the changes whose time has come, then the timer for the next. */
+static void cdrom_change_due(void *opaque)
+{
+    struct machine *m = opaque;
+    int64_t now = vclock_now(m->clock);
+    while (m->cdrom_change_next < m->cfg.n_cdrom_change &&
+           m->cfg.cdrom_change[m->cdrom_change_next].at_ns <= now) {
+        const char *path = m->cfg.cdrom_change[m->cdrom_change_next].path;
+        struct atapi *cd = first_cdrom(m);
+        if (cd && atapi_locked(cd)) {
+            /* The guest holds the tray (a mounted disc): ask it, and try
+             * again until it lets go, as a user pressing eject would. */
+            char err[512];
+            atapi_eject(cd, false, err, sizeof(err));
+            vtimer_mod(m->cdrom_change_timer, now + CDROM_CHANGE_RETRY_NS);
+            return;
+        }
+        m->cdrom_change_next++;
+        char err[512];
+        if (machine_change_cdrom(m, path, false, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -cdrom-change %s: %s\n", path ? path : "eject", err);
+    }
+    if (m->cdrom_change_next < m->cfg.n_cdrom_change)
+        vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[m->cdrom_change_next].at_ns);
+}
+
+static bool schedule_cdrom_changes(struct machine *m)
+{
+    if (!m->cfg.n_cdrom_change)
+        return true;
+    if (!first_cdrom(m)) {
+        fprintf(stderr, "retrovisor: -cdrom-change: there is no CD-ROM drive (use -cdrom or -drive media=cdrom)\n");
+        return false;
+    }
+    m->cdrom_change_timer = vtimer_new(m->clock, cdrom_change_due, m);
+    vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[0].at_ns);
+    return true;
+}
+
+/* -boot: SeaBIOS (QEMU build) reads the first three boot devices from CMOS
+ * 3Dh (first two, low nibble first) and 38h bits 4-7 (third):
+ * 1 floppy, 2 hard disk, 3 CD-ROM, 4 network. */
+static void set_cmos_boot_order(struct machine *m)
+{
+    const char *order = m->cfg.boot_order;
+    if (!order)
+        return;
+    uint32_t nibbles = 0;
+    for (int i = 0; i < 3 && order[i]; i++) {
+        const char *p = strchr("acdn", order[i]);
+        if (p)
+            nibbles |= (uint32_t)(p - "acdn" + 1) << (4 * i);
+    }
+    cmos_set(m->cmos, 0x3d, nibbles & 0xff);
+    cmos_set(m->cmos, 0x38, (nibbles >> 4) & 0xf0);
+    cmos_update_checksum(m->cmos);
+}
+
 static bool attach_drives(struct machine *m)
 {
     static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
     for (int k = 0; k < 4; k++) {
         const struct drive_config *d = &m->cfg.drive[k];
+        if (d->cdrom) {
+            if (!attach_cdrom(m, k, d->path))
+                return false;
+            continue;
+        }
         if (!d->path)
             continue;
         char err[512];
@@ -414,7 +552,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m)) {
         machine_free(m);
         return NULL;
     }
@@ -427,6 +565,7 @@ struct machine *machine_new(const struct machine_config *cfg)
 
     bus_set_a20_listener(m->bus, a20_changed, m);
     fill_cmos(m);
+    set_cmos_boot_order(m);
     fill_fwcfg(m);
     machine_reset(m);
     if (cfg->kernel && !load_kernel(m)) {
@@ -445,9 +584,13 @@ void machine_free(struct machine *m)
             chardev_close(m->serial_cd[k]);
     if (m->debugcon_cd)
         chardev_close(m->debugcon_cd);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4; k++) {
         if (m->disk[k])
             blockdev_close(m->disk[k]);
+        atapi_free(m->cdrom[k]);
+    }
+    vtimer_free(m->cdrom_change_timer);
+    free(m->cdrom_last);
     bt_free(m->bt);
     acpi_pm_free(m->acpi_pm);
     /* The front end (main closes it first) reads the VGA's memory. */

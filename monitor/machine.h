@@ -27,6 +27,8 @@ struct fwcfg;
 struct post;
 struct ide;
 struct blockdev;
+struct atapi;
+struct vtimer;
 struct bt;
 struct vga;
 struct ui;
@@ -61,7 +63,13 @@ struct machine_config {
         const char *path;        /* raw image; NULL: no drive at this position */
         bool readonly;
         bool snapshot;           /* writes stay in memory, the image is never written */
-    } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
+        bool cdrom;              /* an ATAPI CD-ROM drive (path NULL with cdrom: an empty drive) */
+    } drive[4];
+    struct media_change {        /* -cdrom-change: a CD swap at a virtual time (a test hook) */
+        int64_t at_ns;
+        const char *path;        /* NULL: eject */
+    } cdrom_change[8];
+    int n_cdrom_change;                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
@@ -90,6 +98,10 @@ struct machine {
     struct post *post;
     struct ide *ide;
     struct blockdev *disk[4];
+    struct atapi *cdrom[4];      /* ATAPI drives by IDE position */
+    struct vtimer *cdrom_change_timer;
+    int cdrom_change_next;
+    char *cdrom_last;            /* the disc machine_toggle_cdrom took out */
     struct bt *bt;               /* translation cache, NULL with -accel interp */
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
@@ -131,6 +143,15 @@ int machine_intr_ack(struct machine *m);
 void machine_invlpg(struct machine *m, uint32_t lin);
 /* The x87 unit's FERR# output, wired to IRQ13 as on a PC (port 0xF0 clears it). */
 void machine_fpu_ferr(struct machine *m, bool asserted);
+/* Put the image at path in the first CD-ROM drive, or eject its disc (path
+ * NULL).  The guest sees a unit attention.  Refused (-1, one line in err)
+ * when there is no CD-ROM drive, the file cannot be used, or the guest has
+ * locked the tray and !force.  For the monitor console, a key in the window
+ * and -cdrom-change. */
+int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen);
+/* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
+ * last one back; one line on stderr says which (or why not). */
+void machine_toggle_cdrom(void *machine);
 /* The power button (ACPI fixed feature): an ACPI guest shuts down on it.
  * False when the machine has no ACPI (-machine acpi=off). */
 bool machine_power_button(struct machine *m);

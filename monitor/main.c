@@ -28,6 +28,11 @@ static void usage(FILE *f)
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
             "  -hda/-hdb/-hdc/-hdd FILE  raw disk image as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,index=N][,readonly=on][,snapshot=on]  the same, with options\n"
+            "  -cdrom FILE        ISO 9660 image in an ATAPI CD-ROM drive, IDE secondary master\n"
+            "  -drive [file=F,]media=cdrom[,index=N]  a CD-ROM drive at position N (empty without file=)\n"
+            "  -boot [order=]DRIVES  boot order for the BIOS: a floppy, c hard disk, d CD-ROM, n network\n"
+            "  -cdrom-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in the first CD-ROM\n"
+            "                     drive, or eject its disc (repeatable; the guest sees a media change)\n"
             "  -snapshot          keep all disk writes in memory; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
@@ -41,7 +46,8 @@ static void usage(FILE *f)
             "  -no-acpi           same as -machine acpi=off\n"
             "\n"
             "Display:\n"
-            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
+            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
+            "                     Ctrl+Alt+E there ejects the CD or puts it back\n"
             "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
             "                     'password' the password is $RETROVISOR_VNC_PASSWORD (at most 8 characters)\n"
@@ -120,7 +126,7 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
     char *copy = strdup(spec);
     const char *file = NULL;
     int index = -1;
-    bool readonly = false, snapshot = false;
+    bool readonly = false, snapshot = false, cdrom = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(opt, '=');
         if (!eq)
@@ -134,8 +140,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
             bad("-drive %s: interface '%s' is not supported (ide only)", spec, v);
-        else if (!strcmp(opt, "media") && strcmp(v, "disk"))
-            bad("-drive %s: media '%s' is not supported yet (disk only)", spec, v);
+        else if (!strcmp(opt, "media") && strcmp(v, "disk") && strcmp(v, "cdrom"))
+            bad("-drive %s: media '%s' is not supported (disk or cdrom)", spec, v);
+        else if (!strcmp(opt, "media") && !strcmp(v, "cdrom"))
+            cdrom = true;
         else if (!strcmp(opt, "index"))
             index = parse_number("-drive index", v, 0, 3);
         else if (!strcmp(opt, "readonly"))
@@ -145,17 +153,46 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
         else if (strcmp(opt, "format") && strcmp(opt, "if") && strcmp(opt, "media"))
             bad("-drive %s: unknown parameter '%s'", spec, opt);
     }
-    if (!file)
+    if (!file && !cdrom)
         bad("-drive %s: file= is required%s", spec, "");
     if (index < 0)
-        for (index = 0; index < 4 && cfg->drive[index].path; index++)
+        for (index = 0; index < 4 && (cfg->drive[index].path || cfg->drive[index].cdrom); index++)
             ;
     if (index > 3)
         bad("-drive %s: all four IDE positions are taken%s", spec, "");
-    cfg->drive[index].path = strdup(file);
-    cfg->drive[index].readonly = readonly;
+    cfg->drive[index].path = file ? strdup(file) : NULL;
+    cfg->drive[index].readonly = readonly || cdrom;
     cfg->drive[index].snapshot = snapshot;
+    cfg->drive[index].cdrom = cdrom;
     free(copy);
+}
+
+/* -cdrom-change SECONDS:FILE or SECONDS:eject */
+static void parse_cdrom_change(struct machine_config *cfg, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char *end;
+    double secs = strtod(spec, &end);
+    if (!colon || end != colon || secs < 0 || !colon[1])
+        bad("-cdrom-change %s: expected SECONDS:FILE or SECONDS:eject%s", spec, "");
+    if (cfg->n_cdrom_change >= (int)(sizeof(cfg->cdrom_change) / sizeof(cfg->cdrom_change[0])))
+        bad("-cdrom-change %s: at most 8 changes%s", spec, "");
+    int64_t at = (int64_t)(secs * 1e9);
+    int n = cfg->n_cdrom_change;
+    if (n && at < cfg->cdrom_change[n - 1].at_ns)
+        bad("-cdrom-change %s: changes must be given in time order%s", spec, "");
+    cfg->cdrom_change[n].at_ns = at;
+    cfg->cdrom_change[n].path = strcmp(colon + 1, "eject") ? colon + 1 : NULL;
+    cfg->n_cdrom_change++;
+}
+
+/* -boot [order=]DRIVES: letters a, c, d, n (QEMU's), at most three used. */
+static const char *parse_boot(const char *spec)
+{
+    const char *order = strncmp(spec, "order=", 6) ? spec : spec + 6;
+    if (!*order || strspn(order, "acdn") != strlen(order))
+        bad("-boot %s: expected [order=]DRIVES with DRIVES made of a, c, d, n%s", spec, "");
+    return order;
 }
 
 /* -machine [type=]pc[,acpi=on|off] */
@@ -286,10 +323,25 @@ int main(int argc, char **argv)
             cfg.vgabios_path = val;
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
+            if (cfg.drive[a[3] - 'a'].cdrom)
+                bad("%s %s: that IDE position already holds a CD-ROM drive", a, val);
             cfg.drive[a[3] - 'a'].path = val;
         } else if (!strcmp(a, "-drive")) {
             NEED_ARG();
             parse_drive(&cfg, val);
+        } else if (!strcmp(a, "-cdrom")) {
+            NEED_ARG();
+            if (cfg.drive[2].path && !cfg.drive[2].cdrom)
+                bad("-cdrom %s: IDE secondary master already holds the disk %s", val, cfg.drive[2].path);
+            cfg.drive[2].path = val;
+            cfg.drive[2].readonly = true;
+            cfg.drive[2].cdrom = true;
+        } else if (!strcmp(a, "-cdrom-change")) {
+            NEED_ARG();
+            parse_cdrom_change(&cfg, val);
+        } else if (!strcmp(a, "-boot")) {
+            NEED_ARG();
+            cfg.boot_order = parse_boot(val);
         } else if (!strcmp(a, "-snapshot")) {
             snapshot_all = true;
         } else if (!strcmp(a, "-kernel")) {
@@ -389,6 +441,7 @@ int main(int argc, char **argv)
         if (!m->ui)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
+    ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     running = m;
     int status = machine_run(m);
     chardev_restore_terminal();
