@@ -1,5 +1,7 @@
 /*
  * The reference interpreter: fetch, decode (monitor/decode.c), execute.
+ * Execution is one small handler per instruction, h_NAME below, reached
+ * through the opcode table's handler column (decode.h: INTERP_HANDLERS).
  * Arithmetic comes from monitor/alu.c, cross-segment transfers from
  * transfer.c, segmentation from segment.c, system registers from sysregs.c.
  */
