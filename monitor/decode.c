@@ -48,7 +48,8 @@ enum {
 #define F_SAHF    (FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF)
 #define F_PUSHED  (FL_ARITH | FL_TF | FL_IF | FL_DF | FL_IOPL | FL_NT | FL_AC | FL_ID)
 #define F_ALL     (F_PUSHED | FL_RF | FL_VM | FL_VIF | FL_VIP)
-#define F_INT_W   (FL_TF | FL_IF | FL_NT | FL_RF | FL_VM | FL_AC)   /* delivering an interrupt */
+#define F_INT_W   (FL_TF | FL_IF | FL_NT | FL_RF | FL_VM)   /* delivering an interrupt */
+/* Far JMP/CALL/RET and IRET may switch tasks, which loads EFLAGS whole: F_ALL. */
 
 /* Condition codes' flags, by the low four bits of Jcc/SETcc/CMOVcc. */
 #define CC_FLAGS(cc) ((cc) >> 1 == 0 ? FL_OF : (cc) >> 1 == 1 ? FL_CF : (cc) >> 1 == 2 ? FL_ZF :      \

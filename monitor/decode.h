@@ -127,7 +127,7 @@ enum op_size { OPSZ_NONE, OPSZ_B, OPSZ_W, OPSZ_V, OPSZ_D };
  * among them whose value the architecture leaves undefined (a subset).
  * Shifts and rotates write only with a non-zero count.  implicit: guest
  * registers (bit i: r[i]) read or written without a ModRM or opcode field
- * naming them (ECX for REP counts only with a REP prefix). */
+ * naming them (string instructions list ECX, which only a REP prefix uses). */
 struct opinfo {
     uint8_t shape;          /* decoder: ModRM, #UD, immediate kind (decode.c's private bits) */
     uint8_t form;           /* enum op_form */
