@@ -142,9 +142,11 @@ void fpu_reset_init(struct cpu *c);  /* FNINIT state */
 uint16_t fpu_status_word(const struct cpu *c);
 
 /* ---- the interpreter's pieces other engines reuse (interp.c) ---- */
-/* LOCK is allowed on this instruction (a read-modify-write of memory); else #UD. */
+/* LOCK is allowed on this instruction (a read-modify-write of memory); else
+ * #UD.  The opcode table's insn_lockable (decode.h), under its older name. */
 bool insn_lock_allowed(const struct insn *in);
-/* Execute one decoded instruction; c->eip already points past it. */
+/* Execute one decoded instruction; c->eip already points past it.  Calls the
+ * handler the opcode table names for it (opinfo(in)->handler). */
 void interp_exec(struct cpu *c, const struct insn *in);
 /* Fetch, decode and execute one instruction, with single-step traps. */
 void interp_step(struct cpu *c);
