@@ -1032,8 +1032,11 @@ static void run_block(void *opaque)
      * runs: the fault must report this instruction, not the last one. */
     c->eip_start = c->eip;
     c->esp_start = c->r[R_ESP];
-    /* Single-stepping and instruction traces are the interpreter's job. */
-    struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+    /* Single-stepping and instruction traces are the interpreter's job, and
+     * so is the one instruction in an STI/MOV SS shadow: the run loop must
+     * look for an interrupt right after it (`sti; nop; cli` takes one
+     * there), not after a whole block. */
+    struct block *b = (c->eflags & FL_TF) || c->intr_shadow || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
     if (!b) {
         interp_step(c);
         return;

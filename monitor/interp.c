@@ -410,8 +410,9 @@ static void exec_group3(struct cpu *c, const struct insn *in)
     }
     default: {
         uint32_t divisor = rm_read(c, in, size);
-        uint32_t dlo = size == 1 ? (c->r[R_EAX] & 0xffff) : reg_read(c, R_EAX, size);
-        uint32_t dhi = size == 1 ? 0 : reg_read(c, R_EDX, size);
+        /* A byte divide takes AX: AL is the low half, AH the high one. */
+        uint32_t dlo = size == 1 ? (c->r[R_EAX] & 0xff) : reg_read(c, R_EAX, size);
+        uint32_t dhi = size == 1 ? (c->r[R_EAX] >> 8) & 0xff : reg_read(c, R_EDX, size);
         bool ok = in->reg == 6 ? alu_div(&c->eflags, dlo, dhi, divisor, size, &q, &r)
                                : alu_idiv(&c->eflags, dlo, dhi, divisor, size, &q, &r);
         if (!ok)
@@ -1456,9 +1457,28 @@ void interp_deliver_pending(struct cpu *c)
     c->fault_depth = 0;
 }
 
+/* An NMI waits for the IRET that ends the handler of the one before. */
+static bool nmi_ready(struct cpu *c)
+{
+    return *c->m->nmi_line && !c->nmi_blocked && !c->intr_shadow;
+}
+
 bool interp_interrupt_ready(struct cpu *c)
 {
-    return (c->eflags & FL_IF) && !c->intr_shadow && machine_intr_pending(c->m);
+    return ((c->eflags & FL_IF) && !c->intr_shadow && machine_intr_pending(c->m)) || nmi_ready(c);
+}
+
+/* Delivers the NMI or external interrupt interp_interrupt_ready saw, NMI first. */
+static void take_interrupt(struct cpu *c)
+{
+    c->halted = false;
+    if (nmi_ready(c)) {
+        machine_nmi_ack(c->m);
+        c->nmi_blocked = true;
+        cpu_deliver_interrupt(c, EXC_NMI);
+        return;
+    }
+    cpu_deliver_interrupt(c, machine_intr_ack(c->m));
 }
 
 void cpu_deliver_interrupt(struct cpu *c, int vector)
@@ -1502,8 +1522,7 @@ void cpu_run_loop(struct cpu *c, void (*step)(void *opaque), void *opaque)
     }
     while (c->budget > 0) {
         if (interp_interrupt_ready(c)) {
-            c->halted = false;
-            cpu_deliver_interrupt(c, machine_intr_ack(c->m));
+            take_interrupt(c);
             continue;
         }
         if (c->halted || c->m->stop)

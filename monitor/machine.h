@@ -30,6 +30,9 @@ struct blockdev;
 struct bt;
 struct vga;
 struct ui;
+struct lapic;
+struct ioapic;
+struct pctestdev;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -66,6 +69,7 @@ struct machine_config {
     const char *append;          /* -append: kernel command line */
     bool no_vga;                 /* -vga none: no display adapter */
     const char *vgabios_path;    /* -vgabios: NULL = SeaVGABIOS (VGA_DEFAULT_BIOS) */
+    bool pc_testdev;             /* -device pc-testdev: kvm-unit-tests' test device */
 };
 
 struct machine {
@@ -101,6 +105,11 @@ struct machine {
     int exit_status;
     int resets;
     bool ferr;                   /* x87 FERR# asserted (IRQ13 level) */
+    struct lapic *lapic;         /* the CPU's local APIC */
+    struct ioapic *ioapic;
+    struct pctestdev *pctestdev; /* NULL unless -device pc-testdev */
+    const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
+    uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */
@@ -123,6 +132,12 @@ bool machine_intr_pending(struct machine *m);
 /* A flag equal to machine_intr_pending, or NULL (see bus_intr_line). */
 const bool *machine_intr_line(struct machine *m);
 int machine_intr_ack(struct machine *m);
+/* The CPU took the NMI that *m->nmi_line announced. */
+void machine_nmi_ack(struct machine *m);
+/* IA32_APIC_BASE; machine_set_apic_base returns false for reserved bits (#GP). */
+uint64_t machine_apic_base(struct machine *m);
+bool machine_set_apic_base(struct machine *m, uint64_t val);
+bool machine_apic_enabled(struct machine *m);
 /* INVLPG hook (the translator drops stale lookups here). */
 void machine_invlpg(struct machine *m, uint32_t lin);
 /* The x87 unit's FERR# output, wired to IRQ13 as on a PC (port 0xF0 clears it). */

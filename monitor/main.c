@@ -36,6 +36,8 @@ static void usage(FILE *f)
             "  -vga TYPE          std: standard VGA + Bochs VBE at PCI 00:02.0 (default); none: no display adapter\n"
             "  -vgabios FILE      VGA BIOS option ROM (default: SeaVGABIOS,\n"
             "                     " VGA_DEFAULT_BIOS ")\n"
+            "  -device pc-testdev kvm-unit-tests' test device: ports 0xe0-0xe7, IRQ lines at\n"
+            "                     0x2000-0x2017, 64 KiB of MMIO memory at 0xff000000 (off by default)\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
@@ -237,6 +239,12 @@ int main(int argc, char **argv)
                 cfg.no_vga = true;
             else
                 bad("-vga %s: unknown display adapter (available: std, none)%s", val, "");
+        } else if (!strcmp(a, "-device")) {
+            NEED_ARG();
+            if (!strcmp(val, "pc-testdev"))
+                cfg.pc_testdev = true;
+            else
+                bad("-device %s: unknown device (available: pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-vgabios")) {
             NEED_ARG();
             cfg.vgabios_path = val;
