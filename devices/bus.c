@@ -56,6 +56,8 @@ struct bus {
     void *apic_rx_opaque;
     apic_eoi_fn apic_eoi;
     void *apic_eoi_opaque;
+    apic_eoi_fn apic_ack;
+    void *apic_ack_opaque;
 
     enum bus_request req;
     int req_status;
@@ -322,6 +324,18 @@ void bus_apic_eoi(struct bus *b, uint8_t vector)
 {
     if (b->apic_eoi)
         b->apic_eoi(b->apic_eoi_opaque, vector);
+}
+
+void bus_set_apic_ack_listener(struct bus *b, apic_eoi_fn fn, void *opaque)
+{
+    b->apic_ack = fn;
+    b->apic_ack_opaque = opaque;
+}
+
+void bus_apic_ack(struct bus *b, uint8_t vector)
+{
+    if (b->apic_ack)
+        b->apic_ack(b->apic_ack_opaque, vector);
 }
 
 bool bus_intr_pending(struct bus *b)

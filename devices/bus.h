@@ -119,6 +119,10 @@ void bus_apic_send(struct bus *b, const struct apic_msg *msg);
 typedef void (*apic_eoi_fn)(void *opaque, uint8_t vector);
 void bus_set_apic_eoi_listener(struct bus *b, apic_eoi_fn fn, void *opaque);
 void bus_apic_eoi(struct bus *b, uint8_t vector);
+/* The CPU took a vector from the local APIC (its INTA): the I/O APIC
+ * passes it on as irq_acked for the line behind it (the PIT's owed ticks). */
+void bus_set_apic_ack_listener(struct bus *b, apic_eoi_fn fn, void *opaque);
+void bus_apic_ack(struct bus *b, uint8_t vector);
 
 /* Machine-level requests a device can make (reset line, A20 gate, power off). */
 enum bus_request { BUS_REQ_NONE = 0, BUS_REQ_RESET = 1, BUS_REQ_POWEROFF = 2, BUS_REQ_EXIT = 3 };

@@ -121,6 +121,23 @@ static void ioapic_eoi(void *opaque, uint8_t vector)
     service(io);
 }
 
+/* The ISA line behind a pin, for irq_acked (pins 16-23 have none). */
+static int pin_to_line(int pin)
+{
+    return pin == 2 ? 0 : pin;
+}
+
+/* The CPU took `vector`: the devices behind edge pins that send it hear of
+ * it, as they do from the 8259's INTA (after the update, as there: the
+ * PIT may raise its line again at once). */
+static void ioapic_ack(void *opaque, uint8_t vector)
+{
+    struct ioapic *io = opaque;
+    for (int pin = 0; pin < 16; pin++)
+        if ((io->rte[pin] & 0xff) == vector && !(io->rte[pin] & RTE_MASKED) && !pin_is_level(io, pin))
+            irq_acked(io->bus, pin_to_line(pin));
+}
+
 static uint32_t read_register(struct ioapic *io)
 {
     uint8_t r = io->regsel;
@@ -202,6 +219,7 @@ struct ioapic *ioapic_new(struct bus *b, uint32_t base)
     bus_register_mmio(b, base, 0x1000, io, mmio_read, mmio_write);
     bus_add_irq_listener(b, ioapic_irq, io);
     bus_set_apic_eoi_listener(b, ioapic_eoi, io);
+    bus_set_apic_ack_listener(b, ioapic_ack, io);
     bus_add_device(b, &(struct device){ .name = "ioapic", .opaque = io, .reset = ioapic_reset });
     ioapic_reset(io);
     return io;

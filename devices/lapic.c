@@ -70,6 +70,7 @@ struct lapic {
     uint32_t timer_initial, timer_div;
     int64_t timer_start;         /* virtual ns when the count was (re)loaded */
     struct vtimer *timer;
+    uint32_t timer_owed;         /* periodic expiries that went by while one was still pending */
 
     /* The 8259 below us (LINT0). */
     intr_pending_fn pic_pending;
@@ -80,6 +81,8 @@ struct lapic {
     bool intr_out;               /* an interrupt is deliverable to the CPU now */
     bool nmi_out;
 };
+
+static void timer_acked(struct lapic *a, int vector);
 
 /* ---- vector bitmaps ---- */
 
@@ -156,7 +159,9 @@ static int lapic_ack(void *opaque)
     if (v >= 0) {
         vec_clear(a->irr, v);
         vec_set(a->isr, v);
+        timer_acked(a, v);
         update(a);
+        bus_apic_ack(a->bus, (uint8_t)v);
         return v;
     }
     if (extint_open(a) && pic_intr(a)) {
@@ -300,6 +305,21 @@ static uint32_t timer_current(const struct lapic *a)
     return ticks >= a->timer_initial ? 0 : a->timer_initial - (uint32_t)ticks;
 }
 
+/* At most a second of periodic expiries is owed (as the PIT does). */
+static uint32_t most_owed(const struct lapic *a)
+{
+    int64_t period = (int64_t)a->timer_initial * tick_ns(a);
+    int64_t n = period > 0 ? NS_PER_SEC / period : 0;
+    return n > 100000 ? 100000 : (uint32_t)n;
+}
+
+/*
+ * When the host falls behind, periodic expiries go by faster than the guest
+ * takes them.  Those that find the last one still pending are owed and sent
+ * one per acknowledgement, like the PIT's IRQ0: Linux checks the APIC
+ * timer against PIT jiffies, and dropping one but not the other failed that
+ * check ("APIC timer disabled due to verification failure").
+ */
 static void timer_arm(struct lapic *a)
 {
     if (!a->timer_initial) {
@@ -309,8 +329,9 @@ static void timer_arm(struct lapic *a)
     int64_t period = (int64_t)a->timer_initial * tick_ns(a);
     int64_t when = a->timer_start + period;
     if (timer_periodic(a) && when <= now(a)) {
-        /* Periods that went by while the host was away are not replayed. */
         int64_t missed = (now(a) - a->timer_start) / period;
+        uint64_t owed = (uint64_t)a->timer_owed + (uint64_t)missed;
+        a->timer_owed = owed < most_owed(a) ? (uint32_t)owed : most_owed(a);
         a->timer_start += missed * period;
         when = a->timer_start + period;
     } else if (!timer_periodic(a) && timer_current(a) == 0 && !vtimer_pending(a->timer)) {
@@ -319,18 +340,38 @@ static void timer_arm(struct lapic *a)
     vtimer_mod(a->timer, when);
 }
 
+static bool timer_vector_waiting(const struct lapic *a)
+{
+    return vec_test(a->irr, a->lvt[LVT_TIMER] & 0xff);
+}
+
 static void timer_fired(void *opaque)
 {
     struct lapic *a = opaque;
-    local_deliver(a, LVT_TIMER);
+    if (timer_periodic(a) && timer_vector_waiting(a) && !(a->lvt[LVT_TIMER] & LVT_MASKED)) {
+        if (a->timer_owed < most_owed(a))
+            a->timer_owed++;
+    } else {
+        local_deliver(a, LVT_TIMER);
+    }
     if (timer_periodic(a)) {
         a->timer_start += (int64_t)a->timer_initial * tick_ns(a);
         timer_arm(a);
     }
 }
 
+/* The CPU took the timer's vector: an owed expiry goes out now (taken after its EOI). */
+static void timer_acked(struct lapic *a, int vector)
+{
+    if (a->timer_owed && vector == (int)(a->lvt[LVT_TIMER] & 0xff) && timer_periodic(a)) {
+        a->timer_owed--;
+        local_deliver(a, LVT_TIMER);
+    }
+}
+
 static void timer_load(struct lapic *a, uint32_t count)
 {
+    a->timer_owed = 0;
     a->timer_initial = count;
     a->timer_start = now(a);
     vtimer_del(a->timer);
@@ -371,6 +412,7 @@ static void reset_registers(struct lapic *a)
     a->lvt[LVT_LINT0] = APIC_DM_EXTINT << 8;
     a->timer_initial = 0;
     a->timer_div = 0;
+    a->timer_owed = 0;
     a->nmi_out = false;
     if (a->timer)
         vtimer_del(a->timer);
@@ -389,6 +431,8 @@ static void write_lvt(struct lapic *a, int k, uint32_t val)
 {
     uint32_t keep = a->lvt[k] & ~lvt_writable[k];
     a->lvt[k] = keep | (val & lvt_writable[k]);
+    if (k == LVT_TIMER)
+        a->timer_owed = 0;               /* reprogramming forgives the debt */
     /* Masks cannot be cleared while the APIC is software-disabled. */
     if (!sw_enabled(a))
         a->lvt[k] |= LVT_MASKED;

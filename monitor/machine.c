@@ -241,6 +241,11 @@ static void fill_fwcfg(struct machine *m)
     fwcfg_add_i64(m->fwcfg, FW_CFG_RAM_SIZE, ram);
     fwcfg_add_i16(m->fwcfg, FW_CFG_NB_CPUS, 1);
     fwcfg_add_i16(m->fwcfg, FW_CFG_MAX_CPUS, 1);
+    /* ISA IRQ 0 reaches I/O APIC pin 2 (ioapic.c): SeaBIOS's MP table says
+     * so when this is 1 (QEMU offers it as the legacy item 0x8002; SeaBIOS
+     * finds a file of the same name first). */
+    static const uint8_t irq0_override[4] = { 1, 0, 0, 0 };
+    fwcfg_add_file(m->fwcfg, "etc/irq0-override", irq0_override, sizeof(irq0_override));
     fwcfg_add_e820(m->fwcfg, 0, ram, E820_RAM);
 }
 

@@ -131,16 +131,17 @@ void cpu_write_cr4(struct cpu *c, uint32_t v)
 #define CPUID_CX8  (1u << 8)
 #define CPUID_APIC (1u << 9)
 #define CPUID_SEP  (1u << 11)
-#define CPUID_MTRR (1u << 12)
 #define CPUID_PGE  (1u << 13)
 #define CPUID_CMOV (1u << 15)
-#define CPUID_PAT  (1u << 16)
 #define CPUID_FXSR (1u << 24)
 
 uint32_t cpu_feature_edx(void)
 {
-    uint32_t f = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_SEP | CPUID_MTRR | CPUID_PGE |
-                 CPUID_CMOV | CPUID_PAT;
+    /* MTRR and PAT are not announced: memory types mean nothing to an
+     * emulator, and with the MTRR bit Linux goes on to report PAT missing
+     * (a Pentium II has none).  Their MSRs answer all the same, for
+     * software that touches them without asking. */
+    uint32_t f = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_SEP | CPUID_PGE | CPUID_CMOV;
     if (fpu_implemented())
         f |= CPUID_FPU | CPUID_FXSR;
     return f;

@@ -310,6 +310,40 @@ static void test_timer_periodic_and_divider(void **state)
     assert_false(pending(e));
 }
 
+/* Expiries that go by while the last is still pending are owed and sent
+ * one per acknowledgement; reprogramming forgives them. */
+static void test_timer_periodic_owed(void **state)
+{
+    struct env *e = *state;
+    sw_enable(e);
+    wr(e, LVT_TIMER, 0x20031);
+    wr(e, TIMER_DIV, 0xb);                    /* divide by 1 */
+    wr(e, TIMER_INIT, 1000);
+    advance(e, 1000);                         /* first expiry: pending */
+    advance(e, 2500);                         /* two more go by, one at a time */
+    int taken = 0;
+    while (pending(e) && taken < 10) {
+        assert_int_equal(bus_intr_ack(e->b), 0x31);
+        wr(e, EOI, 0);
+        taken++;
+    }
+    assert_int_equal(taken, 3);
+    /* A long stall (one timer pass for all of it): owed all the same. */
+    advance(e, 4600);                         /* expiries at 4000..8000: five */
+    taken = 0;
+    while (pending(e) && taken < 10) {
+        assert_int_equal(bus_intr_ack(e->b), 0x31);
+        wr(e, EOI, 0);
+        taken++;
+    }
+    assert_int_equal(taken, 5);
+    advance(e, 5000);
+    wr(e, TIMER_INIT, 1000);                  /* reprogrammed: the debt is gone */
+    assert_int_equal(bus_intr_ack(e->b), 0x31);
+    wr(e, EOI, 0);
+    assert_false(pending(e));
+}
+
 static void test_level_vector_eoi_broadcast(void **state)
 {
     struct env *e = *state;
@@ -417,6 +451,7 @@ int main(void)
         T(test_illegal_vectors_set_esr),
         T(test_timer_one_shot),
         T(test_timer_periodic_and_divider),
+        T(test_timer_periodic_owed),
         T(test_level_vector_eoi_broadcast),
         T(test_nmi_and_init),
         T(test_relocate_and_bad_msr),
