@@ -1,7 +1,8 @@
 /*
  * Table-driven x86 decoder.  One table row per opcode (one-byte map and the
  * 0F map) says whether a ModRM byte follows, what immediate follows, and
- * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it.
+ * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it
+ * (the XMM data moves 0F 10/11/28/29/6F/7F excepted: see fpu_sse_move).
  * Lengths of SSE/MMX encodings are still decoded exactly so that a #UD is
  * raised for the right instruction and the capstone cross-check agrees.
  */
@@ -48,14 +49,14 @@ static const uint8_t one_byte[256] = {
 #define MX (M | X)
 static const uint8_t two_byte[256] = {
     /* 00 */ M, M, M, M, X, X, 0, X, 0, 0, X, 0, X, MX, X, MX | I_B,
-    /* 10 */ MX, MX, MX, MX, MX, MX, MX, MX, M, M, M, M, M, M, M, M,
+    /* 10 */ M, M, MX, MX, MX, MX, MX, MX, M, M, M, M, M, M, M, M,
     /* 20 */ M | FORCE_REG, M | FORCE_REG, M | FORCE_REG, M | FORCE_REG,
-             MX | FORCE_REG, X, MX | FORCE_REG, X, MX, MX, MX, MX, MX, MX, MX, MX,
+             MX | FORCE_REG, X, MX | FORCE_REG, X, M, M, MX, MX, MX, MX, MX, MX,
     /* 30 */ 0, 0, 0, 0, 0, 0, X, X, X, X, X, X, X, X, X, X,
     /* 40 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
     /* 50 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 60 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 70 */ MX | I_B, MX | I_B, MX | I_B, MX | I_B, MX, MX, MX, X, MX, MX, X, X, MX, MX, MX, MX,
+    /* 60 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, M,
+    /* 70 */ MX | I_B, MX | I_B, MX | I_B, MX | I_B, MX, MX, MX, X, MX, MX, X, X, MX, MX, MX, M,
     /* 80 */ I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z,
     /* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
     /* A0 */ 0, 0, 0, M, M | I_B, M, MX, MX, 0, 0, X, M, M | I_B, M, M, M,

@@ -995,6 +995,7 @@ static void exec_0f(struct cpu *c, const struct insn *in)
     }
     case 0x134: exec_sysenter(c); return;
     case 0x135: exec_sysexit(c); return;
+    case 0x110: case 0x111: case 0x128: case 0x129: case 0x16f: case 0x17f: fpu_sse_move(c, in); return;
     case 0x1a2: cpu_cpuid(c); return;
     case 0x1ae: fpu_exec(c, in); return;   /* FXSAVE/FXRSTOR; the SSE members are #UD there */
     }

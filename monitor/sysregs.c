@@ -23,6 +23,7 @@
 #define MSR_MTRR_PHYS_LAST   0x20f
 #define MSR_PAT              0x277
 #define MSR_MTRR_DEF_TYPE    0x2ff
+#define MSR_EFER             0xc0000080u
 
 /* 8 variable ranges, the fixed ranges, write-combining. */
 #define MTRRCAP_VALUE 0x508
@@ -196,6 +197,9 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
     case MSR_MTRRCAP: *val = MTRRCAP_VALUE; return true;
     case MSR_MTRR_DEF_TYPE: *val = c->mtrr_def_type; return true;
     case MSR_PAT: *val = c->pat; return true;
+    /* EFER answers with every feature off (no SYSCALL, NX or long mode
+     * here), as QEMU's 32-bit CPUs do: test code reads it to learn the mode. */
+    case MSR_EFER: *val = 0; return true;
     }
     if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
         *val = c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST];
@@ -234,6 +238,7 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
             return false;
         c->pat = val;
         return true;
+    case MSR_EFER: return val == 0;
     }
     if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
         if (!var_mtrr_valid(msr, val))
