@@ -1464,9 +1464,10 @@ static bool nmi_ready(struct cpu *c)
     return *c->m->nmi_line && !c->nmi_blocked && !c->intr_shadow;
 }
 
+/* Asked at every block boundary: two flags, no call. */
 bool interp_interrupt_ready(struct cpu *c)
 {
-    return ((c->eflags & FL_IF) && !c->intr_shadow && machine_intr_pending(c->m)) || nmi_ready(c);
+    return ((c->eflags & FL_IF) && !c->intr_shadow && *c->m->intr_line) || nmi_ready(c);
 }
 
 /* Delivers the NMI or external interrupt interp_interrupt_ready saw, NMI first. */

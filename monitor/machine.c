@@ -364,6 +364,7 @@ static void apic_page_moved(void *opaque, uint32_t old_base, uint32_t new_base)
 static void create_apics(struct machine *m)
 {
     m->lapic = lapic_new(m->bus, apic_page_moved, m);
+    m->intr_line = bus_intr_line(m->bus);
     m->nmi_line = lapic_nmi_line(m->lapic);
     m->ioapic = ioapic_new(m->bus, IOAPIC_DEFAULT_BASE);
 }

@@ -108,6 +108,7 @@ struct machine {
     struct lapic *lapic;         /* the CPU's local APIC */
     struct ioapic *ioapic;
     struct pctestdev *pctestdev; /* NULL unless -device pc-testdev */
+    const bool *intr_line;       /* "an interrupt is deliverable" (bus_intr_line), polled at block boundaries */
     const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
     uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
 };
