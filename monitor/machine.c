@@ -604,7 +604,9 @@ int machine_run(struct machine *m)
             interp_run(c);
         account_insns(m);
         if (c->halted && !(c->eflags & FL_IF)) {
-            /* Nothing can wake a CPU halted with interrupts off (there is no NMI source). */
+            /* Nothing can wake a CPU halted with interrupts off but an NMI, and the
+             * guest sends those itself (self-IPIs, taken before it halts); an APIC
+             * timer or I/O APIC pin in NMI mode is not waited for. */
             fprintf(stderr, "retrovisor: the guest halted the CPU with interrupts disabled at %04x:%08x; stopping\n",
                     c->seg[SEG_CS].sel, c->eip);
             m->exit_status = 0;
