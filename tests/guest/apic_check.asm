@@ -174,6 +174,26 @@ start:
     expect [gp_count], 2, "x2apic-enable-gp"
     expect [APIC + A_VER], 0x50014, "apic-stays"
 
+    ; garbage in every APIC register and every I/O APIC index: the machine
+    ; goes on, the registers that are read-only stay so
+    cli
+    xor ebx, ebx
+.garbage_apic:
+    mov dword [APIC + ebx], 0xa5a5a5a5
+    add ebx, 0x10
+    cmp ebx, 0x1000
+    jb .garbage_apic
+    xor ebx, ebx
+.garbage_ioapic:
+    mov [IOAPIC], ebx
+    mov dword [IOAPIC + 0x10], 0xa5a5a5a5
+    inc ebx
+    cmp ebx, 0x100
+    jb .garbage_ioapic
+    expect [APIC + A_VER], 0x50014, "garbage-apic-survives"
+    mov dword [IOAPIC], 0x01
+    expect [IOAPIC + 0x10], 0x170011, "garbage-ioapic-survives"
+
     ; disabled in the MSR: the page is gone and CPUID's bit with it
     mov ecx, 0x1b
     xor edx, edx
