@@ -164,7 +164,8 @@ static int lapic_ack(void *opaque)
         bus_apic_ack(a->bus, (uint8_t)v);
         return v;
     }
-    if (extint_open(a) && pic_intr(a)) {
+    /* Disabled in the MSR, the APIC is not there: INTA is the 8259's alone. */
+    if (a->pic_ack && ((extint_open(a) && pic_intr(a)) || !hw_enabled(a))) {
         int pv = a->pic_ack(a->pic_opaque);
         update(a);
         return pv;
