@@ -93,7 +93,7 @@ run_one() { # run_one ENGINE NAME FILE SMP ARGS PARAMS TIMEOUT
     # host running the translator takes up to twice that, the interpreter more.
     [ -z "$limit" ] && limit=90
     limit=$((limit * 2))
-    [ "$engine" = interp ] && limit=$((limit * 5))
+    [ "$engine" = interp ] && limit=$((limit * 8))
     log="$E2E_TMP/kut-$engine-$name.log"
     timeout "$limit" $RV -accel "$engine" -m "$mem" -kernel "$OUT/x86/$file" ${args:+-append "$args"} \
         -device pc-testdev -display none -serial "file:$log" -no-reboot >"$log.stderr" 2>&1
