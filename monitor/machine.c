@@ -117,10 +117,19 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
 {
     physmem_note_write(m->pm, pa, size);
+    bool mmio = !m->pm->wr[pa >> 12];
+    /* A device answers (the APIC timer's count): its clock must be exact, as for ports. */
+    if (mmio)
+        account_insns(m);
     physmem_write(m->pm, pa, val, size);
     /* A device may have raised an interrupt: chained translated code stops. */
-    if (!m->pm->wr[pa >> 12])
+    if (mmio)
         m->cpu.bt_exit = true;
+}
+
+void machine_sync_clock(struct machine *m)
+{
+    account_insns(m);
 }
 
 bool machine_intr_pending(struct machine *m)

@@ -123,6 +123,9 @@ int machine_run(struct machine *m);
 
 /* CPU-side physical write (the hook where code-page tracking will live). */
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size);
+/* Report the instructions retired so far to the clock (before an MMIO read:
+ * a device answers with exact time, as for ports). */
+void machine_sync_clock(struct machine *m);
 /* Port I/O from the CPU. */
 uint32_t machine_io_read(struct machine *m, uint16_t port, int size);
 void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size);
