@@ -173,9 +173,12 @@ static void test_self_ipi_and_priority(void **state)
 {
     struct env *e = *state;
     self_ipi(e, 0x40);
-    assert_false(pending(e));                /* software-disabled: held in IRR */
-    assert_int_equal(rd(e, IRR + 0x20), 1);  /* vector 0x40: IRR dword 2, bit 0 */
+    assert_false(pending(e));                /* software-disabled: dropped */
+    assert_int_equal(rd(e, IRR + 0x20), 0);
     sw_enable(e);
+    assert_false(pending(e));
+    self_ipi(e, 0x40);
+    assert_int_equal(rd(e, IRR + 0x20), 1);  /* vector 0x40: IRR dword 2, bit 0 */
     assert_true(pending(e));
     self_ipi(e, 0x80);
     /* TPR class 9 holds back class 8 and below. */
