@@ -1124,8 +1124,13 @@ static void run_block(void *opaque)
      * runs: the fault must report this instruction, not the last one. */
     c->eip_start = c->eip;
     c->esp_start = c->r[R_ESP];
-    /* Single-stepping and instruction traces are the interpreter's job. */
-    struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+    /* Single-stepping and instruction traces are the interpreter's job, and
+     * so is the one instruction in an STI/MOV SS shadow while an interrupt
+     * waits behind it: the run loop must take it right after that
+     * instruction (`sti; nop; cli` takes one there), not after a block. */
+    bool shadowed = c->intr_shadow && (((c->eflags & FL_IF) && *c->m->intr_line) ||
+                                       (*c->m->nmi_line && !c->nmi_blocked));
+    struct block *b = (c->eflags & FL_TF) || shadowed || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
     if (!b) {
         interp_step(c);
         return;

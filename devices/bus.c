@@ -39,6 +39,9 @@ struct bus {
 
     irq_sink_fn irq_sink;
     void *irq_opaque;
+    irq_sink_fn irq_listener[4];
+    void *irq_listener_opaque[4];
+    int nirq_listeners;
     irq_ack_fn irq_ack[16];
     void *irq_ack_opaque[16];
 
@@ -46,6 +49,15 @@ struct bus {
     intr_ack_fn intr_ack;
     void *intr_opaque;
     const bool *intr_line;
+    intr_change_fn intr_change;
+    void *intr_change_opaque;
+
+    apic_msg_fn apic_rx;
+    void *apic_rx_opaque;
+    apic_eoi_fn apic_eoi;
+    void *apic_eoi_opaque;
+    apic_eoi_fn apic_ack;
+    void *apic_ack_opaque;
 
     enum bus_request req;
     int req_status;
@@ -220,6 +232,18 @@ void irq_set(struct bus *b, int line, int level)
 {
     if (b->irq_sink)
         b->irq_sink(b->irq_opaque, line, level ? 1 : 0);
+    for (int k = 0; k < b->nirq_listeners; k++)
+        b->irq_listener[k](b->irq_listener_opaque[k], line, level ? 1 : 0);
+}
+
+void bus_add_irq_listener(struct bus *b, irq_sink_fn fn, void *opaque)
+{
+    if (b->nirq_listeners >= 4) {
+        fprintf(stderr, "retrovisor: too many interrupt-line listeners\n");
+        exit(1);
+    }
+    b->irq_listener[b->nirq_listeners] = fn;
+    b->irq_listener_opaque[b->nirq_listeners++] = opaque;
 }
 
 void bus_set_irq_sink(struct bus *b, irq_sink_fn fn, void *opaque)
@@ -255,6 +279,63 @@ void bus_set_intr_line(struct bus *b, const bool *line)
 const bool *bus_intr_line(const struct bus *b)
 {
     return b->intr_line;
+}
+
+void bus_get_intr_controller(struct bus *b, intr_pending_fn *pending, intr_ack_fn *ack, void **opaque)
+{
+    *pending = b->intr_pending;
+    *ack = b->intr_ack;
+    *opaque = b->intr_opaque;
+}
+
+void bus_set_intr_output_listener(struct bus *b, intr_change_fn fn, void *opaque)
+{
+    b->intr_change = fn;
+    b->intr_change_opaque = opaque;
+}
+
+void bus_intr_output_changed(struct bus *b)
+{
+    if (b->intr_change)
+        b->intr_change(b->intr_change_opaque);
+}
+
+/* ---- the APIC bus ---- */
+
+void bus_set_apic_receiver(struct bus *b, apic_msg_fn fn, void *opaque)
+{
+    b->apic_rx = fn;
+    b->apic_rx_opaque = opaque;
+}
+
+void bus_apic_send(struct bus *b, const struct apic_msg *msg)
+{
+    if (b->apic_rx)
+        b->apic_rx(b->apic_rx_opaque, msg);
+}
+
+void bus_set_apic_eoi_listener(struct bus *b, apic_eoi_fn fn, void *opaque)
+{
+    b->apic_eoi = fn;
+    b->apic_eoi_opaque = opaque;
+}
+
+void bus_apic_eoi(struct bus *b, uint8_t vector)
+{
+    if (b->apic_eoi)
+        b->apic_eoi(b->apic_eoi_opaque, vector);
+}
+
+void bus_set_apic_ack_listener(struct bus *b, apic_eoi_fn fn, void *opaque)
+{
+    b->apic_ack = fn;
+    b->apic_ack_opaque = opaque;
+}
+
+void bus_apic_ack(struct bus *b, uint8_t vector)
+{
+    if (b->apic_ack)
+        b->apic_ack(b->apic_ack_opaque, vector);
 }
 
 bool bus_intr_pending(struct bus *b)

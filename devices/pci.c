@@ -34,6 +34,7 @@ struct pci_bus {
     int pirq_level[4];         /* number of functions driving each PIRQ line */
     int8_t intx_pirq[256];     /* the PIRQ a function drives now, -1 if none */
     uint16_t isa_driven;       /* ISA IRQ lines the PIRQs hold high */
+    uint8_t pirq_driven;       /* PIRQA-D lines high (the I/O APIC's pins 16-19) */
 };
 
 void pci_dev_init(struct pci_dev *d, const char *name, int devfn, uint16_t vendor, uint16_t device,
@@ -157,6 +158,16 @@ static void update_isa_lines(struct pci_bus *pb)
     for (int irq = 0; irq < 16; irq++)
         if (changed & (1u << irq))
             irq_set(pb->bus, irq, (want >> irq) & 1);
+    /* The board also wires PIRQA-D to I/O APIC pins 16-19, whatever the router says. */
+    uint8_t pirqs = 0;
+    for (int p = 0; p < 4; p++)
+        if (pb->pirq_level[p] > 0)
+            pirqs |= 1u << p;
+    uint8_t pirq_changed = pirqs ^ pb->pirq_driven;
+    pb->pirq_driven = pirqs;
+    for (int p = 0; p < 4; p++)
+        if (pirq_changed & (1u << p))
+            irq_set(pb->bus, BUS_IRQ_PIRQ_BASE + p, (pirqs >> p) & 1);
 }
 
 /* Drive d's PIRQ from its INTx level, INTERRUPT_PIN and COMMAND.INTx_DISABLE;

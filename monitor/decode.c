@@ -3,7 +3,8 @@
  * columns and users).  One row per opcode (one-byte map and the 0F map, with
  * eight sub-rows for a group whose members differ).  The decoder reads only
  * a row's shape: whether a ModRM byte follows, what immediate follows, and
- * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it.
+ * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it
+ * (the XMM data moves 0F 10/11/28/29/6F/7F excepted: see fpu_sse_move).
  * Lengths of SSE/MMX encodings are still decoded exactly so that a #UD is
  * raised for the right instruction and the capstone cross-check agrees.
  */
@@ -416,6 +417,14 @@ const struct opinfo opinfo_table[0x200] = {
     [0x1c7] = { S(M), K(RM), H(cmpxchg8b), G(grp9) },
     [0x1c8 ... 0x1cf] = { K(OPREG), Z(D), H(bswap) },
     [0x1d0 ... 0x1ff] = { S(MX) },
+    /* The XMM data moves (MOVUPS/MOVAPS/MOVDQA/MOVDQU/MOVSS/MOVSD), which
+     * kvm-unit-tests' emulator test runs whatever CPUID says: fpu_sse_move. */
+    [0x110] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x111] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x128] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x129] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x16f] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x17f] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
 };
 
 #pragma GCC diagnostic pop

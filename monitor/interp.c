@@ -1445,6 +1445,7 @@ HANDLER(out)
 
 HANDLER(fpu) { fpu_exec(c, in); }   /* D8-DF, and 0F AE: FXSAVE/FXRSTOR (the SSE members are #UD there) */
 HANDLER(fwait) { fpu_wait(c); }
+HANDLER(sse_move) { fpu_sse_move(c, in); }
 
 /* ------------------------------------------------------------------ */
 /* one instruction                                                      */
@@ -1552,9 +1553,29 @@ void interp_deliver_pending(struct cpu *c)
     c->fault_depth = 0;
 }
 
+/* An NMI waits for the IRET that ends the handler of the one before. */
+static bool nmi_ready(struct cpu *c)
+{
+    return *c->m->nmi_line && !c->nmi_blocked && !c->intr_shadow;
+}
+
+/* Asked at every block boundary: two flags, no call. */
 bool interp_interrupt_ready(struct cpu *c)
 {
-    return (c->eflags & FL_IF) && !c->intr_shadow && machine_intr_pending(c->m);
+    return ((c->eflags & FL_IF) && !c->intr_shadow && *c->m->intr_line) || nmi_ready(c);
+}
+
+/* Delivers the NMI or external interrupt interp_interrupt_ready saw, NMI first. */
+static void take_interrupt(struct cpu *c)
+{
+    c->halted = false;
+    if (nmi_ready(c)) {
+        machine_nmi_ack(c->m);
+        c->nmi_blocked = true;
+        cpu_deliver_interrupt(c, EXC_NMI);
+        return;
+    }
+    cpu_deliver_interrupt(c, machine_intr_ack(c->m));
 }
 
 void cpu_deliver_interrupt(struct cpu *c, int vector)
@@ -1599,8 +1620,7 @@ void cpu_run_loop(struct cpu *c, void (*step)(void *opaque), void *opaque)
     }
     while (c->budget > 0) {
         if (interp_interrupt_ready(c)) {
-            c->halted = false;
-            cpu_deliver_interrupt(c, machine_intr_ack(c->m));
+            take_interrupt(c);
             continue;
         }
         if (c->halted || c->m->stop)

@@ -135,6 +135,7 @@ uint32_t cpu_feature_edx(void);
 /* ---- x87 (fpu.c) ---- */
 bool fpu_implemented(void);
 void fpu_exec(struct cpu *c, const struct insn *in);   /* D8-DF, and 0F AE: FXSAVE/FXRSTOR */
+void fpu_sse_move(struct cpu *c, const struct insn *in);   /* 0F 10/11/28/29/6F/7F: XMM data moves */
 void fpu_wait(struct cpu *c);   /* WAIT/FWAIT: #NM or pending #MF */
 void fpu_reset(struct cpu *c);       /* RESET state */
 void fpu_reset_init(struct cpu *c);  /* FNINIT state */

@@ -26,6 +26,9 @@
 #include "devices/ide.h"
 #include "devices/atapi.h"
 #include "devices/vga.h"
+#include "devices/lapic.h"
+#include "devices/ioapic.h"
+#include "devices/pctestdev.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
@@ -118,10 +121,19 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
 {
     physmem_note_write(m->pm, pa, size);
+    bool mmio = !m->pm->wr[pa >> 12];
+    /* A device answers (the APIC timer's count): its clock must be exact, as for ports. */
+    if (mmio)
+        account_insns(m);
     physmem_write(m->pm, pa, val, size);
     /* A device may have raised an interrupt: chained translated code stops. */
-    if (!m->pm->wr[pa >> 12])
+    if (mmio)
         m->cpu.bt_exit = true;
+}
+
+void machine_sync_clock(struct machine *m)
+{
+    account_insns(m);
 }
 
 bool machine_intr_pending(struct machine *m)
@@ -138,6 +150,26 @@ int machine_intr_ack(struct machine *m)
 {
     account_insns(m);
     return bus_intr_ack(m->bus);
+}
+
+void machine_nmi_ack(struct machine *m)
+{
+    lapic_nmi_ack(m->lapic);
+}
+
+uint64_t machine_apic_base(struct machine *m)
+{
+    return m->lapic ? lapic_get_base(m->lapic) : 0;
+}
+
+bool machine_set_apic_base(struct machine *m, uint64_t val)
+{
+    return m->lapic && lapic_set_base(m->lapic, val);
+}
+
+bool machine_apic_enabled(struct machine *m)
+{
+    return m->lapic && lapic_enabled(m->lapic);
 }
 
 void machine_invlpg(struct machine *m, uint32_t lin)
@@ -338,6 +370,37 @@ static void lfb_mapper(void *opaque, uint32_t base, uint32_t len, uint8_t *host)
     tlb_flush_all(&m->cpu);
 }
 
+/* The CPU decodes its APIC's page before the memory bus does: wherever
+ * IA32_APIC_BASE puts it, over RAM, ROM or a BAR, the page goes to the
+ * APIC (physmem's slow path, then the bus's newest MMIO region) and
+ * comes back when the APIC moves on. */
+static void apic_page_moved(void *opaque, uint32_t old_base, uint32_t new_base)
+{
+    struct machine *m = opaque;
+    if (old_base != ~0u) {
+        m->pm->rd[old_base >> 12] = m->apic_page_rd;
+        m->pm->wr[old_base >> 12] = m->apic_page_wr;
+    }
+    m->apic_page_rd = m->apic_page_wr = NULL;
+    if (new_base != ~0u) {
+        m->apic_page_rd = m->pm->rd[new_base >> 12];
+        m->apic_page_wr = m->pm->wr[new_base >> 12];
+        m->pm->rd[new_base >> 12] = NULL;
+        m->pm->wr[new_base >> 12] = NULL;
+    }
+    m->pm->generation++;
+    tlb_flush_all(&m->cpu);
+}
+
+/* Local APIC over the 8259 (which must exist), I/O APIC beside it. */
+static void create_apics(struct machine *m)
+{
+    m->lapic = lapic_new(m->bus, apic_page_moved, m);
+    m->intr_line = bus_intr_line(m->bus);
+    m->nmi_line = lapic_nmi_line(m->lapic);
+    m->ioapic = ioapic_new(m->bus, IOAPIC_DEFAULT_BASE);
+}
+
 static bool create_vga(struct machine *m)
 {
     if (m->cfg.no_vga)
@@ -528,6 +591,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     }
 
     m->pic = pic_new(m->bus);
+    create_apics(m);
     m->pit = pit_new(m->bus);
     m->cmos = cmos_new(m->bus, time(NULL));
     m->kbc = kbc_new(m->bus);
@@ -541,6 +605,8 @@ struct machine *machine_new(const struct machine_config *cfg)
         debugcon_new(m->bus, 0xe9, m->debugcon_cd);
     }
     debugexit_new(m->bus, 0xf4);
+    if (cfg->pc_testdev)
+        m->pctestdev = pctestdev_new(m->bus);
     bus_register_pio(m->bus, 0xf0, 1, m, NULL, ferr_clear_write);
     m->post = post_new(m->bus, cfg->post_port2, (cfg->trace & TRACE_POST) != 0);
 
@@ -593,6 +659,10 @@ void machine_free(struct machine *m)
     free(m->cdrom_last);
     bt_free(m->bt);
     acpi_pm_free(m->acpi_pm);
+
+    lapic_free(m->lapic);
+    ioapic_free(m->ioapic);
+    pctestdev_free(m->pctestdev);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
     physmem_free(m->pm);
@@ -716,7 +786,9 @@ int machine_run(struct machine *m)
             interp_run(c);
         account_insns(m);
         if (c->halted && !(c->eflags & FL_IF)) {
-            /* Nothing can wake a CPU halted with interrupts off (there is no NMI source). */
+            /* Nothing can wake a CPU halted with interrupts off but an NMI, and the
+             * guest sends those itself (self-IPIs, taken before it halts); an APIC
+             * timer or I/O APIC pin in NMI mode is not waited for. */
             fprintf(stderr, "retrovisor: the guest halted the CPU with interrupts disabled at %04x:%08x; stopping\n",
                     c->seg[SEG_CS].sel, c->eip);
             m->exit_status = 0;

@@ -44,6 +44,9 @@ static void usage(FILE *f)
             "  -machine [pc,]acpi=on|off  acpi=off: no ACPI power management function and no ACPI\n"
             "                     tables (the older machine); default on\n"
             "  -no-acpi           same as -machine acpi=off\n"
+
+            "  -device pc-testdev kvm-unit-tests' test device: ports 0xe0-0xe7, IRQ lines at\n"
+            "                     0x2000-0x2017, 64 KiB of MMIO memory at 0xff000000 (off by default)\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
@@ -318,6 +321,13 @@ int main(int argc, char **argv)
             parse_machine(&cfg, val);
         } else if (!strcmp(a, "-no-acpi")) {
             cfg.no_acpi = true;
+
+        } else if (!strcmp(a, "-device")) {
+            NEED_ARG();
+            if (!strcmp(val, "pc-testdev"))
+                cfg.pc_testdev = true;
+            else
+                bad("-device %s: unknown device (available: pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-vgabios")) {
             NEED_ARG();
             cfg.vgabios_path = val;
