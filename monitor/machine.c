@@ -8,6 +8,7 @@
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
+#include "monitor/guestlog.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -94,6 +95,8 @@ uint32_t machine_io_read(struct machine *m, uint16_t port, int size)
 {
     account_insns(m);
     uint32_t v = bus_pio_read(m->bus, port, size);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "in%c from unassigned port %04x", "bw?l"[size - 1], port);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "in%c  %04x -> %0*x\n", "bw?l"[size - 1], port, size * 2, v);
     return v;
@@ -104,6 +107,8 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
     account_insns(m);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "out%c to unassigned port %04x", "bw?l"[size - 1], port);
     bus_pio_write(m->bus, port, val, size);
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
@@ -548,5 +553,6 @@ int machine_run(struct machine *m)
         if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
+    guest_log_summary();
     return m->exit_status;
 }

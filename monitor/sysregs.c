@@ -4,6 +4,7 @@
  */
 #include "monitor/interp.h"
 #include "monitor/machine.h"
+#include "monitor/guestlog.h"
 
 #include <string.h>
 
@@ -110,7 +111,9 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
     case MSR_SYSENTER_ESP: *val = c->sysenter_esp; return true;
     case MSR_SYSENTER_EIP: *val = c->sysenter_eip; return true;
     case MSR_MISC_ENABLE: *val = c->misc_enable; return true;
-    default: return false;
+    default:
+        guest_log(GUEST_LOG_UNMODELLED_MSR, "rdmsr of unmodelled MSR 0x%x at eip %08x: #GP", msr, c->eip_start);
+        return false;
     }
 }
 
@@ -123,7 +126,9 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_ESP: c->sysenter_esp = val; return true;
     case MSR_SYSENTER_EIP: c->sysenter_eip = val; return true;
     case MSR_MISC_ENABLE: c->misc_enable = val; return true;
-    default: return false;
+    default:
+        guest_log(GUEST_LOG_UNMODELLED_MSR, "wrmsr of unmodelled MSR 0x%x at eip %08x: #GP", msr, c->eip_start);
+        return false;
     }
 }
 
