@@ -26,6 +26,7 @@
 #include "devices/vga.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/readfile.h"
 #include "hosted-driver/vclock.h"
 #include "ui/ui.h"
 
@@ -52,26 +53,13 @@
 #define UI_POLL_NS (10 * 1000 * 1000)
 #define UI_CHECK_INSNS 50000
 
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+/* Firmware and kernels are read whole, after read_regular_file's checks. */
+#define BIOS_MAX_SIZE 0x40000u
+
+static uint8_t *read_file(const char *path, uint64_t limit, const char *limit_why, size_t *len, char *err,
+                          size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? malloc(n) : NULL;
-    if (!buf || fread(buf, 1, n, f) != (size_t)n) {
-        snprintf(err, errlen, "%s: cannot read (%s)", path, n <= 0 ? "empty file" : strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
+    return read_regular_file(path, limit, limit_why, len, err, errlen);
 }
 
 /* ---- CPU-facing hooks ---- */
@@ -245,7 +233,7 @@ static bool load_bios(struct machine *m)
     const char *path = m->cfg.bios_path ? m->cfg.bios_path : DEFAULT_BIOS;
     char err[512];
     size_t len;
-    uint8_t *img = read_file(path, &len, err, sizeof(err));
+    uint8_t *img = read_file(path, BIOS_MAX_SIZE, "a BIOS image is 64, 128 or 256 KiB", &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -bios %s%s\n", err,
                 m->cfg.bios_path ? "" : " (install Debian's seabios package: make deps)");
@@ -266,7 +254,9 @@ static bool load_kernel(struct machine *m)
 {
     char err[512];
     size_t len;
-    uint8_t *img = read_file(m->cfg.kernel, &len, err, sizeof(err));
+    char why[64];
+    snprintf(why, sizeof(why), "a kernel must fit in the guest's %u MiB of RAM", m->cfg.ram_mb);
+    uint8_t *img = read_file(m->cfg.kernel, (uint64_t)m->cfg.ram_mb << 20, why, &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -kernel %s\n", err);
         return false;
