@@ -36,7 +36,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+#define DEFAULT_BIOS MACHINE_DEFAULT_BIOS
 #define E820_RAM 1
 #define E820_RESERVED 2
 

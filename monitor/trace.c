@@ -39,6 +39,16 @@ const char *trace_flag_help(void)
 bool trace_parse(const char *spec, unsigned *flags, char *err, size_t errlen)
 {
     char tmp[256];
+    if (strlen(spec) >= sizeof(tmp)) {
+        snprintf(err, errlen, "-d: the list of trace flags is too long (try -d help)");
+        return false;
+    }
+    /* An empty list or an empty item is a slip, not "no tracing". */
+    size_t n = strlen(spec);
+    if (!n || spec[0] == ',' || spec[n - 1] == ',' || strstr(spec, ",,")) {
+        snprintf(err, errlen, "-d: empty trace flag in '%s' (try -d help)", spec);
+        return false;
+    }
     snprintf(tmp, sizeof(tmp), "%s", spec);
     *flags = 0;
     for (char *save, *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
