@@ -303,6 +303,9 @@ static void add_initrd_files(struct file_list *l, const char *spec)
         add_file(l, "-initrd", spec);
         return;
     }
+    size_t n = strlen(spec);
+    if (spec[0] == ',' || spec[n - 1] == ',' || strstr(spec, ",,"))
+        badf("-initrd %s: empty module in the list", spec);
     char *copy = strdup(spec);     /* lives as long as the list: until exit */
     for (char *save, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
         while (*item == ' ')
