@@ -45,8 +45,7 @@ static void usage(FILE *f)
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
-            "  -display vnc=[ADDR]:N[,password][,password-file=FILE][,websocket=on|off]\n"
-            "                     [,websocket-origins=LIST][,max-clients=N][,insecure]\n"
+            "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
             "                     'password' the password is $RETROVISOR_VNC_PASSWORD\n"
             "  -vnc [ADDR]:N[,...] same as -display vnc=[ADDR]:N[,...]\n"
@@ -208,8 +207,9 @@ static void check_chardev_spec(const char *opt, const char *spec)
     badf("%s %s: unknown character device (valid: stdio, file:PATH, none, null)", opt, spec);
 }
 
-/* The sub-options of -display vnc= that ui/vnc.c takes; it checks their
- * values.  A key with '=' takes a value, one without is a flag. */
+/* The sub-options of -display vnc= that ui/vnc.c takes (with the ones its
+ * hardening adds: websocket, websocket-origins, max-clients, insecure); it
+ * checks their values.  A key with '=' takes a value, one without is a flag. */
 static const char *const vnc_suboptions[] = {
     "password", "password-file=", "websocket=", "websocket-origins=", "max-clients=", "insecure",
 };

@@ -86,6 +86,22 @@ while IFS= read -r line; do
     fi
 done <tests/e2e/cli_cases.txt
 
+# Oversized inputs are refused before they are read (issue 26 #7: a 4 GiB
+# -initrd was read whole, 4.2 GB RSS, before it was refused): the peak RSS of
+# each refusal stays far below the file's size.
+for opts in "-bios $T/sparse-4g.img" "-kernel $T/sparse-4g.img" "-kernel $T/bz-good.bin -initrd $T/sparse-4g.img" \
+    "-kernel $MBK -initrd $T/sparse-4g.img" "-vgabios $T/sparse-4g.img"; do
+    # shellcheck disable=SC2086
+    kb=$(python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)' $RV -display none $opts)
+    if [ -n "$kb" ] && [ "$kb" -lt 262144 ]; then
+        pass "cli: $opts (4 GiB) is refused with a peak RSS of $kb KiB"
+    else
+        fail "cli: $opts (4 GiB): peak RSS ${kb:-unknown} KiB (under 256 MiB expected)"
+    fi
+done
+
 all_sums >"$T/all-after.sums"
 if cmp -s "$T/all-before.sums" "$T/all-after.sums"; then
     pass "cli: every fixture file has its sha256 of before the table (the 4 GiB sparse one its size and blocks)"
