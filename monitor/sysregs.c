@@ -101,6 +101,20 @@ uint64_t cpu_rdtsc(struct cpu *c)
     return (uint64_t)machine_now(c->m) * TSC_PER_NS + c->tsc_offset;
 }
 
+/* An unmodelled MSR raises #GP and is logged once per MSR (guest_log then
+ * bounds how many distinct ones are printed). */
+static void log_unmodelled_msr(struct cpu *c, const char *op, uint32_t msr)
+{
+    enum { SEEN = 32 };
+    static uint32_t seen[SEEN];
+    static unsigned nseen;
+    for (unsigned k = 0; k < nseen && k < SEEN; k++)
+        if (seen[k] == msr)
+            return;
+    seen[nseen++ % SEEN] = msr;
+    guest_log(GUEST_LOG_UNMODELLED_MSR, "%s of unmodelled MSR 0x%x at eip %08x: #GP", op, msr, c->eip_start);
+}
+
 bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
 {
     switch (msr) {
@@ -112,7 +126,7 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
     case MSR_SYSENTER_EIP: *val = c->sysenter_eip; return true;
     case MSR_MISC_ENABLE: *val = c->misc_enable; return true;
     default:
-        guest_log(GUEST_LOG_UNMODELLED_MSR, "rdmsr of unmodelled MSR 0x%x at eip %08x: #GP", msr, c->eip_start);
+        log_unmodelled_msr(c, "rdmsr", msr);
         return false;
     }
 }
@@ -127,7 +141,7 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_EIP: c->sysenter_eip = val; return true;
     case MSR_MISC_ENABLE: c->misc_enable = val; return true;
     default:
-        guest_log(GUEST_LOG_UNMODELLED_MSR, "wrmsr of unmodelled MSR 0x%x at eip %08x: #GP", msr, c->eip_start);
+        log_unmodelled_msr(c, "wrmsr", msr);
         return false;
     }
 }
