@@ -44,7 +44,12 @@ void bus_reset_devices(struct bus *b);
  * caller switched the class: PCI does so around each BAR map callback.
  * Removing a claim exposes whatever it covered again.
  */
-enum bus_decode { BUS_DECODE_SUBTRACTIVE = 0, BUS_DECODE_POSITIVE = 1 };
+enum bus_decode {
+    BUS_DECODE_SUBTRACTIVE = 0,
+    BUS_DECODE_POSITIVE = 1,
+    /* Inside the CPU (a local APIC): no bus cycle, so no BAR can hide it. */
+    BUS_DECODE_PROCESSOR = 2,
+};
 /* Returns the previous class. */
 enum bus_decode bus_set_decode(struct bus *b, enum bus_decode decode);
 

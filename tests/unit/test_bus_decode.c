@@ -300,6 +300,22 @@ static void test_positive_decode_beats_later_isa_claim(void **state)
     assert_int_equal(bus_pending_request(e->b, NULL), BUS_REQ_EXIT);
 }
 
+/* What the CPU decodes itself (the local APIC) is never hidden by a BAR. */
+static void test_processor_decode_beats_a_bar(void **state)
+{
+    struct env *e = *state;
+    uint32_t v = 0;
+    enum bus_decode old = bus_set_decode(e->b, BUS_DECODE_PROCESSOR);
+    bus_register_mmio(e->b, 0xfee00000u, 0x1000, e, legacy_mem_read, NULL);
+    bus_set_decode(e->b, old);
+    cfg_write(e, CARD_DEVFN, 0x04, CMD_MEM, 2);
+    cfg_write(e, CARD_DEVFN, 0x14, 0xfee00000u, 4);
+    assert_true(bus_mmio_read(e->b, 0xfee00010u, 4, &v));
+    assert_int_equal(v, LEGACY_MMIO_VALUE);
+    assert_true(bus_mmio_read(e->b, 0xfee01000u, 1, &v));
+    assert_int_equal(v, CARD_PATTERN);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -312,6 +328,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_legacy_ide_ports_return_after_bm_bar_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_memory_returns_after_a_bar_leaves, setup, teardown),
         cmocka_unit_test_setup_teardown(test_positive_decode_beats_later_isa_claim, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_processor_decode_beats_a_bar, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
