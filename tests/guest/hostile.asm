@@ -4,7 +4,8 @@
 ; (exit status 33).  tests/e2e/hostile.sh runs it under both engines.
 ;
 ; The operations:
-;   - reads and writes of random sizes and values to random I/O ports;
+;   - reads, and writes read back, of random sizes and values at random
+;     I/O ports;
 ;   - loads and stores in the VGA window, the LFB and register BARs, the APIC
 ;     areas and anywhere in the 4 GiB;
 ;   - PCI configuration reads and writes, random and targeted, with the IDE
@@ -23,6 +24,9 @@
 ; or 0xF4-0xF7 (debug exit); reach configuration space other than through
 ; its own accesses (0xCF8-0xCFF); change the i440FX (PAM could unmap this
 ; ROM); put the bus-master BAR over 0xCF8 or 0xF4.
+;
+; A device added to the machine joins this fuzzer: give it an operation
+; kind (its registers, its DMA) next to the ones below.
 ;
 ; Registers: EBX the xorshift state, ECX operations left, EBP the IDE
 ; bus-master base port (0 when none), EAX/EDX/ESI/EDI scratch.
@@ -131,13 +135,16 @@ op_port:
     jz .write8
     test eax, 1 << 29
     jz .write16
-    out dx, eax
+    out dx, eax                                     ; written, then read back
+    in eax, dx
     jmp op_done
 .write16:
     out dx, ax
+    in ax, dx
     jmp op_done
 .write8:
     out dx, al
+    in al, dx
     jmp op_done
 .read:
     test eax, 1 << 30
