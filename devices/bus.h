@@ -37,10 +37,32 @@ struct vclock *bus_clock(struct bus *b);
 void bus_add_device(struct bus *b, const struct device *d);
 void bus_reset_devices(struct bus *b);
 
-/* Claim ports [base, base+len).  A later registration of the same port wins. */
+/*
+ * Who decodes an address when claims overlap, as on the PIIX: a positive
+ * decoder (a PCI BAR) beats the subtractive ISA devices; within a class the
+ * later registration wins.  Registrations are made subtractive unless the
+ * caller switched the class: PCI does so around each BAR map callback.
+ * Removing a claim exposes whatever it covered again.
+ */
+enum bus_decode {
+    BUS_DECODE_SUBTRACTIVE = 0,
+    BUS_DECODE_POSITIVE = 1,
+    /* Inside the CPU (a local APIC): no bus cycle, so no BAR can hide it. */
+    BUS_DECODE_PROCESSOR = 2,
+};
+/* Returns the previous class. */
+enum bus_decode bus_set_decode(struct bus *b, enum bus_decode decode);
+
+/* Claim ports [base, base+len).  Claiming the same range with the same
+ * handlers again replaces the old claim in place. */
 void bus_register_pio(struct bus *b, uint16_t base, uint16_t len, void *opaque,
                       pio_read_fn rd, pio_write_fn wr);
+/* Remove the claim of exactly [base, base+len): the current class's newest. */
 void bus_unregister_pio(struct bus *b, uint16_t base, uint16_t len);
+bool bus_pio_claimed(struct bus *b, uint16_t port);
+/* Table sizes (slots in use, including free ones): for tests of boundedness. */
+int bus_pio_slots(const struct bus *b);
+int bus_mmio_regions(const struct bus *b);
 uint32_t bus_pio_read(struct bus *b, uint16_t port, int size);
 void bus_pio_write(struct bus *b, uint16_t port, uint32_t val, int size);
 

@@ -120,6 +120,18 @@ static uint32_t bar_target(const struct pci_dev *d, int slot)
     return v;
 }
 
+/* A BAR decodes positively: what its map callback claims wins over the
+ * subtractive ISA devices under it, and they decode again when it leaves. */
+static void map_bar(struct pci_dev *d, int slot, uint32_t target)
+{
+    struct pci_bar *b = slot == ROM_SLOT ? &d->rom : &d->bar[slot];
+    struct bus *isa = d->bus ? d->bus->bus : NULL;
+    enum bus_decode old = isa ? bus_set_decode(isa, BUS_DECODE_POSITIVE) : BUS_DECODE_SUBTRACTIVE;
+    b->map(d, slot, target);
+    if (isa)
+        bus_set_decode(isa, old);
+}
+
 static void update_mappings(struct pci_dev *d)
 {
     for (int k = 0; k <= ROM_SLOT; k++) {
@@ -130,7 +142,7 @@ static void update_mappings(struct pci_dev *d)
         if (t != b->mapped) {
             b->mapped = t;
             if (b->map)
-                b->map(d, k, t);
+                map_bar(d, k, t);
         }
     }
 }

@@ -9,6 +9,7 @@
 #include "monitor/machine.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
+#include "hosted-driver/readfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #define MB_FLAG_MEMINFO    0x00000002u
 #define MB_FLAG_VIDEO      0x00000004u
 #define MB_FLAG_AOUT       0x00010000u
+#define MB_AOUT_HEADER_LEN 32     /* magic .. entry_addr */
 
 /* Information-structure flags we provide. */
 #define MBI_MEM     0x001u
@@ -115,6 +117,10 @@ static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_
             snprintf(err, errlen, "ELF segment %d lies outside the file", k);
             return false;
         }
+        if ((uint64_t)paddr + memsz > pm->ram_size) {
+            snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
+            return false;
+        }
         if (!physmem_copy_to(pm, paddr, img + off, filesz)) {
             snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
             return false;
@@ -129,12 +135,20 @@ static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_
         if (paddr + memsz > *end)
             *end = paddr + memsz;
     }
+    if (*entry >= pm->ram_size) {
+        snprintf(err, errlen, "ELF entry point 0x%x is outside guest RAM", *entry);
+        return false;
+    }
     return true;
 }
 
 static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long hdr, uint32_t *entry,
                       uint32_t *end, char *err, size_t errlen)
 {
+    if ((size_t)hdr + MB_AOUT_HEADER_LEN > len) {
+        snprintf(err, errlen, "the file ends inside its Multiboot header's a.out-kludge addresses");
+        return false;
+    }
     const uint8_t *h = img + hdr;
     uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16), load_end = le32(h + 20);
     uint32_t bss_end = le32(h + 24);
@@ -158,6 +172,15 @@ static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long h
         return false;
     }
     *end = load_addr + size;
+    if (bss_end > pm->ram_size) {
+        snprintf(err, errlen, "kernel bss up to 0x%x does not fit in guest RAM", bss_end);
+        return false;
+    }
+    if (*entry < load_addr || *entry >= (bss_end > *end ? bss_end : *end)) {
+        snprintf(err, errlen, "Multiboot entry_addr 0x%x is outside the loaded kernel (0x%x-0x%x)", *entry,
+                 load_addr, bss_end > *end ? bss_end : *end);
+        return false;
+    }
     if (bss_end > *end) {
         uint8_t *zeros = calloc(1, bss_end - *end);
         bool ok = zeros && physmem_copy_to(pm, *end, zeros, bss_end - *end);
@@ -169,34 +192,6 @@ static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long h
         *end = bss_end;
     }
     return true;
-}
-
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
 }
 
 struct mb_module {
@@ -225,9 +220,11 @@ static bool load_modules(struct machine *m, const char *spec, uint32_t *next, st
             return false;
         }
         size_t len;
-        uint8_t *data = slurp(path, &len);
+        char why[256];
+        uint8_t *data = read_regular_file(path, m->pm->ram_size, "a module must fit in guest RAM", &len, why,
+                                          sizeof(why));
         if (!data) {
-            snprintf(err, errlen, "-initrd %s: %s", path, strerror(errno));
+            snprintf(err, errlen, "-initrd %s", why);
             free(copy);
             return false;
         }

@@ -9,6 +9,7 @@
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
+#include "monitor/guestlog.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -31,6 +32,7 @@
 #include "devices/pctestdev.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/readfile.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
@@ -41,7 +43,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+#define DEFAULT_BIOS MACHINE_DEFAULT_BIOS
 #define E820_RAM 1
 #define E820_RESERVED 2
 
@@ -58,26 +60,13 @@
 #define UI_POLL_NS (10 * 1000 * 1000)
 #define UI_CHECK_INSNS 50000
 
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+/* Firmware and kernels are read whole, after read_regular_file's checks. */
+#define BIOS_MAX_SIZE 0x40000u
+
+static uint8_t *read_file(const char *path, uint64_t limit, const char *limit_why, size_t *len, char *err,
+                          size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? malloc(n) : NULL;
-    if (!buf || fread(buf, 1, n, f) != (size_t)n) {
-        snprintf(err, errlen, "%s: cannot read (%s)", path, n <= 0 ? "empty file" : strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
+    return read_regular_file(path, limit, limit_why, len, err, errlen);
 }
 
 /* ---- CPU-facing hooks ---- */
@@ -101,6 +90,8 @@ uint32_t machine_io_read(struct machine *m, uint16_t port, int size)
 {
     account_insns(m);
     uint32_t v = bus_pio_read(m->bus, port, size);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "in%c from unassigned port %04x", "bw?l"[size - 1], port);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "in%c  %04x -> %0*x\n", "bw?l"[size - 1], port, size * 2, v);
     return v;
@@ -111,6 +102,8 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
     account_insns(m);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "out%c to unassigned port %04x", "bw?l"[size - 1], port);
     bus_pio_write(m->bus, port, val, size);
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
@@ -300,7 +293,7 @@ static bool load_bios(struct machine *m)
     const char *path = m->cfg.bios_path ? m->cfg.bios_path : DEFAULT_BIOS;
     char err[512];
     size_t len;
-    uint8_t *img = read_file(path, &len, err, sizeof(err));
+    uint8_t *img = read_file(path, BIOS_MAX_SIZE, "a BIOS image is 64, 128 or 256 KiB", &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -bios %s%s\n", err,
                 m->cfg.bios_path ? "" : " (install Debian's seabios package: make deps)");
@@ -321,7 +314,9 @@ static bool load_kernel(struct machine *m)
 {
     char err[512];
     size_t len;
-    uint8_t *img = read_file(m->cfg.kernel, &len, err, sizeof(err));
+    char why[64];
+    snprintf(why, sizeof(why), "a kernel must fit in the guest's %u MiB of RAM", m->cfg.ram_mb);
+    uint8_t *img = read_file(m->cfg.kernel, (uint64_t)m->cfg.ram_mb << 20, why, &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -kernel %s\n", err);
         return false;
@@ -797,5 +792,6 @@ int machine_run(struct machine *m)
         if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
+    guest_log_summary();
     return m->exit_status;
 }

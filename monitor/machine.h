@@ -38,6 +38,9 @@ struct lapic;
 struct ioapic;
 struct pctestdev;
 
+/* The firmware without -bios: Debian's SeaBIOS. */
+#define MACHINE_DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
 #define TRACE_INT     0x02   /* interrupts and exceptions */

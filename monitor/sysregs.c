@@ -4,6 +4,7 @@
  */
 #include "monitor/interp.h"
 #include "monitor/machine.h"
+#include "monitor/guestlog.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -73,20 +74,6 @@ static bool var_mtrr_valid(uint32_t msr, uint64_t v)
     if (msr & 1)
         return !(v & ~(PHYS_ADDR_MASK | 0x800));
     return !(v & ~(PHYS_ADDR_MASK | 0xff)) && mtrr_type_valid(v & 0xff);
-}
-
-/* An MSR we do not model raises #GP; the first access to each is logged. */
-static void log_unknown_msr(uint32_t msr, bool write)
-{
-    enum { SEEN = 64 };
-    static uint32_t seen[SEEN];
-    static unsigned nseen;
-    for (unsigned k = 0; k < nseen && k < SEEN; k++)
-        if (seen[k] == msr)
-            return;
-    seen[nseen++ % SEEN] = msr;
-    fprintf(stderr, "retrovisor: %s of MSR 0x%x, which this CPU does not have: raising #GP\n",
-            write ? "WRMSR" : "RDMSR", msr);
 }
 
 /* TSC rate exposed to the guest: cycles per virtual ns. */
@@ -182,6 +169,20 @@ uint64_t cpu_rdtsc(struct cpu *c)
     return (uint64_t)machine_now(c->m) * TSC_PER_NS + c->tsc_offset;
 }
 
+/* An unmodelled MSR raises #GP and is logged once per MSR (guest_log then
+ * bounds how many distinct ones are printed). */
+static void log_unmodelled_msr(struct cpu *c, const char *op, uint32_t msr)
+{
+    enum { SEEN = 32 };
+    static uint32_t seen[SEEN];
+    static unsigned nseen;
+    for (unsigned k = 0; k < nseen && k < SEEN; k++)
+        if (seen[k] == msr)
+            return;
+    seen[nseen++ % SEEN] = msr;
+    guest_log(GUEST_LOG_UNMODELLED_MSR, "%s of unmodelled MSR 0x%x at eip %08x: #GP", op, msr, c->eip_start);
+}
+
 bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
 {
     switch (msr) {
@@ -210,7 +211,7 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
         *val = c->mtrr_fixed[k];
         return true;
     }
-    log_unknown_msr(msr, false);
+    log_unmodelled_msr(c, "rdmsr", msr);
     return false;
 }
 
@@ -253,7 +254,7 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
         c->mtrr_fixed[k] = val;
         return true;
     }
-    log_unknown_msr(msr, true);
+    log_unmodelled_msr(c, "wrmsr", msr);
     return false;
 }
 
