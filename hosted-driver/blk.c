@@ -354,14 +354,16 @@ void blk_close(struct blk *b)
 {
     if (!b)
         return;
-    if (b->fmt) {
-        if (b->writable && b->fmt->flush)
-            b->fmt->flush(b);
-        b->fmt->close(b);
-    }
+    if (b->fmt)
+        b->fmt->close(b);   /* may write last metadata */
     blk_close(b->backing);
-    for (int i = 0; i < b->n_extra_fds; i++)
+    for (int i = 0; i < b->n_extra_fds; i++) {
+        if (b->writable)
+            blk_fsync_fd(b, b->extra_fds[i]);
         close(b->extra_fds[i]);
+    }
+    if (b->writable)
+        blk_fsync_fd(b, b->fd);
     close(b->fd);
     free(b->path);
     free(b->backing_path);
@@ -420,7 +422,9 @@ int blk_read(struct blk *b, uint64_t off, void *buf, size_t len)
         if (r < 0)
             return r;
         size_t n = m.len < len ? (size_t)m.len : len;
-        if (m.state == BLK_STATE_DATA)
+        if (m.state == BLK_STATE_DATA && m.fd < 0)
+            r = b->fmt->read_special(b, off, p, n);
+        else if (m.state == BLK_STATE_DATA)
             r = blk_pread(m.fd, p, n, m.host_off);
         else if (m.state == BLK_STATE_BACKING)
             r = blk_read_backing(b, off, p, n);
@@ -450,7 +454,9 @@ int blk_write(struct blk *b, uint64_t off, const void *buf, size_t len)
         if (r < 0)
             return r;
         int64_t n = m.len < len ? (int64_t)m.len : (int64_t)len;
-        if (m.state == BLK_STATE_DATA) {
+        if (m.state == BLK_STATE_DATA && m.fd < 0) {
+            return -EROFS;
+        } else if (m.state == BLK_STATE_DATA) {
             r = blk_pwrite(m.fd, p, (size_t)n, m.host_off);
             if (r < 0)
                 return r;

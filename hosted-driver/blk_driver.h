@@ -18,7 +18,8 @@
 
 struct blk_map {
     enum blk_state state;
-    int fd;                 /* BLK_STATE_DATA: the file that holds it */
+    int fd;                 /* BLK_STATE_DATA: the file that holds it; -1: the driver's
+                               read_special reads it (compressed grains) */
     uint64_t host_off;      /* ... and where */
     uint64_t len;           /* bytes from the asked offset with this mapping */
 };
@@ -34,6 +35,7 @@ struct blk_format {
     /* Store [off, off+len) (inside one allocation unit, which map reported
      * not DATA); returns bytes consumed (> 0) or -errno. */
     int64_t (*write_new)(struct blk *b, uint64_t off, const uint8_t *buf, uint64_t len);
+    int (*read_special)(struct blk *b, uint64_t off, void *buf, size_t len);
     /* Flat formats (raw) instead: */
     int (*read)(struct blk *b, uint64_t off, void *buf, size_t len);
     int (*write)(struct blk *b, uint64_t off, const void *buf, size_t len);
