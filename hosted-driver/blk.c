@@ -243,12 +243,13 @@ static int open_backing(struct blk *b, struct chain_seen *seen, char *err, size_
     int flags = (b->flags & (BLK_NO_LOCK)) & ~BLK_WRITABLE;
     b->backing = open_layer(bpath, b->backing_fmt, flags, seen, err, errlen);
     if (!b->backing) {
-        /* Say which image wanted it when the parent's own message does not. */
-        if (!strstr(err, bpath)) {
-            char inner[400];
-            snprintf(inner, sizeof(inner), "%s", err);
+        /* Say which image wanted it, and the parent's own reason. */
+        char inner[400];
+        snprintf(inner, sizeof(inner), "%s", err);
+        if (strstr(inner, bpath))
+            blk_set_err(err, errlen, "%s: backing file %s", b->path, inner);
+        else
             blk_set_err(err, errlen, "%s: backing file %s: %s", b->path, bpath, inner);
-        }
         free(bpath);
         return -1;
     }
