@@ -57,9 +57,10 @@ struct machine_config {
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
     const char *boot_order;
     struct drive_config {
-        const char *path;        /* raw image; NULL: no drive at this position */
+        const char *path;        /* disk image; NULL: no drive at this position */
+        const char *format;      /* raw, qcow2, vmdk, vpc; NULL: detected from the header */
         bool readonly;
-        bool snapshot;           /* writes stay in memory, the image is never written */
+        bool snapshot;           /* writes go to a temporary overlay, the image is never written */
     } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */

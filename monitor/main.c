@@ -3,6 +3,7 @@
  */
 #include "monitor/machine.h"
 #include "monitor/trace.h"
+#include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
 #include "ui/ui.h"
@@ -26,9 +27,11 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
-            "  -hda/-hdb/-hdc/-hdd FILE  raw disk image as IDE primary master/slave, secondary master/slave\n"
-            "  -drive file=F[,index=N][,readonly=on][,snapshot=on]  the same, with options\n"
-            "  -snapshot          keep all disk writes in memory; images are never written\n"
+            "  -hda/-hdb/-hdc/-hdd FILE  disk image (raw, qcow2, vmdk, vhd: detected from its header)\n"
+            "                     as IDE primary master/slave, secondary master/slave\n"
+            "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
+            "                     the same, with options (format= overrides detection)\n"
+            "  -snapshot          guest disk writes go to temporary files; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
@@ -105,11 +108,11 @@ static uint32_t parse_mem(const char *s)
     return v;
 }
 
-/* -drive file=F[,format=raw][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
+/* -drive file=F[,format=raw|qcow2|vmdk|vpc][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
 static void parse_drive(struct machine_config *cfg, const char *spec)
 {
     char *copy = strdup(spec);
-    const char *file = NULL;
+    const char *file = NULL, *format = NULL;
     int index = -1;
     bool readonly = false, snapshot = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
@@ -121,8 +124,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
         bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
         if (!strcmp(opt, "file"))
             file = v;
-        else if (!strcmp(opt, "format") && strcmp(v, "raw"))
-            bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
+        else if (!strcmp(opt, "format") && !blk_format_known(v))
+            bad("-drive %s: format '%s' is not supported (raw, qcow2, vmdk, vpc)", spec, v);
+        else if (!strcmp(opt, "format"))
+            format = v;
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
             bad("-drive %s: interface '%s' is not supported (ide only)", spec, v);
         else if (!strcmp(opt, "media") && strcmp(v, "disk"))
@@ -146,6 +151,7 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
     cfg->drive[index].path = strdup(file);
     cfg->drive[index].readonly = readonly;
     cfg->drive[index].snapshot = snapshot;
+    cfg->drive[index].format = format ? strdup(format) : NULL;
     free(copy);
 }
 
