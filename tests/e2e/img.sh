@@ -5,7 +5,7 @@
 # qemu-img check on every qcow2 retrovisor wrote; delta chains and commit;
 # bad images refused with one line and status 2; image locks against
 # qemu-io in both orders; and the Linux guest booting from a qcow2, a VMDK
-# and a VHD made from its raw disk.
+# and a VHD made from its raw disk, and writing a file to each.
 . tests/e2e/lib.sh
 IMG=${IMG:-./retrovisor-img}
 T="$E2E_TMP/img"
@@ -181,6 +181,70 @@ kill "$rpid" 2>/dev/null
 wait "$rpid" 2>/dev/null
 rm -f "$fifo"
 
+# ---- the Linux guest writes a file to a FAT data disk in each format; the host reads it back ----
+# The kernel's IDE and FAT drivers are modules: a second cpio, appended to the
+# guest's initramfs, carries them and /diskinit (chosen with rdinit=).
+guest_writes() {
+    mods=$(ls -d build/linux/pkgroot/lib/modules/*/kernel)
+    order="crypto/crct10dif_common crypto/crct10dif_generic lib/crc-t10dif lib/crc64 crypto/crc64_rocksoft_generic
+           lib/crc64-rocksoft block/t10-pi drivers/scsi/scsi_common drivers/scsi/scsi_mod drivers/scsi/sd_mod
+           drivers/ata/libata drivers/ata/ata_piix fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii"
+    specs="dir:mod dir:mnt"
+    list=""
+    for m in $order; do
+        n=$(basename "$m")
+        specs="$specs file:mod/$n.ko:$mods/$m.ko"
+        list="$list $n"
+    done
+    cat >"$T/diskinit" <<INIT
+#!/bin/busybox sh
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+for m in $list; do insmod /mod/\$m.ko || echo "RV-INSMOD-FAILED \$m"; done
+i=0
+while [ ! -b /dev/sda ] && [ \$i -lt 200 ]; do sleep 0.1; i=\$((i + 1)); done
+if mount -t vfat /dev/sda /mnt && dd if=/dev/urandom of=/mnt/data.bin bs=1M count=32 2>/dev/null && sync; then
+    echo "RV-DISK-SHA \$(sha256sum /mnt/data.bin | cut -d' ' -f1)"
+    umount /mnt && echo RV-DISK-DONE
+fi
+poweroff -f
+INIT
+    # shellcheck disable=SC2086
+    python3 tests/guest/mkcpio.py "$T/disk.cpio" $specs file:diskinit:"$T/diskinit":755
+    cat build/linux/initramfs.cpio "$T/disk.cpio" >"$T/initrd-disk.cpio"
+    rm -f "$T/fat.raw"
+    mkfs.vfat -C -n DATA "$T/fat.raw" 49152 >/dev/null
+    for spec in qcow2: vmdk: vpc:subformat=dynamic; do
+        fmt=${spec%%:*} opt=${spec#*:}
+        disk="$T/data.$fmt"
+        rm -f "$disk"
+        $IMG convert -f raw -O "$fmt" ${opt:+-o "$opt"} "$T/fat.raw" "$disk"
+        log="$T/write-$fmt.log"
+        timeout 600 $RV -m 256 -kernel build/linux/vmlinuz -initrd "$T/initrd-disk.cpio" \
+            -append "console=ttyS0 panic=-1 rdinit=/diskinit" -hda "$disk" -display none \
+            -serial "file:$log" -no-reboot >"$log.stdout" 2>"$log.stderr"
+        guest_sha=$(sed -n 's/^RV-DISK-SHA \([0-9a-f]*\).*/\1/p' "$log")
+        qemu-img convert -f "$fmt" -O raw "$disk" "$T/back.raw"
+        rm -f "$T/data.bin"
+        mcopy -i "$T/back.raw" ::data.bin "$T/data.bin" 2>/dev/null
+        if [ -n "$guest_sha" ] && grep -q '^RV-DISK-DONE' "$log" && [ -f "$T/data.bin" ] &&
+            [ "$(sha "$T/data.bin")" = "$guest_sha" ]; then
+            pass "img: Linux writes 32 MiB to a $fmt disk; the host reads the same file back (sha256)"
+        else
+            fail "img: Linux writing to a $fmt disk: guest sha '$guest_sha', $(grep -m2 'RV-INSMOD\|error' "$log" | tr '\n' ' ') $(tail -1 "$log.stderr")"
+        fi
+        if [ "$fmt" = qcow2 ]; then
+            qemu-img check -f qcow2 "$disk" >"$T/check" 2>&1 && pass "img: qemu-img check accepts the qcow2 the guest wrote" ||
+                fail "img: qemu-img check on the qcow2 the guest wrote: $(head -3 "$T/check" | tr '\n' ' ')"
+        fi
+        $IMG check "$disk" >"$T/check" 2>&1 && pass "img: retrovisor-img check accepts the $fmt the guest wrote" ||
+            fail "img: retrovisor-img check on the $fmt the guest wrote: $(head -2 "$T/check" | tr '\n' ' ')"
+    done
+}
+
 # ---- the Linux guest boots through SeaBIOS and syslinux from every format ----
 if [ -z "${IMG_SKIP_GUEST:-}" ] && sh tests/guest/build-linux.sh >"$T/linux-build.log" 2>&1; then
     for spec in qcow2: vmdk: vpc:subformat=dynamic; do
@@ -199,6 +263,7 @@ if [ -z "${IMG_SKIP_GUEST:-}" ] && sh tests/guest/build-linux.sh >"$T/linux-buil
                 fail "img: qemu-img check refuses the qcow2 after the boot"
         fi
     done
+    guest_writes
 else
     [ -z "${IMG_SKIP_GUEST:-}" ] && fail "img: building the Linux guest failed: $(tail -2 "$T/linux-build.log")"
 fi
