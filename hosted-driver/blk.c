@@ -315,7 +315,7 @@ static struct blk *open_layer(const char *path, const char *format, int flags, s
     b->format_probed = probed;
     b->file_size = fsize;
     if (fmt->open(b, err, errlen) < 0) {
-        b->fmt = NULL;      /* nothing for the driver to close */
+        b->writable = false;    /* nothing to sync; the driver frees what it built */
         blk_close(b);
         return NULL;
     }
@@ -582,7 +582,7 @@ struct blk *blk_open_temp_overlay(struct blk *base, char *err, size_t errlen)
     b->writable = true;
     file_size_of(fd, &b->file_size);
     if (blk_fmt_qcow2.open(b, err, errlen) < 0) {
-        b->fmt = NULL;
+        b->writable = false;
         blk_close(b);
         return NULL;
     }

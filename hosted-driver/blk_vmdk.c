@@ -211,6 +211,9 @@ static int parse_extents(struct blk *b, const char *self_path, char *err, size_t
         int got = sscanf(line, "%15s %llu %15s \"%1023[^\"]\" %llu", access, &sectors, type, name, &offset);
         if (got < 4 || (strcmp(access, "RW") && strcmp(access, "RDONLY") && strcmp(access, "NOACCESS")))
             continue;
+        for (const char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20)
+                return verr(b, err, errlen, "extent line with a control character in its file name");
         if (v->n == MAX_EXTENTS)
             return verr(b, err, errlen, "too many extents");
         if (sectors > (1ull << 33))

@@ -176,10 +176,9 @@ static int find_parent(struct blk *b, char *err, size_t errlen)
             if (code == 0x57327275 || code == 0x57326b75)       /* W2ru, W2ku: UTF-16LE Windows paths */
                 name = utf16_to_utf8(raw, len, false);
             else if (code == 0x4d616358 && blk_utf8_valid(raw, len)) {   /* MacX: file:// URL */
-                name = xcalloc(1, len + 1);
-                memcpy(name, raw, len);
-                if (!strncmp(name, "file://", 7))
-                    memmove(name, name + 7, strlen(name + 7) + 1);
+                size_t skip = len >= 7 && !memcmp(raw, "file://", 7) ? 7 : 0;
+                name = xcalloc(1, len - skip + 1);
+                memcpy(name, raw + skip, len - skip);
             }
         }
         free(raw);
