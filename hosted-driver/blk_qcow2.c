@@ -203,7 +203,7 @@ static int new_refblock_at(struct blk *b, uint64_t c)
     struct qcow2 *q = Q(b);
     uint64_t rti = c / q->rb_entries;
     if (rti >= q->rt_entries)
-        return -EFBIG;      /* the table would have to move; not done */
+        return -EFBIG;
     memset(q->cow, 0, q->cs);
     put_be16(q->cow + 2 * (c % q->rb_entries), 1);
     int r = blk_pwrite(b->fd, q->cow, q->cs, c * q->cs);
@@ -215,6 +215,63 @@ static int new_refblock_at(struct blk *b, uint64_t c)
     return blk_pwrite(b->fd, e, 8, q->rt_offset + 8 * rti);
 }
 
+/* The refcount table has no entry for cluster `c` (== next_free): move the
+ * table to the end of the file, twice as large, with a new refcount block
+ * at `c` that counts itself and the new table.  The header switches to the
+ * new table in one write; until then the new clusters are mere leaks, and
+ * afterwards the old table is. */
+static int grow_reftable(struct blk *b, uint64_t c)
+{
+    struct qcow2 *q = Q(b);
+    uint64_t rti = c / q->rb_entries;
+    uint64_t entries = q->rt_entries * 2 > rti + 1 ? q->rt_entries * 2 : rti + 1;
+    uint64_t clusters = (entries * 8 + q->cs - 1) / q->cs;
+    entries = clusters * q->cs / 8;
+    if (clusters * q->cs > MAX_RT_BYTES || (c + clusters) / q->rb_entries != rti)
+        return -EFBIG;
+    memset(q->cow, 0, q->cs);
+    for (uint64_t k = 0; k <= clusters; k++)
+        put_be16(q->cow + 2 * ((c + k) % q->rb_entries), 1);
+    int r = blk_pwrite(b->fd, q->cow, q->cs, c * q->cs);
+    if (r < 0)
+        return r;
+    uint64_t *rt = xcalloc(entries, 8);
+    memcpy(rt, q->rt, q->rt_entries * 8);
+    rt[rti] = c * q->cs;
+    uint8_t *raw = xcalloc(clusters, q->cs);
+    for (uint64_t i = 0; i < entries; i++)
+        put_be64(raw + 8 * i, rt[i]);
+    uint64_t new_off = (c + 1) * q->cs;
+    r = blk_pwrite(b->fd, raw, clusters * q->cs, new_off);
+    free(raw);
+    if (r >= 0)
+        r = blk_fsync_fd(b, b->fd);
+    uint8_t h[12];
+    put_be64(h, new_off);
+    put_be32(h + 8, (uint32_t)clusters);
+    if (r >= 0)
+        r = blk_pwrite(b->fd, h, 12, 48);
+    if (r >= 0)
+        r = blk_fsync_fd(b, b->fd);
+    if (r < 0) {
+        free(rt);
+        return r;
+    }
+    uint64_t old_off = q->rt_offset, old_clusters = q->rt_clusters;
+    free(q->rt);
+    q->rt = rt;
+    q->rt_offset = new_off;
+    q->rt_clusters = (uint32_t)clusters;
+    q->rt_entries = entries;
+    q->rb_cache_off = 0;
+    q->next_free = q->reserved_end = (c + 1 + clusters) * q->cs;
+    /* The old table is free now (a crash before this only leaks it). */
+    for (uint64_t k = 0; k < old_clusters; k++)
+        if ((r = set_refcount(b, old_off / q->cs + k, 0)) < 0)
+            return r;
+    return 0;
+}
+
 static int reserve(struct blk *b)
 {
     struct qcow2 *q = Q(b);
@@ -222,7 +279,14 @@ static int reserve(struct blk *b)
     for (int k = 0; k < RESERVE_BATCH; k++, c++) {
         uint64_t rti = c / q->rb_entries;
         int r;
-        if (rti < q->rt_entries && !(q->rt[rti] & OFFSET_MASK)) {
+        if (rti >= q->rt_entries) {
+            if (q->next_free != c * q->cs)
+                break;
+            if ((r = grow_reftable(b, c)) < 0)
+                return r;
+            return reserve(b);
+        }
+        if (!(q->rt[rti] & OFFSET_MASK)) {
             /* The batch handed out must stay contiguous: a block in its
              * middle ends it, and the next batch starts with the block. */
             if (q->next_free != c * q->cs)

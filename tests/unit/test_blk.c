@@ -240,6 +240,37 @@ static void test_qcow2_over_raw_and_vmdk(void **state)
     free(shadow);
 }
 
+/* qemu-img's qcow2 with 512-byte clusters has a refcount table for 8 MiB:
+ * filling 16 MiB makes the table move (twice). */
+static void test_qcow2_refcount_table_grows(void **state)
+{
+    if (system("command -v qemu-img >/dev/null") != 0)
+        skip();
+    char cmd[512];
+    char *p = path_of("small-clusters.qcow2");
+    snprintf(cmd, sizeof(cmd), "qemu-img create -q -f qcow2 -o cluster_size=512 '%s' 16M", p);
+    assert_int_equal(system(cmd), 0);
+    struct blk *b = must_open(p, NULL, BLK_WRITABLE);
+    uint8_t *shadow = calloc(1, SIZE * 2);
+    uint8_t *buf = malloc(1 << 20);
+    for (uint64_t off = 0; off < 16u << 20; off += 1 << 20) {
+        for (size_t k = 0; k < 1 << 20; k++)
+            buf[k] = (uint8_t)next_rand();
+        assert_int_equal(blk_write(b, off, buf, 1 << 20), 0);
+        memcpy(shadow + off, buf, 1 << 20);
+    }
+    assert_content(b, shadow, 16u << 20);
+    blk_close(b);
+    b = must_open(p, NULL, 0);
+    assert_content(b, shadow, 16u << 20);
+    assert_clean(b);
+    blk_close(b);
+    snprintf(cmd, sizeof(cmd), "qemu-img check -q -f qcow2 '%s'", p);
+    assert_int_equal(system(cmd), 0);
+    free(buf);
+    free(shadow);
+}
+
 static void expect_refused(const char *path, const char *fmt, const char *why)
 {
     char err[512] = "";
@@ -588,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_round_trip_every_format),
         cmocka_unit_test(test_delta_chains),
         cmocka_unit_test(test_qcow2_over_raw_and_vmdk),
+        cmocka_unit_test(test_qcow2_refcount_table_grows),
         cmocka_unit_test(test_bad_images),
         cmocka_unit_test(test_parent_never_written_and_locks),
         cmocka_unit_test(test_snapshot_overlay_is_bounded),
