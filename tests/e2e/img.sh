@@ -50,7 +50,7 @@ for spec in qcow2: qcow2:compat=0.10 vmdk:subformat=monolithicSparse vmdk:subfor
     fi
     if [ "$fmt" = qcow2 ]; then
         if qemu-img check -f qcow2 "$out" >"$T/check" 2>&1; then
-            pass "img: qemu-img check accepts retrovisor's $spec"
+            pass "img: qemu-img check accepts retrovisor's $fmt${opt:+ ($opt)}"
         else
             fail "img: qemu-img check on retrovisor's $spec: $(head -3 "$T/check" | tr '\n' ' ')"
         fi
@@ -182,39 +182,12 @@ wait "$rpid" 2>/dev/null
 rm -f "$fifo"
 
 # ---- the Linux guest writes a file to a FAT data disk in each format; the host reads it back ----
-# The kernel's IDE and FAT drivers are modules: a second cpio, appended to the
-# guest's initramfs, carries them and /diskinit (chosen with rdinit=).
+# tests/guest/build-disk-initrd.sh adds the kernel's IDE and FAT modules and /diskinit.
 guest_writes() {
-    mods=$(ls -d build/linux/pkgroot/lib/modules/*/kernel)
-    order="crypto/crct10dif_common crypto/crct10dif_generic lib/crc-t10dif lib/crc64 crypto/crc64_rocksoft_generic
-           lib/crc64-rocksoft block/t10-pi drivers/scsi/scsi_common drivers/scsi/scsi_mod drivers/scsi/sd_mod
-           drivers/ata/libata drivers/ata/ata_piix fs/fat/fat fs/fat/vfat fs/nls/nls_cp437 fs/nls/nls_ascii"
-    specs="dir:mod dir:mnt"
-    list=""
-    for m in $order; do
-        n=$(basename "$m")
-        specs="$specs file:mod/$n.ko:$mods/$m.ko"
-        list="$list $n"
-    done
-    cat >"$T/diskinit" <<INIT
-#!/bin/busybox sh
-/bin/busybox mount -t devtmpfs devtmpfs /dev
-exec 0</dev/console 1>/dev/console 2>&1
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-for m in $list; do insmod /mod/\$m.ko || echo "RV-INSMOD-FAILED \$m"; done
-i=0
-while [ ! -b /dev/sda ] && [ \$i -lt 200 ]; do sleep 0.1; i=\$((i + 1)); done
-if mount -t vfat /dev/sda /mnt && dd if=/dev/urandom of=/mnt/data.bin bs=1M count=32 2>/dev/null && sync; then
-    echo "RV-DISK-SHA \$(sha256sum /mnt/data.bin | cut -d' ' -f1)"
-    umount /mnt && echo RV-DISK-DONE
-fi
-poweroff -f
-INIT
-    # shellcheck disable=SC2086
-    python3 tests/guest/mkcpio.py "$T/disk.cpio" $specs file:diskinit:"$T/diskinit":755
-    cat build/linux/initramfs.cpio "$T/disk.cpio" >"$T/initrd-disk.cpio"
+    if ! sh tests/guest/build-disk-initrd.sh >"$T/disk-initrd.log" 2>&1; then
+        fail "img: building the disk-test initrd failed: $(tail -2 "$T/disk-initrd.log")"
+        return
+    fi
     rm -f "$T/fat.raw"
     mkfs.vfat -C -n DATA "$T/fat.raw" 49152 >/dev/null
     for spec in qcow2: vmdk: vpc:subformat=dynamic; do
@@ -223,8 +196,8 @@ INIT
         rm -f "$disk"
         $IMG convert -f raw -O "$fmt" ${opt:+-o "$opt"} "$T/fat.raw" "$disk"
         log="$T/write-$fmt.log"
-        timeout 600 $RV -m 256 -kernel build/linux/vmlinuz -initrd "$T/initrd-disk.cpio" \
-            -append "console=ttyS0 panic=-1 rdinit=/diskinit" -hda "$disk" -display none \
+        timeout 600 $RV -m 256 -kernel build/linux/vmlinuz -initrd build/linux/initrd-disk.cpio \
+            -append "console=ttyS0 panic=-1 rdinit=/diskinit rv.disk=write" -hda "$disk" -display none \
             -serial "file:$log" -no-reboot >"$log.stdout" 2>"$log.stderr"
         guest_sha=$(sed -n 's/^RV-DISK-SHA \([0-9a-f]*\).*/\1/p' "$log")
         qemu-img convert -f "$fmt" -O raw "$disk" "$T/back.raw"
