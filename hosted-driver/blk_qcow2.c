@@ -7,7 +7,7 @@
  *
  * Crash ordering.  New clusters only ever come from the end of the file, and
  * only after their reference counts say 1 on disk: `reserve` counts a batch
- * of clusters as used and syncs before any of them is linked.  Then a new
+ * of clusters (8 MiB) as used and syncs before any of them is linked.  Then a new
  * cluster is written whole (data, or a zeroed L2 table) before the L1/L2
  * entry that points at it.  A crash at any point can therefore leave clusters
  * counted but unreferenced (leaks, which `check` reports and tolerates) but
@@ -34,7 +34,8 @@
 #define INCOMPAT_CORRUPT 2ull
 #define EXT_BACKING_FORMAT 0xe2792acau
 #define L2_CACHE 32
-#define RESERVE_BATCH 64        /* clusters counted per sync when allocating */
+#define RESERVE_BYTES (8u << 20) /* counted per sync when allocating (at least RESERVE_MIN clusters) */
+#define RESERVE_MIN 64
 #define MAX_L1_BYTES (32u << 20)
 #define MAX_RT_BYTES (8u << 20)
 
@@ -276,7 +277,8 @@ static int reserve(struct blk *b)
 {
     struct qcow2 *q = Q(b);
     uint64_t c = q->reserved_end / q->cs;
-    for (int k = 0; k < RESERVE_BATCH; k++, c++) {
+    uint64_t batch = RESERVE_BYTES / q->cs > RESERVE_MIN ? RESERVE_BYTES / q->cs : RESERVE_MIN;
+    for (uint64_t k = 0; k < batch; k++, c++) {
         uint64_t rti = c / q->rb_entries;
         int r;
         if (rti >= q->rt_entries) {
@@ -365,7 +367,9 @@ static int64_t qcow2_write_new(struct blk *b, uint64_t off, const uint8_t *buf, 
     if (!host && (r = alloc_cluster(b, &host)) < 0)
         return r;
     /* Whole cluster: what was visible before (backing or zeros) around the new bytes. */
-    if (old & OFLAG_ZERO)
+    if (n == q->cs)
+        ;   /* the write covers it all */
+    else if (old & OFLAG_ZERO)
         memset(q->cow, 0, q->cs);
     else if ((r = blk_read_backing(b, start, q->cow, q->cs)) < 0)
         return r;

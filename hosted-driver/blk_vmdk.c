@@ -558,7 +558,9 @@ static int64_t vmdk_write_new(struct blk *b, uint64_t off, const uint8_t *buf, u
     if (!e->gd[ti] && (r = new_grain_table(e, ti)) < 0)
         return r;
     uint32_t old = e->gt[g];
-    if (old == 1)
+    if (n == e->grain)
+        ;   /* the write covers the whole grain */
+    else if (old == 1)
         memset(v->gbuf, 0, e->grain);
     else if ((r = blk_read_backing(b, off - in, v->gbuf, e->grain)) < 0)
         return r;
