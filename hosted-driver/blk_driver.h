@@ -54,6 +54,7 @@ struct blk {
     int flags;
     bool writable;
     bool format_probed;     /* detected, not named: raw guards its header sectors */
+    bool warned;            /* a guest-triggered warning was printed (once per image) */
     uint64_t size;          /* virtual bytes */
     uint64_t file_size;     /* of fd at open */
     char *backing_path;     /* as recorded in the image */

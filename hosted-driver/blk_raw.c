@@ -63,6 +63,9 @@ static bool changes_format(struct blk *b, uint64_t off, const uint8_t *buf, size
 static int raw_write(struct blk *b, uint64_t off, const void *buf, size_t len)
 {
     if (b->format_probed && changes_format(b, off, buf, len)) {
+        if (b->warned)
+            return -EPERM;
+        b->warned = true;
         fprintf(stderr, "retrovisor: %s: refused a guest write that would make this raw image look like "
                         "another format (name the format: -drive format=raw)\n", b->path);
         return -EPERM;

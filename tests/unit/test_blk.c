@@ -271,6 +271,28 @@ static void test_qcow2_refcount_table_grows(void **state)
     free(shadow);
 }
 
+/* A raw image whose format was detected must not become a qcow2 (with a
+ * backing file of the guest's choosing) by a guest write to its first sector,
+ * nor a VHD by one to its last; when the format is named, anything goes. */
+static void test_raw_stays_raw(void **state)
+{
+    char *p = path_of("guest.raw");
+    create(&kinds[0], p, 1 << 20, NULL);
+    uint8_t sector[512] = { 'Q', 'F', 'I', 0xfb, 0, 0, 0, 3 };
+    uint8_t footer[512] = { 'c', 'o', 'n', 'e', 'c', 't', 'i', 'x' };
+    footer[63] = 2;     /* disk type: fixed */
+    struct blk *b = must_open(p, NULL, BLK_WRITABLE);
+    assert_int_equal(blk_write(b, 0, sector, 512), -EPERM);
+    assert_int_equal(blk_write(b, (1 << 20) - 512, footer, 512), -EPERM);
+    sector[0] = 'X';
+    assert_int_equal(blk_write(b, 0, sector, 512), 0);     /* ordinary data is fine */
+    blk_close(b);
+    b = must_open(p, "raw", BLK_WRITABLE);
+    sector[0] = 'Q';
+    assert_int_equal(blk_write(b, 0, sector, 512), 0);
+    blk_close(b);
+}
+
 static void expect_refused(const char *path, const char *fmt, const char *why)
 {
     char err[512] = "";
@@ -620,6 +642,7 @@ int main(void)
         cmocka_unit_test(test_delta_chains),
         cmocka_unit_test(test_qcow2_over_raw_and_vmdk),
         cmocka_unit_test(test_qcow2_refcount_table_grows),
+        cmocka_unit_test(test_raw_stays_raw),
         cmocka_unit_test(test_bad_images),
         cmocka_unit_test(test_parent_never_written_and_locks),
         cmocka_unit_test(test_snapshot_overlay_is_bounded),
