@@ -181,6 +181,38 @@ kill "$rpid" 2>/dev/null
 wait "$rpid" 2>/dev/null
 rm -f "$fifo"
 
+# The same against qemu-system-i386 (issue 23: a VM on each side).
+if command -v qemu-system-i386 >/dev/null; then
+    qemu-system-i386 -accel tcg -m 16 -display none -nodefaults -drive "file=$lock_img,format=qcow2,if=ide" \
+        >"$T/qemu.out" 2>&1 &
+    qpid=$!
+    sleep 2
+    $RV -display none -hda "$lock_img" -run-for 1 >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ $rc -eq 2 ] && [ "$(wc -l <"$T/err")" -eq 1 ] && grep -q 'lock.qcow2.*locked' "$T/err"; then
+        pass "img: retrovisor refuses an image qemu-system-i386 is running on"
+    else
+        fail "img: retrovisor on an image qemu-system-i386 runs on: status $rc: $(head -2 "$T/err" | tr '\n' '|')"
+    fi
+    kill "$qpid" 2>/dev/null
+    wait "$qpid" 2>/dev/null
+    $RV -display none -serial none -hda "$lock_img" -run-for 30 >"$T/rv.out" 2>"$T/rv.err" &
+    rpid=$!
+    sleep 2
+    timeout 20 qemu-system-i386 -accel tcg -m 16 -display none -nodefaults -drive "file=$lock_img,format=qcow2,if=ide" \
+        >"$T/qemu.out" 2>&1
+    rc=$?
+    if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q 'lock' "$T/qemu.out"; then
+        pass "img: qemu-system-i386 refuses an image retrovisor is running on: $(grep -m1 lock "$T/qemu.out")"
+    else
+        fail "img: qemu-system-i386 on an image retrovisor runs on: status $rc: $(head -2 "$T/qemu.out" | tr '\n' '|')"
+    fi
+    kill "$rpid" 2>/dev/null
+    wait "$rpid" 2>/dev/null
+else
+    fail "img: qemu-system-i386 not installed (make deps installs qemu-system-x86)"
+fi
+
 # ---- the Linux guest writes a file to a FAT data disk in each format; the host reads it back ----
 # tests/guest/build-disk-initrd.sh adds the kernel's IDE and FAT modules and /diskinit.
 guest_writes() {
