@@ -465,29 +465,49 @@ static int parse_extensions(struct blk *b, const uint8_t *h, uint64_t limit, cha
     return 0;
 }
 
+static int validate_l2(struct blk *b, uint64_t l2off, char *err, size_t errlen);
+
 /* Every table entry must point at a cluster inside the file; compressed ones are refused. */
 static int validate_tables(struct blk *b, char *err, size_t errlen)
 {
     struct qcow2 *q = Q(b);
-    for (uint32_t i = 0; i < q->l1_size; i++) {
+    /* Each table once, however many L1 entries share it (a hostile image could repeat one). */
+    uint64_t nclusters = b->file_size / q->cs + 1;
+    uint8_t *seen = xcalloc(nclusters / 8 + 1, 1);
+    int r = 0;
+    for (uint32_t i = 0; i < q->l1_size && r == 0; i++) {
         uint64_t l2off = q->l1[i] & OFFSET_MASK;
         if (!l2off)
             continue;
-        if (!cluster_in_file(b, l2off, b->file_size) || l2off + q->cs > b->file_size)
-            return fail(b, err, errlen, "%s %llu points outside the file or is not cluster aligned", "L1 entry", i);
-        uint8_t *tab;
-        if (l2_table(b, l2off, &tab) < 0)
-            return fail(b, err, errlen, "%s at 0x%llx cannot be read", "L2 table", l2off);
-        for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
-            uint64_t e = be64(tab + 8 * j), h = e & OFFSET_MASK;
-            if (e & OFLAG_COMPRESSED) {
-                blk_set_err(err, errlen, "%s: qcow2: compressed clusters are not supported "
-                            "(decompress with: qemu-img convert -O qcow2)", b->path);
-                return -1;
-            }
-            if (h && !cluster_in_file(b, h, b->file_size))
-                return fail(b, err, errlen, "%s points outside the file (host offset 0x%llx)", "an L2 entry", h);
+        if (!cluster_in_file(b, l2off, b->file_size) || l2off + q->cs > b->file_size) {
+            r = fail(b, err, errlen, "%s %llu points outside the file or is not cluster aligned", "L1 entry", i);
+            break;
         }
+        uint64_t c = l2off / q->cs;
+        if (seen[c / 8] & (1u << (c % 8)))
+            continue;
+        seen[c / 8] |= (uint8_t)(1u << (c % 8));
+        r = validate_l2(b, l2off, err, errlen);
+    }
+    free(seen);
+    return r;
+}
+
+static int validate_l2(struct blk *b, uint64_t l2off, char *err, size_t errlen)
+{
+    struct qcow2 *q = Q(b);
+    uint8_t *tab;
+    if (l2_table(b, l2off, &tab) < 0)
+        return fail(b, err, errlen, "%s at 0x%llx cannot be read", "L2 table", l2off);
+    for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
+        uint64_t e = be64(tab + 8 * j), h = e & OFFSET_MASK;
+        if (e & OFLAG_COMPRESSED) {
+            blk_set_err(err, errlen, "%s: qcow2: compressed clusters are not supported "
+                        "(decompress with: qemu-img convert -O qcow2)", b->path);
+            return -1;
+        }
+        if (h && !cluster_in_file(b, h, b->file_size))
+            return fail(b, err, errlen, "%s points outside the file (host offset 0x%llx)", "an L2 entry", h);
     }
     return 0;
 }
@@ -495,23 +515,36 @@ static int validate_tables(struct blk *b, char *err, size_t errlen)
 static int validate_refcounts(struct blk *b, char *err, size_t errlen)
 {
     struct qcow2 *q = Q(b);
-    uint64_t highest = 0;
+    uint64_t highest = 0, nclusters = b->file_size / q->cs + 1;
+    uint8_t *seen = xcalloc(nclusters / 8 + 1, 1);
     for (uint64_t i = 0; i < q->rt_entries; i++) {
         uint64_t rb = q->rt[i] & OFFSET_MASK;
         if (!rb)
             continue;
-        if (!cluster_in_file(b, rb, b->file_size) || rb + q->cs > b->file_size)
+        if (!cluster_in_file(b, rb, b->file_size) || rb + q->cs > b->file_size) {
+            free(seen);
             return fail(b, err, errlen, "%s %llu points outside the file", "refcount table entry", i);
+        }
+        uint64_t rc = rb / q->cs;
+        bool again = seen[rc / 8] & (1u << (rc % 8));
+        seen[rc / 8] |= (uint8_t)(1u << (rc % 8));
         if (!b->writable)
             continue;
+        if (again) {
+            free(seen);
+            return fail(b, err, errlen, "%s %llu shares its refcount block with another", "refcount table entry", i);
+        }
         for (uint64_t k = 0; k < q->rb_entries; k++) {
             uint64_t c;
-            if (get_refcount(b, i * q->rb_entries + k, &c) < 0)
+            if (get_refcount(b, i * q->rb_entries + k, &c) < 0) {
+                free(seen);
                 return fail(b, err, errlen, "%s at 0x%llx cannot be read", "refcount block", rb);
+            }
             if (c)
                 highest = i * q->rb_entries + k + 1;
         }
     }
+    free(seen);
     uint64_t end = (b->file_size + q->cs - 1) & ~(q->cs - 1);
     q->next_free = q->reserved_end = highest * q->cs > end ? highest * q->cs : end;
     return 0;
@@ -606,6 +639,8 @@ static int qcow2_open(struct blk *b, char *err, size_t errlen)
     free(hc);
     if (r < 0)
         return -1;
+    if (q->nb_snapshots > 65536)
+        return fail(b, err, errlen, "%s%llu snapshots (at most 65536)", "", q->nb_snapshots);
     if (q->nb_snapshots && b->writable) {
         blk_set_err(err, errlen, "%s: qcow2: images with internal snapshots open read-only here "
                     "(readonly=on, -snapshot, or qemu-img snapshot -d)", b->path);

@@ -149,8 +149,9 @@ static int load_sparse(struct blk *b, struct extent *e, uint64_t fsize, char *er
     e->grain = grain_sectors * 512;
     uint64_t per_gt = (uint64_t)e->gtes * grain_sectors;
     uint64_t entries = capacity / per_gt + (capacity % per_gt != 0);
-    if (entries > (1u << 24))
-        return verr(b, err, errlen, "grain directory too large");
+    /* The grain tables are held in memory: 128 MiB at most (2 TiB of 64 KiB grains). */
+    if (entries * e->gtes > (1u << 25))
+        return verr(b, err, errlen, "grain directory too large for its grain size");
     e->gd_entries = (uint32_t)entries;
     e->gd_off = gd * 512;
     e->rgd_off = (flags & FLAG_RGD) ? le64(h + 48) * 512 : 0;

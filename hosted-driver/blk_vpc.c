@@ -432,6 +432,12 @@ static int64_t vpc_write_new(struct blk *b, uint64_t off, const uint8_t *buf, ui
 
 static int vpc_flush(struct blk *b) { return 0; }
 
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static int vpc_check(struct blk *b, struct blk_check_result *res)
 {
     struct vpc *v = P(b);
@@ -444,23 +450,25 @@ static int vpc_check(struct blk *b, struct blk_check_result *res)
         if (v->bat[i] == BAT_FREE)
             continue;
         uint64_t at = (uint64_t)v->bat[i] * 512;
-        if (at + v->bitmap_bytes + v->block_size > fsize - 512 + 512) {
-            /* A block's tail past the footer can only be a broken file. */
-            if (at + v->bitmap_bytes > fsize - 512) {
-                if (!res->errors)
-                    snprintf(res->first_error, sizeof(res->first_error), "block %u outside the file", i);
-                res->errors++;
-                continue;
-            }
+        if (at + v->bitmap_bytes > fsize - 512) {
+            if (!res->errors)
+                snprintf(res->first_error, sizeof(res->first_error), "block %u outside the file", i);
+            res->errors++;
+            continue;
         }
-        for (uint32_t j = i + 1; j < v->entries; j++)
-            if (v->bat[j] == v->bat[i]) {
-                if (!res->errors)
-                    snprintf(res->first_error, sizeof(res->first_error), "blocks %u and %u share storage", i, j);
-                res->errors++;
-            }
         res->allocated += v->block_size;
     }
+    /* Two entries naming one block: sort a copy and look at neighbours. */
+    uint32_t *sorted = xmalloc((size_t)v->entries * 4 + 4);
+    memcpy(sorted, v->bat, (size_t)v->entries * 4);
+    qsort(sorted, v->entries, 4, cmp_u32);
+    for (uint32_t i = 1; i < v->entries; i++)
+        if (sorted[i] == sorted[i - 1] && sorted[i] != BAT_FREE) {
+            if (!res->errors)
+                snprintf(res->first_error, sizeof(res->first_error), "two blocks share sector %u", sorted[i]);
+            res->errors++;
+        }
+    free(sorted);
     return 0;
 }
 
