@@ -3,7 +3,9 @@
 # default guest's initramfs plus the kernel's IDE and FAT modules, chosen
 # with rdinit=/diskinit.  rv.disk=write mounts the FAT disk /dev/sda, writes
 # a 32 MiB file, syncs and prints its sha256; rv.disk=bench times a
-# sequential write and read of 256 MiB on the whole of /dev/sda.
+# sequential write and read of 256 MiB on the whole of /dev/sda;
+# rv.disk=loop writes 1 MiB files one after another, printing each one's
+# sha256 after a sync has made it durable (the crash soak kills the VMM).
 /bin/busybox mount -t devtmpfs devtmpfs /dev
 exec 0</dev/console 1>/dev/console 2>&1
 /bin/busybox --install -s /bin
@@ -19,6 +21,14 @@ write)
         echo "RV-DISK-SHA $(sha256sum /mnt/data.bin | cut -d' ' -f1)"
         umount /mnt && echo RV-DISK-DONE
     fi
+    ;;
+loop)
+    mount -t vfat /dev/sda /mnt || poweroff -f
+    i=0
+    while dd if=/dev/urandom of=/mnt/f$i.bin bs=64k count=16 2>/dev/null && sync; do
+        echo "RV-SYNCED f$i.bin $(sha256sum /mnt/f$i.bin | cut -d' ' -f1)"
+        i=$((i + 1))
+    done
     ;;
 bench)
     t0=$(uptime_cs)
