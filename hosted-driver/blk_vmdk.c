@@ -272,8 +272,10 @@ static int parse_descriptor(struct blk *b, char *err, size_t errlen)
     if (v->parent_cid != 0xffffffffu) {
         if (!desc_value(v->desc, "parentFileNameHint", val, sizeof(val)) || !val[0])
             return verr(b, err, errlen, "delta disk without parentFileNameHint");
-        b->backing_path = xmalloc(strlen(val) + 1);
-        strcpy(b->backing_path, val);
+        /* VMware on Windows writes "C:\\VMs\\base.vmdk": look for the file name next to us. */
+        const char *name = strrchr(val, '\\') ? strrchr(val, '\\') + 1 : val;
+        b->backing_path = xmalloc(strlen(name) + 1);
+        strcpy(b->backing_path, name);
     }
     return 0;
 }
