@@ -1,9 +1,10 @@
 /*
  * qcow2, versions 2 and 3 (QEMU's docs/interop/qcow2.txt): a header, a
  * two-level table (L1 -> L2 -> data cluster) and reference counts for every
- * host cluster.  Read and write, with a backing file; compressed clusters,
- * encryption, external data files and extended L2 entries are refused at
- * open, and an image with internal snapshots opens read-only.
+ * host cluster.  Read and write, with a backing file.  Compressed clusters
+ * (deflate) are read, so an image that has them opens read-only (-snapshot
+ * works); encryption, external data files and extended L2 entries are
+ * refused at open, and an image with internal snapshots opens read-only.
  *
  * Crash ordering.  New clusters only ever come from the end of the file, and
  * only after their reference counts say 1 on disk: `reserve` counts a batch
@@ -24,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #define QCOW2_MAGIC 0x514649fbu
 #define OFFSET_MASK 0x00fffffffffffe00ull
@@ -65,6 +67,8 @@ struct qcow2 {
     uint64_t next_free;         /* host offset of the next cluster to hand out */
     uint64_t reserved_end;      /* [next_free, reserved_end) are counted, not yet used */
     uint8_t *cow;               /* one cluster of scratch */
+    uint8_t *z_in, *z_out;      /* a compressed cluster and its inflated bytes */
+    uint64_t z_entry;           /* the L2 entry z_out holds, or 0 */
 };
 
 static struct qcow2 *Q(struct blk *b) { return b->priv; }
@@ -126,8 +130,12 @@ static int qcow2_map(struct blk *b, uint64_t off, uint64_t len, struct blk_map *
         return r;
     /* Extend over following clusters with the same state (and contiguous host offsets). */
     uint64_t first = be64(tab + 8 * l2i), n = q->cs - in_cluster;
-    if (first & OFLAG_COMPRESSED)
-        return -EIO;
+    if (first & OFLAG_COMPRESSED) {
+        m->state = BLK_STATE_DATA;
+        m->fd = -1;         /* qcow2_read_compressed inflates it */
+        m->len = n;
+        return 0;
+    }
     uint64_t host = first & OFFSET_MASK;
     m->state = host && !(first & OFLAG_ZERO) ? BLK_STATE_DATA : (first & OFLAG_ZERO) ? BLK_STATE_ZERO : BLK_STATE_BACKING;
     m->host_off = host + in_cluster;
@@ -139,6 +147,57 @@ static int qcow2_map(struct blk *b, uint64_t off, uint64_t len, struct blk_map *
         n += q->cs;
     }
     m->len = n;
+    return 0;
+}
+
+/* A compressed cluster's descriptor: where its deflate stream starts and how many bytes it may take. */
+static void compressed_range(struct qcow2 *q, uint64_t e, uint64_t *start, uint64_t *bytes)
+{
+    unsigned x = 62 - (q->cluster_bits - 8);
+    *start = e & ((1ull << x) - 1);
+    uint64_t sectors = ((e >> x) & ((1ull << (q->cluster_bits - 8)) - 1)) + 1;
+    *bytes = sectors * 512 - (*start & 511);
+}
+
+static int qcow2_read_compressed(struct blk *b, uint64_t off, void *buf, size_t len)
+{
+    struct qcow2 *q = Q(b);
+    uint64_t in_cluster = off & (q->cs - 1);
+    uint64_t l1i = off >> (q->cluster_bits + q->l2_bits);
+    uint64_t l2i = (off >> q->cluster_bits) & ((1ull << q->l2_bits) - 1);
+    uint8_t *tab;
+    if (l1i >= q->l1_size || len > q->cs - in_cluster || l2_table(b, q->l1[l1i] & OFFSET_MASK, &tab) < 0)
+        return -EIO;
+    uint64_t e = be64(tab + 8 * l2i);
+    if (!(e & OFLAG_COMPRESSED))
+        return -EIO;
+    if (q->z_entry != e) {
+        uint64_t start, bytes;
+        compressed_range(q, e, &start, &bytes);
+        if (start >= b->file_size)
+            return -EIO;
+        if (bytes > b->file_size - start)
+            bytes = b->file_size - start;     /* the last stream may end the file */
+        if (!q->z_in) {
+            q->z_in = xmalloc(2 * q->cs);
+            q->z_out = xmalloc(q->cs);
+        }
+        if (bytes > 2 * q->cs || blk_pread(b->fd, q->z_in, bytes, start) < 0)
+            return -EIO;
+        z_stream z = { 0 };
+        if (inflateInit2(&z, -12) != Z_OK)
+            return -EIO;
+        z.next_in = q->z_in;
+        z.avail_in = (uInt)bytes;
+        z.next_out = q->z_out;
+        z.avail_out = (uInt)q->cs;
+        int zr = inflate(&z, Z_FINISH);
+        inflateEnd(&z);
+        if ((zr != Z_STREAM_END && zr != Z_BUF_ERROR) || z.avail_out)
+            return -EIO;
+        q->z_entry = e;
+    }
+    memcpy(buf, q->z_out + in_cluster, len);
     return 0;
 }
 
@@ -415,6 +474,8 @@ static void qcow2_close(struct blk *b)
         free(q->l2c[i].tab);
     free(q->rb_cache);
     free(q->cow);
+    free(q->z_in);
+    free(q->z_out);
     free(q->l1);
     free(q->rt);
     free(q);
@@ -502,9 +563,17 @@ static int validate_l2(struct blk *b, uint64_t l2off, char *err, size_t errlen)
     for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
         uint64_t e = be64(tab + 8 * j), h = e & OFFSET_MASK;
         if (e & OFLAG_COMPRESSED) {
-            blk_set_err(err, errlen, "%s: qcow2: compressed clusters are not supported "
-                        "(decompress with: qemu-img convert -O qcow2)", b->path);
-            return -1;
+            if (b->writable) {
+                blk_set_err(err, errlen, "%s: qcow2: compressed clusters are read-only here "
+                            "(use -snapshot or readonly=on, or decompress: qemu-img convert -O qcow2)", b->path);
+                return -1;
+            }
+            uint64_t start, bytes;
+            compressed_range(q, e, &start, &bytes);
+            if (start >= b->file_size)
+                return fail(b, err, errlen, "%s points outside the file (host offset 0x%llx)",
+                            "a compressed L2 entry", start);
+            continue;
         }
         if (h && !cluster_in_file(b, h, b->file_size))
             return fail(b, err, errlen, "%s points outside the file (host offset 0x%llx)", "an L2 entry", h);
@@ -705,7 +774,15 @@ static void ref_l1(struct blk *b, struct refs *rf, uint64_t l1off, uint32_t l1si
             continue;
         for (uint64_t j = 0; j < (1ull << q->l2_bits); j++) {
             uint64_t e = be64(tab + 8 * j), h = e & OFFSET_MASK;
-            if (!h || (e & OFLAG_COMPRESSED))
+            if (e & OFLAG_COMPRESSED) {
+                uint64_t start, bytes;
+                compressed_range(q, e, &start, &bytes);
+                ref(b, rf, start & ~511ull, (start & 511) + bytes, res, "a compressed cluster");
+                if (active)
+                    res->allocated += q->cs;
+                continue;
+            }
+            if (!h)
                 continue;
             ref(b, rf, h, q->cs, res, "a data cluster");
             if (active && !(e & OFLAG_ZERO))
@@ -873,6 +950,7 @@ const struct blk_format blk_fmt_qcow2 = {
     .open = qcow2_open,
     .close = qcow2_close,
     .map = qcow2_map,
+    .read_special = qcow2_read_compressed,
     .write_new = qcow2_write_new,
     .flush = qcow2_flush,
     .check = qcow2_check,

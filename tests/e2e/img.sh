@@ -72,6 +72,21 @@ for spec in qcow2:compat=1.1 qcow2:compat=0.10 qcow2:cluster_size=4096 vmdk: vmd
         fail "img: $spec written by qemu-img: retrovisor-img reads other data $(cat "$T/err")"
     fi
 done
+# Compressed qcow2 (qemu-img convert -c): read, and opened read-only (a writer is told to use -snapshot).
+qemu-img convert -c -f raw -O qcow2 "$T/src.raw" "$T/qemu-compressed.qcow2"
+if $IMG convert -O raw "$T/qemu-compressed.qcow2" "$T/qc.r.raw" 2>"$T/err" && [ "$(sha "$T/qc.r.raw")" = "$src_sha" ] &&
+    $IMG check "$T/qemu-compressed.qcow2" >/dev/null 2>&1; then
+    pass "img: compressed qcow2 written by qemu-img reads the same in retrovisor-img, and checks clean"
+else
+    fail "img: compressed qcow2: $(cat "$T/err")"
+fi
+if $RV -display none -hda "$T/qemu-compressed.qcow2" -run-for 1 >/dev/null 2>"$T/err"; then
+    fail "img: a compressed qcow2 opened read-write"
+else
+    grep -q 'compressed clusters are read-only' "$T/err" && pass "img: a compressed qcow2 opens read-only: $(cat "$T/err")" ||
+        fail "img: compressed qcow2 read-write: $(head -2 "$T/err" | tr '\n' '|')"
+fi
+
 # Formats detected from the header (fixed VHD has its footer at the end only).
 for f in "$T"/qemu-qcow2-compat_1_1.qcow2 "$T"/qemu-vmdk-.vmdk "$T"/qemu-vpc-subformat_dynamic.vpc \
          "$T"/qemu-vpc-subformat_fixed.vpc "$T"/src.raw; do
