@@ -67,16 +67,17 @@ struct machine_config {
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
     const char *boot_order;
     struct drive_config {
-        const char *path;        /* raw image; NULL: no drive at this position */
+        const char *path;        /* disk image; NULL: no drive at this position */
+        const char *format;      /* raw, qcow2, vmdk, vpc; NULL: detected from the header */
         bool readonly;
-        bool snapshot;           /* writes stay in memory, the image is never written */
+        bool snapshot;           /* writes go to a temporary overlay, the image is never written */
         bool cdrom;              /* an ATAPI CD-ROM drive (path NULL with cdrom: an empty drive) */
-    } drive[4];
+    } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
     struct media_change {        /* -cdrom-change: a CD swap at a virtual time (a test hook) */
         int64_t at_ns;
         const char *path;        /* NULL: eject */
     } cdrom_change[8];
-    int n_cdrom_change;                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
+    int n_cdrom_change;
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */

@@ -220,4 +220,5 @@ if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
 else
     echo "(Linux guest not built: see $B/linux-build.log)"
 fi
+sh tests/bench_disk.sh "$QEMU"
 echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS and MB/s, below 1 is better for times)"
