@@ -1,0 +1,351 @@
+/*
+ * Operands and probes: effective addresses in host registers, the inline
+ * memory probe (segment, software TLB, host pointer; the flag-keeping BMI2
+ * variant), r/m operands of native instructions, and base-register page
+ * caching (the entry checks that let [reg + disp] operands skip the probe).
+ */
+#include "bt/native_internal.h"
+
+/* lea eax, [guest register's host register + d] (flags kept); `wide`:
+ * lea rax, the sum without wrapping at 4 GiB. */
+void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide)
+{
+    int r = hreg(guest);
+    bool d8 = d >= -128 && d <= 127;
+    if ((r & 8) || wide)
+        emit_u8(e, 0x40 | (wide ? 8 : 0) | (r & 8 ? 1 : 0));
+    emit_u8(e, 0x8d);
+    emit_u8(e, (d8 ? 0x40 : 0x80) | ((r & 7) == 4 ? 4 : (r & 7)));
+    if ((r & 7) == 4)
+        emit_u8(e, 0x24);                      /* r12 needs a SIB byte */
+    if (d8)
+        emit_u8(e, (uint8_t)d);
+    else
+        emit_u32(e, (uint32_t)d);
+}
+
+/* dst (a host register, 32 bits) = effective offset of the memory operand
+ * (32-bit addressing): lea dst, [base + index << scale + disp32], always
+ * with a SIB byte. */
+void emit_ea_to(struct emitter *e, const struct insn *in, int dst)
+{
+    if (in->ea_base < 0 && in->ea_index < 0) {
+        emit_rex(e, 0, 0, dst);
+        emit_u8(e, 0xb8 | (dst & 7));          /* mov dst, disp32 */
+        emit_u32(e, (uint32_t)in->disp);
+        return;
+    }
+    int base = in->ea_base >= 0 ? hreg(in->ea_base) : -1;
+    int index = in->ea_index >= 0 ? hreg(in->ea_index) : -1;
+    uint8_t rex = 0x40 | (dst & 8 ? 4 : 0) | (index >= 0 && (index & 8) ? 2 : 0) | (base >= 0 && (base & 8) ? 1 : 0);
+    if (rex != 0x40)
+        emit_u8(e, rex);
+    emit_u8(e, 0x8d);
+    emit_u8(e, (base >= 0 ? 0x80 : 0x00) | (dst & 7) << 3 | 4);   /* disp32 with a base; none: SIB base 101 */
+    int sib_index = index >= 0 ? (index & 7) : 4;             /* 100 without REX.X: no index */
+    int sib_base = base >= 0 ? (base & 7) : 5;
+    emit_u8(e, (index >= 0 ? (in->ea_scale & 3) << 6 : 0) | sib_index << 3 | sib_base);
+    emit_u32(e, (uint32_t)in->disp);
+}
+
+void emit_ea(struct emitter *e, const struct insn *in)
+{
+    emit_ea_to(e, in, H_RAX);
+}
+
+_Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB by shifting");
+
+/* edx = byte offset of the TLB entry for the linear address already in edx. */
+void emit_tlb_index_edx(struct emitter *e)
+{
+    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12 - 5);    /* shr edx, 7 */
+    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, (TLB_SIZE - 1) << 5);   /* and edx, mask */
+}
+
+/*
+ * The TLB half of a probe: rdx = host address of `size` bytes at the linear
+ * address in `lin` (RAX or RCX, kept), or a jump to the stub.  A hit needs
+ * the tag of lin's entry to be the page of its last byte: the access does
+ * not cross a page.  Clobbers esi.
+ */
+void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0x89); emit_u8(e, 0xc0 | lin << 3 | H_RDX);     /* mov edx, lin */
+    emit_tlb_index_edx(e);
+    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
+    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    jump_to_stub(be, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc0 | lin << 3 | H_RDX);   /* add rdx, lin */
+}
+
+/* BMI2's shifts leave the flags alone: the flag-keeping probe needs them.
+ * Without it (or when a test says so) deferred flags are captured before
+ * every memory operand.  Each block is translated under one choice and
+ * keeps it: deferred flags never cross a block boundary. */
+static int flag_keeping_probe = -1;
+
+void bt_set_flag_keeping_probe(bool want)
+{
+    flag_keeping_probe = want && __builtin_cpu_supports("bmi2");
+}
+
+static bool flag_keeping_probe_on(void)
+{
+    if (flag_keeping_probe < 0)
+        bt_set_flag_keeping_probe(true);
+    return flag_keeping_probe;
+}
+
+/*
+ * emit_tlb_lookup for the linear address in `lin` (RAX or RDI, kept),
+ * without changing the host flags (deferred guest flags live there): shifts
+ * from BMI2, a subtraction by NOT and LEA, and JRCXZ for the test.
+ * Clobbers ecx, esi.
+ */
+static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int lin, int size, bool write)
+{
+    struct emitter *e = be->e;
+    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, lin, n: index bits on top */
+    emit_u8(e, 0xf0); emit_u8(e, 0xd0 | lin); emit_u8(e, (TLB_BITS + 12) & 31);
+    emit_u8(e, 0xb9); emit_u32(e, 32 - TLB_BITS);              /* mov ecx, 32 - TLB_BITS */
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx edx, edx, ecx: the TLB index */
+    emit_u8(e, 0xf7); emit_u8(e, 0xd2);
+    emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x95);      /* lea edx, [rdx*4]: (index * 32) / 8 */
+    emit_u32(e, 0);
+    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
+    emit_u8(e, 0xb9); emit_u32(e, 12);                         /* mov ecx, 12 */
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx esi, esi, ecx */
+    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
+    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x71);      /* shlx esi, esi, ecx: page of the last byte */
+    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
+    emit_u8(e, 0xf7); emit_u8(e, 0xd6);                        /* not esi */
+    emit_u8(e, 0x8b); emit_u8(e, 0x8c); emit_u8(e, 0xd3);      /* mov ecx, [rbx + rdx*8 + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    emit_u8(e, 0x8d); emit_u8(e, 0x4c); emit_u8(e, 0x31); emit_u8(e, 1);   /* lea ecx, [rcx + rsi + 1]: tag - page */
+    emit_u8(e, 0xe3); emit_u8(e, 5);                           /* jrcxz over the jump to the stub */
+    add_stub_fixup(be, emit_jmp32(e));
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0xd3);  /* mov rdx, [rbx + rdx*8 + addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, lin << 3 | H_RDX);   /* lea rdx, [rdx + lin] */
+}
+
+/* The instruction's operands that lie in pages checked at the block's entry. */
+unsigned cached_operands(const struct block_emit *be)
+{
+    return (be->base_cached >= 0 ? CACHED_RM : 0) | (be->stack_cached ? CACHED_STACK : 0);
+}
+
+/* To the stub (which raises the #GP) when `size` bytes at offset eax
+ * would wrap past 4 GiB.  Changes the host flags. */
+static void emit_offset_wrap_check(struct block_emit *be, int size)
+{
+    if (size == 1)
+        return;
+    emit_u8(be->e, 0x3d);                      /* cmp eax, 2^32 - size */
+    emit_u32(be->e, (uint32_t)-size);
+    jump_to_stub(be, CC_A);
+}
+
+/* FS or GS, 4 GiB by the block's key: its base is added, no other check. */
+static bool based_4g(const struct block_emit *be, int sreg)
+{
+    return (sreg == SEG_FS && (be->flat_key & FLAT_FS)) || (sreg == SEG_GS && (be->flat_key & FLAT_GS));
+}
+
+/* Flat DS/ES/SS operands of a flat block, and 4 GiB FS/GS ones: the probe
+ * can keep deferred flags. */
+bool probe_keeps_flags(const struct block_emit *be, int sreg)
+{
+    return ((be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) || based_4g(be, sreg)) &&
+           flag_keeping_probe_on();
+}
+
+/*
+ * edi = the linear address of `size` bytes at sreg:eax, FS or GS being a
+ * 4 GiB segment, or a jump to the stub when the offset wraps past 4 GiB
+ * (the interpreter raises the #GP).  `keep_flags`: without touching the
+ * host's flags (BMI2's SHRX and JRCXZ test the carry out of bit 31).
+ * Clobbers ecx, esi.
+ */
+static int emit_based_linear(struct block_emit *be, int sreg, int size, bool keep_flags)
+{
+    struct emitter *e = be->e;
+    if (size > 1 && keep_flags) {
+        emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x48); emit_u8(e, size - 1);   /* lea rcx, [rax + size-1] */
+        emit_u8(e, 0xbe); emit_u32(e, 32);                     /* mov esi, 32 */
+        emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0xcb);  /* shrx rcx, rcx, rsi */
+        emit_u8(e, 0xf7); emit_u8(e, 0xc9);
+        emit_u8(e, 0xe3); emit_u8(e, 5);                       /* jrcxz over the jump to the stub */
+        add_stub_fixup(be, emit_jmp32(e));
+    } else {
+        emit_offset_wrap_check(be, size);
+    }
+    emit_u8(e, 0x8b);                          /* mov edi, [rbx+base] */
+    modrm_rbx(e, H_RDI, OFF_SEG(sreg, base));
+    emit_u8(e, 0x8d); emit_u8(e, 0x3c); emit_u8(e, 0x07);     /* lea edi, [rdi + rax] */
+    return H_RDI;
+}
+
+/*
+ * rdx = host address of `size` bytes at sreg:eax, or a jump to the stub.
+ * Preserves eax; clobbers ecx, esi.  stack32 also requires a 32-bit SS.
+ *
+ * DS/ES/SS in a block translated for flat segments (base 0, 4 GiB limit,
+ * writable, 32-bit stack: checked at lookup and kept by every instruction
+ * until the first threaded one) need no segment check: offset = linear, and
+ * a wrapping access crosses into a page the tag cannot match.
+ */
+void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32)
+{
+    be->rdx_addend = -1;
+    struct emitter *e = be->e;
+    bool based = based_4g(be, sreg);
+    if (be->host_clear) {
+        if (!probe_keeps_flags(be, sreg)) {
+            fprintf(stderr, "retrovisor: bt: a probe would lose deferred flags\n");
+            abort();
+        }
+        if (be->logic_reg >= 0) {
+            emit_tlb_lookup(be, based ? emit_based_linear(be, sreg, size, false) : H_RAX, size, write);
+            if (!be->logic_overwritten)
+                emit_redo_logic_flags(e, be->logic_reg, be->logic_size);
+            return;
+        }
+        emit_tlb_lookup_keeping_flags(be, based ? emit_based_linear(be, sreg, size, true) : H_RAX, size, write);
+        return;
+    }
+    if (based) {
+        emit_tlb_lookup(be, emit_based_linear(be, sreg, size, false), size, write);
+        return;
+    }
+    if (be->flat && (sreg == SEG_DS || sreg == SEG_ES || sreg == SEG_SS)) {
+        emit_tlb_lookup(be, H_RAX, size, write);
+        return;
+    }
+    uint32_t mask = 0x9c | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
+    uint32_t want = 0x90 | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
+    emit_u8(e, 0x83);                          /* cmp dword [rbx+limit], -1 */
+    modrm_rbx(e, 7, OFF_SEG(sreg, limit));
+    emit_u8(e, 0xff);
+    jump_to_stub(be, CC_NE);
+    emit_u8(e, 0x0f); emit_u8(e, 0xb7);        /* movzx ecx, word [rbx+attr] */
+    modrm_rbx(e, H_RCX, OFF_SEG(sreg, attr));
+    emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
+    emit_u32(e, mask);
+    emit_u8(e, 0x81); emit_u8(e, 0xf9);        /* cmp ecx, want */
+    emit_u32(e, want);
+    jump_to_stub(be, CC_NE);
+    emit_offset_wrap_check(be, size);
+    emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
+    emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
+    modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
+    emit_tlb_lookup(be, H_RCX, size, write);
+}
+
+/* The r/m operand: its guest register's host register, MEM_RDX after a
+ * probe leaves the host address of the memory operand in rdx, or
+ * MEM_COVERED. */
+int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
+{
+    struct emitter *e = be->e;
+    if (in->mod != 3 && be->base_cached >= 0) {
+        /* [reg + disp] in the page checked at the block's entry: no probe,
+         * just the page's addend in rdx (which may still hold it) and
+         * [rdx + reg + disp].  The host register's upper half is zero
+         * (guest registers are only ever written as 32 bits or less), and
+         * the entry check saw that reg + disp does not wrap, so the 64-bit
+         * sum is the offset. */
+        if (be->rdx_addend != be->base_cached) {
+            emit_load_addend(e, be->base_cached);
+            be->rdx_addend = be->base_cached;
+        }
+        e->mem_index = hreg(in->ea_base);
+        e->mem_disp = in->disp;
+        if (!(be->hi_regs & 1u << in->ea_base)) {
+            emit_high_bytes_in(be);
+            return MEM_COVERED;
+        }
+        /* The base is about to be rotated (mov bh, [ebx]): the address first. */
+        emit_u8(e, 0x48 | (e->mem_index & 8 ? 2 : 0)); emit_u8(e, 0x8d);   /* lea rdx, [rdx + reg + disp] */
+        modrm_covered(e, H_RDX);
+        be->rdx_addend = -1;
+        emit_high_bytes_in(be);
+        return MEM_RDX;
+    }
+    if (in->mod != 3) {
+        emit_ea(e, in);
+        emit_probe(be, in->ea_seg, size, write, false);
+    }
+    emit_high_bytes_in(be);
+    return in->mod == 3 ? byte_or_hreg(in->rm, size) : MEM_RDX;
+}
+
+
+/*
+ * Base-register page caching.  Compiled code addresses locals, arguments
+ * and fields as [ESP + disp], [EBP + disp] or [reg + disp] again and again
+ * in a block.  At the entry of a flat block, one check per such register
+ * covers the range of its operands met before it is first written (and
+ * before any threaded instruction): the range lies in one page the TLB maps
+ * (for writes too if any of them writes), and that page's host - linear goes to
+ * cpu.bt_base_addend.  Each covered operand is then 2 instructions
+ * instead of a probe (see emit_rm).  The mapping cannot change meanwhile: only threaded
+ * non-plain instructions (CR3, INVLPG, a map change) could, and coverage
+ * ends before any threaded instruction.  A check that fails leaves at once
+ * (nothing has run yet) with cpu.bt_nocache naming the block and
+ * cpu.bt_nocache_reg the register: when that keeps happening, bt_run drops
+ * the block and translates a variant that does not cache that register's
+ * page, for good (the others' still are).
+ */
+
+int native_base_operand(const struct insn *in, int32_t *disp, bool *write)
+{
+    if (!in->has_modrm || in->mod == 3 || in->ea_index >= 0 || !native_supported(in) || high_byte_regs(in))
+        return -1;
+    if (in->ea_base < 0)
+        return -1;
+    if (in->ea_seg != SEG_DS && in->ea_seg != SEG_SS && in->ea_seg != SEG_ES)
+        return -1;
+    if (in->op == 0x8d)
+        return -1;                             /* LEA does not access memory */
+    if (in->op == 0x1c7 || in->op == 0x1a3 || in->op == 0x1ab || in->op == 0x1b3 || in->op == 0x1bb)
+        return -1;                             /* 8 bytes, or an address the bit offset moves */
+    *disp = in->disp;
+    *write = writes_rm(in);
+    return in->ea_base;
+}
+
+void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write)
+{
+    struct emitter *e = be->e;
+    emit_lea_eax(e, base, dmin, true);
+    emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
+    emit_u8(e, 0x48); emit_u8(e, 0x39); emit_u8(e, 0xc2);   /* cmp rdx, rax: the range wraps at 4 GiB */
+    be->base_miss_reg[be->nbase_miss] = base;
+    be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
+    emit_tlb_index_edx(e);
+    emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
+    emit_u32(e, (uint32_t)(dmax - dmin));
+    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK);   /* and esi, PAGE_MASK */
+    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);          /* cmp esi, [rbx + rdx + tag] */
+    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    be->base_miss_reg[be->nbase_miss] = base;
+    be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
+    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
+    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
+    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+    be->rdx_addend = base;
+}
+
+/* A two-page block's entry check: the TLB maps its second linear page
+ * (lin2, a constant in flat code) to the physical page it was translated from. */
+void native_emit_page2_check(struct block_emit *be, uint32_t lin2, uint32_t phys2)
+{
+    emit_tlb_maps_check(be, lin2, phys2, be->page2_miss);
+}
