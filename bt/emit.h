@@ -59,6 +59,14 @@ static inline void emit_call_r(struct emitter *e, int r)
     emit_u8(e, 0xd0 | (r & 7));
 }
 
+/* bswap r32 */
+static inline void emit_bswap_r32(struct emitter *e, int r)
+{
+    emit_rex(e, 0, 0, r);
+    emit_u8(e, 0x0f);
+    emit_u8(e, 0xc8 | (r & 7));
+}
+
 /* test al, al */
 static inline void emit_test_al(struct emitter *e) { emit_u8(e, 0x84); emit_u8(e, 0xc0); }
 

@@ -142,16 +142,345 @@ static bool writes_after_its_probe(const struct insn *in)
     return false;
 }
 
-bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
+/* Operand size of an instruction whose opcode's low bit selects byte or word/dword. */
+static int size_by_w(const struct insn *in)
 {
-    if (be->jump_followed) {
-        be->pending++;             /* the code at its target comes next: the JMP only retires */
-        return false;
+    return (in->op & 1) ? opsize(in) : 1;
+}
+
+static void emit_inc_dec_reg(struct block_emit *be, const struct insn *in)
+{
+    emit_op(be->e, opsize(in), 0xff, EXT(in->op >= 0x48), hreg(in->op & 7));
+    emit_flags(be, FLAGS_INCDEC);
+}
+
+static void emit_pop_reg(struct block_emit *be, const struct insn *in)
+{
+    emit_pop_ecx(be, 0, false);
+    emit_mov_rr32(be->e, hreg(in->op & 7), H_RCX); /* after ESP: pop esp */
+}
+
+/* mov reg, imm */
+static void emit_mov_reg_imm(struct block_emit *be, const struct insn *in)
+{
+    int size = in->op >= 0xb8 ? opsize(in) : 1;
+    emit_high_bytes_in(be);
+    emit_op(be->e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(in->op & 7, size));
+    emit_imm(be->e, in->imm, size);
+}
+
+/* setcc r/m8 */
+static void emit_setcc(struct block_emit *be, const struct insn *in)
+{
+    int cc = in->op & 0xf;
+    int rm = emit_rm(be, in, 1, true);
+    if (cond_in_host(be, cc)) {
+        emit_op(be->e, 1, 0x0f90 | cc, EXT(0), rm);
+    } else {
+        emit_cond_base(be, cc);
+        emit_op(be->e, 1, 0x0f90 | host_cc(cc), EXT(0), rm);
     }
+}
+
+static void emit_bswap_reg(struct block_emit *be, const struct insn *in)
+{
+    emit_bswap_r32(be->e, hreg(in->op & 7));
+}
+
+/* cmovcc r32, r/m32 */
+static void emit_cmovcc(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int cc = in->op & 0xf;
+    emit_op(e, 4, 0x8b, H_RSI, emit_rm(be, in, 4, false));   /* mov esi, rm */
+    if (cond_in_host(be, cc)) {
+        emit_op(e, 4, 0x0f40 | cc, hreg(in->reg), H_RSI);
+    } else {
+        emit_cond_base(be, cc);
+        emit_op(e, 4, 0x0f40 | host_cc(cc), hreg(in->reg), H_RSI);
+    }
+}
+
+/* test r/m, reg */
+static void emit_test_rm_reg(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    emit_op(be->e, size, in->op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, false));
+    emit_flags(be, FLAGS_LOGIC);
+    if (in->mod == 3 && in->rm == in->reg)
+        note_logic_result(be, in->reg, size);
+}
+
+/* cli, cld, std: EFLAGS in struct cpu */
+static void emit_cli_cld_std(struct block_emit *be, const struct insn *in)
+{
     struct emitter *e = be->e;
     int op = in->op;
+    if (op == 0xfa) {
+        emit_u8(e, 0x83);              /* cmp dword [rbx+cpl], 0: IOPL decides elsewhere */
+        modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
+        emit_u8(e, 0);
+        jump_to_stub(be, CC_NE);
+    }
+    emit_u8(e, 0x81);                  /* and/or dword [rbx+eflags], imm32 */
+    modrm_rbx(e, op == 0xfd ? 1 : 4, OFF_FLAGS);
+    emit_u32(e, op == 0xfa ? ~(uint32_t)FL_IF : op == 0xfc ? ~(uint32_t)FL_DF : FL_DF);
+}
+
+/* xchg r/m, reg */
+static void emit_xchg(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    emit_op(be->e, size, in->op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
+}
+
+/* xadd r/m, reg */
+static void emit_xadd(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    emit_op(be->e, size, 0x0fc0 | (in->op & 1), byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
+    emit_flags(be, FLAGS_ARITH);
+}
+
+/* cmpxchg r/m, reg: the host's, on a copy of EAX */
+static void emit_cmpxchg(struct block_emit *be, const struct insn *in)
+{
+    struct emitter *e = be->e;
+    int size = size_by_w(in);
+    int rm = emit_rm(be, in, size, true);
+    emit_mov_rr32(e, H_RAX, hreg(R_EAX));
+    emit_op(e, size, 0x0fb0 | (in->op & 1), byte_or_hreg(in->reg, size), rm);
+    emit_mov_rr32(e, hreg(R_EAX), H_RAX);
+    emit_flags(be, FLAGS_ARITH);
+}
+
+static void emit_lea(struct block_emit *be, const struct insn *in)
+{
+    if (in->op32) {
+        emit_ea_to(be->e, in, hreg(in->reg));
+    } else {
+        emit_ea(be->e, in);
+        emit_op(be->e, 2, 0x89, H_RAX, hreg(in->reg));
+    }
+}
+
+static void emit_cwde(struct block_emit *be)
+{
+    emit_op(be->e, 4, 0x0fbf, hreg(R_EAX), hreg(R_EAX));
+}
+
+static void emit_cdq(struct block_emit *be)
+{
+    emit_mov_rr32(be->e, H_RAX, hreg(R_EAX));
+    emit_u8(be->e, 0x99);
+    emit_mov_rr32(be->e, hreg(R_EDX), H_RDX);
+}
+
+/* test al/eax, imm */
+static void emit_test_eax_imm(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    emit_op(be->e, size, sized_op(0xf6, size), EXT(0), hreg(R_EAX));
+    emit_imm(be->e, in->imm, size);
+    emit_flags(be, FLAGS_LOGIC);
+}
+
+/* mov r/m, imm */
+static void emit_mov_rm_imm(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    emit_op(be->e, size, in->op, EXT(0), emit_rm(be, in, size, true));
+    emit_imm(be->e, in->imm, size);
+}
+
+/* Group 3: test r/m, imm; not; neg; mul; div (imul and idiv are threaded). */
+static void emit_group3(struct block_emit *be, const struct insn *in)
+{
+    int size = size_by_w(in);
+    if (in->reg == 0) {                /* test r/m, imm */
+        emit_op(be->e, size, in->op, EXT(0), emit_rm(be, in, size, false));
+        emit_imm(be->e, in->imm, size);
+        emit_flags(be, FLAGS_LOGIC);
+    } else if (in->reg == 4) {
+        emit_mul(be, in);
+    } else if (in->reg == 6) {
+        emit_div(be, in);
+    } else {
+        emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
+    }
+}
+
+/* Group 5: inc/dec, push r/m32, call and jmp r/m32.  Returns whether it ends the block. */
+static bool emit_group5(struct block_emit *be, const struct insn *in, uint32_t next)
+{
+    if (in->reg <= 1) {                /* inc/dec r/m */
+        emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
+        return false;
+    }
+    if (in->reg == 6) {                /* push r/m32 */
+        emit_op(be->e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));
+        emit_push_value(be, in, PUSH_EDI, 0);
+        return false;
+    }
+    emit_load_target_edi(be, in);
+    if (in->reg == 2) {                /* call r/m32 */
+        emit_push_value(be, in, -1, next);
+        emit_return_push(be, next);
+    }
+    emit_exit_edi(be, false);
+    return true;
+}
+
+static void emit_string(struct block_emit *be, const struct insn *in)
+{
+    if (in->prefixes & (PFX_REP | PFX_REPNE))
+        emit_rep_string(be, in);
+    else
+        emit_stos_lods(be, in);
+}
+
+static void emit_leave(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    emit_mov_rr32(e, H_RAX, hreg(R_EBP));
+    emit_probe(be, SEG_SS, 4, false, true);
+    emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
+    emit_u8(e, 0x83); emit_u8(e, 0xc0); emit_u8(e, 4);   /* add eax, 4 */
+    emit_mov_rr32(e, hreg(R_ESP), H_RAX);
+    emit_mov_rr32(e, hreg(R_EBP), H_RCX);
+}
+
+/* movzx/movsx */
+static void emit_movzx_movsx(struct block_emit *be, const struct insn *in)
+{
+    int src = (in->op & 1) ? 2 : 1;
+    int rm = emit_rm(be, in, src, false);
+    emit_op(be->e, opsize(in), 0x0f00 | (in->op & 0xff), hreg(in->reg), rm);
+}
+
+/* pushf: EFLAGS whole in memory (flags_merged_by_hand) */
+static void emit_pushf(struct block_emit *be, const struct insn *in)
+{
+    emit_load_rbx(be->e, H_RDI, OFF_FLAGS);
+    emit_u8(be->e, 0x81); emit_u8(be->e, 0xe7); emit_u32(be->e, ~(FL_VM | FL_RF));   /* and edi, ~(VM | RF) */
+    emit_push_value(be, in, PUSH_EDI, 0);
+}
+
+static void emit_push_imm(struct block_emit *be, const struct insn *in)
+{
+    uint32_t v = in->op == 0x6a ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm;
+    emit_push_value(be, in, -1, v);
+}
+
+/* call rel32 */
+static bool emit_call_rel(struct block_emit *be, const struct insn *in, uint32_t next)
+{
+    uint32_t target = next + in->imm;
+    check_target(be, target);
+    emit_push_value(be, in, -1, next);
+    if (be->chain && be->flat && be->nchain + 2 <= BT_CHAIN_SLOTS && next) {
+        emit_patched_exit(be, target, be->pending + 1, next);
+    } else {
+        emit_return_push(be, next);
+        emit_exit_n(be, target, be->pending + 1);
+    }
+    return true;
+}
+
+static bool emit_jmp_rel(struct block_emit *be, const struct insn *in, uint32_t eip)
+{
+    uint32_t target = native_branch_target(in, eip);
+    check_target(be, target);
+    emit_exit_n(be, target, be->pending + 1);
+    return true;
+}
+
+/* ret [imm16] */
+static bool emit_ret_near(struct block_emit *be, const struct insn *in)
+{
+    emit_pop_ecx(be, in->op == 0xc2 ? (in->imm & 0xffff) : 0, true);
+    emit_u8(be->e, 0x89); emit_u8(be->e, 0xcf); /* mov edi, ecx */
+    emit_exit_edi(be, true);
+    return true;
+}
+
+/* The opcodes that come in runs of registers or conditions.  Returns
+ * whether `in` was one (its body emitted; *ends: it ends the block). */
+static bool emit_by_range(struct block_emit *be, const struct insn *in, uint32_t eip, bool *ends)
+{
+    int op = in->op;
+    if (alu_family(op))
+        emit_alu(be, in);
+    else if (op >= 0x40 && op <= 0x4f)     /* inc/dec reg */
+        emit_inc_dec_reg(be, in);
+    else if (op >= 0x50 && op <= 0x57)
+        emit_push_value(be, in, op & 7, 0);
+    else if (op >= 0x58 && op <= 0x5f)
+        emit_pop_reg(be, in);
+    else if (op >= 0xb0 && op <= 0xbf)     /* mov reg, imm */
+        emit_mov_reg_imm(be, in);
+    else if (insn_is_jcc(in))
+        *ends = emit_jcc(be, op & 0xf, eip + in->len, native_branch_target(in, eip));
+    else if (op >= 0x190 && op <= 0x19f)
+        emit_setcc(be, in);
+    else if (op >= 0x1c8 && op <= 0x1cf)
+        emit_bswap_reg(be, in);
+    else if (op >= 0x140 && op <= 0x14f)
+        emit_cmovcc(be, in);
+    else
+        return false;
+    return true;
+}
+
+/* The body of native instruction `in`.  Returns whether it ends the block. */
+static bool emit_body(struct block_emit *be, const struct insn *in, uint32_t eip)
+{
+    bool ends = false;
     uint32_t next = eip + in->len;
-    struct native_stub *s = cur_stub(be);
+    if (emit_by_range(be, in, eip, &ends))
+        return ends;
+    switch (in->op) {
+    case 0x80: case 0x81: case 0x83:                    emit_group1(be, in); break;
+    case 0x84: case 0x85:                               emit_test_rm_reg(be, in); break;
+    case 0xfb:                                          emit_sti(be); break;
+    case 0xfa: case 0xfc: case 0xfd:                    emit_cli_cld_std(be, in); break;
+    case 0x86: case 0x87:                               emit_xchg(be, in); break;
+    case 0x1c0: case 0x1c1:                             emit_xadd(be, in); break;
+    case 0x1b0: case 0x1b1:                             emit_cmpxchg(be, in); break;
+    case 0x88: case 0x89: case 0x8a: case 0x8b:         emit_mov(be, in); break;
+    case 0x8d:                                          emit_lea(be, in); break;
+    case 0x90:                                          break;
+    case 0x98:                                          emit_cwde(be); break;
+    case 0x99:                                          emit_cdq(be); break;
+    case 0xa8: case 0xa9:                               emit_test_eax_imm(be, in); break;
+    case 0xc6: case 0xc7:                               emit_mov_rm_imm(be, in); break;
+    case 0xf6: case 0xf7:                               emit_group3(be, in); break;
+    case 0xfe:                                          emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC); break;
+    case 0xff:                                          return emit_group5(be, in, next);
+    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3: emit_shift(be, in); break;
+    case 0x1af: case 0x69: case 0x6b:                   emit_imul(be, in); break;
+    case 0x1ba:                                         emit_bit_imm(be, in); break;
+    case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:     emit_bit_reg(be, in); break;
+    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad:     emit_double_shift(be, in); break;
+    case 0x1c7:                                         emit_cmpxchg8b(be, in); break;
+    case 0xa0: case 0xa1: case 0xa2: case 0xa3:         emit_mov_moffs(be, in); break;
+    case 0xaa: case 0xab: case 0xac: case 0xad:         emit_string(be, in); break;
+    case 0xa4: case 0xa5:                               emit_rep_string(be, in); break;
+    case 0xc9:                                          emit_leave(be); break;
+    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:     emit_movzx_movsx(be, in); break;
+    case 0x9c:                                          emit_pushf(be, in); break;
+    case 0x68: case 0x6a:                               emit_push_imm(be, in); break;
+    case 0xe8:                                          return emit_call_rel(be, in, next);
+    case 0xe9: case 0xeb:                               return emit_jmp_rel(be, in, eip);
+    case 0xc2: case 0xc3:                               return emit_ret_near(be, in);
+    }
+    return false;
+}
+
+/* Before the body: deferred flags captured or merged where `in` needs
+ * them elsewhere. */
+static void emit_flags_for_insn(struct block_emit *be, const struct insn *in, uint32_t eip)
+{
     if (be->host_clear && !keeps_host_flags(be, in, eip))
         emit_capture(be);
     if (be->pend_keep) {
@@ -160,6 +489,11 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
         if (split || flags_merged_by_hand(in))
             emit_materialize(be);
     }
+}
+
+/* The stub of `in` starts with the block's state before it. */
+static void open_stub(struct block_emit *be, struct native_stub *s, const struct insn *in, uint32_t eip)
+{
     s->nfixups = 0;
     s->step = NULL;
     s->in = in;
@@ -172,8 +506,13 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->of_rm = be->of_rm;
     s->of_kind = be->of_kind;
     s->of_size = be->of_size;
+}
+
+/* The logic-result note (note_logic_result) across `in`; returns whether
+ * `in` writes the noted register. */
+static bool track_logic_reg(struct block_emit *be, struct native_stub *s, const struct insn *in)
+{
     bool logic_reg_written = be->logic_reg >= 0 && (native_regs_written(in) & 1u << be->logic_reg);
-    unsigned logic_notes = be->logic_notes;
     if (logic_reg_written && !writes_after_its_probe(in))
         be->logic_reg = -1;
     /* ADD EDX, [mem]: nothing between its one probe and its own flags needs them. */
@@ -183,8 +522,14 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     s->logic_size = be->logic_size;
     if (native_flags_written(in) & 0x800)
         be->of_rm = -1;                        /* after this one's stub: it overwrites OF */
+    return logic_reg_written;
+}
+
+/* The registers `in` uses are in their host registers. */
+static void load_regs_for(struct block_emit *be, struct native_stub *s, const struct insn *in)
+{
     if (be->regs_used & ~be->regs_valid) {
-        emit_regs_load(e, be->regs_used & ~be->regs_valid);
+        emit_regs_load(be->e, be->regs_used & ~be->regs_valid);
         be->regs_valid = be->regs_used;
     }
     s->regs = be->regs_used;
@@ -193,260 +538,44 @@ bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
     be->regs_dirty |= native_regs_written(in);
     be->hi_regs = (unsigned)high_byte_regs(in);
     be->hi_rotated = false;
-    bool ends = false;
+}
 
-    if (alu_family(op)) {
-        emit_alu(be, in);
-    } else if (op >= 0x40 && op <= 0x4f) {     /* inc/dec reg */
-        emit_op(e, opsize(in), 0xff, EXT(op >= 0x48), hreg(op & 7));
-        emit_flags(be, FLAGS_INCDEC);
-    } else if (op >= 0x50 && op <= 0x57) {
-        emit_push_value(be, in, op & 7, 0);
-    } else if (op >= 0x58 && op <= 0x5f) {
-        emit_pop_ecx(be, 0, false);
-        emit_mov_rr32(e, hreg(op & 7), H_RCX); /* after ESP: pop esp */
-    } else if (op >= 0xb0 && op <= 0xbf) {     /* mov reg, imm */
-        int size = op >= 0xb8 ? opsize(in) : 1;
-        emit_high_bytes_in(be);
-        emit_op(e, size, size == 1 ? 0xc6 : 0xc7, EXT(0), byte_or_hreg(op & 7, size));
-        emit_imm(e, in->imm, size);
-    } else if (insn_is_jcc(in)) {
-        ends = emit_jcc(be, op & 0xf, next, native_branch_target(in, eip));
-    } else if (op >= 0x190 && op <= 0x19f) {   /* setcc r/m8 */
-        int rm = emit_rm(be, in, 1, true);
-        if (cond_in_host(be, op & 0xf)) {
-            emit_op(e, 1, 0x0f90 | (op & 0xf), EXT(0), rm);
-        } else {
-            emit_cond_base(be, op & 0xf);
-            emit_op(e, 1, 0x0f90 | host_cc(op & 0xf), EXT(0), rm);
-        }
-    } else if (op >= 0x1c8 && op <= 0x1cf) {   /* bswap r32 */
-        emit_rex(e, 0, 0, hreg(op & 7));
-        emit_u8(e, 0x0f); emit_u8(e, 0xc8 | (hreg(op & 7) & 7));
-    } else if (op >= 0x140 && op <= 0x14f) {   /* cmovcc r32, r/m32 */
-        emit_op(e, 4, 0x8b, H_RSI, emit_rm(be, in, 4, false));   /* mov esi, rm */
-        if (cond_in_host(be, op & 0xf)) {
-            emit_op(e, 4, 0x0f40 | (op & 0xf), hreg(in->reg), H_RSI);
-        } else {
-            emit_cond_base(be, op & 0xf);
-            emit_op(e, 4, 0x0f40 | host_cc(op & 0xf), hreg(in->reg), H_RSI);
-        }
-    } else {
-        switch (op) {
-        case 0x80: case 0x81: case 0x83:
-            emit_group1(be, in);
-            break;
-        case 0x84: case 0x85: {                /* test r/m, reg */
-            int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, false));
-            emit_flags(be, FLAGS_LOGIC);
-            if (in->mod == 3 && in->rm == in->reg)
-                note_logic_result(be, in->reg, size);
-            break;
-        }
-        case 0xfb:
-            emit_sti(be);
-            break;
-        case 0xfa: case 0xfc: case 0xfd:       /* cli, cld, std: EFLAGS in struct cpu */
-            if (op == 0xfa) {
-                emit_u8(e, 0x83);              /* cmp dword [rbx+cpl], 0: IOPL decides elsewhere */
-                modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
-                emit_u8(e, 0);
-                jump_to_stub(be, CC_NE);
-            }
-            emit_u8(e, 0x81);                  /* and/or dword [rbx+eflags], imm32 */
-            modrm_rbx(e, op == 0xfd ? 1 : 4, OFF_FLAGS);
-            emit_u32(e, op == 0xfa ? ~(uint32_t)FL_IF : op == 0xfc ? ~(uint32_t)FL_DF : FL_DF);
-            break;
-        case 0x86: case 0x87: {                /* xchg r/m, reg */
-            int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, op, byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
-            break;
-        }
-        case 0x1c0: case 0x1c1: {              /* xadd r/m, reg */
-            int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, 0x0fc0 | (op & 1), byte_or_hreg(in->reg, size), emit_rm(be, in, size, true));
-            emit_flags(be, FLAGS_ARITH);
-            break;
-        }
-        case 0x1b0: case 0x1b1: {              /* cmpxchg r/m, reg: the host's, on a copy of EAX */
-            int size = (op & 1) ? opsize(in) : 1;
-            int rm = emit_rm(be, in, size, true);
-            emit_mov_rr32(e, H_RAX, hreg(R_EAX));
-            emit_op(e, size, 0x0fb0 | (op & 1), byte_or_hreg(in->reg, size), rm);
-            emit_mov_rr32(e, hreg(R_EAX), H_RAX);
-            emit_flags(be, FLAGS_ARITH);
-            break;
-        }
-        case 0x88: case 0x89: case 0x8a: case 0x8b:
-            emit_mov(be, in);
-            break;
-        case 0x8d:                             /* lea */
-            if (in->op32) {
-                emit_ea_to(e, in, hreg(in->reg));
-            } else {
-                emit_ea(e, in);
-                emit_op(e, 2, 0x89, H_RAX, hreg(in->reg));
-            }
-            break;
-        case 0x90:
-            break;
-        case 0x98:                             /* cwde */
-            emit_op(e, 4, 0x0fbf, hreg(R_EAX), hreg(R_EAX));
-            break;
-        case 0x99:                             /* cdq */
-            emit_mov_rr32(e, H_RAX, hreg(R_EAX));
-            emit_u8(e, 0x99);
-            emit_mov_rr32(e, hreg(R_EDX), H_RDX);
-            break;
-        case 0xa8: case 0xa9: {                /* test al/eax, imm */
-            int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, sized_op(0xf6, size), EXT(0), hreg(R_EAX));
-            emit_imm(e, in->imm, size);
-            emit_flags(be, FLAGS_LOGIC);
-            break;
-        }
-        case 0xc6: case 0xc7: {                /* mov r/m, imm */
-            int size = (op & 1) ? opsize(in) : 1;
-            emit_op(e, size, op, EXT(0), emit_rm(be, in, size, true));
-            emit_imm(e, in->imm, size);
-            break;
-        }
-        case 0xf6: case 0xf7: {
-            int size = (op & 1) ? opsize(in) : 1;
-            if (in->reg == 0) {                /* test r/m, imm */
-                emit_op(e, size, op, EXT(0), emit_rm(be, in, size, false));
-                emit_imm(e, in->imm, size);
-                emit_flags(be, FLAGS_LOGIC);
-            } else if (in->reg == 4) {
-                emit_mul(be, in);
-            } else if (in->reg == 6) {
-                emit_div(be, in);
-            } else {
-                emit_unary(be, in, 0xf6, in->reg, in->reg == 3 ? FLAGS_ARITH : 0);   /* not / neg */
-            }
-            break;
-        }
-        case 0xfe:                             /* inc/dec r/m8 */
-            emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
-            break;
-        case 0xff:
-            if (in->reg <= 1) {                /* inc/dec r/m */
-                emit_unary(be, in, 0xfe, in->reg, FLAGS_INCDEC);
-            } else if (in->reg == 6) {         /* push r/m32 */
-                emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));
-                emit_push_value(be, in, PUSH_EDI, 0);
-            } else if (in->reg == 2) {         /* call r/m32 */
-                emit_load_target_edi(be, in);
-                emit_push_value(be, in, -1, next);
-                emit_return_push(be, next);
-                emit_exit_edi(be, false);
-                ends = true;
-            } else {                           /* jmp r/m32 */
-                emit_load_target_edi(be, in);
-                emit_exit_edi(be, false);
-                ends = true;
-            }
-            break;
-        case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-            emit_shift(be, in);
-            break;
-        case 0x1af: case 0x69: case 0x6b:
-            emit_imul(be, in);
-            break;
-        case 0x1ba:
-            emit_bit_imm(be, in);
-            break;
-        case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
-            emit_bit_reg(be, in);
-            break;
-        case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad:
-            emit_double_shift(be, in);
-            break;
-        case 0x1c7:
-            emit_cmpxchg8b(be, in);
-            break;
-        case 0xa0: case 0xa1: case 0xa2: case 0xa3:
-            emit_mov_moffs(be, in);
-            break;
-        case 0xaa: case 0xab: case 0xac: case 0xad:
-            if (in->prefixes & (PFX_REP | PFX_REPNE))
-                emit_rep_string(be, in);
-            else
-                emit_stos_lods(be, in);
-            break;
-        case 0xa4: case 0xa5:
-            emit_rep_string(be, in);
-            break;
-        case 0xc9:                             /* leave */
-            emit_mov_rr32(e, H_RAX, hreg(R_EBP));
-            emit_probe(be, SEG_SS, 4, false, true);
-            emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
-            emit_u8(e, 0x83); emit_u8(e, 0xc0); emit_u8(e, 4);   /* add eax, 4 */
-            emit_mov_rr32(e, hreg(R_ESP), H_RAX);
-            emit_mov_rr32(e, hreg(R_EBP), H_RCX);
-            break;
-        case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf: {   /* movzx/movsx */
-            int src = (op & 1) ? 2 : 1;
-            int rm = emit_rm(be, in, src, false);
-            emit_op(e, opsize(in), 0x0f00 | (op & 0xff), hreg(in->reg), rm);
-            break;
-        }
-        case 0x9c:                             /* pushf: EFLAGS whole in memory (flags_merged_by_hand) */
-            emit_load_rbx(e, H_RDI, OFF_FLAGS);
-            emit_u8(e, 0x81); emit_u8(e, 0xe7); emit_u32(e, ~(FL_VM | FL_RF));   /* and edi, ~(VM | RF) */
-            emit_push_value(be, in, PUSH_EDI, 0);
-            break;
-        case 0x68: case 0x6a: {
-            uint32_t v = op == 0x6a ? (uint32_t)(int32_t)(int8_t)in->imm : in->imm;
-            emit_push_value(be, in, -1, v);
-            break;
-        }
-        case 0xe8: {                           /* call rel32 */
-            uint32_t target = next + in->imm;
-            check_target(be, target);
-            emit_push_value(be, in, -1, next);
-            if (be->chain && be->flat && be->nchain + 2 <= BT_CHAIN_SLOTS && next) {
-                emit_patched_exit(be, target, be->pending + 1, next);
-            } else {
-                emit_return_push(be, next);
-                emit_exit_n(be, target, be->pending + 1);
-            }
-            ends = true;
-            break;
-        }
-        case 0xe9: case 0xeb: {
-            uint32_t target = native_branch_target(in, eip);
-            check_target(be, target);
-            emit_exit_n(be, target, be->pending + 1);
-            ends = true;
-            break;
-        }
-        case 0xc2: case 0xc3:                  /* ret [imm16] */
-            emit_pop_ecx(be, op == 0xc2 ? (in->imm & 0xffff) : 0, true);
-            emit_u8(e, 0x89); emit_u8(e, 0xcf); /* mov edi, ecx */
-            emit_exit_edi(be, true);
-            ends = true;
-            break;
-        }
-    }
+/* After the body: AH..BH rotated back, the stub closed. */
+static void close_insn(struct block_emit *be, struct native_stub *s, const struct insn *in, bool ends)
+{
     if (be->hi_rotated) {
         emit_capture(be);                      /* the rotation changes CF and OF */
         unsigned back = be->hi_regs;
-        if ((op == 0x1b6 || op == 0x1be) && in->mod == 3)
+        if ((in->op == 0x1b6 || in->op == 0x1be) && in->mod == 3)
             back &= ~(1u << in->reg);          /* movzx eax, ah: EAX was written whole */
         emit_high_byte_rotate(be, back, true);
     }
-    if (logic_reg_written && be->logic_notes == logic_notes)
-        be->logic_reg = -1;                    /* not by noting its own result */
     if (s->nfixups) {
-        s->resume = ends ? NULL : e->p;
+        s->resume = ends ? NULL : be->e->p;
         s->host_after = be->host_clear != 0;
         be->nstubs++;
     }
     if (s->nfixups || !keeps_rdx(be, in))
         be->rdx_addend = -1;   /* a stub's call comes back here with RDX lost */
     be->pending++;
+}
+
+bool native_emit(struct block_emit *be, const struct insn *in, uint32_t eip)
+{
+    if (be->jump_followed) {
+        be->pending++;             /* the code at its target comes next: the JMP only retires */
+        return false;
+    }
+    struct native_stub *s = cur_stub(be);
+    emit_flags_for_insn(be, in, eip);
+    open_stub(be, s, in, eip);
+    unsigned logic_notes = be->logic_notes;
+    bool logic_reg_written = track_logic_reg(be, s, in);
+    load_regs_for(be, s, in);
+    bool ends = emit_body(be, in, eip);
+    if (logic_reg_written && be->logic_notes == logic_notes)
+        be->logic_reg = -1;                    /* not by noting its own result */
+    close_insn(be, s, in, ends);
     return ends;
 }
 
