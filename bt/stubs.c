@@ -327,94 +327,117 @@ void emit_call_step(struct emitter *e, uint32_t eip, const struct insn *in,
     emit_call_r(e, H_RAX);
 }
 
+/* An entry check failed: nothing has run; the registers came loaded.
+ * Which register's, bt_run learns from bt_nocache_reg. */
+static void emit_base_miss_stub(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    uint8_t *to_common[8];
+    int n = 0;
+    for (int r = 0; r < 8; r++) {
+        bool any = false;
+        for (int k = 0; k < be->nbase_miss; k++)
+            if (be->base_miss_reg[k] == r) {
+                emit_patch_rel32(be->base_miss[k], e->p);
+                any = true;
+            }
+        if (!any)
+            continue;
+        emit_u8(e, 0xc7);                                  /* mov dword [rbx+bt_nocache_reg], r */
+        modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_nocache_reg));
+        emit_u32(e, (uint32_t)r);
+        to_common[n++] = emit_jmp32(e);
+    }
+    for (int k = 0; k < n; k++)
+        emit_patch_rel32(to_common[k], e->p);
+    emit_entry_flags_out(be);
+    emit_regs_store(e, NATIVE_ALL_REGS);
+    emit_store_eip(e, be->block_eip);
+    emit_mov_imm64(e, H_RAX, (uintptr_t)be->self);
+    emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_nocache], rax */
+    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_nocache));
+    emit_epilogue(e);
+}
+
+/* The second page is not in the TLB, or maps elsewhere: nothing has
+ * run; bt_run's lookup walks the page tables and decides. */
+static void emit_page2_miss_stub(struct block_emit *be)
+{
+    struct emitter *e = be->e;
+    emit_patch_rel32(be->page2_miss[0], e->p);
+    emit_patch_rel32(be->page2_miss[1], e->p);
+    emit_entry_flags_out(be);
+    emit_regs_store(e, NATIVE_ALL_REGS);
+    emit_store_eip(e, be->block_eip);
+    emit_epilogue(e);
+}
+
+/* The guest flags as they were before the instruction, in EFLAGS (and the
+ * OF a shift's stub owes: see emit_shift). */
+static void emit_stub_flags(struct emitter *e, const struct native_stub *s)
+{
+    uint32_t keep = s->pend_keep, clear = s->pend_clear;
+    if (s->logic_reg >= 0)
+        emit_redo_logic_flags(e, s->logic_reg, s->logic_size);   /* the probe's lookup clobbered them */
+    emit_host_into_r11(e, s->host_keep, s->host_clear, &keep, &clear);
+    emit_regs_store(e, s->dirty);
+    if (keep)
+        emit_merge_r11(e, keep, clear);
+    if (s->of_rm >= 0) {
+        if (s->of_kind != 5) {
+            emit_u8(e, 0x8b);                              /* mov esi, [rbx+eflags]: CF for SHL/SAL's OF */
+            modrm_rbx(e, H_RSI, OFF_FLAGS);
+        }
+        emit_shift_of(e, s->of_kind, s->of_size, s->of_rm);
+        emit_put_flags_eax(e, 0x800);
+    }
+}
+
+/* One instruction's stub: the whole instruction through `step`, then back
+ * into the body after it, or out through `plain_exit`. */
+static void emit_insn_stub(struct emitter *e, const struct native_stub *s,
+                           bool (*step)(struct cpu *, const struct insn *), uint8_t *plain_exit)
+{
+    for (int f = 0; f < s->nfixups; f++)
+        emit_patch_rel32(s->fixups[f], e->p);
+    emit_stub_flags(e, s);
+    emit_count(e, s->pending);
+    emit_call_step(e, s->eip, s->in, s->step ? s->step : step);
+    if (!s->resume) {
+        /* A control transfer: the interpreter has set EIP and counted it. */
+        emit_patch_rel32(emit_jmp32(e), plain_exit);
+        return;
+    }
+    emit_test_al(e);
+    emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
+    emit_regs_load(e, s->regs);
+    /* EFLAGS is whole in memory now: later merges of R11 must change nothing. */
+    emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
+    modrm_rbx(e, 3, OFF_FLAGS);
+    /* The resumed code retires this instruction and the earlier ones again. */
+    emit_count(e, -(s->pending + 1));
+    if (s->host_after) {
+        /* It expects the flags in the host's EFLAGS too: the arithmetic
+         * ones only (TF, DF and the rest stay the host's). */
+        emit_mov_rr32(e, H_RAX, H_R11);
+        emit_u8(e, 0x25); emit_u32(e, FLAGS_ARITH);            /* and eax, arith */
+        emit_push(e, H_RAX);
+        emit_u8(e, 0x9d);                                      /* popfq */
+    }
+    emit_patch_rel32(emit_jmp32(e), s->resume);
+}
+
 void native_emit_stubs(struct block_emit *be, bool (*step)(struct cpu *, const struct insn *))
 {
     struct emitter *e = be->e;
-    if (be->nbase_miss) {
-        /* An entry check failed: nothing has run; the registers came loaded.
-         * Which register's, bt_run learns from bt_nocache_reg. */
-        uint8_t *to_common[8];
-        int n = 0;
-        for (int r = 0; r < 8; r++) {
-            bool any = false;
-            for (int k = 0; k < be->nbase_miss; k++)
-                if (be->base_miss_reg[k] == r) {
-                    emit_patch_rel32(be->base_miss[k], e->p);
-                    any = true;
-                }
-            if (!any)
-                continue;
-            emit_u8(e, 0xc7);                                  /* mov dword [rbx+bt_nocache_reg], r */
-            modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_nocache_reg));
-            emit_u32(e, (uint32_t)r);
-            to_common[n++] = emit_jmp32(e);
-        }
-        for (int k = 0; k < n; k++)
-            emit_patch_rel32(to_common[k], e->p);
-        emit_entry_flags_out(be);
-        emit_regs_store(e, NATIVE_ALL_REGS);
-        emit_store_eip(e, be->block_eip);
-        emit_mov_imm64(e, H_RAX, (uintptr_t)be->self);
-        emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_nocache], rax */
-        modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_nocache));
-        emit_epilogue(e);
-    }
-    if (be->page2_miss[0]) {
-        /* The second page is not in the TLB, or maps elsewhere: nothing has
-         * run; bt_run's lookup walks the page tables and decides. */
-        emit_patch_rel32(be->page2_miss[0], e->p);
-        emit_patch_rel32(be->page2_miss[1], e->p);
-        emit_entry_flags_out(be);
-        emit_regs_store(e, NATIVE_ALL_REGS);
-        emit_store_eip(e, be->block_eip);
-        emit_epilogue(e);
-    }
+    if (be->nbase_miss)
+        emit_base_miss_stub(be);
+    if (be->page2_miss[0])
+        emit_page2_miss_stub(be);
     uint8_t *plain_exit = e->p;
     emit_epilogue(e);
     for (int k = 0; k < be->nplain; k++)
         emit_patch_rel32(be->plain_exits[k], plain_exit);
-    for (int k = 0; k < be->nstubs; k++) {
-        struct native_stub *s = &be->stubs[k];
-        for (int f = 0; f < s->nfixups; f++)
-            emit_patch_rel32(s->fixups[f], e->p);
-        uint32_t keep = s->pend_keep, clear = s->pend_clear;
-        if (s->logic_reg >= 0)
-            emit_redo_logic_flags(e, s->logic_reg, s->logic_size);   /* the probe's lookup clobbered them */
-        emit_host_into_r11(e, s->host_keep, s->host_clear, &keep, &clear);
-        emit_regs_store(e, s->dirty);
-        if (keep)
-            emit_merge_r11(e, keep, clear);
-        if (s->of_rm >= 0) {
-            if (s->of_kind != 5) {
-                emit_u8(e, 0x8b);                              /* mov esi, [rbx+eflags]: CF for SHL/SAL's OF */
-                modrm_rbx(e, H_RSI, OFF_FLAGS);
-            }
-            emit_shift_of(e, s->of_kind, s->of_size, s->of_rm);
-            emit_put_flags_eax(e, 0x800);
-        }
-        emit_count(e, s->pending);
-        emit_call_step(e, s->eip, s->in, s->step ? s->step : step);
-        if (!s->resume) {
-            /* A control transfer: the interpreter has set EIP and counted it. */
-            emit_patch_rel32(emit_jmp32(e), plain_exit);
-            continue;
-        }
-        emit_test_al(e);
-        emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
-        emit_regs_load(e, s->regs);
-        /* EFLAGS is whole in memory now: later merges of R11 must change nothing. */
-        emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
-        modrm_rbx(e, 3, OFF_FLAGS);
-        /* The resumed code retires this instruction and the earlier ones again. */
-        emit_count(e, -(s->pending + 1));
-        if (s->host_after) {
-            /* It expects the flags in the host's EFLAGS too: the arithmetic
-             * ones only (TF, DF and the rest stay the host's). */
-            emit_mov_rr32(e, H_RAX, H_R11);
-            emit_u8(e, 0x25); emit_u32(e, FLAGS_ARITH);            /* and eax, arith */
-            emit_push(e, H_RAX);
-            emit_u8(e, 0x9d);                                      /* popfq */
-        }
-        emit_patch_rel32(emit_jmp32(e), s->resume);
-    }
+    for (int k = 0; k < be->nstubs; k++)
+        emit_insn_stub(e, &be->stubs[k], step, plain_exit);
 }
