@@ -103,12 +103,6 @@ void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm)
     }
 }
 
-/* mov dst32, src32 (host registers) */
-void emit_mov_rr32(struct emitter *e, int dst, int src)
-{
-    emit_op(e, 4, 0x89, src, dst);
-}
-
 /* mov host, [rbx + disp] / mov [rbx + disp], host (32-bit) */
 void emit_load_rbx(struct emitter *e, int host, int32_t disp)
 {

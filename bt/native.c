@@ -269,7 +269,7 @@ static void emit_cwde(struct block_emit *be)
     emit_op(be->e, 4, 0x0fbf, hreg(R_EAX), hreg(R_EAX));
 }
 
-static void emit_cdq(struct block_emit *be)
+static void emit_cdq_guest(struct block_emit *be)
 {
     emit_mov_rr32(be->e, H_RAX, hreg(R_EAX));
     emit_u8(be->e, 0x99);
@@ -451,7 +451,7 @@ static bool emit_body(struct block_emit *be, const struct insn *in, uint32_t eip
     case 0x8d:                                          emit_lea(be, in); break;
     case 0x90:                                          break;
     case 0x98:                                          emit_cwde(be); break;
-    case 0x99:                                          emit_cdq(be); break;
+    case 0x99:                                          emit_cdq_guest(be); break;
     case 0xa8: case 0xa9:                               emit_test_eax_imm(be, in); break;
     case 0xc6: case 0xc7:                               emit_mov_rm_imm(be, in); break;
     case 0xf6: case 0xf7:                               emit_group3(be, in); break;

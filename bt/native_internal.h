@@ -53,7 +53,6 @@ int hreg(int guest);
 int byte_or_hreg(int guest, int size);
 void modrm_covered(struct emitter *e, int reg);
 void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm);
-void emit_mov_rr32(struct emitter *e, int dst, int src);
 void emit_load_rbx(struct emitter *e, int host, int32_t disp);
 void emit_regs_load(struct emitter *e, unsigned mask);
 void emit_regs_store(struct emitter *e, unsigned mask);
