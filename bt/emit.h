@@ -110,6 +110,9 @@ static inline uint8_t *emit_jmp32(struct emitter *e)
  * (the low nibble of Jcc/SETcc/CMOVcc).
  */
 
+/* Host condition codes (the low nibble of Jcc, SETcc, CMOVcc). */
+enum host_cc { CC_O, CC_NO, CC_B, CC_AE, CC_E, CC_NE, CC_BE, CC_A, CC_S, CC_NS, CC_P, CC_NP, CC_L, CC_GE, CC_LE, CC_G };
+
 /* How the displacement of a memory operand is encoded. */
 enum mem_form {
     MEM_AUTO,    /* disp8 when it fits, else disp32 (never the no-displacement form) */

@@ -30,11 +30,9 @@
  * LAHF has them (and its bit 1, which is set).  Clobbers eax. */
 void emit_flags_layout_from_ax(struct emitter *e, int dst)
 {
-    emit_u8(e, 0xc0); emit_u8(e, 0xe0); emit_u8(e, 3);         /* shl al, 3 */
-    emit_u8(e, 0x66); emit_u8(e, 0xc1); emit_u8(e, 0xc0); emit_u8(e, 8);   /* rol ax, 8 */
-    if (dst & 8)
-        emit_u8(e, 0x44);
-    emit_u8(e, 0x0f); emit_u8(e, 0xb7); emit_u8(e, 0xc0 | (dst & 7) << 3);   /* movzx dst, ax */
+    emit_shift_r8_imm8(e, SH_SHL, H_RAX, 3);
+    emit_shift_r16_imm8(e, SH_ROL, H_RAX, 8);
+    emit_movzx_r32_r16(e, dst, H_RAX);
 }
 
 /* The flags in eax (host layout, only bits of `keep` set) are the new
@@ -43,9 +41,8 @@ void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clear)
 {
     struct emitter *e = be->e;
     if (be->pend_clear & ~clear) {
-        emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);  /* and r11d, ~clear */
-        emit_u32(e, ~clear);
-        emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);  /* or r11d, eax */
+        emit_alu_r32_imm32(e, ALU_AND, H_R11, ~clear);
+        emit_alu_rr32(e, ALU_OR, H_R11, H_RAX);
         be->pend_keep = (be->pend_keep & ~clear) | keep;
         be->pend_clear |= clear;
     } else {
@@ -64,17 +61,17 @@ void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclear, uint
     if (!hclear)
         return;
     if (!(*clear & ~hclear)) {
-        emit_u8(e, 0x9c);                                      /* pushfq; pop r11: they replace all of R11 */
-        emit_u8(e, 0x41); emit_u8(e, 0x5b);
+        emit_pushfq(e);                                        /* they replace all of R11 */
+        emit_pop(e, H_R11);
         *keep = hkeep;
         *clear = hclear;
         return;
     }
-    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
-    emit_u8(e, 0x25); emit_u32(e, hkeep);                      /* and eax, hkeep */
-    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, ~hclear */
-    emit_u32(e, ~hclear);
-    emit_u8(e, 0x41); emit_u8(e, 0x09); emit_u8(e, 0xc3);      /* or r11d, eax */
+    emit_pushfq(e);
+    emit_pop(e, H_RAX);
+    emit_alu_eax_imm32(e, ALU_AND, hkeep);
+    emit_alu_r32_imm32(e, ALU_AND, H_R11, ~hclear);
+    emit_alu_rr32(e, ALU_OR, H_R11, H_RAX);
     *keep = (*keep & ~hclear) | hkeep;
     *clear |= hclear;
 }
@@ -139,13 +136,9 @@ void emit_redo_logic_flags(struct emitter *e, int guest, int size)
 /* EFLAGS = (EFLAGS & ~clear) | (r11 & keep). */
 void emit_merge_r11(struct emitter *e, uint32_t keep, uint32_t clear)
 {
-    emit_u8(e, 0x41); emit_u8(e, 0x81); emit_u8(e, 0xe3);      /* and r11d, keep */
-    emit_u32(e, keep);
-    emit_u8(e, 0x81);                                          /* and dword [rbx+eflags], ~clear */
-    modrm_rbx(e, 4, OFF_FLAGS);
-    emit_u32(e, ~clear);
-    emit_u8(e, 0x44); emit_u8(e, 0x09);                        /* or [rbx+eflags], r11d */
-    modrm_rbx(e, 3, OFF_FLAGS);
+    emit_alu_r32_imm32(e, ALU_AND, H_R11, keep);
+    emit_alu_m32_imm32(e, ALU_AND, cpu_field(OFF_FLAGS), ~clear);
+    emit_alu_m_r32(e, ALU_OR, cpu_field(OFF_FLAGS), H_R11);
 }
 
 /* Merge captured flags now (the code that follows sees EFLAGS in memory). */
@@ -174,14 +167,14 @@ static bool host_has_lahf(void)
  * cleared by a logic op): LAHF/SETO can take them. */
 bool host_flags_whole(const struct block_emit *be)
 {
-    return be->host_clear == FLAGS_ARITH && (be->host_keep | 0x10) == FLAGS_ARITH && host_has_lahf();
+    return be->host_clear == FLAGS_ARITH && (be->host_keep | FL_AF) == FLAGS_ARITH && host_has_lahf();
 }
 
 /* ah = SF ZF AF PF CF (LAHF), al = OF: two cheap instructions, no pushfq. */
 static void emit_lahf_ax(struct emitter *e)
 {
-    emit_u8(e, 0x9f);                                          /* lahf */
-    emit_u8(e, 0x0f); emit_u8(e, 0x90); emit_u8(e, 0xc0);      /* seto al */
+    emit_lahf(e);
+    emit_setcc_r8(e, CC_O, H_RAX);
 }
 
 /* The guest's flags, all deferred in the host's EFLAGS, into AX as
@@ -190,8 +183,8 @@ void emit_flags_to_ax(struct block_emit *be)
 {
     struct emitter *e = be->e;
     emit_lahf_ax(e);
-    if (!(be->host_keep & 0x10)) {
-        emit_u8(e, 0x80); emit_u8(e, 0xe4); emit_u8(e, 0xef);   /* and ah, ~AF */
+    if (!(be->host_keep & FL_AF)) {
+        emit_alu_r8_imm8(e, ALU_AND, 4, (uint8_t)~FL_AF);       /* and ah, ~AF */
     }
 }
 
@@ -202,23 +195,18 @@ void emit_flags_to_ax(struct block_emit *be)
 void emit_merge_ax(struct emitter *e, uint32_t keep)
 {
     emit_flags_layout_from_ax(e, H_RDX);
-    emit_u8(e, 0x81); emit_u8(e, 0xe2);                        /* and edx, arith (LAHF's bit 1 is set) */
-    emit_u32(e, keep | 0x800);
-    emit_u8(e, 0x81); modrm_rbx(e, 4, OFF_FLAGS);              /* and dword [rbx+eflags], ~arith */
-    emit_u32(e, ~FLAGS_ARITH);
-    emit_u8(e, 0x09); modrm_rbx(e, H_RDX, OFF_FLAGS);          /* or [rbx+eflags], edx */
+    emit_alu_r32_imm32(e, ALU_AND, H_RDX, keep | FL_OF);       /* LAHF's bit 1 is set */
+    emit_alu_m32_imm32(e, ALU_AND, cpu_field(OFF_FLAGS), ~FLAGS_ARITH);
+    emit_alu_m_r32(e, ALU_OR, cpu_field(OFF_FLAGS), H_RDX);
 }
 
 /* AX as emit_lahf_ax leaves it, from the (whole) EFLAGS in memory. */
 void emit_ax_from_eflags(struct emitter *e)
 {
-    emit_u8(e, 0x0f); emit_u8(e, 0xb6);                        /* movzx eax, byte [rbx+eflags] */
-    modrm_rbx(e, H_RAX, OFF_FLAGS);
-    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 8);         /* shl eax, 8 */
-    emit_u8(e, 0x0f); emit_u8(e, 0xba);                        /* bt dword [rbx+eflags], 11 */
-    modrm_rbx(e, 4, OFF_FLAGS);
-    emit_u8(e, 11);
-    emit_u8(e, 0x0f); emit_u8(e, 0x92); emit_u8(e, 0xc0);      /* setc al */
+    emit_movzx_r32_m8(e, H_RAX, cpu_field(OFF_FLAGS));
+    emit_shift_r32_imm8(e, SH_SHL, H_RAX, 8);
+    emit_bt_m32_imm8(e, cpu_field(OFF_FLAGS), 11);             /* OF */
+    emit_setcc_r8(e, CC_B, H_RAX);
 }
 
 void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
@@ -235,13 +223,12 @@ void native_emit_entry_flags(struct block_emit *be, enum entry_flags how)
         emit_mov_rr32(e, H_RAX, H_R11);
         break;
     case ENTRY_FLAGS_TO_HOST:
-        emit_u8(e, 0x04); emit_u8(e, 0x7f);                    /* add al, 0x7f: OF = (al == 1) */
-        emit_u8(e, 0x9e);                                      /* sahf */
+        emit_alu_al_imm8(e, ALU_ADD, 0x7f);                    /* OF = (al == 1) */
+        emit_sahf(e);
         be->host_keep = be->host_clear = FLAGS_ARITH;
         break;
     case ENTRY_FLAGS_R11_FROM_EFLAGS:
-        emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
-        modrm_rbx(e, 3, OFF_FLAGS);
+        emit_mov_r32_m(e, H_R11, cpu_field(OFF_FLAGS));
         be->entry_flags_pending = true;
         break;
     case ENTRY_FLAGS_R11_FROM_AX:
@@ -310,15 +297,12 @@ bool flags_in_r11(const struct block_emit *be, uint32_t need)
 void emit_load_cf(struct block_emit *be)
 {
     struct emitter *e = be->e;
-    if (be->host_keep & 0x1)
+    if (be->host_keep & FL_CF)
         return;
-    if (flags_in_r11(be, 0x1)) {
-        emit_u8(e, 0x41); emit_u8(e, 0x0f); emit_u8(e, 0xba); emit_u8(e, 0xe3);
-    } else {
-        emit_u8(e, 0x0f); emit_u8(e, 0xba);
-        modrm_rbx(e, 4, OFF_FLAGS);
-    }
-    emit_u8(e, 0);
+    if (flags_in_r11(be, FL_CF))
+        emit_bt_r32_imm8(e, H_R11, 0);
+    else
+        emit_bt_m32_imm8(e, cpu_field(OFF_FLAGS), 0);
 }
 
 /* The block's CS covers every EIP (a flat block: 4 GiB by its key). */

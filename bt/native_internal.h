@@ -22,6 +22,7 @@
 #include "monitor/cpu.h"
 #include "monitor/physmem.h"
 #include "monitor/interp.h"
+#include "monitor/alu.h"
 
 #include <cpuid.h>
 #include <stddef.h>
@@ -40,9 +41,12 @@ _Static_assert(sizeof(((struct cpu *)0)->bt_ras) == 256, "the return stack's byt
 #define OFF_TLB(u, f)  ((int32_t)(offsetof(struct cpu, tlb) + (u) * TLB_SIZE * sizeof(struct tlb_entry) + \
                                   offsetof(struct tlb_entry, f)))
 
-#define FLAGS_ARITH 0x8d5u     /* OF SF ZF AF PF CF */
-#define FLAGS_INCDEC 0x8d4u    /* CF preserved */
-#define FLAGS_LOGIC 0x8c5u     /* AF is cleared, as the shared ALU semantics do */
+#define FLAGS_ARITH FL_ARITH                /* OF SF ZF AF PF CF */
+#define FLAGS_INCDEC (FL_ARITH & ~FL_CF)    /* CF preserved */
+#define FLAGS_LOGIC (FL_ARITH & ~FL_AF)     /* AF is cleared, as the shared ALU semantics do */
+
+/* [rbx + off]: a field of struct cpu (RBX holds the cpu inside a block). */
+static inline struct mem cpu_field(int32_t off) { return mem_at(H_RBX, off); }
 
 /* encode */
 void modrm_rbx(struct emitter *e, int reg, int32_t disp);
@@ -169,7 +173,6 @@ void emit_rep_string(struct block_emit *be, const struct insn *in);
 #define OFF_HOST_RSP        ((int32_t)offsetof(struct cpu, bt_host_rsp))
 #define OFF_HOST_RSP_FLOOR  ((int32_t)offsetof(struct cpu, bt_host_rsp_floor))
 #define HOST_FRAMES_MAX     4096       /* host CALL frames (16 bytes each) below bt_run's */
-enum { CC_G = 0xf, CC_A = 0x7, CC_NE = 0x5, CC_E = 0x4, CC_AE = 0x3, CC_B = 0x2 };
 #define PUSH_EDI (-2)
 
 #endif
