@@ -10,18 +10,12 @@
 
 void modrm_rbx(struct emitter *e, int reg, int32_t disp)
 {
-    if (disp >= -128 && disp <= 127) {
-        emit_u8(e, 0x40 | (reg & 7) << 3 | 3); /* [rbx + disp8]: the registers, EIP and EFLAGS */
-        emit_u8(e, (uint8_t)disp);
-        return;
-    }
-    emit_u8(e, 0x80 | (reg & 7) << 3 | 3);     /* [rbx + disp32] */
-    emit_u32(e, (uint32_t)disp);
+    emit_modrm_mem(e, reg, cpu_field(disp));
 }
 
 void modrm_rdx(struct emitter *e, int reg)
 {
-    emit_u8(e, (reg & 7) << 3 | 2);            /* [rdx] */
+    emit_modrm_mem(e, reg, mem_ind(H_RDX));
 }
 
 /* Opcode of the 8-bit form, or of the 16/32-bit form one above it. */
@@ -60,13 +54,7 @@ int byte_or_hreg(int guest, int size)
  * index register's REX.X bit is the caller's). */
 void modrm_covered(struct emitter *e, int reg)
 {
-    bool d8 = e->mem_disp >= -128 && e->mem_disp <= 127;
-    emit_u8(e, (d8 ? 0x40 : 0x80) | (reg & 7) << 3 | 4);
-    emit_u8(e, (e->mem_index & 7) << 3 | H_RDX);
-    if (d8)
-        emit_u8(e, (uint8_t)e->mem_disp);
-    else
-        emit_u32(e, (uint32_t)e->mem_disp);
+    emit_modrm_mem(e, reg, mem_sib(H_RDX, e->mem_index, 0, e->mem_disp, MEM_AUTO));
 }
 
 /*
@@ -95,7 +83,7 @@ void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm)
         emit_u8(e, opcode >> 8);
     emit_u8(e, opcode & 0xff);
     if (rm == MEM_RDX) {
-        emit_u8(e, (r & 7) << 3 | 2);
+        modrm_rdx(e, r);
     } else if (rm == MEM_COVERED) {
         modrm_covered(e, r);
     } else {
@@ -106,16 +94,12 @@ void emit_op(struct emitter *e, int size, unsigned opcode, int reg, int rm)
 /* mov host, [rbx + disp] / mov [rbx + disp], host (32-bit) */
 void emit_load_rbx(struct emitter *e, int host, int32_t disp)
 {
-    emit_rex(e, 0, host, 0);
-    emit_u8(e, 0x8b);
-    modrm_rbx(e, host, disp);
+    emit_mov_r32_m(e, host, cpu_field(disp));
 }
 
 static void emit_store_rbx(struct emitter *e, int host, int32_t disp)
 {
-    emit_rex(e, 0, host, 0);
-    emit_u8(e, 0x89);
-    modrm_rbx(e, host, disp);
+    emit_mov_m_r32(e, cpu_field(disp), host);
 }
 
 /* The guest registers in `mask` from struct cpu into their host registers, and back. */
@@ -154,12 +138,9 @@ void native_emit_prologue(struct emitter *e)
         emit_push(e, saved_regs[k]);
     emit_push(e, H_RAX);                       /* alignment */
     emit_mov_rr64(e, H_RBX, H_RDI);
-    emit_u8(e, 0x48); emit_u8(e, 0x89);        /* mov [rbx+host_rsp], rsp */
-    modrm_rbx(e, 4, OFF_HOST_RSP);
-    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x84); emit_u8(e, 0x24);   /* lea rax, [rsp - frames] */
-    emit_u32(e, (uint32_t)-(HOST_FRAMES_MAX * 16));
-    emit_u8(e, 0x48); emit_u8(e, 0x89);        /* mov [rbx+host_rsp_floor], rax */
-    modrm_rbx(e, H_RAX, OFF_HOST_RSP_FLOOR);
+    emit_mov_m_r64(e, cpu_field(OFF_HOST_RSP), H_RSP);
+    emit_lea_r64_m(e, H_RAX, mem_d32(H_RSP, -(HOST_FRAMES_MAX * 16)));
+    emit_mov_m_r64(e, cpu_field(OFF_HOST_RSP_FLOOR), H_RAX);
 }
 
 void native_emit_load_all(struct block_emit *be)
@@ -176,8 +157,7 @@ void emit_epilogue(struct emitter *e)
         emit_patch_rel32(emit_jmp32(e), e->epilogue);
         return;
     }
-    emit_u8(e, 0x48); emit_u8(e, 0x8b);        /* mov rsp, [rbx+host_rsp] */
-    modrm_rbx(e, 4, OFF_HOST_RSP);
+    emit_mov_r64_m(e, H_RSP, cpu_field(OFF_HOST_RSP));
     emit_pop(e, H_RCX);
     for (int k = 5; k >= 0; k--)
         emit_pop(e, saved_regs[k]);
@@ -194,21 +174,14 @@ uint8_t *native_emit_epilogue_routine(struct emitter *e)
 
 uint8_t *emit_jcc32(struct emitter *e, uint8_t cc)
 {
-    emit_u8(e, 0x0f);
-    emit_u8(e, 0x80 | cc);
-    uint8_t *field = e->p;
-    emit_u32(e, 0);
-    return field;
+    return emit_jcc_rel32(e, cc);
 }
 
 
 /* add/sub qword [rbx + disp], imm32 */
 static void emit_add_q(struct emitter *e, int32_t disp, int32_t v)
 {
-    emit_u8(e, 0x48);
-    emit_u8(e, 0x81);
-    modrm_rbx(e, 0, disp);
-    emit_u32(e, (uint32_t)v);
+    emit_alu_m64_imm32(e, ALU_ADD, cpu_field(disp), (uint32_t)v);
 }
 
 /* Retire n instructions: the budget alone counts them (cpu_icount).  The
@@ -221,7 +194,5 @@ void emit_count(struct emitter *e, int n)
 
 void emit_store_eip(struct emitter *e, uint32_t eip)
 {
-    emit_u8(e, 0xc7);
-    modrm_rbx(e, 0, OFF_EIP);
-    emit_u32(e, eip);
+    emit_mov_m32_imm32(e, cpu_field(OFF_EIP), eip);
 }

@@ -45,11 +45,9 @@ void jump_to_stub(struct block_emit *be, uint8_t cc)
 uint8_t *emit_leave_check(struct emitter *e, bool counted)
 {
     if (!counted) {
-        emit_u8(e, 0x48); emit_u8(e, 0x83);                    /* cmp qword [rbx+budget], 0 */
-        modrm_rbx(e, 7, OFF_BUDGET);
-        emit_u8(e, 0);
+        emit_alu_m64_imm8(e, ALU_CMP, cpu_field(OFF_BUDGET), 0);
     }
-    return emit_jcc32(e, 0xe);                                 /* jle */
+    return emit_jcc32(e, CC_LE);
 }
 
 /* Code that runs only on the way out to bt_run (a chained exit not yet
@@ -81,8 +79,7 @@ static void emit_unchained_exit(struct emitter *e, uint32_t eip, struct chain_sl
 {
     emit_store_eip(e, eip);
     emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rax */
-    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    emit_mov_m_r64(e, cpu_field((int32_t)offsetof(struct cpu, bt_chain_slot)), H_RAX);
 }
 
 /* Jumps out (the rel32 fields go to miss[0] and miss[1]) unless the TLB
@@ -92,12 +89,10 @@ uint8_t *emit_tlb_maps_check(struct block_emit *be, uint32_t lin, uint32_t phys,
 {
     struct emitter *e = be->e;
     int32_t entry = (int32_t)(((lin >> 12) & (TLB_SIZE - 1)) * sizeof(struct tlb_entry));
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, tag_read) + entry);   /* cmp dword [tag_read], lin */
-    emit_u32(e, lin);
+    emit_alu_m32_imm32(e, ALU_CMP, cpu_field(OFF_TLB(be->user, tag_read) + entry), lin);
     miss[0] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x81); modrm_rbx(e, 7, OFF_TLB(be->user, phys) + entry);       /* cmp dword [phys], phys */
-    uint8_t *field = e->p;
-    emit_u32(e, phys);
+    emit_alu_m32_imm32(e, ALU_CMP, cpu_field(OFF_TLB(be->user, phys) + entry), phys);
+    uint8_t *field = e->p - 4;                 /* the immediate */
     miss[1] = emit_jcc32(e, CC_NE);
     return field;
 }
@@ -150,10 +145,9 @@ static void emit_return_site(struct block_emit *be, uint32_t ret_eip)
 uint8_t *emit_host_call(struct block_emit *be, uint32_t ret_eip, uint8_t **out, int *n)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x48); emit_u8(e, 0x3b);        /* cmp rsp, [rbx+host_rsp_floor] */
-    modrm_rbx(e, 4, OFF_HOST_RSP_FLOOR);
-    out[(*n)++] = emit_jcc32(e, 0x6);          /* jbe */
-    emit_u8(e, 0x68); emit_u32(e, ret_eip);    /* push ret_eip (sign-extended) */
+    emit_alu_r64_m(e, ALU_CMP, H_RSP, cpu_field(OFF_HOST_RSP_FLOOR));
+    out[(*n)++] = emit_jcc32(e, CC_BE);
+    emit_push_imm32(e, ret_eip);               /* sign-extended */
     uint8_t *call = emit_call32(e);
     emit_return_site(be, ret_eip);
     return call;
@@ -213,8 +207,7 @@ void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, uint32_t 
 /* rdx = the page addend of base register `base`, which its entry check saved. */
 void emit_load_addend(struct emitter *e, int base)
 {
-    emit_u8(e, 0x48); emit_u8(e, 0x8b);                        /* mov rdx, [rbx+bt_base_addend[base]] */
-    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+    emit_mov_r64_m(e, H_RDX, cpu_field((int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base)));
 }
 
 /*
@@ -267,7 +260,7 @@ void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
     if (cross_page) {
         /* Another page: whether it maps where it did is the TLB's to say. */
         emit_store_eip(e, eip);
-        emit_u8(e, 0xbf); emit_u32(e, eip);                    /* mov edi, eip */
+        emit_mov_r32_imm32(e, H_RDI, eip);
         emit_jump_cache(be, count != 0, flags_in_r11, false);
         if (be->flat)
             emit_spill(be);                    /* not found: out to bt_run */
@@ -276,25 +269,18 @@ void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         struct chain_slot *slot = new_chain_slot(be, eip);
         uint8_t *out[5];
         out[0] = emit_leave_check(e, count != 0);
-        emit_u8(e, 0xf7);                                      /* test dword [rbx+cs.base], 0xfff */
-        modrm_rbx(e, 0, OFF_SEG(SEG_CS, base));
-        emit_u32(e, 0xfff);
+        emit_test_m32_imm32(e, cpu_field(OFF_SEG(SEG_CS, base)), PAGE_SIZE - 1);
         out[1] = emit_jcc32(e, CC_NE);
         emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-        emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x00);  /* mov rax, [rax] */
-        emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);  /* test rax, rax */
+        emit_mov_r64_m(e, H_RAX, mem_ind(H_RAX));
+        emit_test_rr64(e, H_RAX, H_RAX);
         out[2] = emit_jcc32(e, CC_E);
-        emit_u8(e, 0x80); emit_u8(e, 0xb8);                    /* cmp byte [rax+valid], 0 */
-        emit_u32(e, offsetof(struct block, valid));
-        emit_u8(e, 0);
+        emit_alu_m8_imm8(e, ALU_CMP, mem_d32(H_RAX, offsetof(struct block, valid)), 0);
         out[3] = emit_jcc32(e, CC_E);
-        emit_u8(e, 0x8b); emit_u8(e, 0x88);                    /* mov ecx, [rax+last] */
-        emit_u32(e, offsetof(struct block, last));
-        emit_u8(e, 0x3b);                                      /* cmp ecx, [rbx+cs.limit] */
-        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+        emit_mov_r32_m(e, H_RCX, mem_d32(H_RAX, offsetof(struct block, last)));
+        emit_alu_r32_m(e, ALU_CMP, H_RCX, cpu_field(OFF_SEG(SEG_CS, limit)));
         out[4] = emit_jcc32(e, CC_A);
-        emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
-        emit_u32(e, offsetof(struct block, entry));
+        emit_jmp_m64(e, mem_d32(H_RAX, offsetof(struct block, entry)));
         for (int k = 0; k < 5; k++)
             emit_patch_rel32(out[k], e->p);
         emit_unchained_exit(e, eip, slot);
@@ -343,9 +329,7 @@ static void emit_base_miss_stub(struct block_emit *be)
             }
         if (!any)
             continue;
-        emit_u8(e, 0xc7);                                  /* mov dword [rbx+bt_nocache_reg], r */
-        modrm_rbx(e, 0, (int32_t)offsetof(struct cpu, bt_nocache_reg));
-        emit_u32(e, (uint32_t)r);
+        emit_mov_m32_imm32(e, cpu_field((int32_t)offsetof(struct cpu, bt_nocache_reg)), (uint32_t)r);
         to_common[n++] = emit_jmp32(e);
     }
     for (int k = 0; k < n; k++)
@@ -354,8 +338,7 @@ static void emit_base_miss_stub(struct block_emit *be)
     emit_regs_store(e, NATIVE_ALL_REGS);
     emit_store_eip(e, be->block_eip);
     emit_mov_imm64(e, H_RAX, (uintptr_t)be->self);
-    emit_u8(e, 0x48); emit_u8(e, 0x89);                    /* mov [rbx+bt_nocache], rax */
-    modrm_rbx(e, H_RAX, (int32_t)offsetof(struct cpu, bt_nocache));
+    emit_mov_m_r64(e, cpu_field((int32_t)offsetof(struct cpu, bt_nocache)), H_RAX);
     emit_epilogue(e);
 }
 
@@ -385,8 +368,7 @@ static void emit_stub_flags(struct emitter *e, const struct native_stub *s)
         emit_merge_r11(e, keep, clear);
     if (s->of_rm >= 0) {
         if (s->of_kind != 5) {
-            emit_u8(e, 0x8b);                              /* mov esi, [rbx+eflags]: CF for SHL/SAL's OF */
-            modrm_rbx(e, H_RSI, OFF_FLAGS);
+            emit_mov_r32_m(e, H_RSI, cpu_field(OFF_FLAGS));   /* CF for SHL/SAL's OF */
         }
         emit_shift_of(e, s->of_kind, s->of_size, s->of_rm);
         emit_put_flags_eax(e, 0x800);
@@ -412,17 +394,16 @@ static void emit_insn_stub(struct emitter *e, const struct native_stub *s,
     emit_patch_rel32(emit_jcc32(e, CC_E), plain_exit);
     emit_regs_load(e, s->regs);
     /* EFLAGS is whole in memory now: later merges of R11 must change nothing. */
-    emit_u8(e, 0x44); emit_u8(e, 0x8b);                    /* mov r11d, [rbx+eflags] */
-    modrm_rbx(e, 3, OFF_FLAGS);
+    emit_mov_r32_m(e, H_R11, cpu_field(OFF_FLAGS));
     /* The resumed code retires this instruction and the earlier ones again. */
     emit_count(e, -(s->pending + 1));
     if (s->host_after) {
         /* It expects the flags in the host's EFLAGS too: the arithmetic
          * ones only (TF, DF and the rest stay the host's). */
         emit_mov_rr32(e, H_RAX, H_R11);
-        emit_u8(e, 0x25); emit_u32(e, FLAGS_ARITH);            /* and eax, arith */
+        emit_alu_eax_imm32(e, ALU_AND, FLAGS_ARITH);
         emit_push(e, H_RAX);
-        emit_u8(e, 0x9d);                                      /* popfq */
+        emit_popfq(e);
     }
     emit_patch_rel32(emit_jmp32(e), s->resume);
 }
