@@ -20,28 +20,24 @@ void emit_cond_base(struct block_emit *be, int cc)
     int base = (cc & 0xe) >> 1;
     bool r11 = flags_in_r11(be, cond_flags(cc));
     if (base < 6) {
-        if (r11) {
-            emit_u8(e, 0x41); emit_u8(e, 0xf7); emit_u8(e, 0xc3);   /* test r11d, imm32 */
-        } else {
-            emit_u8(e, 0xf7);                  /* test dword [rbx+eflags], imm32 */
-            modrm_rbx(e, 0, OFF_FLAGS);
-        }
-        emit_u32(e, cond_flags(cc));
+        if (r11)
+            emit_test_r32_imm32(e, H_R11, cond_flags(cc));
+        else
+            emit_test_m32_imm32(e, cpu_field(OFF_FLAGS), cond_flags(cc));
         return;
     }
     if (r11) {
         emit_mov_rr32(e, H_RAX, H_R11);
     } else {
-        emit_u8(e, 0x8b);                      /* mov eax, [rbx+eflags] */
-        modrm_rbx(e, H_RAX, OFF_FLAGS);
+        emit_mov_r32_m(e, H_RAX, cpu_field(OFF_FLAGS));
     }
-    emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
-    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 4);   /* shr ecx, 4: OF onto SF's bit */
-    emit_u8(e, 0x31); emit_u8(e, 0xc1);        /* xor ecx, eax */
-    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, 0x80);   /* and ecx, 0x80: SF != OF */
+    emit_mov_rr32(e, H_RCX, H_RAX);
+    emit_shift_r32_imm8(e, SH_SHR, H_RCX, 4);  /* OF onto SF's bit */
+    emit_alu_rr32(e, ALU_XOR, H_RCX, H_RAX);
+    emit_alu_r32_imm32(e, ALU_AND, H_RCX, FL_SF);   /* SF != OF */
     if (base == 7) {
-        emit_u8(e, 0x83); emit_u8(e, 0xe0); emit_u8(e, 0x40);   /* and eax, 0x40 (ZF) */
-        emit_u8(e, 0x09); emit_u8(e, 0xc1);    /* or ecx, eax */
+        emit_alu_r32_imm8(e, ALU_AND, H_RAX, FL_ZF);
+        emit_alu_rr32(e, ALU_OR, H_RCX, H_RAX);
     }
 }
 

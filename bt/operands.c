@@ -11,17 +11,10 @@
 void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide)
 {
     int r = hreg(guest);
-    bool d8 = d >= -128 && d <= 127;
-    if ((r & 8) || wide)
-        emit_u8(e, 0x40 | (wide ? 8 : 0) | (r & 8 ? 1 : 0));
-    emit_u8(e, 0x8d);
-    emit_u8(e, (d8 ? 0x40 : 0x80) | ((r & 7) == 4 ? 4 : (r & 7)));
-    if ((r & 7) == 4)
-        emit_u8(e, 0x24);                      /* r12 needs a SIB byte */
-    if (d8)
-        emit_u8(e, (uint8_t)d);
+    if (wide)
+        emit_lea_r64_m(e, H_RAX, mem_at(r, d));
     else
-        emit_u32(e, (uint32_t)d);
+        emit_lea_r32_m(e, H_RAX, mem_at(r, d));
 }
 
 /* dst (a host register, 32 bits) = effective offset of the memory operand
@@ -30,9 +23,7 @@ void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide)
 void emit_ea_to(struct emitter *e, const struct insn *in, int dst)
 {
     if (in->ea_base < 0 && in->ea_index < 0) {
-        emit_rex(e, 0, 0, dst);
-        emit_u8(e, 0xb8 | (dst & 7));          /* mov dst, disp32 */
-        emit_u32(e, (uint32_t)in->disp);
+        emit_mov_r32_imm32(e, dst, (uint32_t)in->disp);
         return;
     }
     int base = in->ea_base >= 0 ? hreg(in->ea_base) : -1;
@@ -58,8 +49,8 @@ _Static_assert(sizeof(struct tlb_entry) == 32, "translated code indexes the TLB 
 /* edx = byte offset of the TLB entry for the linear address already in edx. */
 void emit_tlb_index_edx(struct emitter *e)
 {
-    emit_u8(e, 0xc1); emit_u8(e, 0xea); emit_u8(e, 12 - 5);    /* shr edx, 7 */
-    emit_u8(e, 0x81); emit_u8(e, 0xe2); emit_u32(e, (TLB_SIZE - 1) << 5);   /* and edx, mask */
+    emit_shift_r32_imm8(e, SH_SHR, H_RDX, 12 - 5);
+    emit_alu_r32_imm32(e, ALU_AND, H_RDX, (TLB_SIZE - 1) << 5);
 }
 
 /*
@@ -71,16 +62,14 @@ void emit_tlb_index_edx(struct emitter *e)
 void emit_tlb_lookup(struct block_emit *be, int lin, int size, bool write)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x89); emit_u8(e, 0xc0 | lin << 3 | H_RDX);     /* mov edx, lin */
+    emit_mov_rr32(e, H_RDX, lin);
     emit_tlb_index_edx(e);
-    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK); /* and esi, PAGE_MASK */
-    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);      /* cmp esi, [rbx + rdx + tag] */
-    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    emit_lea_r32_m(e, H_RSI, mem_at(lin, size - 1));
+    emit_alu_r32_imm32(e, ALU_AND, H_RSI, PAGE_MASK);
+    emit_alu_r32_m(e, ALU_CMP, H_RSI, mem_sib(H_RBX, H_RDX, 0, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)), MEM_DISP32));
     jump_to_stub(be, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x01); emit_u8(e, 0xc0 | lin << 3 | H_RDX);   /* add rdx, lin */
+    emit_mov_r64_m(e, H_RDX, mem_sib(H_RBX, H_RDX, 0, OFF_TLB(be->user, addend), MEM_DISP32));
+    emit_alu_rr64(e, ALU_ADD, H_RDX, lin);
 }
 
 /* BMI2's shifts leave the flags alone: the flag-keeping probe needs them.
@@ -110,28 +99,21 @@ static bool flag_keeping_probe_on(void)
 static void emit_tlb_lookup_keeping_flags(struct block_emit *be, int lin, int size, bool write)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0xc4); emit_u8(e, 0xe3); emit_u8(e, 0x7b);      /* rorx edx, lin, n: index bits on top */
-    emit_u8(e, 0xf0); emit_u8(e, 0xd0 | lin); emit_u8(e, (TLB_BITS + 12) & 31);
-    emit_u8(e, 0xb9); emit_u32(e, 32 - TLB_BITS);              /* mov ecx, 32 - TLB_BITS */
-    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx edx, edx, ecx: the TLB index */
-    emit_u8(e, 0xf7); emit_u8(e, 0xd2);
-    emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, 0x95);      /* lea edx, [rdx*4]: (index * 32) / 8 */
-    emit_u32(e, 0);
-    emit_u8(e, 0x8d); emit_u8(e, 0x70 | lin); emit_u8(e, size - 1);   /* lea esi, [lin + size-1] */
-    emit_u8(e, 0xb9); emit_u32(e, 12);                         /* mov ecx, 12 */
-    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x73);      /* shrx esi, esi, ecx */
-    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
-    emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0x71);      /* shlx esi, esi, ecx: page of the last byte */
-    emit_u8(e, 0xf7); emit_u8(e, 0xf6);
-    emit_u8(e, 0xf7); emit_u8(e, 0xd6);                        /* not esi */
-    emit_u8(e, 0x8b); emit_u8(e, 0x8c); emit_u8(e, 0xd3);      /* mov ecx, [rbx + rdx*8 + tag] */
-    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
-    emit_u8(e, 0x8d); emit_u8(e, 0x4c); emit_u8(e, 0x31); emit_u8(e, 1);   /* lea ecx, [rcx + rsi + 1]: tag - page */
-    emit_u8(e, 0xe3); emit_u8(e, 5);                           /* jrcxz over the jump to the stub */
+    emit_rorx_r32(e, H_RDX, lin, (TLB_BITS + 12) & 31);      /* index bits on top */
+    emit_mov_r32_imm32(e, H_RCX, 32 - TLB_BITS);
+    emit_shrx(e, 0, H_RDX, H_RDX, H_RCX);                     /* the TLB index */
+    emit_lea_r32_m(e, H_RDX, mem_sib(-1, H_RDX, 2, 0, MEM_DISP32));   /* (index * 32) / 8 */
+    emit_lea_r32_m(e, H_RSI, mem_at(lin, size - 1));
+    emit_mov_r32_imm32(e, H_RCX, 12);
+    emit_shrx(e, 0, H_RSI, H_RSI, H_RCX);
+    emit_shlx_r32(e, H_RSI, H_RSI, H_RCX);                    /* page of the last byte */
+    emit_not_r32(e, H_RSI);
+    emit_mov_r32_m(e, H_RCX, mem_sib(H_RBX, H_RDX, 3, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)), MEM_DISP32));
+    emit_lea_r32_m(e, H_RCX, mem_sib(H_RCX, H_RSI, 0, 1, MEM_AUTO));   /* tag - page */
+    emit_jrcxz(e, 5);                                         /* over the jump to the stub */
     add_stub_fixup(be, emit_jmp32(e));
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0xd3);  /* mov rdx, [rbx + rdx*8 + addend] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x14); emit_u8(e, lin << 3 | H_RDX);   /* lea rdx, [rdx + lin] */
+    emit_mov_r64_m(e, H_RDX, mem_sib(H_RBX, H_RDX, 3, OFF_TLB(be->user, addend), MEM_DISP32));
+    emit_lea_r64_m(e, H_RDX, mem_sib(H_RDX, lin, 0, 0, MEM_NODISP));
 }
 
 /* The instruction's operands that lie in pages checked at the block's entry. */
@@ -146,8 +128,7 @@ static void emit_offset_wrap_check(struct block_emit *be, int size)
 {
     if (size == 1)
         return;
-    emit_u8(be->e, 0x3d);                      /* cmp eax, 2^32 - size */
-    emit_u32(be->e, (uint32_t)-size);
+    emit_alu_eax_imm32(be->e, ALU_CMP, (uint32_t)-size);
     jump_to_stub(be, CC_A);
 }
 
@@ -176,18 +157,16 @@ static int emit_based_linear(struct block_emit *be, int sreg, int size, bool kee
 {
     struct emitter *e = be->e;
     if (size > 1 && keep_flags) {
-        emit_u8(e, 0x48); emit_u8(e, 0x8d); emit_u8(e, 0x48); emit_u8(e, size - 1);   /* lea rcx, [rax + size-1] */
-        emit_u8(e, 0xbe); emit_u32(e, 32);                     /* mov esi, 32 */
-        emit_u8(e, 0xc4); emit_u8(e, 0xe2); emit_u8(e, 0xcb);  /* shrx rcx, rcx, rsi */
-        emit_u8(e, 0xf7); emit_u8(e, 0xc9);
-        emit_u8(e, 0xe3); emit_u8(e, 5);                       /* jrcxz over the jump to the stub */
+        emit_lea_r64_m(e, H_RCX, mem_at(H_RAX, size - 1));
+        emit_mov_r32_imm32(e, H_RSI, 32);
+        emit_shrx(e, 1, H_RCX, H_RCX, H_RSI);
+        emit_jrcxz(e, 5);                                     /* over the jump to the stub */
         add_stub_fixup(be, emit_jmp32(e));
     } else {
         emit_offset_wrap_check(be, size);
     }
-    emit_u8(e, 0x8b);                          /* mov edi, [rbx+base] */
-    modrm_rbx(e, H_RDI, OFF_SEG(sreg, base));
-    emit_u8(e, 0x8d); emit_u8(e, 0x3c); emit_u8(e, 0x07);     /* lea edi, [rdi + rax] */
+    emit_mov_r32_m(e, H_RDI, cpu_field(OFF_SEG(sreg, base)));
+    emit_lea_r32_m(e, H_RDI, mem_sib(H_RDI, H_RAX, 0, 0, MEM_NODISP));
     return H_RDI;
 }
 
@@ -229,21 +208,15 @@ void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stac
     }
     uint32_t mask = 0x9c | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
     uint32_t want = 0x90 | (write ? 2 : 0) | (stack32 ? SEG_ATTR_DB : 0);
-    emit_u8(e, 0x83);                          /* cmp dword [rbx+limit], -1 */
-    modrm_rbx(e, 7, OFF_SEG(sreg, limit));
-    emit_u8(e, 0xff);
+    emit_alu_m32_imm8(e, ALU_CMP, cpu_field(OFF_SEG(sreg, limit)), -1);
     jump_to_stub(be, CC_NE);
-    emit_u8(e, 0x0f); emit_u8(e, 0xb7);        /* movzx ecx, word [rbx+attr] */
-    modrm_rbx(e, H_RCX, OFF_SEG(sreg, attr));
-    emit_u8(e, 0x81); emit_u8(e, 0xe1);        /* and ecx, mask */
-    emit_u32(e, mask);
-    emit_u8(e, 0x81); emit_u8(e, 0xf9);        /* cmp ecx, want */
-    emit_u32(e, want);
+    emit_movzx_r32_m16(e, H_RCX, cpu_field(OFF_SEG(sreg, attr)));
+    emit_alu_r32_imm32(e, ALU_AND, H_RCX, mask);
+    emit_alu_r32_imm32(e, ALU_CMP, H_RCX, want);
     jump_to_stub(be, CC_NE);
     emit_offset_wrap_check(be, size);
-    emit_u8(e, 0x89); emit_u8(e, 0xc1);        /* mov ecx, eax */
-    emit_u8(e, 0x03);                          /* add ecx, [rbx+base]: linear address */
-    modrm_rbx(e, H_RCX, OFF_SEG(sreg, base));
+    emit_mov_rr32(e, H_RCX, H_RAX);
+    emit_alu_r32_m(e, ALU_ADD, H_RCX, cpu_field(OFF_SEG(sreg, base)));   /* linear address */
     emit_tlb_lookup(be, H_RCX, size, write);
 }
 
@@ -271,8 +244,7 @@ int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write)
             return MEM_COVERED;
         }
         /* The base is about to be rotated (mov bh, [ebx]): the address first. */
-        emit_u8(e, 0x48 | (e->mem_index & 8 ? 2 : 0)); emit_u8(e, 0x8d);   /* lea rdx, [rdx + reg + disp] */
-        modrm_covered(e, H_RDX);
+        emit_lea_r64_m(e, H_RDX, mem_sib(H_RDX, e->mem_index, 0, e->mem_disp, MEM_AUTO));
         be->rdx_addend = -1;
         emit_high_bytes_in(be);
         return MEM_RDX;
@@ -324,22 +296,18 @@ void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32
 {
     struct emitter *e = be->e;
     emit_lea_eax(e, base, dmin, true);
-    emit_u8(e, 0x89); emit_u8(e, 0xc2);        /* mov edx, eax */
-    emit_u8(e, 0x48); emit_u8(e, 0x39); emit_u8(e, 0xc2);   /* cmp rdx, rax: the range wraps at 4 GiB */
+    emit_mov_rr32(e, H_RDX, H_RAX);
+    emit_alu_rr64(e, ALU_CMP, H_RDX, H_RAX);   /* the range wraps at 4 GiB */
     be->base_miss_reg[be->nbase_miss] = base;
     be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
     emit_tlb_index_edx(e);
-    emit_u8(e, 0x8d); emit_u8(e, 0xb0);        /* lea esi, [rax + dmax - dmin] */
-    emit_u32(e, (uint32_t)(dmax - dmin));
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, PAGE_MASK);   /* and esi, PAGE_MASK */
-    emit_u8(e, 0x3b); emit_u8(e, 0xb4); emit_u8(e, 0x13);          /* cmp esi, [rbx + rdx + tag] */
-    emit_u32(e, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)));
+    emit_lea_r32_m(e, H_RSI, mem_d32(H_RAX, dmax - dmin));
+    emit_alu_r32_imm32(e, ALU_AND, H_RSI, PAGE_MASK);
+    emit_alu_r32_m(e, ALU_CMP, H_RSI, mem_sib(H_RBX, H_RDX, 0, (uint32_t)(write ? OFF_TLB(be->user, tag_write) : OFF_TLB(be->user, tag_read)), MEM_DISP32));
     be->base_miss_reg[be->nbase_miss] = base;
     be->base_miss[be->nbase_miss++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x94); emit_u8(e, 0x13);  /* mov rdx, [rbx+rdx+addend] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, addend));
-    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_base_addend[i]], rdx */
-    modrm_rbx(e, H_RDX, (int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base));
+    emit_mov_r64_m(e, H_RDX, mem_sib(H_RBX, H_RDX, 0, OFF_TLB(be->user, addend), MEM_DISP32));
+    emit_mov_m_r64(e, cpu_field((int32_t)(offsetof(struct cpu, bt_base_addend) + 8 * base)), H_RDX);
     be->rdx_addend = base;
 }
 
