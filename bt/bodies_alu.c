@@ -75,32 +75,29 @@ void emit_shift_of(struct emitter *e, int kind, int size, int rm)
         emit_op(e, 4, 0x8b, H_RAX, rm);                        /* mov eax, rm */
     else
         emit_op(e, 4, size == 1 ? 0x0fb6 : 0x0fb7, H_RAX, rm); /* movzx eax, rm */
-    if (kind == 7) {                                           /* SAR: 0 */
-        emit_u8(e, 0x31); emit_u8(e, 0xc0);
+    if (kind == SH_SAR) {                                      /* 0 */
+        emit_alu_rr32(e, ALU_XOR, H_RAX, H_RAX);
         return;
     }
-    if (kind == 1 || kind == 5) {                              /* ROR, SHR: msb(r ^ r << 1) */
-        emit_u8(e, 0x8d); emit_u8(e, 0x0c); emit_u8(e, 0x00); /* lea ecx, [rax + rax] */
-        emit_u8(e, 0x31); emit_u8(e, 0xc8);                    /* xor eax, ecx */
-        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, w - 1); /* shr eax, w-1 */
-        emit_u8(e, 0x83); emit_u8(e, 0xe0); emit_u8(e, 1);     /* and eax, 1 */
+    if (kind == SH_ROR || kind == SH_SHR) {                    /* msb(r ^ r << 1) */
+        emit_lea_r32_m(e, H_RCX, mem_sib(H_RAX, H_RAX, 0, 0, MEM_NODISP));
+        emit_alu_rr32(e, ALU_XOR, H_RAX, H_RCX);
+        emit_shift_r32_imm8(e, SH_SHR, H_RAX, w - 1);
+        emit_alu_r32_imm8(e, ALU_AND, H_RAX, 1);
     } else {                                                   /* ROL, SHL: CF ^ msb(r) */
-        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, w - 1); /* shr eax, w-1 */
-        emit_u8(e, 0x89); emit_u8(e, 0xf1);                    /* mov ecx, esi */
-        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);     /* and ecx, 1 */
-        emit_u8(e, 0x31); emit_u8(e, 0xc8);                    /* xor eax, ecx */
+        emit_shift_r32_imm8(e, SH_SHR, H_RAX, w - 1);
+        emit_mov_rr32(e, H_RCX, H_RSI);
+        emit_alu_r32_imm8(e, ALU_AND, H_RCX, 1);
+        emit_alu_rr32(e, ALU_XOR, H_RAX, H_RCX);
     }
-    emit_u8(e, 0xc1); emit_u8(e, 0xe0); emit_u8(e, 11);        /* shl eax, 11 */
+    emit_shift_r32_imm8(e, SH_SHL, H_RAX, 11);                /* to OF */
 }
 
 /* guest EFLAGS = (EFLAGS & ~clear) | eax, with eax already masked. */
 void emit_put_flags_eax(struct emitter *e, uint32_t clear)
 {
-    emit_u8(e, 0x81);
-    modrm_rbx(e, 4, OFF_FLAGS);
-    emit_u32(e, ~clear);
-    emit_u8(e, 0x09);
-    modrm_rbx(e, H_RAX, OFF_FLAGS);
+    emit_alu_m32_imm32(e, ALU_AND, cpu_field(OFF_FLAGS), ~clear);
+    emit_alu_m_r32(e, ALU_OR, cpu_field(OFF_FLAGS), H_RAX);
 }
 
 /* A shift or rotate by an immediate count whose flags the host gets right
@@ -110,7 +107,7 @@ void emit_put_flags_eax(struct emitter *e, uint32_t clear)
 bool shift_flags_from_host(const struct block_emit *be, const struct insn *in)
 {
     unsigned n = in->op <= 0xc1 ? (in->imm & 31) : 1;
-    return n == 1 || !(be->flags_live & 0x800);
+    return n == 1 || !(be->flags_live & FL_OF);
 }
 
 /* ecx = CL & 31 for a shift by CL; returns the rel32 of the jump taken on
@@ -119,7 +116,7 @@ static uint8_t *emit_cl_count(struct block_emit *be)
 {
     struct emitter *e = be->e;
     emit_mov_rr32(e, H_RCX, hreg(R_ECX));
-    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);        /* and ecx, 31 */
+    emit_alu_r32_imm8(e, ALU_AND, H_RCX, 31);
     return emit_jcc32(e, CC_E);
 }
 
@@ -134,18 +131,18 @@ static void emit_shift_flags(struct block_emit *be, int kind, int size, int rm, 
 {
     struct emitter *e = be->e;
     if (be->flags_dead) {
-        host_flags_clobbered(be, rotate ? 0x801 : FLAGS_ARITH);
+                host_flags_clobbered(be, rotate ? FL_OF | FL_CF : FLAGS_ARITH);
     } else {
-        emit_u8(e, 0x9c);                                      /* pushfq; pop rsi */
-        emit_u8(e, 0x5e);
-        emit_shift_of(e, kind, size, rm);
-        uint32_t host_mask = rotate ? 0x1 : 0xc5;              /* CF (+ PF ZF SF for shifts) */
-        emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, host_mask);   /* and esi, mask */
-        emit_u8(e, 0x09); emit_u8(e, 0xf0);                    /* or eax, esi */
-        if (zero_count)
-            emit_put_flags_eax(e, rotate ? 0x801 : FLAGS_ARITH);
-        else
-            emit_combine_eax(be, rotate ? 0x801 : FLAGS_LOGIC, rotate ? 0x801 : FLAGS_ARITH);
+            emit_pushfq(e);
+            emit_pop(e, H_RSI);
+            emit_shift_of(e, kind, size, rm);
+            uint32_t host_mask = rotate ? FL_CF : FL_CF | FL_PF | FL_ZF | FL_SF;
+            emit_alu_r32_imm32(e, ALU_AND, H_RSI, host_mask);
+            emit_alu_rr32(e, ALU_OR, H_RAX, H_RSI);
+            if (zero_count)
+                emit_put_flags_eax(e, rotate ? FL_OF | FL_CF : FLAGS_ARITH);
+            else
+                emit_combine_eax(be, rotate ? FL_OF | FL_CF : FLAGS_LOGIC, rotate ? FL_OF | FL_CF : FLAGS_ARITH);
     }
     if (zero_count)
         emit_patch_rel32(zero_count, e->p);
@@ -171,16 +168,16 @@ void emit_shift(struct block_emit *be, const struct insn *in)
         if (!be->flags_dead && shift_flags_from_host(be, in)) {
             /* The host's flags are the guest's (OF too for a count of 1;
              * otherwise OF is dead): deferred like an ALU op's. */
-            uint32_t of = n == 1 ? 0x800 : 0;
-            emit_flags_kc(be, rotate ? 0x1 | of : 0xc5 | of, rotate ? 0x801 : FLAGS_ARITH);
+            uint32_t of = n == 1 ? FL_OF : 0;
+            emit_flags_kc(be, rotate ? FL_CF | of : FL_CF | FL_PF | FL_ZF | FL_SF | of, rotate ? FL_OF | FL_CF : FLAGS_ARITH);
             return;
         }
         if (!be->flags_dead && be->of_lazy && !rotate && in->mod == 3 && !high_byte_regs(in)) {
             /* Only a stub could observe OF before it is overwritten: the
              * host's other flags are deferred, OF left out (merged as 0),
              * and the stubs compute it from the result (SAR's is 0). */
-            emit_flags_kc(be, 0xc5, FLAGS_ARITH);
-            if (kind != 7) {
+            emit_flags_kc(be, FL_CF | FL_PF | FL_ZF | FL_SF, FLAGS_ARITH);
+            if (kind != SH_SAR) {
                 be->of_rm = rm;
                 be->of_kind = kind;
                 be->of_size = size;
@@ -201,12 +198,14 @@ static void emit_product_flags(struct block_emit *be, int size, int dst)
         host_flags_clobbered(be, FLAGS_ARITH);
         return;
     }
-    emit_u8(e, 0x9c); emit_u8(e, 0x5e);                        /* pushfq; pop rsi */
-    emit_u8(e, 0x81); emit_u8(e, 0xe6); emit_u32(e, 0x801);    /* and esi, CF|OF */
+    emit_pushfq(e);
+    emit_pop(e, H_RSI);
+    emit_alu_r32_imm32(e, ALU_AND, H_RSI, FL_CF | FL_OF);
     emit_op(e, size, 0x85, dst, dst);                          /* test dst, dst */
-    emit_u8(e, 0x9c); emit_u8(e, 0x58);                        /* pushfq; pop rax */
-    emit_u8(e, 0x25); emit_u32(e, 0xc4);                       /* and eax, SF|ZF|PF */
-    emit_u8(e, 0x09); emit_u8(e, 0xf0);                        /* or eax, esi */
+    emit_pushfq(e);
+    emit_pop(e, H_RAX);
+    emit_alu_eax_imm32(e, ALU_AND, FL_SF | FL_ZF | FL_PF);
+    emit_alu_rr32(e, ALU_OR, H_RAX, H_RSI);
     emit_combine_eax(be, FLAGS_LOGIC, FLAGS_ARITH);           /* OF SF ZF PF CF; AF clear */
 }
 
@@ -261,7 +260,7 @@ void emit_mov_moffs(struct block_emit *be, const struct insn *in)
     struct emitter *e = be->e;
     int size = (in->op & 1) ? opsize(in) : 1;
     bool store = in->op >= 0xa2;
-    emit_u8(e, 0xb8); emit_u32(e, in->imm);                    /* mov eax, offset */
+    emit_mov_r32_imm32(e, H_RAX, in->imm);                     /* the offset */
     emit_probe(be, in->seg >= 0 ? in->seg : SEG_DS, size, store, false);
     emit_op(e, size, sized_op(store ? 0x88 : 0x8a, size), hreg(R_EAX), MEM_RDX);
 }
@@ -281,14 +280,14 @@ void emit_bit_reg(struct block_emit *be, const struct insn *in)
     } else {
         emit_ea(e, in);
         emit_mov_rr32(e, H_RCX, hreg(in->reg));
-        emit_u8(e, 0xc1); emit_u8(e, 0xf9); emit_u8(e, 5);     /* sar ecx, 5 */
-        emit_u8(e, 0x8d); emit_u8(e, 0x04); emit_u8(e, 0x88);  /* lea eax, [rax + rcx*4] */
+        emit_shift_r32_imm8(e, SH_SAR, H_RCX, 5);
+        emit_lea_r32_m(e, H_RAX, mem_sib(H_RAX, H_RCX, 2, 0, MEM_NODISP));
         emit_probe(be, in->ea_seg, 4, write, false);
         emit_mov_rr32(e, H_RCX, hreg(in->reg));
-        emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 31);    /* and ecx, 31 */
+        emit_alu_r32_imm8(e, ALU_AND, H_RCX, 31);
         emit_op(e, 4, 0x0f00 | (in->op & 0xff), H_RCX, MEM_RDX);   /* bt* [rdx], ecx */
     }
-    emit_flags(be, 0x1);
+    emit_flags(be, FL_CF);
 }
 
 /* SHLD/SHRD r/m32, reg, imm8/CL: the host's, with OF as the shared
@@ -320,17 +319,17 @@ void emit_cmpxchg8b(struct block_emit *be, const struct insn *in)
     struct emitter *e = be->e;
     emit_ea(e, in);
     emit_probe(be, in->ea_seg, 8, true, false);
-    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd6);      /* mov rsi, rdx */
+    emit_mov_rr64(e, H_RSI, H_RDX);
     emit_mov_rr32(e, H_RAX, hreg(R_EAX));
     emit_mov_rr32(e, H_RDX, hreg(R_EDX));
     emit_mov_rr32(e, H_RCX, hreg(R_ECX));
-    emit_u8(e, 0x53);                                          /* push rbx */
+    emit_push(e, H_RBX);
     emit_mov_rr32(e, H_RBX, hreg(R_EBX));
-    emit_u8(e, 0x0f); emit_u8(e, 0xc7); emit_u8(e, 0x0e);      /* cmpxchg8b [rsi] */
-    emit_u8(e, 0x5b);                                          /* pop rbx */
+    emit_cmpxchg8b_m(e, mem_ind(H_RSI));
+    emit_pop(e, H_RBX);
     emit_mov_rr32(e, hreg(R_EAX), H_RAX);
     emit_mov_rr32(e, hreg(R_EDX), H_RDX);
-    emit_flags(be, 0x40);
+        emit_flags(be, FL_ZF);
 }
 
 /* BT/BTS/BTR/BTC r/m, imm8: only CF is defined and set (alu_bit). */
@@ -341,5 +340,5 @@ void emit_bit_imm(struct block_emit *be, const struct insn *in)
     int rm = emit_rm(be, in, size, in->reg != 4);
     emit_op(e, size, 0x0fba, EXT(in->reg), rm);               /* bt* rm, imm8 */
     emit_u8(e, in->imm & (size * 8 - 1));
-    emit_flags(be, 0x1);
+    emit_flags(be, FL_CF);
 }

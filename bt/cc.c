@@ -8,7 +8,7 @@
 /* The guest flags condition code cc tests. */
 uint32_t cond_flags(int cc)
 {
-    static const uint32_t need[8] = { 0x800, 0x1, 0x40, 0x41, 0x80, 0x4, 0x880, 0x8c0 };   /* O B Z BE S P L LE */
+    static const uint32_t need[8] = { FL_OF, FL_CF, FL_ZF, FL_ZF | FL_CF, FL_SF, FL_PF, FL_OF | FL_SF, FL_OF | FL_SF | FL_ZF };   /* O B Z BE S P L LE */
     return need[(cc & 0xe) >> 1];
 }
 

@@ -520,7 +520,7 @@ static bool track_logic_reg(struct block_emit *be, struct native_stub *s, const 
                             native_probes(in, cached_operands(be)) == 1;
     s->logic_reg = be->host_clear ? be->logic_reg : -1;
     s->logic_size = be->logic_size;
-    if (native_flags_written(in) & 0x800)
+    if (native_flags_written(in) & FL_OF)
         be->of_rm = -1;                        /* after this one's stub: it overwrites OF */
     return logic_reg_written;
 }

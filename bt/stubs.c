@@ -371,7 +371,7 @@ static void emit_stub_flags(struct emitter *e, const struct native_stub *s)
             emit_mov_r32_m(e, H_RSI, cpu_field(OFF_FLAGS));   /* CF for SHL/SAL's OF */
         }
         emit_shift_of(e, s->of_kind, s->of_size, s->of_rm);
-        emit_put_flags_eax(e, 0x800);
+        emit_put_flags_eax(e, FL_OF);
     }
 }
 
