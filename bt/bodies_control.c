@@ -51,12 +51,10 @@ void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip)
     emit_mov_rr32(e, H_RAX, hreg(R_ESP));
     emit_op(e, 4, 0x8b, H_RCX, emit_stack_slot(be, false));   /* mov ecx, [slot] */
     if (check_eip && !cs_covers_all(be)) {
-        emit_u8(e, 0x3b);                      /* cmp ecx, [rbx + cs.limit] */
-        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
-        jump_to_stub(be, CC_A);
-    }
-    emit_u8(e, 0x8d); emit_u8(e, 0x80);        /* lea eax, [rax + 4 + extra] (flags kept) */
-    emit_u32(e, 4 + extra);
+            emit_alu_r32_m(e, ALU_CMP, H_RCX, cpu_field(OFF_SEG(SEG_CS, limit)));
+            jump_to_stub(be, CC_A);
+        }
+        emit_lea_r32_m(e, H_RAX, mem_d32(H_RAX, 4 + extra));      /* flags kept */
     emit_mov_rr32(e, hreg(R_ESP), H_RAX);
 }
 
@@ -66,9 +64,7 @@ void check_target(struct block_emit *be, uint32_t target)
     if (target <= be->limit_checked)
         return;
     struct emitter *e = be->e;
-    emit_u8(e, 0x81);                          /* cmp dword [rbx + cs.limit], target */
-    modrm_rbx(e, 7, OFF_SEG(SEG_CS, limit));
-    emit_u32(e, target);
+    emit_alu_m32_imm32(e, ALU_CMP, cpu_field(OFF_SEG(SEG_CS, limit)), target);
     jump_to_stub(be, CC_B);
 }
 
@@ -129,8 +125,7 @@ void emit_load_target_edi(struct block_emit *be, const struct insn *in)
     emit_op(e, 4, 0x8b, H_RDI, emit_rm(be, in, 4, false));    /* mov edi, rm */
     if (cs_covers_all(be))
         return;
-    emit_u8(e, 0x3b);                                          /* cmp edi, [rbx + cs.limit] */
-    modrm_rbx(e, H_RDI, OFF_SEG(SEG_CS, limit));
+    emit_alu_r32_m(e, ALU_CMP, H_RDI, cpu_field(OFF_SEG(SEG_CS, limit)));
     jump_to_stub(be, CC_A);
 }
 
@@ -142,9 +137,8 @@ static void emit_cmp_block_kind(struct block_emit *be)
     _Static_assert(offsetof(struct block, user) == offsetof(struct block, code32) + 1 &&
                    offsetof(struct block, valid) == offsetof(struct block, code32) + 2 &&
                    offsetof(struct block, flat) == offsetof(struct block, code32) + 3, "block flags are adjacent");
-    emit_u8(e, 0x81); emit_u8(e, 0xb8);                        /* cmp dword [rax+code32], want */
-    emit_u32(e, offsetof(struct block, code32));
-    emit_u32(e, 1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat_key << 24);
+    emit_alu_m32_imm32(e, ALU_CMP, mem_d32(H_RAX, offsetof(struct block, code32)),
+                       1u | (uint32_t)be->user << 8 | 1u << 16 | (uint32_t)be->flat_key << 24);
 }
 
 /* AX = the flags as a chained entry takes them: from R11 (`flags_in_r11`,
@@ -161,10 +155,9 @@ static void emit_chained_flags_ax(struct block_emit *be, bool flags_in_r11)
 static void emit_enter_chained(struct block_emit *be, bool flags_in_r11)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xc6);      /* mov rsi, rax */
+    emit_mov_rr64(e, H_RSI, H_RAX);
     emit_chained_flags_ax(be, flags_in_r11);
-    emit_u8(e, 0xff); emit_u8(e, 0xa6);                        /* jmp [rsi+entry_chained] */
-    emit_u32(e, offsetof(struct block, entry_chained));
+    emit_jmp_m64(e, mem_d32(H_RSI, offsetof(struct block, entry_chained)));
 }
 
 /*
@@ -181,16 +174,13 @@ void emit_return_push(struct block_emit *be, uint32_t ret_eip)
     if (!be->chain || !be->flat || ((ret_eip ^ be->block_eip) & PAGE_MASK) || be->nchain >= BT_CHAIN_SLOTS - 1)
         return;
     struct chain_slot *slot = new_chain_slot(be, ret_eip);
-    emit_u8(e, 0x8b); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov ecx, [rbx+top] */
-    emit_u8(e, 0x8d); emit_u8(e, 0x49); emit_u8(e, 16);        /* lea ecx, [rcx+16] */
-    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xc9);      /* movzx ecx, cl: 16 entries of 16 bytes */
-    emit_u8(e, 0x89); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov [rbx+top], ecx */
-    emit_u8(e, 0xc7); emit_u8(e, 0x84); emit_u8(e, 0x0b);      /* mov dword [rbx+rcx+eip], ret_eip */
-    emit_u32(e, (uint32_t)OFF_RAS_EIP);
-    emit_u32(e, ret_eip);
+    emit_mov_r32_m(e, H_RCX, cpu_field(OFF_RAS_TOP));
+    emit_lea_r32_m(e, H_RCX, mem_at(H_RCX, 16));
+    emit_movzx_r32_r8(e, H_RCX, H_RCX);                        /* 16 entries of 16 bytes */
+    emit_mov_m_r32(e, cpu_field(OFF_RAS_TOP), H_RCX);
+    emit_mov_m32_imm32(e, mem_sib(H_RBX, H_RCX, 0, OFF_RAS_EIP, MEM_DISP32), ret_eip);
     emit_mov_imm64(e, H_RAX, (uintptr_t)slot);
-    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0x84); emit_u8(e, 0x0b);   /* mov [rbx+rcx+slot], rax */
-    emit_u32(e, (uint32_t)OFF_RAS_SLOT);
+    emit_mov_m_r64(e, mem_sib(H_RBX, H_RCX, 0, OFF_RAS_SLOT, MEM_DISP32), H_RAX);
 }
 
 /*
@@ -203,25 +193,22 @@ void emit_return_push(struct block_emit *be, uint32_t ret_eip)
 static void emit_return_pop(struct block_emit *be, bool flags_in_r11, uint8_t **fill)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x8b); modrm_rbx(e, H_RCX, OFF_RAS_TOP);       /* mov ecx, [rbx+top] */
-    emit_u8(e, 0x8d); emit_u8(e, 0x51); emit_u8(e, 0xf0);      /* lea edx, [rcx-16] */
-    emit_u8(e, 0x0f); emit_u8(e, 0xb6); emit_u8(e, 0xd2);      /* movzx edx, dl */
-    emit_u8(e, 0x89); modrm_rbx(e, H_RDX, OFF_RAS_TOP);       /* mov [rbx+top], edx */
-    emit_u8(e, 0x3b); emit_u8(e, 0xbc); emit_u8(e, 0x0b);      /* cmp edi, [rbx+rcx+eip] */
-    emit_u32(e, (uint32_t)OFF_RAS_EIP);
+    emit_mov_r32_m(e, H_RCX, cpu_field(OFF_RAS_TOP));
+    emit_lea_r32_m(e, H_RDX, mem_at(H_RCX, -16));
+    emit_movzx_r32_r8(e, H_RDX, H_RDX);
+    emit_mov_m_r32(e, cpu_field(OFF_RAS_TOP), H_RDX);
+    emit_alu_r32_m(e, ALU_CMP, H_RDI, mem_sib(H_RBX, H_RCX, 0, OFF_RAS_EIP, MEM_DISP32));
     uint8_t *other = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0xb4); emit_u8(e, 0x0b);   /* mov rsi, [rbx+rcx+slot] */
-    emit_u32(e, (uint32_t)OFF_RAS_SLOT);
+    emit_mov_r64_m(e, H_RSI, mem_sib(H_RBX, H_RCX, 0, OFF_RAS_SLOT, MEM_DISP32));
     _Static_assert(offsetof(struct chain_slot, target) == 0, "slot target at offset 0");
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x06);      /* mov rax, [rsi+target] */
-    emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);      /* test rax, rax */
+    emit_mov_r64_m(e, H_RAX, mem_ind(H_RSI));                 /* the slot's target */
+    emit_test_rr64(e, H_RAX, H_RAX);
     uint8_t *unresolved = emit_jcc32(e, CC_E);
     emit_cmp_block_kind(be);
     uint8_t *stale = emit_jcc32(e, CC_NE);
     emit_enter_chained(be, flags_in_r11);
     emit_patch_rel32(unresolved, e->p);
-    emit_u8(e, 0x48); emit_u8(e, 0x89);                        /* mov [rbx+bt_chain_slot], rsi */
-    modrm_rbx(e, H_RSI, (int32_t)offsetof(struct cpu, bt_chain_slot));
+    emit_mov_m_r64(e, cpu_field((int32_t)offsetof(struct cpu, bt_chain_slot)), H_RSI);
     *fill = emit_jmp32(e);
     emit_patch_rel32(other, e->p);
     emit_patch_rel32(stale, e->p);
@@ -237,16 +224,15 @@ static void emit_return_pop(struct block_emit *be, bool flags_in_r11, uint8_t **
 void emit_host_return(struct block_emit *be, bool flags_in_r11)
 {
     struct emitter *e = be->e;
-    emit_u8(e, 0x48); emit_u8(e, 0x3b);        /* cmp rsp, [rbx+host_rsp] */
-    modrm_rbx(e, 4, OFF_HOST_RSP);
+    emit_alu_r64_m(e, ALU_CMP, H_RSP, cpu_field(OFF_HOST_RSP));
     uint8_t *none = emit_jcc32(e, CC_AE);
-    emit_u8(e, 0x48); emit_u8(e, 0x63); emit_u8(e, 0xcf);      /* movsxd rcx, edi (as PUSH imm32 left it) */
-    emit_u8(e, 0x48); emit_u8(e, 0x3b); emit_u8(e, 0x4c); emit_u8(e, 0x24); emit_u8(e, 8);   /* cmp rcx, [rsp+8] */
+    emit_movsxd_r64_r32(e, H_RCX, H_RDI);                     /* as PUSH imm32 left it */
+    emit_alu_r64_m(e, ALU_CMP, H_RCX, mem_at(H_RSP, 8));
     uint8_t *other = emit_jcc32(e, CC_NE);
     emit_chained_flags_ax(be, flags_in_r11);
-    emit_u8(e, 0xc2); emit_u8(e, 8); emit_u8(e, 0);            /* ret 8 */
+    emit_ret_imm16(e, 8);
     emit_patch_rel32(other, e->p);
-    emit_u8(e, 0x48); emit_u8(e, 0x83); emit_u8(e, 0xc4); emit_u8(e, 16);   /* add rsp, 16 */
+    emit_alu_r64_imm8(e, ALU_ADD, H_RSP, 16);
     emit_patch_rel32(none, e->p);
 }
 
@@ -271,50 +257,41 @@ void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, boo
         emit_host_return(be, flags_in_r11);
         emit_return_pop(be, flags_in_r11, &out[n++]);
     }
-    emit_u8(e, 0x89); emit_u8(e, 0xf8);                        /* mov eax, edi */
-    emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, 16);        /* shr eax, 16 */
-    emit_u8(e, 0x31); emit_u8(e, 0xf8);                        /* xor eax, edi */
-    emit_u8(e, 0x25); emit_u32(e, BT_JUMP_CACHE_SIZE - 1);     /* and eax, size-1 (bt_jump_cache_index) */
+    emit_mov_rr32(e, H_RAX, H_RDI);
+    emit_shift_r32_imm8(e, SH_SHR, H_RAX, 16);
+    emit_alu_rr32(e, ALU_XOR, H_RAX, H_RDI);
+    emit_alu_eax_imm32(e, ALU_AND, BT_JUMP_CACHE_SIZE - 1);   /* bt_jump_cache_index */
     emit_mov_imm64(e, H_RSI, (uintptr_t)be->jump_cache);
-    emit_u8(e, 0x48); emit_u8(e, 0x8b); emit_u8(e, 0x04); emit_u8(e, 0xc6);   /* mov rax, [rsi+rax*8] */
-    emit_u8(e, 0x48); emit_u8(e, 0x85); emit_u8(e, 0xc0);      /* test rax, rax */
+    emit_mov_r64_m(e, H_RAX, mem_sib(H_RSI, H_RAX, 3, 0, MEM_NODISP));
+    emit_test_rr64(e, H_RAX, H_RAX);
     out[n++] = emit_jcc32(e, CC_E);
-    emit_u8(e, 0x3b); emit_u8(e, 0xb8);                        /* cmp edi, [rax+eip] */
-    emit_u32(e, offsetof(struct block, eip));
+    emit_alu_r32_m(e, ALU_CMP, H_RDI, mem_d32(H_RAX, offsetof(struct block, eip)));
     out[n++] = emit_jcc32(e, CC_NE);
     emit_cmp_block_kind(be);
     out[n++] = emit_jcc32(e, CC_NE);
     if (!be->flat) {
         /* (A flat CS has base 0 and covers every EIP.) */
-        emit_u8(e, 0x8b); emit_u8(e, 0x88);                    /* mov ecx, [rax+last] */
-        emit_u32(e, offsetof(struct block, last));
-        emit_u8(e, 0x3b);                                      /* cmp ecx, [rbx+cs.limit] */
-        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, limit));
+        emit_mov_r32_m(e, H_RCX, mem_d32(H_RAX, offsetof(struct block, last)));
+        emit_alu_r32_m(e, ALU_CMP, H_RCX, cpu_field(OFF_SEG(SEG_CS, limit)));
         out[n++] = emit_jcc32(e, CC_A);
     }
     /* The target's linear page must be in the TLB, mapped to the block's page. */
-    emit_u8(e, 0x89); emit_u8(e, 0xf9);                        /* mov ecx, edi */
-    if (!be->flat) {
-        emit_u8(e, 0x03);                                      /* add ecx, [rbx+cs.base] */
-        modrm_rbx(e, H_RCX, OFF_SEG(SEG_CS, base));
-    }
-    emit_u8(e, 0x89); emit_u8(e, 0xca);                        /* mov edx, ecx */
+    emit_mov_rr32(e, H_RCX, H_RDI);
+    if (!be->flat)
+        emit_alu_r32_m(e, ALU_ADD, H_RCX, cpu_field(OFF_SEG(SEG_CS, base)));
+    emit_mov_rr32(e, H_RDX, H_RCX);
     emit_tlb_index_edx(e);
-    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
-    emit_u8(e, 0x3b); emit_u8(e, 0x8c); emit_u8(e, 0x13);      /* cmp ecx, [rbx+rdx+tag_read] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, tag_read));
+    emit_alu_r32_imm32(e, ALU_AND, H_RCX, PAGE_MASK);
+    emit_alu_r32_m(e, ALU_CMP, H_RCX, mem_sib(H_RBX, H_RDX, 0, OFF_TLB(be->user, tag_read), MEM_DISP32));
     out[n++] = emit_jcc32(e, CC_NE);
-    emit_u8(e, 0x8b); emit_u8(e, 0x8c); emit_u8(e, 0x13);      /* mov ecx, [rbx+rdx+phys] */
-    emit_u32(e, (uint32_t)OFF_TLB(be->user, phys));
-    emit_u8(e, 0x33); emit_u8(e, 0x88);                        /* xor ecx, [rax+phys] */
-    emit_u32(e, offsetof(struct block, phys));
-    emit_u8(e, 0x81); emit_u8(e, 0xe1); emit_u32(e, PAGE_MASK); /* and ecx, PAGE_MASK */
+    emit_mov_r32_m(e, H_RCX, mem_sib(H_RBX, H_RDX, 0, OFF_TLB(be->user, phys), MEM_DISP32));
+    emit_alu_r32_m(e, ALU_XOR, H_RCX, mem_d32(H_RAX, offsetof(struct block, phys)));
+    emit_alu_r32_imm32(e, ALU_AND, H_RCX, PAGE_MASK);
     out[n++] = emit_jcc32(e, CC_NE);
     if (be->flat) {
         emit_enter_chained(be, flags_in_r11);
     } else {
-        emit_u8(e, 0xff); emit_u8(e, 0xa0);                    /* jmp [rax+entry] */
-        emit_u32(e, offsetof(struct block, entry));
+        emit_jmp_m64(e, mem_d32(H_RAX, offsetof(struct block, entry)));
     }
     if (be->flat)
         e = cold_code(be);                     /* the caller's way out follows there */
@@ -334,8 +311,7 @@ void emit_exit_edi(struct block_emit *be, bool ret)
     if (!handover)
         emit_spill(be);
     bool flags_in_r11 = handover ? emit_flags_for_handover(be) : (emit_materialize_on_exit(be), false);
-    emit_u8(e, 0x89);                                          /* mov [rbx+eip], edi */
-    modrm_rbx(e, H_RDI, OFF_EIP);
+    emit_mov_m_r32(e, cpu_field(OFF_EIP), H_RDI);
     emit_count(e, be->pending + 1);
     if (be->chain)
         emit_jump_cache(be, true, flags_in_r11, ret);
@@ -361,20 +337,15 @@ void emit_sti(struct block_emit *be)
         add_stub_fixup(be, emit_jmp32(e));
         return;
     }
-    emit_u8(e, 0x83);                          /* cmp dword [rbx+cpl], 0 */
-    modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
-    emit_u8(e, 0);
+    emit_alu_m32_imm8(e, ALU_CMP, cpu_field((int32_t)offsetof(struct cpu, cpl)), 0);
     jump_to_stub(be, CC_NE);
     emit_mov_imm64(e, H_RAX, (uintptr_t)be->intr_line);
-    emit_u8(e, 0x80); emit_u8(e, 0x38); emit_u8(e, 0);         /* cmp byte [rax], 0 */
+    emit_alu_m8_imm8(e, ALU_CMP, mem_ind(H_RAX), 0);           /* the interrupt line */
     jump_to_stub(be, CC_NE);
     emit_load_rbx(e, H_RCX, OFF_FLAGS);
-    emit_u8(e, 0xf7); emit_u8(e, 0xd1);                        /* not ecx */
-    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 9);         /* shr ecx, 9: IF clear before */
-    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);         /* and ecx, 1 */
-    emit_u8(e, 0x08);                                          /* or [rbx+intr_shadow], cl */
-    modrm_rbx(e, H_RCX, (int32_t)offsetof(struct cpu, intr_shadow));
-    emit_u8(e, 0x81);                                          /* or dword [rbx+eflags], IF */
-    modrm_rbx(e, 1, OFF_FLAGS);
-    emit_u32(e, FL_IF);
+    emit_not_r32(e, H_RCX);
+    emit_shift_r32_imm8(e, SH_SHR, H_RCX, 9);                 /* IF clear before */
+    emit_alu_r32_imm8(e, ALU_AND, H_RCX, 1);
+    emit_alu_m_r8(e, ALU_OR, cpu_field((int32_t)offsetof(struct cpu, intr_shadow)), H_RCX);
+    emit_alu_m32_imm32(e, ALU_OR, cpu_field(OFF_FLAGS), FL_IF);
 }
