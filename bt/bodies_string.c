@@ -7,12 +7,11 @@
 /* ecx = +size, or -size when EFLAGS.DF is set (string index step). */
 static void emit_string_delta_ecx(struct emitter *e, int size)
 {
-    emit_u8(e, 0x8b);                                          /* mov ecx, [rbx+eflags] */
-    modrm_rbx(e, H_RCX, OFF_FLAGS);
-    emit_u8(e, 0xc1); emit_u8(e, 0xe9); emit_u8(e, 10);        /* shr ecx, 10 */
-    emit_u8(e, 0x83); emit_u8(e, 0xe1); emit_u8(e, 1);         /* and ecx, 1 */
-    emit_u8(e, 0x6b); emit_u8(e, 0xc9); emit_u8(e, (uint8_t)(-2 * size));   /* imul ecx, ecx, -2*size */
-    emit_u8(e, 0x83); emit_u8(e, 0xc1); emit_u8(e, size);      /* add ecx, size */
+    emit_mov_r32_m(e, H_RCX, cpu_field(OFF_FLAGS));
+    emit_shift_r32_imm8(e, SH_SHR, H_RCX, 10);                /* DF */
+    emit_alu_r32_imm8(e, ALU_AND, H_RCX, 1);
+    emit_imul_r32_r32_imm8(e, H_RCX, H_RCX, (int8_t)(-2 * size));
+    emit_alu_r32_imm8(e, ALU_ADD, H_RCX, (int8_t)size);
 }
 
 /* One STOS or LODS (no REP): ES:EDI or seg:ESI, then the index steps by DF. */
@@ -27,7 +26,7 @@ void emit_stos_lods(struct block_emit *be, const struct insn *in)
     emit_probe(be, stos ? SEG_ES : (in->seg >= 0 ? in->seg : SEG_DS), size, stos, false);
     emit_op(e, size, sized_op(stos ? 0x88 : 0x8a, size), hreg(R_EAX), MEM_RDX);
     emit_string_delta_ecx(e, size);
-    emit_op(e, 4, 0x01, H_RCX, idx);                           /* add idx, ecx */
+    emit_alu_rr32(e, ALU_ADD, idx, H_RCX);
 }
 
 /* ecx = min(ecx, the whole elements of 1 << shift bytes from the flat
@@ -35,14 +34,13 @@ void emit_stos_lods(struct block_emit *be, const struct insn *in)
 static void emit_min_page_room(struct emitter *e, int idx, int shift)
 {
     emit_mov_rr32(e, H_RAX, idx);
-    emit_u8(e, 0x25); emit_u32(e, PAGE_SIZE - 1);              /* and eax, 0xfff */
-    emit_u8(e, 0x2d); emit_u32(e, PAGE_SIZE);                  /* sub eax, 4096 */
-    emit_u8(e, 0xf7); emit_u8(e, 0xd8);                        /* neg eax: bytes left in the page */
-    if (shift) {
-        emit_u8(e, 0xc1); emit_u8(e, 0xe8); emit_u8(e, (uint8_t)shift);   /* shr eax, shift */
-    }
-    emit_u8(e, 0x39); emit_u8(e, 0xc1);                        /* cmp ecx, eax */
-    emit_u8(e, 0x0f); emit_u8(e, 0x47); emit_u8(e, 0xc8);      /* cmova ecx, eax */
+    emit_alu_eax_imm32(e, ALU_AND, PAGE_SIZE - 1);
+    emit_alu_eax_imm32(e, ALU_SUB, PAGE_SIZE);
+    emit_neg_r32(e, H_RAX);                                   /* bytes left in the page */
+    if (shift)
+        emit_shift_r32_imm8(e, SH_SHR, H_RAX, (uint8_t)shift);
+    emit_alu_rr32(e, ALU_CMP, H_RCX, H_RAX);
+    emit_cmovcc_rr32(e, CC_A, H_RCX, H_RAX);
 }
 
 /* At most this many bytes go through the native REP MOVS/STOS, a page at a
@@ -72,44 +70,39 @@ void emit_rep_string(struct block_emit *be, const struct insn *in)
         return;
     }
     int ecx = hreg(R_ECX), esi = hreg(R_ESI), edi = hreg(R_EDI);
-    emit_op(e, 4, 0x85, ecx, ecx);                             /* test ecx, ecx */
+    emit_test_rr32(e, ecx, ecx);
     uint8_t *none = emit_jcc32(e, CC_E);
-    emit_u8(e, 0xf7); modrm_rbx(e, 0, OFF_FLAGS); emit_u32(e, FL_DF);   /* test dword [rbx+eflags], DF */
+    emit_test_m32_imm32(e, cpu_field(OFF_FLAGS), FL_DF);
     jump_to_stub(be, CC_NE);
-    emit_op(e, 4, 0x81, EXT(7), ecx);                          /* cmp ecx, the most elements */
-    emit_u32(e, REP_NATIVE_BYTES >> shift);
+    emit_alu_r32_imm32(e, ALU_CMP, ecx, REP_NATIVE_BYTES >> shift);   /* the most elements */
     jump_to_stub(be, CC_A);
     uint8_t *round = e->p;
     emit_mov_rr32(e, H_RCX, ecx);
     emit_min_page_room(e, edi, shift);
     if (movs)
         emit_min_page_room(e, esi, shift);
-    emit_u8(e, 0x85); emit_u8(e, 0xc9);                        /* test ecx, ecx: an element across pages */
+    emit_test_rr32(e, H_RCX, H_RCX);                           /* an element across pages */
     jump_to_stub(be, CC_E);
     emit_mov_rr32(e, H_RAX, edi);
     emit_tlb_lookup(be, H_RAX, 1, true);
-    emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd7);      /* mov rdi, rdx */
+    emit_mov_rr64(e, H_RDI, H_RDX);
     if (movs) {
         emit_mov_rr32(e, H_RAX, esi);
         emit_tlb_lookup(be, H_RAX, 1, false);
-        emit_u8(e, 0x48); emit_u8(e, 0x89); emit_u8(e, 0xd6);  /* mov rsi, rdx */
+        emit_mov_rr64(e, H_RSI, H_RDX);
     } else {
         emit_mov_rr32(e, H_RAX, hreg(R_EAX));
     }
     emit_mov_rr32(e, H_RDX, H_RCX);
-    if (shift) {
-        emit_u8(e, 0xc1); emit_u8(e, 0xe2); emit_u8(e, (uint8_t)shift);   /* shl edx, shift: the bytes */
-    }
-    emit_op(e, 4, 0x29, H_RCX, ecx);                           /* sub ecx, the round's elements */
-    emit_u8(e, 0xf3);                                          /* rep movs/stos */
-    if (size == 2)
-        emit_u8(e, 0x66);
-    emit_u8(e, (uint8_t)op);
+    if (shift)
+        emit_shift_r32_imm8(e, SH_SHL, H_RDX, (uint8_t)shift);   /* the bytes */
+    emit_alu_rr32(e, ALU_SUB, ecx, H_RCX);                     /* the round's elements */
+    emit_rep_string_op(e, size, (uint8_t)op);
     if (movs)
-        emit_op(e, 4, 0x01, H_RDX, esi);                       /* add esi, edx */
-    emit_op(e, 4, 0x01, H_RDX, edi);                           /* add edi, edx */
+        emit_alu_rr32(e, ALU_ADD, esi, H_RDX);
+    emit_alu_rr32(e, ALU_ADD, edi, H_RDX);
     emit_regs_store(e, 1u << R_ECX | 1u << R_EDI | (movs ? 1u << R_ESI : 0));
-    emit_op(e, 4, 0x85, ecx, ecx);                             /* test ecx, ecx */
+    emit_test_rr32(e, ecx, ecx);
     emit_patch_rel32(emit_jcc32(e, CC_NE), round);
     emit_patch_rel32(none, e->p);
 }

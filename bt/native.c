@@ -216,15 +216,12 @@ static void emit_cli_cld_std(struct block_emit *be, const struct insn *in)
 {
     struct emitter *e = be->e;
     int op = in->op;
-    if (op == 0xfa) {
-        emit_u8(e, 0x83);              /* cmp dword [rbx+cpl], 0: IOPL decides elsewhere */
-        modrm_rbx(e, 7, (int32_t)offsetof(struct cpu, cpl));
-        emit_u8(e, 0);
+    if (op == 0xfa) {                  /* CPL 0 only: IOPL decides elsewhere */
+        emit_alu_m32_imm8(e, ALU_CMP, cpu_field((int32_t)offsetof(struct cpu, cpl)), 0);
         jump_to_stub(be, CC_NE);
     }
-    emit_u8(e, 0x81);                  /* and/or dword [rbx+eflags], imm32 */
-    modrm_rbx(e, op == 0xfd ? 1 : 4, OFF_FLAGS);
-    emit_u32(e, op == 0xfa ? ~(uint32_t)FL_IF : op == 0xfc ? ~(uint32_t)FL_DF : FL_DF);
+    emit_alu_m32_imm32(e, op == 0xfd ? ALU_OR : ALU_AND, cpu_field(OFF_FLAGS),
+                       op == 0xfa ? ~(uint32_t)FL_IF : op == 0xfc ? ~(uint32_t)FL_DF : FL_DF);
 }
 
 /* xchg r/m, reg */
@@ -272,7 +269,7 @@ static void emit_cwde(struct block_emit *be)
 static void emit_cdq_guest(struct block_emit *be)
 {
     emit_mov_rr32(be->e, H_RAX, hreg(R_EAX));
-    emit_u8(be->e, 0x99);
+        emit_cdq(be->e);
     emit_mov_rr32(be->e, hreg(R_EDX), H_RDX);
 }
 
@@ -344,8 +341,8 @@ static void emit_leave(struct block_emit *be)
     struct emitter *e = be->e;
     emit_mov_rr32(e, H_RAX, hreg(R_EBP));
     emit_probe(be, SEG_SS, 4, false, true);
-    emit_u8(e, 0x8b); modrm_rdx(e, H_RCX);
-    emit_u8(e, 0x83); emit_u8(e, 0xc0); emit_u8(e, 4);   /* add eax, 4 */
+    emit_mov_r32_m(e, H_RCX, mem_ind(H_RDX));
+    emit_alu_r32_imm8(e, ALU_ADD, H_RAX, 4);
     emit_mov_rr32(e, hreg(R_ESP), H_RAX);
     emit_mov_rr32(e, hreg(R_EBP), H_RCX);
 }
@@ -362,7 +359,7 @@ static void emit_movzx_movsx(struct block_emit *be, const struct insn *in)
 static void emit_pushf(struct block_emit *be, const struct insn *in)
 {
     emit_load_rbx(be->e, H_RDI, OFF_FLAGS);
-    emit_u8(be->e, 0x81); emit_u8(be->e, 0xe7); emit_u32(be->e, ~(FL_VM | FL_RF));   /* and edi, ~(VM | RF) */
+        emit_alu_r32_imm32(be->e, ALU_AND, H_RDI, ~(FL_VM | FL_RF));
     emit_push_value(be, in, PUSH_EDI, 0);
 }
 
@@ -399,7 +396,7 @@ static bool emit_jmp_rel(struct block_emit *be, const struct insn *in, uint32_t 
 static bool emit_ret_near(struct block_emit *be, const struct insn *in)
 {
     emit_pop_ecx(be, in->op == 0xc2 ? (in->imm & 0xffff) : 0, true);
-    emit_u8(be->e, 0x89); emit_u8(be->e, 0xcf); /* mov edi, ecx */
+        emit_mov_rr32(be->e, H_RDI, H_RCX);
     emit_exit_edi(be, true);
     return true;
 }
@@ -621,8 +618,7 @@ void native_emit_threaded(struct block_emit *be, const struct insn *in, uint32_t
     if (!last)
         return;
     if (goes_on) {
-        emit_u8(e, 0x8b);                                      /* mov edi, [rbx+eip] */
-        modrm_rbx(e, H_RDI, OFF_EIP);
+        emit_mov_r32_m(e, H_RDI, cpu_field(OFF_EIP));
         emit_jump_cache(be, false, false, false);
     }
     be->plain_exits[be->nplain++] = emit_jmp32(be->e);
