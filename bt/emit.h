@@ -117,7 +117,8 @@ enum host_cc { CC_O, CC_NO, CC_B, CC_AE, CC_E, CC_NE, CC_BE, CC_A, CC_S, CC_NS, 
 enum mem_form {
     MEM_AUTO,    /* disp8 when it fits, else disp32 (never the no-displacement form) */
     MEM_NODISP,  /* no displacement (disp8 0 for a base of RBP/R13) */
-    MEM_DISP32,  /* always disp32 */
+        MEM_DISP32,  /* always disp32 */
+        MEM_DISP32_SIB, /* always disp32, and always a SIB byte */
 };
 
 /* [base + index << scale + disp]: base or index -1 for none. */
@@ -149,7 +150,7 @@ static inline void emit_rex_mem(struct emitter *e, int w, int reg, struct mem m)
 /* ModRM, SIB and displacement of m; reg is a register or an opcode extension. */
 static inline void emit_modrm_mem(struct emitter *e, int reg, struct mem m)
 {
-    bool sib = m.index >= 0 || m.base < 0 || (m.base & 7) == 4;
+        bool sib = m.index >= 0 || m.base < 0 || (m.base & 7) == 4 || m.form == MEM_DISP32_SIB;
     int mod;
     if (m.base < 0)
         mod = 0;                                       /* SIB base 101: disp32 alone */

@@ -28,15 +28,8 @@ void emit_ea_to(struct emitter *e, const struct insn *in, int dst)
     }
     int base = in->ea_base >= 0 ? hreg(in->ea_base) : -1;
     int index = in->ea_index >= 0 ? hreg(in->ea_index) : -1;
-    uint8_t rex = 0x40 | (dst & 8 ? 4 : 0) | (index >= 0 && (index & 8) ? 2 : 0) | (base >= 0 && (base & 8) ? 1 : 0);
-    if (rex != 0x40)
-        emit_u8(e, rex);
-    emit_u8(e, 0x8d);
-    emit_u8(e, (base >= 0 ? 0x80 : 0x00) | (dst & 7) << 3 | 4);   /* disp32 with a base; none: SIB base 101 */
-    int sib_index = index >= 0 ? (index & 7) : 4;             /* 100 without REX.X: no index */
-    int sib_base = base >= 0 ? (base & 7) : 5;
-    emit_u8(e, (index >= 0 ? (in->ea_scale & 3) << 6 : 0) | sib_index << 3 | sib_base);
-    emit_u32(e, (uint32_t)in->disp);
+    emit_lea_r32_m(e, dst, mem_sib(base, index, in->ea_scale & 3, in->disp, MEM_DISP32_SIB));
+
 }
 
 void emit_ea(struct emitter *e, const struct insn *in)

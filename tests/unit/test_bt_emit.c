@@ -132,15 +132,17 @@ static void expect(const char *mnemonic, int n, const struct opnd *want)
 
 /* The memory operands tried with register `reg`: every base, several
  * displacements, each form, and SIB forms with an index. */
-static int nmems(void) { return 16 * NDISPS * 3 + 16 * 4 + 1; }
+static int nmems(void) { return 16 * NDISPS * 4 + 16 * 4 + 1; }
 
 static struct mem mem_case(int k)
 {
-    if (k < 16 * NDISPS * 3) {
+    if (k < 16 * NDISPS * 4) {
         int base = k % 16, d = disps[(k / 16) % NDISPS], form = k / (16 * NDISPS);
+        if (form == 3)
+            return mem_sib(base, -1, 0, d, MEM_DISP32_SIB);
         return form == 0 ? mem_at(base, d) : form == 1 ? mem_d32(base, d) : mem_ind(base);
     }
-    k -= 16 * NDISPS * 3;
+    k -= 16 * NDISPS * 4;
     if (k < 16 * 4) {
         int base = k % 16, scale = k / 16, index = (base + 5) % 16;
         if (index == H_RSP)
@@ -406,6 +408,8 @@ static void test_displacement_forms(void **state)
         }
         emit_mov_r32_m(start(), H_RAX, mem_ind(base));
         assert_int_equal(em.p - buf, (base & 7) == 5 ? d32 - 3 : d32 - 4);
+        emit_mov_r32_m(start(), H_RAX, mem_sib(base, -1, 0, 0, MEM_DISP32_SIB));
+        assert_int_equal(em.p - buf, (base & 7) == 4 ? d32 : d32 + 1);   /* a SIB byte even without index */
     }
 }
 
