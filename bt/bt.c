@@ -639,90 +639,111 @@ static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, con
     return bt_step_threaded;
 }
 
-static void emit_block_code(struct bt *bt, struct block *b)
+/* What a block's translation decides before it emits anything, per instruction. */
+struct block_plan {
+    unsigned cached[MAX_BLOCK_INSNS];      /* CACHED_RM, CACHED_STACK (plan_base_cache) */
+    bool dead[MAX_BLOCK_INSNS];            /* its flags never reach EFLAGS */
+    uint32_t live_after[MAX_BLOCK_INSNS];  /* flags possibly observed after it */
+    int probes_ahead[MAX_BLOCK_INSNS];
+    uint32_t live_in, read_live;
+    unsigned checked;                      /* base registers checked at the flat entry */
+};
+
+/* Only blocks whose instructions are native or plain threaded ones chain:
+ * those cannot change interrupt state, mappings or the mode.  The guest
+ * registers native instructions use are loaded at the entry. */
+static void plan_chain_and_regs(struct block *b, struct block_emit *be)
 {
-    struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
-                             .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
-                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
-    /* Only blocks whose instructions are native or plain threaded ones chain:
-     * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
     for (int k = 0; k < b->ninsn && all_native; k++)
         all_native = native_supported(&b->insns[k]) || native_threaded_is_plain(&b->insns[k]);
     if (all_native)
-        be.chain = b->chain;
+        be->chain = b->chain;
     if (b->code32)
         for (int k = 0; k < b->ninsn; k++)
             if (native_supported(&b->insns[k]))
-                be.regs_used |= native_regs_used(&b->insns[k]);
-    /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
-     * changes CS stays in a block: every direct target is within it. */
-    be.limit_checked = b->flat ? 0xffffffffu : b->last;
-    unsigned cached[MAX_BLOCK_INSNS] = { 0 };
-    unsigned checked = b->flat && b->code32 ? plan_base_cache(b, cached) : 0;
-    for (int k = 0; k < b->ninsn; k++) {
-        bt->stats.operands_cached += !!(cached[k] & CACHED_RM);
-        bt->stats.stack_slots_cached += !!(cached[k] & CACHED_STACK);
-    }
-    /* Backward pass: an instruction's flags need not reach EFLAGS when the
-     * following ones overwrite them before anything reads them or can leave
-     * for the interpreter. */
-    bool dead[MAX_BLOCK_INSNS];
-    uint32_t live_after[MAX_BLOCK_INSNS];
-    uint32_t live = 0x8d5;
+                be->regs_used |= native_regs_used(&b->insns[k]);
+}
+
+/* Backward pass: an instruction's flags need not reach EFLAGS when the
+ * following ones overwrite them before anything reads them or can leave
+ * for the interpreter. */
+static void plan_flag_liveness(const struct block *b, struct block_plan *p)
+{
+    uint32_t live = FL_ARITH;
     /* The same pass for flags read, not only possibly observed by a fault
      * or an exit: a flag read before the block writes it, a side exit, a
      * partial writer (INC/DEC keep CF), a threaded instruction. */
-    uint32_t read_live = 0x8d5;
+    uint32_t read_live = FL_ARITH;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         uint32_t w = native_flags_written(&b->insns[k]);
-        live_after[k] = live;
-        dead[k] = b->code32 && w && !(w & live);
+        p->live_after[k] = live;
+        p->dead[k] = b->code32 && w && !(w & live);
         bool followed = jump_followed(b, k);
-        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], cached[k]));
+        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], p->cached[k]));
         read_live = (read_live & ~w) | (followed ? 0 : native_flags_read(&b->insns[k]));
     }
-    be.live_in = live;
-    uint8_t *start = e->p;
-    native_emit_prologue(e);
-    b->entry = e->p;
-    if (b->flat && b->code32)
-        emit_flat_entry(&be, b, checked, read_live != 0);
-    /* Probes from each instruction until deferred flags pending at it are
-     * gone: overwritten whole (after its probes), or captured before a
-     * threaded instruction. */
-    int probes_ahead[MAX_BLOCK_INSNS];
+    p->live_in = live;
+    p->read_live = read_live;
+}
+
+/* Probes from each instruction until deferred flags pending at it are
+ * gone: overwritten whole (after its probes), or captured before a
+ * threaded instruction. */
+static void plan_probes_ahead(const struct block *b, struct block_plan *p)
+{
     int next = 0;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         const struct insn *in = &b->insns[k];
         if (!native_supported(in))
-            probes_ahead[k] = 0;
+            p->probes_ahead[k] = 0;
         else
-            probes_ahead[k] = native_probes(in, cached[k]) +
-                              (native_flags_written(in) == 0x8d5 ? 0 : next);
-        next = probes_ahead[k];
+            p->probes_ahead[k] = native_probes(in, p->cached[k]) +
+                                 (native_flags_written(in) == FL_ARITH ? 0 : next);
+        next = p->probes_ahead[k];
     }
+}
+
+static void plan_block(struct bt *bt, struct block *b, struct block_emit *be, struct block_plan *p)
+{
+    plan_chain_and_regs(b, be);
+    /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
+     * changes CS stays in a block: every direct target is within it. */
+    be->limit_checked = b->flat ? 0xffffffffu : b->last;
+    p->checked = b->flat && b->code32 ? plan_base_cache(b, p->cached) : 0;
+    for (int k = 0; k < b->ninsn; k++) {
+        bt->stats.operands_cached += !!(p->cached[k] & CACHED_RM);
+        bt->stats.stack_slots_cached += !!(p->cached[k] & CACHED_STACK);
+    }
+    plan_flag_liveness(b, p);
+    be->live_in = p->live_in;
+    plan_probes_ahead(b, p);
+}
+
+/* The block's instructions, native or threaded, in order; returns whether
+ * the last one left the block. */
+static bool emit_block_insns(struct block_emit *be, const struct block *b, const struct block_plan *p)
+{
     uint32_t eip = b->eip;
     bool ended = false;
     uint8_t flat_so_far = b->flat;             /* the key's bits, while they hold */
     for (int k = 0; k < b->ninsn; k++) {
         const struct insn *in = &b->insns[k];
         bool last = k + 1 == b->ninsn;
-        be.flags_dead = dead[k];
-        be.flags_live = live_after[k];
-        be.base_cached = (cached[k] & CACHED_RM) ? in->ea_base : -1;
-        be.stack_cached = cached[k] & CACHED_STACK;
-        be.probes_ahead = probes_ahead[k];
-        be.jump_followed = jump_followed(b, k);
-        be.last = last;
-        be.of_lazy = of_observed_by_stubs_only(b, k);
-        be.flat = flat_so_far != 0;
-        be.flat_key = flat_so_far;
-        if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
-            ended = native_emit(&be, in, eip);
+        be->flags_dead = p->dead[k];
+        be->flags_live = p->live_after[k];
+        be->base_cached = (p->cached[k] & CACHED_RM) ? in->ea_base : -1;
+        be->stack_cached = p->cached[k] & CACHED_STACK;
+        be->probes_ahead = p->probes_ahead[k];
+        be->jump_followed = jump_followed(b, k);
+        be->last = last;
+        be->of_lazy = of_observed_by_stubs_only(b, k);
+        be->flat = flat_so_far != 0;
+        be->flat_key = flat_so_far;
+        if (b->code32 && be->nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
+            ended = native_emit(be, in, eip);
         } else {
-            native_emit_threaded(&be, in, eip, last, threaded_step(in, flat_so_far));
+            native_emit_threaded(be, in, eip, last, threaded_step(in, flat_so_far));
             ended = last;
             if (!native_threaded_is_plain(in))
                 flat_so_far = 0;       /* it may have loaded a segment register */
@@ -730,7 +751,24 @@ static void emit_block_code(struct bt *bt, struct block *b)
         eip = eip_after(b, k, eip);
     }
     if (!ended)
-        native_emit_exit(&be, eip);
+        native_emit_exit(be, eip);
+    return ended;
+}
+
+static void emit_block_code(struct bt *bt, struct block *b)
+{
+    struct emitter *e = &bt->em;
+    struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
+                             .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
+                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
+    struct block_plan plan = { .cached = { 0 } };
+    plan_block(bt, b, &be, &plan);
+    uint8_t *start = e->p;
+    native_emit_prologue(e);
+    b->entry = e->p;
+    if (b->flat && b->code32)
+        emit_flat_entry(&be, b, plan.checked, plan.read_live != 0);
+    emit_block_insns(&be, b, &plan);
     be.e = be.cold;
     native_emit_stubs(&be, bt_step_slow);
     be.e = be.hot;
@@ -885,6 +923,39 @@ static uint8_t segments_flat(const struct cpu *c)
            (c->cpl == 3 && data_4g(&c->seg[SEG_GS]) ? FLAT_GS : 0);
 }
 
+/* -d out_asm and the perf map learn of a new block's code. */
+static void announce_block(struct bt *bt, const struct block *b, const uint8_t *page_bytes,
+                           const uint8_t *page2_bytes, const uint8_t *code_start, const uint8_t *cold_start)
+{
+    if (bt->cpu->trace & TRACE_OUT_ASM)
+        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start, cold_start,
+                    bt->cold.p - cold_start);
+    if (bt->perf_map) {
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
+                (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s_stubs\n", (unsigned long)(uintptr_t)cold_start,
+                (unsigned long)(bt->cold.p - cold_start), b->eip, b->user ? "_user" : "");
+    }
+}
+
+/* A new block into the lookup hash and its page(s)' lists; its pages are code pages. */
+static void register_block(struct bt *bt, struct block *b)
+{
+    unsigned h = hash_of(b->phys, b->code32);
+    b->hash_next = bt->hash[h];
+    bt->hash[h] = b;
+    b->page_next = bt->page_blocks[b->phys >> 12];
+    bt->page_blocks[b->phys >> 12] = b;
+    bt->code_granules[b->phys >> 12] |= b->gran;
+    mark_code_page(bt, b->phys);
+    if (b->two_pages) {
+        b->page2_next = bt->page_blocks[b->phys2 >> 12];
+        bt->page_blocks[b->phys2 >> 12] = b;
+        bt->code_granules[b->phys2 >> 12] |= b->gran2;
+        mark_code_page(bt, b->phys2);
+    }
+}
+
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
                                uint8_t flat, uint8_t uncached)
 {
@@ -945,28 +1016,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->insns = insns;
     uint8_t *code_start = bt->em.p, *cold_start = bt->cold.p;
     emit_block_code(bt, b);
-    if (bt->cpu->trace & TRACE_OUT_ASM)
-        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start, cold_start,
-                    bt->cold.p - cold_start);
-    if (bt->perf_map) {
-        fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
-                (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
-        fprintf(bt->perf_map, "%lx %lx guest_%08x%s_stubs\n", (unsigned long)(uintptr_t)cold_start,
-                (unsigned long)(bt->cold.p - cold_start), b->eip, b->user ? "_user" : "");
-    }
-    unsigned h = hash_of(phys, code32);
-    b->hash_next = bt->hash[h];
-    bt->hash[h] = b;
-    b->page_next = bt->page_blocks[phys >> 12];
-    bt->page_blocks[phys >> 12] = b;
-    bt->code_granules[phys >> 12] |= b->gran;
-    mark_code_page(bt, phys);
-    if (b->two_pages) {
-        b->page2_next = bt->page_blocks[b->phys2 >> 12];
-        bt->page_blocks[b->phys2 >> 12] = b;
-        bt->code_granules[b->phys2 >> 12] |= b->gran2;
-        mark_code_page(bt, b->phys2);
-    }
+    announce_block(bt, b, page_bytes, page2_bytes, code_start, cold_start);
+    register_block(bt, b);
     bt->stats.blocks_translated++;
     prefault_note(bt->prefault, bt->prefault_area[0], bt->em.p);
     prefault_note(bt->prefault, bt->prefault_area[1], bt->cold.p);
