@@ -474,7 +474,7 @@ static void cover(int64_t *lo, int64_t *hi, int64_t a, int64_t b)
     *hi = b > *hi ? b : *hi;
 }
 
-/* Base-register page caching (see native.c): the [reg + disp] operands met
+/* Base-register page caching (see operands.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two.  ESP stays a base across PUSH,
  * POP, CALL, RET and ADD/SUB ESP, imm, whose changes are known: its range,
@@ -544,7 +544,7 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
 }
 
 /*
- * A flat block's entries (see native.c): bt_run's (entry) loads the guest
+ * A flat block's entries (see native.c and flags.c): bt_run's (entry) loads the guest
  * registers; patched jumps (entry_chained) bring them loaded, with the
  * arithmetic flags in AX.  Where they go from there:
  * - a block that writes them all before anything could observe them
@@ -603,7 +603,7 @@ static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned che
 
 /* Instruction k is a shift of a register by an immediate whose OF nothing
  * but a later instruction's stub could observe before an instruction
- * overwrites it (see native.c, emit_shift). */
+ * overwrites it (see bodies_alu.c, emit_shift). */
 static bool of_observed_by_stubs_only(const struct block *b, int k)
 {
     const struct insn *in = &b->insns[k];

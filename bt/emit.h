@@ -1,6 +1,10 @@
 /*
- * A minimal x86-64 machine-code emitter for the translation cache.
- * Register numbers are the hardware encodings (RAX=0 ... R15=15).
+ * The x86-64 machine-code emitter of the translation cache: the byte level
+ * (emit_u8/u32/u64, REX, ModRM/SIB/displacement of a struct mem operand),
+ * one named emitter per host instruction form the translator uses, and
+ * rel32 jumps to patch.  Register numbers are the hardware encodings
+ * (RAX=0 ... R15=15).  Nothing here knows the guest: that is encode.c and
+ * the files beside it (bt/native_internal.h).
  */
 #ifndef RV_EMIT_H
 #define RV_EMIT_H
@@ -15,9 +19,9 @@ enum { H_RAX, H_RCX, H_RDX, H_RBX, H_RSP, H_RBP, H_RSI, H_RDI,
 struct emitter {
     uint8_t *p;        /* next byte */
     uint8_t *end;      /* limit */
-    int mem_index;     /* the memory operand MEM_COVERED (native.c): [rdx + mem_index + mem_disp] */
+    int mem_index;     /* the memory operand MEM_COVERED (encode.c): [rdx + mem_index + mem_disp] */
     int32_t mem_disp;
-    uint8_t *epilogue; /* the shared way back to bt_run's caller (native.c), once emitted */
+    uint8_t *epilogue; /* the shared way back to bt_run's caller (encode.c), once emitted */
 };
 
 static inline int emit_room(const struct emitter *e, int n) { return e->end - e->p >= n; }

@@ -28,6 +28,12 @@
  *
  * Retired-instruction counts are kept static while native code runs and
  * taken from the budget at exits and before any call out.
+ *
+ * This file owns native_emit (one guest instruction: deferred flags settled
+ * for it, its stub opened, its body chosen by a switch of one-line cases,
+ * the stub closed) and native_emit_threaded.  The bodies, operands, flags,
+ * stubs and encoders live beside it: bt/native_internal.h lists them; the
+ * conventions above hold in all of them.
  */
 #include "bt/native_internal.h"
 
