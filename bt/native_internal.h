@@ -48,7 +48,7 @@ _Static_assert(sizeof(((struct cpu *)0)->bt_ras) == 256, "the return stack's byt
 /* [rbx + off]: a field of struct cpu (RBX holds the cpu inside a block). */
 static inline struct mem cpu_field(int32_t off) { return mem_at(H_RBX, off); }
 
-/* encode */
+/* encode.c */
 void modrm_rbx(struct emitter *e, int reg, int32_t disp);
 void modrm_rdx(struct emitter *e, int reg);
 uint8_t sized_op(uint8_t op8, int size);
@@ -66,7 +66,7 @@ uint8_t *emit_jcc32(struct emitter *e, uint8_t cc);
 void emit_count(struct emitter *e, int n);
 void emit_store_eip(struct emitter *e, uint32_t eip);
 
-/* flags */
+/* flags.c */
 void emit_flags_layout_from_ax(struct emitter *e, int dst);
 void emit_combine_eax(struct block_emit *be, uint32_t keep, uint32_t clear);
 void emit_host_into_r11(struct emitter *e, uint32_t hkeep, uint32_t hclear, uint32_t *keep, uint32_t *clear);
@@ -89,7 +89,7 @@ bool flags_in_r11(const struct block_emit *be, uint32_t need);
 void emit_load_cf(struct block_emit *be);
 bool cs_covers_all(const struct block_emit *be);
 
-/* stubs */
+/* stubs.c */
 struct native_stub *cur_stub(struct block_emit *be);
 void add_stub_fixup(struct block_emit *be, uint8_t *field);
 void jump_to_stub(struct block_emit *be, uint8_t cc);
@@ -104,7 +104,7 @@ void emit_load_addend(struct emitter *e, int base);
 void emit_exit_n(struct block_emit *be, uint32_t eip, int count);
 void emit_call_step(struct emitter *e, uint32_t eip, const struct insn *in, bool (*step)(struct cpu *, const struct insn *));
 
-/* operands */
+/* operands.c */
 void emit_lea_eax(struct emitter *e, int guest, int32_t d, bool wide);
 void emit_ea_to(struct emitter *e, const struct insn *in, int dst);
 void emit_ea(struct emitter *e, const struct insn *in);
@@ -115,12 +115,12 @@ bool probe_keeps_flags(const struct block_emit *be, int sreg);
 void emit_probe(struct block_emit *be, int sreg, int size, bool write, bool stack32);
 int emit_rm(struct block_emit *be, const struct insn *in, int size, bool write);
 
-/* cc */
+/* cc.c */
 uint32_t cond_flags(int cc);
 void emit_cond_base(struct block_emit *be, int cc);
 uint8_t host_cc(int cc);
 
-/* select */
+/* select.c */
 bool alu_family(int op);
 int high_byte_regs(const struct insn *in);
 void emit_high_byte_rotate(struct block_emit *be, unsigned mask, bool back);
@@ -129,7 +129,7 @@ bool writes_rm(const struct insn *in);
 uint32_t flags_read(const struct insn *in);
 bool flags_merged_by_hand(const struct insn *in);
 
-/* alu */
+/* bodies_alu.c */
 int opsize(const struct insn *in);
 void emit_alu(struct block_emit *be, const struct insn *in);
 void emit_group1(struct block_emit *be, const struct insn *in);
@@ -148,7 +148,7 @@ void emit_double_shift(struct block_emit *be, const struct insn *in);
 void emit_cmpxchg8b(struct block_emit *be, const struct insn *in);
 void emit_bit_imm(struct block_emit *be, const struct insn *in);
 
-/* control */
+/* bodies_control.c */
 void emit_push_value(struct block_emit *be, const struct insn *in, int src_reg, uint32_t imm);
 void emit_pop_ecx(struct block_emit *be, uint32_t extra, bool check_eip);
 void check_target(struct block_emit *be, uint32_t target);
@@ -162,17 +162,17 @@ void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, boo
 void emit_exit_edi(struct block_emit *be, bool ret);
 void emit_sti(struct block_emit *be);
 
-/* string */
+/* bodies_string.c */
 void emit_stos_lods(struct block_emit *be, const struct insn *in);
 void emit_rep_string(struct block_emit *be, const struct insn *in);
 
-/* defines */
+/* operands of emit_op (encode.c), the host frame (encode.c, stubs.c), push sources (bodies_control.c) */
 #define MEM_RDX (-1)               /* an r/m operand that is the memory at [rdx] */
 #define MEM_COVERED (-2)           /* the memory at [rdx + e->mem_index + e->mem_disp] (64-bit) */
 #define EXT(n) (0x100 | (n))       /* a ModRM reg field that is an opcode extension */
 #define OFF_HOST_RSP        ((int32_t)offsetof(struct cpu, bt_host_rsp))
 #define OFF_HOST_RSP_FLOOR  ((int32_t)offsetof(struct cpu, bt_host_rsp_floor))
 #define HOST_FRAMES_MAX     4096       /* host CALL frames (16 bytes each) below bt_run's */
-#define PUSH_EDI (-2)
+#define PUSH_EDI (-2)             /* emit_push_value: the value is in EDI */
 
 #endif
