@@ -567,7 +567,7 @@ static bool attach_drives(struct machine *m)
 
 struct machine *machine_new(const struct machine_config *cfg)
 {
-    struct machine *m = calloc(1, sizeof(*m));
+    struct machine *m = xcalloc(1, sizeof(*m));
     m->cfg = *cfg;
     if (m->cfg.ns_per_insn <= 0)
         m->cfg.ns_per_insn = 4;
@@ -591,9 +591,9 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->cmos = cmos_new(m->bus, time(NULL));
     m->kbc = kbc_new(m->bus);
     if (m->serial_cd[0])
-        m->uart[0] = uart_new(m->bus, 0x3f8, 4, m->serial_cd[0]);
+        m->uart[0] = uart_new(m->bus, UART_COM1_BASE, UART_COM1_IRQ, m->serial_cd[0]);
     if (m->serial_cd[1])
-        m->uart[1] = uart_new(m->bus, 0x2f8, 3, m->serial_cd[1]);
+        m->uart[1] = uart_new(m->bus, UART_COM2_BASE, UART_COM2_IRQ, m->serial_cd[1]);
     if (m->debugcon_cd) {
         /* SeaBIOS's QEMU build prints to 0x402; Bochs-style guests and test ROMs use 0xE9. */
         debugcon_new(m->bus, 0x402, m->debugcon_cd);

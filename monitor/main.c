@@ -8,6 +8,7 @@
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
 #include "ui/ui.h"
+#include "hosted-driver/xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -335,7 +336,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-vnc")) {
             NEED_ARG();
             free(vnc_spec);
-            vnc_spec = malloc(strlen(val) + 5);
+            vnc_spec = xmalloc(strlen(val) + 5);
             sprintf(vnc_spec, "vnc=%s", val);
             cli_check_vnc("-vnc", val);
             display = vnc_spec;
