@@ -23,8 +23,11 @@
 #include "devices/fwcfg.h"
 #include "devices/ide.h"
 #include "devices/vga.h"
+#include "devices/pcnet.h"
+#include "devices/ne2k.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/net.h"
 #include "hosted-driver/vclock.h"
 #include "ui/ui.h"
 
@@ -343,6 +346,46 @@ static bool attach_drives(struct machine *m)
     return true;
 }
 
+/* The network cards sit in PCI slots 3 and up, as QEMU's first NIC does. */
+#define NIC_FIRST_SLOT 3
+
+static bool create_nics(struct machine *m)
+{
+    struct machine_config *cfg = &m->cfg;
+    char err[512];
+    if (!cfg->n_nic && !cfg->n_netdev && !cfg->net_none) {
+        /* The default machine: one PCnet on user networking. */
+        static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+        cfg->netdev[cfg->n_netdev++] = "user,id=net0";
+        cfg->nic[0] = (struct nic_config){ .model = "pcnet", .netdev = "net0", .option = "the default network card" };
+        memcpy(cfg->nic[0].mac, default_mac, 6);
+        cfg->n_nic = 1;
+    }
+    for (int k = 0; k < cfg->n_netdev; k++)
+        if (!net_slirp_new(cfg->netdev[k], m->clock, err, sizeof(err))) {
+            fprintf(stderr, "retrovisor: -netdev %s: %s\n", cfg->netdev[k], err);
+            return false;
+        }
+    for (int k = 0; k < cfg->n_nic; k++) {
+        const struct nic_config *n = &cfg->nic[k];
+        struct netdev *nd = netdev_find(n->netdev);
+        if (!nd) {
+            fprintf(stderr, "retrovisor: %s: no -netdev with id '%s'\n", n->option, n->netdev);
+            return false;
+        }
+        if (nd->attached) {
+            fprintf(stderr, "retrovisor: %s: -netdev '%s' already has a card\n", n->option, n->netdev);
+            return false;
+        }
+        int devfn = (NIC_FIRST_SLOT + k) << 3;
+        if (!strcmp(n->model, "ne2k_pci"))
+            m->ne2k[k] = ne2k_new(m->bus, m->pci, devfn, n->mac, nd);
+        else
+            m->pcnet[k] = pcnet_new(m->bus, m->pci, devfn, n->mac, nd, guest_phys_rw, m);
+    }
+    return true;
+}
+
 struct machine *machine_new(const struct machine_config *cfg)
 {
     struct machine *m = calloc(1, sizeof(*m));
@@ -386,7 +429,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !create_nics(m)) {
         machine_free(m);
         return NULL;
     }
@@ -420,6 +463,11 @@ void machine_free(struct machine *m)
     for (int k = 0; k < 4; k++)
         if (m->disk[k])
             blockdev_close(m->disk[k]);
+    for (int k = 0; k < MAX_NICS; k++) {
+        pcnet_free(m->pcnet[k]);
+        ne2k_free(m->ne2k[k]);
+    }
+    net_free_all();
     bt_free(m->bt);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
@@ -484,6 +532,11 @@ static void idle(struct machine *m)
     int64_t cap = now + 10 * 1000 * 1000;
     if (vclock_deterministic(m->clock) && deadline == INT64_MAX)
         deadline = cap;
+    if (net_active() && !vclock_deterministic(m->clock)) {
+        /* Sleep in poll() on the network's sockets, so a frame wakes the guest at once. */
+        net_poll((deadline < cap ? deadline : cap) - now);
+        return;
+    }
     vclock_advance_to(m->clock, deadline < cap || vclock_deterministic(m->clock) ? deadline : cap);
 }
 
@@ -520,6 +573,8 @@ int machine_run(struct machine *m)
             last_poll = cpu_icount(c);
             if (chardev_poll_all())
                 break;
+            if (net_active())
+                net_poll(0);
         }
         if (!poll_ui(m)) {
             m->exit_status = 0;       /* the window was closed: power off */

@@ -43,10 +43,27 @@ if [ ! -s "$OUT/vmlinuz" ]; then
     cp "$OUT"/pkgroot/boot/vmlinuz-*-686 "$OUT/vmlinuz"
 fi
 
-if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ]; then
-    step "building initramfs.cpio (busybox + init)"
+# Kernel modules the guest loads itself (insmod, in dependency order), found
+# in the kernel package by name: the network cards' drivers.
+MODULES="mii pcnet32 8390 ne2k-pci"
+moddir=$(ls -d "$OUT"/pkgroot/lib/modules/*-686)
+mod_specs=""
+for mod in $MODULES; do
+    ko=$(find "$moddir/kernel" -name "$mod.ko" | head -1)
+    if [ -z "$ko" ]; then
+        echo "build-linux: the kernel package has no $mod.ko" >&2
+        exit 1
+    fi
+    mod_specs="$mod_specs file:lib/modules/$mod.ko:$ko"
+done
+
+if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ] ||
+   [ "$HERE/udhcpc.sh" -nt "$OUT/initramfs.cpio" ] || [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ]; then
+    step "building initramfs.cpio (busybox + init + modules: $MODULES)"
+    # shellcheck disable=SC2086
     python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
-        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root \
+        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:etc dir:lib dir:lib/modules \
+        file:etc/udhcpc.sh:"$HERE/udhcpc.sh":755 $mod_specs \
         nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
         file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \
         slink:bin/sh:busybox \

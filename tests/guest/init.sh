@@ -40,6 +40,27 @@ test)
     echo "RV-END"
     poweroff -f
     ;;
+net)
+    # The network e2e (tests/e2e/net.sh): load the card's driver, take a
+    # DHCP lease from slirp, fetch a file from the host's 127.0.0.1 (the
+    # guest's 10.0.2.2), and answer one connection on a forwarded port.
+    arg() { sed -n "s/.*rv\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+    for mod in $(arg mods | tr , ' '); do insmod "/lib/modules/$mod.ko" || echo "RV-INSMOD-FAILED $mod"; done
+    ip link set lo up
+    if ip link set eth0 up; then echo "RV-ETH0 $(cat /sys/class/net/eth0/address)"; fi
+    udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 5 -T 2 >/dev/null 2>&1 || echo "RV-DHCP-FAILED"
+    if wget -q -O /tmp/blob "http://10.0.2.2:$(arg http)/blob"; then
+        echo "RV-WGET-SHA $(sha256sum /tmp/blob | cut -d' ' -f1)"
+    else
+        echo "RV-WGET-FAILED"
+    fi
+    rm -f /tmp/blob
+    echo "RV-NC-READY"
+    echo "RV-FROM-GUEST" | timeout 120 nc -l -p "$(arg ncport)" >/tmp/nc.out
+    echo "RV-NC-GOT $(cat /tmp/nc.out)"
+    echo "RV-END"
+    poweroff -f
+    ;;
 bench)
     t0=$(uptime_cs)
     dd if=/dev/zero bs=64k count=256 2>/dev/null | sha256sum >/dev/null
