@@ -71,6 +71,7 @@ struct ne2k {
     uint8_t cntr[3];
     uint8_t prom[PROM_SIZE];
     uint8_t mem[MEM_END - MEM_START];
+    bool rx_refused;            /* the ring was too full for the next waiting frame */
     uint64_t dropped;
 };
 
@@ -137,11 +138,16 @@ static bool ring_valid(const struct ne2k *s)
 static unsigned free_pages(const struct ne2k *s)
 {
     unsigned size = s->pstop - s->pstart;
-    if (s->bnry < s->pstart || s->bnry >= s->pstop)
+    unsigned bnry = s->bnry;
+    /* Linux writes PSTART-1 after reading the ring's last page: the page
+     * before PSTART is, around the ring, PSTOP-1. */
+    if (bnry == s->pstart - 1u)
+        bnry = s->pstop - 1;
+    if (bnry < s->pstart || bnry >= s->pstop)
         return 0;
-    if (s->curr < s->bnry)
-        return s->bnry - s->curr;
-    return size - (s->curr - s->bnry);
+    if (s->curr < bnry)
+        return bnry - s->curr;
+    return size - (s->curr - bnry);
 }
 
 static bool receiving(const struct ne2k *s)
@@ -154,8 +160,9 @@ static bool ne2k_can_receive(void *opaque)
     struct ne2k *s = opaque;
     if (!receiving(s) || !ring_valid(s))
         return true;        /* dropped at once */
-    unsigned need = (NET_MAX_FRAME + RX_HEADER + PAGE - 1) / PAGE;
-    return free_pages(s) > need;
+    unsigned need = (NET_MAX_FRAME + RX_HEADER + 4 + PAGE - 1) / PAGE;
+    s->rx_refused = free_pages(s) <= need;
+    return !s->rx_refused;
 }
 
 static unsigned multicast_bit(const uint8_t *dst)
@@ -202,7 +209,7 @@ static void ne2k_receive(void *opaque, const uint8_t *frame, size_t len)
     }
     size_t data_len = len < MIN_FRAME ? MIN_FRAME : len;
     unsigned total = data_len + RX_HEADER;
-    unsigned pages = (total + PAGE - 1) / PAGE;
+    unsigned pages = (total + 4 + PAGE - 1) / PAGE;    /* room for the FCS the chip would store */
     if (free_pages(s) <= pages) {
         s->dropped++;
         if (s->cntr[2] < 0xff)
@@ -224,6 +231,7 @@ static void ne2k_receive(void *opaque, const uint8_t *frame, size_t len)
     }
     s->curr = next;
     s->rsr = rsr;
+    s->rx_refused = false;
     raise_isr(s, ISR_PRX);
 }
 
@@ -320,6 +328,12 @@ static void page0_write(struct ne2k *s, unsigned r, uint8_t v)
     case 0x06: s->tbcr = (s->tbcr & 0x00ff) | v << 8; break;
     case 0x07:
         s->isr &= ~(v & 0x7f);      /* RST is not cleared by a write */
+        /* Frames are still waiting for room in a full ring: on a wire they
+         * would keep arriving, so "received" stays asserted until the
+         * guest has made room (Linux's 8390 reads at most ten frames per
+         * interrupt and relies on that). */
+        if (s->rx_refused)
+            s->isr |= ISR_PRX;
         update_irq(s);
         break;
     case 0x08: s->rsar = (s->rsar & 0xff00) | v; break;
