@@ -49,7 +49,7 @@ net)
     ip link set lo up
     if ip link set eth0 up; then echo "RV-ETH0 $(cat /sys/class/net/eth0/address)"; fi
     udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 5 -T 2 >/dev/null 2>&1 || echo "RV-DHCP-FAILED"
-    if wget -q -O /tmp/blob "http://10.0.2.2:$(arg http)/blob"; then
+    if timeout "$(arg wgettime)" wget -q -O /tmp/blob "http://10.0.2.2:$(arg http)/blob"; then
         echo "RV-WGET-SHA $(sha256sum /tmp/blob | cut -d' ' -f1)"
     else
         echo "RV-WGET-FAILED"
