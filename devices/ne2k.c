@@ -501,8 +501,15 @@ struct ne2k *ne2k_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_
     return s;
 }
 
+void ne2k_set_rom(struct ne2k *s, const uint8_t *img, uint32_t len)
+{
+    pci_set_rom_image(&s->pci, img, len);
+}
+
 void ne2k_free(struct ne2k *s)
 {
+    if (s)
+        free(s->pci.rom_image);
     free(s);
 }
 

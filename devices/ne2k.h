@@ -23,6 +23,8 @@ struct ne2k;
 
 struct ne2k *ne2k_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_t mac[6], struct netdev *nd);
 void ne2k_free(struct ne2k *s);
+/* Put a boot ROM (iPXE's, for -boot n) behind the card's expansion ROM BAR. */
+void ne2k_set_rom(struct ne2k *s, const uint8_t *img, uint32_t len);
 /* Frames dropped: ring overflow, a ring set up wrongly, oversized transmits. */
 uint64_t ne2k_dropped(const struct ne2k *s);
 

@@ -88,6 +88,38 @@ void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *,
         d->wmask[PCI_ROM_BAR + k] = mask >> (8 * k);
 }
 
+static uint32_t rom_image_read(void *opaque, uint32_t addr, int size)
+{
+    struct pci_dev *d = opaque;
+    uint32_t val = 0;
+    for (int k = 0; k < size; k++)
+        if (addr + k < d->rom.size)
+            val |= (uint32_t)d->rom_image[addr + k] << (8 * k);
+    return val;
+}
+
+static void rom_image_map(struct pci_dev *d, int bar, uint32_t base)
+{
+    struct bus *b = d->bus->bus;
+    if (d->rom_image_base != PCI_BAR_UNMAPPED)
+        bus_unregister_mmio(b, d->rom_image_base, d->rom.size);
+    d->rom_image_base = base;
+    if (base != PCI_BAR_UNMAPPED)
+        bus_register_mmio(b, base, d->rom.size, d, rom_image_read, NULL);
+}
+
+void pci_set_rom_image(struct pci_dev *d, const uint8_t *img, uint32_t len)
+{
+    uint32_t size = 2048;
+    while (size < len)
+        size <<= 1;
+    free(d->rom_image);
+    d->rom_image = xcalloc(1, size);
+    memcpy(d->rom_image, img, len);
+    d->rom_image_base = PCI_BAR_UNMAPPED;
+    pci_set_rom(d, size, rom_image_map);
+}
+
 /* Where a BAR decodes now, given its register and the COMMAND enables. */
 static uint32_t bar_target(const struct pci_dev *d, int slot)
 {

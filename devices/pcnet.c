@@ -806,11 +806,17 @@ struct pcnet *pcnet_new(struct bus *b, struct pci_bus *pb, int devfn, const uint
     return s;
 }
 
+void pcnet_set_rom(struct pcnet *s, const uint8_t *img, uint32_t len)
+{
+    pci_set_rom_image(&s->pci, img, len);
+}
+
 void pcnet_free(struct pcnet *s)
 {
     if (!s)
         return;
     vtimer_free(s->tx_poll);
+    free(s->pci.rom_image);
     free(s);
 }
 

@@ -33,6 +33,8 @@ struct pcnet;
 struct pcnet *pcnet_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_t mac[6], struct netdev *nd,
                         guest_phys_rw_fn rw, void *rw_opaque);
 void pcnet_free(struct pcnet *s);
+/* Put a boot ROM (iPXE's, for -boot n) behind the card's expansion ROM BAR. */
+void pcnet_set_rom(struct pcnet *s, const uint8_t *img, uint32_t len);
 /* Frames the card dropped: guest mistakes (rings or buffers outside RAM,
  * oversized frames) and receive overruns (no descriptor owned). */
 uint64_t pcnet_dropped(const struct pcnet *s);

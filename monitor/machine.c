@@ -348,11 +348,58 @@ static bool attach_drives(struct machine *m)
 
 /* The network cards sit in PCI slots 3 and up, as QEMU's first NIC does. */
 #define NIC_FIRST_SLOT 3
+#define IPXE_ROM_DIR "/usr/lib/ipxe/qemu"
+
+/* -boot n, order=n..., once=n...: the network comes first. */
+static bool boot_from_network(const char *spec)
+{
+    if (!spec)
+        return false;
+    const char *order = spec;
+    const char *p = strstr(spec, "order=");
+    if (!p)
+        p = strstr(spec, "once=");
+    if (p)
+        order = strchr(p, '=') + 1;
+    else if (strchr(spec, '='))
+        return false;
+    return order[0] == 'n';
+}
+
+/* A NIC's boot ROM: the file named with romfile=, or iPXE's for the model when booting from the network. */
+static bool load_nic_rom(struct machine *m, int k, bool netboot)
+{
+    const struct nic_config *n = &m->cfg.nic[k];
+    char path[256];
+    if (n->romfile)
+        snprintf(path, sizeof(path), "%s", n->romfile);
+    else if (netboot)
+        snprintf(path, sizeof(path), IPXE_ROM_DIR "/pxe-%s.rom", n->model);
+    else
+        return true;
+    char err[512];
+    size_t len;
+    uint8_t *img = read_file(path, &len, err, sizeof(err));
+    if (!img || len < 3 || img[0] != 0x55 || img[1] != 0xaa || len > (1u << 20)) {
+        fprintf(stderr, "retrovisor: %s: boot ROM %s%s\n", n->option,
+                img ? path : err, !img ? (n->romfile ? "" : " (install Debian's ipxe-qemu: make deps)")
+                                       : ": not an option ROM (no 55 AA signature, or over 1 MiB)");
+        free(img);
+        return false;
+    }
+    if (m->pcnet[k])
+        pcnet_set_rom(m->pcnet[k], img, len);
+    else
+        ne2k_set_rom(m->ne2k[k], img, len);
+    free(img);
+    return true;
+}
 
 static bool create_nics(struct machine *m)
 {
     struct machine_config *cfg = &m->cfg;
     char err[512];
+    bool netboot = boot_from_network(cfg->boot_order);
     if (!cfg->n_nic && !cfg->n_netdev && !cfg->net_none) {
         /* The default machine: one PCnet on user networking. */
         static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
@@ -382,6 +429,17 @@ static bool create_nics(struct machine *m)
             m->ne2k[k] = ne2k_new(m->bus, m->pci, devfn, n->mac, nd);
         else
             m->pcnet[k] = pcnet_new(m->bus, m->pci, devfn, n->mac, nd, guest_phys_rw, m);
+        if (!load_nic_rom(m, k, netboot))
+            return false;
+    }
+    if (netboot && cfg->n_nic) {
+        /* SeaBIOS's boot order: the cards' boot ROMs first, in the path form it matches. */
+        char order[256] = "";
+        for (int k = 0; k < cfg->n_nic; k++)
+            snprintf(order + strlen(order), sizeof(order) - strlen(order),
+                     "/pci@i0cf8/ethernet@%x/ethernet-phy@0\n", NIC_FIRST_SLOT + k);
+        order[strlen(order) - 1] = 0;       /* entries are separated, not ended, by newlines */
+        fwcfg_add_file(m->fwcfg, "bootorder", order, strlen(order) + 1);
     }
     return true;
 }

@@ -77,6 +77,7 @@ struct machine_config {
         const char *netdev;      /* id of its -netdev */
         uint8_t mac[6];
         const char *option;      /* the option that asked for it, for error lines */
+        const char *romfile;     /* boot ROM for its ROM BAR; NULL: iPXE's with -boot n, else none */
     } nic[MAX_NICS];
     int n_nic;
     bool net_none;               /* -net none: no card even by default */

@@ -47,6 +47,8 @@ static void usage(FILE *f)
             "  -device ne2k_pci,netdev=ID[,mac=M]  NE2000 PCI (RTL8029) on that backend\n"
             "  -nic user[,model=pcnet|ne2k_pci][,mac=M][,BACKEND OPTIONS]  both in one option\n"
             "  -net none          no network card\n"
+            "  -boot n            boot from the network: the cards get iPXE's boot ROM (Debian's ipxe-qemu,\n"
+            "                     or romfile=FILE on -device/-nic) and come first in SeaBIOS's boot order\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
@@ -223,8 +225,10 @@ static void parse_nic_device(struct machine_config *cfg, const char *spec)
             n->netdev = strdup(eq + 1);
         else if (!strcmp(o, "mac"))
             parse_mac(opt, spec, eq + 1, n->mac);
+        else if (!strcmp(o, "romfile"))
+            n->romfile = strdup(eq + 1);
         else if (strcmp(o, "id"))
-            bad("%s: unknown parameter '%s' (netdev, mac, id)", opt, o);
+            bad("%s: unknown parameter '%s' (netdev, mac, romfile, id)", opt, o);
     }
     if (!n->netdev)
         bad("%s: netdev= is required (the id of a -netdev user,id=...)%s", opt, "");
@@ -263,6 +267,8 @@ static void parse_nic(struct machine_config *cfg, const char *spec)
             n->model = strdup(o + 6);
         } else if (!strncmp(o, "mac=", 4)) {
             parse_mac(opt, spec, o + 4, n->mac);
+        } else if (!strncmp(o, "romfile=", 8)) {
+            n->romfile = strdup(o + 8);
         } else if (!strncmp(o, "id=", 3)) {
             bad("%s: -nic takes no id= (use -netdev and -device to name it)%s", opt, "");
         } else {
@@ -401,6 +407,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-device")) {
             NEED_ARG();
             bad("-device %s: unknown device (available: pcnet, ne2k_pci)%s", val, "");
+        } else if (!strcmp(a, "-boot")) {
+            NEED_ARG();
+            cfg.boot_order = val;
         } else if (!strcmp(a, "-no-reboot")) {
             cfg.no_reboot = true;
         } else if (!strcmp(a, "-accel")) {

@@ -494,6 +494,33 @@ static void test_transmit_flood_and_babble(void **state)
     assert_true(pcnet_dropped(e->card) >= 1);
 }
 
+static void test_boot_rom_bar(void **state)
+{
+    struct env *e = *state;
+    uint8_t rom[3000];
+    for (size_t i = 0; i < sizeof(rom); i++)
+        rom[i] = (uint8_t)(i * 7);
+    rom[0] = 0x55;
+    rom[1] = 0xaa;
+    pcnet_set_rom(e->card, rom, sizeof(rom));
+    pci_config_write(e->pb, DEVFN, 0x30, 0xffffffff, 4);
+    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x30, 4), 0xfffff001);   /* 4 KiB */
+    pci_config_write(e->pb, DEVFN, 0x30, 0xfebf0001, 4);
+    pci_config_write(e->pb, DEVFN, 0x04, 0x0007, 2);
+    uint32_t v;
+    assert_true(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
+    assert_int_equal(v, 0xaa55);
+    assert_true(bus_mmio_read(e->b, 0xfebf0000 + 2999, 1, &v));
+    assert_int_equal(v, (uint8_t)(2999 * 7));
+    assert_true(bus_mmio_read(e->b, 0xfebf0000 + 3500, 1, &v));
+    assert_int_equal(v, 0);                            /* padding */
+    /* Moved: the old place no longer answers. */
+    pci_config_write(e->pb, DEVFN, 0x30, 0xfebe0001, 4);
+    assert_false(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
+    assert_true(bus_mmio_read(e->b, 0xfebe0000, 2, &v));
+    assert_int_equal(v, 0xaa55);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -509,6 +536,7 @@ int main(void)
         T(test_style0_rings),
         T(test_descriptors_outside_ram),
         T(test_transmit_flood_and_babble),
+        T(test_boot_rom_bar),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
