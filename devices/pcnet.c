@@ -59,6 +59,7 @@
 #define D_ERR 0x4000
 #define D_RX_FRAM 0x2000
 #define D_RX_OFLO 0x1000
+#define D_RX_CRC 0x0800
 #define D_RX_BUFF 0x0400
 #define D_TX_MORE 0x1000
 #define D_STP 0x0200
@@ -66,6 +67,9 @@
 #define D_RX_PAM 0x0040
 #define D_RX_LAFM 0x0020
 #define D_RX_BAM 0x0010
+/* What the card reports about a received buffer (cleared before it writes them). */
+#define D_RX_REPORTED (D_OWN | D_ERR | D_RX_FRAM | D_RX_OFLO | D_RX_CRC | D_RX_BUFF | D_STP | D_ENP | \
+                       D_RX_PAM | D_RX_LAFM | D_RX_BAM)
 /* The TX descriptor's third word (style 2): BUFF and UFLO end a frame with an error. */
 #define TX_MISC_BUFF 0x80000000u
 #define TX_MISC_UFLO 0x40000000u
@@ -337,8 +341,9 @@ static uint64_t ladrf(const struct pcnet *s)
     return s->csr[8] | (uint64_t)s->csr[9] << 16 | (uint64_t)s->csr[10] << 32 | (uint64_t)s->csr[11] << 48;
 }
 
-/* Which filter accepts the frame: a descriptor status bit, or 0 when none. */
-static uint16_t address_match(const struct pcnet *s, const uint8_t *dst)
+/* Whether the address filters take a frame for dst; *how is the
+ * descriptor's match bit (none when only promiscuous mode took it). */
+static bool address_match(const struct pcnet *s, const uint8_t *dst, uint16_t *how)
 {
     static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
     uint16_t mode = s->csr[15];
@@ -347,16 +352,14 @@ static uint16_t address_match(const struct pcnet *s, const uint8_t *dst)
         padr[2 * k] = s->csr[12 + k];
         padr[2 * k + 1] = s->csr[12 + k] >> 8;
     }
+    *how = 0;
     if (!(mode & C15_DRCVPA) && !memcmp(dst, padr, 6))
-        return D_RX_PAM;
-    if (!memcmp(dst, bcast, 6))
-        return mode & C15_DRCVBC ? 0 : D_RX_BAM;
-    if (dst[0] & 1) {
-        unsigned bit = ~net_crc32(dst, 6) >> 26;
-        if (ladrf(s) >> bit & 1)
-            return D_RX_LAFM;
-    }
-    return mode & C15_PROM ? D_OWN /* any nonzero: promiscuous */ : 0;
+        *how = D_RX_PAM;
+    else if (!memcmp(dst, bcast, 6))
+        *how = mode & C15_DRCVBC ? 0 : D_RX_BAM;
+    else if ((dst[0] & 1) && (ladrf(s) >> (~net_crc32(dst, 6) >> 26) & 1))
+        *how = D_RX_LAFM;
+    return *how || (mode & C15_PROM);
 }
 
 static void pcnet_receive(void *opaque, const uint8_t *frame, size_t len)
@@ -364,8 +367,8 @@ static void pcnet_receive(void *opaque, const uint8_t *frame, size_t len)
     struct pcnet *s = opaque;
     if (!rx_running(s) || (s->csr[15] & C15_DRX) || len < 14)
         return;
-    uint16_t match = address_match(s, frame);
-    if (!match)
+    uint16_t match;
+    if (!address_match(s, frame, &match))
         return;
     /* What the wire carries: padded to 60 bytes, then the FCS. */
     uint8_t buf[NET_MAX_FRAME + 8 + 60];
@@ -379,8 +382,6 @@ static void pcnet_receive(void *opaque, const uint8_t *frame, size_t len)
     uint32_t fcs = net_crc32(buf, len);
     memcpy(buf + len, &fcs, 4);
     len += 4;
-    if (match == D_OWN)
-        match = 0;
 
     size_t done = 0;
     bool first = true;
@@ -403,7 +404,7 @@ static void pcnet_receive(void *opaque, const uint8_t *frame, size_t len)
             break;
         }
         size_t chunk = len - done < d.bcnt ? len - done : d.bcnt;
-        d.status &= ~(D_OWN | D_ERR | D_RX_FRAM | D_RX_OFLO | D_RX_BUFF | 0x0800 | D_STP | D_ENP | 0x00f0);
+        d.status &= ~D_RX_REPORTED;
         if (first)
             d.status |= D_STP | match;
         if (!mem_write(s, d.addr, buf + done, chunk)) {
@@ -589,8 +590,8 @@ static void csr0_write(struct pcnet *s, uint16_t v)
     }
     if (v & C0_INIT)
         read_init_block(s);
-    if ((v & C0_STRT) && !(s->csr[0] & C0_STOP))
-        start(s);
+    if (v & C0_STRT)
+        start(s);                   /* STRT alone also leaves the stopped state */
     if ((v & C0_TDMD) && tx_running(s))
         transmit(s);
 }

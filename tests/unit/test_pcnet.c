@@ -393,6 +393,44 @@ static void test_receive_filters_and_chaining(void **state)
     assert_int_equal(desc32_status(e, RX_RING + 48) & 0x8010, 0x0010);  /* BAM */
 }
 
+/* The LANCE logical address filter: the six high bits of the reflected
+ * CRC-32 (no final inversion), computed bit by bit here. */
+static unsigned reference_ladrf_bit(const uint8_t *addr)
+{
+    uint32_t crc = 0xffffffffu;
+    for (int i = 0; i < 6; i++)
+        for (int b = 0; b < 8; b++)
+            crc = (crc >> 1) ^ (((crc ^ (addr[i] >> b)) & 1) ? 0xedb88320u : 0);
+    return crc >> 26;
+}
+
+static void test_receive_logical_address_filter(void **state)
+{
+    struct env *e = *state;
+    static const uint8_t group[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 };
+    unsigned bit = reference_ladrf_bit(group);
+    init32(e, 2, 2, 2, RX_RING, TX_RING);
+    csr_wr(e, 0, 0x0004);
+    csr_wr(e, 8 + bit / 16, 1u << (bit % 16));          /* LADRF in CSR8-11 */
+    csr_wr(e, 0, 0x0042);
+    give_rx(e, 2, 4);
+    uint8_t f[64];
+    frame_to(f, group, 0, sizeof(f));
+    deliver(e, f, sizeof(f));
+    assert_int_equal(desc32_status(e, RX_RING) & 0x8020, 0x0020);   /* LAFM */
+    uint8_t other[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x02 };
+    while (reference_ladrf_bit(other) == bit)
+        other[5]++;
+    frame_to(f, other, 1, sizeof(f));
+    deliver(e, f, sizeof(f));
+    assert_true(desc32_status(e, RX_RING + 16) & 0x8000);            /* not taken */
+    csr_wr(e, 0, 0x0004);
+    csr_wr(e, 15, 0x8000);                                           /* PROM */
+    csr_wr(e, 0, 0x0042);
+    deliver(e, f, sizeof(f));
+    assert_int_equal(desc32_status(e, RX_RING + 16) & 0x8070, 0x0000);   /* taken, no match bit */
+}
+
 static void test_style0_rings(void **state)
 {
     struct env *e = *state;
@@ -533,6 +571,7 @@ int main(void)
         T(test_receive_ring_wrap),
         T(test_receive_waits_for_descriptors),
         T(test_receive_filters_and_chaining),
+        T(test_receive_logical_address_filter),
         T(test_style0_rings),
         T(test_descriptors_outside_ram),
         T(test_transmit_flood_and_babble),
