@@ -540,6 +540,16 @@ static void test_boot_rom_bar(void **state)
         rom[i] = (uint8_t)(i * 7);
     rom[0] = 0x55;
     rom[1] = 0xaa;
+    rom[2] = 4;                                        /* 4 x 512 bytes in the image */
+    /* A PCI data structure naming no device (as iPXE's shared images do),
+     * and a first image whose bytes sum to 0. */
+    rom[0x18] = 0x40;
+    rom[0x19] = 0;
+    memcpy(rom + 0x40, "PCIR\0\0\0\0", 8);
+    uint8_t sum = 0;
+    for (int i = 0; i < 2048; i++)
+        sum += i == 6 ? 0 : rom[i];
+    rom[6] = -sum;
     pcnet_set_rom(e->card, rom, sizeof(rom));
     pci_config_write(e->pb, DEVFN, 0x30, 0xffffffff, 4);
     assert_int_equal(pci_config_read(e->pb, DEVFN, 0x30, 4), 0xfffff001);   /* 4 KiB */
@@ -549,9 +559,17 @@ static void test_boot_rom_bar(void **state)
     assert_true(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
     assert_int_equal(v, 0xaa55);
     assert_true(bus_mmio_read(e->b, 0xfebf0000 + 2999, 1, &v));
-    assert_int_equal(v, (uint8_t)(2999 * 7));
+    assert_int_equal(v, (uint8_t)(2999 * 7));          /* beyond the first image: untouched */
     assert_true(bus_mmio_read(e->b, 0xfebf0000 + 3500, 1, &v));
     assert_int_equal(v, 0);                            /* padding */
+    assert_true(bus_mmio_read(e->b, 0xfebf0040 + 4, 4, &v));
+    assert_int_equal(v, 0x20001022);                   /* the ROM now names this card */
+    uint8_t total = 0;
+    for (uint32_t i = 0; i < 2048; i++) {
+        assert_true(bus_mmio_read(e->b, 0xfebf0000 + i, 1, &v));
+        total += v;
+    }
+    assert_int_equal(total, 0);                        /* and still sums to 0 */
     /* Moved: the old place no longer answers. */
     pci_config_write(e->pb, DEVFN, 0x30, 0xfebe0001, 4);
     assert_false(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
