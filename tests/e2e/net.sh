@@ -90,7 +90,7 @@ expect_line "$T/restrict.log" '^RV-WGET-FAILED' "net restrict=on: the guest cann
 # ---- PXE: -boot n, iPXE's ROM on the card's ROM BAR, DHCP and TFTP from slirp ----
 # iPXE fetches a script, then the Multiboot test kernel and a module over
 # TFTP, and boots it; the kernel reports on COM1 and exits with status 33.
-# Under -accel interp: under bt, iPXE's clock stands still (see
+# Under -accel interp: under bt, iPXE's clock crawls (see
 # docs/ARCHITECTURE.md, Network) and its DHCP never completes.
 if [ -r /usr/lib/ipxe/qemu/pxe-pcnet.rom ] && [ -r /usr/lib/ipxe/qemu/pxe-ne2k_pci.rom ]; then
     mkdir -p "$T/tftp"
