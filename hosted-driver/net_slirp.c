@@ -140,6 +140,8 @@ static void slirp_backend_poll(struct netdev *nd, int64_t timeout_ns)
         timeout_ns = (int64_t)timeout_ms * 1000000;
     if (timeout_ns < 0)
         timeout_ns = 0;
+    if (!s->nfds && !timeout_ns)
+        return;                 /* no sockets yet (no connection was made): no system call */
     struct timespec ts = { timeout_ns / 1000000000, timeout_ns % 1000000000 };
     int rc = ppoll(s->fds, s->nfds, &ts, NULL);
     if (rc < 0 && errno == EINTR)
