@@ -26,7 +26,11 @@ def serve(directory, portfile):
             pass
 
     handler = functools.partial(Quiet, directory=directory)
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class QuietServer(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass    # a guest cut off mid-transfer (a timed-out bench run) is no news
+
+    srv = QuietServer(("127.0.0.1", 0), handler)
     with open(portfile + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(portfile + ".tmp", portfile)
