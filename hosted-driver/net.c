@@ -10,24 +10,10 @@
 #include <string.h>
 #include <sys/time.h>
 
-static struct netdev *all_netdevs;
-
-struct netdev *netdev_find(const char *id)
-{
-    for (struct netdev *nd = all_netdevs; nd; nd = nd->next)
-        if (!strcmp(nd->id, id))
-            return nd;
-    return NULL;
-}
-
 struct netdev *netdev_new(const char *id, const struct netdev_ops *ops, void *backend, char *err, size_t errlen)
 {
     if (!id || !*id || strlen(id) >= sizeof(((struct netdev *)0)->id)) {
         snprintf(err, errlen, "id= is required (at most 63 characters)");
-        return NULL;
-    }
-    if (netdev_find(id)) {
-        snprintf(err, errlen, "id '%s' is already used by another -netdev", id);
         return NULL;
     }
     struct netdev *nd = xcalloc(1, sizeof(*nd));
@@ -35,8 +21,6 @@ struct netdev *netdev_new(const char *id, const struct netdev_ops *ops, void *ba
     nd->ops = ops;
     nd->backend = backend;
     nd->queue = xcalloc(NET_QUEUE_FRAMES, sizeof(struct net_frame));
-    nd->next = all_netdevs;
-    all_netdevs = nd;
     return nd;
 }
 
@@ -44,28 +28,12 @@ void netdev_free(struct netdev *nd)
 {
     if (!nd)
         return;
-    for (struct netdev **pp = &all_netdevs; *pp; pp = &(*pp)->next)
-        if (*pp == nd) {
-            *pp = nd->next;
-            break;
-        }
     if (nd->ops && nd->ops->free)
         nd->ops->free(nd);
     if (nd->pcap)
         fclose(nd->pcap);
     free(nd->queue);
     free(nd);
-}
-
-void net_free_all(void)
-{
-    while (all_netdevs)
-        netdev_free(all_netdevs);
-}
-
-bool net_active(void)
-{
-    return all_netdevs != NULL;
 }
 
 /* ---- pcap ---- */
@@ -159,9 +127,10 @@ void netdev_rx_kick(struct netdev *nd)
     }
 }
 
-void net_poll(int64_t timeout_ns)
+void net_poll(struct netdev *const *nds, int n, int64_t timeout_ns)
 {
-    for (struct netdev *nd = all_netdevs; nd; nd = nd->next) {
+    for (int k = 0; k < n; k++) {
+        struct netdev *nd = nds[k];
         /* Frames already waiting make the card busy: don't sleep on the host. */
         if (nd->ops && nd->ops->poll)
             nd->ops->poll(nd, nd->q_count ? 0 : timeout_ns);

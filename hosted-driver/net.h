@@ -59,14 +59,13 @@ struct netdev {
     unsigned q_head, q_count;
     FILE *pcap;
     uint64_t tx_frames, rx_frames, rx_dropped;
-    struct netdev *next;
 };
 
-/* Backends create their netdev here; it joins the list net_poll walks.
- * Returns NULL (with one line in err) when the id is empty or taken. */
+/* Backends create their netdev here (the machine keeps the list: two
+ * machines in one process, as the fuzzer runs them, each have their own).
+ * Returns NULL (with one line in err) when the id is empty or too long. */
 struct netdev *netdev_new(const char *id, const struct netdev_ops *ops, void *backend, char *err, size_t errlen);
 void netdev_free(struct netdev *nd);
-struct netdev *netdev_find(const char *id);
 /* Start a pcap capture of everything that passes; false with err on failure. */
 bool netdev_set_pcap(struct netdev *nd, const char *path, char *err, size_t errlen);
 
@@ -78,13 +77,10 @@ void netdev_rx_kick(struct netdev *nd);
 /* Backend side: a frame for the card (queued; oversized ones are dropped). */
 void netdev_deliver(struct netdev *nd, const uint8_t *frame, size_t len);
 
-/* Run loop: handle every backend's host I/O, waiting up to timeout_ns
- * (0: just look), then hand queued frames to the cards. */
-void net_poll(int64_t timeout_ns);
-/* True when any netdev exists (the run loop then waits in net_poll when idle). */
-bool net_active(void);
-/* Free every netdev (machine teardown). */
-void net_free_all(void);
+/* Run loop: handle the backends' host I/O, waiting up to timeout_ns (0:
+ * just look; only the first backend waits), then hand queued frames to
+ * the cards. */
+void net_poll(struct netdev *const *nds, int n, int64_t timeout_ns);
 
 /* -netdev user,...: the libslirp backend (net_slirp.c).  Returns NULL with
  * one line in err for a bad option, a taken hostfwd port or a pcap file

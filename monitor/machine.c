@@ -395,6 +395,14 @@ static bool load_nic_rom(struct machine *m, int k, bool netboot)
     return true;
 }
 
+static struct netdev *find_netdev(struct machine *m, const char *id)
+{
+    for (int k = 0; k < m->n_net; k++)
+        if (!strcmp(m->net[k]->id, id))
+            return m->net[k];
+    return NULL;
+}
+
 static bool create_nics(struct machine *m)
 {
     struct machine_config *cfg = &m->cfg;
@@ -408,14 +416,22 @@ static bool create_nics(struct machine *m)
         memcpy(cfg->nic[0].mac, default_mac, 6);
         cfg->n_nic = 1;
     }
-    for (int k = 0; k < cfg->n_netdev; k++)
-        if (!net_slirp_new(cfg->netdev[k], m->clock, err, sizeof(err))) {
+    for (int k = 0; k < cfg->n_netdev; k++) {
+        struct netdev *nd = net_slirp_new(cfg->netdev[k], m->clock, err, sizeof(err));
+        if (nd && find_netdev(m, nd->id)) {
+            snprintf(err, sizeof(err), "id '%s' is already used by another -netdev", nd->id);
+            netdev_free(nd);
+            nd = NULL;
+        }
+        if (!nd) {
             fprintf(stderr, "retrovisor: -netdev %s: %s\n", cfg->netdev[k], err);
             return false;
         }
+        m->net[m->n_net++] = nd;
+    }
     for (int k = 0; k < cfg->n_nic; k++) {
         const struct nic_config *n = &cfg->nic[k];
-        struct netdev *nd = netdev_find(n->netdev);
+        struct netdev *nd = find_netdev(m, n->netdev);
         if (!nd) {
             fprintf(stderr, "retrovisor: %s: no -netdev with id '%s'\n", n->option, n->netdev);
             return false;
@@ -525,7 +541,8 @@ void machine_free(struct machine *m)
         pcnet_free(m->pcnet[k]);
         ne2k_free(m->ne2k[k]);
     }
-    net_free_all();
+    for (int k = 0; k < m->n_net; k++)
+        netdev_free(m->net[k]);
     bt_free(m->bt);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
@@ -590,9 +607,9 @@ static void idle(struct machine *m)
     int64_t cap = now + 10 * 1000 * 1000;
     if (vclock_deterministic(m->clock) && deadline == INT64_MAX)
         deadline = cap;
-    if (net_active() && !vclock_deterministic(m->clock)) {
+    if (m->n_net && !vclock_deterministic(m->clock)) {
         /* Sleep in poll() on the network's sockets, so a frame wakes the guest at once. */
-        net_poll((deadline < cap ? deadline : cap) - now);
+        net_poll(m->net, m->n_net, (deadline < cap ? deadline : cap) - now);
         return;
     }
     vclock_advance_to(m->clock, deadline < cap || vclock_deterministic(m->clock) ? deadline : cap);
@@ -631,8 +648,8 @@ int machine_run(struct machine *m)
             last_poll = cpu_icount(c);
             if (chardev_poll_all())
                 break;
-            if (net_active())
-                net_poll(0);
+            if (m->n_net)
+                net_poll(m->net, m->n_net, 0);
         }
         if (!poll_ui(m)) {
             m->exit_status = 0;       /* the window was closed: power off */

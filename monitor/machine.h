@@ -32,6 +32,7 @@ struct vga;
 struct ui;
 struct pcnet;
 struct ne2k;
+struct netdev;
 
 #define MAX_NICS 4
 
@@ -107,6 +108,8 @@ struct machine {
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
     uint32_t lfb_len;
+    struct netdev *net[MAX_NICS]; /* the -netdev backends, in order */
+    int n_net;
     struct pcnet *pcnet[MAX_NICS];
     struct ne2k *ne2k[MAX_NICS];
     struct ui *ui;               /* display front end polled by the run loop (main sets it), or NULL */

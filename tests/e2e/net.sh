@@ -147,3 +147,24 @@ bad_option "two cards on one netdev" "already has a card" -netdev user,id=a -dev
 bad_option "pcap file that cannot be created" "pcap=/nonexistent/x.pcap" -netdev user,id=a,pcap=/nonexistent/x.pcap -device pcnet,netdev=a
 bad_option "-net other than none" "-net nic" -net nic
 bad_option "-boot n with a romfile that is no ROM" "not an option ROM" -boot n -nic "user,romfile=$T/www/blob"
+bad_option "two -netdev with one id" "id 'a' is already used" -netdev user,id=a -netdev user,id=a -device pcnet,netdev=a
+
+# ---- the default machine has one PCnet; -net none has none (SeaBIOS's PCI scan says) ----
+pci_scan() { # pci_scan NAME ARGS...: SeaBIOS's debug log of a short run
+    name=$1
+    shift
+    timeout 60 $RV -display none -serial none -run-for 1 -debugcon "file:$T/$name.dbg" "$@" >/dev/null 2>&1
+}
+pci_scan default
+pci_scan none -net none
+pci_scan two -nic user,model=ne2k_pci -nic user
+if grep -q 'init bdf=00:03.0 id=1022:2000' "$T/default.dbg"; then pass "net: the default machine has a PCnet at 00:03.0"
+else fail "net: no PCnet at 00:03.0 in SeaBIOS's PCI scan of the default machine"; fi
+if grep -Eq 'id=(1022:2000|10ec:8029)' "$T/none.dbg"; then fail "net: -net none still has a network card"
+elif grep -q 'init bdf=00:02.0' "$T/none.dbg"; then pass "net: -net none has no network card"
+else fail "net: -net none: no PCI scan in SeaBIOS's log"; fi
+if grep -q 'init bdf=00:03.0 id=10ec:8029' "$T/two.dbg" && grep -q 'init bdf=00:04.0 id=1022:2000' "$T/two.dbg"; then
+    pass "net: two -nic give an NE2000 at 00:03.0 and a PCnet at 00:04.0"
+else
+    fail "net: two -nic: not an NE2000 at 00:03.0 and a PCnet at 00:04.0"
+fi
