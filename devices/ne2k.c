@@ -71,7 +71,6 @@ struct ne2k {
     uint8_t cntr[3];
     uint8_t prom[PROM_SIZE];
     uint8_t mem[MEM_END - MEM_START];
-    bool rx_refused;            /* the ring was too full for the next waiting frame */
     uint64_t dropped;
 };
 
@@ -150,6 +149,21 @@ static unsigned free_pages(const struct ne2k *s)
     return size - (s->curr - bnry);
 }
 
+/* Room for the largest frame, its header and FCS, without reaching BNRY. */
+static bool room_for_any_frame(const struct ne2k *s)
+{
+    return free_pages(s) > (NET_MAX_FRAME + RX_HEADER + 4 + PAGE - 1) / PAGE;
+}
+
+/* Unread frames, whichever way the driver keeps BNRY: as the last page it
+ * read (Linux: empty when BNRY+1 is CURR) or as the next one (empty when
+ * BNRY is CURR). */
+static bool ring_has_frames(const struct ne2k *s)
+{
+    unsigned after_bnry = s->bnry + 1u >= s->pstop ? s->pstart : s->bnry + 1u;
+    return s->bnry != s->curr && after_bnry != s->curr;
+}
+
 static bool receiving(const struct ne2k *s)
 {
     return (s->cr & (CR_STA | CR_STP)) == CR_STA && !(s->rcr & RCR_MON);
@@ -160,9 +174,7 @@ static bool ne2k_can_receive(void *opaque)
     struct ne2k *s = opaque;
     if (!receiving(s) || !ring_valid(s))
         return true;        /* dropped at once */
-    unsigned need = (NET_MAX_FRAME + RX_HEADER + 4 + PAGE - 1) / PAGE;
-    s->rx_refused = free_pages(s) <= need;
-    return !s->rx_refused;
+    return room_for_any_frame(s);
 }
 
 static unsigned multicast_bit(const uint8_t *dst)
@@ -231,7 +243,6 @@ static void ne2k_receive(void *opaque, const uint8_t *frame, size_t len)
     }
     s->curr = next;
     s->rsr = rsr;
-    s->rx_refused = false;
     raise_isr(s, ISR_PRX);
 }
 
@@ -328,11 +339,11 @@ static void page0_write(struct ne2k *s, unsigned r, uint8_t v)
     case 0x06: s->tbcr = (s->tbcr & 0x00ff) | v << 8; break;
     case 0x07:
         s->isr &= ~(v & 0x7f);      /* RST is not cleared by a write */
-        /* Frames are still waiting for room in a full ring: on a wire they
-         * would keep arriving, so "received" stays asserted until the
-         * guest has made room (Linux's 8390 reads at most ten frames per
-         * interrupt and relies on that). */
-        if (s->rx_refused)
+        /* "Received" stays while frames remain in the ring: Linux's 8390
+         * driver reads at most ten frames per interrupt and acknowledges,
+         * counting on the next arrival to bring it back, and here frames
+         * arrive in bursts, so the rest would wait for a retransmission. */
+        if (receiving(s) && ring_valid(s) && ring_has_frames(s))
             s->isr |= ISR_PRX;
         update_irq(s);
         break;
