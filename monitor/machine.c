@@ -601,11 +601,11 @@ static bool load_nic_rom(struct machine *m, int k, bool netboot)
         return true;
     char err[512];
     size_t len;
-    uint8_t *img = read_file(path, &len, err, sizeof(err));
-    if (!img || len < 3 || img[0] != 0x55 || img[1] != 0xaa || len > (1u << 20)) {
+    uint8_t *img = read_file(path, 1u << 20, "a boot ROM is at most 1 MiB", &len, err, sizeof(err));
+    if (!img || len < 3 || img[0] != 0x55 || img[1] != 0xaa) {
         fprintf(stderr, "retrovisor: %s: boot ROM %s%s\n", n->option,
                 img ? path : err, !img ? (n->romfile ? "" : " (install Debian's ipxe-qemu: make deps)")
-                                       : ": not an option ROM (no 55 AA signature, or over 1 MiB)");
+                                       : ": not an option ROM (no 55 AA signature)");
         free(img);
         return false;
     }
