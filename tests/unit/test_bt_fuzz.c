@@ -86,6 +86,7 @@
 #include "monitor/machine.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
+#include "tiny_machine.h"
 #include "monitor/trace.h"
 
 enum { BLOCKS_CHECK = 100000, BLOCKS_LONG = 1000000, MAX_REPORTED = 3 };
@@ -2404,31 +2405,12 @@ static void dump_diff(const struct final *a, const struct final *b)
 /* ---- the test ---- */
 
 static struct machine *m_interp, *m_bt;
-static char bios_path[64];
-
-static struct machine *make_machine(bool bt)
-{
-    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = bt, .no_vga = true };
-    struct machine *m = machine_new(&cfg);
-    assert_non_null(m);
-    return m;
-}
 
 static int setup(void **state)
 {
-    /* A tiny ROM: machine_new wants a 64 KiB image; the guest never runs it. */
-    snprintf(bios_path, sizeof bios_path, "/tmp/rv-bt-fuzz-bios-%d.bin", (int)getpid());
-    FILE *f = fopen(bios_path, "wb");
-    if (!f)
-        return -1;
-    static uint8_t rom[0x10000];
-    memset(rom, 0xf4, sizeof rom);
-    fwrite(rom, 1, sizeof rom, f);
-    fclose(f);
-    m_interp = make_machine(false);
-    m_bt = make_machine(true);
-    unlink(bios_path);
-    return 0;
+    m_interp = tiny_machine_new(false, 16, false);
+    m_bt = tiny_machine_new(true, 16, false);
+    return m_interp && m_bt ? 0 : -1;
 }
 
 static int teardown(void **state)

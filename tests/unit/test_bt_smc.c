@@ -29,31 +29,16 @@
 #include "monitor/interp.h"
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
+#include "tiny_machine.h"
 
 #define CODE 0x00100000u
 
 static struct machine *m_bt, *m_interp;
-static char bios_path[64];
-
-static struct machine *make_machine(bool bt)
-{
-    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = bt, .no_vga = true };
-    return machine_new(&cfg);
-}
 
 static int setup(void **state)
 {
-    snprintf(bios_path, sizeof bios_path, "/tmp/rv-bt-smc-bios-%d.bin", (int)getpid());
-    FILE *f = fopen(bios_path, "wb");
-    if (!f)
-        return -1;
-    static uint8_t rom[0x10000];
-    memset(rom, 0xf4, sizeof rom);
-    fwrite(rom, 1, sizeof rom, f);
-    fclose(f);
-    m_bt = make_machine(true);
-    m_interp = make_machine(false);
-    unlink(bios_path);
+    m_bt = tiny_machine_new(true, 16, false);
+    m_interp = tiny_machine_new(false, 16, false);
     return m_bt && m_interp ? 0 : -1;
 }
 
@@ -244,14 +229,7 @@ static void test_rewritten_page_turns_hot_and_stays_right(void **state)
  * from the LFB and rewritten through the window must not run stale. */
 static void test_code_in_video_memory_rewritten_through_the_window(void **state)
 {
-    struct machine_config cfg = { .ram_mb = 16, .bios_path = bios_path, .accel_bt = true };
-    FILE *f = fopen(bios_path, "wb");
-    static uint8_t rom[0x10000];
-    memset(rom, 0xf4, sizeof rom);
-    fwrite(rom, 1, sizeof rom, f);
-    fclose(f);
-    struct machine *m = machine_new(&cfg);
-    unlink(bios_path);
+    struct machine *m = tiny_machine_new(true, 16, true);
     if (!m)
         skip();                                        /* no SeaVGABIOS here */
     const uint32_t lfb = 0xe0000000u, cfg_addr = 0x80000000u | (2u << 11);

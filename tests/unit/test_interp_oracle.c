@@ -49,6 +49,7 @@
 #include "monitor/interp.h"
 #include "monitor/machine.h"
 #include "monitor/physmem.h"
+#include "tiny_machine.h"
 
 /* ---- where things live (guest-physical = guest-linear = host address) ---- */
 
@@ -623,7 +624,6 @@ static int run_host(const struct gen *g, struct regs *out)
 /* ---- the interpreter ---- */
 
 static struct machine *m;
-static char bios_path[64];
 
 static void flat_user_mode(struct cpu *c)
 {
@@ -768,17 +768,7 @@ static void run_case(const struct gen *g)
 
 static int setup(void **state)
 {
-    snprintf(bios_path, sizeof bios_path, "/tmp/rv-oracle-bios-%d.bin", (int)getpid());
-    FILE *f = fopen(bios_path, "wb");
-    if (!f)
-        return -1;
-    static uint8_t rom[0x10000];
-    memset(rom, 0xf4, sizeof rom);
-    fwrite(rom, 1, sizeof rom, f);
-    fclose(f);
-    struct machine_config cfg = { .ram_mb = RAM_MB, .bios_path = bios_path, .accel_bt = false, .no_vga = true };
-    m = machine_new(&cfg);
-    unlink(bios_path);
+    m = tiny_machine_new(false, RAM_MB, false);
     if (!m)
         return -1;
     flat_user_mode(&m->cpu);
