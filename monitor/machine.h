@@ -26,6 +26,8 @@ struct piix3;
 struct fwcfg;
 struct post;
 struct ide;
+struct dma;
+struct fdc;
 struct blockdev;
 struct bt;
 struct vga;
@@ -56,12 +58,19 @@ struct machine_config {
     uint16_t post_port2;         /* extra POST port (0 = none), e.g. 0x190 for test386 */
     int64_t max_insns;           /* stop after this many instructions (0 = unlimited) */
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
-    const char *boot_order;
+    const char *boot_order;      /* -boot: drive letters a, c, d, n in order; NULL: "cad" */
+    bool boot_menu;              /* -boot menu=on */
     struct drive_config {
         const char *path;        /* raw image; NULL: no drive at this position */
         bool readonly;
         bool snapshot;           /* writes stay in memory, the image is never written */
     } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
+    struct floppy_config {
+        bool present;            /* a drive A:/B: is connected (with or without a disk) */
+        const char *path;        /* raw image, or NULL: the drive is empty */
+        bool readonly;
+        bool snapshot;
+    } floppy[2];
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
@@ -90,6 +99,9 @@ struct machine {
     struct post *post;
     struct ide *ide;
     struct blockdev *disk[4];
+    struct dma *dma;             /* the two 8237s and their page registers */
+    struct fdc *fdc;             /* floppy controller at 0x3F0 */
+    struct blockdev *floppy[2];  /* the disks in A: and B:, or NULL */
     struct bt *bt;               /* translation cache, NULL with -accel interp */
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
@@ -114,6 +126,11 @@ void machine_reset(struct machine *m);
 /* Run until the guest powers off, asks to exit, or the user quits (the UI's
  * window closed: status 0). Returns the exit status. */
 int machine_run(struct machine *m);
+
+/* Change the disk in floppy drive 0 (A:) or 1 (B:): path NULL ejects.  The
+ * guest sees the disk-change line.  Returns 0, or -1 with one line in err
+ * (no such drive, unreadable file, size of no floppy format). */
+int machine_change_floppy(struct machine *m, int drive, const char *path, char *err, size_t errlen);
 
 /* CPU-side physical write (the hook where code-page tracking will live). */
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size);

@@ -28,6 +28,12 @@ static void usage(FILE *f)
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
             "  -hda/-hdb/-hdc/-hdd FILE  raw disk image as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,index=N][,readonly=on][,snapshot=on]  the same, with options\n"
+            "  -fda/-fdb FILE     raw floppy image in drive A:/B: (160K, 180K, 320K, 360K, 720K,\n"
+            "                     1.2M, 1.44M or 2.88M; the drive type follows the size)\n"
+            "  -drive [file=F,]if=floppy[,index=N][,readonly=on][,snapshot=on]  the same, with options;\n"
+            "                     without file= an empty 1.44M drive\n"
+            "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
+            "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          keep all disk writes in memory; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
@@ -114,13 +120,56 @@ static uint32_t parse_mem(const char *s)
     return v;
 }
 
+/* -drive if=floppy: index 0 is A:, 1 is B:; without file= the drive is empty. */
+static void parse_floppy_drive(struct machine_config *cfg, const char *spec, const char *file, int index,
+                               bool readonly, bool snapshot)
+{
+    if (index < 0)
+        for (index = 0; index < 2 && cfg->floppy[index].present; index++)
+            ;
+    if (index > 1)
+        bad("-drive %s: there are two floppy drives (index=0 or 1)%s", spec, "");
+    cfg->floppy[index].present = true;
+    cfg->floppy[index].path = file ? strdup(file) : NULL;
+    cfg->floppy[index].readonly = readonly;
+    cfg->floppy[index].snapshot = snapshot;
+}
+
+/*
+ * -boot [order=]DRIVES[,once=DRIVES][,menu=on|off][,strict=on|off]
+ * DRIVES: letters a (floppy), c (hard disk), d (CD-ROM), n (network), each once.
+ */
+static void parse_boot(struct machine_config *cfg, const char *spec)
+{
+    char *copy = strdup(spec);
+    for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(opt, '=');
+        const char *v = eq ? eq + 1 : opt;
+        if (eq)
+            *eq = 0;
+        if (!eq || !strcmp(opt, "order") || !strcmp(opt, "once")) {
+            if (!*v || strspn(v, "acdn") != strlen(v))
+                bad("-boot %s: '%s' is not a boot order (letters a, c, d, n)", spec, v);
+            for (const char *p = v; *p; p++)
+                if (strchr(p + 1, *p))
+                    bad("-boot %s: drive '%c' is given twice", spec, (char[]){ *p, 0 });
+            cfg->boot_order = strdup(v);
+        } else if (!strcmp(opt, "menu") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+            cfg->boot_menu = !strcmp(v, "on");
+        } else if (strcmp(opt, "strict") && strcmp(opt, "splash-time") && strcmp(opt, "reboot-timeout")) {
+            bad("-boot %s: unknown parameter '%s' (order, once, menu)", spec, opt);
+        }
+    }
+    free(copy);
+}
+
 /* -drive file=F[,format=raw][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
 static void parse_drive(struct machine_config *cfg, const char *spec)
 {
     char *copy = strdup(spec);
     const char *file = NULL;
     int index = -1;
-    bool readonly = false, snapshot = false;
+    bool readonly = false, snapshot = false, floppy = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(opt, '=');
         if (!eq)
@@ -132,8 +181,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             file = v;
         else if (!strcmp(opt, "format") && strcmp(v, "raw"))
             bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
+        else if (!strcmp(opt, "if") && !strcmp(v, "floppy"))
+            floppy = true;
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
-            bad("-drive %s: interface '%s' is not supported (ide only)", spec, v);
+            bad("-drive %s: interface '%s' is not supported (ide or floppy)", spec, v);
         else if (!strcmp(opt, "media") && strcmp(v, "disk"))
             bad("-drive %s: media '%s' is not supported yet (disk only)", spec, v);
         else if (!strcmp(opt, "index"))
@@ -144,6 +195,11 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             snapshot = on;
         else if (strcmp(opt, "format") && strcmp(opt, "if") && strcmp(opt, "media"))
             bad("-drive %s: unknown parameter '%s'", spec, opt);
+    }
+    if (floppy) {
+        parse_floppy_drive(cfg, spec, file, index, readonly, snapshot);
+        free(copy);
+        return;
     }
     if (!file)
         bad("-drive %s: file= is required%s", spec, "");
@@ -287,6 +343,13 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
             cfg.drive[a[3] - 'a'].path = val;
+        } else if (!strcmp(a, "-fda") || !strcmp(a, "-fdb")) {
+            NEED_ARG();
+            cfg.floppy[a[3] - 'a'].present = true;
+            cfg.floppy[a[3] - 'a'].path = val;
+        } else if (!strcmp(a, "-boot")) {
+            NEED_ARG();
+            parse_boot(&cfg, val);
         } else if (!strcmp(a, "-drive")) {
             NEED_ARG();
             parse_drive(&cfg, val);
@@ -353,6 +416,9 @@ int main(int argc, char **argv)
     if (snapshot_all)
         for (int k = 0; k < 4; k++)
             cfg.drive[k].snapshot = true;
+    if (snapshot_all)
+        for (int k = 0; k < 2; k++)
+            cfg.floppy[k].snapshot = true;
     if ((cfg.initrd || cfg.append) && !cfg.kernel)
         bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
     if (screendump && cfg.no_vga)
