@@ -1,0 +1,116 @@
+#!/bin/sh
+# The floppy end to end: FreeDOS (../shared/testsuites/images/freedos722.img,
+# on a copy) boots from A: through SeaBIOS, the FDC and ISA DMA to the
+# A:\> prompt.  Over VNC (tests/e2e/dos_session.py types the keys and reads
+# the text screen glyph by glyph):
+#  - `ver` prints FreeCOM's version line below the command;
+#  - `dir /w` lists the names, file count, byte total and free space that
+#    mtools reads from the same image on the host;
+#  - `echo hi from dos>A:\T.TXT`, then Ctrl+Alt+Del: after the reboot
+#    `type A:\T.TXT` shows the line, and after the run mtools reads the
+#    same bytes from the image on the host.
+# Bad input: an image of no floppy size and a missing image each end the run
+# with one line naming the file and status 2.
+. tests/e2e/lib.sh
+
+IMG=../shared/testsuites/images/freedos722.img
+VGAROM=/usr/share/seabios/vgabios-stdvga.bin
+out="$E2E_TMP/fdc"
+mkdir -p "$out"
+
+# ---- bad input ----
+head -c 1000000 /dev/zero >"$out/odd.img"
+$RV -fda "$out/odd.img" -display none -serial none -run-for 1 >"$out/odd.stdout" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && [ "$(wc -l <"$out/odd.stdout")" -eq 1 ] && grep -q "odd.img: 1000000 bytes is not the size of a floppy" "$out/odd.stdout"; then
+    pass "fdc: an image of no floppy size -> one line naming it, status 2"
+else
+    fail "fdc: odd-sized image gave status $rc: $(cat "$out/odd.stdout")"
+fi
+$RV -drive "file=$out/missing.img,if=floppy" -display none -serial none -run-for 1 >"$out/missing.stdout" 2>&1
+rc=$?
+if [ $rc -eq 2 ] && [ "$(wc -l <"$out/missing.stdout")" -eq 1 ] && grep -q "missing.img" "$out/missing.stdout"; then
+    pass "fdc: a missing image -> one line naming it, status 2"
+else
+    fail "fdc: missing image gave status $rc: $(cat "$out/missing.stdout")"
+fi
+
+if [ ! -r "$IMG" ]; then
+    echo "SKIP fdc freedos: $IMG is missing"
+    exit 0
+fi
+if ! command -v mdir >/dev/null 2>&1; then
+    fail "fdc freedos: mtools is not installed (make deps)"
+    exit 0
+fi
+
+# ---- FreeDOS from A: ----
+cp "$IMG" "$out/freedos.img" && chmod u+w "$out/freedos.img"
+mdir -i "$out/freedos.img" ::/ >"$out/mdir.txt" 2>&1     # before DOS writes to it
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+start=$(date +%s)
+$RV -fda "$out/freedos.img" -boot a -vnc ":$((port - 5900))" -serial none -run-for 400 >"$out/rv.stdout" 2>&1 &
+pid=$!
+python3 tests/e2e/dos_session.py "$port" $VGAROM timeout 150 prompt 'A:\>' \
+    run cls run ver save "$out/ver.txt" \
+    run cls run 'dir /w' save "$out/dir.txt" \
+    run 'echo hi from dos>A:\T.TXT' reboot prompt 'A:\>' \
+    run cls run 'type A:\T.TXT' save "$out/type.txt" >"$out/session.log" 2>&1
+rc=$?
+took=$(($(date +%s) - start))
+kill -TERM "$pid" 2>/dev/null
+wait "$pid"
+rv_rc=$?
+if [ $rc -ne 0 ]; then
+    fail "fdc freedos: after ${took}s: $(tail -1 "$out/session.log") / $(tail -2 "$out/rv.stdout" | tr '\n' ' ')"
+    exit 0
+fi
+pass "fdc freedos: boots from A: to the A:\\> prompt, and commands typed over VNC run (${took}s for the session)"
+
+if [ $rv_rc -ne 0 ]; then
+    fail "fdc freedos: SIGTERM ended the run with status $rv_rc"
+fi
+
+# ver: FreeCOM's version line, the first one below the command.
+if awk 'after && NF { ok = /^FreeCom version [0-9]/; after = 0 } $0 == "A:\\>ver" { after = 1 } END { exit !ok }' "$out/ver.txt"; then
+    pass "fdc freedos ver: $(grep '^FreeCom version' "$out/ver.txt")"
+else
+    fail "fdc freedos ver: no FreeCom version line below 'A:\\>ver': $(tr '\n' '|' <"$out/ver.txt")"
+fi
+
+# dir /w against mtools' listing of the same image, taken before the run (the names of the files
+# and directories, the number of files, their bytes, the bytes free).
+# One line per entry: NAME SIZE, or [NAME] - for a directory.
+awk '$1 ~ /^[0-9]/ { next }
+    $2 == "<DIR>" { print "[" $1 "] -"; next }
+    NF >= 5 && $3 ~ /^[0-9]+$/ { print $1 "." $2, $3; next }
+    NF >= 4 && $2 ~ /^[0-9]+$/ && $3 ~ /-/ { print $1, $2 }' "$out/mdir.txt" >"$out/mdir-entries.txt"
+expected=$(awk '{ print $1 }' "$out/mdir-entries.txt" | sort | tr '\n' ' ')
+seen=$(sed -n '/Directory of A:/,/file(s)/p' "$out/dir.txt" | grep -v 'Directory of\|file(s)' | tr -s ' ' '\n' |
+    grep -v '^$' | sort | tr '\n' ' ')
+files=$(awk '$2 != "-"' "$out/mdir-entries.txt" | wc -l)
+bytes=$(awk '$2 != "-" { s += $2 } END { print s }' "$out/mdir-entries.txt")
+free=$(grep 'bytes free' "$out/mdir.txt" | tr -dc '0-9')
+dos_files=$(grep 'file(s)' "$out/dir.txt" | awk '{ print $1 }')
+dos_bytes=$(grep 'file(s)' "$out/dir.txt" | awk '{ print $3 }' | tr -dc '0-9')
+dos_free=$(grep 'bytes free' "$out/dir.txt" | awk '{ print $3 }' | tr -dc '0-9')
+if [ -z "$expected" ] || [ "$seen" != "$expected" ]; then
+    fail "fdc freedos dir: DOS lists '$seen', mtools '$expected'"
+elif [ "$dos_files" != "$files" ] || [ "$dos_bytes" != "$bytes" ] || [ "$dos_free" != "$free" ]; then
+    fail "fdc freedos dir: DOS counts $dos_files files, $dos_bytes bytes, $dos_free free; mtools $files, $bytes, $free"
+else
+    pass "fdc freedos dir: the $(echo "$expected" | wc -w) names, $files files, $bytes bytes and $free bytes free are what mtools reads"
+fi
+
+# The file written before Ctrl+Alt+Del, after it and on the host.
+if awk 'prev == "A:\\>type A:\\T.TXT" && $0 == "hi from dos" { ok = 1 } { prev = $0 } END { exit !ok }' "$out/type.txt"; then
+    pass "fdc freedos: a file written from DOS is read back after a reboot of the VM"
+else
+    fail "fdc freedos: after the reboot 'type A:\\T.TXT' shows: $(tr '\n' '|' <"$out/type.txt")"
+fi
+host=$(mtype -i "$out/freedos.img" ::/T.TXT 2>&1 | tr -d '\r')
+if [ "$host" = "hi from dos" ]; then
+    pass "fdc freedos: mtools reads 'hi from dos' from A:\\T.TXT on the host"
+else
+    fail "fdc freedos: mtools reads '$host' from T.TXT"
+fi
