@@ -485,6 +485,30 @@ int machine_change_floppy(struct machine *m, int drive, const char *path, char *
     return 0;
 }
 
+/* -fda-change/-fdb-change: the changes whose time has come, then the timer for the next. */
+static void floppy_change_due(void *opaque)
+{
+    struct machine *m = opaque;
+    int64_t now = vclock_now(m->clock);
+    while (m->floppy_change_next < m->cfg.n_floppy_change &&
+           m->cfg.floppy_change[m->floppy_change_next].at_ns <= now) {
+        const struct floppy_change *c = &m->cfg.floppy_change[m->floppy_change_next++];
+        char err[512];
+        if (machine_change_floppy(m, c->drive, c->path, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %s\n", 'a' + c->drive, c->path ? c->path : "eject", err);
+    }
+    if (m->floppy_change_next < m->cfg.n_floppy_change)
+        vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[m->floppy_change_next].at_ns);
+}
+
+static void schedule_floppy_changes(struct machine *m)
+{
+    if (!m->cfg.n_floppy_change)
+        return;
+    m->floppy_change_timer = vtimer_new(m->clock, floppy_change_due, m);
+    vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[0].at_ns);
+}
+
 static bool attach_drives(struct machine *m)
 {
     static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
@@ -551,6 +575,7 @@ struct machine *machine_new(const struct machine_config *cfg)
         machine_free(m);
         return NULL;
     }
+    schedule_floppy_changes(m);
 
     if (m->cfg.accel_bt) {
         m->bt = bt_new(&m->cpu);
@@ -585,6 +610,8 @@ void machine_free(struct machine *m)
         if (m->floppy[k])
             blockdev_close(m->floppy[k]);
     fdc_free(m->fdc);
+    if (m->floppy_change_timer)
+        vtimer_free(m->floppy_change_timer);
     dma_free(m->dma);
     bt_free(m->bt);
     acpi_pm_free(m->acpi_pm);

@@ -33,6 +33,7 @@ struct bt;
 struct vga;
 struct ui;
 struct acpi_pm;
+struct vtimer;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -71,6 +72,12 @@ struct machine_config {
         bool readonly;
         bool snapshot;
     } floppy[2];
+    struct floppy_change {       /* -fda-change/-fdb-change: at a virtual time, a new disk (or none) */
+        int drive;
+        int64_t at_ns;
+        const char *path;        /* NULL: eject */
+    } floppy_change[8];
+    int n_floppy_change;
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
@@ -102,6 +109,8 @@ struct machine {
     struct dma *dma;             /* the two 8237s and their page registers */
     struct fdc *fdc;             /* floppy controller at 0x3F0 */
     struct blockdev *floppy[2];  /* the disks in A: and B:, or NULL */
+    struct vtimer *floppy_change_timer;
+    int floppy_change_next;      /* the first -fda-change not done yet */
     struct bt *bt;               /* translation cache, NULL with -accel interp */
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */

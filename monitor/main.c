@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "                     1.2M, 1.44M or 2.88M; the drive type follows the size)\n"
             "  -drive [file=F,]if=floppy[,index=N][,readonly=on][,snapshot=on]  the same, with options;\n"
             "                     without file= an empty 1.44M drive\n"
+            "  -fda-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in A: (or\n"
+            "                     take the disk out); -fdb-change for B:; may be repeated\n"
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          keep all disk writes in memory; images are never written\n"
@@ -133,6 +135,26 @@ static void parse_floppy_drive(struct machine_config *cfg, const char *spec, con
     cfg->floppy[index].path = file ? strdup(file) : NULL;
     cfg->floppy[index].readonly = readonly;
     cfg->floppy[index].snapshot = snapshot;
+}
+
+/* -fda-change/-fdb-change SECONDS:FILE or SECONDS:eject, in time order. */
+static void parse_floppy_change(struct machine_config *cfg, const char *opt, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char *end;
+    double secs = strtod(spec, &end);
+    if (!colon || end != colon || !(secs >= 0 && secs < 1e9) || !colon[1])
+        bad("%s %s: expected SECONDS:FILE or SECONDS:eject", opt, spec);
+    int n = cfg->n_floppy_change;
+    if (n >= (int)(sizeof(cfg->floppy_change) / sizeof(cfg->floppy_change[0])))
+        bad("%s %s: at most 8 floppy changes", opt, spec);
+    int64_t at = (int64_t)(secs * 1e9);
+    if (n && at < cfg->floppy_change[n - 1].at_ns)
+        bad("%s %s: changes must be given in time order", opt, spec);
+    cfg->floppy_change[n].drive = opt[3] - 'a';
+    cfg->floppy_change[n].at_ns = at;
+    cfg->floppy_change[n].path = strcmp(colon + 1, "eject") ? colon + 1 : NULL;
+    cfg->n_floppy_change++;
 }
 
 /*
@@ -347,6 +369,9 @@ int main(int argc, char **argv)
             NEED_ARG();
             cfg.floppy[a[3] - 'a'].present = true;
             cfg.floppy[a[3] - 'a'].path = val;
+        } else if (!strcmp(a, "-fda-change") || !strcmp(a, "-fdb-change")) {
+            NEED_ARG();
+            parse_floppy_change(&cfg, a, val);
         } else if (!strcmp(a, "-boot")) {
             NEED_ARG();
             parse_boot(&cfg, val);
@@ -419,6 +444,10 @@ int main(int argc, char **argv)
     if (snapshot_all)
         for (int k = 0; k < 2; k++)
             cfg.floppy[k].snapshot = true;
+    for (int k = 0; k < cfg.n_floppy_change; k++)
+        if (!cfg.floppy[cfg.floppy_change[k].drive].present)
+            bad("-fd%s-change: there is no drive %s: (give -fda/-fdb or -drive if=floppy)",
+                cfg.floppy_change[k].drive ? "b" : "a", cfg.floppy_change[k].drive ? "B" : "A");
     if ((cfg.initrd || cfg.append) && !cfg.kernel)
         bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
     if (screendump && cfg.no_vga)
