@@ -81,7 +81,6 @@
 #define CMD_SK 0x20
 
 enum {
-    OP_READ_TRACK = 0x02,
     OP_SPECIFY = 0x03,
     OP_SENSE_DRIVE = 0x04,
     OP_WRITE = 0x05,
@@ -126,7 +125,6 @@ struct xfer {
     uint8_t sectors_left;            /* FORMAT: IDs still to come */
     uint8_t fill;                    /* FORMAT's filler byte */
     uint32_t pos;                    /* non-DMA: bytes of buf done */
-    uint32_t len;
     uint8_t buf[SECTOR];
 };
 
@@ -242,24 +240,23 @@ static void to_command_phase(struct fdc *f)
     f->pio_exec = false;
 }
 
-static void start_result(struct fdc *f, const uint8_t *bytes, int n, bool interrupt)
+/* A result phase at once, without an interrupt (commands that do not execute). */
+static void start_result(struct fdc *f, const uint8_t *bytes, int n)
 {
     memcpy(f->res, bytes, n);
     f->res_len = n;
     f->res_pos = 0;
     f->phase = PH_RESULT;
     f->pio_exec = false;
-    if (interrupt)
-        set_irq(f, true);
 }
 
 static void invalid_command(struct fdc *f)
 {
     uint8_t st0 = ST0_IC;
-    start_result(f, &st0, 1, false);
+    start_result(f, &st0, 1);
 }
 
-static void raise_result(struct fdc *f)
+static void interrupt_now(struct fdc *f)
 {
     set_irq(f, true);
 }
@@ -533,7 +530,7 @@ static void seek_done(struct fdc *f, int unit, uint8_t head, uint8_t st0)
         if (d->bd)
             d->changed = false;
     }
-    after(f, SEEK_DELAY_NS, raise_result);
+    after(f, SEEK_DELAY_NS, interrupt_now);
 }
 
 static void cmd_seek(struct fdc *f, bool relative, bool outward_in)
@@ -568,7 +565,7 @@ static void cmd_sense_interrupt(struct fdc *f)
     if (f->reset_statuses > 0) {
         int unit = 4 - f->reset_statuses--;
         uint8_t r[2] = { ST0_READY_CHANGED | unit, unit < 2 ? f->drive[unit].pcn : 0 };
-        start_result(f, r, 2, false);
+        start_result(f, r, 2);
         return;
     }
     for (int unit = 0; unit < 2; unit++) {
@@ -576,7 +573,7 @@ static void cmd_sense_interrupt(struct fdc *f)
         if (d->int_pending) {
             d->int_pending = false;
             uint8_t r[2] = { d->int_st0, d->pcn };
-            start_result(f, r, 2, false);
+            start_result(f, r, 2);
             return;
         }
     }
@@ -593,7 +590,7 @@ static void cmd_sense_drive(struct fdc *f)
         st3 |= ST3_T0;
     if (d && drive_readonly(d))
         st3 |= ST3_WP;
-    start_result(f, &st3, 1, false);
+    start_result(f, &st3, 1);
 }
 
 static void cmd_read_id(struct fdc *f)
@@ -668,7 +665,6 @@ static void start_data_command(struct fdc *f, uint8_t op)
     if (f->specify[1] & 1) {
         /* Non-DMA: the FIFO carries the data; the interrupt asks for it. */
         f->pio_exec = true;
-        x->len = SECTOR;
         if (op == OP_READ && !load_sector(f, x))
             return;
         set_irq(f, true);
@@ -685,7 +681,7 @@ static void cmd_dumpreg(struct fdc *f)
         (f->lock ? 0x80 : 0) | (f->perpendicular & 0x7f),
         f->config, f->pretrk,
     };
-    start_result(f, r, 10, false);
+    start_result(f, r, 10);
 }
 
 static void execute(struct fdc *f)
@@ -695,7 +691,7 @@ static void execute(struct fdc *f)
     switch (b) {
     case OP_VERSION: {
         uint8_t v = VERSION_82077;
-        start_result(f, &v, 1, false);
+        start_result(f, &v, 1);
         return;
     }
     case OP_DUMPREG:
@@ -704,7 +700,7 @@ static void execute(struct fdc *f)
     case OP_LOCK: case OP_LOCK | 0x80: {
         f->lock = b & 0x80;
         uint8_t v = f->lock ? 0x10 : 0;
-        start_result(f, &v, 1, false);
+        start_result(f, &v, 1);
         return;
     }
     case OP_CONFIGURE:

@@ -114,6 +114,69 @@ static int first_byte(struct machine *m)
     return v;
 }
 
+/* Writes C0 H0 S1 full of v through the FIFO; returns ST0, ST1 as (st0 << 8) | st1. */
+static int write_first_sector(struct machine *m, uint8_t v)
+{
+    out(m, 0x3f5, 0x03);
+    out(m, 0x3f5, 0xaf);
+    out(m, 0x3f5, 0x03);
+    uint8_t cmd[9] = { 0x45, 0x00, 0, 0, 1, 2, 1, 0x1b, 0xff };
+    for (int i = 0; i < 9; i++)
+        out(m, 0x3f5, cmd[i]);
+    if ((in(m, 0x3f4) & 0xe0) == 0xa0)
+        for (int i = 0; i < 512; i++)
+            out(m, 0x3f5, v);
+    let_time_pass(m, 1000000);
+    uint8_t r[7] = { 0 };
+    for (int i = 0; i < 7 && (in(m, 0x3f4) & 0xc0) == 0xc0; i++)
+        r[i] = in(m, 0x3f5);
+    return (r[0] << 8) | r[1];
+}
+
+static uint8_t file_byte(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    int c = fgetc(f);
+    fclose(f);
+    return (uint8_t)c;
+}
+
+static void snapshot_and_readonly_images(void **state)
+{
+    struct env *e = *state;
+    struct machine_config cfg = { 0 };
+    cfg.floppy[0] = (struct floppy_config){ .present = true, .path = e->a, .snapshot = true };
+    cfg.floppy[1] = (struct floppy_config){ .present = true, .path = e->b, .readonly = true };
+    e->m = boot(&cfg);
+    struct machine *m = e->m;
+    out(m, 0x3f2, 0x1c);
+    /* -snapshot: the guest reads what it wrote, the file keeps what it had. */
+    /* (Without DMA there is no terminal count: the end of the track ends the write.) */
+    assert_int_equal(write_first_sector(m, 0x5e), 0x4080);
+    assert_int_equal(first_byte(m), 0x5e);
+    assert_int_equal(file_byte(e->a), 0xaa);
+    /* readonly=on: B: is write-protected (ST3 WP; a write ends with ST1 "not writable"). */
+    out(m, 0x3f2, 0x2d);
+    out(m, 0x3f7, 0x02);
+    out(m, 0x3f5, 0x04);
+    out(m, 0x3f5, 0x01);
+    assert_int_equal(in(m, 0x3f5) & 0x40, 0x40);
+    out(m, 0x3f5, 0x03);
+    out(m, 0x3f5, 0xaf);
+    out(m, 0x3f5, 0x03);
+    uint8_t cmd[9] = { 0x45, 0x01, 0, 0, 1, 2, 1, 0x1b, 0xff };
+    for (int i = 0; i < 9; i++)
+        out(m, 0x3f5, cmd[i]);
+    let_time_pass(m, 1000000);
+    uint8_t r[7] = { 0 };
+    for (int i = 0; i < 7 && (in(m, 0x3f4) & 0xc0) == 0xc0; i++)
+        r[i] = in(m, 0x3f5);
+    assert_int_equal(r[0], 0x41);
+    assert_int_equal(r[1], 0x02);
+    assert_int_equal(file_byte(e->b), 0xbb);
+}
+
 static void cmos_reports_the_drives(void **state)
 {
     struct env *e = *state;
@@ -204,6 +267,7 @@ int main(void)
         T(cmos_reports_the_drives),
         T(change_disk_while_running),
         T(scheduled_changes),
+        T(snapshot_and_readonly_images),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
