@@ -9,6 +9,11 @@
 #  - `echo hi from dos>A:\T.TXT`, then Ctrl+Alt+Del: after the reboot
 #    `type A:\T.TXT` shows the line, and after the run mtools reads the
 #    same bytes from the image on the host.
+# Linux (Debian's kernel, booted with -kernel; its floppy.ko and
+# tests/guest/floppy-init.sh in an initramfs of this test's own) reads the
+# whole of /dev/fd0 from a 1.44M image of random bytes and writes 32 KiB at
+# sector 1000: the checksums it prints, and the image after the run, are
+# compared with the host's.
 # Bad input: an image of no floppy size and a missing image each end the run
 # with one line naming the file and status 2.
 . tests/e2e/lib.sh
@@ -33,6 +38,41 @@ if [ $rc -eq 2 ] && [ "$(wc -l <"$out/missing.stdout")" -eq 1 ] && grep -q "miss
     pass "fdc: a missing image -> one line naming it, status 2"
 else
     fail "fdc: missing image gave status $rc: $(cat "$out/missing.stdout")"
+fi
+
+# ---- Linux: /dev/fd0 ----
+L=build/linux
+if ! sh tests/guest/build-linux.sh >"$out/linux-build.log" 2>&1; then
+    fail "fdc linux: building the guest failed: $(tail -3 "$out/linux-build.log" | tr '\n' ' ')"
+elif ! fdko=$(ls "$L"/pkgroot/lib/modules/*/kernel/drivers/block/floppy.ko 2>/dev/null | head -1) || [ -z "$fdko" ]; then
+    fail "fdc linux: the guest kernel has no floppy.ko"
+elif ! python3 tests/guest/mkcpio.py "$out/fd-initramfs.cpio" dir:bin dir:dev dir:proc dir:sys dir:tmp \
+        nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
+        file:bin/busybox:"$L/pkgroot/bin/busybox":755 slink:bin/sh:busybox \
+        file:init:tests/guest/floppy-init.sh:755 file:floppy.ko:"$fdko":644 >"$out/cpio.log" 2>&1; then
+    fail "fdc linux: building the initramfs failed: $(tail -2 "$out/cpio.log" | tr '\n' ' ')"
+else
+    head -c 1474560 /dev/urandom >"$out/linux.img"
+    read_sha=$(sha256sum "$out/linux.img" | cut -d' ' -f1)
+    yes retrovisor-floppy | head -c 32768 >"$out/pattern"
+    pattern_sha=$(sha256sum "$out/pattern" | cut -d' ' -f1)
+    cp "$out/linux.img" "$out/linux-expected.img"
+    dd if="$out/pattern" of="$out/linux-expected.img" bs=512 seek=1000 conv=notrunc 2>/dev/null
+    $RV -kernel "$L/vmlinuz" -initrd "$out/fd-initramfs.cpio" -append "console=ttyS0 panic=-1 quiet" \
+        -fda "$out/linux.img" -display none -serial "file:$out/linux.log" -run-for 120 >"$out/linux.stderr" 2>&1
+    rc=$?
+    if ! grep -q '^RV-FD-END' "$out/linux.log"; then
+        fail "fdc linux: the guest did not finish (status $rc): $(tail -3 "$out/linux.log" "$out/linux.stderr" | tr '\n' ' ')"
+    else
+        expect_line "$out/linux.log" 'FDC 0 is a post-1991 82077' "fdc linux: the kernel's driver finds a post-1991 82077"
+        expect_line "$out/linux.log" "^RV-FD-READ-SHA $read_sha" "fdc linux: sha256 of all of /dev/fd0 is the image's"
+        expect_line "$out/linux.log" "^RV-FD-READBACK-SHA $pattern_sha" "fdc linux: 32 KiB written to /dev/fd0 read back from the disk"
+        if cmp -s "$out/linux.img" "$out/linux-expected.img"; then
+            pass "fdc linux: the image holds the guest's write at sector 1000 and nothing else changed"
+        else
+            fail "fdc linux: the image differs from the expected one: $(cmp "$out/linux.img" "$out/linux-expected.img" 2>&1)"
+        fi
+    fi
 fi
 
 if [ ! -r "$IMG" ]; then

@@ -1,0 +1,31 @@
+#!/bin/busybox sh
+# /init of the floppy check (tests/e2e/fdc.sh boots it with -kernel): loads
+# Debian's floppy.ko, reads the whole of /dev/fd0, writes 32 KiB of a
+# pattern the host computes the same way at sector 1000, reads it back
+# from the disk (caches dropped), and powers off.  Every line it prints for
+# the host starts with RV-FD.
+/bin/busybox mkdir -p /proc /sys /dev /tmp
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+exec 0</dev/console 1>/dev/console 2>&1
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+export PATH=/bin
+echo "RV-FD-BEGIN"
+insmod /floppy.ko || echo "RV-FD-ERROR insmod floppy"
+i=0
+while [ ! -b /dev/fd0 ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+echo "RV-FD-READ-SHA $(dd if=/dev/fd0 bs=18k 2>/dev/null | sha256sum | cut -d' ' -f1)"
+yes retrovisor-floppy | head -c 32768 >/tmp/pattern
+if dd if=/tmp/pattern of=/dev/fd0 bs=512 seek=1000 conv=fsync 2>/dev/null; then
+    echo "RV-FD-WRITE ok"
+else
+    echo "RV-FD-WRITE failed"
+fi
+sync
+echo 3 >/proc/sys/vm/drop_caches
+echo "RV-FD-READBACK-SHA $(dd if=/dev/fd0 bs=512 skip=1000 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)"
+dmesg | grep -i 'floppy\|fd0\|fdc' | sed 's/^/RV-FD-KLOG /'
+echo "RV-FD-END"
+poweroff -f
