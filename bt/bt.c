@@ -1135,6 +1135,15 @@ static void run_block(void *opaque)
      * runs: the fault must report this instruction, not the last one. */
     c->eip_start = c->eip;
     c->esp_start = c->r[R_ESP];
+    /* An interrupt waits behind the shadow of STI (or MOV SS): the shadowed
+     * instruction runs alone, so that the run loop takes the interrupt right
+     * after it.  A block would run on, and `sti; nop; cli` (SeaBIOS's
+     * check_irqs, which its disk and floppy waits loop on) would never let
+     * an interrupt in. */
+    if (c->intr_shadow && (c->eflags & FL_IF) && machine_intr_pending(c->m)) {
+        interp_step(c);
+        return;
+    }
     /* Single-stepping and instruction traces are the interpreter's job. */
     struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
     if (!b) {
