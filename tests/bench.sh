@@ -9,6 +9,7 @@
 #   2. wall time for SeaBIOS to reach "No bootable device."
 #   3. the Linux guest: wall time to its init, in-guest sha256 of 16 MiB and
 #      300 process spawns and a user-mode loop (awk), as ratios to QEMU
+#   5. the Linux kernel reading a whole 1.44M floppy from /dev/fd0
 # BENCH_ITER overrides the loop's iteration count.  The host is shared and
 # noisy: every figure is the best of BENCH_RUNS runs (3), the Linux runs
 # alternating between the two VMMs.
@@ -185,5 +186,35 @@ if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
     show "Linux: user-mode loop, awk 2e6 iter. (cs)" "${loop_rv:-}" "${loop_q:-}"
 else
     echo "(Linux guest not built: see $B/linux-build.log)"
+fi
+# 5. The floppy: the Linux kernel (booted directly, with floppy.ko and
+# tests/guest/floppy-init.sh in a small initramfs) reads a whole 1.44M disk
+# from /dev/fd0, cold; the guest's own time, best of BENCH_RUNS.
+if [ -s build/linux/vmlinuz ] && sh tests/guest/build-floppy-initramfs.sh "$B/fd-initramfs.cpio" >"$B/fd-build.log" 2>&1; then
+    head -c 1474560 /dev/urandom >"$B/floppy.img"
+    run=0
+    while [ "$run" -lt "$RUNS" ]; do
+        run=$((run + 1))
+        for who in rv q; do
+            log="$B/fd-$who.log"
+            boot="-kernel build/linux/vmlinuz -initrd $B/fd-initramfs.cpio"
+            if [ "$who" = rv ]; then
+                cmd="$RV -m 128 -display none -serial file:$log -fda $B/floppy.img -snapshot -no-reboot"
+            elif [ -n "$QEMU" ]; then
+                cmd="$QEMU -accel tcg -cpu pentium2 -m 128 -display none -nodefaults -serial file:$log -fda $B/floppy.img -snapshot -no-reboot"
+            else
+                continue
+            fi
+            rm -f "$log"
+            timeout 300 $cmd $boot -append "console=ttyS0 panic=-1 quiet rv.fd=bench" >/dev/null 2>&1
+            cs=$(sed -n 's/^RV-FD-BENCH read_cs=\([0-9]*\) bytes=1474560.*/\1/p' "$log" | tail -1)
+            echo "[bench] run $run, $who: floppy read of 1.44 MB in ${cs:-?} cs" >&2
+            eval "fd_$who=\$(min \"\${fd_$who:-}\" \"\$cs\")"
+        done
+    done
+    printf '%-44s %14s %14s %10s\n' "Linux: 1.44 MB read from /dev/fd0 (cs)" "${fd_rv:--}" "${fd_q:--}" \
+        "$(if [ -n "${fd_rv:-}" ] && [ -n "${fd_q:-}" ]; then echo "$(ratio "$fd_rv" "$fd_q")x"; else echo -; fi)"
+else
+    echo "(floppy initramfs not built: see $B/fd-build.log)"
 fi
 echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS, below 1 is better for times)"

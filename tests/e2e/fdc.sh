@@ -44,12 +44,7 @@ fi
 L=build/linux
 if ! sh tests/guest/build-linux.sh >"$out/linux-build.log" 2>&1; then
     fail "fdc linux: building the guest failed: $(tail -3 "$out/linux-build.log" | tr '\n' ' ')"
-elif ! fdko=$(ls "$L"/pkgroot/lib/modules/*/kernel/drivers/block/floppy.ko 2>/dev/null | head -1) || [ -z "$fdko" ]; then
-    fail "fdc linux: the guest kernel has no floppy.ko"
-elif ! python3 tests/guest/mkcpio.py "$out/fd-initramfs.cpio" dir:bin dir:dev dir:proc dir:sys dir:tmp \
-        nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
-        file:bin/busybox:"$L/pkgroot/bin/busybox":755 slink:bin/sh:busybox \
-        file:init:tests/guest/floppy-init.sh:755 file:floppy.ko:"$fdko":644 >"$out/cpio.log" 2>&1; then
+elif ! sh tests/guest/build-floppy-initramfs.sh "$out/fd-initramfs.cpio" >"$out/cpio.log" 2>&1; then
     fail "fdc linux: building the initramfs failed: $(tail -2 "$out/cpio.log" | tr '\n' ' ')"
 else
     head -c 1474560 /dev/urandom >"$out/linux.img"
