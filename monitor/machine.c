@@ -501,12 +501,30 @@ static void floppy_change_due(void *opaque)
         vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[m->floppy_change_next].at_ns);
 }
 
-static void schedule_floppy_changes(struct machine *m)
+/* The disks -fda-change will insert are checked now: a missing file or one
+ * of no floppy size stops the start, as -fda would. */
+static bool schedule_floppy_changes(struct machine *m)
 {
+    for (int k = 0; k < m->cfg.n_floppy_change; k++) {
+        const struct floppy_change *c = &m->cfg.floppy_change[k];
+        struct stat st;
+        if (!c->path)
+            continue;
+        if (stat(c->path, &st) != 0) {
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %s\n", 'a' + c->drive, c->path, strerror(errno));
+            return false;
+        }
+        if (S_ISREG(st.st_mode) && !floppy_format_by_size(st.st_size)) {
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %lld bytes is not the size of a floppy image (%s)\n",
+                    'a' + c->drive, c->path, (long long)st.st_size, floppy_known_sizes());
+            return false;
+        }
+    }
     if (!m->cfg.n_floppy_change)
-        return;
+        return true;
     m->floppy_change_timer = vtimer_new(m->clock, floppy_change_due, m);
     vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[0].at_ns);
+    return true;
 }
 
 static bool attach_drives(struct machine *m)
@@ -571,11 +589,10 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m) || !create_floppies(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !create_floppies(m) || !schedule_floppy_changes(m)) {
         machine_free(m);
         return NULL;
     }
-    schedule_floppy_changes(m);
 
     if (m->cfg.accel_bt) {
         m->bt = bt_new(&m->cpu);

@@ -174,9 +174,11 @@ static void parse_boot(struct machine_config *cfg, const char *spec)
                 bad("-boot %s: '%s' is not a boot order (letters a, c, d, n)", spec, v);
             for (const char *p = v; *p; p++)
                 if (strchr(p + 1, *p))
-                    bad("-boot %s: drive '%c' is given twice", spec, (char[]){ *p, 0 });
+                    bad("-boot %s: drive '%s' is given twice", spec, (char[]){ *p, 0 });
             cfg->boot_order = strdup(v);
-        } else if (!strcmp(opt, "menu") && (!strcmp(v, "on") || !strcmp(v, "off"))) {
+        } else if (!strcmp(opt, "menu")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                bad("-boot %s: menu=%s: on or off", spec, v);
             cfg->boot_menu = !strcmp(v, "on");
         } else if (strcmp(opt, "strict") && strcmp(opt, "splash-time") && strcmp(opt, "reboot-timeout")) {
             bad("-boot %s: unknown parameter '%s' (order, once, menu)", spec, opt);

@@ -14,6 +14,9 @@
 # whole of /dev/fd0 from a 1.44M image of random bytes and writes 32 KiB at
 # sector 1000: the checksums it prints, and the image after the run, are
 # compared with the host's.
+# -boot: with a floppy and a hard disk, order=ac boots the floppy first and
+# order=ca the disk (SeaBIOS's log, and the bootorder file it prints);
+# menu=on shows SeaBIOS's "Press ESC" line, the default does not.
 # Bad input: an image of no floppy size and a missing image each end the run
 # with one line naming the file and status 2.
 . tests/e2e/lib.sh
@@ -38,6 +41,33 @@ if [ $rc -eq 2 ] && [ "$(wc -l <"$out/missing.stdout")" -eq 1 ] && grep -q "miss
     pass "fdc: a missing image -> one line naming it, status 2"
 else
     fail "fdc: missing image gave status $rc: $(cat "$out/missing.stdout")"
+fi
+
+# ---- -boot ----
+head -c 1474560 /dev/zero >"$out/blank-disk.img"
+head -c 737280 /dev/zero >"$out/blank-floppy.img"
+for order in ac ca; do
+    $RV -boot "order=$order" -fda "$out/blank-floppy.img" -hda "$out/blank-disk.img" -snapshot -display none \
+        -serial none -debugcon "file:$out/boot-$order.log" -run-for 3 >/dev/null 2>&1
+done
+first_ac=$(grep -m1 '^Booting from' "$out/boot-ac.log")
+first_ca=$(grep -m1 '^Booting from' "$out/boot-ca.log")
+if [ "$first_ac" = "Booting from Floppy..." ] && [ "$first_ca" = "Booting from Hard Disk..." ] &&
+   grep -q '^1: /pci@i0cf8/isa@1/fdc@03f0/floppy@0' "$out/boot-ac.log" &&
+   grep -q '^1: /pci@i0cf8/ide@1,1/drive@0/disk@0' "$out/boot-ca.log"; then
+    pass "fdc -boot: order=ac boots the floppy first, order=ca the hard disk (fw_cfg bootorder)"
+else
+    fail "fdc -boot: order=ac starts with '$first_ac', order=ca with '$first_ca'"
+fi
+for menu in on off; do
+    $RV -boot "menu=$menu" -fda "$out/blank-floppy.img" -snapshot -display none -serial none -run-for 1.5 \
+        -screendump "$out/menu-$menu.png" >/dev/null 2>&1
+done
+if python3 tests/e2e/screens.py text "$out/menu-on.png" $VGAROM 2>&1 | grep -q '^Press ESC for boot menu' &&
+   ! python3 tests/e2e/screens.py text "$out/menu-off.png" $VGAROM 2>&1 | grep -q 'Press ESC'; then
+    pass "fdc -boot: menu=on offers SeaBIOS's boot menu, menu=off does not"
+else
+    fail "fdc -boot: menu=on/off screens: $(python3 tests/e2e/screens.py text "$out/menu-on.png" $VGAROM 2>&1 | head -3 | tr '\n' '|')"
 fi
 
 # ---- Linux: /dev/fd0 ----
