@@ -397,6 +397,10 @@ static bool format_one(struct fdc *f, const uint8_t *id)
 {
     struct xfer *x = &f->x;
     struct fdrive *d = unit_drive(f, x->unit);
+    if (!d || !d->bd) {              /* taken out while the guest was still sending IDs */
+        fail_xfer(f, ST1_MA, 0);
+        return false;
+    }
     x->c = id[0];
     x->h = id[1];
     x->r = id[2];

@@ -501,6 +501,25 @@ static void format_track_fills_sectors(void **state)
     assert_int_equal(back[0], pattern(lba_of(3, 0, SPT), 0));
 }
 
+/* The disk leaves while FORMAT waits for its DMA: the command fails, nothing is touched. */
+static void eject_while_waiting_for_dma(void **state)
+{
+    struct env *e = *state;
+    reset_controller(e);
+    CMD(e, 0x03, 0xaf, 0x02);
+    dma_setup(e, 0x4000, 4 * SPT, false);
+    outb(e, 0x0a, 0x06);
+    CMD(e, 0x4d, 0x00, 2, SPT, 0x6c, 0xf6);
+    blockdev_close(fdc_eject(e->f, 0));
+    e->bd = NULL;
+    outb(e, 0x0a, 0x02);
+    settle(e);
+    uint8_t r[7];
+    assert_int_equal(result(e, r, 7), 7);
+    assert_int_equal(r[0] & 0xc0, 0x40);
+    assert_int_equal(r[1], 0x01);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -517,6 +536,7 @@ int main(void)
         T(disk_change_line),
         T(non_dma_read_through_the_fifo),
         T(format_track_fills_sectors),
+        T(eject_while_waiting_for_dma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
