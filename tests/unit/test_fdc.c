@@ -507,6 +507,10 @@ static void eject_while_waiting_for_dma(void **state)
     struct env *e = *state;
     reset_controller(e);
     CMD(e, 0x03, 0xaf, 0x02);
+    for (int s = 0; s < SPT; s++) {
+        uint8_t *id = e->ram + 0x4000 + 4 * s;
+        id[0] = 0, id[1] = 0, id[2] = s + 1, id[3] = 2;
+    }
     dma_setup(e, 0x4000, 4 * SPT, false);
     outb(e, 0x0a, 0x06);
     CMD(e, 0x4d, 0x00, 2, SPT, 0x6c, 0xf6);
