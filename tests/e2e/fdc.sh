@@ -13,7 +13,8 @@
 # tests/guest/floppy-init.sh in an initramfs of this test's own) reads the
 # whole of /dev/fd0 from a 1.44M image of random bytes and writes 32 KiB at
 # sector 1000: the checksums it prints, and the image after the run, are
-# compared with the host's.
+# compared with the host's.  Then -fda-change puts another disk in A: and
+# the guest, polling, reads the new disk whole.
 # -boot: with a floppy and a hard disk, order=ac boots the floppy first and
 # order=ca the disk (SeaBIOS's log, and the bootorder file it prints);
 # menu=on shows SeaBIOS's "Press ESC" line, the default does not.
@@ -83,8 +84,12 @@ else
     pattern_sha=$(sha256sum "$out/pattern" | cut -d' ' -f1)
     cp "$out/linux.img" "$out/linux-expected.img"
     dd if="$out/pattern" of="$out/linux-expected.img" bs=512 seek=1000 conv=notrunc 2>/dev/null
-    $RV -kernel "$L/vmlinuz" -initrd "$out/fd-initramfs.cpio" -append "console=ttyS0 panic=-1 quiet" \
-        -fda "$out/linux.img" -display none -serial "file:$out/linux.log" -run-for 120 >"$out/linux.stderr" 2>&1
+    head -c 1474560 /dev/urandom >"$out/linux2.img"
+    changed_sha=$(sha256sum "$out/linux2.img" | cut -d' ' -f1)
+    # The first part takes the guest about 12 s; the new disk comes at 45 s.
+    $RV -kernel "$L/vmlinuz" -initrd "$out/fd-initramfs.cpio" -append "console=ttyS0 panic=-1 quiet rv.fd=change" \
+        -fda "$out/linux.img" -fda-change "45:$out/linux2.img" -display none -serial "file:$out/linux.log" \
+        -run-for 240 >"$out/linux.stderr" 2>&1
     rc=$?
     if ! grep -q '^RV-FD-END' "$out/linux.log"; then
         fail "fdc linux: the guest did not finish (status $rc): $(tail -3 "$out/linux.log" "$out/linux.stderr" | tr '\n' ' ')"
@@ -92,6 +97,8 @@ else
         expect_line "$out/linux.log" 'FDC 0 is a post-1991 82077' "fdc linux: the kernel's driver finds a post-1991 82077"
         expect_line "$out/linux.log" "^RV-FD-READ-SHA $read_sha" "fdc linux: sha256 of all of /dev/fd0 is the image's"
         expect_line "$out/linux.log" "^RV-FD-READBACK-SHA $pattern_sha" "fdc linux: 32 KiB written to /dev/fd0 read back from the disk"
+        expect_line "$out/linux.log" "^RV-FD-CHANGED-SHA $changed_sha" \
+            "fdc linux: a disk changed while the guest runs (-fda-change) is seen and read whole (sha256)"
         if cmp -s "$out/linux.img" "$out/linux-expected.img"; then
             pass "fdc linux: the image holds the guest's write at sector 1000 and nothing else changed"
         else

@@ -2,7 +2,8 @@
 # /init of the floppy check (tests/e2e/fdc.sh boots it with -kernel): loads
 # Debian's floppy.ko, reads the whole of /dev/fd0, writes 32 KiB of a
 # pattern the host computes the same way at sector 1000, reads it back
-# from the disk (caches dropped), and powers off.  Every line it prints for
+# from the disk (caches dropped), and powers off.  With rv.fd=change it
+# first waits for the host to change the disk and reads the new one.  Every line it prints for
 # the host starts with RV-FD.  With rv.fd=bench on the kernel command line
 # it only times a cold read of the whole disk (make bench).
 /bin/busybox mkdir -p /proc /sys /dev /tmp
@@ -38,6 +39,20 @@ fi
 sync
 echo 3 >/proc/sys/vm/drop_caches
 echo "RV-FD-READBACK-SHA $(dd if=/dev/fd0 bs=512 skip=1000 count=64 2>/dev/null | sha256sum | cut -d' ' -f1)"
+if grep -q 'rv\.fd=change' /proc/cmdline; then
+    # The host puts another disk in the drive (-fda-change) while this waits:
+    # the driver sees the change line when /dev/fd0 is opened again.
+    first=$(dd if=/dev/fd0 bs=512 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+    echo "RV-FD-WAITING"
+    i=0
+    while [ $i -lt 150 ]; do
+        now=$(dd if=/dev/fd0 bs=512 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
+        [ "$now" != "$first" ] && break
+        sleep 1
+        i=$((i + 1))
+    done
+    echo "RV-FD-CHANGED-SHA $(dd if=/dev/fd0 bs=18k 2>/dev/null | sha256sum | cut -d' ' -f1)"
+fi
 dmesg | grep -i 'floppy\|fd0\|fdc' | sed 's/^/RV-FD-KLOG /'
 echo "RV-FD-END"
 poweroff -f
