@@ -437,6 +437,25 @@ static bool open_floppy(struct machine *m, int k, const char *path, struct block
     return true;
 }
 
+/* Ctrl-A f on the terminal: take the disk out of A:, or put the one taken
+ * out back (the file is opened again, so it may have been changed meanwhile). */
+static void floppy_key(void *opaque)
+{
+    struct machine *m = opaque;
+    char err[512];
+    if (m->floppy[0]) {
+        free(m->floppy_out[0]);
+        m->floppy_out[0] = strdup(blockdev_path(m->floppy[0]));
+        machine_change_floppy(m, 0, NULL, err, sizeof(err));
+        fprintf(stderr, "\r\nretrovisor: A: %s taken out (C-a f puts it back)\r\n", m->floppy_out[0]);
+    } else if (m->floppy_out[0]) {
+        if (machine_change_floppy(m, 0, m->floppy_out[0], err, sizeof(err)) < 0)
+            fprintf(stderr, "\r\nretrovisor: A: %s\r\n", err);
+        else
+            fprintf(stderr, "\r\nretrovisor: A: %s put in\r\n", m->floppy_out[0]);
+    }
+}
+
 static bool create_floppies(struct machine *m)
 {
     static const char *names[2] = { "-fda", "-fdb" };
@@ -453,6 +472,8 @@ static bool create_floppies(struct machine *m)
             return false;
         }
         fdc_add_drive(m->fdc, k, type);
+        if (k == 0)
+            chardev_add_escape('f', floppy_key, m, "C-a f    take the disk out of A:, or put it back");
         if (m->floppy[k] && fdc_insert(m->fdc, k, m->floppy[k], err, sizeof(err)) < 0) {
             fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
             return false;
@@ -626,6 +647,9 @@ void machine_free(struct machine *m)
     for (int k = 0; k < 2; k++)
         if (m->floppy[k])
             blockdev_close(m->floppy[k]);
+    chardev_remove_escapes(m);
+    free(m->floppy_out[0]);
+    free(m->floppy_out[1]);
     fdc_free(m->fdc);
     if (m->floppy_change_timer)
         vtimer_free(m->floppy_change_timer);

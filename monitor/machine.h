@@ -109,6 +109,7 @@ struct machine {
     struct dma *dma;             /* the two 8237s and their page registers */
     struct fdc *fdc;             /* floppy controller at 0x3F0 */
     struct blockdev *floppy[2];  /* the disks in A: and B:, or NULL */
+    char *floppy_out[2];         /* the image the terminal's Ctrl-A f took out, to put back */
     struct vtimer *floppy_change_timer;
     int floppy_change_next;      /* the first -fda-change not done yet */
     struct bt *bt;               /* translation cache, NULL with -accel interp */

@@ -13,7 +13,8 @@
 # tests/guest/floppy-init.sh in an initramfs of this test's own) reads the
 # whole of /dev/fd0 from a 1.44M image of random bytes and writes 32 KiB at
 # sector 1000: the checksums it prints, and the image after the run, are
-# compared with the host's.  Then -fda-change puts another disk in A: and
+# compared with the host's.  Then the terminal's Ctrl-A f takes the disk
+# out, the host puts another file in its place, Ctrl-A f puts it in, and
 # the guest, polling, reads the new disk whole.
 # -boot: with a floppy and a hard disk, order=ac boots the floppy first and
 # order=ca the disk (SeaBIOS's log, and the bootorder file it prints);
@@ -86,11 +87,34 @@ else
     dd if="$out/pattern" of="$out/linux-expected.img" bs=512 seek=1000 conv=notrunc 2>/dev/null
     head -c 1474560 /dev/urandom >"$out/linux2.img"
     changed_sha=$(sha256sum "$out/linux2.img" | cut -d' ' -f1)
-    # The first part takes the guest about 12 s; the new disk comes at 45 s.
+    # The terminal (-serial stdio, fed through a fifo) takes the disk out
+    # with Ctrl-A f once the guest waits; once the guest has seen the drive
+    # empty, the host swaps the file and puts it back with Ctrl-A f.
+    rm -f "$out/keys"
+    mkfifo "$out/keys"
+    trap '' PIPE     # a retrovisor that died must not take this script with it
     $RV -kernel "$L/vmlinuz" -initrd "$out/fd-initramfs.cpio" -append "console=ttyS0 panic=-1 quiet rv.fd=change" \
-        -fda "$out/linux.img" -fda-change "45:$out/linux2.img" -display none -serial "file:$out/linux.log" \
-        -run-for 240 >"$out/linux.stderr" 2>&1
+        -fda "$out/linux.img" -display none -serial stdio -run-for 240 <"$out/keys" >"$out/linux.log" 2>"$out/linux.stderr" &
+    pid=$!
+    exec 3>"$out/keys"
+    i=0
+    while ! grep -q '^RV-FD-WAITING' "$out/linux.log" && [ $i -lt 900 ] && kill -0 $pid 2>/dev/null; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    printf '\001f' >&3
+    i=0
+    while ! grep -q '^RV-FD-NO-DISK' "$out/linux.log" && [ $i -lt 300 ] && kill -0 $pid 2>/dev/null; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    mv "$out/linux.img" "$out/linux-written.img"
+    cp "$out/linux2.img" "$out/linux.img"
+    printf '\001f' >&3
+    wait $pid
     rc=$?
+    exec 3>&-
+    trap - PIPE
     if ! grep -q '^RV-FD-END' "$out/linux.log"; then
         fail "fdc linux: the guest did not finish (status $rc): $(tail -3 "$out/linux.log" "$out/linux.stderr" | tr '\n' ' ')"
     else
@@ -98,11 +122,13 @@ else
         expect_line "$out/linux.log" "^RV-FD-READ-SHA $read_sha" "fdc linux: sha256 of all of /dev/fd0 is the image's"
         expect_line "$out/linux.log" "^RV-FD-READBACK-SHA $pattern_sha" "fdc linux: 32 KiB written to /dev/fd0 read back from the disk"
         expect_line "$out/linux.log" "^RV-FD-CHANGED-SHA $changed_sha" \
-            "fdc linux: a disk changed while the guest runs (-fda-change) is seen and read whole (sha256)"
-        if cmp -s "$out/linux.img" "$out/linux-expected.img"; then
+            "fdc linux: a disk changed while the guest runs (Ctrl-A f out, another file, Ctrl-A f in) is seen and read whole"
+        expect_line "$out/linux.stderr" "A: .*linux.img taken out" "fdc linux: Ctrl-A f says the disk is out"
+        expect_line "$out/linux.log" "^RV-FD-NO-DISK" "fdc linux: without a disk in A: the guest's read fails"
+        if cmp -s "$out/linux-written.img" "$out/linux-expected.img"; then
             pass "fdc linux: the image holds the guest's write at sector 1000 and nothing else changed"
         else
-            fail "fdc linux: the image differs from the expected one: $(cmp "$out/linux.img" "$out/linux-expected.img" 2>&1)"
+            fail "fdc linux: the image differs from the expected one: $(cmp "$out/linux-written.img" "$out/linux-expected.img" 2>&1)"
         fi
     fi
 fi

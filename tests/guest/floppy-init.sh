@@ -46,8 +46,12 @@ if grep -q 'rv\.fd=change' /proc/cmdline; then
     echo "RV-FD-WAITING"
     i=0
     while [ $i -lt 150 ]; do
-        now=$(dd if=/dev/fd0 bs=512 count=1 2>/dev/null | sha256sum | cut -d' ' -f1)
-        [ "$now" != "$first" ] && break
+        # Without a disk the read fails: wait on until one is in again.
+        if dd if=/dev/fd0 bs=512 count=1 of=/tmp/sector0 2>/dev/null && [ "$(wc -c </tmp/sector0)" -eq 512 ]; then
+            [ "$(sha256sum </tmp/sector0 | cut -d' ' -f1)" != "$first" ] && break
+        else
+            echo "RV-FD-NO-DISK"
+        fi
         sleep 1
         i=$((i + 1))
     done
