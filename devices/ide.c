@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devices/atapi.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "hosted-driver/blockdev.h"
@@ -96,8 +97,20 @@
 enum drive_kind {
     DRIVE_NONE,
     DRIVE_DISK,
-    /* DRIVE_CDROM comes with ATAPI: signature 0x14/0xEB, IDENTIFY PACKET DEVICE, PACKET. */
+    DRIVE_CDROM,        /* ATAPI: signature 14h/EBh, IDENTIFY PACKET DEVICE, PACKET (devices/atapi.c) */
 };
+
+/* Where a PACKET command is: receiving its 12 bytes, or moving its data. */
+enum packet_phase { PKT_NONE, PKT_COMMAND, PKT_DATA_IN, PKT_DATA_OUT };
+
+/* Interrupt reason, in the Sector Count register during PACKET */
+#define IR_COD 0x01     /* command packet or status, not data */
+#define IR_IO 0x02      /* to the host */
+/* Features register bits of PACKET */
+#define PKT_FEAT_DMA 0x01
+
+/* A packet data block is at most the byte count limit, 0xFFFE. */
+#define PACKET_BLOCK_MAX 0x10000
 
 enum xfer { XFER_IDLE, XFER_PIO_IN, XFER_PIO_OUT, XFER_DMA };
 enum addressing { ADDR_CHS, ADDR_LBA28, ADDR_LBA48 };
@@ -111,6 +124,7 @@ struct taskfile {
 struct drive {
     enum drive_kind kind;
     struct blockdev *bd;
+    struct atapi *cd;               /* DRIVE_CDROM: the packet command layer and its disc */
     uint64_t sectors;
     int number;                     /* 1-4, for the serial number */
     bool io_error_logged;
@@ -134,8 +148,11 @@ struct drive {
         uint32_t remaining;         /* sectors */
         uint32_t block;             /* sectors per DRQ block */
         uint32_t pos, len;          /* bytes in buf */
+        enum packet_phase packet;
+        bool dma;                   /* PACKET's data moves by bus-master DMA */
+        uint16_t byte_limit;        /* PACKET's byte count limit for PIO blocks */
     } x;
-    uint8_t buf[MAX_MULTIPLE * SECTOR];
+    uint8_t buf[PACKET_BLOCK_MAX];  /* a PIO block: at most 16 sectors, or a packet's block */
     /* PIO reads come from the image a stretch at a time (see read_ahead):
      * sectors ahead_lba .. ahead_lba + ahead_count - 1, dropped by any write. */
     uint64_t ahead_lba;
@@ -339,6 +356,11 @@ static int settle_write(struct drive *d)
     return 0;
 }
 
+/* The PACKET protocol's ends of the PIO and DMA paths (below). */
+static void packet_in_block_done(struct channel *c, struct drive *d);
+static void packet_out_block_done(struct channel *c, struct drive *d);
+static void run_packet_dma(struct channel *c, struct drive *d);
+
 /* ---- PIO ---- */
 
 static void expose_block(struct channel *c, struct drive *d, uint32_t bytes)
@@ -419,6 +441,10 @@ static void start_pio(struct channel *c, struct drive *d, bool ext, bool write, 
 
 static void pio_in_block_done(struct channel *c, struct drive *d)
 {
+    if (d->x.packet != PKT_NONE) {
+        packet_in_block_done(c, d);
+        return;
+    }
     if (!d->x.disk_data) {
         d->x.kind = XFER_IDLE;
         d->status = ST_IDLE;
@@ -439,6 +465,10 @@ static void pio_in_block_done(struct channel *c, struct drive *d)
 
 static void pio_out_block_done(struct channel *c, struct drive *d)
 {
+    if (d->x.packet != PKT_NONE) {
+        packet_out_block_done(c, d);
+        return;
+    }
     uint32_t n = d->x.len / SECTOR;
     int r = write_image(d, d->x.lba, d->buf, d->x.len);
     if (r < 0) {
@@ -583,6 +613,10 @@ static bool dma_chunk(struct channel *c, struct drive *d, struct prd_cursor *p, 
 
 static void run_dma(struct channel *c, struct drive *d)
 {
+    if (d->kind == DRIVE_CDROM) {
+        run_packet_dma(c, d);
+        return;
+    }
     struct prd_cursor p = { .table = c->bm_prd };
     while (d->x.remaining) {
         uint32_t n = d->x.remaining < DMA_CHUNK_SECTORS ? d->x.remaining : DMA_CHUNK_SECTORS;
@@ -646,9 +680,58 @@ static uint16_t reset_result(const struct channel *c, int slot)
     return v;
 }
 
+static void identify_checksum(uint16_t id[256])
+{
+    /* Integrity word: signature A5h, and a checksum making all 512 bytes sum to 0. */
+    uint8_t sum = 0xa5;
+    for (int i = 0; i < 255; i++)
+        sum += (uint8_t)id[i] + (uint8_t)(id[i] >> 8);
+    id[255] = (uint16_t)((uint8_t)-sum) << 8 | 0xa5;
+}
+
+/* IDENTIFY PACKET DEVICE: a removable CD-ROM with 12-byte packets, DRQ within 50 us. */
+static void build_packet_identify(const struct channel *c, int slot, uint16_t id[256])
+{
+    const struct drive *d = &c->drive[slot];
+    char serial[21];
+    memset(id, 0, 512);
+    snprintf(serial, sizeof(serial), "RV%08d", d->number);
+    id[0] = 0x8000 | (5 << 8) | 0x80 | (2 << 5);   /* ATAPI, CD-ROM, removable, accelerated DRQ */
+    ata_string(id, 10, 10, serial);
+    ata_string(id, 23, 4, "1.0");
+    ata_string(id, 27, 20, "RETROVISOR CD-ROM");
+    id[49] = (1 << 11) | (1 << 9) | (1 << 8);      /* IORDY, LBA, DMA */
+    id[53] = 0x0007;
+    id[63] = 0x0007;
+    if ((d->xfer_mode & 0xf8) == 0x20)
+        id[63] |= 0x100 << (d->xfer_mode & 7);
+    id[64] = 0x0003;
+    id[65] = 120;
+    id[66] = 120;
+    id[67] = 120;
+    id[68] = 120;
+    id[71] = 30;                                    /* typical release times, ns */
+    id[72] = 30;
+    id[80] = 0x00fe;
+    id[82] = (1 << 14) | (1 << 4);                  /* NOP, PACKET */
+    id[83] = 1 << 14;
+    id[84] = 1 << 14;
+    id[85] = (1 << 14) | (1 << 4);
+    id[87] = 1 << 14;
+    id[88] = 0x003f;
+    if ((d->xfer_mode & 0xf8) == 0x40)
+        id[88] |= 0x100 << (d->xfer_mode & 7);
+    id[93] = reset_result(c, slot);
+    identify_checksum(id);
+}
+
 static void build_identify(const struct channel *c, int slot, uint16_t id[256])
 {
     const struct drive *d = &c->drive[slot];
+    if (d->kind == DRIVE_CDROM) {
+        build_packet_identify(c, slot, id);
+        return;
+    }
     char serial[21];
     memset(id, 0, 512);
     snprintf(serial, sizeof(serial), "RV%08d", d->number);
@@ -701,12 +784,7 @@ static void build_identify(const struct channel *c, int slot, uint16_t id[256])
     id[101] = (uint16_t)(d->sectors >> 16);
     id[102] = (uint16_t)(d->sectors >> 32);
     id[103] = (uint16_t)(d->sectors >> 48);
-
-    /* Integrity word: signature A5h, and a checksum making all 512 bytes sum to 0. */
-    uint8_t sum = 0xa5;
-    for (int i = 0; i < 255; i++)
-        sum += (uint8_t)id[i] + (uint8_t)(id[i] >> 8);
-    id[255] = (uint16_t)((uint8_t)-sum) << 8 | 0xa5;
+    identify_checksum(id);
 }
 
 static void identify(struct channel *c, struct drive *d)
@@ -832,6 +910,195 @@ static void check_power_mode(struct channel *c, struct drive *d)
     complete(c, d);
 }
 
+/* ---- PACKET (ATAPI) ---- */
+
+/* The byte count limit as a driver may write it: 0 and odd values are not
+ * meaningful for PIO blocks, so they become the largest even count. */
+static uint32_t pio_byte_limit(const struct drive *d)
+{
+    uint32_t limit = d->x.byte_limit & ~1u;
+    return limit ? limit : 0xfffe;
+}
+
+static void packet_complete(struct channel *c, struct drive *d)
+{
+    d->x.packet = PKT_NONE;
+    d->tf.count = IR_IO | IR_COD;
+    complete(c, d);
+}
+
+/* CHECK CONDITION: the sense key goes in the Error register's high nibble. */
+static void packet_fail(struct channel *c, struct drive *d, uint8_t sense_key)
+{
+    d->x.packet = PKT_NONE;
+    fail(c, d, (uint8_t)(sense_key << 4) | (sense_key == SENSE_ILLEGAL_REQUEST ? ER_ABRT : 0));
+    d->tf.count = IR_IO | IR_COD;
+}
+
+/* Offer the next PIO block of a data phase, its size in the byte count registers. */
+static void packet_pio_block(struct channel *c, struct drive *d, bool in)
+{
+    uint64_t left = in ? atapi_data_in_left(d->cd) : atapi_data_out_left(d->cd);
+    uint32_t limit = pio_byte_limit(d);
+    uint32_t n = left < limit ? (uint32_t)left : limit;
+    if (in && !atapi_data_in(d->cd, d->buf, n)) {
+        uint8_t key = SENSE_MEDIUM_ERROR;
+        atapi_failed(d->cd, &key);
+        packet_fail(c, d, key);
+        return;
+    }
+    d->tf.lbam = (uint8_t)n;
+    d->tf.lbah = (uint8_t)(n >> 8);
+    d->tf.count = in ? IR_IO : 0;
+    d->x.kind = in ? XFER_PIO_IN : XFER_PIO_OUT;
+    d->x.packet = in ? PKT_DATA_IN : PKT_DATA_OUT;
+    expose_block(c, d, n);
+    raise_irq(c, d);
+}
+
+/* What follows a command packet or a finished data block. */
+static void packet_next(struct channel *c, struct drive *d)
+{
+    uint8_t key;
+    if (atapi_failed(d->cd, &key)) {
+        packet_fail(c, d, key);
+        return;
+    }
+    bool in = atapi_data_in_left(d->cd) > 0;
+    if (!in && !atapi_data_out_left(d->cd)) {
+        packet_complete(c, d);
+        return;
+    }
+    if (d->x.dma) {
+        d->x.packet = in ? PKT_DATA_IN : PKT_DATA_OUT;
+        d->x.kind = XFER_DMA;
+        d->tf.count = in ? IR_IO : 0;
+        d->status = ST_IDLE | ST_DRQ;
+        if (c->bm_cmd & BM_CMD_START)
+            run_packet_dma(c, d);
+        return;
+    }
+    packet_pio_block(c, d, in);
+}
+
+static void packet_in_block_done(struct channel *c, struct drive *d)
+{
+    packet_next(c, d);
+}
+
+static void packet_out_block_done(struct channel *c, struct drive *d)
+{
+    if (d->x.packet == PKT_COMMAND) {
+        d->x.kind = XFER_IDLE;
+        d->status = ST_IDLE | ST_BSY;
+        atapi_packet(d->cd, d->buf);
+        packet_next(c, d);
+        return;
+    }
+    atapi_data_out(d->cd, d->buf, d->x.len);
+    packet_next(c, d);
+}
+
+/* PACKET (A0h): ask for the 12-byte command; no interrupt (DRQ within 50 us). */
+static void packet_command(struct channel *c, struct drive *d)
+{
+    d->x.packet = PKT_COMMAND;
+    d->x.dma = (d->tf.feature & PKT_FEAT_DMA) != 0;
+    d->x.byte_limit = (uint16_t)(d->tf.lbah << 8 | d->tf.lbam);
+    d->x.kind = XFER_PIO_OUT;
+    d->tf.count = IR_COD;
+    expose_block(c, d, ATAPI_PACKET_SIZE);
+}
+
+/* The bus master ran short of PRD entries or hit memory outside RAM. */
+static void packet_dma_abort(struct channel *c, struct drive *d)
+{
+    c->bm_status = (c->bm_status & ~BM_ST_ACTIVE) | BM_ST_ERROR | BM_ST_INTR;
+    atapi_soft_reset(d->cd);
+    packet_fail(c, d, 0x0b);    /* ABORTED COMMAND */
+}
+
+static void run_packet_dma(struct channel *c, struct drive *d)
+{
+    struct ide *s = c->ide;
+    struct prd_cursor p = { .table = c->bm_prd };
+    bool in = d->x.packet == PKT_DATA_IN;
+    for (;;) {
+        uint64_t left = in ? atapi_data_in_left(d->cd) : atapi_data_out_left(d->cd);
+        if (!left)
+            break;
+        uint32_t n = left < sizeof(s->dma_buf) ? (uint32_t)left : sizeof(s->dma_buf);
+        if (in) {
+            if (!atapi_data_in(d->cd, s->dma_buf, n)) {
+                uint8_t key = SENSE_MEDIUM_ERROR;
+                atapi_failed(d->cd, &key);
+                c->bm_status = (c->bm_status & ~BM_ST_ACTIVE) | BM_ST_INTR;
+                packet_fail(c, d, key);
+                return;
+            }
+            if (prd_copy(s, &p, s->dma_buf, n, true) != DMA_OK) {
+                packet_dma_abort(c, d);
+                return;
+            }
+        } else {
+            if (prd_copy(s, &p, s->dma_buf, n, false) != DMA_OK) {
+                packet_dma_abort(c, d);
+                return;
+            }
+            atapi_data_out(d->cd, s->dma_buf, n);
+        }
+    }
+    if (p.eot && !p.left)
+        c->bm_status &= ~BM_ST_ACTIVE;
+    c->bm_status |= BM_ST_INTR;
+    packet_complete(c, d);
+}
+
+static void cd_set_features(struct channel *c, struct drive *d)
+{
+    if (d->tf.feature == 0x03) {
+        if (!valid_transfer_mode(d->tf.count)) {
+            fail(c, d, ER_ABRT);
+            return;
+        }
+        d->xfer_mode = d->tf.count;
+    }
+    /* The cache and look-ahead switches mean nothing for a read-only drive. */
+    complete(c, d);
+}
+
+static void set_signature(struct drive *d);
+static void post_reset_state(struct drive *d);
+
+/* DEVICE RESET (08h): the packet device alone resets; no interrupt. */
+static void device_reset(struct channel *c, struct drive *d)
+{
+    atapi_soft_reset(d->cd);
+    post_reset_state(d);
+}
+
+static void cd_command(struct channel *c, struct drive *d, uint8_t cmd)
+{
+    switch (cmd) {
+    case 0xa0: packet_command(c, d); break;
+    case 0xa1: identify(c, d); break;                                          /* IDENTIFY PACKET DEVICE */
+    case 0x08: device_reset(c, d); break;
+    case 0xef: cd_set_features(c, d); break;
+    case 0xe5: case 0x98: check_power_mode(c, d); break;
+    case 0xe0: case 0x94: case 0xe1: case 0x95: case 0xe2: case 0x96:         /* STANDBY, IDLE (IMMEDIATE) */
+    case 0xe3: case 0x97: case 0xe6: case 0x99:                               /* SLEEP */
+    case 0xe7: case 0xea:                                                      /* FLUSH CACHE (EXT) */
+        complete(c, d);
+        break;
+    default:
+        /* IDENTIFY DEVICE and the read/write commands: a packet device aborts
+         * them and shows its signature, which is how drivers tell it apart. */
+        set_signature(d);
+        fail(c, d, ER_ABRT);
+        break;
+    }
+}
+
 static void disk_command(struct channel *c, struct drive *d, uint8_t cmd)
 {
     switch (cmd) {
@@ -885,10 +1152,11 @@ static void disk_command(struct channel *c, struct drive *d, uint8_t cmd)
 static void set_signature(struct drive *d)
 {
     struct taskfile *t = &d->tf;
+    bool packet = d->kind == DRIVE_CDROM;
     t->count = t->hob_count = 1;
     t->lbal = t->hob_lbal = 1;
-    t->lbam = t->hob_lbam = 0;
-    t->lbah = t->hob_lbah = 0;
+    t->lbam = t->hob_lbam = packet ? 0x14 : 0;
+    t->lbah = t->hob_lbah = packet ? 0xeb : 0;
     t->device = 0;
 }
 
@@ -899,7 +1167,9 @@ static void post_reset_state(struct drive *d)
     set_signature(d);
     d->intrq = false;
     d->error = ER_DIAG_PASSED;
-    d->status = present(d) ? ST_IDLE : 0;
+    /* A packet device leaves DRDY clear after a reset (drivers wait for it
+     * only on ATA disks). */
+    d->status = d->kind == DRIVE_DISK ? ST_IDLE : 0;
 }
 
 static void execute_diagnostic(struct channel *c)
@@ -922,8 +1192,11 @@ static void begin_soft_reset(struct channel *c)
 
 static void finish_soft_reset(struct channel *c)
 {
-    for (int k = 0; k < 2; k++)
+    for (int k = 0; k < 2; k++) {
+        if (c->drive[k].cd)
+            atapi_soft_reset(c->drive[k].cd);
         post_reset_state(&c->drive[k]);
+    }
     c->sel = 0;
 }
 
@@ -961,6 +1234,8 @@ static void reset_channel(struct channel *c)
         struct drive *d = &c->drive[k];
         default_settings(d);
         d->tf = (struct taskfile){ 0 };
+        if (d->cd)
+            atapi_power_on(d->cd);
         post_reset_state(d);
     }
     c->line = false;
@@ -1036,7 +1311,10 @@ static void command_write(struct channel *c, uint8_t cmd)
     memset(&d->x, 0, sizeof(d->x));
     d->error = 0;
     lower_irq(c, d);
-    disk_command(c, d, cmd);
+    if (d->kind == DRIVE_CDROM)
+        cd_command(c, d, cmd);
+    else
+        disk_command(c, d, cmd);
 }
 
 static void reg_write(struct channel *c, int reg, uint8_t v)
@@ -1261,6 +1539,26 @@ int ide_attach_disk(struct ide *s, int channel, int slave, struct blockdev *bd, 
     d->number = channel * 2 + slave + 1;
     derive_geometry(d);
     default_settings(d);
+    post_reset_state(d);
+    return 0;
+}
+
+int ide_attach_cdrom(struct ide *s, int channel, int slave, struct atapi *cd, char *err, size_t errlen)
+{
+    if (channel < 0 || channel > 1 || slave < 0 || slave > 1 || !cd) {
+        snprintf(err, errlen, "ide: no such drive slot (channel %d, %s)", channel, slave ? "slave" : "master");
+        return -1;
+    }
+    struct drive *d = &s->ch[channel].drive[slave];
+    if (present(d)) {
+        snprintf(err, errlen, "ide: channel %d %s is already taken", channel, slave ? "slave" : "master");
+        return -1;
+    }
+    d->kind = DRIVE_CDROM;
+    d->cd = cd;
+    d->number = channel * 2 + slave + 1;
+    default_settings(d);
+    atapi_power_on(cd);
     post_reset_state(d);
     return 0;
 }

@@ -8,7 +8,9 @@
  *              primary at +0, secondary at +8 (placed by firmware)
  *
  * Each channel has a master and a slave; a drive is an ATA hard disk backed
- * by a blockdev (ATAPI CD-ROM is a later drive kind).  Commands complete
+ * by a blockdev, or an ATAPI CD-ROM whose packet commands devices/atapi.c
+ * runs (ide.c moves their data by PIO, in blocks no larger than the byte
+ * count limit, or by bus-master DMA).  Commands complete
  * immediately: the interrupt is raised when a PIO block is ready (reads),
  * after a PIO block has been written (writes), when a non-data command is
  * done, or when a bus-master transfer has finished.  FLUSH CACHE fsyncs the
@@ -34,6 +36,7 @@ typedef bool (*guest_phys_rw_fn)(void *opaque, uint64_t gpa, void *buf, uint32_t
 struct bus;
 struct pci_bus;
 struct blockdev;
+struct atapi;
 struct ide;
 
 #define IDE_PCI_DEVFN ((1 << 3) | 1)    /* 00:01.1 */
@@ -47,6 +50,10 @@ void ide_free(struct ide *s);
  * controller does not own bd: close it after ide_free.  Returns 0, or -1
  * with one line in err (slot taken, bad channel). */
 int ide_attach_disk(struct ide *s, int channel, int slave, struct blockdev *bd, char *err, size_t errlen);
+
+/* Attach an ATAPI CD-ROM drive (devices/atapi.h) at channel 0/1, master or
+ * slave.  The controller does not own cd: free it after ide_free. */
+int ide_attach_cdrom(struct ide *s, int channel, int slave, struct atapi *cd, char *err, size_t errlen);
 
 /* The disk's default CHS geometry as IDENTIFY reports it (16 heads, 63
  * sectors, cylinders = min(sectors / 1008, 16383)).  False when the slot

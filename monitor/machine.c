@@ -26,10 +26,12 @@
 #include "devices/ide.h"
 #include "devices/dma.h"
 #include "devices/fdc.h"
+#include "devices/atapi.h"
 #include "devices/vga.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
 
 #include <errno.h>
@@ -210,7 +212,8 @@ static void fill_cmos_floppies(struct machine *m)
  * the fw_cfg file "bootorder", one firmware path per line, which it matches
  * against the paths it builds: /pci@i0cf8/isa@1/fdc@03f0/floppy@N for the
  * floppies behind the PIIX3's ISA bridge, /pci@i0cf8/ide@1,1/drive@C/disk@S
- * for IDE channel C, master (0) or slave (1).  Devices missing from the file
+ * for the disk or CD-ROM on IDE channel C, master (0) or slave (1).
+ * (-kernel's option ROM replaces the file: it boots first.)  Devices missing from the file
  * follow, in the CMOS order.  menu=on shows SeaBIOS's "Press ESC" menu.
  */
 static void set_boot_order(struct machine *m)
@@ -229,11 +232,10 @@ static void set_boot_order(struct machine *m)
             for (int k = 0; k < 2; k++)
                 if (fdc_drive_type(m->fdc, k) != FLOPPY_NONE)
                     used += snprintf(paths + used, sizeof(paths) - used, "/pci@i0cf8/isa@1/fdc@03f0/floppy@%d\n", k);
-        if (order[i] == 'c')
-            for (int k = 0; k < 4; k++)
-                if (m->disk[k])
-                    used += snprintf(paths + used, sizeof(paths) - used, "/pci@i0cf8/ide@1,1/drive@%d/disk@%d\n",
-                                     k / 2, k % 2);
+        for (int k = 0; k < 4; k++)
+            if ((order[i] == 'c' && m->disk[k]) || (order[i] == 'd' && m->cdrom[k]))
+                used += snprintf(paths + used, sizeof(paths) - used, "/pci@i0cf8/ide@1,1/drive@%d/disk@%d\n",
+                                 k / 2, k % 2);
     }
     cmos_set(m->cmos, 0x3d, kinds & 0xff);
     cmos_set(m->cmos, 0x38, (kinds >> 4) & 0xf0);
@@ -482,6 +484,19 @@ static bool create_floppies(struct machine *m)
     return true;
 }
 
+/* An ATAPI drive at IDE position k, with the image at path in it (NULL: empty). */
+static bool attach_cdrom(struct machine *m, int k, const char *path)
+{
+    char err[512];
+    m->cdrom[k] = atapi_new();
+    if ((path && atapi_insert(m->cdrom[k], path, false, err, sizeof(err)) < 0) ||
+        ide_attach_cdrom(m->ide, k / 2, k % 2, m->cdrom[k], err, sizeof(err)) < 0) {
+        fprintf(stderr, "retrovisor: -cdrom %s\n", err);
+        return false;
+    }
+    return true;
+}
+
 int machine_change_floppy(struct machine *m, int drive, const char *path, char *err, size_t errlen)
 {
     if (drive < 0 || drive > 1 || fdc_drive_type(m->fdc, drive) == FLOPPY_NONE) {
@@ -548,11 +563,115 @@ static bool schedule_floppy_changes(struct machine *m)
     return true;
 }
 
+static struct atapi *first_cdrom(struct machine *m)
+{
+    for (int k = 0; k < 4; k++)
+        if (m->cdrom[k])
+            return m->cdrom[k];
+    return NULL;
+}
+
+int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen)
+{
+    struct atapi *cd = first_cdrom(m);
+    if (!cd) {
+        snprintf(err, errlen, "there is no CD-ROM drive (use -cdrom or -drive media=cdrom)");
+        return -1;
+    }
+    if (path)
+        return atapi_insert(cd, path, force, err, errlen);
+    return atapi_eject(cd, force, err, errlen);
+}
+
+#define CDROM_CHANGE_RETRY_NS (500 * 1000 * 1000)
+
+static char *copy_string(const char *s)
+{
+    return strcpy(xmalloc(strlen(s) + 1), s);
+}
+
+void machine_toggle_cdrom(void *machine)
+{
+    struct machine *m = machine;
+    struct atapi *cd = first_cdrom(m);
+    char err[512];
+    if (!cd) {
+        fprintf(stderr, "retrovisor: Ctrl+Alt+E: there is no CD-ROM drive\n");
+        return;
+    }
+    const char *path = atapi_medium_path(cd);
+    if (path && !atapi_tray_open(cd)) {
+        char *keep = copy_string(path);
+        if (atapi_eject(cd, false, err, sizeof(err)) < 0) {
+            fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+            free(keep);
+            return;
+        }
+        free(m->cdrom_last);
+        m->cdrom_last = keep;
+        fprintf(stderr, "retrovisor: CD-ROM: ejected %s (Ctrl+Alt+E puts it back)\n", keep);
+        return;
+    }
+    /* The tray is open: with the guest's disc still in it, or empty after ours. */
+    char *disc = path ? copy_string(path) : m->cdrom_last ? copy_string(m->cdrom_last) : NULL;
+    if (!disc)
+        fprintf(stderr, "retrovisor: CD-ROM: no disc to put back\n");
+    else if (atapi_insert(cd, disc, false, err, sizeof(err)) < 0)
+        fprintf(stderr, "retrovisor: CD-ROM: %s\n", err);
+    else
+        fprintf(stderr, "retrovisor: CD-ROM: inserted %s\n", disc);
+    free(disc);
+}
+
+/* -cdrom-change: the changes whose time has come, then the timer for the next. */
+static void cdrom_change_due(void *opaque)
+{
+    struct machine *m = opaque;
+    int64_t now = vclock_now(m->clock);
+    while (m->cdrom_change_next < m->cfg.n_cdrom_change &&
+           m->cfg.cdrom_change[m->cdrom_change_next].at_ns <= now) {
+        const char *path = m->cfg.cdrom_change[m->cdrom_change_next].path;
+        struct atapi *cd = first_cdrom(m);
+        if (cd && atapi_locked(cd)) {
+            /* The guest holds the tray (a mounted disc): ask it, and try
+             * again until it lets go, as a user pressing eject would. */
+            char err[512];
+            atapi_eject(cd, false, err, sizeof(err));
+            vtimer_mod(m->cdrom_change_timer, now + CDROM_CHANGE_RETRY_NS);
+            return;
+        }
+        m->cdrom_change_next++;
+        char err[512];
+        if (machine_change_cdrom(m, path, false, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -cdrom-change %s: %s\n", path ? path : "eject", err);
+    }
+    if (m->cdrom_change_next < m->cfg.n_cdrom_change)
+        vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[m->cdrom_change_next].at_ns);
+}
+
+static bool schedule_cdrom_changes(struct machine *m)
+{
+    if (!m->cfg.n_cdrom_change)
+        return true;
+    if (!first_cdrom(m)) {
+        fprintf(stderr, "retrovisor: -cdrom-change: there is no CD-ROM drive (use -cdrom or -drive media=cdrom)\n");
+        return false;
+    }
+    m->cdrom_change_timer = vtimer_new(m->clock, cdrom_change_due, m);
+    vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[0].at_ns);
+    return true;
+}
+
 static bool attach_drives(struct machine *m)
 {
     static const char *names[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
     for (int k = 0; k < 4; k++) {
         const struct drive_config *d = &m->cfg.drive[k];
+        if (d->cdrom) {
+            if (!attach_cdrom(m, k, d->path))
+                return false;
+            continue;
+        }
         if (!d->path)
             continue;
         char err[512];
@@ -610,7 +729,8 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m) || !create_floppies(m) || !schedule_floppy_changes(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m) || !create_floppies(m) ||
+        !schedule_floppy_changes(m)) {
         machine_free(m);
         return NULL;
     }
@@ -641,9 +761,13 @@ void machine_free(struct machine *m)
             chardev_close(m->serial_cd[k]);
     if (m->debugcon_cd)
         chardev_close(m->debugcon_cd);
-    for (int k = 0; k < 4; k++)
+    for (int k = 0; k < 4; k++) {
         if (m->disk[k])
             blockdev_close(m->disk[k]);
+        atapi_free(m->cdrom[k]);
+    }
+    vtimer_free(m->cdrom_change_timer);
+    free(m->cdrom_last);
     for (int k = 0; k < 2; k++)
         if (m->floppy[k])
             blockdev_close(m->floppy[k]);

@@ -29,11 +29,12 @@ struct ide;
 struct dma;
 struct fdc;
 struct blockdev;
+struct atapi;
+struct vtimer;
 struct bt;
 struct vga;
 struct ui;
 struct acpi_pm;
-struct vtimer;
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -65,7 +66,13 @@ struct machine_config {
         const char *path;        /* raw image; NULL: no drive at this position */
         bool readonly;
         bool snapshot;           /* writes stay in memory, the image is never written */
+        bool cdrom;              /* an ATAPI CD-ROM drive (path NULL with cdrom: an empty drive) */
     } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
+    struct media_change {        /* -cdrom-change: a CD swap at a virtual time (a test hook) */
+        int64_t at_ns;
+        const char *path;        /* NULL: eject */
+    } cdrom_change[8];
+    int n_cdrom_change;
     struct floppy_config {
         bool present;            /* a drive A:/B: is connected (with or without a disk) */
         const char *path;        /* raw image, or NULL: the drive is empty */
@@ -106,6 +113,10 @@ struct machine {
     struct post *post;
     struct ide *ide;
     struct blockdev *disk[4];
+    struct atapi *cdrom[4];      /* ATAPI drives by IDE position */
+    struct vtimer *cdrom_change_timer;
+    int cdrom_change_next;
+    char *cdrom_last;            /* the disc machine_toggle_cdrom took out */
     struct dma *dma;             /* the two 8237s and their page registers */
     struct fdc *fdc;             /* floppy controller at 0x3F0 */
     struct blockdev *floppy[2];  /* the disks in A: and B:, or NULL */
@@ -158,6 +169,15 @@ int machine_intr_ack(struct machine *m);
 void machine_invlpg(struct machine *m, uint32_t lin);
 /* The x87 unit's FERR# output, wired to IRQ13 as on a PC (port 0xF0 clears it). */
 void machine_fpu_ferr(struct machine *m, bool asserted);
+/* Put the image at path in the first CD-ROM drive, or eject its disc (path
+ * NULL).  The guest sees a unit attention.  Refused (-1, one line in err)
+ * when there is no CD-ROM drive, the file cannot be used, or the guest has
+ * locked the tray and !force.  For the monitor console, a key in the window
+ * and -cdrom-change. */
+int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen);
+/* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
+ * last one back; one line on stderr says which (or why not). */
+void machine_toggle_cdrom(void *machine);
 /* The power button (ACPI fixed feature): an ACPI guest shuts down on it.
  * False when the machine has no ACPI (-machine acpi=off). */
 bool machine_power_button(struct machine *m);

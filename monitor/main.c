@@ -35,6 +35,10 @@ static void usage(FILE *f)
             "  -fda-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in A: (or\n"
             "                     take the disk out); -fdb-change for B:; may be repeated.  On the\n"
             "                     terminal Ctrl-A F takes the disk out of A: and puts it back\n"
+            "  -cdrom FILE        ISO 9660 image in an ATAPI CD-ROM drive, IDE secondary master\n"
+            "  -drive [file=F,]media=cdrom[,index=N]  a CD-ROM drive at position N (empty without file=)\n"
+            "  -cdrom-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in the first CD-ROM\n"
+            "                     drive, or eject its disc (repeatable; the guest sees a media change)\n"
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          keep all disk writes in memory; images are never written\n"
@@ -50,7 +54,8 @@ static void usage(FILE *f)
             "  -no-acpi           same as -machine acpi=off\n"
             "\n"
             "Display:\n"
-            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it)\n"
+            "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
+            "                     Ctrl+Alt+E there ejects the CD or puts it back\n"
             "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
             "                     'password' the password is $RETROVISOR_VNC_PASSWORD (at most 8 characters)\n"
@@ -194,7 +199,7 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
     char *copy = strdup(spec);
     const char *file = NULL;
     int index = -1;
-    bool readonly = false, snapshot = false, floppy = false;
+    bool readonly = false, snapshot = false, floppy = false, cdrom = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(opt, '=');
         if (!eq)
@@ -210,8 +215,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             floppy = true;
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
             bad("-drive %s: interface '%s' is not supported (ide or floppy)", spec, v);
-        else if (!strcmp(opt, "media") && strcmp(v, "disk"))
-            bad("-drive %s: media '%s' is not supported yet (disk only)", spec, v);
+        else if (!strcmp(opt, "media") && strcmp(v, "disk") && strcmp(v, "cdrom"))
+            bad("-drive %s: media '%s' is not supported (disk or cdrom)", spec, v);
+        else if (!strcmp(opt, "media") && !strcmp(v, "cdrom"))
+            cdrom = true;
         else if (!strcmp(opt, "index"))
             index = parse_number("-drive index", v, 0, 3);
         else if (!strcmp(opt, "readonly"))
@@ -226,17 +233,37 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
         free(copy);
         return;
     }
-    if (!file)
+    if (!file && !cdrom)
         bad("-drive %s: file= is required%s", spec, "");
     if (index < 0)
-        for (index = 0; index < 4 && cfg->drive[index].path; index++)
+        for (index = 0; index < 4 && (cfg->drive[index].path || cfg->drive[index].cdrom); index++)
             ;
     if (index > 3)
         bad("-drive %s: all four IDE positions are taken%s", spec, "");
-    cfg->drive[index].path = strdup(file);
-    cfg->drive[index].readonly = readonly;
+    cfg->drive[index].path = file ? strdup(file) : NULL;
+    cfg->drive[index].readonly = readonly || cdrom;
     cfg->drive[index].snapshot = snapshot;
+    cfg->drive[index].cdrom = cdrom;
     free(copy);
+}
+
+/* -cdrom-change SECONDS:FILE or SECONDS:eject */
+static void parse_cdrom_change(struct machine_config *cfg, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char *end;
+    double secs = strtod(spec, &end);
+    if (!colon || end != colon || secs < 0 || !colon[1])
+        bad("-cdrom-change %s: expected SECONDS:FILE or SECONDS:eject%s", spec, "");
+    if (cfg->n_cdrom_change >= (int)(sizeof(cfg->cdrom_change) / sizeof(cfg->cdrom_change[0])))
+        bad("-cdrom-change %s: at most 8 changes%s", spec, "");
+    int64_t at = (int64_t)(secs * 1e9);
+    int n = cfg->n_cdrom_change;
+    if (n && at < cfg->cdrom_change[n - 1].at_ns)
+        bad("-cdrom-change %s: changes must be given in time order%s", spec, "");
+    cfg->cdrom_change[n].at_ns = at;
+    cfg->cdrom_change[n].path = strcmp(colon + 1, "eject") ? colon + 1 : NULL;
+    cfg->n_cdrom_change++;
 }
 
 /* -machine [type=]pc[,acpi=on|off] */
@@ -367,6 +394,8 @@ int main(int argc, char **argv)
             cfg.vgabios_path = val;
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
+            if (cfg.drive[a[3] - 'a'].cdrom)
+                bad("%s %s: that IDE position already holds a CD-ROM drive", a, val);
             cfg.drive[a[3] - 'a'].path = val;
         } else if (!strcmp(a, "-fda") || !strcmp(a, "-fdb")) {
             NEED_ARG();
@@ -381,6 +410,16 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-drive")) {
             NEED_ARG();
             parse_drive(&cfg, val);
+        } else if (!strcmp(a, "-cdrom")) {
+            NEED_ARG();
+            if (cfg.drive[2].path && !cfg.drive[2].cdrom)
+                bad("-cdrom %s: IDE secondary master already holds the disk %s", val, cfg.drive[2].path);
+            cfg.drive[2].path = val;
+            cfg.drive[2].readonly = true;
+            cfg.drive[2].cdrom = true;
+        } else if (!strcmp(a, "-cdrom-change")) {
+            NEED_ARG();
+            parse_cdrom_change(&cfg, val);
         } else if (!strcmp(a, "-snapshot")) {
             snapshot_all = true;
         } else if (!strcmp(a, "-kernel")) {
@@ -487,6 +526,7 @@ int main(int argc, char **argv)
         if (!m->ui)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
+    ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     running = m;
     int status = machine_run(m);
     chardev_restore_terminal();

@@ -9,6 +9,8 @@
 #   2. wall time for SeaBIOS to reach "No bootable device."
 #   3. the Linux guest: wall time to its init, in-guest sha256 of 16 MiB and
 #      300 process spawns and a user-mode loop (awk), as ratios to QEMU
+#   4. the same guest booted from an ISO reads a 64 MiB file from the
+#      ATAPI CD-ROM (MB/s)
 #   5. the Linux kernel reading a whole 1.44M floppy from /dev/fd0
 # BENCH_ITER overrides the loop's iteration count.  The host is shared and
 # noisy: every figure is the best of BENCH_RUNS runs (3), the Linux runs
@@ -34,6 +36,8 @@ elapsed() { awk "BEGIN { printf \"%.2f\", $2 - $1 }"; }
 ratio() { awk "BEGIN { if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"-\" }"; }
 # The smaller of two figures; an empty or timed-out one does not count.
 min() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || a == "timeout") print b; else if (b == "" || b == "timeout") print a; else print (b + 0 < a + 0 ? b : a) }'; }
+# The larger of two figures; an empty one does not count.
+max() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") print b; else if (b == "") print a; else print (b + 0 > a + 0 ? b : a) }'; }
 # best_time CMD...: the shortest wall time of RUNS runs of CMD.
 best_time() {
     best=
@@ -184,6 +188,36 @@ if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
     show "Linux: sha256 of 16 MiB in guest (cs)" "${sha_rv:-}" "${sha_q:-}"
     show "Linux: 300 process spawns in guest (cs)" "${spawn_rv:-}" "${spawn_q:-}"
     show "Linux: user-mode loop, awk 2e6 iter. (cs)" "${loop_rv:-}" "${loop_q:-}"
+
+    # 4. The CD-ROM: the same Linux guest booted from an ISO (-cdrom, -boot
+    # d) reads a 64 MiB file from it, cold; MB/s, best of BENCH_RUNS.
+    head -c 67108864 /dev/urandom >"$B/big.bin"
+    if sh tests/guest/mkiso.sh "$B/cdbench.iso" cdbench "$B/big.bin" >"$B/mkiso.log" 2>&1; then
+        run=0
+        while [ "$run" -lt "$RUNS" ]; do
+            run=$((run + 1))
+            for who in rv q; do
+                log="$B/cd-$who.log"
+                if [ "$who" = rv ]; then
+                    cmd="$RV -m 256 -display none -serial file:$log -cdrom $B/cdbench.iso -boot d -no-reboot"
+                elif [ -n "$QEMU" ]; then
+                    cmd="$QEMU -accel tcg -cpu pentium2 -m 256 -display none -nodefaults -serial file:$log -cdrom $B/cdbench.iso -boot d -no-reboot"
+                else
+                    continue
+                fi
+                rm -f "$log"
+                timeout 900 $cmd >/dev/null 2>&1
+                cs=$(sed -n 's/^RV-BENCH cdread_cs=\([0-9]*\) bytes=67108864.*/\1/p' "$log" | tail -1)
+                mbs=$(awk -v cs="$cs" 'BEGIN { if (cs > 0) printf "%.1f", 64 * 100 / cs }')
+                echo "[bench] run $run, $who: CD read of 64 MiB in ${cs:-?} cs" >&2
+                eval "cd_$who=\$(max \"\${cd_$who:-}\" \"\$mbs\")"
+            done
+        done
+        printf '%-44s %14s %14s %10s\n' "Linux: 64 MiB read from the CD (MB/s)" "${cd_rv:--}" "${cd_q:--}" \
+            "$(if [ -n "${cd_rv:-}" ] && [ -n "${cd_q:-}" ]; then echo "$(ratio "$cd_rv" "$cd_q")x"; else echo -; fi)"
+    else
+        echo "(CD image not built: see $B/mkiso.log)"
+    fi
 else
     echo "(Linux guest not built: see $B/linux-build.log)"
 fi
@@ -217,4 +251,4 @@ if [ -s build/linux/vmlinuz ] && sh tests/guest/build-floppy-initramfs.sh "$B/fd
 else
     echo "(floppy initramfs not built: see $B/fd-build.log)"
 fi
-echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS, below 1 is better for times)"
+echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS and MB/s, below 1 is better for times)"

@@ -23,6 +23,7 @@ struct ui_input {
     void (*mouse)(void *opaque, int dx, int dy, int dz, int buttons);
     bool (*mouse_enabled)(void *opaque);
     uint8_t (*leds)(void *opaque);      /* bit2 Caps Lock */
+    void (*cdrom_key)(void *opaque);    /* Ctrl+Alt+E: eject or reload the CD (may be NULL) */
 };
 
 /*

@@ -29,6 +29,8 @@ struct ui {
     unsigned pend_y0, pend_y1;  /* dirty rows not yet shown by the back end */
     struct sdl_ui *sdl;
     struct vnc_ui *vnc;
+    void (*cdrom_key)(void *opaque);
+    void *cdrom_key_opaque;
 };
 
 /* ---- input -> keyboard controller ---- */
@@ -57,6 +59,19 @@ static uint8_t in_leds(void *opaque)
 {
     struct ui *ui = opaque;
     return ui->kbc ? kbc_leds(ui->kbc) : 0;
+}
+
+static void in_cdrom_key(void *opaque)
+{
+    struct ui *ui = opaque;
+    if (ui->cdrom_key)
+        ui->cdrom_key(ui->cdrom_key_opaque);
+}
+
+void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
+{
+    ui->cdrom_key = fn;
+    ui->cdrom_key_opaque = opaque;
 }
 
 /* ---- frames ---- */
@@ -120,6 +135,7 @@ struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err
         .mouse = in_mouse,
         .mouse_enabled = in_mouse_enabled,
         .leds = in_leds,
+        .cdrom_key = in_cdrom_key,
     };
     if (!strcmp(spec, "none")) {
         ui->kind = UI_NONE;

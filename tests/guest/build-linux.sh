@@ -2,7 +2,8 @@
 # Builds the default Linux guest from Debian's i386 packages (the kernel of
 # linux-image-686 and busybox-static) into $OUT (default build/linux):
 #   vmlinuz            the kernel
-#   initramfs.cpio     busybox + tests/guest/init.sh as /init
+#   initramfs.cpio     busybox + tests/guest/init.sh as /init, the CD-ROM
+#                      modules in /lib/modules and cdctl (rv.mode=cdtest)
 #   disk-MODE.img      a FAT disk with syslinux, booting vmlinuz + initramfs
 #                      with rv.mode=MODE (demo, test, bench) through the BIOS
 # Everything is cached: a second run only rebuilds what is missing.
@@ -43,15 +44,31 @@ if [ ! -s "$OUT/vmlinuz" ]; then
     cp "$OUT"/pkgroot/boot/vmlinuz-*-686 "$OUT/vmlinuz"
 fi
 
+# The CD-ROM stack, loaded by init in this order for rv.mode=cdtest (the
+# kernel has them all as modules; there is no modprobe or depmod in the guest).
+CD_MODULES="drivers/scsi/scsi_common drivers/scsi/scsi_mod drivers/ata/libata drivers/ata/ata_piix
+            drivers/cdrom/cdrom drivers/scsi/sr_mod fs/isofs/isofs"
+moddir=$(ls -d "$OUT"/pkgroot/lib/modules/*/kernel)
+cd_module_args=
+for m in $CD_MODULES; do
+    cd_module_args="$cd_module_args file:lib/modules/${m##*/}.ko:$moddir/$m.ko:644"
+done
+if [ ! -s "$OUT/cdctl" ] || [ "$HERE/cdctl.c" -nt "$OUT/cdctl" ]; then
+    step "building cdctl (gcc -m32 -static)"
+    gcc -m32 -static -Os -o "$OUT/cdctl" "$HERE/cdctl.c"
+fi
+
 # The ACPI button driver is a module in Debian's kernel: init loads it to see
 # the power button's events (tests/e2e/acpi.sh).
 button_ko=$(ls "$OUT"/pkgroot/lib/modules/*/kernel/drivers/acpi/button.ko | head -1)
 if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ] ||
-   [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ]; then
+   [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ] || [ "$OUT/cdctl" -nt "$OUT/initramfs.cpio" ]; then
     step "building initramfs.cpio (busybox + init)"
+    # shellcheck disable=SC2086 # the module arguments are words
     python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
-        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:lib \
+        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:mnt dir:lib dir:lib/modules \
         file:lib/button.ko:"$button_ko":644 \
+        $cd_module_args file:bin/cdctl:"$OUT/cdctl":755 \
         nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
         file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \
         slink:bin/sh:busybox \

@@ -19,6 +19,20 @@ uptime_cs() { # uptime in centiseconds
     echo "${up%.*}${up#*.}"
 }
 
+# The CD-ROM stack (modules in the initramfs, see build-linux.sh), and /dev/sr0.
+# rv.libata=PARAM on the kernel command line is given to libata (e.g. dma=1:
+# DMA for disks only, so the CD-ROM runs by PIO).
+load_cd_modules() {
+    for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs; do
+        args=
+        [ $m = libata ] && args=$(sed -n 's/.*rv\.libata=\([^ ]*\).*/\1/p' /proc/cmdline)
+        # shellcheck disable=SC2086 # no argument, or one
+        insmod /lib/modules/$m.ko $args || echo "RV-CD-ERROR insmod $m"
+    done
+    i=0
+    while [ ! -b /dev/sr0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
 case "$mode" in
 test)
     echo "RV-UNAME $(uname -m)"
@@ -37,6 +51,61 @@ test)
         grep -vE 'MMIO Stale Data: Unknown|intel_pstate: CPU model not supported' |
         grep -v 'PnPBIOS: dev_node_info: function not supported' |
         sed 's/^/RV-DMESG /'
+    echo "RV-END"
+    poweroff -f
+    ;;
+cdbench)
+    load_cd_modules
+    # The time to read big.bin (64 MiB) from the CD, cold: nothing of it
+    # is in the page cache after the boot.
+    mount -t iso9660 -o ro /dev/sr0 /mnt
+    t0=$(uptime_cs)
+    dd if=/mnt/big.bin of=/dev/null bs=64k 2>/dev/null
+    t1=$(uptime_cs)
+    echo "RV-BENCH cdread_cs=$((t1 - t0)) bytes=$(stat -c %s /mnt/big.bin)"
+    poweroff -f
+    ;;
+cdtest)
+    # The CD-ROM: boot disc A (big.bin, disc-id A) is read and checked, the
+    # guest ejects it, and waits for the host to put in disc B (-cdrom-change).
+    load_cd_modules
+    echo "RV-CD-MODEL $(cat /sys/block/sr0/device/vendor /sys/block/sr0/device/model 2>/dev/null | tr -s ' \n' ' ')"
+    echo "RV-CD-XFER $(cat /sys/class/ata_device/dev2.0/xfer_mode 2>/dev/null)"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt; then echo "RV-CD-MOUNT ok"; else echo "RV-CD-MOUNT failed"; fi
+    echo "RV-CD-ID $(cat /mnt/disc-id)"
+    cdctl info /dev/sr0 | sed 's/^/RV-CD-INFO /'
+    t0=$(uptime_cs)
+    echo "RV-CD-SHA $(sha256sum /mnt/big.bin | cut -d' ' -f1)"
+    t1=$(uptime_cs)
+    echo "RV-CD-SHA-CS $((t1 - t0))"
+    umount /mnt
+    # Without this, the next open would close the tray on disc A again.
+    echo 0 >/proc/sys/dev/cdrom/autoclose
+    if cdctl eject /dev/sr0; then echo "RV-CD-EJECT ok"; else echo "RV-CD-EJECT failed"; fi
+    echo "RV-CD-EJECTED $(cdctl status /dev/sr0)"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null; then echo "RV-CD-EMPTY-MOUNT ok"; umount /mnt; else echo "RV-CD-EMPTY-MOUNT failed"; fi
+    echo "RV-CD-WAITING"
+    i=0
+    while [ "$(cdctl status /dev/sr0)" != disc-ok ] && [ $i -lt 300 ]; do sleep 1; i=$((i + 1)); done
+    echo "RV-CD-CHANGED $(cdctl status /dev/sr0)"
+    if mount -t iso9660 -o ro /dev/sr0 /mnt; then
+        echo "RV-CD-ID2 $(cat /mnt/disc-id)"
+        echo "RV-CD-SHA2 $(sha256sum /mnt/small.bin | cut -d' ' -f1)"
+        # Keep disc B mounted (the tray locked) past the host's next change
+        # (at 150 s): the change must wait until the disc is unmounted.
+        while [ "$(cut -d. -f1 /proc/uptime)" -lt 170 ]; do sleep 1; done
+        echo "RV-CD-HELD $(cat /mnt/disc-id)"
+        umount /mnt
+        i=0
+        id=
+        while [ "$id" != A ] && [ $i -lt 30 ]; do
+            sleep 1
+            i=$((i + 1))
+            mount -t iso9660 -o ro /dev/sr0 /mnt 2>/dev/null && id=$(cat /mnt/disc-id) && umount /mnt
+        done
+        echo "RV-CD-ID3 $id"
+    fi
+    dmesg | grep -E 'ata[0-9]|sr0|sr 1:|cdrom|isofs|ISO 9660' | sed 's/^/RV-KLOG /'
     echo "RV-END"
     poweroff -f
     ;;
