@@ -439,9 +439,7 @@ static bool open_floppy(struct machine *m, int k, const char *path, struct block
     return true;
 }
 
-/* Ctrl-A f on the terminal: take the disk out of A:, or put the one taken
- * out back (the file is opened again, so it may have been changed meanwhile). */
-static void floppy_key(void *opaque)
+void machine_toggle_floppy(void *opaque)
 {
     struct machine *m = opaque;
     char err[512];
@@ -449,12 +447,15 @@ static void floppy_key(void *opaque)
         free(m->floppy_out[0]);
         m->floppy_out[0] = strdup(blockdev_path(m->floppy[0]));
         machine_change_floppy(m, 0, NULL, err, sizeof(err));
-        fprintf(stderr, "\r\nretrovisor: A: %s taken out (C-a f puts it back)\r\n", m->floppy_out[0]);
+        fprintf(stderr, "\r\nretrovisor: A: %s taken out (Ctrl-A F or Ctrl+Alt+F puts it back)\r\n", m->floppy_out[0]);
     } else if (m->floppy_out[0]) {
         if (machine_change_floppy(m, 0, m->floppy_out[0], err, sizeof(err)) < 0)
             fprintf(stderr, "\r\nretrovisor: A: %s\r\n", err);
         else
             fprintf(stderr, "\r\nretrovisor: A: %s put in\r\n", m->floppy_out[0]);
+    } else {
+        fprintf(stderr, "\r\nretrovisor: %s\r\n", fdc_drive_type(m->fdc, 0) == FLOPPY_NONE
+                ? "there is no floppy drive A: (give -fda or -drive if=floppy)" : "A: is empty, and no disk was taken out of it");
     }
 }
 
@@ -475,7 +476,7 @@ static bool create_floppies(struct machine *m)
         }
         fdc_add_drive(m->fdc, k, type);
         if (k == 0)
-            chardev_add_escape('f', floppy_key, m, "C-a f    take the disk out of A:, or put it back");
+            chardev_add_escape('f', machine_toggle_floppy, m, "C-a f    take the disk out of A:, or put it back");
         if (m->floppy[k] && fdc_insert(m->fdc, k, m->floppy[k], err, sizeof(err)) < 0) {
             fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
             return false;

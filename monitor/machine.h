@@ -175,6 +175,10 @@ void machine_fpu_ferr(struct machine *m, bool asserted);
  * locked the tray and !force.  For the monitor console, a key in the window
  * and -cdrom-change. */
 int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen);
+/* Ctrl-A F on the terminal, Ctrl+Alt+F in the window: take the disk out of
+ * A:, or put the one taken out back (the file is opened again, so it may
+ * have been changed meanwhile); one line on stderr says which. */
+void machine_toggle_floppy(void *machine);
 /* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
  * last one back; one line on stderr says which (or why not). */
 void machine_toggle_cdrom(void *machine);

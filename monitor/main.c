@@ -33,8 +33,9 @@ static void usage(FILE *f)
             "  -drive [file=F,]if=floppy[,index=N][,readonly=on][,snapshot=on]  the same, with options;\n"
             "                     without file= an empty 1.44M drive\n"
             "  -fda-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in A: (or\n"
-            "                     take the disk out); -fdb-change for B:; may be repeated.  On the\n"
-            "                     terminal Ctrl-A F takes the disk out of A: and puts it back\n"
+            "                     take the disk out); -fdb-change for B:; may be repeated.\n"
+            "                     Ctrl+Alt+F in the window or Ctrl-A F on the terminal takes the\n"
+            "                     disk out of A: and puts it back\n"
             "  -cdrom FILE        ISO 9660 image in an ATAPI CD-ROM drive, IDE secondary master\n"
             "  -drive [file=F,]media=cdrom[,index=N]  a CD-ROM drive at position N (empty without file=)\n"
             "  -cdrom-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in the first CD-ROM\n"
@@ -527,6 +528,7 @@ int main(int argc, char **argv)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
     ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
+    ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
     running = m;
     int status = machine_run(m);
     chardev_restore_terminal();

@@ -19,6 +19,8 @@
 # -boot: with a floppy and a hard disk, order=ac boots the floppy first and
 # order=ca the disk (SeaBIOS's log, and the bootorder file it prints);
 # menu=on shows SeaBIOS's "Press ESC" line, the default does not.
+# Ctrl+Alt+F in the SDL window (Xvfb, xdotool) takes the disk out of A:
+# and puts it back.
 # Bad input: an image of no floppy size and a missing image each end the run
 # with one line naming the file and status 2.
 . tests/e2e/lib.sh
@@ -70,6 +72,29 @@ if python3 tests/e2e/screens.py text "$out/menu-on.png" $VGAROM 2>&1 | grep -q '
     pass "fdc -boot: menu=on offers SeaBIOS's boot menu, menu=off does not"
 else
     fail "fdc -boot: menu=on/off screens: $(python3 tests/e2e/screens.py text "$out/menu-on.png" $VGAROM 2>&1 | head -3 | tr '\n' '|')"
+fi
+
+# ---- Ctrl+Alt+F in the SDL window (under Xvfb, typed with xdotool) ----
+if command -v xvfb-run >/dev/null && command -v xdotool >/dev/null; then
+    cat >"$out/sdlkey.sh" <<SH
+$RV -display sdl -serial none -fda "$out/blank-floppy.img" -snapshot -run-for 10 2>"$out/sdl.err" &
+pid=\$!
+i=0
+while [ \$i -lt 100 ] && [ -z "\$(xdotool search --name retrovisor 2>/dev/null)" ]; do sleep 0.1; i=\$((i + 1)); done
+wid=\$(xdotool search --name retrovisor | head -1)
+xdotool windowactivate --sync "\$wid" 2>/dev/null
+xdotool windowfocus --sync "\$wid" 2>/dev/null
+sleep 0.5
+xdotool key ctrl+alt+f
+sleep 0.5
+xdotool key ctrl+alt+f
+wait \$pid
+SH
+    timeout 120 xvfb-run -a sh "$out/sdlkey.sh" >/dev/null 2>&1
+    expect_line "$out/sdl.err" "^retrovisor: A: .*blank-floppy.img taken out" "fdc: Ctrl+Alt+F in the SDL window takes the disk out of A:"
+    expect_line "$out/sdl.err" "^retrovisor: A: .*blank-floppy.img put in" "fdc: Ctrl+Alt+F again puts it back"
+else
+    fail "fdc: xvfb-run and xdotool are needed for the window key test (make deps)"
 fi
 
 # ---- Linux: /dev/fd0 ----
