@@ -421,22 +421,11 @@ static bool bt_step_slow(struct cpu *c, const struct insn *in)
 /* ---- translation ---- */
 
 /* Instructions after which decoding stops: control transfers and anything
- * that may change how the following bytes decode or map. */
+ * that may change how the following bytes decode or map.  The opcode table
+ * holds the answer (OPA_ENDS, decode.h). */
 static bool ends_block(const struct insn *in)
 {
-    int op = in->op;
-    if (insn_is_jcc(in) || (op >= 0xe0 && op <= 0xe3))
-        return true;
-    switch (op) {
-    case 0x9a: case 0x9d: case 0xc2: case 0xc3: case 0xca: case 0xcb: case 0xcc: case 0xcd:
-    case 0xce: case 0xcf: case 0xe8: case 0xe9: case 0xea: case 0xeb: case 0xf1: case 0xf4:
-    case 0x100: case 0x101: case 0x106: case 0x10b: case 0x120: case 0x121: case 0x122: case 0x123:
-    case 0x130: case 0x134: case 0x135:
-        return true;
-    case 0xff:
-        return in->reg >= 2 && in->reg <= 5;
-    }
-    return in->invalid;
+    return insn_ends_block(in);
 }
 
 /* The linear address of the page after the one that holds a flat block's
@@ -1135,17 +1124,13 @@ static void run_block(void *opaque)
      * runs: the fault must report this instruction, not the last one. */
     c->eip_start = c->eip;
     c->esp_start = c->r[R_ESP];
-    /* An interrupt waits behind the shadow of STI (or MOV SS): the shadowed
-     * instruction runs alone, so that the run loop takes the interrupt right
-     * after it.  A block would run on, and `sti; nop; cli` (SeaBIOS's
-     * check_irqs, which its disk and floppy waits loop on) would never let
-     * an interrupt in. */
-    if (c->intr_shadow && (c->eflags & FL_IF) && machine_intr_pending(c->m)) {
-        interp_step(c);
-        return;
-    }
-    /* Single-stepping and instruction traces are the interpreter's job. */
-    struct block *b = (c->eflags & FL_TF) || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+    /* Single-stepping and instruction traces are the interpreter's job, and
+     * so is the one instruction in an STI/MOV SS shadow while an interrupt
+     * waits behind it: the run loop must take it right after that
+     * instruction (`sti; nop; cli` takes one there), not after a block. */
+    bool shadowed = c->intr_shadow && (((c->eflags & FL_IF) && *c->m->intr_line) ||
+                                       (*c->m->nmi_line && !c->nmi_blocked));
+    struct block *b = (c->eflags & FL_TF) || shadowed || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
     if (!b) {
         interp_step(c);
         return;

@@ -34,6 +34,7 @@ struct pci_bus {
     int pirq_level[4];         /* number of functions driving each PIRQ line */
     int8_t intx_pirq[256];     /* the PIRQ a function drives now, -1 if none */
     uint16_t isa_driven;       /* ISA IRQ lines the PIRQs hold high */
+    uint8_t pirq_driven;       /* PIRQA-D lines high (the I/O APIC's pins 16-19) */
 };
 
 void pci_dev_init(struct pci_dev *d, const char *name, int devfn, uint16_t vendor, uint16_t device,
@@ -119,6 +120,18 @@ static uint32_t bar_target(const struct pci_dev *d, int slot)
     return v;
 }
 
+/* A BAR decodes positively: what its map callback claims wins over the
+ * subtractive ISA devices under it, and they decode again when it leaves. */
+static void map_bar(struct pci_dev *d, int slot, uint32_t target)
+{
+    struct pci_bar *b = slot == ROM_SLOT ? &d->rom : &d->bar[slot];
+    struct bus *isa = d->bus ? d->bus->bus : NULL;
+    enum bus_decode old = isa ? bus_set_decode(isa, BUS_DECODE_POSITIVE) : BUS_DECODE_SUBTRACTIVE;
+    b->map(d, slot, target);
+    if (isa)
+        bus_set_decode(isa, old);
+}
+
 static void update_mappings(struct pci_dev *d)
 {
     for (int k = 0; k <= ROM_SLOT; k++) {
@@ -129,7 +142,7 @@ static void update_mappings(struct pci_dev *d)
         if (t != b->mapped) {
             b->mapped = t;
             if (b->map)
-                b->map(d, k, t);
+                map_bar(d, k, t);
         }
     }
 }
@@ -157,6 +170,16 @@ static void update_isa_lines(struct pci_bus *pb)
     for (int irq = 0; irq < 16; irq++)
         if (changed & (1u << irq))
             irq_set(pb->bus, irq, (want >> irq) & 1);
+    /* The board also wires PIRQA-D to I/O APIC pins 16-19, whatever the router says. */
+    uint8_t pirqs = 0;
+    for (int p = 0; p < 4; p++)
+        if (pb->pirq_level[p] > 0)
+            pirqs |= 1u << p;
+    uint8_t pirq_changed = pirqs ^ pb->pirq_driven;
+    pb->pirq_driven = pirqs;
+    for (int p = 0; p < 4; p++)
+        if (pirq_changed & (1u << p))
+            irq_set(pb->bus, BUS_IRQ_PIRQ_BASE + p, (pirqs >> p) & 1);
 }
 
 /* Drive d's PIRQ from its INTx level, INTERRUPT_PIN and COMMAND.INTx_DISABLE;

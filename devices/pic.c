@@ -89,7 +89,11 @@ static void update(struct pic *p)
             m->lines &= ~(1 << 2);
         }
     }
-    p->int_out = chip_candidate(m, true) >= 0;
+    bool out = chip_candidate(m, true) >= 0;
+    if (out != p->int_out) {
+        p->int_out = out;
+        bus_intr_output_changed(p->bus);
+    }
 }
 
 static void chip_input(struct chip *c, int irq, int level)

@@ -18,6 +18,7 @@
  * waits end; the device needs no timer.
  */
 #include "devices/vga.h"
+#include "hosted-driver/readfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -791,26 +792,15 @@ static uint32_t round_up_pow2(uint32_t n)
 
 static bool load_rom(struct vga *v, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "cannot open VGA BIOS %s: %s", path, strerror(errno));
+    char why[512];
+    size_t n = 0;
+    uint8_t *buf = read_regular_file(path, ROM_MAX_SIZE, "an option ROM is at most 1 MiB", &n, why, sizeof(why));
+    if (!buf) {
+        snprintf(err, errlen, "VGA BIOS %s", why);
         return false;
     }
-    uint8_t *buf = calloc(1, ROM_MAX_SIZE + 1);
-    size_t n = buf ? fread(buf, 1, ROM_MAX_SIZE + 1, f) : 0;
-    bool read_error = ferror(f);
-    fclose(f);
-    const char *why = NULL;
-    if (!buf)
-        why = "out of memory";
-    else if (read_error)
-        why = "read error";
-    else if (n > ROM_MAX_SIZE)
-        why = "larger than 1 MiB";
-    else if (n < 3 || buf[0] != 0x55 || buf[1] != 0xaa)
-        why = "not an option ROM (no 55 AA signature)";
-    if (why) {
-        snprintf(err, errlen, "VGA BIOS %s: %s", path, why);
+    if (n < 3 || buf[0] != 0x55 || buf[1] != 0xaa) {
+        snprintf(err, errlen, "VGA BIOS %s: not an option ROM (no 55 AA signature)", path);
         free(buf);
         return false;
     }

@@ -33,6 +33,7 @@ void cpu_reset(struct cpu *c)
     c->dr[6] = 0xffff0ff0u;
     c->dr[7] = 0x400;
     c->a20 = true;
+    c->pat = 0x0007040600070406ull;      /* WB, WT, UC-, UC, twice */
     fpu_reset(c);
     for (int u = 0; u < 2; u++)
         for (unsigned i = 0; i < TLB_SIZE; i++)

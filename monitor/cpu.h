@@ -150,6 +150,7 @@ struct cpu {
     /* Execution state. */
     bool halted;                 /* HLT: wait for an interrupt */
     bool intr_shadow;            /* interrupts inhibited for one instruction (STI, MOV SS, POP SS) */
+    bool nmi_blocked;            /* an NMI handler runs: the next NMI waits for IRET */
     bool a20;                    /* A20 gate enabled (mirrors the machine's gate) */
     uint32_t eip_start;          /* EIP of the instruction being executed (fault restart point) */
     uint32_t esp_start;          /* ESP at its start: a fault rolls ESP back to this */

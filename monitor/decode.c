@@ -1,7 +1,10 @@
 /*
- * Table-driven x86 decoder.  One table row per opcode (one-byte map and the
- * 0F map) says whether a ModRM byte follows, what immediate follows, and
- * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it.
+ * Table-driven x86 decoder and the opcode table (see decode.h for its
+ * columns and users).  One row per opcode (one-byte map and the 0F map, with
+ * eight sub-rows for a group whose members differ).  The decoder reads only
+ * a row's shape: whether a ModRM byte follows, what immediate follows, and
+ * whether the emulated CPU (a P6-class processor without MMX/SSE) defines it
+ * (the XMM data moves 0F 10/11/28/29/6F/7F excepted: see fpu_sse_move).
  * Lengths of SSE/MMX encodings are still decoded exactly so that a #UD is
  * raised for the right instruction and the capstone cross-check agrees.
  */
@@ -10,6 +13,7 @@
 
 #include <string.h>
 
+/* Shape bits (opinfo.shape). */
 enum {
     M = 0x01,           /* ModRM follows */
     X = 0x02,           /* undefined on the emulated CPU (#UD) */
@@ -19,25 +23,6 @@ enum {
 };
 #define IMM_KIND(f) ((f) & 0xf0)
 
-static const uint8_t one_byte[256] = {
-    /* 00 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
-    /* 10 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
-    /* 20 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
-    /* 30 */ M, M, M, M, I_B, I_Z, 0, 0, M, M, M, M, I_B, I_Z, 0, 0,
-    /* 40 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 50 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* 60 */ 0, 0, M, M, 0, 0, 0, 0, I_Z, M | I_Z, I_B, M | I_B, 0, 0, 0, 0,
-    /* 70 */ I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B,
-    /* 80 */ M | I_B, M | I_Z, M | I_B, M | I_B, M, M, M, M, M, M, M, M, M, M, M, M,
-    /* 90 */ 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, I_P, 0, 0, 0, 0, 0,
-    /* A0 */ I_A, I_A, I_A, I_A, 0, 0, 0, 0, I_B, I_Z, 0, 0, 0, 0, 0, 0,
-    /* B0 */ I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z,
-    /* C0 */ M | I_B, M | I_B, I_W, 0, M, M, M | I_B, M | I_Z, I_WB, 0, I_W, 0, 0, I_B, 0, 0,
-    /* D0 */ M, M, M, M, I_B, I_B, 0, 0, M, M, M, M, M, M, M, M,
-    /* E0 */ I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_B, I_Z, I_Z, I_P, I_B, 0, 0, 0, 0,
-    /* F0 */ 0, 0, 0, 0, 0, 0, M | I_G3, M | I_G3, 0, 0, 0, 0, 0, 0, M, M,
-};
-
 /*
  * Opcodes the emulated CPU lacks still get the shape every CPU that defines
  * them gives them: 0F 0F is 3DNow! (ModRM, then the operation in an imm8
@@ -46,25 +31,403 @@ static const uint8_t one_byte[256] = {
  * 0F B9/0F FF UD1/UD0 (Intel's form, with ModRM).
  */
 #define MX (M | X)
-static const uint8_t two_byte[256] = {
-    /* 00 */ M, M, M, M, X, X, 0, X, 0, 0, X, 0, X, MX, X, MX | I_B,
-    /* 10 */ MX, MX, MX, MX, MX, MX, MX, MX, M, M, M, M, M, M, M, M,
-    /* 20 */ M | FORCE_REG, M | FORCE_REG, M | FORCE_REG, M | FORCE_REG,
-             MX | FORCE_REG, X, MX | FORCE_REG, X, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 30 */ 0, 0, 0, 0, 0, 0, X, X, X, X, X, X, X, X, X, X,
-    /* 40 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-    /* 50 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 60 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* 70 */ MX | I_B, MX | I_B, MX | I_B, MX | I_B, MX, MX, MX, X, MX, MX, X, X, MX, MX, MX, MX,
-    /* 80 */ I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z, I_Z,
-    /* 90 */ M, M, M, M, M, M, M, M, M, M, M, M, M, M, M, M,
-    /* A0 */ 0, 0, 0, M, M | I_B, M, MX, MX, 0, 0, X, M, M | I_B, M, M, M,
-    /* B0 */ M, M, M, M, M, M, M, M, MX, MX, M | I_B, M, M, M, M, M,
-    /* C0 */ M, M, MX | I_B, MX, MX | I_B, MX | I_B, MX | I_B, M, 0, 0, 0, 0, 0, 0, 0, 0,
-    /* D0 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* E0 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
-    /* F0 */ MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX, MX,
+
+/* ------------------------------------------------------------------ */
+/* the opcode table                                                     */
+
+/* Later rows of a range override earlier ones (the 0F map starts as all
+ * #UD, a group as its common row), which GCC would warn about row by row. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Woverride-init"
+
+/* Flag sets, by what the SDM says each instruction does to them. */
+#define F_ARITH   FL_ARITH
+#define F_LOGIC_U FL_AF                                   /* AND/OR/XOR/TEST: AF undefined */
+#define F_INCDEC  (FL_ARITH & ~FL_CF)
+#define F_MUL_U   (FL_SF | FL_ZF | FL_AF | FL_PF)         /* MUL/IMUL: only CF/OF defined */
+#define F_BT_U    (FL_OF | FL_SF | FL_AF | FL_PF)         /* BT*: CF defined, ZF kept */
+#define F_SAHF    (FL_SF | FL_ZF | FL_AF | FL_PF | FL_CF)
+#define F_PUSHED  (FL_ARITH | FL_TF | FL_IF | FL_DF | FL_IOPL | FL_NT | FL_AC | FL_ID)
+#define F_ALL     (F_PUSHED | FL_RF | FL_VM | FL_VIF | FL_VIP)
+#define F_INT_W   (FL_TF | FL_IF | FL_NT | FL_RF | FL_VM)   /* delivering an interrupt */
+/* Far JMP/CALL/RET and IRET may switch tasks, which loads EFLAGS whole: F_ALL. */
+
+/* Condition codes' flags, by the low four bits of Jcc/SETcc/CMOVcc. */
+#define CC_FLAGS(cc) ((cc) >> 1 == 0 ? FL_OF : (cc) >> 1 == 1 ? FL_CF : (cc) >> 1 == 2 ? FL_ZF :      \
+                      (cc) >> 1 == 3 ? FL_CF | FL_ZF : (cc) >> 1 == 4 ? FL_SF : (cc) >> 1 == 5 ? FL_PF : \
+                      (cc) >> 1 == 6 ? FL_SF | FL_OF : FL_ZF | FL_SF | FL_OF)
+
+#define rA (1u << R_EAX)
+#define rC (1u << R_ECX)
+#define rD (1u << R_EDX)
+#define rB (1u << R_EBX)
+#define rSP (1u << R_ESP)
+#define rBP (1u << R_EBP)
+#define rSI (1u << R_ESI)
+#define rDI (1u << R_EDI)
+
+/* Column shorthands for the rows below. */
+#define S(x) .shape = (x)
+#define K(x) .form = OPF_##x
+#define Z(x) .size = OPSZ_##x
+#define A(x) .attr = (x)
+#define SE(x) .sensitive = (x)
+#define IM(x) .implicit = (x)
+#define H(x) .handler = H_##x
+#define FR(x) .fl_read = (x)
+#define FW(x) .fl_written = (x)
+#define FU(x) .fl_undef = (x)
+#define G(x) .group = (x)
+#define LK OPA_LOCK
+#define EB OPA_ENDS
+
+/* ALU op n (ADD OR ADC SBB AND SUB XOR CMP): six rows from n * 8. */
+#define ALU_LOCK(n) ((n) == 7 ? 0 : LK)
+#define ALU_READ(n) ((n) == 2 || (n) == 3 ? FL_CF : 0)
+#define ALU_UNDEF(n) ((n) == 1 || (n) == 4 || (n) == 6 ? F_LOGIC_U : 0)
+#define ALU_COMMON(n) FR(ALU_READ(n)), FW(F_ARITH), FU(ALU_UNDEF(n))
+#define ALU_ROWS(n)                                                                                 \
+    [(n) * 8 + 0] = { S(M), K(RM_REG), Z(B), A(ALU_LOCK(n)), H(alu_rm_r), ALU_COMMON(n) },          \
+    [(n) * 8 + 1] = { S(M), K(RM_REG), Z(V), A(ALU_LOCK(n)), H(alu_rm_r), ALU_COMMON(n) },          \
+    [(n) * 8 + 2] = { S(M), K(REG_RM), Z(B), H(alu_r_rm), ALU_COMMON(n) },                          \
+    [(n) * 8 + 3] = { S(M), K(REG_RM), Z(V), H(alu_r_rm), ALU_COMMON(n) },                          \
+    [(n) * 8 + 4] = { S(I_B), K(ACC_IMM), Z(B), IM(rA), H(alu_acc_imm), ALU_COMMON(n) },            \
+    [(n) * 8 + 5] = { S(I_Z), K(ACC_IMM), Z(V), IM(rA), H(alu_acc_imm), ALU_COMMON(n) }
+
+/* Group 1 (80-83): the ALU op is ModRM.reg. */
+#define GRP1_ROW(n, sz) [n] = { K(RM_IMM), Z(sz), A(ALU_LOCK(n)), H(alu_rm_imm), ALU_COMMON(n) }
+static const struct opinfo grp1_b[8] = {
+    GRP1_ROW(0, B), GRP1_ROW(1, B), GRP1_ROW(2, B), GRP1_ROW(3, B),
+    GRP1_ROW(4, B), GRP1_ROW(5, B), GRP1_ROW(6, B), GRP1_ROW(7, B),
 };
+static const struct opinfo grp1_v[8] = {
+    GRP1_ROW(0, V), GRP1_ROW(1, V), GRP1_ROW(2, V), GRP1_ROW(3, V),
+    GRP1_ROW(4, V), GRP1_ROW(5, V), GRP1_ROW(6, V), GRP1_ROW(7, V),
+};
+
+/* Group 2 (C0 C1 D0-D3): ROL ROR RCL RCR SHL SHR SAL SAR.  Rotates write
+ * only CF and OF; RCL/RCR read CF; OF is undefined for counts above 1, AF
+ * for any shift.  Nothing is written when the masked count is 0. */
+#define GRP2_ROW(n, sz, k, im)                                                               \
+    [n] = { K(k), Z(sz), IM(im), H(shift), FR((n) == 2 || (n) == 3 ? FL_CF : 0),            \
+            FW((n) < 4 ? FL_CF | FL_OF : F_ARITH), FU((n) < 4 ? FL_OF : FL_OF | FL_AF) }
+#define GRP2(sz, k, im)                                                                     \
+    { GRP2_ROW(0, sz, k, im), GRP2_ROW(1, sz, k, im), GRP2_ROW(2, sz, k, im), GRP2_ROW(3, sz, k, im), \
+      GRP2_ROW(4, sz, k, im), GRP2_ROW(5, sz, k, im), GRP2_ROW(6, sz, k, im), GRP2_ROW(7, sz, k, im) }
+static const struct opinfo grp2_b_imm[8] = GRP2(B, RM_IMM, 0);
+static const struct opinfo grp2_v_imm[8] = GRP2(V, RM_IMM, 0);
+static const struct opinfo grp2_b_1[8] = GRP2(B, RM, 0);
+static const struct opinfo grp2_v_1[8] = GRP2(V, RM, 0);
+static const struct opinfo grp2_b_cl[8] = GRP2(B, RM, rC);
+static const struct opinfo grp2_v_cl[8] = GRP2(V, RM, rC);
+
+/* Group 3 (F6 F7): TEST NOT NEG MUL IMUL DIV IDIV.  A byte MUL/DIV uses
+ * AX alone; the word and dword forms EDX too. */
+#define GRP3(sz, ad)                                                                               \
+    {                                                                                              \
+        [0] = { K(RM_IMM), Z(sz), H(test_rm_imm), FW(F_ARITH), FU(F_LOGIC_U) },                     \
+        [1] = { K(RM_IMM), Z(sz), H(test_rm_imm), FW(F_ARITH), FU(F_LOGIC_U) },                     \
+        [2] = { K(RM), Z(sz), A(LK), H(not) },                                                      \
+        [3] = { K(RM), Z(sz), A(LK), H(neg), FW(F_ARITH) },                                         \
+        [4] = { K(RM), Z(sz), IM(ad), H(mul), FW(F_ARITH), FU(F_MUL_U) },                           \
+        [5] = { K(RM), Z(sz), IM(ad), H(imul), FW(F_ARITH), FU(F_MUL_U) },                          \
+        [6] = { K(RM), Z(sz), IM(ad), H(div), FW(F_ARITH), FU(F_ARITH) },                           \
+        [7] = { K(RM), Z(sz), IM(ad), H(idiv), FW(F_ARITH), FU(F_ARITH) },                          \
+    }
+static const struct opinfo grp3_b[8] = GRP3(B, rA);
+static const struct opinfo grp3_v[8] = GRP3(V, rA | rD);
+
+/* Group 4 (FE): INC/DEC r/m8; group 5 (FF): INC DEC CALL CALLF JMP JMPF PUSH. */
+static const struct opinfo grp4[8] = {
+    [0] = { K(RM), Z(B), A(LK), H(inc_rm), FW(F_INCDEC) },
+    [1] = { K(RM), Z(B), A(LK), H(dec_rm), FW(F_INCDEC) },
+    [2 ... 7] = { H(ud) },
+};
+static const struct opinfo grp5[8] = {
+    [0] = { K(RM), Z(V), A(LK), H(inc_rm), FW(F_INCDEC) },
+    [1] = { K(RM), Z(V), A(LK), H(dec_rm), FW(F_INCDEC) },
+    [2] = { K(RM), Z(V), A(EB), IM(rSP), H(call_near_rm) },
+    [3] = { K(RM), Z(V), A(EB), IM(rSP), SE(SENS_SEG), H(call_far_m), FW(F_ALL) },
+    [4] = { K(RM), Z(V), A(EB), H(jmp_near_rm) },
+    [5] = { K(RM), Z(V), A(EB), SE(SENS_SEG), H(jmp_far_m), FW(F_ALL) },
+    [6] = { K(RM), Z(V), IM(rSP), H(push_rm) },
+    [7] = { H(ud) },
+};
+
+/* Group 1A (8F): POP r/m; group 11 (C6 C7): MOV r/m, imm. */
+static const struct opinfo grp1a[8] = {
+    [0] = { K(RM), Z(V), IM(rSP), H(pop_rm) },
+    [1 ... 7] = { H(ud) },
+};
+static const struct opinfo grp11_b[8] = {
+    [0] = { K(RM_IMM), Z(B), H(mov_rm_imm) },
+    [1 ... 7] = { H(ud) },
+};
+static const struct opinfo grp11_v[8] = {
+    [0] = { K(RM_IMM), Z(V), H(mov_rm_imm) },
+    [1 ... 7] = { H(ud) },
+};
+
+/* Group 6 (0F 00): SLDT STR LLDT LTR VERR VERW; all end a block. */
+static const struct opinfo grp6[8] = {
+    [0] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(sldt_str) },
+    [1] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(sldt_str) },
+    [2] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(lldt) },
+    [3] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(ltr) },
+    [4] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(verr_verw), FW(FL_ZF) },
+    [5] = { K(RM), Z(W), A(EB), SE(SENS_SEG), H(verr_verw), FW(FL_ZF) },
+    [6 ... 7] = { A(EB), H(ud) },
+};
+
+/* Group 7 (0F 01): SGDT SIDT LGDT LIDT SMSW - LMSW INVLPG; all end a block. */
+static const struct opinfo grp7[8] = {
+    [0] = { K(RM), A(EB), SE(SENS_SEG), H(sgdt_sidt) },
+    [1] = { K(RM), A(EB), SE(SENS_SEG), H(sgdt_sidt) },
+    [2] = { K(RM), A(EB), SE(SENS_SEG), H(lgdt_lidt) },
+    [3] = { K(RM), A(EB), SE(SENS_SEG), H(lgdt_lidt) },
+    [4] = { K(RM), Z(W), A(EB), SE(SENS_CR), H(smsw) },
+    [5] = { A(EB), H(ud) },
+    [6] = { K(RM), Z(W), A(EB), SE(SENS_CR), H(lmsw) },
+    [7] = { K(RM), A(EB), SE(SENS_CR), H(invlpg) },
+};
+
+/* Group 8 (0F BA): BT BTS BTR BTC r/m, imm8 at /4-/7. */
+static const struct opinfo grp8[8] = {
+    [0 ... 3] = { H(bt_imm) },   /* the handler raises the #UD */
+    [4] = { K(RM_IMM), Z(V), H(bt_imm), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+    [5 ... 7] = { K(RM_IMM), Z(V), A(LK), H(bt_imm), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+};
+
+/* Group 9 (0F C7): CMPXCHG8B m64 at /1. */
+static const struct opinfo grp9[8] = {
+    [0 ... 7] = { H(cmpxchg8b) },   /* the handler raises the #UD */
+    [1] = { K(RM), A(LK), IM(rA | rC | rD | rB), H(cmpxchg8b), FW(FL_ZF) },
+};
+
+#define CC_ROW(op, cc, ...) [(op) + (cc)] = { __VA_ARGS__, FR(CC_FLAGS(cc)) }
+#define CC_ROWS(op, ...)                                                                         \
+    CC_ROW(op, 0, __VA_ARGS__), CC_ROW(op, 1, __VA_ARGS__), CC_ROW(op, 2, __VA_ARGS__),          \
+    CC_ROW(op, 3, __VA_ARGS__), CC_ROW(op, 4, __VA_ARGS__), CC_ROW(op, 5, __VA_ARGS__),          \
+    CC_ROW(op, 6, __VA_ARGS__), CC_ROW(op, 7, __VA_ARGS__), CC_ROW(op, 8, __VA_ARGS__),          \
+    CC_ROW(op, 9, __VA_ARGS__), CC_ROW(op, 10, __VA_ARGS__), CC_ROW(op, 11, __VA_ARGS__),        \
+    CC_ROW(op, 12, __VA_ARGS__), CC_ROW(op, 13, __VA_ARGS__), CC_ROW(op, 14, __VA_ARGS__),       \
+    CC_ROW(op, 15, __VA_ARGS__)
+
+#define STR_ROWS(op, h, r, w, im, se)                                                             \
+    [op] = { K(NONE), Z(B), IM(im), SE(se), H(h), FR(FL_DF | (r)), FW(w) },                      \
+    [(op) + 1] = { K(NONE), Z(V), IM(im), SE(se), H(h), FR(FL_DF | (r)), FW(w) }
+
+
+const struct opinfo opinfo_table[0x200] = {
+    /* ---- one-byte map ---- */
+    ALU_ROWS(0), ALU_ROWS(1), ALU_ROWS(2), ALU_ROWS(3), ALU_ROWS(4), ALU_ROWS(5), ALU_ROWS(6), ALU_ROWS(7),
+    [0x06] = { K(NONE), Z(W), IM(rSP), H(push_sreg) },
+    [0x0e] = { K(NONE), Z(W), IM(rSP), H(push_sreg) },
+    [0x16] = { K(NONE), Z(W), IM(rSP), H(push_sreg) },
+    [0x1e] = { K(NONE), Z(W), IM(rSP), H(push_sreg) },
+    [0x07] = { K(NONE), Z(W), IM(rSP), SE(SENS_SEG), H(pop_sreg) },
+    [0x17] = { K(NONE), Z(W), IM(rSP), SE(SENS_SEG), H(pop_sreg) },
+    [0x1f] = { K(NONE), Z(W), IM(rSP), SE(SENS_SEG), H(pop_sreg) },
+    [0x0f] = { H(unimpl) },                  /* the 0F escape: never an op of its own */
+    [0x26] = { H(unimpl) }, [0x2e] = { H(unimpl) }, [0x36] = { H(unimpl) }, [0x3e] = { H(unimpl) },
+    [0x27] = { IM(rA), H(daa), FR(FL_CF | FL_AF), FW(F_ARITH), FU(FL_OF) },
+    [0x2f] = { IM(rA), H(das), FR(FL_CF | FL_AF), FW(F_ARITH), FU(FL_OF) },
+    [0x37] = { IM(rA), H(aaa), FR(FL_AF), FW(F_ARITH), FU(FL_OF | FL_SF | FL_ZF | FL_PF) },
+    [0x3f] = { IM(rA), H(aas), FR(FL_AF), FW(F_ARITH), FU(FL_OF | FL_SF | FL_ZF | FL_PF) },
+    [0x40 ... 0x47] = { K(OPREG), Z(V), H(inc_r), FW(F_INCDEC) },
+    [0x48 ... 0x4f] = { K(OPREG), Z(V), H(dec_r), FW(F_INCDEC) },
+    [0x50 ... 0x57] = { K(OPREG), Z(V), IM(rSP), H(push_r) },
+    [0x58 ... 0x5f] = { K(OPREG), Z(V), IM(rSP), H(pop_r) },
+    [0x60] = { Z(V), IM(0xff), H(pusha) },
+    [0x61] = { Z(V), IM(0xff), H(popa) },
+    [0x62] = { S(M), K(REG_RM), Z(V), SE(SENS_INT), H(bound) },
+    [0x63] = { S(M), K(RM_REG), Z(W), SE(SENS_SEG), H(arpl), FW(FL_ZF) },
+    [0x64 ... 0x67] = { H(unimpl) },         /* prefixes */
+    [0x68] = { S(I_Z), K(IMM), Z(V), IM(rSP), H(push_imm) },
+    [0x69] = { S(M | I_Z), K(REG_RM_IMM), Z(V), H(imul_imm), FW(F_ARITH), FU(F_MUL_U) },
+    [0x6a] = { S(I_B), K(IMM), Z(V), IM(rSP), H(push_imm8) },
+    [0x6b] = { S(M | I_B), K(REG_RM_IMM), Z(V), H(imul_imm), FW(F_ARITH), FU(F_MUL_U) },
+    STR_ROWS(0x6c, string, 0, 0, rD | rDI | rC, SENS_IO),          /* INS */
+    STR_ROWS(0x6e, string, 0, 0, rD | rSI | rC, SENS_IO),          /* OUTS */
+    CC_ROWS(0x70, S(I_B), K(REL), A(EB), H(jcc_short)),
+    [0x80] = { S(M | I_B), K(RM_IMM), Z(B), H(alu_rm_imm), G(grp1_b) },
+    [0x81] = { S(M | I_Z), K(RM_IMM), Z(V), H(alu_rm_imm), G(grp1_v) },
+    [0x82] = { S(M | I_B), K(RM_IMM), Z(B), H(alu_rm_imm), G(grp1_b) },
+    [0x83] = { S(M | I_B), K(RM_IMM), Z(V), H(alu_rm_imm), G(grp1_v) },
+    [0x84] = { S(M), K(RM_REG), Z(B), H(test_rm_r), FW(F_ARITH), FU(F_LOGIC_U) },
+    [0x85] = { S(M), K(RM_REG), Z(V), H(test_rm_r), FW(F_ARITH), FU(F_LOGIC_U) },
+    [0x86] = { S(M), K(RM_REG), Z(B), A(LK), H(xchg_rm_r) },
+    [0x87] = { S(M), K(RM_REG), Z(V), A(LK), H(xchg_rm_r) },
+    [0x88] = { S(M), K(RM_REG), Z(B), H(mov_rm_r) },
+    [0x89] = { S(M), K(RM_REG), Z(V), H(mov_rm_r) },
+    [0x8a] = { S(M), K(REG_RM), Z(B), H(mov_r_rm) },
+    [0x8b] = { S(M), K(REG_RM), Z(V), H(mov_r_rm) },
+    [0x8c] = { S(M), K(RM_REG), Z(W), H(mov_rm_sreg) },
+    [0x8d] = { S(M), K(REG_RM), Z(V), H(lea) },
+    [0x8e] = { S(M), K(REG_RM), Z(W), SE(SENS_SEG), H(mov_sreg_rm) },
+    [0x8f] = { S(M), K(RM), Z(V), H(pop_rm), G(grp1a) },
+    [0x90] = { H(nop) },
+    [0x91 ... 0x97] = { K(OPREG), Z(V), IM(rA), H(xchg_acc_r) },
+    [0x98] = { Z(V), IM(rA), H(cbw) },
+    [0x99] = { Z(V), IM(rA | rD), H(cwd) },
+    [0x9a] = { S(I_P), K(FAR), A(EB), IM(rSP), SE(SENS_SEG), H(call_far), FW(F_ALL) },
+    [0x9b] = { SE(SENS_FPU), H(fwait) },
+    [0x9c] = { Z(V), IM(rSP), SE(SENS_IF), H(pushf), FR(F_PUSHED) },
+    [0x9d] = { Z(V), A(EB), IM(rSP), SE(SENS_IF), H(popf), FW(F_PUSHED) },
+    [0x9e] = { IM(rA), H(sahf), FW(F_SAHF) },
+    [0x9f] = { IM(rA), H(lahf), FR(F_SAHF) },
+    [0xa0] = { S(I_A), K(MOFFS), Z(B), IM(rA), H(mov_acc_moffs) },
+    [0xa1] = { S(I_A), K(MOFFS), Z(V), IM(rA), H(mov_acc_moffs) },
+    [0xa2] = { S(I_A), K(MOFFS), Z(B), IM(rA), H(mov_moffs_acc) },
+    [0xa3] = { S(I_A), K(MOFFS), Z(V), IM(rA), H(mov_moffs_acc) },
+    STR_ROWS(0xa4, string, 0, 0, rSI | rDI | rC, 0),                 /* MOVS */
+    STR_ROWS(0xa6, string, 0, F_ARITH, rSI | rDI | rC, 0),           /* CMPS (REPE/REPNE read ZF) */
+    [0xa8] = { S(I_B), K(ACC_IMM), Z(B), IM(rA), H(test_acc_imm), FW(F_ARITH), FU(F_LOGIC_U) },
+    [0xa9] = { S(I_Z), K(ACC_IMM), Z(V), IM(rA), H(test_acc_imm), FW(F_ARITH), FU(F_LOGIC_U) },
+    STR_ROWS(0xaa, string, 0, 0, rA | rDI | rC, 0),                  /* STOS */
+    STR_ROWS(0xac, string, 0, 0, rA | rSI | rC, 0),                  /* LODS */
+    STR_ROWS(0xae, string, 0, F_ARITH, rA | rDI | rC, 0),            /* SCAS */
+    [0xb0 ... 0xb7] = { S(I_B), K(OPREG_IMM), Z(B), H(mov_r8_imm) },
+    [0xb8 ... 0xbf] = { S(I_Z), K(OPREG_IMM), Z(V), H(mov_r_imm) },
+    [0xc0] = { S(M | I_B), K(RM_IMM), Z(B), H(shift), G(grp2_b_imm) },
+    [0xc1] = { S(M | I_B), K(RM_IMM), Z(V), H(shift), G(grp2_v_imm) },
+    [0xc2] = { S(I_W), K(IMM), Z(V), A(EB), IM(rSP), H(ret_near) },
+    [0xc3] = { Z(V), A(EB), IM(rSP), H(ret_near) },
+    [0xc4] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(les) },
+    [0xc5] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lds) },
+    [0xc6] = { S(M | I_B), K(RM_IMM), Z(B), H(mov_rm_imm), G(grp11_b) },
+    [0xc7] = { S(M | I_Z), K(RM_IMM), Z(V), H(mov_rm_imm), G(grp11_v) },
+    [0xc8] = { S(I_WB), K(IMM), Z(V), IM(rSP | rBP), H(enter) },
+    [0xc9] = { Z(V), IM(rSP | rBP), H(leave) },
+    [0xca] = { S(I_W), K(IMM), Z(V), A(EB), IM(rSP), SE(SENS_SEG), H(ret_far) },
+    [0xcb] = { Z(V), A(EB), IM(rSP), SE(SENS_SEG), H(ret_far) },
+    [0xcc] = { A(EB), IM(rSP), SE(SENS_INT), H(int3), FW(F_INT_W) },
+    [0xcd] = { S(I_B), K(IMM), A(EB), IM(rSP), SE(SENS_INT), H(int_imm), FW(F_INT_W) },
+    [0xce] = { A(EB), IM(rSP), SE(SENS_INT), H(into), FR(FL_OF), FW(F_INT_W) },
+    [0xcf] = { Z(V), A(EB), IM(rSP), SE(SENS_INT | SENS_SEG | SENS_IF), H(iret), FW(F_ALL) },
+    [0xd0] = { S(M), K(RM), Z(B), H(shift), G(grp2_b_1) },
+    [0xd1] = { S(M), K(RM), Z(V), H(shift), G(grp2_v_1) },
+    [0xd2] = { S(M), K(RM), Z(B), IM(rC), H(shift), G(grp2_b_cl) },
+    [0xd3] = { S(M), K(RM), Z(V), IM(rC), H(shift), G(grp2_v_cl) },
+    [0xd4] = { S(I_B), K(IMM), IM(rA), H(aam), FW(F_ARITH), FU(FL_OF | FL_AF | FL_CF) },
+    [0xd5] = { S(I_B), K(IMM), IM(rA), H(aad), FW(F_ARITH), FU(FL_OF | FL_AF | FL_CF) },
+    [0xd6] = { IM(rA), H(salc), FR(FL_CF) },
+    [0xd7] = { Z(B), IM(rA | rB), H(xlat) },
+    /* x87: FCMOVcc (DA, DB) read, FCOMI/FUCOMI (DB, DF) write ZF PF CF. */
+    [0xd8 ... 0xdf] = { S(M), K(RM), SE(SENS_FPU), H(fpu) },
+    [0xda] = { S(M), K(RM), SE(SENS_FPU), H(fpu), FR(FL_CF | FL_ZF | FL_PF) },
+    [0xdb] = { S(M), K(RM), SE(SENS_FPU), H(fpu), FR(FL_CF | FL_ZF | FL_PF), FW(FL_ZF | FL_PF | FL_CF) },
+    [0xdf] = { S(M), K(RM), SE(SENS_FPU), H(fpu), FW(FL_ZF | FL_PF | FL_CF) },
+    [0xe0] = { S(I_B), K(REL), A(EB), IM(rC), H(loop), FR(FL_ZF) },
+    [0xe1] = { S(I_B), K(REL), A(EB), IM(rC), H(loop), FR(FL_ZF) },
+    [0xe2] = { S(I_B), K(REL), A(EB), IM(rC), H(loop) },
+    [0xe3] = { S(I_B), K(REL), A(EB), IM(rC), H(jcxz) },
+    [0xe4] = { S(I_B), K(PORT), Z(B), IM(rA), SE(SENS_IO), H(in) },
+    [0xe5] = { S(I_B), K(PORT), Z(V), IM(rA), SE(SENS_IO), H(in) },
+    [0xe6] = { S(I_B), K(PORT), Z(B), IM(rA), SE(SENS_IO), H(out) },
+    [0xe7] = { S(I_B), K(PORT), Z(V), IM(rA), SE(SENS_IO), H(out) },
+    [0xe8] = { S(I_Z), K(REL), Z(V), A(EB), IM(rSP), H(call_near) },
+    [0xe9] = { S(I_Z), K(REL), A(EB), H(jmp_near) },
+    [0xea] = { S(I_P), K(FAR), A(EB), SE(SENS_SEG), H(jmp_far), FW(F_ALL) },
+    [0xeb] = { S(I_B), K(REL), A(EB), H(jmp_short) },
+    [0xec] = { K(PORT), Z(B), IM(rA | rD), SE(SENS_IO), H(in) },
+    [0xed] = { K(PORT), Z(V), IM(rA | rD), SE(SENS_IO), H(in) },
+    [0xee] = { K(PORT), Z(B), IM(rA | rD), SE(SENS_IO), H(out) },
+    [0xef] = { K(PORT), Z(V), IM(rA | rD), SE(SENS_IO), H(out) },
+    [0xf0] = { H(unimpl) }, [0xf2] = { H(unimpl) }, [0xf3] = { H(unimpl) },   /* prefixes */
+    [0xf1] = { A(EB), IM(rSP), SE(SENS_INT), H(icebp), FW(F_INT_W) },
+    [0xf4] = { A(EB), SE(SENS_HLT), H(hlt) },
+    [0xf5] = { H(cmc), FR(FL_CF), FW(FL_CF) },
+    [0xf6] = { S(M | I_G3), K(RM), Z(B), H(test_rm_imm), G(grp3_b) },
+    [0xf7] = { S(M | I_G3), K(RM), Z(V), H(test_rm_imm), G(grp3_v) },
+    [0xf8] = { H(clc), FW(FL_CF) },
+    [0xf9] = { H(stc), FW(FL_CF) },
+    [0xfa] = { SE(SENS_IF), H(cli), FW(FL_IF) },
+    [0xfb] = { SE(SENS_IF), H(sti), FW(FL_IF) },
+    [0xfc] = { H(cld), FW(FL_DF) },
+    [0xfd] = { H(std), FW(FL_DF) },
+    [0xfe] = { S(M), K(RM), Z(B), H(inc_rm), G(grp4) },
+    [0xff] = { S(M), K(RM), Z(V), H(inc_rm), G(grp5) },
+
+    /* ---- 0F map ---- (rows the emulated CPU lacks keep the shape CPUs that
+     * define them give them: see the note above the shapes) */
+    [0x100 ... 0x1ff] = { S(X), H(unimpl) },
+    [0x100] = { S(M), K(RM), Z(W), A(EB), SE(SENS_SEG), H(sldt_str), G(grp6) },
+    [0x101] = { S(M), K(RM), A(EB), SE(SENS_SEG), H(sgdt_sidt), G(grp7) },
+    [0x102] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lar_lsl), FW(FL_ZF) },
+    [0x103] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lar_lsl), FW(FL_ZF) },
+    [0x106] = { A(EB), SE(SENS_CR), H(clts) },
+    [0x108] = { SE(SENS_CR), H(invd) },
+    [0x109] = { SE(SENS_CR), H(invd) },
+    [0x10b] = { A(EB), H(ud) },                                      /* UD2 */
+    [0x10d] = { S(MX) }, [0x10f] = { S(MX | I_B) },                  /* 3DNow! prefetch / ops */
+    [0x110 ... 0x117] = { S(MX) },
+    [0x118 ... 0x11f] = { S(M), K(RM), H(hint_nop) },
+    [0x120] = { S(M | FORCE_REG), K(RM_REG), Z(D), A(EB), SE(SENS_CR), H(mov_from_cr) },
+    [0x121] = { S(M | FORCE_REG), K(RM_REG), Z(D), A(EB), SE(SENS_CR), H(mov_from_dr) },
+    [0x122] = { S(M | FORCE_REG), K(REG_RM), Z(D), A(EB), SE(SENS_CR), H(mov_to_cr) },
+    [0x123] = { S(M | FORCE_REG), K(REG_RM), Z(D), A(EB), SE(SENS_CR), H(mov_to_dr) },
+    [0x124] = { S(MX | FORCE_REG) }, [0x126] = { S(MX | FORCE_REG) },   /* MOV TRn (386/486) */
+    [0x128 ... 0x12f] = { S(MX) },
+    [0x130] = { A(EB), IM(rA | rC | rD), SE(SENS_MSR), H(wrmsr) },
+    [0x131] = { IM(rA | rD), SE(SENS_MSR), H(rdtsc) },
+    [0x132] = { IM(rA | rC | rD), SE(SENS_MSR), H(rdmsr) },
+    [0x133] = { IM(rA | rC | rD), SE(SENS_MSR), H(unimpl) },       /* RDPMC: not emulated */
+    [0x134] = { A(EB), IM(rSP), SE(SENS_MSR | SENS_SEG), H(sysenter), FW(FL_VM | FL_IF | FL_RF) },
+    [0x135] = { A(EB), IM(rC | rD | rSP), SE(SENS_MSR | SENS_SEG), H(sysexit) },
+    CC_ROWS(0x140, S(M), K(REG_RM), Z(V), H(cmovcc)),
+    [0x150 ... 0x16f] = { S(MX) },
+    [0x170 ... 0x173] = { S(MX | I_B) }, [0x174 ... 0x176] = { S(MX) },
+    [0x178] = { S(MX) }, [0x179] = { S(MX) }, [0x17c ... 0x17f] = { S(MX) },
+    CC_ROWS(0x180, S(I_Z), K(REL), A(EB), H(jcc_near)),
+    CC_ROWS(0x190, S(M), K(RM), Z(B), H(setcc)),
+    [0x1a0] = { Z(W), IM(rSP), H(push_fs) },
+    [0x1a1] = { Z(W), IM(rSP), SE(SENS_SEG), H(pop_fs) },
+    [0x1a2] = { IM(rA | rC | rD | rB), SE(SENS_MSR), H(cpuid) },
+    [0x1a3] = { S(M), K(RM_REG), Z(V), H(bt_reg), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+    [0x1a4] = { S(M | I_B), K(REG_RM_IMM), Z(V), H(shld_shrd), FW(F_ARITH), FU(FL_AF | FL_OF) },
+    [0x1a5] = { S(M), K(RM_REG), Z(V), IM(rC), H(shld_shrd), FW(F_ARITH), FU(FL_AF | FL_OF) },
+    [0x1a6] = { S(MX) }, [0x1a7] = { S(MX) },
+    [0x1a8] = { Z(W), IM(rSP), H(push_gs) },
+    [0x1a9] = { Z(W), IM(rSP), SE(SENS_SEG), H(pop_gs) },
+    [0x1ab] = { S(M), K(RM_REG), Z(V), A(LK), H(bt_reg), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+    [0x1ac] = { S(M | I_B), K(REG_RM_IMM), Z(V), H(shld_shrd), FW(F_ARITH), FU(FL_AF | FL_OF) },
+    [0x1ad] = { S(M), K(RM_REG), Z(V), IM(rC), H(shld_shrd), FW(F_ARITH), FU(FL_AF | FL_OF) },
+    [0x1ae] = { S(M), K(RM), SE(SENS_FPU), H(fpu) },                /* FXSAVE/FXRSTOR */
+    [0x1af] = { S(M), K(REG_RM), Z(V), H(imul_r_rm), FW(F_ARITH), FU(F_MUL_U) },
+    [0x1b0] = { S(M), K(RM_REG), Z(B), A(LK), IM(rA), H(cmpxchg), FW(F_ARITH) },
+    [0x1b1] = { S(M), K(RM_REG), Z(V), A(LK), IM(rA), H(cmpxchg), FW(F_ARITH) },
+    [0x1b2] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lss) },
+    [0x1b3] = { S(M), K(RM_REG), Z(V), A(LK), H(bt_reg), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+    [0x1b4] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lfs) },
+    [0x1b5] = { S(M), K(REG_RM), Z(V), SE(SENS_SEG), H(lgs) },
+    [0x1b6] = { S(M), K(REG_RM), Z(V), H(movzx8) },
+    [0x1b7] = { S(M), K(REG_RM), Z(V), H(movzx16) },
+    [0x1b8] = { S(MX) }, [0x1b9] = { S(MX) },                        /* POPCNT, UD1 */
+    [0x1ba] = { S(M | I_B), K(RM_IMM), Z(V), H(bt_imm), G(grp8) },
+    [0x1bb] = { S(M), K(RM_REG), Z(V), A(LK), H(bt_reg), FW(FL_CF | F_BT_U), FU(F_BT_U) },
+    [0x1bc] = { S(M), K(REG_RM), Z(V), H(bsf_bsr), FW(F_ARITH), FU(F_ARITH & ~FL_ZF) },
+    [0x1bd] = { S(M), K(REG_RM), Z(V), H(bsf_bsr), FW(F_ARITH), FU(F_ARITH & ~FL_ZF) },
+    [0x1be] = { S(M), K(REG_RM), Z(V), H(movsx8) },
+    [0x1bf] = { S(M), K(REG_RM), Z(V), H(movsx16) },
+    [0x1c0] = { S(M), K(RM_REG), Z(B), A(LK), H(xadd), FW(F_ARITH) },
+    [0x1c1] = { S(M), K(RM_REG), Z(V), A(LK), H(xadd), FW(F_ARITH) },
+    [0x1c2] = { S(MX | I_B) }, [0x1c3] = { S(MX) },
+    [0x1c4 ... 0x1c6] = { S(MX | I_B) },
+    [0x1c7] = { S(M), K(RM), H(cmpxchg8b), G(grp9) },
+    [0x1c8 ... 0x1cf] = { K(OPREG), Z(D), H(bswap) },
+    [0x1d0 ... 0x1ff] = { S(MX) },
+    /* The XMM data moves (MOVUPS/MOVAPS/MOVDQA/MOVDQU/MOVSS/MOVSD), which
+     * kvm-unit-tests' emulator test runs whatever CPUID says: fpu_sse_move. */
+    [0x110] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x111] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x128] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x129] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x16f] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+    [0x17f] = { S(M), K(RM), SE(SENS_FPU), H(sse_move) },
+};
+
+#pragma GCC diagnostic pop
 
 /* 16-bit addressing: rm -> (base, index), mod 0 rm 6 is disp16 alone. */
 static const int8_t ea16_base[8] = { R_EBX, R_EBX, R_EBP, R_EBP, R_ESI, R_EDI, R_EBP, R_EBX };
@@ -232,7 +595,7 @@ int decode(const uint8_t *buf, int avail, bool code32, struct insn *in)
             return err;
         b = buf[pos++];
         in->op = 0x100 | b;
-        flags = two_byte[b];
+        flags = opinfo_table[0x100 | b].shape;
         /* Three-byte maps (SSSE3 and later): decode the length, never execute. */
         if (b == 0x38 || b == 0x3a) {
             if ((err = short_of(pos + 1, avail)))
@@ -242,7 +605,7 @@ int decode(const uint8_t *buf, int avail, bool code32, struct insn *in)
         }
     } else {
         in->op = b;
-        flags = one_byte[b];
+        flags = opinfo_table[b].shape;
     }
     in->invalid = flags & X;
 

@@ -17,6 +17,7 @@
  * tests/unit/test_fpu.c checks all of it against the host's x87.
  */
 #include "monitor/interp.h"
+#include "monitor/trace.h"
 
 #include <math.h>
 #include <string.h>
@@ -881,6 +882,68 @@ static void fx_group(struct cpu *c, const struct insn *in)
         mem_get(c, in, 0, b, FX_USED);
         load_fx_image(c, b);
     }
+}
+
+/* ---- SSE data moves ---- */
+
+/*
+ * The 128-bit and scalar register moves of SSE/SSE2 (MOVUPS/MOVUPD,
+ * MOVSS/MOVSD, MOVAPS/MOVAPD, MOVDQA/MOVDQU) on the XMM registers FXSAVE
+ * keeps.  CPUID still announces no SSE: there is no SSE arithmetic, and an
+ * OS must not think there is.  Code that moves XMM data regardless
+ * (kvm-unit-tests' emulator test: MMIO operands, alignment and page-split
+ * faults) gets the architectural behaviour.  With CR4.OSFXSR clear, or
+ * CR0.EM set, they are #UD, as on a part that has them.
+ */
+void fpu_sse_move(struct cpu *c, const struct insn *in)
+{
+    int op = in->op & 0xff;
+    bool p66 = in->prefixes & PFX_OPSIZE, f3 = in->prefixes & PFX_REP, f2 = in->prefixes & PFX_REPNE;
+    int size = 16;
+    bool aligned = false;
+    switch (op) {
+    case 0x10: case 0x11:                  /* MOVUPS/MOVUPD, MOVSS (F3), MOVSD (F2) */
+        size = f3 ? 4 : f2 ? 8 : 16;
+        break;
+    case 0x28: case 0x29:                  /* MOVAPS, MOVAPD (66) */
+        aligned = true;
+        if (f3 || f2)
+            goto undefined;
+        break;
+    case 0x6f: case 0x7f:                  /* MOVDQA (66), MOVDQU (F3); no prefix is MMX */
+        if (p66 == f3 || f2)
+            goto undefined;
+        aligned = p66;
+        break;
+    default:
+        goto undefined;
+    }
+    if ((c->cr0 & CR0_EM) || !(c->cr4 & CR4_OSFXSR))
+        cpu_raise_noerr(c, EXC_UD);
+    if (c->cr0 & CR0_TS)
+        cpu_raise_noerr(c, EXC_NM);
+    bool store = op == 0x11 || op == 0x29 || op == 0x7f;
+    uint8_t *reg = c->sse.xmm[in->reg & 7];
+    if (!insn_is_mem(in)) {
+        uint8_t *other = c->sse.xmm[in->rm & 7];
+        uint8_t *dst = store ? other : reg, *src = store ? reg : other;
+        memmove(dst, src, size);           /* a scalar register move keeps the upper part */
+        return;
+    }
+    uint32_t lin = seg_lin(c, in->ea_seg, ea_at(c, in, 0), size, store);
+    if (aligned && (lin & 15))
+        cpu_raise(c, EXC_GP, 0);
+    if (store) {
+        mem_put(c, in, 0, reg, size);
+    } else {
+        uint8_t b[16] = { 0 };
+        mem_get(c, in, 0, b, size);
+        memcpy(reg, b, 16);                /* a scalar load zeroes the upper part */
+    }
+    return;
+undefined:
+    trace_unimplemented(c, in, "undefined opcode");
+    cpu_raise_noerr(c, EXC_UD);
 }
 
 /* ---- the opcode groups ---- */

@@ -135,6 +135,7 @@ uint32_t cpu_feature_edx(void);
 /* ---- x87 (fpu.c) ---- */
 bool fpu_implemented(void);
 void fpu_exec(struct cpu *c, const struct insn *in);   /* D8-DF, and 0F AE: FXSAVE/FXRSTOR */
+void fpu_sse_move(struct cpu *c, const struct insn *in);   /* 0F 10/11/28/29/6F/7F: XMM data moves */
 void fpu_wait(struct cpu *c);   /* WAIT/FWAIT: #NM or pending #MF */
 void fpu_reset(struct cpu *c);       /* RESET state */
 void fpu_reset_init(struct cpu *c);  /* FNINIT state */
@@ -142,9 +143,11 @@ void fpu_reset_init(struct cpu *c);  /* FNINIT state */
 uint16_t fpu_status_word(const struct cpu *c);
 
 /* ---- the interpreter's pieces other engines reuse (interp.c) ---- */
-/* LOCK is allowed on this instruction (a read-modify-write of memory); else #UD. */
+/* LOCK is allowed on this instruction (a read-modify-write of memory); else
+ * #UD.  The opcode table's insn_lockable (decode.h), under its older name. */
 bool insn_lock_allowed(const struct insn *in);
-/* Execute one decoded instruction; c->eip already points past it. */
+/* Execute one decoded instruction; c->eip already points past it.  Calls the
+ * handler the opcode table names for it (opinfo(in)->handler). */
 void interp_exec(struct cpu *c, const struct insn *in);
 /* Fetch, decode and execute one instruction, with single-step traps. */
 void interp_step(struct cpu *c);

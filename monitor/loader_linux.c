@@ -15,6 +15,9 @@
 #include "monitor/machine.h"
 #include "devices/fwcfg.h"
 #include "hosted-driver/xalloc.h"
+#include "monitor/mmu.h"
+#include "monitor/physmem.h"
+#include "hosted-driver/readfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -61,28 +64,6 @@ bool linux_detect(const uint8_t *img, size_t len)
     return len > 0x260 && !memcmp(img + BP_HEADER_MAGIC, "HdrS", 4) && rd16(img + 0x1fe) == 0xaa55;
 }
 
-static uint8_t *read_whole(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "-initrd %s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? malloc(n) : NULL;
-    if (!buf || fread(buf, 1, n, f) != (size_t)n) {
-        snprintf(err, errlen, "-initrd %s: cannot read (%s)", path, n <= 0 ? "empty file" : strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
-
 /* The setup header runs from 0x1f1 to 0x202 + the byte at 0x201. */
 static void fill_setup_header(uint8_t *setup, uint32_t initrd_addr, uint32_t initrd_len)
 {
@@ -100,10 +81,15 @@ static bool place_initrd(struct machine *m, const uint8_t *img, const char *path
                          uint32_t *addr_out, uint32_t *len_out, char *err, size_t errlen)
 {
     size_t len;
-    uint8_t *data = read_whole(path, &len, err, errlen);
-    if (!data)
-        return false;
     uint32_t ram = m->cfg.ram_mb << 20;
+    char why[256];
+    /* Checked against RAM before a byte is read: a 4 GiB file is refused at once. */
+    uint8_t *data = read_regular_file(path, ram - KERNEL_ADDR, "an initrd must fit in guest RAM above 1 MiB", &len,
+                                      why, sizeof(why));
+    if (!data) {
+        snprintf(err, errlen, "-initrd %s", why);
+        return false;
+    }
     uint32_t max = version >= 0x203 ? rd32(img + BP_INITRD_MAX) : 0x37ffffffu;
     uint32_t top = ram - FIRMWARE_HIGH_RESERVE - 1 < max ? ram - FIRMWARE_HIGH_RESERVE : max + 1;
     if (len > top || (top - len) & 0x80000000u || top - len < KERNEL_ADDR + 0x400000) {

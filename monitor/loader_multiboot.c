@@ -9,6 +9,7 @@
 #include "monitor/machine.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
+#include "hosted-driver/readfile.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #define MB_FLAG_MEMINFO    0x00000002u
 #define MB_FLAG_VIDEO      0x00000004u
 #define MB_FLAG_AOUT       0x00010000u
+#define MB_AOUT_HEADER_LEN 32     /* magic .. entry_addr */
 
 /* Information-structure flags we provide. */
 #define MBI_MEM     0x001u
@@ -30,10 +32,12 @@
 #define MBI_MMAP    0x040u
 #define MBI_LOADER  0x200u
 
-/* Where the information structure and its tables live: conventional memory
- * below the EBDA, away from the kernel's usual 1 MiB load address. */
-#define MBI_BASE  0x9000u
-#define MBI_LIMIT 0x9f000u
+/* The information structure, its strings and tables go in free memory after
+ * the kernel and its modules (as QEMU's loader places them), never at a
+ * fixed address that a kernel may be linked over: kvm-unit-tests'
+ * realmode.flat lies below 0x9F000. */
+#define MBI_INFO_SIZE 128
+#define MB_MAX_MODULES 64
 
 int memory_map(uint32_t ram_size, struct mem_region *out, int max)
 {
@@ -74,12 +78,13 @@ bool multiboot_detect(const uint8_t *img, size_t len)
 struct mbi_area {
     struct physmem *pm;
     uint32_t next;
+    uint32_t limit;
 };
 
 static bool area_put(struct mbi_area *a, const void *data, uint32_t len, uint32_t *addr)
 {
     uint32_t at = (a->next + 3) & ~3u;
-    if (at + len > MBI_LIMIT)
+    if (at > a->limit || len > a->limit - at)
         return false;
     if (!physmem_copy_to(a->pm, at, data, len))
         return false;
@@ -112,6 +117,10 @@ static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_
             snprintf(err, errlen, "ELF segment %d lies outside the file", k);
             return false;
         }
+        if ((uint64_t)paddr + memsz > pm->ram_size) {
+            snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
+            return false;
+        }
         if (!physmem_copy_to(pm, paddr, img + off, filesz)) {
             snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
             return false;
@@ -126,12 +135,20 @@ static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_
         if (paddr + memsz > *end)
             *end = paddr + memsz;
     }
+    if (*entry >= pm->ram_size) {
+        snprintf(err, errlen, "ELF entry point 0x%x is outside guest RAM", *entry);
+        return false;
+    }
     return true;
 }
 
 static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long hdr, uint32_t *entry,
                       uint32_t *end, char *err, size_t errlen)
 {
+    if ((size_t)hdr + MB_AOUT_HEADER_LEN > len) {
+        snprintf(err, errlen, "the file ends inside its Multiboot header's a.out-kludge addresses");
+        return false;
+    }
     const uint8_t *h = img + hdr;
     uint32_t header_addr = le32(h + 12), load_addr = le32(h + 16), load_end = le32(h + 20);
     uint32_t bss_end = le32(h + 24);
@@ -155,6 +172,15 @@ static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long h
         return false;
     }
     *end = load_addr + size;
+    if (bss_end > pm->ram_size) {
+        snprintf(err, errlen, "kernel bss up to 0x%x does not fit in guest RAM", bss_end);
+        return false;
+    }
+    if (*entry < load_addr || *entry >= (bss_end > *end ? bss_end : *end)) {
+        snprintf(err, errlen, "Multiboot entry_addr 0x%x is outside the loaded kernel (0x%x-0x%x)", *entry,
+                 load_addr, bss_end > *end ? bss_end : *end);
+        return false;
+    }
     if (bss_end > *end) {
         uint8_t *zeros = calloc(1, bss_end - *end);
         bool ok = zeros && physmem_copy_to(pm, *end, zeros, bss_end - *end);
@@ -168,39 +194,16 @@ static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long h
     return true;
 }
 
-static uint8_t *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    uint8_t *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 65536;
-            uint8_t *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
-}
+struct mb_module {
+    uint32_t start, end;
+    char *line;                  /* "path args", as given */
+};
 
-/* Load each "path args" module after `*next`, page aligned; fills the module list. */
-static bool load_modules(struct machine *m, struct mbi_area *a, const char *spec, uint32_t *next,
-                         uint32_t *mods_addr, uint32_t *count, char *err, size_t errlen)
+/* Load each "path args" module after `*next`, page aligned; *next ends up
+ * past the last one. */
+static bool load_modules(struct machine *m, const char *spec, uint32_t *next, struct mb_module *mods,
+                         int *count, char *err, size_t errlen)
 {
-    uint32_t list[64][4];
     int n = 0;
     char *copy = strdup(spec);
     for (char *save, *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
@@ -211,37 +214,51 @@ static bool load_modules(struct machine *m, struct mbi_area *a, const char *spec
         char *space = strchr(path, ' ');
         if (space)
             *space = 0;
+        if (n == MB_MAX_MODULES) {
+            snprintf(err, errlen, "-initrd: more than %d modules", MB_MAX_MODULES);
+            free(copy);
+            return false;
+        }
         size_t len;
-        uint8_t *data = slurp(path, &len);
+        char why[256];
+        uint8_t *data = read_regular_file(path, m->pm->ram_size, "a module must fit in guest RAM", &len, why,
+                                          sizeof(why));
         if (!data) {
-            snprintf(err, errlen, "-initrd %s: %s", path, strerror(errno));
+            snprintf(err, errlen, "-initrd %s", why);
             free(copy);
             return false;
         }
         uint32_t start = (*next + 0xfff) & ~0xfffu;
-        bool ok = n < 64 && physmem_copy_to(m->pm, start, data, len);
+        bool ok = start >= *next && physmem_copy_to(m->pm, start, data, len);
         free(data);
         if (!ok) {
             snprintf(err, errlen, "-initrd %s: module (%zu bytes at 0x%x) does not fit in guest RAM", path, len, start);
             free(copy);
             return false;
         }
-        uint32_t str;
-        if (!area_put(a, item, strlen(item) + 1, &str)) {
-            snprintf(err, errlen, "-initrd: module command lines are too long");
-            free(copy);
-            return false;
-        }
-        list[n][0] = start;
-        list[n][1] = start + len;
-        list[n][2] = str;
-        list[n][3] = 0;
+        mods[n] = (struct mb_module){ start, start + (uint32_t)len, strdup(item) };
         n++;
         *next = start + len;
     }
     free(copy);
     *count = n;
-    return area_put(a, list, n * 16, mods_addr);
+    return true;
+}
+
+/* The module list and its command lines, in the information area. */
+static bool put_module_list(struct mbi_area *a, const struct mb_module *mods, int n, uint32_t *list_addr)
+{
+    uint32_t list[MB_MAX_MODULES][4];
+    for (int k = 0; k < n; k++) {
+        uint32_t str;
+        if (!area_put(a, mods[k].line, strlen(mods[k].line) + 1, &str))
+            return false;
+        list[k][0] = mods[k].start;
+        list[k][1] = mods[k].end;
+        list[k][2] = str;
+        list[k][3] = 0;
+    }
+    return area_put(a, list, n * 16, list_addr);
 }
 
 static void enter_flat_protected_mode(struct cpu *c, uint32_t eip)
@@ -276,26 +293,30 @@ bool multiboot_load(struct machine *m, const char *kernel_path, const uint8_t *i
         return false;
     }
 
-    struct mbi_area a = { m->pm, MBI_BASE + 128 };
-    uint32_t info[32] = { 0 };
-    uint32_t mi_flags = MBI_MEM | MBI_MMAP | MBI_LOADER;
+    struct mb_module mods[MB_MAX_MODULES];
+    int nmods = 0;
+    if (modules && *modules && !load_modules(m, modules, &end, mods, &nmods, err, errlen))
+        return false;
+
     uint32_t ram = m->cfg.ram_mb << 20;
+    uint32_t mbi_base = (end + 0xfff) & ~0xfffu;
+    struct mbi_area a = { m->pm, mbi_base + MBI_INFO_SIZE, ram };
+    uint32_t info[MBI_INFO_SIZE / 4] = { 0 };
+    uint32_t mi_flags = MBI_MEM | MBI_MMAP | MBI_LOADER;
     info[1] = 639;                              /* mem_lower, KiB */
     info[2] = (ram - 0x100000) / 1024;          /* mem_upper, KiB above 1 MiB */
 
     char line[4096];
     snprintf(line, sizeof(line), "%s%s%s", kernel_path, cmdline && *cmdline ? " " : "", cmdline ? cmdline : "");
-    if (!area_put(&a, line, strlen(line) + 1, &info[4])) {
-        snprintf(err, errlen, "-append: command line too long");
-        return false;
-    }
+    bool room = mbi_base >= end && area_put(&a, line, strlen(line) + 1, &info[4]);
     mi_flags |= MBI_CMDLINE;
-
-    if (modules && *modules) {
-        if (!load_modules(m, &a, modules, &end, &info[6], &info[5], err, errlen))
-            return false;
+    if (room && nmods) {
+        room = put_module_list(&a, mods, nmods, &info[6]);
+        info[5] = nmods;
         mi_flags |= MBI_MODS;
     }
+    for (int k = 0; k < nmods; k++)
+        free(mods[k].line);
 
     struct mem_region map[8];
     int n = memory_map(ram, map, 8);
@@ -309,15 +330,18 @@ bool multiboot_load(struct machine *m, const char *kernel_path, const uint8_t *i
         memcpy(e + 20, &map[k].type, 4);
     }
     info[11] = n * 24;
-    area_put(&a, mmap, n * 24, &info[12]);
     static const char loader_name[] = "retrovisor";
-    area_put(&a, loader_name, sizeof(loader_name), &info[16]);
+    room = room && area_put(&a, mmap, n * 24, &info[12]) && area_put(&a, loader_name, sizeof(loader_name), &info[16]);
     info[0] = mi_flags;
-    physmem_copy_to(m->pm, MBI_BASE, info, sizeof(info));
+    if (!room || !physmem_copy_to(m->pm, mbi_base, info, sizeof(info))) {
+        snprintf(err, errlen, "-kernel %s: no room in guest RAM after the kernel and modules for the Multiboot information (-m is %u MiB)",
+                 kernel_path, m->cfg.ram_mb);
+        return false;
+    }
 
     struct cpu *c = &m->cpu;
     enter_flat_protected_mode(c, entry);
     c->r[R_EAX] = MB_BOOT_MAGIC;
-    c->r[R_EBX] = MBI_BASE;
+    c->r[R_EBX] = mbi_base;
     return true;
 }

@@ -9,6 +9,7 @@
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
+#include "monitor/guestlog.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -28,8 +29,12 @@
 #include "devices/fdc.h"
 #include "devices/atapi.h"
 #include "devices/vga.h"
+#include "devices/lapic.h"
+#include "devices/ioapic.h"
+#include "devices/pctestdev.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/readfile.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
@@ -41,7 +46,7 @@
 #include <string.h>
 #include <time.h>
 
-#define DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+#define DEFAULT_BIOS MACHINE_DEFAULT_BIOS
 #define E820_RAM 1
 #define E820_RESERVED 2
 
@@ -58,26 +63,13 @@
 #define UI_POLL_NS (10 * 1000 * 1000)
 #define UI_CHECK_INSNS 50000
 
-static uint8_t *read_file(const char *path, size_t *len, char *err, size_t errlen)
+/* Firmware and kernels are read whole, after read_regular_file's checks. */
+#define BIOS_MAX_SIZE 0x40000u
+
+static uint8_t *read_file(const char *path, uint64_t limit, const char *limit_why, size_t *len, char *err,
+                          size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *buf = n > 0 ? malloc(n) : NULL;
-    if (!buf || fread(buf, 1, n, f) != (size_t)n) {
-        snprintf(err, errlen, "%s: cannot read (%s)", path, n <= 0 ? "empty file" : strerror(errno));
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    *len = n;
-    return buf;
+    return read_regular_file(path, limit, limit_why, len, err, errlen);
 }
 
 /* ---- CPU-facing hooks ---- */
@@ -101,6 +93,8 @@ uint32_t machine_io_read(struct machine *m, uint16_t port, int size)
 {
     account_insns(m);
     uint32_t v = bus_pio_read(m->bus, port, size);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "in%c from unassigned port %04x", "bw?l"[size - 1], port);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "in%c  %04x -> %0*x\n", "bw?l"[size - 1], port, size * 2, v);
     return v;
@@ -111,6 +105,8 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
     account_insns(m);
     if (m->cfg.trace & TRACE_IOPORT)
         fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
+    if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
+        guest_log(GUEST_LOG_UNASSIGNED_PORT, "out%c to unassigned port %04x", "bw?l"[size - 1], port);
     bus_pio_write(m->bus, port, val, size);
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
@@ -121,10 +117,19 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size)
 {
     physmem_note_write(m->pm, pa, size);
+    bool mmio = !m->pm->wr[pa >> 12];
+    /* A device answers (the APIC timer's count): its clock must be exact, as for ports. */
+    if (mmio)
+        account_insns(m);
     physmem_write(m->pm, pa, val, size);
     /* A device may have raised an interrupt: chained translated code stops. */
-    if (!m->pm->wr[pa >> 12])
+    if (mmio)
         m->cpu.bt_exit = true;
+}
+
+void machine_sync_clock(struct machine *m)
+{
+    account_insns(m);
 }
 
 bool machine_intr_pending(struct machine *m)
@@ -141,6 +146,26 @@ int machine_intr_ack(struct machine *m)
 {
     account_insns(m);
     return bus_intr_ack(m->bus);
+}
+
+void machine_nmi_ack(struct machine *m)
+{
+    lapic_nmi_ack(m->lapic);
+}
+
+uint64_t machine_apic_base(struct machine *m)
+{
+    return m->lapic ? lapic_get_base(m->lapic) : 0;
+}
+
+bool machine_set_apic_base(struct machine *m, uint64_t val)
+{
+    return m->lapic && lapic_set_base(m->lapic, val);
+}
+
+bool machine_apic_enabled(struct machine *m)
+{
+    return m->lapic && lapic_enabled(m->lapic);
 }
 
 void machine_invlpg(struct machine *m, uint32_t lin)
@@ -325,7 +350,7 @@ static bool load_bios(struct machine *m)
     const char *path = m->cfg.bios_path ? m->cfg.bios_path : DEFAULT_BIOS;
     char err[512];
     size_t len;
-    uint8_t *img = read_file(path, &len, err, sizeof(err));
+    uint8_t *img = read_file(path, BIOS_MAX_SIZE, "a BIOS image is 64, 128 or 256 KiB", &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -bios %s%s\n", err,
                 m->cfg.bios_path ? "" : " (install Debian's seabios package: make deps)");
@@ -346,7 +371,9 @@ static bool load_kernel(struct machine *m)
 {
     char err[512];
     size_t len;
-    uint8_t *img = read_file(m->cfg.kernel, &len, err, sizeof(err));
+    char why[64];
+    snprintf(why, sizeof(why), "a kernel must fit in the guest's %u MiB of RAM", m->cfg.ram_mb);
+    uint8_t *img = read_file(m->cfg.kernel, (uint64_t)m->cfg.ram_mb << 20, why, &len, err, sizeof(err));
     if (!img) {
         fprintf(stderr, "retrovisor: -kernel %s\n", err);
         return false;
@@ -393,6 +420,37 @@ static void lfb_mapper(void *opaque, uint32_t base, uint32_t len, uint8_t *host)
         m->lfb_len = len;
     }
     tlb_flush_all(&m->cpu);
+}
+
+/* The CPU decodes its APIC's page before the memory bus does: wherever
+ * IA32_APIC_BASE puts it, over RAM, ROM or a BAR, the page goes to the
+ * APIC (physmem's slow path, then the bus's newest MMIO region) and
+ * comes back when the APIC moves on. */
+static void apic_page_moved(void *opaque, uint32_t old_base, uint32_t new_base)
+{
+    struct machine *m = opaque;
+    if (old_base != ~0u) {
+        m->pm->rd[old_base >> 12] = m->apic_page_rd;
+        m->pm->wr[old_base >> 12] = m->apic_page_wr;
+    }
+    m->apic_page_rd = m->apic_page_wr = NULL;
+    if (new_base != ~0u) {
+        m->apic_page_rd = m->pm->rd[new_base >> 12];
+        m->apic_page_wr = m->pm->wr[new_base >> 12];
+        m->pm->rd[new_base >> 12] = NULL;
+        m->pm->wr[new_base >> 12] = NULL;
+    }
+    m->pm->generation++;
+    tlb_flush_all(&m->cpu);
+}
+
+/* Local APIC over the 8259 (which must exist), I/O APIC beside it. */
+static void create_apics(struct machine *m)
+{
+    m->lapic = lapic_new(m->bus, apic_page_moved, m);
+    m->intr_line = bus_intr_line(m->bus);
+    m->nmi_line = lapic_nmi_line(m->lapic);
+    m->ioapic = ioapic_new(m->bus, IOAPIC_DEFAULT_BASE);
 }
 
 static bool create_vga(struct machine *m)
@@ -706,6 +764,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     }
 
     m->pic = pic_new(m->bus);
+    create_apics(m);
     m->pit = pit_new(m->bus);
     m->cmos = cmos_new(m->bus, time(NULL));
     m->kbc = kbc_new(m->bus);
@@ -719,6 +778,8 @@ struct machine *machine_new(const struct machine_config *cfg)
         debugcon_new(m->bus, 0xe9, m->debugcon_cd);
     }
     debugexit_new(m->bus, 0xf4);
+    if (cfg->pc_testdev)
+        m->pctestdev = pctestdev_new(m->bus);
     bus_register_pio(m->bus, 0xf0, 1, m, NULL, ferr_clear_write);
     m->post = post_new(m->bus, cfg->post_port2, (cfg->trace & TRACE_POST) != 0);
 
@@ -781,6 +842,10 @@ void machine_free(struct machine *m)
     dma_free(m->dma);
     bt_free(m->bt);
     acpi_pm_free(m->acpi_pm);
+
+    lapic_free(m->lapic);
+    ioapic_free(m->ioapic);
+    pctestdev_free(m->pctestdev);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
     physmem_free(m->pm);
@@ -904,7 +969,9 @@ int machine_run(struct machine *m)
             interp_run(c);
         account_insns(m);
         if (c->halted && !(c->eflags & FL_IF)) {
-            /* Nothing can wake a CPU halted with interrupts off (there is no NMI source). */
+            /* Nothing can wake a CPU halted with interrupts off but an NMI, and the
+             * guest sends those itself (self-IPIs, taken before it halts); an APIC
+             * timer or I/O APIC pin in NMI mode is not waited for. */
             fprintf(stderr, "retrovisor: the guest halted the CPU with interrupts disabled at %04x:%08x; stopping\n",
                     c->seg[SEG_CS].sel, c->eip);
             m->exit_status = 0;
@@ -913,5 +980,6 @@ int machine_run(struct machine *m)
         if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
+    guest_log_summary();
     return m->exit_status;
 }

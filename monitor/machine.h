@@ -36,6 +36,13 @@ struct vga;
 struct ui;
 struct acpi_pm;
 
+struct lapic;
+struct ioapic;
+struct pctestdev;
+
+/* The firmware without -bios: Debian's SeaBIOS. */
+#define MACHINE_DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
 #define TRACE_INT     0x02   /* interrupts and exceptions */
@@ -91,6 +98,8 @@ struct machine_config {
     bool no_vga;                 /* -vga none: no display adapter */
     const char *vgabios_path;    /* -vgabios: NULL = SeaVGABIOS (VGA_DEFAULT_BIOS) */
     bool no_acpi;                /* -machine acpi=off: no PM function, no ACPI tables */
+
+    bool pc_testdev;             /* -device pc-testdev: kvm-unit-tests' test device */
 };
 
 struct machine {
@@ -138,6 +147,13 @@ struct machine {
     bool ferr;                   /* x87 FERR# asserted (IRQ13 level) */
     struct acpi_pm *acpi_pm;     /* PIIX4-style PM at 00:01.3, NULL with -machine acpi=off */
     volatile sig_atomic_t power_button_signal;  /* set by main's SIGPWR handler: press the button */
+
+    struct lapic *lapic;         /* the CPU's local APIC */
+    struct ioapic *ioapic;
+    struct pctestdev *pctestdev; /* NULL unless -device pc-testdev */
+    const bool *intr_line;       /* "an interrupt is deliverable" (bus_intr_line), polled at block boundaries */
+    const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
+    uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */
@@ -155,6 +171,9 @@ int machine_change_floppy(struct machine *m, int drive, const char *path, char *
 
 /* CPU-side physical write (the hook where code-page tracking will live). */
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size);
+/* Report the instructions retired so far to the clock (before an MMIO read:
+ * a device answers with exact time, as for ports). */
+void machine_sync_clock(struct machine *m);
 /* Port I/O from the CPU. */
 uint32_t machine_io_read(struct machine *m, uint16_t port, int size);
 void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size);
@@ -165,6 +184,12 @@ bool machine_intr_pending(struct machine *m);
 /* A flag equal to machine_intr_pending, or NULL (see bus_intr_line). */
 const bool *machine_intr_line(struct machine *m);
 int machine_intr_ack(struct machine *m);
+/* The CPU took the NMI that *m->nmi_line announced. */
+void machine_nmi_ack(struct machine *m);
+/* IA32_APIC_BASE; machine_set_apic_base returns false for reserved bits (#GP). */
+uint64_t machine_apic_base(struct machine *m);
+bool machine_set_apic_base(struct machine *m, uint64_t val);
+bool machine_apic_enabled(struct machine *m);
 /* INVLPG hook (the translator drops stale lookups here). */
 void machine_invlpg(struct machine *m, uint32_t lin);
 /* The x87 unit's FERR# output, wired to IRQ13 as on a PC (port 0xF0 clears it). */

@@ -3,10 +3,12 @@
  */
 #include "monitor/machine.h"
 #include "monitor/trace.h"
+#include "monitor/cli_check.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
 #include "ui/ui.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,7 +24,8 @@ static void usage(FILE *f)
             "usage: retrovisor [options]\n"
             "\n"
             "Machine:\n"
-            "  -m SIZE            guest RAM in MiB (suffix M or G allowed; default 128, 2..3584)\n"
+            "  -m [size=]SIZE     guest RAM in MiB (suffix M or G allowed; default 128, 2..3584: the\n"
+            "                     machine's maximum, RAM ends where the PCI hole starts at 3.5 GiB)\n"
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
@@ -53,6 +56,9 @@ static void usage(FILE *f)
             "  -machine [pc,]acpi=on|off  acpi=off: no ACPI power management function and no ACPI\n"
             "                     tables (the older machine); default on\n"
             "  -no-acpi           same as -machine acpi=off\n"
+
+            "  -device pc-testdev kvm-unit-tests' test device: ports 0xe0-0xe7, IRQ lines at\n"
+            "                     0x2000-0x2017, 64 KiB of MMIO memory at 0xff000000 (off by default)\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
@@ -78,17 +84,22 @@ static void usage(FILE *f)
             "Debugging and testing:\n"
             "  -d FLAGS           trace: comma-separated list (-d help lists them)\n"
             "  -D FILE            write traces to FILE instead of stderr\n"
-            "  -icount SHIFT      deterministic time: each instruction takes 2^SHIFT ns\n"
-            "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0)\n"
-            "  -max-insns N       stop after N guest instructions\n"
-            "  -post-port PORT    also record POST codes written to PORT (port 0x80 always)\n"
+            "  -icount [shift=]N  deterministic time: each instruction takes 2^N ns (N 0..10)\n"
+            "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0; finite, > 0)\n"
+            "  -max-insns N       stop after N guest instructions (N >= 1)\n"
+            "  -post-port PORT    also record POST codes written to PORT (1..0xffff; port 0x80 always)\n"
             "\n"
             "  -h, --help         this text\n"
             "  --version          print the version\n"
             "\n"
             "The guest can end the run through the isa-debug-exit port 0xf4: writing V exits\n"
             "with status (V << 1) | 1, as in QEMU.  SIGPWR (kill -PWR) presses the ACPI power\n"
-            "button; an ACPI guest that powers off (S5) ends the run with status 0.\n");
+            "button; an ACPI guest that powers off (S5) ends the run with status 0.\n"
+            "\n"
+            "An option given twice: the last one wins, as in QEMU, except that -serial adds\n"
+            "the next port and a drive position (-hda, -drive index=) cannot be taken twice.\n"
+            "A bad option or input file ends retrovisor with one line and exit status 2 before\n"
+            "any output file is opened; an output file that is one of the input images is refused.\n");
 }
 
 static _Noreturn void bad(const char *fmt, const char *a, const char *b)
@@ -102,6 +113,9 @@ static _Noreturn void bad(const char *fmt, const char *a, const char *b)
 static long parse_number(const char *opt, const char *s, long min, long max)
 {
     char *end;
+    /* strtol would skip blanks and take a '+'; an option value has neither. */
+    if (!isdigit((unsigned char)s[0]) && !(s[0] == '-' && isdigit((unsigned char)s[1])))
+        cli_fail("%s: '%s' is not a number in %ld..%ld", opt, s, min, max);
     errno = 0;
     long v = strtol(s, &end, 0);
     if (errno || end == s || *end || v < min || v > max) {
@@ -113,19 +127,32 @@ static long parse_number(const char *opt, const char *s, long min, long max)
     return v;
 }
 
-static uint32_t parse_mem(const char *s)
+/* The machine's largest RAM: it ends where the PCI hole starts, at 3.5 GiB. */
+#define RAM_MIN_MB 2
+#define RAM_MAX_MB 3584
+
+/* -m [size=]N[M|G]: QEMU's form; its slots= and maxmem= have no meaning here. */
+static uint32_t parse_mem(const char *arg)
 {
+    const char *s = strncmp(arg, "size=", 5) ? arg : arg + 5;
+    if (strchr(s, ','))
+        cli_fail("-m %s: unknown sub-option '%s' (only size= is supported)", arg, strchr(s, ',') + 1);
+    if (!isdigit((unsigned char)s[0]))
+        cli_fail("-m %s: '%s' is not a size in MiB", arg, s);
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (end == s || errno)
-        bad("-m: '%s' is not a size%s", s, "");
+    if (errno || v > RAM_MAX_MB)
+        v = RAM_MAX_MB + 1;
     if (*end == 'G' || *end == 'g')
-        v *= 1024, end++;
+        v = v > RAM_MAX_MB / 1024 ? RAM_MAX_MB + 1 : v * 1024, end++;
     else if (*end == 'M' || *end == 'm')
         end++;
-    if (*end || v < 2 || v > 3584)
-        bad("-m: '%s': guest RAM must be between 2 MiB and 3584 MiB%s", s, "");
+    if (*end)
+        cli_fail("-m %s: '%s' is not a size (a number of MiB, or with a suffix M or G)", arg, s);
+    if (v < RAM_MIN_MB || v > RAM_MAX_MB)
+        cli_fail("-m %s: guest RAM must be between %d MiB and %d MiB (the machine's maximum: RAM ends where the PCI "
+             "hole starts at 3.5 GiB)", arg, RAM_MIN_MB, RAM_MAX_MB);
     return v;
 }
 
@@ -207,9 +234,8 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             bad("-drive %s: '%s' is not key=value", spec, opt);
         *eq = 0;
         const char *v = eq + 1;
-        bool on = !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true");
         if (!strcmp(opt, "file"))
-            file = v;
+            file = cli_need_path("-drive file=", v);
         else if (!strcmp(opt, "format") && strcmp(v, "raw"))
             bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
         else if (!strcmp(opt, "if") && !strcmp(v, "floppy"))
@@ -223,9 +249,9 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
         else if (!strcmp(opt, "index"))
             index = parse_number("-drive index", v, 0, 3);
         else if (!strcmp(opt, "readonly"))
-            readonly = on;
+            readonly = cli_on_off("-drive", opt, v);
         else if (!strcmp(opt, "snapshot"))
-            snapshot = on;
+            snapshot = cli_on_off("-drive", opt, v);
         else if (strcmp(opt, "format") && strcmp(opt, "if") && strcmp(opt, "media"))
             bad("-drive %s: unknown parameter '%s'", spec, opt);
     }
@@ -241,6 +267,9 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             ;
     if (index > 3)
         bad("-drive %s: all four IDE positions are taken%s", spec, "");
+    if (cfg->drive[index].path || cfg->drive[index].cdrom)
+        cli_fail("-drive %s: drive index %d is already used by %s", spec, index,
+                 cfg->drive[index].path ? cfg->drive[index].path : "a CD-ROM drive");
     cfg->drive[index].path = file ? strdup(file) : NULL;
     cfg->drive[index].readonly = readonly || cdrom;
     cfg->drive[index].snapshot = snapshot;
@@ -354,29 +383,33 @@ int main(int argc, char **argv)
             cfg.ram_mb = parse_mem(val);
         } else if (!strcmp(a, "-bios")) {
             NEED_ARG();
-            cfg.bios_path = val;
+            cfg.bios_path = cli_need_path("-bios", val);
         } else if (!strcmp(a, "-serial")) {
             NEED_ARG();
             if (nserial >= 2)
                 bad("-serial %s: only two serial ports (COM1, COM2)%s", val, "");
+            cli_check_chardev("-serial", val);
             cfg.serial[nserial++] = strcmp(val, "none") ? val : NULL;
         } else if (!strcmp(a, "-debugcon")) {
             NEED_ARG();
+            cli_check_chardev("-debugcon", val);
             cfg.debugcon = strcmp(val, "none") ? val : NULL;
         } else if (!strcmp(a, "-display")) {
             NEED_ARG();
+            cli_check_display(val);
             display = val;
         } else if (!strcmp(a, "-vnc")) {
             NEED_ARG();
             free(vnc_spec);
             vnc_spec = malloc(strlen(val) + 5);
             sprintf(vnc_spec, "vnc=%s", val);
+            cli_check_vnc("-vnc", val);
             display = vnc_spec;
         } else if (!strcmp(a, "-nographic")) {
             display = "none";
         } else if (!strcmp(a, "-screendump")) {
             NEED_ARG();
-            screendump = val;
+            screendump = cli_need_path("-screendump", val);
         } else if (!strcmp(a, "-vga")) {
             NEED_ARG();
             if (!strcmp(val, "std"))
@@ -390,18 +423,29 @@ int main(int argc, char **argv)
             parse_machine(&cfg, val);
         } else if (!strcmp(a, "-no-acpi")) {
             cfg.no_acpi = true;
+
+        } else if (!strcmp(a, "-device")) {
+            NEED_ARG();
+            if (!strcmp(val, "pc-testdev"))
+                cfg.pc_testdev = true;
+            else
+                bad("-device %s: unknown device (available: pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-vgabios")) {
             NEED_ARG();
-            cfg.vgabios_path = val;
+            cfg.vgabios_path = cli_need_path("-vgabios", val);
         } else if (!strcmp(a, "-hda") || !strcmp(a, "-hdb") || !strcmp(a, "-hdc") || !strcmp(a, "-hdd")) {
             NEED_ARG();
             if (cfg.drive[a[3] - 'a'].cdrom)
                 bad("%s %s: that IDE position already holds a CD-ROM drive", a, val);
-            cfg.drive[a[3] - 'a'].path = val;
+            if (cfg.drive[a[3] - 'a'].path)
+                cli_fail("%s %s: drive index %d is already used by %s", a, val, a[3] - 'a', cfg.drive[a[3] - 'a'].path);
+            cfg.drive[a[3] - 'a'].path = cli_need_path(a, val);
         } else if (!strcmp(a, "-fda") || !strcmp(a, "-fdb")) {
             NEED_ARG();
+            if (cfg.floppy[a[3] - 'a'].present)
+                cli_fail("%s %s: drive %c: is already given", a, val, a[3] - 'a' + 'A');
             cfg.floppy[a[3] - 'a'].present = true;
-            cfg.floppy[a[3] - 'a'].path = val;
+            cfg.floppy[a[3] - 'a'].path = cli_need_path(a, val);
         } else if (!strcmp(a, "-fda-change") || !strcmp(a, "-fdb-change")) {
             NEED_ARG();
             parse_floppy_change(&cfg, a, val);
@@ -425,10 +469,10 @@ int main(int argc, char **argv)
             snapshot_all = true;
         } else if (!strcmp(a, "-kernel")) {
             NEED_ARG();
-            cfg.kernel = val;
+            cfg.kernel = cli_need_path("-kernel", val);
         } else if (!strcmp(a, "-initrd")) {
             NEED_ARG();
-            cfg.initrd = val;
+            cfg.initrd = cli_need_path("-initrd", val);
         } else if (!strcmp(a, "-append")) {
             NEED_ARG();
             cfg.append = val;
@@ -456,19 +500,14 @@ int main(int argc, char **argv)
                 bad("%s%s", err, "");
         } else if (!strcmp(a, "-D")) {
             NEED_ARG();
-            trace_file = val;
+            trace_file = cli_need_path("-D", val);
         } else if (!strcmp(a, "-icount")) {
             NEED_ARG();
-            const char *v = strncmp(val, "shift=", 6) ? val : val + 6;
             cfg.deterministic = true;
-            cfg.ns_per_insn = 1 << parse_number("-icount", v, 0, 10);
+            cfg.ns_per_insn = 1 << cli_icount(val);
         } else if (!strcmp(a, "-run-for")) {
             NEED_ARG();
-            char *end;
-            double secs = strtod(val, &end);
-            if (end == val || *end || secs <= 0)
-                bad("-run-for: '%s' is not a positive number of seconds%s", val, "");
-            cfg.run_for_ns = (int64_t)(secs * 1e9);
+            cfg.run_for_ns = cli_seconds("-run-for", val);
         } else if (!strcmp(a, "-max-insns")) {
             NEED_ARG();
             cfg.max_insns = parse_number("-max-insns", val, 1, 0x7fffffffffffffffL);
@@ -497,6 +536,9 @@ int main(int argc, char **argv)
         bad("-screendump %s: there is no screen with -vga none%s", screendump, "");
     if (nserial == 0)
         cfg.serial[0] = "stdio";
+
+    cli_check_files(&cfg, trace_file, screendump);
+
     if (trace_file) {
         FILE *f = fopen(trace_file, "w");
         if (!f)

@@ -231,6 +231,8 @@ uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user)
         return v;
     }
     uint32_t pa = translate_fill(c, lin, ACC_READ, user);
+    if (!c->m->pm->rd[pa >> 12])
+        machine_sync_clock(c->m);
     return (uint32_t)physmem_read(c->m->pm, pa, size);
 }
 

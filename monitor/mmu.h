@@ -38,31 +38,48 @@ bool mmu_fill_quiet(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
 
 static inline bool mmu_user(const struct cpu *c) { return c->cpl == 3; }
 
+/* Guest data may sit at any address: a fixed-size memcpy is how C says
+ * "unaligned load/store" without undefined behaviour, and compiles to the
+ * same single mov on x86. */
+static inline uint32_t host_load(const uint8_t *p, int size)
+{
+    if (size == 1)
+        return *p;
+    if (size == 2) {
+        uint16_t v;
+        __builtin_memcpy(&v, p, 2);
+        return v;
+    }
+    uint32_t v;
+    __builtin_memcpy(&v, p, 4);
+    return v;
+}
+
+static inline void host_store(uint8_t *p, uint32_t val, int size)
+{
+    if (size == 1) {
+        *p = val;
+    } else if (size == 2) {
+        uint16_t v = val;
+        __builtin_memcpy(p, &v, 2);
+    } else {
+        __builtin_memcpy(p, &val, 4);
+    }
+}
+
 static inline uint32_t mem_read(struct cpu *c, uint32_t lin, int size, bool user)
 {
     struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
-    if (e->tag_read == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size) {
-        const uint8_t *p = (const uint8_t *)(lin + e->addend);
-        if (size == 1)
-            return *p;
-        if (size == 2)
-            return *(const uint16_t *)p;
-        return *(const uint32_t *)p;
-    }
-    return mem_read_slow(c, lin, size, user);
+    if (e->tag_read != (lin & PAGE_MASK) || (lin & 0xfff) > PAGE_SIZE - size)
+        return mem_read_slow(c, lin, size, user);
+    return host_load((const uint8_t *)(lin + e->addend), size);
 }
 
 static inline void mem_write(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user)
 {
     struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
     if (e->tag_write == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size) {
-        uint8_t *p = (uint8_t *)(lin + e->addend);
-        if (size == 1)
-            *p = val;
-        else if (size == 2)
-            *(uint16_t *)p = val;
-        else
-            *(uint32_t *)p = val;
+        host_store((uint8_t *)(lin + e->addend), val, size);
         return;
     }
     mem_write_slow(c, lin, val, size, user);

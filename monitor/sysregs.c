@@ -4,7 +4,9 @@
  */
 #include "monitor/interp.h"
 #include "monitor/machine.h"
+#include "monitor/guestlog.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define MSR_TSC              0x010
@@ -14,6 +16,65 @@
 #define MSR_SYSENTER_ESP     0x175
 #define MSR_SYSENTER_EIP     0x176
 #define MSR_MISC_ENABLE      0x1a0
+#define MSR_APIC_BASE        0x01b
+#define MSR_EBL_CR_POWERON   0x02a
+#define MSR_BIOS_UPDT_TRIG   0x079
+#define MSR_MTRRCAP          0x0fe
+#define MSR_MTRR_PHYS_FIRST  0x200      /* base/mask pairs of the 8 variable ranges */
+#define MSR_MTRR_PHYS_LAST   0x20f
+#define MSR_PAT              0x277
+#define MSR_MTRR_DEF_TYPE    0x2ff
+#define MSR_EFER             0xc0000080u
+
+/* 8 variable ranges, the fixed ranges, write-combining. */
+#define MTRRCAP_VALUE 0x508
+/* Physical addresses have 36 bits (PSE-36 era P6): the MTRRs' masks. */
+#define PHYS_ADDR_MASK 0xffffff000ull
+
+/* The fixed-range MTRRs, in the order of cpu.mtrr_fixed. */
+static const uint32_t mtrr_fixed_msrs[11] = {
+    0x250, 0x258, 0x259, 0x268, 0x269, 0x26a, 0x26b, 0x26c, 0x26d, 0x26e, 0x26f,
+};
+
+static int mtrr_fixed_index(uint32_t msr)
+{
+    for (int k = 0; k < 11; k++)
+        if (mtrr_fixed_msrs[k] == msr)
+            return k;
+    return -1;
+}
+
+/* Memory types a MTRR or PAT entry may hold: UC, WC, WT, WP, WB (PAT adds UC-, 7). */
+static bool mtrr_type_valid(unsigned t)
+{
+    return t == 0 || t == 1 || t == 4 || t == 5 || t == 6;
+}
+
+static bool pat_valid(uint64_t v)
+{
+    for (int k = 0; k < 8; k++) {
+        unsigned t = (v >> (8 * k)) & 0xff;
+        if (!mtrr_type_valid(t) && t != 7)
+            return false;
+    }
+    return true;
+}
+
+static bool fixed_mtrr_valid(uint64_t v)
+{
+    for (int k = 0; k < 8; k++)
+        if (!mtrr_type_valid((v >> (8 * k)) & 0xff))
+            return false;
+    return true;
+}
+
+/* A variable range: even MSRs are PHYSBASE (type, base), odd PHYSMASK (valid bit 11, mask). */
+static bool var_mtrr_valid(uint32_t msr, uint64_t v)
+{
+    if (msr & 1)
+        return !(v & ~(PHYS_ADDR_MASK | 0x800));
+    return !(v & ~(PHYS_ADDR_MASK | 0xff)) && mtrr_type_valid(v & 0xff);
+}
 
 /* TSC rate exposed to the guest: cycles per virtual ns. */
 #define TSC_PER_NS 1
@@ -56,6 +117,7 @@ void cpu_write_cr4(struct cpu *c, uint32_t v)
 #define CPUID_TSC  (1u << 4)
 #define CPUID_MSR  (1u << 5)
 #define CPUID_CX8  (1u << 8)
+#define CPUID_APIC (1u << 9)
 #define CPUID_SEP  (1u << 11)
 #define CPUID_PGE  (1u << 13)
 #define CPUID_CMOV (1u << 15)
@@ -63,6 +125,10 @@ void cpu_write_cr4(struct cpu *c, uint32_t v)
 
 uint32_t cpu_feature_edx(void)
 {
+    /* MTRR and PAT are not announced: memory types mean nothing to an
+     * emulator, and with the MTRR bit Linux goes on to report PAT missing
+     * (a Pentium II has none).  Their MSRs answer all the same, for
+     * software that touches them without asking. */
     uint32_t f = CPUID_DE | CPUID_PSE | CPUID_TSC | CPUID_MSR | CPUID_CX8 | CPUID_SEP | CPUID_PGE | CPUID_CMOV;
     if (fpu_implemented())
         f |= CPUID_FPU | CPUID_FXSR;
@@ -83,6 +149,9 @@ void cpu_cpuid(struct cpu *c)
     case 1:
         a = (CPU_FAMILY << 8) | (CPU_MODEL << 4) | CPU_STEPPING;
         d = cpu_feature_edx();
+        /* The APIC bit follows IA32_APIC_BASE's enable; EBX[31:24] is the APIC ID (0). */
+        if (machine_apic_enabled(c->m))
+            d |= CPUID_APIC;
         break;
     default:
         /* Intel returns the highest basic leaf's data for out-of-range leaves;
@@ -100,6 +169,20 @@ uint64_t cpu_rdtsc(struct cpu *c)
     return (uint64_t)machine_now(c->m) * TSC_PER_NS + c->tsc_offset;
 }
 
+/* An unmodelled MSR raises #GP and is logged once per MSR (guest_log then
+ * bounds how many distinct ones are printed). */
+static void log_unmodelled_msr(struct cpu *c, const char *op, uint32_t msr)
+{
+    enum { SEEN = 32 };
+    static uint32_t seen[SEEN];
+    static unsigned nseen;
+    for (unsigned k = 0; k < nseen && k < SEEN; k++)
+        if (seen[k] == msr)
+            return;
+    seen[nseen++ % SEEN] = msr;
+    guest_log(GUEST_LOG_UNMODELLED_MSR, "%s of unmodelled MSR 0x%x at eip %08x: #GP", op, msr, c->eip_start);
+}
+
 bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
 {
     switch (msr) {
@@ -110,8 +193,26 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
     case MSR_SYSENTER_ESP: *val = c->sysenter_esp; return true;
     case MSR_SYSENTER_EIP: *val = c->sysenter_eip; return true;
     case MSR_MISC_ENABLE: *val = c->misc_enable; return true;
-    default: return false;
+    case MSR_APIC_BASE: *val = machine_apic_base(c->m); return true;
+    case MSR_EBL_CR_POWERON: *val = 0; return true;
+    case MSR_MTRRCAP: *val = MTRRCAP_VALUE; return true;
+    case MSR_MTRR_DEF_TYPE: *val = c->mtrr_def_type; return true;
+    case MSR_PAT: *val = c->pat; return true;
+    /* EFER answers with every feature off (no SYSCALL, NX or long mode
+     * here), as QEMU's 32-bit CPUs do: test code reads it to learn the mode. */
+    case MSR_EFER: *val = 0; return true;
     }
+    if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
+        *val = c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST];
+        return true;
+    }
+    int k = mtrr_fixed_index(msr);
+    if (k >= 0) {
+        *val = c->mtrr_fixed[k];
+        return true;
+    }
+    log_unmodelled_msr(c, "rdmsr", msr);
+    return false;
 }
 
 bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
@@ -123,8 +224,38 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
     case MSR_SYSENTER_ESP: c->sysenter_esp = val; return true;
     case MSR_SYSENTER_EIP: c->sysenter_eip = val; return true;
     case MSR_MISC_ENABLE: c->misc_enable = val; return true;
-    default: return false;
+    case MSR_APIC_BASE: return machine_set_apic_base(c->m, val);
+    case MSR_EBL_CR_POWERON: return true;
+    case MSR_BIOS_UPDT_TRIG: return true;            /* no microcode to load */
+    case MSR_MTRRCAP: return false;                  /* read-only */
+    case MSR_MTRR_DEF_TYPE:
+        /* type, FE (bit 10), E (bit 11) */
+        if ((val & ~0xcffull) || !mtrr_type_valid(val & 0xff))
+            return false;
+        c->mtrr_def_type = val;
+        return true;
+    case MSR_PAT:
+        if (!pat_valid(val))
+            return false;
+        c->pat = val;
+        return true;
+    case MSR_EFER: return val == 0;
     }
+    if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
+        if (!var_mtrr_valid(msr, val))
+            return false;
+        c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST] = val;
+        return true;
+    }
+    int k = mtrr_fixed_index(msr);
+    if (k >= 0) {
+        if (!fixed_mtrr_valid(val))
+            return false;
+        c->mtrr_fixed[k] = val;
+        return true;
+    }
+    log_unmodelled_msr(c, "wrmsr", msr);
+    return false;
 }
 
 void io_check(struct cpu *c, uint16_t port, int size)

@@ -1,4 +1,5 @@
 #include "monitor/trace.h"
+#include "monitor/guestlog.h"
 #include "monitor/machine.h"
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
@@ -38,6 +39,16 @@ const char *trace_flag_help(void)
 bool trace_parse(const char *spec, unsigned *flags, char *err, size_t errlen)
 {
     char tmp[256];
+    if (strlen(spec) >= sizeof(tmp)) {
+        snprintf(err, errlen, "-d: the list of trace flags is too long (try -d help)");
+        return false;
+    }
+    /* An empty list or an empty item is a slip, not "no tracing". */
+    size_t n = strlen(spec);
+    if (!n || spec[0] == ',' || spec[n - 1] == ',' || strstr(spec, ",,")) {
+        snprintf(err, errlen, "-d: empty trace flag in '%s' (try -d help)", spec);
+        return false;
+    }
     snprintf(tmp, sizeof(tmp), "%s", spec);
     *flags = 0;
     for (char *save, *tok = strtok_r(tmp, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
@@ -157,7 +168,8 @@ void trace_interrupt(struct cpu *c, int vector)
         fprintf(trace_output(), "interrupt 0x%02x at %04x:%08x\n", vector, c->seg[SEG_CS].sel, c->eip);
 }
 
-/* Logged once per address, whatever the trace flags: the contract for unimplemented opcodes. */
+/* Logged once per address, whatever the trace flags: the contract for
+ * unimplemented opcodes; guest_log bounds how many such lines a guest gets. */
 void trace_unimplemented(struct cpu *c, const struct insn *in, const char *what)
 {
     enum { SEEN = 64 };
@@ -171,8 +183,9 @@ void trace_unimplemented(struct cpu *c, const struct insn *in, const char *what)
     uint8_t bytes[INSN_MAX_LEN];
     int len = in->len ? in->len : 8;
     fetch_bytes(c, lin, bytes, len);
-    fprintf(stderr, "retrovisor: %s at %04x:%08x (linear %08x), bytes", what, c->seg[SEG_CS].sel, c->eip_start, lin);
+    char hex[3 * INSN_MAX_LEN + 1] = "";
     for (int k = 0; k < len; k++)
-        fprintf(stderr, " %02x", bytes[k]);
-    fprintf(stderr, ": raising #UD\n");
+        snprintf(hex + 3 * k, sizeof(hex) - 3 * k, " %02x", bytes[k]);
+    guest_log(GUEST_LOG_UNDEFINED_OPCODE, "%s at %04x:%08x (linear %08x), bytes%s: raising #UD", what,
+              c->seg[SEG_CS].sel, c->eip_start, lin, hex);
 }

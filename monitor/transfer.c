@@ -537,6 +537,8 @@ static void iret_to_v86(struct cpu *c)
 void do_iret(struct cpu *c, bool op32)
 {
     int size = op32 ? 4 : 2;
+    /* IRET ends NMI blocking even when it faults (SDM vol. 3, 6.7.1). */
+    c->nmi_blocked = false;
     if (!cpu_protected(c)) {
         uint32_t eip = stack_peek(c, 0, size);
         uint16_t cs = stack_peek(c, size, size);

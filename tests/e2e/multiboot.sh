@@ -37,4 +37,16 @@ for mb in 16 64 200; do
     expect_line "$out" "^cmdline=.*multiboot_kernel.bin console=ttyS0 hello=world\$" "multiboot -m $mb: command line"
     expect_line "$out" "^module [0-9a-f]{5}000 [0-9a-f]{8} .*mod1.txt arg1 first module\$" "multiboot -m $mb: first module, page aligned, with its arguments"
     expect_line "$out" "^module [0-9a-f]{5}000 [0-9a-f]{8} .*mod2.txt second module\$" "multiboot -m $mb: second module"
+    # The information structure lies in free memory after the kernel and
+    # every module, never inside a loaded image.
+    mbi=$(sed -n 's/^mbi=\([0-9a-f]*\) kernel_end=.*/\1/p' "$out")
+    kend=$(sed -n 's/^mbi=[0-9a-f]* kernel_end=\([0-9a-f]*\)$/\1/p' "$out")
+    last=$(sed -n 's/^module [0-9a-f]* \([0-9a-f]*\) .*/\1/p' "$out" | sort | tail -1)
+    if [ -n "$mbi" ] && [ -n "$kend" ] && [ -n "$last" ] &&
+       [ $((0x$mbi)) -ge $((0x$kend)) ] && [ $((0x$mbi)) -ge $((0x$last)) ] &&
+       [ $((0x$mbi + 128)) -le $((mb << 20)) ]; then
+        pass "multiboot -m $mb: information structure at 0x$mbi, after the kernel and the modules"
+    else
+        fail "multiboot -m $mb: information structure at 0x$mbi, kernel ends at 0x$kend, last module at 0x$last"
+    fi
 done

@@ -20,6 +20,15 @@ start:
     jne bad_magic
     mov esi, msg_magic
     call puts
+    mov esi, msg_mbi              ; where the loader put the information structure
+    call puts
+    mov eax, ebp
+    call put_hex
+    mov esi, msg_kernel_end
+    call puts
+    mov eax, bss_end
+    call put_hex
+    call newline
 
     mov esi, msg_lower
     call puts
@@ -212,6 +221,8 @@ put_bytes:
     ret
 
 msg_magic:     db "multiboot magic ok", 10, 0
+msg_mbi:       db "mbi=", 0
+msg_kernel_end: db " kernel_end=", 0
 msg_bad:       db "bad multiboot magic", 10, 0
 msg_lower:     db "mem_lower=", 0
 msg_upper:     db " mem_upper=", 0

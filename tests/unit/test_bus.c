@@ -66,9 +66,13 @@ static void test_pio_dispatch_and_override(void **state)
     assert_int_equal(c.last_size, 2);
     assert_int_equal(a.writes, 1);
 
+    /* Removing a claim removes only that claim: c still owns its ports. */
     bus_unregister_pio(b, 0x3f8, 8);
-    assert_int_equal(bus_pio_read(b, 0x3fc, 1), 0xff);
+    assert_int_equal(bus_pio_read(b, 0x3fc, 1), 0xcd);
     assert_int_equal(bus_pio_read(b, 0x3f8, 1), 0xff);
+    assert_int_equal(bus_pio_read(b, 0x3fe, 1), 0xff);
+    bus_unregister_pio(b, 0x3fc, 2);
+    assert_int_equal(bus_pio_read(b, 0x3fc, 1), 0xff);
     bus_free(b);
 }
 

@@ -1155,6 +1155,57 @@ static void test_fxsr_is_advertised(void **state)
     c->cr4 = 0;
 }
 
+/* The XMM data moves: #UD without CR4.OSFXSR or with CR0.EM, #NM with TS,
+ * #GP for an aligned form on an unaligned address, scalar loads zero the
+ * upper part, and the MMX form (no prefix on 0F 6F) stays undefined. */
+static void test_xmm_moves(void **state)
+{
+    static const uint8_t code[] = {
+        0x0f, 0x11, 0x00,               /* MOVUPS [EAX], XMM0 */
+        0x0f, 0x28, 0x08,               /* MOVAPS XMM1, [EAX] */
+        0x66, 0x0f, 0x7f, 0x10,         /* MOVDQA [EAX], XMM2 */
+        0xf3, 0x0f, 0x10, 0x18,         /* MOVSS XMM3, [EAX] */
+        0x0f, 0x6f, 0x00,               /* MOVQ MM0, [EAX]: MMX */
+    };
+    enum { MOVUPS = CODE_ADDR, MOVAPS = CODE_ADDR + 3, MOVDQA = CODE_ADDR + 6, MOVSS = CODE_ADDR + 10,
+           MOVQ = CODE_ADDR + 14 };
+    uint8_t pattern[16], got[16];
+    for (int k = 0; k < 16; k++)
+        pattern[k] = (uint8_t)(0x11 * k + 3);
+    struct cpu *c = guest_program(CR0_NE, code, sizeof code);
+    memcpy(c->sse.xmm[0], pattern, 16);
+    step_faults(c, MOVUPS, EXC_UD);             /* CR4.OSFXSR clear */
+    c->cr4 = CR4_OSFXSR;
+    c->cr0 |= CR0_TS;
+    step_faults(c, MOVUPS, EXC_NM);
+    c->cr0 = (c->cr0 & ~CR0_TS) | CR0_EM;
+    step_faults(c, MOVUPS, EXC_UD);
+    c->cr0 &= ~CR0_EM;
+    c->r[R_EAX] = DATA_ADDR + 4;                /* unaligned: fine for MOVUPS */
+    c->eip = MOVUPS;
+    steps_complete(c, 1);
+    physmem_copy_from(m->pm, DATA_ADDR + 4, got, 16);
+    assert_memory_equal(got, pattern, 16);
+    step_faults(c, MOVAPS, EXC_GP);             /* ... not for MOVAPS */
+    physmem_copy_to(m->pm, DATA_ADDR, pattern, 16);
+    c->r[R_EAX] = DATA_ADDR;
+    steps_complete(c, 1);
+    assert_memory_equal(c->sse.xmm[1], pattern, 16);
+    memset(c->sse.xmm[2], 0x5a, 16);
+    c->r[R_EAX] = DATA_ADDR + 32;
+    steps_complete(c, 1);
+    physmem_copy_from(m->pm, DATA_ADDR + 32, got, 16);
+    assert_memory_equal(got, c->sse.xmm[2], 16);
+    memset(c->sse.xmm[3], 0xff, 16);
+    c->r[R_EAX] = DATA_ADDR;
+    steps_complete(c, 1);
+    assert_memory_equal(c->sse.xmm[3], pattern, 4);
+    static const uint8_t zeros[12];
+    assert_memory_equal(c->sse.xmm[3] + 4, zeros, 12);
+    step_faults(c, MOVQ, EXC_UD);
+    c->cr4 = 0;
+}
+
 /* ---- setup -------------------------------------------------------------------- */
 
 static int setup(void **state)
@@ -1192,6 +1243,7 @@ int main(void)
         cmocka_unit_test(test_fxsave_faults),
         cmocka_unit_test(test_fxsave_keeps_state_and_pending_exception),
         cmocka_unit_test(test_fxsr_is_advertised),
+        cmocka_unit_test(test_xmm_moves),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

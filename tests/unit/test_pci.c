@@ -60,8 +60,8 @@ struct env {
     /* PAM: last state reported per 16 KiB block of 0xC0000-0xFFFFF. */
     struct pam_state pam[16];
     int pam_calls;
-    int level[16];
-    int edges[16];
+    int level[BUS_IRQ_LINES];    /* 0-15 ISA IRQs, 16-19 PIRQA-D as the I/O APIC sees them */
+    int edges[BUS_IRQ_LINES];
 };
 
 /* ---- fixtures ---- */
@@ -69,7 +69,7 @@ struct env {
 static void sink(void *opaque, int line, int level)
 {
     struct env *e = opaque;
-    assert_in_range(line, 0, 15);
+    assert_in_range(line, 0, BUS_IRQ_PIRQ_BASE + 3);
     if (level && !e->level[line])
         e->edges[line]++;
     e->level[line] = level;
@@ -724,11 +724,18 @@ static void test_pirq_routing(void **state)
 static void test_pirq_disabled_and_reserved(void **state)
 {
     struct env *e = *state;
-    /* Power-on: every PIRQ disabled, nothing reaches ISA. */
+    /* Power-on: every PIRQ disabled, nothing reaches ISA; the I/O APIC's
+     * PIRQ pin (16-19) follows the device whatever the router says. */
     pci_set_irq(&e->nic, 1);
     for (int l = 0; l < 16; l++)
         assert_int_equal(e->level[l], 0);
+    int pirq_pins = 0;
+    for (int l = BUS_IRQ_PIRQ_BASE; l < BUS_IRQ_PIRQ_BASE + 4; l++)
+        pirq_pins += e->level[l];
+    assert_int_equal(pirq_pins, 1);
     pci_set_irq(&e->nic, 0);
+    for (int l = BUS_IRQ_PIRQ_BASE; l < BUS_IRQ_PIRQ_BASE + 4; l++)
+        assert_int_equal(e->level[l], 0);
     /* Bit 7 disables routing whatever the IRQ field holds. */
     wr8(e, 1, 0x62, 0x8a);
     pci_set_irq(&e->nic, 1);

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The hostile-guest fuzzer (issue 23): tests/guest/hostile.asm, a ROM driven
+# by a seed, performs random port I/O, stores and loads in the VGA window,
+# the BARs and the APIC areas, PCI configuration accesses with BARs moved to
+# random addresses, IDE commands and bus-master DMA with random descriptors,
+# and VGA/VBE register writes.  Under both engines every run must reach its
+# exit (status 33: all operations done, the monitor alive) within its
+# instruction budget, with a disk attached (-snapshot: the image stays as it
+# was).  make check: 10^5 operations per engine; make check-long: 10^7 across
+# 100 seeds per engine.
+. tests/e2e/lib.sh
+
+OPS=100000
+seeds="1"
+[ -n "${RETROVISOR_LONG:-}" ] && seeds=$(seq 1 100)
+disk="$E2E_TMP/hostile-disk.img"
+head -c 1048576 /dev/urandom >"$disk"
+sum_before=$(sha256sum <"$disk")
+
+for seed in $seeds; do
+    rom="$E2E_TMP/hostile-$seed.bin"
+    if ! nasm -f bin -DSEED=$seed -DOPS=$OPS tests/guest/hostile.asm -o "$rom" 2>"$E2E_TMP/hostile-nasm.log"; then
+        fail "hostile: nasm failed: $(head -3 "$E2E_TMP/hostile-nasm.log")"
+        exit 1
+    fi
+    for engine in bt interp; do
+        err="$E2E_TMP/hostile-$seed-$engine.err"
+        timeout 600 $RV -accel $engine -bios "$rom" -hda "$disk" -snapshot -display none -serial none -m 16 \
+            -max-insns 1000000000 >"$err" 2>&1
+        rc=$?
+        if [ $rc -ne 33 ]; then
+            fail "hostile: seed $seed under -accel $engine ended with status $rc (33 expected): $(tail -2 "$err" | tr '\n' '|')"
+        elif grep -Eq 'AddressSanitizer|runtime error|Assertion|too many' "$err"; then
+            fail "hostile: seed $seed under -accel $engine: $(grep -Em1 'AddressSanitizer|runtime error|Assertion|too many' "$err")"
+        else
+            pass "hostile: seed $seed, $OPS random device operations under -accel $engine"
+        fi
+    done
+    rm -f "$rom"
+done
+if [ "$(sha256sum <"$disk")" = "$sum_before" ]; then
+    pass "hostile: the -snapshot disk image is unchanged"
+else
+    fail "hostile: the -snapshot disk image changed"
+fi
