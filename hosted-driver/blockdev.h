@@ -1,18 +1,21 @@
 /*
- * Disk image backend: a raw image file (or host block device) seen as an
- * array of 512-byte sectors.
+ * Disk image backend for the device models: an image of any format the
+ * block-driver layer knows (hosted-driver/blk.h: raw, qcow2, vmdk, vpc),
+ * seen as an array of 512-byte sectors.
  *
  * Modes:
- *   read-write  the image is opened O_RDWR and locked exclusively (flock),
- *               so two VMs can never write one image;
+ *   read-write  the image is opened O_RDWR and locked as a writer with
+ *               QEMU's byte-range lock scheme, so two VMs (retrovisor or
+ *               QEMU) can never write one image, nor a parent of an image
+ *               in use;
  *   read-only   requested, or forced when the file is not writable (a
- *               warning says so); shared lock; writes fail with -EROFS;
- *   snapshot    (-snapshot) the image is opened read-only with a shared
- *               lock and guest writes land in an in-memory overlay of 4 KiB
- *               chunks; reads consult the overlay first; the file is never
- *               written.  The overlay is lost on close.
+ *               warning says so); locked as a reader; writes fail with -EROFS;
+ *   snapshot    (-snapshot) the image is opened read-only and guest writes
+ *               land in an unlinked temporary qcow2 file whose backing is
+ *               the image; the image is never written, host memory stays
+ *               bounded, and the overlay vanishes on close.
  *
- * An image whose size is not a multiple of 512 is accepted: the tail is
+ * A raw image whose size is not a multiple of 512 is accepted: the tail is
  * ignored (the guest sees the size rounded down) and a warning is printed.
  * An image smaller than one sector is refused.
  *
@@ -32,6 +35,9 @@
 struct blockdev;
 
 struct blockdev *blockdev_open(const char *path, bool readonly, bool snapshot, char *err, size_t errlen);
+/* The same with the format named (NULL: detected from the header). */
+struct blockdev *blockdev_open_format(const char *path, const char *format, bool readonly, bool snapshot,
+                                      char *err, size_t errlen);
 void blockdev_close(struct blockdev *bd);
 
 const char *blockdev_path(const struct blockdev *bd);
@@ -43,7 +49,7 @@ bool blockdev_snapshot(const struct blockdev *bd);
 
 int blockdev_read(struct blockdev *bd, uint64_t offset, void *buf, size_t len);
 int blockdev_write(struct blockdev *bd, uint64_t offset, const void *buf, size_t len);
-/* Make every completed write durable (fsync); a no-op in snapshot/read-only mode. */
+/* Make every completed write and its metadata durable (fsync); a no-op in snapshot/read-only mode. */
 int blockdev_flush(struct blockdev *bd);
 
 #endif

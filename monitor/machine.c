@@ -734,7 +734,7 @@ static bool attach_drives(struct machine *m)
         if (!d->path)
             continue;
         char err[512];
-        m->disk[k] = blockdev_open(d->path, d->readonly, d->snapshot, err, sizeof(err));
+        m->disk[k] = blockdev_open_format(d->path, d->format, d->readonly, d->snapshot, err, sizeof(err));
         if (!m->disk[k] || ide_attach_disk(m->ide, k / 2, k % 2, m->disk[k], err, sizeof(err)) < 0) {
             fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
             return false;

@@ -70,9 +70,10 @@ struct machine_config {
     const char *boot_order;      /* -boot: drive letters a, c, d, n in order; NULL: "cad" */
     bool boot_menu;              /* -boot menu=on */
     struct drive_config {
-        const char *path;        /* raw image; NULL: no drive at this position */
+        const char *path;        /* disk image; NULL: no drive at this position */
+        const char *format;      /* raw, qcow2, vmdk, vpc; NULL: detected from the header */
         bool readonly;
-        bool snapshot;           /* writes stay in memory, the image is never written */
+        bool snapshot;           /* writes go to a temporary overlay, the image is never written */
         bool cdrom;              /* an ATAPI CD-ROM drive (path NULL with cdrom: an empty drive) */
     } drive[4];                  /* IDE: 0 primary master, 1 primary slave, 2/3 secondary */
     struct media_change {        /* -cdrom-change: a CD swap at a virtual time (a test hook) */

@@ -4,6 +4,7 @@
 #include "monitor/machine.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
+#include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
 #include "ui/ui.h"
@@ -29,8 +30,10 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
-            "  -hda/-hdb/-hdc/-hdd FILE  raw disk image as IDE primary master/slave, secondary master/slave\n"
-            "  -drive file=F[,index=N][,readonly=on][,snapshot=on]  the same, with options\n"
+            "  -hda/-hdb/-hdc/-hdd FILE  disk image (raw, qcow2, vmdk, vhd: detected from its header)\n"
+            "                     as IDE primary master/slave, secondary master/slave\n"
+            "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
+            "                     the same, with options (format= overrides detection)\n"
             "  -fda/-fdb FILE     raw floppy image in drive A:/B: (160K, 180K, 320K, 360K, 720K,\n"
             "                     1.2M, 1.44M or 2.88M; the drive type follows the size)\n"
             "  -drive [file=F,]if=floppy[,index=N][,readonly=on][,snapshot=on]  the same, with options;\n"
@@ -45,7 +48,7 @@ static void usage(FILE *f)
             "                     drive, or eject its disc (repeatable; the guest sees a media change)\n"
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
-            "  -snapshot          keep all disk writes in memory; images are never written\n"
+            "  -snapshot          guest disk writes go to temporary files; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
@@ -221,11 +224,11 @@ static void parse_boot(struct machine_config *cfg, const char *spec)
     free(copy);
 }
 
-/* -drive file=F[,format=raw][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
+/* -drive file=F[,format=raw|qcow2|vmdk|vpc][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
 static void parse_drive(struct machine_config *cfg, const char *spec)
 {
     char *copy = strdup(spec);
-    const char *file = NULL;
+    const char *file = NULL, *format = NULL;
     int index = -1;
     bool readonly = false, snapshot = false, floppy = false, cdrom = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
@@ -236,8 +239,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
         const char *v = eq + 1;
         if (!strcmp(opt, "file"))
             file = cli_need_path("-drive file=", v);
-        else if (!strcmp(opt, "format") && strcmp(v, "raw"))
-            bad("-drive %s: format '%s' is not supported (raw only)", spec, v);
+        else if (!strcmp(opt, "format") && !blk_format_known(v))
+            bad("-drive %s: format '%s' is not supported (raw, qcow2, vmdk, vpc)", spec, v);
+        else if (!strcmp(opt, "format"))
+            format = v;
         else if (!strcmp(opt, "if") && !strcmp(v, "floppy"))
             floppy = true;
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
@@ -274,6 +279,7 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
     cfg->drive[index].readonly = readonly || cdrom;
     cfg->drive[index].snapshot = snapshot;
     cfg->drive[index].cdrom = cdrom;
+    cfg->drive[index].format = format ? strdup(format) : NULL;
     free(copy);
 }
 

@@ -221,6 +221,7 @@ if sh tests/guest/build-linux.sh >"$B/linux-build.log" 2>&1; then
 else
     echo "(Linux guest not built: see $B/linux-build.log)"
 fi
+sh tests/bench_disk.sh "$QEMU"
 # 5. The floppy: the Linux kernel (booted directly, with floppy.ko and
 # tests/guest/floppy-init.sh in a small initramfs) reads a whole 1.44M disk
 # from /dev/fd0, cold; the guest's own time, best of BENCH_RUNS.

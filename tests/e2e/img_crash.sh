@@ -1,0 +1,63 @@
+#!/bin/sh
+# Crash safety (make check-long only): the Linux guest writes 1 MiB files to a
+# FAT disk and syncs after each; the VMM is killed with SIGKILL at a random
+# moment.  Then retrovisor-img check (and qemu-img check for qcow2) must pass
+# (leaked clusters allowed) and every file the guest saw synced must be there
+# with its sha256.  50 kills, rotating qcow2, VMDK and VHD.
+. tests/e2e/lib.sh
+[ -n "${RETROVISOR_LONG:-}" ] || exit 0
+IMG=${IMG:-./retrovisor-img}
+T="$E2E_TMP/img-crash"
+rm -rf "$T"
+mkdir -p "$T"
+if ! sh tests/guest/build-linux.sh >"$T/build.log" 2>&1 || ! sh tests/guest/build-disk-initrd.sh >>"$T/build.log" 2>&1; then
+    fail "img crash: building the guest failed: $(tail -2 "$T/build.log")"
+    exit 0
+fi
+mkfs.vfat -C -n DATA "$T/fat.raw" 49152 >/dev/null
+kills=${IMG_CRASH_KILLS:-50}
+ok=0
+k=0
+while [ $k -lt "$kills" ]; do
+    k=$((k + 1))
+    case $((k % 3)) in 0) fmt=qcow2 ;; 1) fmt=vmdk ;; *) fmt=vpc ;; esac
+    disk="$T/disk.$fmt"
+    rm -f "$disk" "$T"/*.bin
+    $IMG convert -f raw -O "$fmt" "$T/fat.raw" "$disk"
+    log="$T/serial.log"
+    rm -f "$log"
+    $RV -m 256 -kernel build/linux/vmlinuz -initrd build/linux/initrd-disk.cpio \
+        -append "console=ttyS0 panic=-1 rdinit=/diskinit rv.disk=loop" -hda "$disk" -display none \
+        -serial "file:$log" -no-reboot >/dev/null 2>&1 &
+    pid=$!
+    # Until the guest is writing, then a random 0-8 s more.
+    w=0
+    while [ $w -lt 600 ] && ! grep -q '^RV-SYNCED' "$log" 2>/dev/null; do sleep 0.1; w=$((w + 1)); done
+    sleep "$(awk -v s="$k$$" 'BEGIN { srand(s); printf "%.2f", rand() * 8 }')"
+    kill -KILL $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    why=""
+    $IMG check "$disk" >"$T/check" 2>&1
+    rc=$?
+    [ $rc -eq 0 ] || [ $rc -eq 3 ] || why="retrovisor-img check exit $rc: $(head -1 "$T/check")"
+    if [ "$fmt" = qcow2 ]; then
+        qemu-img check -f qcow2 "$disk" >"$T/qcheck" 2>&1
+        rc=$?
+        [ $rc -eq 0 ] || [ $rc -eq 3 ] || why="$why qemu-img check exit $rc: $(head -1 "$T/qcheck")"
+    fi
+    qemu-img convert -f "$fmt" -O raw "$disk" "$T/back.raw"
+    n=0
+    while read -r _ name want; do
+        n=$((n + 1))
+        mcopy -o -i "$T/back.raw" "::$name" "$T/$name" 2>/dev/null
+        [ -f "$T/$name" ] && [ "$(sha256sum "$T/$name" | cut -d' ' -f1)" = "$want" ] || why="$why $name lost"
+    done <<LIST
+$(grep '^RV-SYNCED' "$log" | tr -d '\r')
+LIST
+    if [ -z "$why" ] && [ $n -gt 0 ]; then
+        ok=$((ok + 1))
+    else
+        fail "img crash: kill $k ($fmt, $n files synced): ${why:-the guest never synced a file}"
+    fi
+done
+[ $ok -eq "$kills" ] && pass "img crash: $kills SIGKILLs of a guest writing and syncing: every image checks clean and keeps every synced file"
