@@ -1,366 +1,10 @@
 /*
- * Translation cache: block building, lookup, generated host code, the run
- * loop, and invalidation.  See bt/bt.h for the design.
+ * Translation cache: block building (decoding, the block plan, emitting
+ * its code), lookup, chaining and the run loop.  Creation is in cache.c,
+ * invalidation in invalidate.c (bt/bt_internal.h).  See bt/bt.h for the
+ * design.
  */
-#include "bt/bt.h"
-#include "bt/codemap.h"
-#include "bt/emit.h"
-#include "bt/native.h"
-#include "hosted-driver/execmem.h"
-#include "hosted-driver/hugemap.h"
-#include "hosted-driver/prefault.h"
-#include "monitor/interp.h"
-#include "monitor/machine.h"
-#include "monitor/physmem.h"
-#include "monitor/trace.h"
-#include "hosted-driver/xalloc.h"
-
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-
-#define CODE_SIZE (256u << 20)       /* generated code (reserved; pages are touched as used) */
-/* Blocks' bodies fill the first half; their stubs, which run only on a
- * slow path, the second: the code that runs is not interleaved with code
- * that does not, so it takes fewer cache lines and pages. */
-#define HOT_SIZE (CODE_SIZE / 2)
-#define MAX_BLOCKS (1 << 18)
-#define HASH_BITS 18
-#define MAX_BLOCK_INSNS 64
-#define CODE_PER_INSN 400            /* upper bound of host bytes emitted per guest instruction */
-
-
-struct bt {
-    struct cpu *cpu;
-    struct physmem *pm;
-    uint8_t *code_buf;
-    uint8_t *cold_start;             /* the cold half after the shared epilogue */
-    struct emitter em;               /* blocks' bodies */
-    struct emitter cold;             /* their stubs */
-    struct block *blocks;            /* arena of MAX_BLOCKS (BLOCKS_BYTES, mapped) */
-    int nblocks;
-    struct insn *insn_arena;
-    int ninsns;
-    struct block *hash[1u << HASH_BITS];
-    struct block *jump_cache[BT_JUMP_CACHE_SIZE];
-    struct block **page_blocks;      /* [PHYS_PAGES] lists per physical page, allocated lazily */
-    uint64_t *code_granules;         /* [PHYS_PAGES] granules of each page its blocks cover (bt/codemap.h) */
-    struct code_heat *heat;          /* pages rewritten too often to translate */
-    bool no_hot_pages;               /* bt_set_hot_pages(false) */
-    uint64_t pm_generation;
-    uint64_t pm_rom_generation;
-    bool flush_pending;
-    uint8_t want_uncached;           /* the next lookup needs a block that does not cache these base registers */
-    struct block *refilled;          /* the block whose covered pages the last run filled in */
-    struct bt_stats stats;
-    uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
-    uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
-    FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
-    struct prefault *prefault;       /* keeps the arenas present ahead of their fill points */
-    int prefault_area[4];            /* hot code, cold code, blocks, decoded instructions */
-};
-
-
-static unsigned hash_of(uint32_t phys, bool code32)
-{
-    uint32_t h = (phys * 2654435761u) ^ (code32 ? 0x9e3779b9u : 0);
-    return h >> (32 - HASH_BITS);
-}
-
-/* What an empty entry of the return stack names: a slot whose block is never valid. */
-static struct block no_block;
-static struct chain_slot no_return = { .target = &no_block };
-
-#define BLOCKS_BYTES ((size_t)MAX_BLOCKS * sizeof(struct block))
-#define INSNS_BYTES ((size_t)MAX_BLOCKS * 8 * sizeof(struct insn))
-
-static void *hugemap_or_die(size_t size, const char *what)
-{
-    void *p = hugemap(size, PROT_READ | PROT_WRITE, MAP_NORESERVE);
-    if (p == MAP_FAILED) {
-        fprintf(stderr, "retrovisor: cannot map %zu MiB for the translation cache's %s: %s\n", size >> 20, what,
-                strerror(errno));
-        exit(1);
-    }
-    return p;
-}
-
-struct bt *bt_new(struct cpu *c)
-{
-    struct bt *bt = xcalloc(1, sizeof(*bt));
-    bt->cpu = c;
-    bt->pm = c->m->pm;
-    bt->code_buf = execmem_alloc(CODE_SIZE);
-    bt->em.p = bt->code_buf;
-    bt->em.end = bt->code_buf + HOT_SIZE;
-    bt->cold.p = bt->code_buf + HOT_SIZE;
-    bt->cold.end = bt->code_buf + CODE_SIZE;
-    bt->em.epilogue = bt->cold.epilogue = native_emit_epilogue_routine(&bt->cold);
-    bt->cold_start = bt->cold.p;
-    /* (Huge pages: a boot fills tens of MiB of these a page at a time.
-     * 2 MiB alignment also gives struct block its 64 bytes.) */
-    bt->blocks = hugemap_or_die(BLOCKS_BYTES, "blocks");
-    bt->insn_arena = hugemap_or_die(INSNS_BYTES, "decoded instructions");
-    bt->page_blocks = xcalloc(PHYS_PAGES, sizeof(struct block *));
-    bt->code_granules = xcalloc(PHYS_PAGES, sizeof(uint64_t));
-    bt->heat = code_heat_new();
-    bt->pm_generation = bt->pm->generation;
-    bt->pm_rom_generation = bt->pm->rom_generation;
-    c->bt_ras_none = &no_return;
-    cpu_forget_returns(c);
-    bt->prefault = prefault_new();
-    bt->prefault_area[0] = prefault_add(bt->prefault, bt->code_buf, HOT_SIZE);
-    bt->prefault_area[1] = prefault_add(bt->prefault, bt->code_buf + HOT_SIZE, HOT_SIZE);
-    bt->prefault_area[2] = prefault_add(bt->prefault, (uint8_t *)bt->blocks, BLOCKS_BYTES);
-    bt->prefault_area[3] = prefault_add(bt->prefault, (uint8_t *)bt->insn_arena, INSNS_BYTES);
-    if (getenv("RETROVISOR_PERF_MAP")) {
-        char path[64];
-        snprintf(path, sizeof(path), "/tmp/perf-%d.map", (int)getpid());
-        bt->perf_map = fopen(path, "w");
-        if (bt->perf_map)
-            setvbuf(bt->perf_map, NULL, _IOLBF, 0);
-    }
-    return bt;
-}
-
-/* The opcodes run most often through the interpreter from translated code. */
-static void print_op_counts(const char *what, const uint64_t *by_op)
-{
-    uint64_t total = 0;
-    for (int op = 0; op < 0x200; op++)
-        total += by_op[op];
-    fprintf(trace_output(), "bt: %llu %s; most frequent opcodes:\n", (unsigned long long)total, what);
-    bool shown[0x200] = { false };
-    for (int k = 0; k < 12 && total; k++) {
-        int best = -1;
-        for (int op = 0; op < 0x200; op++)
-            if (!shown[op] && by_op[op] && (best < 0 || by_op[op] > by_op[best]))
-                best = op;
-        if (best < 0)
-            break;
-        shown[best] = true;
-        fprintf(trace_output(), "bt:   %s%02x %12llu\n", best >= 0x100 ? "0f " : "", best & 0xff,
-                (unsigned long long)by_op[best]);
-    }
-}
-
-void bt_free(struct bt *bt)
-{
-    if (!bt)
-        return;
-    if (bt->perf_map)
-        fclose(bt->perf_map);
-    if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: %llu blocks translated, %llu invalidated, %llu flushes, %llu block entries, "
-                "%llu jumps followed, %llu operands and %llu stack slots cached, %llu writes beside code spared "
-                "its translations, %llu times a page was left to the interpreter\n",
-                (unsigned long long)bt->stats.blocks_translated, (unsigned long long)bt->stats.blocks_invalidated,
-                (unsigned long long)bt->stats.flushes, (unsigned long long)bt->stats.block_entries,
-                (unsigned long long)bt->stats.jumps_followed, (unsigned long long)bt->stats.operands_cached,
-                (unsigned long long)bt->stats.stack_slots_cached, (unsigned long long)bt->stats.code_writes_spared,
-                (unsigned long long)bt->stats.pages_made_hot);
-    if (bt->cpu->trace & TRACE_BT) {
-        print_op_counts("threaded instructions", bt->threaded_by_op);
-        print_op_counts("native instructions that took the slow path", bt->slow_by_op);
-        code_heat_report(bt->heat, trace_output());
-    }
-    prefault_free(bt->prefault);               /* before the areas go */
-    execmem_free(bt->code_buf, CODE_SIZE);
-    munmap(bt->blocks, BLOCKS_BYTES);
-    munmap(bt->insn_arena, INSNS_BYTES);
-    free(bt->page_blocks);
-    free(bt->code_granules);
-    code_heat_free(bt->heat);
-    free(bt);
-}
-
-void bt_get_stats(const struct bt *bt, struct bt_stats *s)
-{
-    *s = bt->stats;
-}
-
-/* ---- code-page tracking ---- */
-
-static void mark_code_page(struct bt *bt, uint32_t page)
-{
-    struct physmem *pm = bt->pm;
-    if (physmem_is_code(pm, page))
-        return;
-    physmem_set_code(pm, page, true);
-    /* Writes to this page must now reach us: drop direct-write TLB entries to it. */
-    tlb_invalidate_phys_writes(bt->cpu, page);
-}
-
-static void unlink_hash(struct bt *bt, struct block *b)
-{
-    struct block **pp = &bt->hash[hash_of(b->phys, b->code32)];
-    while (*pp && *pp != b)
-        pp = &(*pp)->hash_next;
-    if (*pp)
-        *pp = b->hash_next;
-}
-
-/* The block goes: lookups miss it, chained jumps into it stop. */
-static void drop_block(struct bt *bt, struct block *b)
-{
-    if (!b->valid)
-        return;
-    unlink_hash(bt, b);
-    b->valid = false;
-    for (struct chain_slot *s = b->incoming; s; s = s->next_in) {
-        emit_patch_rel32(s->jump, s->unchained);
-        s->target = NULL;
-    }
-    b->incoming = NULL;
-    bt->stats.blocks_invalidated++;
-}
-
-/* The next block in the list of `page`: a two-page block is in two lists. */
-static struct block *next_in_page(const struct block *b, uint32_t page)
-{
-    return b->two_pages && b->phys2 == page ? b->page2_next : b->page_next;
-}
-
-/* Every block of the physical page goes. */
-static void drop_page(struct bt *bt, uint32_t page)
-{
-    page &= PAGE_MASK;
-    for (struct block *b = bt->page_blocks[page >> 12]; b; b = next_in_page(b, page))
-        drop_block(bt, b);
-    bt->page_blocks[page >> 12] = NULL;
-    bt->code_granules[page >> 12] = 0;
-    physmem_set_code(bt->pm, page, false);
-}
-
-/* Where the link to the next block of `page` is in b. */
-static struct block **link_in_page(struct block *b, uint32_t page)
-{
-    return b->two_pages && b->phys2 == page ? &b->page2_next : &b->page_next;
-}
-
-/* Whether b's bytes in `page` meet the written offsets [lo, hi). */
-static bool block_bytes_meet(const struct block *b, uint32_t page, uint64_t written, uint32_t lo, uint32_t hi)
-{
-    if (b->two_pages && b->phys2 == page)
-        return (b->gran2 & written) && lo < b->hi2;
-    return (b->gran & written) && lo < b->hi && hi > b->lo;
-}
-
-static uint64_t block_granules(const struct block *b, uint32_t page)
-{
-    return b->two_pages && b->phys2 == page ? b->gran2 : b->gran;
-}
-
-/* Drop the blocks of `page` whose bytes meet [lo, hi) (offsets), and blocks
- * already invalid; the page's granules become those of the blocks left.
- * Returns how many valid blocks went. */
-static int drop_blocks_meeting(struct bt *bt, uint32_t page, uint64_t written, uint32_t lo, uint32_t hi)
-{
-    int dropped = 0;
-    uint64_t left = 0;
-    struct block **pp = &bt->page_blocks[page >> 12];
-    while (*pp) {
-        struct block *b = *pp;
-        struct block **next = link_in_page(b, page);
-        if (b->valid && !block_bytes_meet(b, page, written, lo, hi)) {
-            left |= block_granules(b, page);
-            pp = next;
-            continue;
-        }
-        if (b->valid)
-            dropped++;
-        drop_block(bt, b);
-        *pp = *next;
-    }
-    bt->code_granules[page >> 12] = left;
-    if (!bt->page_blocks[page >> 12])
-        physmem_set_code(bt->pm, page, false);
-    return dropped;
-}
-
-void bt_invalidate_range(struct bt *bt, uint32_t addr, uint32_t len, bool by_cpu)
-{
-    uint32_t page = addr & PAGE_MASK, lo = addr & 0xfff, hi = lo + len;
-    uint64_t written = code_granules(lo, hi);
-    if (!(written & bt->code_granules[page >> 12])) {
-        bt->stats.code_writes_spared++;
-        return;
-    }
-    int dropped = drop_blocks_meeting(bt, page, written, lo, hi);
-    if (!dropped) {
-        bt->stats.code_writes_spared++;
-        return;
-    }
-    struct cpu *c = bt->cpu;
-    if (c->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: write to %08x+%u at EIP %08x drops %d blocks\n", addr, len, c->eip_start, dropped);
-    if (by_cpu && !bt->no_hot_pages && code_heat_note(bt->heat, page, cpu_icount(c))) {
-        bt->stats.pages_made_hot++;
-        if (c->trace & TRACE_BT)
-            fprintf(trace_output(), "bt: page %08x is rewritten too often: interpreted for a while\n", page);
-    }
-    /* The block running now may be one of them: leave it after this instruction. */
-    c->bt_exit = true;
-}
-
-void bt_set_hot_pages(struct bt *bt, bool on)
-{
-    bt->no_hot_pages = !on;
-}
-
-void bt_flush(struct bt *bt)
-{
-    if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: flush (%d blocks, %s)\n", bt->nblocks,
-                bt->pm_rom_generation != bt->pm->rom_generation ? "ROM contents changed" : "cache full or requested");
-    for (int k = 0; k < bt->nblocks; k++) {
-        struct block *b = &bt->blocks[k];
-        for (int p = 0; p < 1 + b->two_pages; p++) {
-            uint32_t page = p ? b->phys2 : b->phys & PAGE_MASK;
-            if (bt->page_blocks[page >> 12]) {
-                physmem_set_code(bt->pm, page, false);
-                bt->page_blocks[page >> 12] = NULL;
-                bt->code_granules[page >> 12] = 0;
-            }
-        }
-    }
-    memset(bt->hash, 0, sizeof(bt->hash));
-    memset(bt->jump_cache, 0, sizeof(bt->jump_cache));
-    bt->nblocks = 0;
-    bt->ninsns = 0;
-    bt->em.p = bt->code_buf;
-    bt->cold.p = bt->cold_start;
-    bt->stats.flushes++;
-    bt->pm_generation = bt->pm->generation;
-    bt->pm_rom_generation = bt->pm->rom_generation;
-    bt->flush_pending = false;
-    bt->cpu->bt_chain_slot = NULL;
-    cpu_forget_returns(bt->cpu);               /* its slots were in the blocks */
-}
-
-/* The guest memory map changed (PAM, a BAR, the LFB): only pages of code
- * whose bytes now come from elsewhere lose their translations. */
-static void drop_remapped(struct bt *bt)
-{
-    int pages = 0;
-    for (int k = 0; k < bt->nblocks; k++) {
-        struct block *b = &bt->blocks[k];
-        if (b->valid && bt->pm->rd[b->phys >> 12] != b->host_page) {
-            drop_page(bt, b->phys);
-            pages++;
-        }
-        if (b->valid && b->two_pages && bt->pm->rd[b->phys2 >> 12] != b->host_page2) {
-            drop_page(bt, b->phys2);
-            pages++;
-        }
-    }
-    if (bt->cpu->trace & TRACE_BT)
-        fprintf(trace_output(), "bt: guest memory map changed: %d pages of code remapped\n", pages);
-    bt->pm_generation = bt->pm->generation;
-}
+#include "bt/bt_internal.h"
 
 /* ---- execution of one threaded instruction (called from generated code) ---- */
 
@@ -463,7 +107,7 @@ static void cover(int64_t *lo, int64_t *hi, int64_t a, int64_t b)
     *hi = b > *hi ? b : *hi;
 }
 
-/* Base-register page caching (see native.c): the [reg + disp] operands met
+/* Base-register page caching (see operands.c): the [reg + disp] operands met
  * before the register is written or anything is threaded, checked at entry
  * for each register that has at least two.  ESP stays a base across PUSH,
  * POP, CALL, RET and ADD/SUB ESP, imm, whose changes are known: its range,
@@ -533,7 +177,7 @@ static unsigned plan_base_cache(struct block *b, unsigned *cached)
 }
 
 /*
- * A flat block's entries (see native.c): bt_run's (entry) loads the guest
+ * A flat block's entries (see native.c and flags.c): bt_run's (entry) loads the guest
  * registers; patched jumps (entry_chained) bring them loaded, with the
  * arithmetic flags in AX.  Where they go from there:
  * - a block that writes them all before anything could observe them
@@ -592,7 +236,7 @@ static void emit_flat_entry(struct block_emit *be, struct block *b, unsigned che
 
 /* Instruction k is a shift of a register by an immediate whose OF nothing
  * but a later instruction's stub could observe before an instruction
- * overwrites it (see native.c, emit_shift). */
+ * overwrites it (see bodies_alu.c, emit_shift). */
 static bool of_observed_by_stubs_only(const struct block *b, int k)
 {
     const struct insn *in = &b->insns[k];
@@ -628,90 +272,111 @@ static bool (*threaded_step(const struct insn *in, bool flat))(struct cpu *, con
     return bt_step_threaded;
 }
 
-static void emit_block_code(struct bt *bt, struct block *b)
+/* What a block's translation decides before it emits anything, per instruction. */
+struct block_plan {
+    unsigned cached[MAX_BLOCK_INSNS];      /* CACHED_RM, CACHED_STACK (plan_base_cache) */
+    bool dead[MAX_BLOCK_INSNS];            /* its flags never reach EFLAGS */
+    uint32_t live_after[MAX_BLOCK_INSNS];  /* flags possibly observed after it */
+    int probes_ahead[MAX_BLOCK_INSNS];
+    uint32_t live_in, read_live;
+    unsigned checked;                      /* base registers checked at the flat entry */
+};
+
+/* Only blocks whose instructions are native or plain threaded ones chain:
+ * those cannot change interrupt state, mappings or the mode.  The guest
+ * registers native instructions use are loaded at the entry. */
+static void plan_chain_and_regs(struct block *b, struct block_emit *be)
 {
-    struct emitter *e = &bt->em;
-    struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
-                             .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
-                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
-    /* Only blocks whose instructions are native or plain threaded ones chain:
-     * those cannot change interrupt state, mappings or the mode. */
     bool all_native = b->code32;
     for (int k = 0; k < b->ninsn && all_native; k++)
         all_native = native_supported(&b->insns[k]) || native_threaded_is_plain(&b->insns[k]);
     if (all_native)
-        be.chain = b->chain;
+        be->chain = b->chain;
     if (b->code32)
         for (int k = 0; k < b->ninsn; k++)
             if (native_supported(&b->insns[k]))
-                be.regs_used |= native_regs_used(&b->insns[k]);
-    /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
-     * changes CS stays in a block: every direct target is within it. */
-    be.limit_checked = b->flat ? 0xffffffffu : b->last;
-    unsigned cached[MAX_BLOCK_INSNS] = { 0 };
-    unsigned checked = b->flat && b->code32 ? plan_base_cache(b, cached) : 0;
-    for (int k = 0; k < b->ninsn; k++) {
-        bt->stats.operands_cached += !!(cached[k] & CACHED_RM);
-        bt->stats.stack_slots_cached += !!(cached[k] & CACHED_STACK);
-    }
-    /* Backward pass: an instruction's flags need not reach EFLAGS when the
-     * following ones overwrite them before anything reads them or can leave
-     * for the interpreter. */
-    bool dead[MAX_BLOCK_INSNS];
-    uint32_t live_after[MAX_BLOCK_INSNS];
-    uint32_t live = 0x8d5;
+                be->regs_used |= native_regs_used(&b->insns[k]);
+}
+
+/* Backward pass: an instruction's flags need not reach EFLAGS when the
+ * following ones overwrite them before anything reads them or can leave
+ * for the interpreter. */
+static void plan_flag_liveness(const struct block *b, struct block_plan *p)
+{
+    uint32_t live = FL_ARITH;
     /* The same pass for flags read, not only possibly observed by a fault
      * or an exit: a flag read before the block writes it, a side exit, a
      * partial writer (INC/DEC keep CF), a threaded instruction. */
-    uint32_t read_live = 0x8d5;
+    uint32_t read_live = FL_ARITH;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         uint32_t w = native_flags_written(&b->insns[k]);
-        live_after[k] = live;
-        dead[k] = b->code32 && w && !(w & live);
+        p->live_after[k] = live;
+        p->dead[k] = b->code32 && w && !(w & live);
         bool followed = jump_followed(b, k);
-        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], cached[k]));
+        live = (live & ~w) | (followed ? 0 : native_flags_needed(&b->insns[k], p->cached[k]));
         read_live = (read_live & ~w) | (followed ? 0 : native_flags_read(&b->insns[k]));
     }
-    be.live_in = live;
-    uint8_t *start = e->p;
-    native_emit_prologue(e);
-    b->entry = e->p;
-    if (b->flat && b->code32)
-        emit_flat_entry(&be, b, checked, read_live != 0);
-    /* Probes from each instruction until deferred flags pending at it are
-     * gone: overwritten whole (after its probes), or captured before a
-     * threaded instruction. */
-    int probes_ahead[MAX_BLOCK_INSNS];
+    p->live_in = live;
+    p->read_live = read_live;
+}
+
+/* Probes from each instruction until deferred flags pending at it are
+ * gone: overwritten whole (after its probes), or captured before a
+ * threaded instruction. */
+static void plan_probes_ahead(const struct block *b, struct block_plan *p)
+{
     int next = 0;
     for (int k = b->ninsn - 1; k >= 0; k--) {
         const struct insn *in = &b->insns[k];
         if (!native_supported(in))
-            probes_ahead[k] = 0;
+            p->probes_ahead[k] = 0;
         else
-            probes_ahead[k] = native_probes(in, cached[k]) +
-                              (native_flags_written(in) == 0x8d5 ? 0 : next);
-        next = probes_ahead[k];
+            p->probes_ahead[k] = native_probes(in, p->cached[k]) +
+                                 (native_flags_written(in) == FL_ARITH ? 0 : next);
+        next = p->probes_ahead[k];
     }
+}
+
+static void plan_block(struct bt *bt, struct block *b, struct block_emit *be, struct block_plan *p)
+{
+    plan_chain_and_regs(b, be);
+    /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
+     * changes CS stays in a block: every direct target is within it. */
+    be->limit_checked = b->flat ? 0xffffffffu : b->last;
+    p->checked = b->flat && b->code32 ? plan_base_cache(b, p->cached) : 0;
+    for (int k = 0; k < b->ninsn; k++) {
+        bt->stats.operands_cached += !!(p->cached[k] & CACHED_RM);
+        bt->stats.stack_slots_cached += !!(p->cached[k] & CACHED_STACK);
+    }
+    plan_flag_liveness(b, p);
+    be->live_in = p->live_in;
+    plan_probes_ahead(b, p);
+}
+
+/* The block's instructions, native or threaded, in order; returns whether
+ * the last one left the block. */
+static bool emit_block_insns(struct block_emit *be, const struct block *b, const struct block_plan *p)
+{
     uint32_t eip = b->eip;
     bool ended = false;
     uint8_t flat_so_far = b->flat;             /* the key's bits, while they hold */
     for (int k = 0; k < b->ninsn; k++) {
         const struct insn *in = &b->insns[k];
         bool last = k + 1 == b->ninsn;
-        be.flags_dead = dead[k];
-        be.flags_live = live_after[k];
-        be.base_cached = (cached[k] & CACHED_RM) ? in->ea_base : -1;
-        be.stack_cached = cached[k] & CACHED_STACK;
-        be.probes_ahead = probes_ahead[k];
-        be.jump_followed = jump_followed(b, k);
-        be.last = last;
-        be.of_lazy = of_observed_by_stubs_only(b, k);
-        be.flat = flat_so_far != 0;
-        be.flat_key = flat_so_far;
-        if (b->code32 && be.nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
-            ended = native_emit(&be, in, eip);
+        be->flags_dead = p->dead[k];
+        be->flags_live = p->live_after[k];
+        be->base_cached = (p->cached[k] & CACHED_RM) ? in->ea_base : -1;
+        be->stack_cached = p->cached[k] & CACHED_STACK;
+        be->probes_ahead = p->probes_ahead[k];
+        be->jump_followed = jump_followed(b, k);
+        be->last = last;
+        be->of_lazy = of_observed_by_stubs_only(b, k);
+        be->flat = flat_so_far != 0;
+        be->flat_key = flat_so_far;
+        if (b->code32 && be->nstubs < NATIVE_MAX_STUBS && native_supported(in)) {
+            ended = native_emit(be, in, eip);
         } else {
-            native_emit_threaded(&be, in, eip, last, threaded_step(in, flat_so_far));
+            native_emit_threaded(be, in, eip, last, threaded_step(in, flat_so_far));
             ended = last;
             if (!native_threaded_is_plain(in))
                 flat_so_far = 0;       /* it may have loaded a segment register */
@@ -719,7 +384,24 @@ static void emit_block_code(struct bt *bt, struct block *b)
         eip = eip_after(b, k, eip);
     }
     if (!ended)
-        native_emit_exit(&be, eip);
+        native_emit_exit(be, eip);
+    return ended;
+}
+
+static void emit_block_code(struct bt *bt, struct block *b)
+{
+    struct emitter *e = &bt->em;
+    struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
+                             .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
+                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
+    struct block_plan plan = { .cached = { 0 } };
+    plan_block(bt, b, &be, &plan);
+    uint8_t *start = e->p;
+    native_emit_prologue(e);
+    b->entry = e->p;
+    if (b->flat && b->code32)
+        emit_flat_entry(&be, b, plan.checked, plan.read_live != 0);
+    emit_block_insns(&be, b, &plan);
     be.e = be.cold;
     native_emit_stubs(&be, bt_step_slow);
     be.e = be.hot;
@@ -874,6 +556,39 @@ static uint8_t segments_flat(const struct cpu *c)
            (c->cpl == 3 && data_4g(&c->seg[SEG_GS]) ? FLAT_GS : 0);
 }
 
+/* -d out_asm and the perf map learn of a new block's code. */
+static void announce_block(struct bt *bt, const struct block *b, const uint8_t *page_bytes,
+                           const uint8_t *page2_bytes, const uint8_t *code_start, const uint8_t *cold_start)
+{
+    if (bt->cpu->trace & TRACE_OUT_ASM)
+        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start, cold_start,
+                    bt->cold.p - cold_start);
+    if (bt->perf_map) {
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
+                (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
+        fprintf(bt->perf_map, "%lx %lx guest_%08x%s_stubs\n", (unsigned long)(uintptr_t)cold_start,
+                (unsigned long)(bt->cold.p - cold_start), b->eip, b->user ? "_user" : "");
+    }
+}
+
+/* A new block into the lookup hash and its page(s)' lists; its pages are code pages. */
+static void register_block(struct bt *bt, struct block *b)
+{
+    unsigned h = hash_of(b->phys, b->code32);
+    b->hash_next = bt->hash[h];
+    bt->hash[h] = b;
+    b->page_next = bt->page_blocks[b->phys >> 12];
+    bt->page_blocks[b->phys >> 12] = b;
+    bt->code_granules[b->phys >> 12] |= b->gran;
+    mark_code_page(bt, b->phys);
+    if (b->two_pages) {
+        b->page2_next = bt->page_blocks[b->phys2 >> 12];
+        bt->page_blocks[b->phys2 >> 12] = b;
+        bt->code_granules[b->phys2 >> 12] |= b->gran2;
+        mark_code_page(bt, b->phys2);
+    }
+}
+
 static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys, bool code32, bool user,
                                uint8_t flat, uint8_t uncached)
 {
@@ -934,28 +649,8 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     b->insns = insns;
     uint8_t *code_start = bt->em.p, *cold_start = bt->cold.p;
     emit_block_code(bt, b);
-    if (bt->cpu->trace & TRACE_OUT_ASM)
-        trace_block(b, page_bytes, page2_bytes, code_start, bt->em.p - code_start, cold_start,
-                    bt->cold.p - cold_start);
-    if (bt->perf_map) {
-        fprintf(bt->perf_map, "%lx %lx guest_%08x%s\n", (unsigned long)(uintptr_t)code_start,
-                (unsigned long)(bt->em.p - code_start), b->eip, b->user ? "_user" : "");
-        fprintf(bt->perf_map, "%lx %lx guest_%08x%s_stubs\n", (unsigned long)(uintptr_t)cold_start,
-                (unsigned long)(bt->cold.p - cold_start), b->eip, b->user ? "_user" : "");
-    }
-    unsigned h = hash_of(phys, code32);
-    b->hash_next = bt->hash[h];
-    bt->hash[h] = b;
-    b->page_next = bt->page_blocks[phys >> 12];
-    bt->page_blocks[phys >> 12] = b;
-    bt->code_granules[phys >> 12] |= b->gran;
-    mark_code_page(bt, phys);
-    if (b->two_pages) {
-        b->page2_next = bt->page_blocks[b->phys2 >> 12];
-        bt->page_blocks[b->phys2 >> 12] = b;
-        bt->code_granules[b->phys2 >> 12] |= b->gran2;
-        mark_code_page(bt, b->phys2);
-    }
+    announce_block(bt, b, page_bytes, page2_bytes, code_start, cold_start);
+    register_block(bt, b);
     bt->stats.blocks_translated++;
     prefault_note(bt->prefault, bt->prefault_area[0], bt->em.p);
     prefault_note(bt->prefault, bt->prefault_area[1], bt->cold.p);

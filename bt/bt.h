@@ -4,7 +4,9 @@
  * address of its first instruction and the code-segment size.
  *
  * Common 32-bit integer instructions become the same host instruction on
- * the guest registers held in host registers (bt/native.c), with memory
+ * the guest registers held in host registers (bt/native.c and the files
+ * beside it, listed in bt/native_internal.h; host instructions are named
+ * emitters in bt/emit.h), with memory
  * operands through an inline TLB probe; every other instruction is
  * "threaded": generated code calls the shared instruction semantics
  * (interp_exec), so decoding, fetching and CS/page checks are paid once per

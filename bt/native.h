@@ -1,6 +1,7 @@
 /*
- * Native translation of the common 32-bit instructions (see bt/native.c).
- * The block builder in bt.c asks native_emit for each instruction; what it
+ * Native translation of the common 32-bit instructions: bt/native.c and the
+ * files it is cut into (bt/native_internal.h names what each owns).  The
+ * block builder in bt.c asks native_emit for each instruction; what it
  * declines is threaded through the interpreter's semantics instead.
  */
 #ifndef RV_BT_NATIVE_H
@@ -22,7 +23,7 @@ struct chain_slot {
     struct block *target;            /* NULL until bt_run resolves it */
     struct block *owner;
     uint32_t eip;                    /* the target EIP */
-    /* Flat blocks: the exit is a patched `jmp rel32` (see native.c). */
+    /* Flat blocks: the exit is a patched `jmp rel32` (see stubs.c). */
     uint8_t *jump;                   /* its rel32 field, or NULL */
     uint8_t *unchained;              /* where it jumps while not chained */
     uint8_t *phys;                   /* exits to another page: the imm32 of the TLB
@@ -69,7 +70,7 @@ struct block {
     uint32_t phys2;
     const uint8_t *host_page2;
     struct block *page2_next;
-    /* The [reg + lo, reg + hi] ranges its entry checks cover (see native.c). */
+    /* The [reg + lo, reg + hi] ranges its entry checks cover (see operands.c). */
     struct covered_range { int8_t reg; bool write; int32_t lo, hi; } covered[8];
     /* Its guest bytes (bt/codemap.h): granules of its first page and the
      * hull [lo, hi) of its offsets there; granules of the second page,
@@ -93,7 +94,7 @@ struct native_stub {
     int pending;                          /* instructions retired natively before it */
     uint32_t pend_keep, pend_clear;       /* flags captured in R11, not yet in EFLAGS */
     uint32_t host_keep, host_clear;       /* flags still in the host's EFLAGS when it jumps here */
-    int of_rm, of_kind, of_size;          /* OF to compute from a shift's result (of_rm >= 0; see native.c) */
+    int of_rm, of_kind, of_size;          /* OF to compute from a shift's result (of_rm >= 0; see bodies_alu.c) */
     int logic_reg, logic_size;            /* host flags to redo with TEST on this guest register (>= 0) */
     bool host_after;                      /* the code resumed at expects flags in the host's EFLAGS */
     uint8_t *resume;                      /* code of the next instruction */
@@ -106,7 +107,7 @@ struct native_stub {
 
 /* The jump cache slot of an EIP.  The high half is folded in so that kernel
  * and user code at the same low 16 bits (0xc1234567, 0x08054567) do not
- * evict each other: native.c's emit_jump_cache computes the same. */
+ * evict each other: bodies_control.c's emit_jump_cache computes the same. */
 static inline unsigned bt_jump_cache_index(uint32_t eip)
 {
     return (eip ^ (eip >> 16)) & (BT_JUMP_CACHE_SIZE - 1);
@@ -143,7 +144,7 @@ struct block_emit {
     uint8_t *loop_top;          /* flat blocks: where a jump to the block's own start may go, or NULL */
     int loop_rdx;               /* the rdx_addend the code at loop_top expects */
     uint32_t live_in;           /* flags the block may observe before writing them */
-    bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see native.c) */
+    bool entry_flags_r11;       /* the entry checks' ways out find the arithmetic flags in R11 (see flags.c) */
     bool entry_flags_pending;   /* there, laid out as PUSHFQ leaves them; so at loop_top too */
     uint8_t *base_miss[16];     /* rel32 fields of the entry checks' jumps out: two per range */
     int base_miss_reg[16];      /* the base register each one checks */
@@ -174,7 +175,7 @@ static inline bool insn_is_jcc(const struct insn *in)
 unsigned native_regs_used(const struct insn *in);
 /* Guest registers it may write (a superset). */
 unsigned native_regs_written(const struct insn *in);
-/* The frame every block sets up on entry (see native.c). */
+/* The frame every block sets up on entry (see encode.c). */
 void native_emit_prologue(struct emitter *e);
 /* The code every way out of translated code ends with, emitted once at e
  * (the start of the code buffer's cold half); returns its address, which
@@ -184,7 +185,7 @@ uint8_t *native_emit_epilogue_routine(struct emitter *e);
 /* A flat block's entry: all guest registers into host registers; the code
  * after it (entry_chained) takes them as loaded and possibly written. */
 void native_emit_load_all(struct block_emit *be);
-/* A flat block's arithmetic flags at entry (see native.c), which patched
+/* A flat block's arithmetic flags at entry (see flags.c), which patched
  * jumps bring in AX: into AX on the way in from bt_run, kept in R11 across
  * the entry checks, or merged into EFLAGS. */
 enum entry_flags {
@@ -199,7 +200,7 @@ enum entry_flags {
 void native_emit_entry_flags(struct block_emit *be, enum entry_flags how);
 /* At a flat block's entry: [base + dmin, base + dmax] must lie in one page
  * the TLB maps (for writes too when `write`), else the block leaves for
- * bt_run to use a variant without (see native.c). */
+ * bt_run to use a variant without (see operands.c). */
 void native_emit_base_check(struct block_emit *be, int base, int32_t dmin, int32_t dmax, bool write);
 /* Which base register's cached page a native instruction's memory operand
  * may use (or -1): its displacement and whether it writes. */
@@ -218,7 +219,7 @@ bool native_stack_effect(const struct insn *in, struct stack_effect *fx);
 #define CACHED_STACK 2             /* its push, pop, call or ret slot */
 /* TLB probes a native instruction makes, its cached operands left out. */
 int native_probes(const struct insn *in, unsigned cached);
-/* A threaded instruction after which the block may still chain (see native.c). */
+/* A threaded instruction after which the block may still chain (see select.c). */
 bool native_threaded_is_plain(const struct insn *in);
 enum native_guard {
     GUARD_NONE,

@@ -12,6 +12,7 @@
  * memory: the tables hold at most the live registrations.
  */
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,11 +103,7 @@ static void *grow(void *p, int *cap, int need, size_t elem)
 
 struct bus *bus_new(struct vclock *clock)
 {
-    struct bus *b = calloc(1, sizeof(*b));
-    if (!b) {
-        fprintf(stderr, "retrovisor: out of memory allocating the bus\n");
-        exit(1);
-    }
+    struct bus *b = xcalloc(1, sizeof(*b));
     b->clock = clock;
     /* Slot 0 is the "unclaimed" sentinel. */
     b->pio = grow(NULL, &b->cappio, 1, sizeof(*b->pio));

@@ -21,6 +21,7 @@
 
 #include "devices/bus.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 enum {
     R_SEC = 0, R_SEC_ALARM = 1, R_MIN = 2, R_MIN_ALARM = 3, R_HOUR = 4, R_HOUR_ALARM = 5,
@@ -373,11 +374,7 @@ static void cmos_reset(void *opaque)
 
 struct cmos *cmos_new(struct bus *b, time_t base)
 {
-    struct cmos *s = calloc(1, sizeof(*s));
-    if (!s) {
-        fprintf(stderr, "retrovisor: out of memory creating the RTC\n");
-        exit(1);
-    }
+    struct cmos *s = xcalloc(1, sizeof(*s));
     s->bus = b;
     s->clock = bus_clock(b);
     int64_t now = vclock_now(s->clock);

@@ -6,6 +6,7 @@
 
 #include "devices/bus.h"
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/xalloc.h"
 
 struct debugcon {
     struct chardev *cd;
@@ -27,11 +28,7 @@ static void debugcon_write(void *opaque, uint16_t port, uint32_t val, int size)
 
 struct debugcon *debugcon_new(struct bus *b, uint16_t port, struct chardev *cd)
 {
-    struct debugcon *d = calloc(1, sizeof(*d));
-    if (!d) {
-        fprintf(stderr, "retrovisor: out of memory creating the debug console\n");
-        exit(1);
-    }
+    struct debugcon *d = xcalloc(1, sizeof(*d));
     d->cd = cd;
     bus_register_pio(b, port, 1, d, debugcon_read, debugcon_write);
     bus_add_device(b, &(struct device){ .name = "debugcon", .opaque = d });

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 struct debugexit {
     struct bus *bus;
@@ -20,11 +21,7 @@ static void debugexit_write(void *opaque, uint16_t port, uint32_t val, int size)
 
 struct debugexit *debugexit_new_sized(struct bus *b, uint16_t iobase, uint16_t iosize)
 {
-    struct debugexit *d = calloc(1, sizeof(*d));
-    if (!d) {
-        fprintf(stderr, "retrovisor: out of memory creating isa-debug-exit\n");
-        exit(1);
-    }
+    struct debugexit *d = xcalloc(1, sizeof(*d));
     d->bus = b;
     /* Write-only: reads fall through to "unclaimed" (all ones). */
     bus_register_pio(b, iobase, iosize ? iosize : 1, d, NULL, debugexit_write);

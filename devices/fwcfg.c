@@ -65,7 +65,7 @@ static void layout_files(struct fwcfg *f)
 {
     qsort(f->files, f->nfiles, sizeof(f->files[0]), by_name);
     uint32_t dir_len = 4 + 64 * f->nfiles;
-    uint8_t *dir = calloc(1, dir_len);
+    uint8_t *dir = xcalloc(1, dir_len);
     be32(dir, f->nfiles);
     for (int k = 0; k < f->nfiles; k++) {
         uint8_t *e = dir + 4 + 64 * k;
@@ -269,11 +269,7 @@ static void fw_reset(void *opaque)
 
 struct fwcfg *fwcfg_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
 {
-    struct fwcfg *f = calloc(1, sizeof(*f));
-    if (!f) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
+    struct fwcfg *f = xcalloc(1, sizeof(*f));
     f->bus = b;
     f->rw = rw;
     f->rw_opaque = rw_opaque;

@@ -1,5 +1,6 @@
 #include "devices/i440fx.h"
 #include "devices/pci.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,11 +58,7 @@ static void bridge_reset(struct pci_dev *d)
 
 struct i440fx *i440fx_new(struct pci_bus *pb, pam_update_fn fn, void *opaque)
 {
-    struct i440fx *h = calloc(1, sizeof(*h));
-    if (!h) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
+    struct i440fx *h = xcalloc(1, sizeof(*h));
     h->pam_update = fn;
     h->opaque = opaque;
     pci_dev_init(&h->pci, "i440fx", 0, 0x8086, 0x1237, 0x060000, 0x02);

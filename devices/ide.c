@@ -42,6 +42,7 @@
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "hosted-driver/blockdev.h"
+#include "hosted-driver/xalloc.h"
 
 #define SECTOR 512
 
@@ -1482,11 +1483,7 @@ static void setup_pci(struct ide *s, struct pci_bus *pb)
 
 struct ide *ide_new(struct bus *b, struct pci_bus *pb, guest_phys_rw_fn rw, void *rw_opaque)
 {
-    struct ide *s = calloc(1, sizeof(*s));
-    if (!s) {
-        fprintf(stderr, "retrovisor: out of host memory for the IDE controller\n");
-        exit(1);
-    }
+    struct ide *s = xcalloc(1, sizeof(*s));
     s->bus = b;
     s->rw = rw;
     s->rw_opaque = rw_opaque;

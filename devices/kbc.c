@@ -23,6 +23,7 @@
 
 #include "devices/bus.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 /* One byte over the PS/2 wire: 11 bits at 10-16.7 kHz is about 1 ms; this
  * is shorter to keep multi-byte sequences snappy, and still far longer than
@@ -764,11 +765,7 @@ static void kbc_reset(void *opaque)
 
 struct kbc *kbc_new(struct bus *b)
 {
-    struct kbc *k = calloc(1, sizeof(*k));
-    if (!k) {
-        fprintf(stderr, "retrovisor: out of memory creating the keyboard controller\n");
-        exit(1);
-    }
+    struct kbc *k = xcalloc(1, sizeof(*k));
     k->bus = b;
     k->wire = vtimer_new(bus_clock(b), wire_done, k);
     bus_register_pio(b, 0x60, 1, k, kbc_read, kbc_write);

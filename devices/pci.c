@@ -89,6 +89,60 @@ void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *,
         d->wmask[PCI_ROM_BAR + k] = mask >> (8 * k);
 }
 
+static uint32_t rom_image_read(void *opaque, uint32_t addr, int size)
+{
+    struct pci_dev *d = opaque;
+    uint32_t val = 0;
+    for (int k = 0; k < size; k++)
+        if (addr + k < d->rom.size)
+            val |= (uint32_t)d->rom_image[addr + k] << (8 * k);
+    return val;
+}
+
+static void rom_image_map(struct pci_dev *d, int bar, uint32_t base)
+{
+    struct bus *b = d->bus->bus;
+    if (d->rom_image_base != PCI_BAR_UNMAPPED)
+        bus_unregister_mmio(b, d->rom_image_base, d->rom.size);
+    d->rom_image_base = base;
+    if (base != PCI_BAR_UNMAPPED)
+        bus_register_mmio(b, base, d->rom.size, d, rom_image_read, NULL);
+}
+
+/* One boot ROM can serve several devices (iPXE's ne2k_pci image carries
+ * ids 0:0): its PCI data structure must name this device or the BIOS
+ * skips it.  The byte sum of the first image stays 0 by adjusting byte 6,
+ * which Etherboot-style ROMs keep for that. */
+static void rom_claim_ids(struct pci_dev *d, uint8_t *rom, uint32_t len)
+{
+    if (len < 0x1a || rom[0] != 0x55 || rom[1] != 0xaa)
+        return;
+    uint32_t pcir = rom[0x18] | rom[0x19] << 8;
+    if (pcir + 8 > len || memcmp(rom + pcir, "PCIR", 4))
+        return;
+    int delta = 0;
+    for (int k = 0; k < 4; k++) {
+        uint8_t want = d->config[k];         /* vendor, then device id, as in config space */
+        delta += want - rom[pcir + 4 + k];
+        rom[pcir + 4 + k] = want;
+    }
+    if (delta && (uint32_t)rom[2] * 512 <= len)
+        rom[6] -= (uint8_t)delta;
+}
+
+void pci_set_rom_image(struct pci_dev *d, const uint8_t *img, uint32_t len)
+{
+    uint32_t size = 2048;
+    while (size < len)
+        size <<= 1;
+    free(d->rom_image);
+    d->rom_image = xcalloc(1, size);
+    memcpy(d->rom_image, img, len);
+    rom_claim_ids(d, d->rom_image, len);
+    d->rom_image_base = PCI_BAR_UNMAPPED;
+    pci_set_rom(d, size, rom_image_map);
+}
+
 /* Where a BAR decodes now, given its register and the COMMAND enables. */
 static uint32_t bar_target(const struct pci_dev *d, int slot)
 {

@@ -42,6 +42,8 @@ struct pci_dev {
     void (*config_write)(struct pci_dev *d, int offset, uint32_t val, int size);
     uint32_t (*config_read)(struct pci_dev *d, int offset, int size, uint32_t generic_val);
     void (*reset)(struct pci_dev *d);   /* restore device-specific config defaults */
+    uint8_t *rom_image;      /* set by pci_set_rom_image: the ROM BAR's contents */
+    uint32_t rom_image_base; /* where rom_image is registered on the bus */
 };
 
 struct pci_bus *pci_bus_new(struct bus *b);
@@ -54,6 +56,10 @@ void pci_set_bar(struct pci_dev *d, int bar, uint32_t size, bool io,
                  void (*map)(struct pci_dev *, int, uint32_t));
 /* Give the device an expansion ROM of `size` bytes (a power of two, >= 2 KiB). */
 void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *, int, uint32_t));
+/* An expansion ROM with these contents (copied, padded to a power of two),
+ * mapped read-only on the bus wherever the guest places the ROM BAR; for
+ * devices whose ROM is only data, such as a network card's boot ROM. */
+void pci_set_rom_image(struct pci_dev *d, const uint8_t *img, uint32_t len);
 struct pci_dev *pci_find(struct pci_bus *pb, int devfn);
 
 /* Config-space access used by the 0xCF8/0xCFC handler and by tests. */

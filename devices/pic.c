@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 struct chip {
     uint8_t irr, isr, imr;
@@ -344,11 +345,7 @@ static void pic_reset(void *opaque)
 
 struct pic *pic_new(struct bus *b)
 {
-    struct pic *p = calloc(1, sizeof(*p));
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of memory creating the PIC\n");
-        exit(1);
-    }
+    struct pic *p = xcalloc(1, sizeof(*p));
     p->bus = b;
     /* PIIX3: IRQ 0, 1, 2, 8 and 13 are wired edge-only. */
     p->c[MASTER].elcr_mask = 0xf8;

@@ -2,6 +2,7 @@
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pci_internal.h"
+#include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,11 +60,7 @@ static void bridge_reset(struct pci_dev *d)
 
 struct piix3 *piix3_new(struct pci_bus *pb, struct bus *b)
 {
-    struct piix3 *p = calloc(1, sizeof(*p));
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of host memory\n");
-        exit(1);
-    }
+    struct piix3 *p = xcalloc(1, sizeof(*p));
     p->bus = b;
     pci_dev_init(&p->pci, "piix3", 1 << 3, 0x8086, 0x7000, 0x060100, 0x00);
     p->pci.opaque = p;

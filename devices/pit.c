@@ -28,6 +28,7 @@
 
 #include "devices/bus.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 enum { RW_LATCH = 0, RW_LSB = 1, RW_MSB = 2, RW_WORD = 3 };
 
@@ -519,11 +520,7 @@ static void pit_reset(void *opaque)
 
 struct pit *pit_new(struct bus *b)
 {
-    struct pit *p = calloc(1, sizeof(*p));
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of memory creating the PIT\n");
-        exit(1);
-    }
+    struct pit *p = xcalloc(1, sizeof(*p));
     p->bus = b;
     p->clock = bus_clock(b);
     p->timer = vtimer_new(p->clock, ch0_timer, p);

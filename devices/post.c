@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "hosted-driver/xalloc.h"
 
 struct post {
     uint8_t last;
@@ -29,11 +30,7 @@ static void post_write(void *opaque, uint16_t port, uint32_t val, int size)
 
 struct post *post_new(struct bus *b, uint16_t extra_port, bool trace)
 {
-    struct post *p = calloc(1, sizeof(*p));
-    if (!p) {
-        fprintf(stderr, "retrovisor: out of memory creating the POST port\n");
-        exit(1);
-    }
+    struct post *p = xcalloc(1, sizeof(*p));
     p->trace = trace;
     bus_register_pio(b, 0x80, 1, p, post_read, post_write);
     if (extra_port)

@@ -17,6 +17,7 @@
 #include "devices/bus.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 #define IER_RDI 0x01
 #define IER_THRI 0x02
@@ -334,11 +335,7 @@ static void uart_reset(void *opaque)
 
 struct uart *uart_new(struct bus *b, uint16_t base, int irq, struct chardev *cd)
 {
-    struct uart *u = calloc(1, sizeof(*u));
-    if (!u) {
-        fprintf(stderr, "retrovisor: out of memory creating the UART at 0x%x\n", base);
-        exit(1);
-    }
+    struct uart *u = xcalloc(1, sizeof(*u));
     u->bus = b;
     u->clock = bus_clock(b);
     u->cd = cd;

@@ -29,6 +29,7 @@
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "hosted-driver/vclock.h"
+#include "hosted-driver/xalloc.h"
 
 #define LEGACY_BASE 0xa0000u
 #define LEGACY_SIZE 0x20000u
@@ -866,11 +867,7 @@ static void vga_reset(void *opaque)
 struct vga *vga_new(struct bus *b, struct pci_bus *pci, int devfn, const char *vgabios_path,
                     char *err, size_t errlen)
 {
-    struct vga *v = calloc(1, sizeof(*v));
-    if (!v) {
-        snprintf(err, errlen, "out of host memory for the VGA");
-        return NULL;
-    }
+    struct vga *v = xcalloc(1, sizeof(*v));
     v->bus = b;
     v->rom_base = v->mmio_base = v->lfb_base = PCI_BAR_UNMAPPED;
     if (!load_rom(v, vgabios_path, err, errlen)) {

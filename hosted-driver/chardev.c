@@ -12,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include "hosted-driver/chardev.h"
+#include "hosted-driver/xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -115,9 +116,7 @@ struct chardev *chardev_open(const char *spec, char *err, size_t errlen)
     if (!spec)
         spec = "";
     if (!strcmp(spec, "stdio")) {
-        cd = calloc(1, sizeof(*cd));
-        if (!cd)
-            goto oom;
+        cd = xcalloc(1, sizeof(*cd));
         cd->kind = CD_STDIO;
         cd->fd_out = STDOUT_FILENO;
         terminal_raw_mode();
@@ -132,17 +131,11 @@ struct chardev *chardev_open(const char *spec, char *err, size_t errlen)
             snprintf(err, errlen, "%s: %s", spec, strerror(errno));
             return NULL;
         }
-        cd = calloc(1, sizeof(*cd));
-        if (!cd) {
-            close(fd);
-            goto oom;
-        }
+        cd = xcalloc(1, sizeof(*cd));
         cd->kind = CD_FILE;
         cd->fd_out = fd;
     } else if (!strcmp(spec, "none") || !strcmp(spec, "null")) {
-        cd = calloc(1, sizeof(*cd));
-        if (!cd)
-            goto oom;
+        cd = xcalloc(1, sizeof(*cd));
         cd->kind = CD_NULL;
         cd->fd_out = -1;
     } else {
@@ -152,9 +145,6 @@ struct chardev *chardev_open(const char *spec, char *err, size_t errlen)
     cd->next = all_devs;
     all_devs = cd;
     return cd;
-oom:
-    snprintf(err, errlen, "%s: out of memory", spec);
-    return NULL;
 }
 
 void chardev_close(struct chardev *cd)

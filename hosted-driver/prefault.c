@@ -1,4 +1,5 @@
 #include "hosted-driver/prefault.h"
+#include "hosted-driver/xalloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -66,7 +67,7 @@ static void *prefault_thread(void *opaque)
 
 struct prefault *prefault_new(void)
 {
-    struct prefault *pf = calloc(1, sizeof(*pf));
+    struct prefault *pf = xcalloc(1, sizeof(*pf));
     if (!pf)
         return NULL;
     pthread_mutex_init(&pf->lock, NULL);

@@ -259,6 +259,21 @@ static void check_chardev_output(const struct file_list *in, const char *opt, co
         check_output(in, opt, spec, spec + 5);
 }
 
+/* -netdev user,...,pcap=FILE: the capture is an output file too. */
+static void check_pcap_output(const struct file_list *in, const char *spec)
+{
+    const char *p = strstr(spec, "pcap=");
+    if (!p || (p != spec && p[-1] != ','))
+        return;
+    char path[4096];
+    size_t n = strcspn(p + 5, ",");
+    if (n == 0 || n >= sizeof(path))
+        return;
+    memcpy(path, p + 5, n);
+    path[n] = 0;
+    check_output(in, "-netdev", spec, path);
+}
+
 /* Every input file is checked, then every output file against the inputs. */
 void cli_check_files(const struct machine_config *cfg, const char *trace_file, const char *screendump)
 {
@@ -285,4 +300,6 @@ void cli_check_files(const struct machine_config *cfg, const char *trace_file, c
         check_output(&inputs, "-D", trace_file, trace_file);
     if (screendump)
         check_output(&inputs, "-screendump", screendump, screendump);
+    for (int k = 0; k < cfg->n_netdev; k++)
+        check_pcap_output(&inputs, cfg->netdev[k]);
 }

@@ -10,6 +10,7 @@
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "hosted-driver/readfile.h"
+#include "hosted-driver/xalloc.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -125,7 +126,7 @@ static bool load_elf(struct physmem *pm, const uint8_t *img, size_t len, uint32_
             snprintf(err, errlen, "ELF segment %d (0x%x, %u bytes) does not fit in guest RAM", k, paddr, memsz);
             return false;
         }
-        uint8_t *zeros = calloc(1, memsz - filesz + 1);
+        uint8_t *zeros = xcalloc(1, memsz - filesz + 1);
         bool ok = physmem_copy_to(pm, (uint64_t)paddr + filesz, zeros, memsz - filesz);
         free(zeros);
         if (!ok) {
@@ -182,8 +183,8 @@ static bool load_aout(struct physmem *pm, const uint8_t *img, size_t len, long h
         return false;
     }
     if (bss_end > *end) {
-        uint8_t *zeros = calloc(1, bss_end - *end);
-        bool ok = zeros && physmem_copy_to(pm, *end, zeros, bss_end - *end);
+        uint8_t *zeros = xcalloc(1, bss_end - *end);
+        bool ok = physmem_copy_to(pm, *end, zeros, bss_end - *end);
         free(zeros);
         if (!ok) {
             snprintf(err, errlen, "kernel bss up to 0x%x does not fit in guest RAM", bss_end);

@@ -35,6 +35,9 @@
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/readfile.h"
+#include "devices/pcnet.h"
+#include "devices/ne2k.h"
+#include "hosted-driver/net.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 #include "ui/ui.h"
@@ -743,9 +746,123 @@ static bool attach_drives(struct machine *m)
     return true;
 }
 
+/* The network cards sit in PCI slots 3 and up, as QEMU's first NIC does. */
+#define NIC_FIRST_SLOT 3
+#define IPXE_ROM_DIR "/usr/lib/ipxe/qemu"
+
+/* -boot n, order=n..., once=n...: the network comes first. */
+static bool boot_from_network(const char *spec)
+{
+    if (!spec)
+        return false;
+    const char *order = spec;
+    const char *p = strstr(spec, "order=");
+    if (!p)
+        p = strstr(spec, "once=");
+    if (p)
+        order = strchr(p, '=') + 1;
+    else if (strchr(spec, '='))
+        return false;
+    return order[0] == 'n';
+}
+
+/* A NIC's boot ROM: the file named with romfile=, or iPXE's for the model when booting from the network. */
+static bool load_nic_rom(struct machine *m, int k, bool netboot)
+{
+    const struct nic_config *n = &m->cfg.nic[k];
+    char path[256];
+    if (n->romfile)
+        snprintf(path, sizeof(path), "%s", n->romfile);
+    else if (netboot)
+        snprintf(path, sizeof(path), IPXE_ROM_DIR "/pxe-%s.rom", n->model);
+    else
+        return true;
+    char err[512];
+    size_t len;
+    uint8_t *img = read_file(path, 1u << 20, "a boot ROM is at most 1 MiB", &len, err, sizeof(err));
+    if (!img || len < 3 || img[0] != 0x55 || img[1] != 0xaa) {
+        fprintf(stderr, "retrovisor: %s: boot ROM %s%s\n", n->option,
+                img ? path : err, !img ? (n->romfile ? "" : " (install Debian's ipxe-qemu: make deps)")
+                                       : ": not an option ROM (no 55 AA signature)");
+        free(img);
+        return false;
+    }
+    if (m->pcnet[k])
+        pcnet_set_rom(m->pcnet[k], img, len);
+    else
+        ne2k_set_rom(m->ne2k[k], img, len);
+    free(img);
+    return true;
+}
+
+static struct netdev *find_netdev(struct machine *m, const char *id)
+{
+    for (int k = 0; k < m->n_net; k++)
+        if (!strcmp(m->net[k]->id, id))
+            return m->net[k];
+    return NULL;
+}
+
+static bool create_nics(struct machine *m)
+{
+    struct machine_config *cfg = &m->cfg;
+    char err[512];
+    bool netboot = boot_from_network(cfg->boot_order);
+    if (!cfg->n_nic && !cfg->n_netdev && !cfg->net_none) {
+        /* The default machine: one PCnet on user networking. */
+        static const uint8_t default_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+        cfg->netdev[cfg->n_netdev++] = "user,id=net0";
+        cfg->nic[0] = (struct nic_config){ .model = "pcnet", .netdev = "net0", .option = "the default network card" };
+        memcpy(cfg->nic[0].mac, default_mac, 6);
+        cfg->n_nic = 1;
+    }
+    for (int k = 0; k < cfg->n_netdev; k++) {
+        struct netdev *nd = net_slirp_new(cfg->netdev[k], m->clock, err, sizeof(err));
+        if (nd && find_netdev(m, nd->id)) {
+            snprintf(err, sizeof(err), "id '%s' is already used by another -netdev", nd->id);
+            netdev_free(nd);
+            nd = NULL;
+        }
+        if (!nd) {
+            fprintf(stderr, "retrovisor: -netdev %s: %s\n", cfg->netdev[k], err);
+            return false;
+        }
+        m->net[m->n_net++] = nd;
+    }
+    for (int k = 0; k < cfg->n_nic; k++) {
+        const struct nic_config *n = &cfg->nic[k];
+        struct netdev *nd = find_netdev(m, n->netdev);
+        if (!nd) {
+            fprintf(stderr, "retrovisor: %s: no -netdev with id '%s'\n", n->option, n->netdev);
+            return false;
+        }
+        if (nd->attached) {
+            fprintf(stderr, "retrovisor: %s: -netdev '%s' already has a card\n", n->option, n->netdev);
+            return false;
+        }
+        int devfn = (NIC_FIRST_SLOT + k) << 3;
+        if (!strcmp(n->model, "ne2k_pci"))
+            m->ne2k[k] = ne2k_new(m->bus, m->pci, devfn, n->mac, nd);
+        else
+            m->pcnet[k] = pcnet_new(m->bus, m->pci, devfn, n->mac, nd, guest_phys_rw, m);
+        if (!load_nic_rom(m, k, netboot))
+            return false;
+    }
+    if (netboot && cfg->n_nic) {
+        /* SeaBIOS's boot order: the cards' boot ROMs first, in the path form it matches. */
+        char order[256] = "";
+        for (int k = 0; k < cfg->n_nic; k++)
+            snprintf(order + strlen(order), sizeof(order) - strlen(order),
+                     "/pci@i0cf8/ethernet@%x/ethernet-phy@0\n", NIC_FIRST_SLOT + k);
+        order[strlen(order) - 1] = 0;       /* entries are separated, not ended, by newlines */
+        fwcfg_add_file(m->fwcfg, "bootorder", order, strlen(order) + 1);
+    }
+    return true;
+}
+
 struct machine *machine_new(const struct machine_config *cfg)
 {
-    struct machine *m = calloc(1, sizeof(*m));
+    struct machine *m = xcalloc(1, sizeof(*m));
     m->cfg = *cfg;
     if (m->cfg.ns_per_insn <= 0)
         m->cfg.ns_per_insn = 4;
@@ -769,9 +886,9 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->cmos = cmos_new(m->bus, time(NULL));
     m->kbc = kbc_new(m->bus);
     if (m->serial_cd[0])
-        m->uart[0] = uart_new(m->bus, 0x3f8, 4, m->serial_cd[0]);
+        m->uart[0] = uart_new(m->bus, UART_COM1_BASE, UART_COM1_IRQ, m->serial_cd[0]);
     if (m->serial_cd[1])
-        m->uart[1] = uart_new(m->bus, 0x2f8, 3, m->serial_cd[1]);
+        m->uart[1] = uart_new(m->bus, UART_COM2_BASE, UART_COM2_IRQ, m->serial_cd[1]);
     if (m->debugcon_cd) {
         /* SeaBIOS's QEMU build prints to 0x402; Bochs-style guests and test ROMs use 0xE9. */
         debugcon_new(m->bus, 0x402, m->debugcon_cd);
@@ -791,8 +908,8 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m) || !create_floppies(m) ||
-        !schedule_floppy_changes(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m) || !create_nics(m) ||
+        !create_floppies(m) || !schedule_floppy_changes(m)) {
         machine_free(m);
         return NULL;
     }
@@ -840,6 +957,12 @@ void machine_free(struct machine *m)
     if (m->floppy_change_timer)
         vtimer_free(m->floppy_change_timer);
     dma_free(m->dma);
+    for (int k = 0; k < MAX_NICS; k++) {
+        pcnet_free(m->pcnet[k]);
+        ne2k_free(m->ne2k[k]);
+    }
+    for (int k = 0; k < m->n_net; k++)
+        netdev_free(m->net[k]);
     bt_free(m->bt);
     acpi_pm_free(m->acpi_pm);
 
@@ -909,6 +1032,11 @@ static void idle(struct machine *m)
     int64_t cap = now + 10 * 1000 * 1000;
     if (vclock_deterministic(m->clock) && deadline == INT64_MAX)
         deadline = cap;
+    if (m->n_net && !vclock_deterministic(m->clock)) {
+        /* Sleep in poll() on the network's sockets, so a frame wakes the guest at once. */
+        net_poll(m->net, m->n_net, (deadline < cap ? deadline : cap) - now);
+        return;
+    }
     vclock_advance_to(m->clock, deadline < cap || vclock_deterministic(m->clock) ? deadline : cap);
 }
 
@@ -945,6 +1073,8 @@ int machine_run(struct machine *m)
             last_poll = cpu_icount(c);
             if (chardev_poll_all())
                 break;
+            if (m->n_net)
+                net_poll(m->net, m->n_net, 0);
         }
         if (m->power_button_signal) {
             m->power_button_signal = 0;

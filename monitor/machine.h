@@ -42,6 +42,11 @@ struct pctestdev;
 
 /* The firmware without -bios: Debian's SeaBIOS. */
 #define MACHINE_DEFAULT_BIOS "/usr/share/seabios/bios.bin"
+struct pcnet;
+struct ne2k;
+struct netdev;
+
+#define MAX_NICS 4
 
 /* Trace flags for -d. */
 #define TRACE_IN_ASM  0x01   /* disassemble each executed instruction */
@@ -101,6 +106,17 @@ struct machine_config {
     bool no_acpi;                /* -machine acpi=off: no PM function, no ACPI tables */
 
     bool pc_testdev;             /* -device pc-testdev: kvm-unit-tests' test device */
+    const char *netdev[MAX_NICS]; /* -netdev specs ("user,id=n0,..."), in order */
+    int n_netdev;
+    struct nic_config {
+        const char *model;       /* "pcnet" or "ne2k_pci" */
+        const char *netdev;      /* id of its -netdev */
+        uint8_t mac[6];
+        const char *option;      /* the option that asked for it, for error lines */
+        const char *romfile;     /* boot ROM for its ROM BAR; NULL: iPXE's with -boot n, else none */
+    } nic[MAX_NICS];
+    int n_nic;
+    bool net_none;               /* -net none: no card even by default */
 };
 
 struct machine {
@@ -137,6 +153,10 @@ struct machine {
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
     uint32_t lfb_len;
+    struct netdev *net[MAX_NICS]; /* the -netdev backends, in order */
+    int n_net;
+    struct pcnet *pcnet[MAX_NICS];
+    struct ne2k *ne2k[MAX_NICS];
     struct ui *ui;               /* display front end polled by the run loop (main sets it), or NULL */
     uint64_t ui_next_ns;         /* host time (CLOCK_MONOTONIC) of the next ui_poll */
     uint64_t ui_check_icount;    /* icount at which the run loop next reads the host clock */

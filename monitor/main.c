@@ -8,6 +8,7 @@
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
 #include "ui/ui.h"
+#include "hosted-driver/xalloc.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -62,6 +63,19 @@ static void usage(FILE *f)
 
             "  -device pc-testdev kvm-unit-tests' test device: ports 0xe0-0xe7, IRQ lines at\n"
             "                     0x2000-0x2017, 64 KiB of MMIO memory at 0xff000000 (off by default)\n"
+            "\n"
+            "Network (default: one PCnet card on user networking, MAC 52:54:00:12:34:56):\n"
+            "  -netdev user,id=ID[,hostfwd=[tcp|udp]:[HOSTADDR]:PORT-[GUESTADDR]:PORT][,restrict=on]\n"
+            "          [,tftp=DIR][,bootfile=FILE][,hostname=NAME][,pcap=FILE][,ipv6=on]\n"
+            "                     user-mode NAT (libslirp): guest 10.0.2.15, gateway and host 10.0.2.2,\n"
+            "                     DNS 10.0.2.3; hostfwd binds 127.0.0.1 unless HOSTADDR is given;\n"
+            "                     restrict=on allows only forwarded ports; pcap= captures the traffic\n"
+            "  -device pcnet,netdev=ID[,mac=M]     AMD PCnet-PCI II (Am79C970A) on that backend\n"
+            "  -device ne2k_pci,netdev=ID[,mac=M]  NE2000 PCI (RTL8029) on that backend\n"
+            "  -nic user[,model=pcnet|ne2k_pci][,mac=M][,BACKEND OPTIONS]  both in one option\n"
+            "  -net none          no network card\n"
+            "  -boot n            boot from the network: the cards get iPXE's boot ROM (Debian's ipxe-qemu,\n"
+            "                     or romfile=FILE on -device/-nic) and come first in SeaBIOS's boot order\n"
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
@@ -319,6 +333,124 @@ static void parse_machine(struct machine_config *cfg, const char *spec)
     free(copy);
 }
 
+/* ---- network: -netdev, -device pcnet|ne2k_pci, -nic, -net none ---- */
+
+static bool is_nic_model(const char *m)
+{
+    return !strcmp(m, "pcnet") || !strcmp(m, "ne2k_pci");
+}
+
+/* "-device MODEL,..." names one of our cards */
+static bool is_nic_device(const char *spec)
+{
+    size_t n = strcspn(spec, ",");
+    return (n == 5 && !strncmp(spec, "pcnet", 5)) || (n == 8 && !strncmp(spec, "ne2k_pci", 8));
+}
+
+static void parse_mac(const char *opt, const char *spec, const char *v, uint8_t mac[6])
+{
+    unsigned b[6];
+    char end;
+    if (sscanf(v, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &end) != 6)
+        bad("%s: mac=%s is not six hex bytes like 52:54:00:12:34:56", opt, v);
+    for (int k = 0; k < 6; k++) {
+        if (b[k] > 0xff)
+            bad("%s: mac=%s is not six hex bytes like 52:54:00:12:34:56", opt, v);
+        mac[k] = b[k];
+    }
+    if (mac[0] & 1)
+        bad("%s: mac=%s is a multicast address (the first byte must be even)", opt, v);
+    (void)spec;
+}
+
+/* QEMU's default: 52:54:00:12:34:56 for the first card, one more for each next. */
+static struct nic_config *add_nic(struct machine_config *cfg, const char *opt)
+{
+    if (cfg->n_nic == MAX_NICS)
+        bad("%s: at most four network cards%s", opt, "");
+    struct nic_config *n = &cfg->nic[cfg->n_nic];
+    static const uint8_t base[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+    memcpy(n->mac, base, 6);
+    n->mac[5] += cfg->n_nic;
+    n->option = strdup(opt);
+    cfg->n_nic++;
+    return n;
+}
+
+/* -device pcnet|ne2k_pci,netdev=ID[,mac=M][,id=NAME] */
+static void parse_nic_device(struct machine_config *cfg, const char *spec)
+{
+    char opt[600];
+    snprintf(opt, sizeof(opt), "-device %s", spec);
+    char *copy = strdup(spec);
+    char *save;
+    char *model = strtok_r(copy, ",", &save);
+    struct nic_config *n = add_nic(cfg, opt);
+    n->model = strdup(model);
+    for (char *o = strtok_r(NULL, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(o, '=');
+        if (!eq)
+            bad("%s: '%s' is not key=value", opt, o);
+        *eq = 0;
+        if (!strcmp(o, "netdev"))
+            n->netdev = strdup(eq + 1);
+        else if (!strcmp(o, "mac"))
+            parse_mac(opt, spec, eq + 1, n->mac);
+        else if (!strcmp(o, "romfile"))
+            n->romfile = strdup(eq + 1);
+        else if (strcmp(o, "id"))
+            bad("%s: unknown parameter '%s' (netdev, mac, romfile, id)", opt, o);
+    }
+    if (!n->netdev)
+        bad("%s: netdev= is required (the id of a -netdev user,id=...)%s", opt, "");
+    free(copy);
+}
+
+/* -nic user[,model=pcnet|ne2k_pci][,mac=M][,BACKEND OPTIONS] or -nic none */
+static void parse_nic(struct machine_config *cfg, const char *spec)
+{
+    if (!strcmp(spec, "none")) {
+        cfg->net_none = true;
+        return;
+    }
+    char opt[600];
+    snprintf(opt, sizeof(opt), "-nic %s", spec);
+    if (strncmp(spec, "user", 4) || (spec[4] && spec[4] != ','))
+        bad("%s: only user networking exists (-nic user[,model=pcnet|ne2k_pci]...)%s", opt, "");
+    if (cfg->n_netdev == MAX_NICS)
+        bad("%s: at most four network backends%s", opt, "");
+    struct nic_config *n = add_nic(cfg, opt);
+    n->model = "pcnet";
+    char id[32];
+    snprintf(id, sizeof(id), "nic%d", cfg->n_nic - 1);
+    n->netdev = strdup(id);
+    /* Everything but model= and mac= is the backend's. */
+    size_t cap = strlen(spec) + 64;
+    char *backend = malloc(cap);
+    snprintf(backend, cap, "user,id=%s", id);
+    char *copy = strdup(spec);
+    char *save;
+    strtok_r(copy, ",", &save);
+    for (char *o = strtok_r(NULL, ",", &save); o; o = strtok_r(NULL, ",", &save)) {
+        if (!strncmp(o, "model=", 6)) {
+            if (!is_nic_model(o + 6))
+                bad("%s: model '%s' is not a network card we have (pcnet, ne2k_pci)", opt, o + 6);
+            n->model = strdup(o + 6);
+        } else if (!strncmp(o, "mac=", 4)) {
+            parse_mac(opt, spec, o + 4, n->mac);
+        } else if (!strncmp(o, "romfile=", 8)) {
+            n->romfile = strdup(o + 8);
+        } else if (!strncmp(o, "id=", 3)) {
+            bad("%s: -nic takes no id= (use -netdev and -device to name it)%s", opt, "");
+        } else {
+            strcat(backend, ",");
+            strcat(backend, o);
+        }
+    }
+    free(copy);
+    cfg->netdev[cfg->n_netdev++] = backend;
+}
+
 /* SIGINT/SIGTERM/SIGHUP end the run like a power-off (the screendump is
  * written, the terminal restored); a second one kills at once. */
 static struct machine *running;
@@ -407,7 +539,7 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-vnc")) {
             NEED_ARG();
             free(vnc_spec);
-            vnc_spec = malloc(strlen(val) + 5);
+            vnc_spec = xmalloc(strlen(val) + 5);
             sprintf(vnc_spec, "vnc=%s", val);
             cli_check_vnc("-vnc", val);
             display = vnc_spec;
@@ -429,13 +561,9 @@ int main(int argc, char **argv)
             parse_machine(&cfg, val);
         } else if (!strcmp(a, "-no-acpi")) {
             cfg.no_acpi = true;
-
-        } else if (!strcmp(a, "-device")) {
+        } else if (!strcmp(a, "-device") && val && !strcmp(val, "pc-testdev")) {
             NEED_ARG();
-            if (!strcmp(val, "pc-testdev"))
-                cfg.pc_testdev = true;
-            else
-                bad("-device %s: unknown device (available: pc-testdev)%s", val, "");
+            cfg.pc_testdev = true;
         } else if (!strcmp(a, "-vgabios")) {
             NEED_ARG();
             cfg.vgabios_path = cli_need_path("-vgabios", val);
@@ -482,6 +610,25 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-append")) {
             NEED_ARG();
             cfg.append = val;
+        } else if (!strcmp(a, "-netdev")) {
+            NEED_ARG();
+            if (cfg.n_netdev == MAX_NICS)
+                bad("-netdev %s: at most four network backends%s", val, "");
+            cfg.netdev[cfg.n_netdev++] = val;
+        } else if (!strcmp(a, "-device") && val && is_nic_device(val)) {
+            NEED_ARG();
+            parse_nic_device(&cfg, val);
+        } else if (!strcmp(a, "-nic")) {
+            NEED_ARG();
+            parse_nic(&cfg, val);
+        } else if (!strcmp(a, "-net")) {
+            NEED_ARG();
+            if (strcmp(val, "none"))
+                bad("-net %s: only '-net none' is supported; use -nic or -netdev/-device%s", val, "");
+            cfg.net_none = true;
+        } else if (!strcmp(a, "-device")) {
+            NEED_ARG();
+            bad("-device %s: unknown device (available: pcnet, ne2k_pci, pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-no-reboot")) {
             cfg.no_reboot = true;
         } else if (!strcmp(a, "-accel")) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "devices/vga.h"
+#include "hosted-driver/xalloc.h"
 
 #define PLANE_MASK 0xffffu
 #define MAX_CHAR_CLOCKS 257       /* CR1 + 1, plus one for pel panning */
@@ -495,7 +496,7 @@ static void mark_dirty(struct renderer *r, unsigned w, unsigned h)
 
 struct renderer *render_new(struct vga *vga)
 {
-    struct renderer *r = calloc(1, sizeof(*r));
+    struct renderer *r = xcalloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->vga = vga;

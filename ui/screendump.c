@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "ui/render.h"
+#include "hosted-driver/xalloc.h"
 
 struct png_error_text {
     char msg[160];
@@ -51,7 +52,7 @@ bool screendump_png(const struct render_frame *f, const char *path, char *err, s
     struct png_error_text e = { "" };
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &e, on_png_error, on_png_warning);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    uint8_t *row = malloc((size_t)f->width * 3);
+    uint8_t *row = xmalloc((size_t)f->width * 3);
     if (!png || !info || !row) {
         png_destroy_write_struct(&png, info ? &info : NULL);
         free(row);

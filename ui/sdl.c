@@ -22,6 +22,7 @@
 
 #include "ui/frontend.h"
 #include "ui/keymap.h"
+#include "hosted-driver/xalloc.h"
 
 struct sdl_ui {
     struct ui_input in;
@@ -357,12 +358,7 @@ struct sdl_ui *sdl_open(const char *opt, const struct ui_input *in, char *err, s
                  "use -display vnc=:0 or -display none", SDL_GetError());
         return NULL;
     }
-    struct sdl_ui *s = calloc(1, sizeof(*s));
-    if (!s) {
-        SDL_QuitSubSystem(SDL_INIT_VIDEO);
-        snprintf(err, errlen, "-display sdl: out of memory");
-        return NULL;
-    }
+    struct sdl_ui *s = xcalloc(1, sizeof(*s));
     if (in)
         s->in = *in;
     snprintf(s->status, sizeof(s->status), "starting");

@@ -16,6 +16,7 @@
 #include "ui/render.h"
 #include "ui/screendump.h"
 #include "ui/ui.h"
+#include "hosted-driver/xalloc.h"
 
 enum ui_kind { UI_NONE, UI_SDL, UI_VNC };
 
@@ -108,9 +109,7 @@ static const struct render_frame *render(struct ui *ui)
         f = render_update(ui->r, now_ms());
     if (!f) {
         if (!ui->blank) {
-            ui->blank = calloc(640 * 480, sizeof(uint32_t));
-            if (!ui->blank)
-                return NULL;
+            ui->blank = xcalloc(640 * 480, sizeof(uint32_t));
             ui->blank_frame = (struct render_frame){ 640, 480, ui->blank, 0, 480 };
         }
         f = &ui->blank_frame;
@@ -137,11 +136,7 @@ struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err
 {
     if (!spec)
         spec = "none";
-    struct ui *ui = calloc(1, sizeof(*ui));
-    if (!ui) {
-        snprintf(err, errlen, "-display %s: out of memory", spec);
-        return NULL;
-    }
+    struct ui *ui = xcalloc(1, sizeof(*ui));
     ui->vga = vga;
     ui->kbc = kbc;
     struct ui_input in = {

@@ -573,9 +573,7 @@ static void hand_over_frame(struct vnc_ui *v, const struct render_frame *f)
 
 static bool resize(struct vnc_ui *v, unsigned w, unsigned h)
 {
-    uint32_t *fb = calloc((size_t)w * h, 4);
-    if (!fb)
-        return false;
+    uint32_t *fb = xcalloc((size_t)w * h, 4);
     rfbNewFramebuffer(v->screen, (char *)fb, (int)w, (int)h, 8, 3, 4);
     free(v->fb);
     v->fb = fb;

@@ -58,17 +58,32 @@ if [ ! -s "$OUT/cdctl" ] || [ "$HERE/cdctl.c" -nt "$OUT/cdctl" ]; then
     gcc -m32 -static -Os -o "$OUT/cdctl" "$HERE/cdctl.c"
 fi
 
+# The network cards' drivers, found in the kernel package by name; the
+# guest loads them itself (insmod, in dependency order: rv.mods=).
+NET_MODULES="mii pcnet32 8390 ne2k-pci"
+net_module_args=
+for mod in $NET_MODULES; do
+    ko=$(find "$moddir" -name "$mod.ko" | head -1)
+    if [ -z "$ko" ]; then
+        echo "build-linux: the kernel package has no $mod.ko" >&2
+        exit 1
+    fi
+    net_module_args="$net_module_args file:lib/modules/$mod.ko:$ko"
+done
+
 # The ACPI button driver is a module in Debian's kernel: init loads it to see
 # the power button's events (tests/e2e/acpi.sh).
 button_ko=$(ls "$OUT"/pkgroot/lib/modules/*/kernel/drivers/acpi/button.ko | head -1)
 if [ ! -s "$OUT/initramfs.cpio" ] || [ "$HERE/init.sh" -nt "$OUT/initramfs.cpio" ] ||
+   [ "$HERE/udhcpc.sh" -nt "$OUT/initramfs.cpio" ] ||
    [ "$HERE/build-linux.sh" -nt "$OUT/initramfs.cpio" ] || [ "$OUT/cdctl" -nt "$OUT/initramfs.cpio" ]; then
-    step "building initramfs.cpio (busybox + init)"
+    step "building initramfs.cpio (busybox + init + CD, network and button modules)"
     # shellcheck disable=SC2086 # the module arguments are words
     python3 "$HERE/mkcpio.py" "$OUT/initramfs.cpio.tmp" \
-        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:mnt dir:lib dir:lib/modules \
+        dir:bin dir:dev dir:proc dir:sys dir:tmp dir:root dir:mnt dir:etc dir:lib dir:lib/modules \
         file:lib/button.ko:"$button_ko":644 \
         $cd_module_args file:bin/cdctl:"$OUT/cdctl":755 \
+        file:etc/udhcpc.sh:"$HERE/udhcpc.sh":755 $net_module_args \
         nod:dev/console:c:5:1 nod:dev/null:c:1:3 nod:dev/ttyS0:c:4:64 \
         file:bin/busybox:"$OUT/pkgroot/bin/busybox":755 \
         slink:bin/sh:busybox \

@@ -31,6 +31,15 @@ load_cd_modules() {
     done
     i=0
     while [ ! -b /dev/sr0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+# rv.NAME=VALUE from the kernel command line
+arg() { sed -n "s/.*rv\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
+
+# Load the card's driver modules (rv.mods=a,b) and take a DHCP lease on eth0.
+net_up() {
+    for mod in $(arg mods | tr , ' '); do insmod "/lib/modules/$mod.ko" || echo "RV-INSMOD-FAILED $mod"; done
+    ip link set lo up
+    if ip link set eth0 up; then echo "RV-ETH0 $(cat /sys/class/net/eth0/address)"; fi
+    udhcpc -i eth0 -s /etc/udhcpc.sh -q -n -t 5 -T 2 >/dev/null 2>&1 || echo "RV-DHCP-FAILED"
 }
 
 case "$mode" in
@@ -138,6 +147,31 @@ acpi)
     poweroff
     sleep 30
     echo "RV-POWEROFF-FAILED"
+net)
+    # The network e2e (tests/e2e/net.sh): load the card's driver, take a
+    # DHCP lease from slirp, fetch a file from the host's 127.0.0.1 (the
+    # guest's 10.0.2.2), and answer one connection on a forwarded port.
+    net_up
+    if timeout "$(arg wgettime)" wget -q -O /tmp/blob "http://10.0.2.2:$(arg http)/blob"; then
+        echo "RV-WGET-SHA $(sha256sum /tmp/blob | cut -d' ' -f1)"
+    else
+        echo "RV-WGET-FAILED"
+    fi
+    rm -f /tmp/blob
+    echo "RV-NC-READY"
+    echo "RV-FROM-GUEST" | timeout 120 nc -l -p "$(arg ncport)" >/tmp/nc.out
+    echo "RV-NC-GOT $(cat /tmp/nc.out)"
+    echo "RV-END"
+    poweroff -f
+    ;;
+netbench)
+    # make bench: time a wget of the host's file to /dev/null.
+    net_up
+    t0=$(uptime_cs)
+    wget -q -O /dev/null "http://10.0.2.2:$(arg http)/blob" || echo "RV-WGET-FAILED"
+    t1=$(uptime_cs)
+    echo "RV-NETBENCH wget_cs=$((t1 - t0))"
+    poweroff -f
     ;;
 bench)
     t0=$(uptime_cs)
