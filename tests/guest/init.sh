@@ -31,6 +31,8 @@ load_cd_modules() {
     done
     i=0
     while [ ! -b /dev/sr0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
 # rv.NAME=VALUE from the kernel command line
 arg() { sed -n "s/.*rv\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
 
@@ -147,6 +149,7 @@ acpi)
     poweroff
     sleep 30
     echo "RV-POWEROFF-FAILED"
+    ;;
 net)
     # The network e2e (tests/e2e/net.sh): load the card's driver, take a
     # DHCP lease from slirp, fetch a file from the host's 127.0.0.1 (the
