@@ -14,6 +14,7 @@
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/xalloc.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -260,6 +261,40 @@ static void push_in(struct chardev *cd, unsigned char ch)
     cd->in_len++;
 }
 
+static struct escape {
+    char key;
+    void (*fn)(void *opaque);
+    void *opaque;
+    const char *help;
+} escapes[8];
+
+void chardev_add_escape(char key, void (*fn)(void *opaque), void *opaque, const char *help)
+{
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
+        if (!escapes[i].fn) {
+            escapes[i] = (struct escape){ key, fn, opaque, help };
+            return;
+        }
+}
+
+void chardev_remove_escapes(void *opaque)
+{
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
+        if (escapes[i].opaque == opaque)
+            escapes[i] = (struct escape){ 0 };
+}
+
+/* Runs the added escape for ch; false when there is none. */
+static bool run_escape(unsigned char ch)
+{
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
+        if (escapes[i].fn && tolower((unsigned char)escapes[i].key) == tolower(ch)) {
+            escapes[i].fn(escapes[i].opaque);
+            return true;
+        }
+    return false;
+}
+
 static void print_help(void)
 {
     static const char help[] =
@@ -268,6 +303,11 @@ static void print_help(void)
         "C-a x    exit retrovisor\r\n"
         "C-a a    send C-a to the guest\r\n";
     write_all(STDERR_FILENO, (const unsigned char *)help, sizeof(help) - 1);
+    for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
+        if (escapes[i].fn && escapes[i].help) {
+            write_all(STDERR_FILENO, (const unsigned char *)escapes[i].help, strlen(escapes[i].help));
+            write_all(STDERR_FILENO, (const unsigned char *)"\r\n", 2);
+        }
 }
 
 /* Returns true when the user asked to quit. */
@@ -309,7 +349,8 @@ static bool read_stdin(struct chardev *owner)
                 push_in(owner, 0x01);
                 break;
             default:
-                break;   /* unknown escape: swallowed */
+                run_escape(ch);   /* an unknown escape is swallowed */
+                break;
             }
         } else if (ch == 0x01) {
             escape_pending = true;

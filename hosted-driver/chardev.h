@@ -30,6 +30,11 @@ void chardev_set_handlers(struct chardev *cd, chardev_can_receive_fn can, charde
 /* Flush every open chardev's output and poll it for input; returns true if
  * the user asked to quit (Ctrl-A X). */
 bool chardev_poll_all(void);
+/* Ctrl-A KEY (either case) on the terminal calls fn(opaque) from the run loop's poll (the
+ * machine's removable-disk keys); help is its line in Ctrl-A H's list.  At
+ * most 8; chardev_remove_escapes drops every key of one opaque. */
+void chardev_add_escape(char key, void (*fn)(void *opaque), void *opaque, const char *help);
+void chardev_remove_escapes(void *opaque);
 /* Restore terminal modes (also registered with atexit when stdio is a tty). */
 void chardev_restore_terminal(void);
 

@@ -281,6 +281,8 @@ void cli_check_files(const struct machine_config *cfg, const char *trace_file, c
     static const char *drive_opts[4] = { "-hda", "-hdb", "-hdc", "-hdd" };
     for (int k = 0; k < 4; k++)
         add_file(&inputs, cfg->drive[k].cdrom ? "-cdrom" : drive_opts[k], cfg->drive[k].path);
+    add_file(&inputs, "-fda", cfg->floppy[0].path);
+    add_file(&inputs, "-fdb", cfg->floppy[1].path);
     add_file(&inputs, "-bios", cfg->bios_path);
     if (!cfg->no_vga)
         add_file(&inputs, "-vgabios", cfg->vgabios_path);

@@ -25,6 +25,8 @@
 #include "devices/acpi_pm.h"
 #include "devices/fwcfg.h"
 #include "devices/ide.h"
+#include "devices/dma.h"
+#include "devices/fdc.h"
 #include "devices/atapi.h"
 #include "devices/vga.h"
 #include "devices/lapic.h"
@@ -41,6 +43,7 @@
 #include "ui/ui.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,6 +222,58 @@ static bool guest_phys_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, b
     return write ? physmem_copy_to(m->pm, gpa, buf, len) : physmem_copy_from(m->pm, gpa, buf, len);
 }
 
+/* Register 0x10: drive A's type in the high nibble, B's in the low one;
+ * the equipment byte 0x14 counts the drives in bits 6-7. */
+static void fill_cmos_floppies(struct machine *m)
+{
+    uint8_t a = fdc_drive_type(m->fdc, 0), b = fdc_drive_type(m->fdc, 1);
+    int drives = (a != FLOPPY_NONE) + (b != FLOPPY_NONE);
+    cmos_set(m->cmos, 0x10, (a << 4) | b);
+    if (drives)
+        cmos_set(m->cmos, 0x14, cmos_get(m->cmos, 0x14) | 0x01 | ((drives - 1) << 6));
+}
+
+/*
+ * -boot: SeaBIOS's QEMU build takes the kinds of device from CMOS 0x3D/0x38
+ * (1 floppy, 2 hard disk, 3 CD-ROM, 4 network, first device in the low
+ * nibble of 0x3D) and, when -boot was given, the devices themselves from
+ * the fw_cfg file "bootorder", one firmware path per line, which it matches
+ * against the paths it builds: /pci@i0cf8/isa@1/fdc@03f0/floppy@N for the
+ * floppies behind the PIIX3's ISA bridge, /pci@i0cf8/ide@1,1/drive@C/disk@S
+ * for the disk or CD-ROM on IDE channel C, master (0) or slave (1).
+ * (-kernel's option ROM replaces the file: it boots first.)  Devices missing from the file
+ * follow, in the CMOS order.  menu=on shows SeaBIOS's "Press ESC" menu.
+ */
+static void set_boot_order(struct machine *m)
+{
+    const char *order = m->cfg.boot_order ? m->cfg.boot_order : "cad";
+    uint16_t kinds = 0;
+    char paths[512] = "";
+    size_t used = 0;
+    for (int i = 0; order[i] && i < 3; i++) {
+        const char *k = strchr("acdn", order[i]);
+        if (k)
+            kinds |= (uint16_t)(k - "acdn" + 1) << (4 * i);
+    }
+    for (int i = 0; order[i]; i++) {
+        if (order[i] == 'a')
+            for (int k = 0; k < 2; k++)
+                if (fdc_drive_type(m->fdc, k) != FLOPPY_NONE)
+                    used += snprintf(paths + used, sizeof(paths) - used, "/pci@i0cf8/isa@1/fdc@03f0/floppy@%d\n", k);
+        for (int k = 0; k < 4; k++)
+            if ((order[i] == 'c' && m->disk[k]) || (order[i] == 'd' && m->cdrom[k]))
+                used += snprintf(paths + used, sizeof(paths) - used, "/pci@i0cf8/ide@1,1/drive@%d/disk@%d\n",
+                                 k / 2, k % 2);
+    }
+    cmos_set(m->cmos, 0x3d, kinds & 0xff);
+    cmos_set(m->cmos, 0x38, (kinds >> 4) & 0xf0);
+    if (m->cfg.boot_order && used && used < sizeof(paths)) {
+        paths[used - 1] = 0;      /* lines are separated, not ended, by newlines */
+        fwcfg_add_file(m->fwcfg, "bootorder", paths, used);
+    }
+    fwcfg_add_i16(m->fwcfg, FW_CFG_BOOT_MENU, m->cfg.boot_menu);
+}
+
 static void fill_cmos(struct machine *m)
 {
     uint32_t ram = m->cfg.ram_mb << 20;
@@ -241,6 +296,8 @@ static void fill_cmos(struct machine *m)
     cmos_set(m->cmos, 0x5d, 0);
     cmos_set(m->cmos, 0x5f, 0);          /* CPUs - 1 */
     cmos_set(m->cmos, 0x14, 0x06);       /* equipment: x87 present, PS/2 mouse, VGA/EGA, no floppy */
+    fill_cmos_floppies(m);
+    set_boot_order(m);
     cmos_update_checksum(m->cmos);
 }
 
@@ -415,6 +472,80 @@ static bool create_vga(struct machine *m)
     return true;
 }
 
+/* The drive's type follows its disk's size; an empty drive is a 1.44M one. */
+static bool open_floppy(struct machine *m, int k, const char *path, struct blockdev **out, enum floppy_drive_type *type, char *err,
+                        size_t errlen)
+{
+    const struct floppy_config *fc = &m->cfg.floppy[k];
+    struct stat st;
+    *out = NULL;
+    if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && !floppy_format_by_size(st.st_size)) {
+        snprintf(err, errlen, "%s: %lld bytes is not the size of a floppy image (%s)", path,
+                 (long long)st.st_size, floppy_known_sizes());
+        return false;
+    }
+    *out = blockdev_open(path, fc->readonly, fc->snapshot, err, errlen);
+    if (!*out)
+        return false;
+    const struct floppy_format *fmt = floppy_format_by_size(blockdev_size(*out));
+    if (!fmt) {
+        snprintf(err, errlen, "%s: %llu bytes is not the size of a floppy image (%s)", path,
+                 (unsigned long long)blockdev_size(*out), floppy_known_sizes());
+        blockdev_close(*out);
+        *out = NULL;
+        return false;
+    }
+    if (type)
+        *type = fmt->drive;
+    return true;
+}
+
+void machine_toggle_floppy(void *opaque)
+{
+    struct machine *m = opaque;
+    char err[512];
+    if (m->floppy[0]) {
+        free(m->floppy_out[0]);
+        m->floppy_out[0] = strdup(blockdev_path(m->floppy[0]));
+        machine_change_floppy(m, 0, NULL, err, sizeof(err));
+        fprintf(stderr, "\r\nretrovisor: A: %s taken out (Ctrl-A F or Ctrl+Alt+F puts it back)\r\n", m->floppy_out[0]);
+    } else if (m->floppy_out[0]) {
+        if (machine_change_floppy(m, 0, m->floppy_out[0], err, sizeof(err)) < 0)
+            fprintf(stderr, "\r\nretrovisor: A: %s\r\n", err);
+        else
+            fprintf(stderr, "\r\nretrovisor: A: %s put in\r\n", m->floppy_out[0]);
+    } else {
+        fprintf(stderr, "\r\nretrovisor: %s\r\n", fdc_drive_type(m->fdc, 0) == FLOPPY_NONE
+                ? "there is no floppy drive A: (give -fda or -drive if=floppy)" : "A: is empty, and no disk was taken out of it");
+    }
+}
+
+static bool create_floppies(struct machine *m)
+{
+    static const char *names[2] = { "-fda", "-fdb" };
+    m->dma = dma_new(m->bus, guest_phys_rw, m);
+    m->fdc = fdc_new(m->bus, m->dma);
+    for (int k = 0; k < 2; k++) {
+        const struct floppy_config *fc = &m->cfg.floppy[k];
+        enum floppy_drive_type type = FLOPPY_1440K;
+        char err[512];
+        if (!fc->present && !fc->path)
+            continue;
+        if (fc->path && !open_floppy(m, k, fc->path, &m->floppy[k], &type, err, sizeof(err))) {
+            fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
+            return false;
+        }
+        fdc_add_drive(m->fdc, k, type);
+        if (k == 0)
+            chardev_add_escape('f', machine_toggle_floppy, m, "C-a f    take the disk out of A:, or put it back");
+        if (m->floppy[k] && fdc_insert(m->fdc, k, m->floppy[k], err, sizeof(err)) < 0) {
+            fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
+            return false;
+        }
+    }
+    return true;
+}
+
 /* An ATAPI drive at IDE position k, with the image at path in it (NULL: empty). */
 static bool attach_cdrom(struct machine *m, int k, const char *path)
 {
@@ -425,6 +556,72 @@ static bool attach_cdrom(struct machine *m, int k, const char *path)
         fprintf(stderr, "retrovisor: -cdrom %s\n", err);
         return false;
     }
+    return true;
+}
+
+int machine_change_floppy(struct machine *m, int drive, const char *path, char *err, size_t errlen)
+{
+    if (drive < 0 || drive > 1 || fdc_drive_type(m->fdc, drive) == FLOPPY_NONE) {
+        snprintf(err, errlen, "there is no floppy drive %c: (give -fd%c or -drive if=floppy,index=%d)",
+                 'A' + (drive & 1), 'a' + (drive & 1), drive & 1);
+        return -1;
+    }
+    struct blockdev *bd = NULL;
+    if (path) {
+        if (!open_floppy(m, drive, path, &bd, NULL, err, errlen))
+            return -1;
+    }
+    struct blockdev *old = fdc_eject(m->fdc, drive);
+    if (old)
+        blockdev_close(old);
+    m->floppy[drive] = NULL;
+    if (bd && fdc_insert(m->fdc, drive, bd, err, errlen) < 0) {
+        blockdev_close(bd);
+        return -1;
+    }
+    m->floppy[drive] = bd;
+    return 0;
+}
+
+/* -fda-change/-fdb-change: the changes whose time has come, then the timer for the next. */
+static void floppy_change_due(void *opaque)
+{
+    struct machine *m = opaque;
+    int64_t now = vclock_now(m->clock);
+    while (m->floppy_change_next < m->cfg.n_floppy_change &&
+           m->cfg.floppy_change[m->floppy_change_next].at_ns <= now) {
+        const struct floppy_change *c = &m->cfg.floppy_change[m->floppy_change_next++];
+        char err[512];
+        if (machine_change_floppy(m, c->drive, c->path, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %s\n", 'a' + c->drive, c->path ? c->path : "eject", err);
+    }
+    if (m->floppy_change_next < m->cfg.n_floppy_change)
+        vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[m->floppy_change_next].at_ns);
+}
+
+/* The disks -fda-change will insert are checked now: a missing file or one
+ * of no floppy size stops the start, as -fda would. */
+static bool schedule_floppy_changes(struct machine *m)
+{
+    for (int k = 0; k < m->cfg.n_floppy_change; k++) {
+        const struct floppy_change *c = &m->cfg.floppy_change[k];
+        struct stat st;
+        if (!c->path)
+            continue;
+        if (stat(c->path, &st) != 0) {
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %s\n", 'a' + c->drive, c->path, strerror(errno));
+            return false;
+        }
+        if (S_ISREG(st.st_mode) && !floppy_format_by_size(st.st_size)) {
+            fprintf(stderr, "retrovisor: -fd%c-change %s: %lld bytes is not the size of a floppy image (%s)\n",
+                    'a' + c->drive, c->path, (long long)st.st_size, floppy_known_sizes());
+            return false;
+        }
+    }
+    if (!m->cfg.n_floppy_change)
+        return true;
+    m->floppy_change_timer = vtimer_new(m->clock, floppy_change_due, m);
+    vtimer_mod(m->floppy_change_timer, m->cfg.floppy_change[0].at_ns);
     return true;
 }
 
@@ -525,25 +722,6 @@ static bool schedule_cdrom_changes(struct machine *m)
     m->cdrom_change_timer = vtimer_new(m->clock, cdrom_change_due, m);
     vtimer_mod(m->cdrom_change_timer, m->cfg.cdrom_change[0].at_ns);
     return true;
-}
-
-/* -boot: SeaBIOS (QEMU build) reads the first three boot devices from CMOS
- * 3Dh (first two, low nibble first) and 38h bits 4-7 (third):
- * 1 floppy, 2 hard disk, 3 CD-ROM, 4 network. */
-static void set_cmos_boot_order(struct machine *m)
-{
-    const char *order = m->cfg.boot_order;
-    if (!order)
-        return;
-    uint32_t nibbles = 0;
-    for (int i = 0; i < 3 && order[i]; i++) {
-        const char *p = strchr("acdn", order[i]);
-        if (p)
-            nibbles |= (uint32_t)(p - "acdn" + 1) << (4 * i);
-    }
-    cmos_set(m->cmos, 0x3d, nibbles & 0xff);
-    cmos_set(m->cmos, 0x38, (nibbles >> 4) & 0xf0);
-    cmos_update_checksum(m->cmos);
 }
 
 static bool attach_drives(struct machine *m)
@@ -730,7 +908,8 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->fwcfg = fwcfg_new(m->bus, guest_phys_rw, m);
 
     m->ide = ide_new(m->bus, m->pci, guest_phys_rw, m);
-    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m) || !create_nics(m)) {
+    if (!create_vga(m) || !attach_drives(m) || !schedule_cdrom_changes(m) || !create_nics(m) ||
+        !create_floppies(m) || !schedule_floppy_changes(m)) {
         machine_free(m);
         return NULL;
     }
@@ -743,7 +922,6 @@ struct machine *machine_new(const struct machine_config *cfg)
 
     bus_set_a20_listener(m->bus, a20_changed, m);
     fill_cmos(m);
-    set_cmos_boot_order(m);
     fill_fwcfg(m);
     machine_reset(m);
     if (cfg->kernel && !load_kernel(m)) {
@@ -769,6 +947,16 @@ void machine_free(struct machine *m)
     }
     vtimer_free(m->cdrom_change_timer);
     free(m->cdrom_last);
+    for (int k = 0; k < 2; k++)
+        if (m->floppy[k])
+            blockdev_close(m->floppy[k]);
+    chardev_remove_escapes(m);
+    free(m->floppy_out[0]);
+    free(m->floppy_out[1]);
+    fdc_free(m->fdc);
+    if (m->floppy_change_timer)
+        vtimer_free(m->floppy_change_timer);
+    dma_free(m->dma);
     for (int k = 0; k < MAX_NICS; k++) {
         pcnet_free(m->pcnet[k]);
         ne2k_free(m->ne2k[k]);

@@ -26,6 +26,8 @@ struct piix3;
 struct fwcfg;
 struct post;
 struct ide;
+struct dma;
+struct fdc;
 struct blockdev;
 struct atapi;
 struct vtimer;
@@ -70,7 +72,8 @@ struct machine_config {
     uint16_t post_port2;         /* extra POST port (0 = none), e.g. 0x190 for test386 */
     int64_t max_insns;           /* stop after this many instructions (0 = unlimited) */
     int64_t run_for_ns;          /* stop after this much virtual time (0 = unlimited) */
-    const char *boot_order;
+    const char *boot_order;      /* -boot: drive letters a, c, d, n in order; NULL: "cad" */
+    bool boot_menu;              /* -boot menu=on */
     struct drive_config {
         const char *path;        /* disk image; NULL: no drive at this position */
         const char *format;      /* raw, qcow2, vmdk, vpc; NULL: detected from the header */
@@ -83,6 +86,18 @@ struct machine_config {
         const char *path;        /* NULL: eject */
     } cdrom_change[8];
     int n_cdrom_change;
+    struct floppy_config {
+        bool present;            /* a drive A:/B: is connected (with or without a disk) */
+        const char *path;        /* raw image, or NULL: the drive is empty */
+        bool readonly;
+        bool snapshot;
+    } floppy[2];
+    struct floppy_change {       /* -fda-change/-fdb-change: at a virtual time, a new disk (or none) */
+        int drive;
+        int64_t at_ns;
+        const char *path;        /* NULL: eject */
+    } floppy_change[8];
+    int n_floppy_change;
     const char *kernel;          /* -kernel: direct boot of a Multiboot image */
     const char *initrd;          /* -initrd: modules, comma separated ("file args,file2") */
     const char *append;          /* -append: kernel command line */
@@ -128,6 +143,12 @@ struct machine {
     struct vtimer *cdrom_change_timer;
     int cdrom_change_next;
     char *cdrom_last;            /* the disc machine_toggle_cdrom took out */
+    struct dma *dma;             /* the two 8237s and their page registers */
+    struct fdc *fdc;             /* floppy controller at 0x3F0 */
+    struct blockdev *floppy[2];  /* the disks in A: and B:, or NULL */
+    char *floppy_out[2];         /* the image the terminal's Ctrl-A f took out, to put back */
+    struct vtimer *floppy_change_timer;
+    int floppy_change_next;      /* the first -fda-change not done yet */
     struct bt *bt;               /* translation cache, NULL with -accel interp */
     struct vga *vga;             /* standard VGA + Bochs VBE at 00:02.0, NULL with -vga none */
     uint32_t lfb_base;           /* where the VGA's LFB is mapped onto video memory (PCI_BAR_UNMAPPED: not) */
@@ -164,6 +185,11 @@ void machine_reset(struct machine *m);
  * window closed: status 0). Returns the exit status. */
 int machine_run(struct machine *m);
 
+/* Change the disk in floppy drive 0 (A:) or 1 (B:): path NULL ejects.  The
+ * guest sees the disk-change line.  Returns 0, or -1 with one line in err
+ * (no such drive, unreadable file, size of no floppy format). */
+int machine_change_floppy(struct machine *m, int drive, const char *path, char *err, size_t errlen);
+
 /* CPU-side physical write (the hook where code-page tracking will live). */
 void machine_phys_write(struct machine *m, uint32_t pa, uint32_t val, int size);
 /* Report the instructions retired so far to the clock (before an MMIO read:
@@ -195,6 +221,10 @@ void machine_fpu_ferr(struct machine *m, bool asserted);
  * locked the tray and !force.  For the monitor console, a key in the window
  * and -cdrom-change. */
 int machine_change_cdrom(struct machine *m, const char *path, bool force, char *err, size_t errlen);
+/* Ctrl-A F on the terminal, Ctrl+Alt+F in the window: take the disk out of
+ * A:, or put the one taken out back (the file is opened again, so it may
+ * have been changed meanwhile); one line on stderr says which. */
+void machine_toggle_floppy(void *machine);
 /* Ctrl+Alt+E in the window: eject the first CD-ROM drive's disc, or put the
  * last one back; one line on stderr says which (or why not). */
 void machine_toggle_cdrom(void *machine);

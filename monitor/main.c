@@ -35,11 +35,20 @@ static void usage(FILE *f)
             "                     as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
             "                     the same, with options (format= overrides detection)\n"
+            "  -fda/-fdb FILE     raw floppy image in drive A:/B: (160K, 180K, 320K, 360K, 720K,\n"
+            "                     1.2M, 1.44M or 2.88M; the drive type follows the size)\n"
+            "  -drive [file=F,]if=floppy[,index=N][,readonly=on][,snapshot=on]  the same, with options;\n"
+            "                     without file= an empty 1.44M drive\n"
+            "  -fda-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in A: (or\n"
+            "                     take the disk out); -fdb-change for B:; may be repeated.\n"
+            "                     Ctrl+Alt+F in the window or Ctrl-A F on the terminal takes the\n"
+            "                     disk out of A: and puts it back\n"
             "  -cdrom FILE        ISO 9660 image in an ATAPI CD-ROM drive, IDE secondary master\n"
             "  -drive [file=F,]media=cdrom[,index=N]  a CD-ROM drive at position N (empty without file=)\n"
-            "  -boot [order=]DRIVES  boot order for the BIOS: a floppy, c hard disk, d CD-ROM, n network\n"
             "  -cdrom-change SECONDS:FILE|SECONDS:eject  at that virtual time put FILE in the first CD-ROM\n"
             "                     drive, or eject its disc (repeatable; the guest sees a media change)\n"
+            "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
+            "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          guest disk writes go to temporary files; images are never written\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
@@ -164,13 +173,78 @@ static uint32_t parse_mem(const char *arg)
     return v;
 }
 
+/* -drive if=floppy: index 0 is A:, 1 is B:; without file= the drive is empty. */
+static void parse_floppy_drive(struct machine_config *cfg, const char *spec, const char *file, int index,
+                               bool readonly, bool snapshot)
+{
+    if (index < 0)
+        for (index = 0; index < 2 && cfg->floppy[index].present; index++)
+            ;
+    if (index > 1)
+        bad("-drive %s: there are two floppy drives (index=0 or 1)%s", spec, "");
+    cfg->floppy[index].present = true;
+    cfg->floppy[index].path = file ? strdup(file) : NULL;
+    cfg->floppy[index].readonly = readonly;
+    cfg->floppy[index].snapshot = snapshot;
+}
+
+/* -fda-change/-fdb-change SECONDS:FILE or SECONDS:eject, in time order. */
+static void parse_floppy_change(struct machine_config *cfg, const char *opt, const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    char *end;
+    double secs = strtod(spec, &end);
+    if (!colon || end != colon || !(secs >= 0 && secs < 1e9) || !colon[1])
+        bad("%s %s: expected SECONDS:FILE or SECONDS:eject", opt, spec);
+    int n = cfg->n_floppy_change;
+    if (n >= (int)(sizeof(cfg->floppy_change) / sizeof(cfg->floppy_change[0])))
+        bad("%s %s: at most 8 floppy changes", opt, spec);
+    int64_t at = (int64_t)(secs * 1e9);
+    if (n && at < cfg->floppy_change[n - 1].at_ns)
+        bad("%s %s: changes must be given in time order", opt, spec);
+    cfg->floppy_change[n].drive = opt[3] - 'a';
+    cfg->floppy_change[n].at_ns = at;
+    cfg->floppy_change[n].path = strcmp(colon + 1, "eject") ? colon + 1 : NULL;
+    cfg->n_floppy_change++;
+}
+
+/*
+ * -boot [order=]DRIVES[,once=DRIVES][,menu=on|off][,strict=on|off]
+ * DRIVES: letters a (floppy), c (hard disk), d (CD-ROM), n (network), each once.
+ */
+static void parse_boot(struct machine_config *cfg, const char *spec)
+{
+    char *copy = strdup(spec);
+    for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(opt, '=');
+        const char *v = eq ? eq + 1 : opt;
+        if (eq)
+            *eq = 0;
+        if (!eq || !strcmp(opt, "order") || !strcmp(opt, "once")) {
+            if (!*v || strspn(v, "acdn") != strlen(v))
+                bad("-boot %s: '%s' is not a boot order (letters a, c, d, n)", spec, v);
+            for (const char *p = v; *p; p++)
+                if (strchr(p + 1, *p))
+                    bad("-boot %s: drive '%s' is given twice", spec, (char[]){ *p, 0 });
+            cfg->boot_order = strdup(v);
+        } else if (!strcmp(opt, "menu")) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                bad("-boot %s: menu=%s: on or off", spec, v);
+            cfg->boot_menu = !strcmp(v, "on");
+        } else if (strcmp(opt, "strict") && strcmp(opt, "splash-time") && strcmp(opt, "reboot-timeout")) {
+            bad("-boot %s: unknown parameter '%s' (order, once, menu)", spec, opt);
+        }
+    }
+    free(copy);
+}
+
 /* -drive file=F[,format=raw|qcow2|vmdk|vpc][,if=ide][,index=N][,media=disk][,readonly=on][,snapshot=on] */
 static void parse_drive(struct machine_config *cfg, const char *spec)
 {
     char *copy = strdup(spec);
     const char *file = NULL, *format = NULL;
     int index = -1;
-    bool readonly = false, snapshot = false, cdrom = false;
+    bool readonly = false, snapshot = false, floppy = false, cdrom = false;
     for (char *save, *opt = strtok_r(copy, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
         char *eq = strchr(opt, '=');
         if (!eq)
@@ -183,8 +257,10 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             bad("-drive %s: format '%s' is not supported (raw, qcow2, vmdk, vpc)", spec, v);
         else if (!strcmp(opt, "format"))
             format = v;
+        else if (!strcmp(opt, "if") && !strcmp(v, "floppy"))
+            floppy = true;
         else if (!strcmp(opt, "if") && strcmp(v, "ide"))
-            bad("-drive %s: interface '%s' is not supported (ide only)", spec, v);
+            bad("-drive %s: interface '%s' is not supported (ide or floppy)", spec, v);
         else if (!strcmp(opt, "media") && strcmp(v, "disk") && strcmp(v, "cdrom"))
             bad("-drive %s: media '%s' is not supported (disk or cdrom)", spec, v);
         else if (!strcmp(opt, "media") && !strcmp(v, "cdrom"))
@@ -197,6 +273,11 @@ static void parse_drive(struct machine_config *cfg, const char *spec)
             snapshot = cli_on_off("-drive", opt, v);
         else if (strcmp(opt, "format") && strcmp(opt, "if") && strcmp(opt, "media"))
             bad("-drive %s: unknown parameter '%s'", spec, opt);
+    }
+    if (floppy) {
+        parse_floppy_drive(cfg, spec, file, index, readonly, snapshot);
+        free(copy);
+        return;
     }
     if (!file && !cdrom)
         bad("-drive %s: file= is required%s", spec, "");
@@ -233,15 +314,6 @@ static void parse_cdrom_change(struct machine_config *cfg, const char *spec)
     cfg->cdrom_change[n].at_ns = at;
     cfg->cdrom_change[n].path = strcmp(colon + 1, "eject") ? colon + 1 : NULL;
     cfg->n_cdrom_change++;
-}
-
-/* -boot [order=]DRIVES: letters a, c, d, n (QEMU's), at most three used. */
-static const char *parse_boot(const char *spec)
-{
-    const char *order = strncmp(spec, "order=", 6) ? spec : spec + 6;
-    if (!*order || strspn(order, "acdn") != strlen(order))
-        bad("-boot %s: expected [order=]DRIVES with DRIVES made of a, c, d, n%s", spec, "");
-    return order;
 }
 
 /* -machine [type=]pc[,acpi=on|off] */
@@ -502,6 +574,18 @@ int main(int argc, char **argv)
             if (cfg.drive[a[3] - 'a'].path)
                 cli_fail("%s %s: drive index %d is already used by %s", a, val, a[3] - 'a', cfg.drive[a[3] - 'a'].path);
             cfg.drive[a[3] - 'a'].path = cli_need_path(a, val);
+        } else if (!strcmp(a, "-fda") || !strcmp(a, "-fdb")) {
+            NEED_ARG();
+            if (cfg.floppy[a[3] - 'a'].present)
+                cli_fail("%s %s: drive %c: is already given", a, val, a[3] - 'a' + 'A');
+            cfg.floppy[a[3] - 'a'].present = true;
+            cfg.floppy[a[3] - 'a'].path = cli_need_path(a, val);
+        } else if (!strcmp(a, "-fda-change") || !strcmp(a, "-fdb-change")) {
+            NEED_ARG();
+            parse_floppy_change(&cfg, a, val);
+        } else if (!strcmp(a, "-boot")) {
+            NEED_ARG();
+            parse_boot(&cfg, val);
         } else if (!strcmp(a, "-drive")) {
             NEED_ARG();
             parse_drive(&cfg, val);
@@ -515,9 +599,6 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-cdrom-change")) {
             NEED_ARG();
             parse_cdrom_change(&cfg, val);
-        } else if (!strcmp(a, "-boot")) {
-            NEED_ARG();
-            cfg.boot_order = parse_boot(val);
         } else if (!strcmp(a, "-snapshot")) {
             snapshot_all = true;
         } else if (!strcmp(a, "-kernel")) {
@@ -595,6 +676,13 @@ int main(int argc, char **argv)
     if (snapshot_all)
         for (int k = 0; k < 4; k++)
             cfg.drive[k].snapshot = true;
+    if (snapshot_all)
+        for (int k = 0; k < 2; k++)
+            cfg.floppy[k].snapshot = true;
+    for (int k = 0; k < cfg.n_floppy_change; k++)
+        if (!cfg.floppy[cfg.floppy_change[k].drive].present)
+            bad("-fd%s-change: there is no drive %s: (give -fda/-fdb or -drive if=floppy)",
+                cfg.floppy_change[k].drive ? "b" : "a", cfg.floppy_change[k].drive ? "B" : "A");
     if ((cfg.initrd || cfg.append) && !cfg.kernel)
         bad("%s needs -kernel%s", cfg.initrd ? "-initrd" : "-append", "");
     if (screendump && cfg.no_vga)
@@ -635,6 +723,7 @@ int main(int argc, char **argv)
             m->ui = ui_open("none", m->vga, m->kbc, err, sizeof(err));
     }
     ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
+    ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
     running = m;
     int status = machine_run(m);
     chardev_restore_terminal();

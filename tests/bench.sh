@@ -13,6 +13,7 @@
 #      ATAPI CD-ROM (MB/s)
 #   5. the Linux guest's wget of 64 MiB from the host's loopback, on the
 #      PCnet and the NE2000, in MB/s
+#   6. the Linux kernel reading a whole 1.44M floppy from /dev/fd0
 # BENCH_ITER overrides the loop's iteration count.  The host is shared and
 # noisy: every figure is the best of BENCH_RUNS runs (3), the Linux runs
 # alternating between the two VMMs.
@@ -286,5 +287,35 @@ if [ -s build/linux/disk-test.img ]; then
     kill "$http_pid" 2>/dev/null
     wait "$http_pid" 2>/dev/null
     rm -f "$NB/www/blob" "$NB"/disk-*.img
+fi
+# 6. The floppy: the Linux kernel (booted directly, with floppy.ko and
+# tests/guest/floppy-init.sh in a small initramfs) reads a whole 1.44M disk
+# from /dev/fd0, cold; the guest's own time, best of BENCH_RUNS.
+if [ -s build/linux/vmlinuz ] && sh tests/guest/build-floppy-initramfs.sh "$B/fd-initramfs.cpio" >"$B/fd-build.log" 2>&1; then
+    head -c 1474560 /dev/urandom >"$B/floppy.img"
+    run=0
+    while [ "$run" -lt "$RUNS" ]; do
+        run=$((run + 1))
+        for who in rv q; do
+            log="$B/fd-$who.log"
+            boot="-kernel build/linux/vmlinuz -initrd $B/fd-initramfs.cpio"
+            if [ "$who" = rv ]; then
+                cmd="$RV -m 128 -display none -serial file:$log -fda $B/floppy.img -snapshot -no-reboot"
+            elif [ -n "$QEMU" ]; then
+                cmd="$QEMU -accel tcg -cpu pentium2 -m 128 -display none -nodefaults -serial file:$log -fda $B/floppy.img -snapshot -no-reboot"
+            else
+                continue
+            fi
+            rm -f "$log"
+            timeout 300 $cmd $boot -append "console=ttyS0 panic=-1 quiet rv.fd=bench" >/dev/null 2>&1
+            cs=$(sed -n 's/^RV-FD-BENCH read_cs=\([0-9]*\) bytes=1474560.*/\1/p' "$log" | tail -1)
+            echo "[bench] run $run, $who: floppy read of 1.44 MB in ${cs:-?} cs" >&2
+            eval "fd_$who=\$(min \"\${fd_$who:-}\" \"\$cs\")"
+        done
+    done
+    printf '%-44s %14s %14s %10s\n' "Linux: 1.44 MB read from /dev/fd0 (cs)" "${fd_rv:--}" "${fd_q:--}" \
+        "$(if [ -n "${fd_rv:-}" ] && [ -n "${fd_q:-}" ]; then echo "$(ratio "$fd_rv" "$fd_q")x"; else echo -; fi)"
+else
+    echo "(floppy initramfs not built: see $B/fd-build.log)"
 fi
 echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS and MB/s, below 1 is better for times)"

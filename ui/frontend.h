@@ -24,6 +24,7 @@ struct ui_input {
     bool (*mouse_enabled)(void *opaque);
     uint8_t (*leds)(void *opaque);      /* bit2 Caps Lock */
     void (*cdrom_key)(void *opaque);    /* Ctrl+Alt+E: eject or reload the CD (may be NULL) */
+    void (*floppy_key)(void *opaque);   /* Ctrl+Alt+F: take A:'s disk out or put it back (may be NULL) */
 };
 
 /*

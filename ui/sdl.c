@@ -112,13 +112,21 @@ static void set_grab(struct sdl_ui *s, bool on)
 static bool is_ctrl(unsigned bit) { return bit == 0x1d || bit == 0x9d; }
 static bool is_alt(unsigned bit) { return bit == 0x38 || bit == 0xb8; }
 
-#define KEY_E 0x12      /* set-1 make code */
+#define KEY_E 0x12      /* set-1 make codes */
+#define KEY_F 0x21
 
 /* Ctrl+Alt+E belongs to the monitor (the CD-ROM), not the guest. */
 static bool cdrom_key(struct sdl_ui *s, unsigned bit)
 {
     bool ctrl = HELD(s, 0x1d) || HELD(s, 0x9d), alt = HELD(s, 0x38) || HELD(s, 0xb8);
     return bit == KEY_E && ctrl && alt && s->in.cdrom_key;
+}
+
+/* So does Ctrl+Alt+F (the floppy in A:). */
+static bool floppy_key(struct sdl_ui *s, unsigned bit)
+{
+    bool ctrl = HELD(s, 0x1d) || HELD(s, 0x9d), alt = HELD(s, 0x38) || HELD(s, 0xb8);
+    return bit == KEY_F && ctrl && alt && s->in.floppy_key;
 }
 
 static void handle_key(struct sdl_ui *s, const SDL_KeyboardEvent *e)
@@ -140,6 +148,11 @@ static void handle_key(struct sdl_ui *s, const SDL_KeyboardEvent *e)
             if (cdrom_key(s, bit)) {
                 if (!e->repeat)
                     s->in.cdrom_key(s->in.opaque);
+                return;
+            }
+            if (floppy_key(s, bit)) {
+                if (!e->repeat)
+                    s->in.floppy_key(s->in.opaque);
                 return;
             }
         }

@@ -32,6 +32,8 @@ struct ui {
     struct vnc_ui *vnc;
     void (*cdrom_key)(void *opaque);
     void *cdrom_key_opaque;
+    void (*floppy_key)(void *opaque);
+    void *floppy_key_opaque;
 };
 
 /* ---- input -> keyboard controller ---- */
@@ -73,6 +75,19 @@ void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
 {
     ui->cdrom_key = fn;
     ui->cdrom_key_opaque = opaque;
+}
+
+static void in_floppy_key(void *opaque)
+{
+    struct ui *ui = opaque;
+    if (ui->floppy_key)
+        ui->floppy_key(ui->floppy_key_opaque);
+}
+
+void ui_set_floppy_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
+{
+    ui->floppy_key = fn;
+    ui->floppy_key_opaque = opaque;
 }
 
 /* ---- frames ---- */
@@ -131,6 +146,7 @@ struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err
         .mouse_enabled = in_mouse_enabled,
         .leds = in_leds,
         .cdrom_key = in_cdrom_key,
+        .floppy_key = in_floppy_key,
     };
     if (!strcmp(spec, "none")) {
         ui->kind = UI_NONE;

@@ -35,6 +35,9 @@ bool ui_screendump(struct ui *ui, const char *path, char *err, size_t errlen);
 /* Ctrl+Alt+E in the window calls fn(opaque): the machine ejects the CD, or
  * puts the last disc back (machine_toggle_cdrom). */
 void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque);
+/* Ctrl+Alt+F in the window calls fn(opaque): the machine takes the disk out
+ * of A:, or puts it back (machine_toggle_floppy). */
+void ui_set_floppy_key(struct ui *ui, void (*fn)(void *opaque), void *opaque);
 /* A short status for the window title ("running", "halted", "paused"...). */
 void ui_set_status(struct ui *ui, const char *status);
 void ui_close(struct ui *ui);

@@ -3,11 +3,12 @@
 # by a seed, performs random port I/O, stores and loads in the VGA window,
 # the BARs and the APIC areas, PCI configuration accesses with BARs moved to
 # random addresses, IDE commands and bus-master DMA with random descriptors,
-# and VGA/VBE register writes.  Under both engines every run must reach its
-# exit (status 33: all operations done, the monitor alive) within its
-# instruction budget, with a disk attached (-snapshot: the image stays as it
-# was).  make check: 10^5 operations per engine; make check-long: 10^7 across
-# 100 seeds per engine.
+# VGA/VBE register writes, and ISA DMA and floppy controller programming.
+# Under both engines every run must reach its exit (status 33: all
+# operations done, the monitor alive) within its instruction budget, with a
+# disk and a floppy attached (-snapshot: the images stay as they were).
+# make check: 10^5 operations per engine; make check-long: 10^7 across 100
+# seeds per engine.
 . tests/e2e/lib.sh
 
 OPS=100000
@@ -16,6 +17,9 @@ seeds="1"
 disk="$E2E_TMP/hostile-disk.img"
 head -c 1048576 /dev/urandom >"$disk"
 sum_before=$(sha256sum <"$disk")
+floppy="$E2E_TMP/hostile-floppy.img"
+head -c 1474560 /dev/urandom >"$floppy"
+floppy_before=$(sha256sum <"$floppy")
 
 for seed in $seeds; do
     rom="$E2E_TMP/hostile-$seed.bin"
@@ -25,7 +29,7 @@ for seed in $seeds; do
     fi
     for engine in bt interp; do
         err="$E2E_TMP/hostile-$seed-$engine.err"
-        timeout 600 $RV -accel $engine -bios "$rom" -hda "$disk" -snapshot -display none -serial none -m 16 \
+        timeout 600 $RV -accel $engine -bios "$rom" -hda "$disk" -fda "$floppy" -snapshot -display none -serial none -m 16 \
             -max-insns 1000000000 >"$err" 2>&1
         rc=$?
         if [ $rc -ne 33 ]; then
@@ -38,8 +42,8 @@ for seed in $seeds; do
     done
     rm -f "$rom"
 done
-if [ "$(sha256sum <"$disk")" = "$sum_before" ]; then
-    pass "hostile: the -snapshot disk image is unchanged"
+if [ "$(sha256sum <"$disk")" = "$sum_before" ] && [ "$(sha256sum <"$floppy")" = "$floppy_before" ]; then
+    pass "hostile: the -snapshot disk and floppy images are unchanged"
 else
-    fail "hostile: the -snapshot disk image changed"
+    fail "hostile: a -snapshot disk or floppy image changed"
 fi

@@ -13,7 +13,9 @@
 ;     decode toggled;
 ;   - IDE commands (PIO and DMA, random LBAs and counts) with a bus-master
 ;     descriptor of random address and length, started and stopped;
-;   - VGA sequencer/graphics/CRTC and Bochs VBE (DISPI) registers.
+;   - VGA sequencer/graphics/CRTC and Bochs VBE (DISPI) registers;
+;   - ISA DMA channel 2 programmed at random and random bytes to the floppy
+;     controller (tests/e2e/hostile.sh gives it a disk in A:), with resets.
 ;
 ; The ROM keeps all of its state in registers and uses no stack and no RAM
 ; that it needs (the descriptor table is rewritten before each use): DMA and
@@ -108,7 +110,9 @@ next_op:
     cmp esi, 6
     jb op_ide_dma
     je op_ide_pio
-    jmp op_vga
+    test eax, 1 << 28                               ; the eighth kind is split in two
+    jz op_vga
+    jmp op_floppy
 
 ; ---- a random port, size, direction and value ----
 op_port:
@@ -490,6 +494,80 @@ op_vga:
     inc dx
     shr eax, 8
     out dx, al
+    jmp op_done
+
+; ---- ISA DMA channel 2 and the floppy controller ----
+; A random address, count, page and mode for channel 2 (unmasked or not),
+; a DOR value (now and then a reset), a rate or a DSR software reset, up to
+; 15 random command bytes, then status and FIFO reads.
+op_floppy:
+    RAND
+    mov esi, eax
+    mov al, 0x06
+    out 0x0a, al                                    ; mask channel 2
+    out 0x0c, al                                    ; clear the flip-flop
+    mov eax, esi
+    out 0x04, al                                    ; address, low then high byte
+    mov al, ah
+    out 0x04, al
+    out 0x0c, al
+    shr eax, 16
+    out 0x05, al                                    ; count, low then high byte
+    mov al, ah
+    out 0x05, al
+    RAND
+    mov esi, eax
+    and al, 0xfc
+    or al, 0x02
+    out 0x0b, al                                    ; any mode, on channel 2
+    mov al, ah
+    out 0x81, al                                    ; page
+    mov eax, esi
+    shr eax, 16
+    and al, 0x04
+    or al, 0x02
+    out 0x0a, al                                    ; unmasked half of the time
+    RAND
+    mov esi, eax
+    mov dx, 0x3f2
+    and al, 0xf3
+    or al, 0x0c                                     ; DMA and IRQ on, out of reset
+    test ah, 0x07
+    jnz .dor
+    and al, 0xfb                                    ; now and then into reset
+.dor:
+    out dx, al
+    mov eax, esi
+    shr eax, 16
+    mov dx, 0x3f7                                   ; CCR: a data rate
+    test ah, 0x10
+    jz .rate
+    mov dx, 0x3f4                                   ; DSR: a rate, or a software reset
+.rate:
+    and al, 0x83
+    out dx, al
+    RAND
+    mov edi, eax
+    and edi, 15
+    mov dx, 0x3f5
+.command:
+    test edi, edi
+    jz .results
+    RAND
+    out dx, al
+    dec edi
+    jmp .command
+.results:
+    mov edi, 12
+.result:
+    mov dx, 0x3f4
+    in al, dx
+    mov dx, 0x3f5
+    in al, dx
+    dec edi
+    jnz .result
+    mov dx, 0x3f7
+    in al, dx
     jmp op_done
 
 op_done:
