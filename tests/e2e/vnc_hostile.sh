@@ -117,7 +117,7 @@ else
     pass "vnc_hostile garbage: malformed handshakes, huge SetEncodings/ClientCutText counts and random bytes: $r; the heartbeat went on ($a -> $b bytes)"
 fi
 
-r=$($HOSTILE flood "$port" 1200 "$log" "$pid" 4 2>&1)
+r=$($HOSTILE flood "$port" 1500 "$log" "$pid" 4 2>&1)
 before=$(echo "$r" | sed -n 's/.*serial \([0-9]*\)\/s before, \([0-9]*\)\/s during.*/\1/p')
 during=$(echo "$r" | sed -n 's/.*serial \([0-9]*\)\/s before, \([0-9]*\)\/s during.*/\2/p')
 top=$(echo "$r" | sed -n 's/.*highest fd \([0-9-]*\).*/\1/p')
@@ -128,7 +128,7 @@ elif [ -z "$during" ] || [ $((during * 2)) -lt "$before" ]; then
 elif [ -z "$top" ] || [ "$top" -ge 1024 ]; then
     fail "vnc_hostile flood: the VMM held descriptor $top: $r"
 else
-    pass "vnc_hostile flood: 1200 connections at once: $r"
+    pass "vnc_hostile flood: 1500 connections at once: $r"
 fi
 # The flood's connections are closed now; idle ones would have timed out.
 if ! command -v gvnccapture >/dev/null 2>&1; then
