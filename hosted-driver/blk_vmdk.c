@@ -336,11 +336,9 @@ static int vmdk_open(struct blk *b, char *err, size_t errlen)
         v->desc = xcalloc(1, b->file_size + 1);
         if (blk_pread(b->fd, v->desc, b->file_size, 0) < 0)
             return verr(b, err, errlen, "cannot read the descriptor");
-        /* qemu-img pads descriptor files with NULs; anything after them is not text. */
-        size_t text = strlen(v->desc);
-        for (size_t i = text; i < b->file_size; i++)
-            if (v->desc[i])
-                return verr(b, err, errlen, "descriptor file contains NUL bytes inside its text");
+        /* The text ends at the first NUL, as QEMU reads it: qemu-img pads
+         * descriptor files with NULs, and when it rewrites a shorter text in
+         * place (a new CID) the old text's tail stays after the NUL. */
         v->desc_fd = b->fd;
         v->desc_room = MAX_DESC;
         if (parse_descriptor(b, err, errlen) < 0 || parse_extents(b, NULL, err, errlen) < 0)

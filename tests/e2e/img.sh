@@ -96,6 +96,16 @@ for f in "$T"/qemu-qcow2-compat_1_1.qcow2 "$T"/qemu-vmdk-.vmdk "$T"/qemu-vpc-sub
     if [ "$got" = "$want" ]; then pass "img: info detects $(basename "$f") as $got"; else fail "img: info says $got for $(basename "$f"), expected $want"; fi
 done
 
+# qemu-img rewrites a descriptor file in place when its text gets shorter (a
+# new CID), leaving the old text's tail after a NUL: the text ends at the NUL.
+$IMG create -f vmdk -o subformat=monolithicFlat "$T/tail.vmdk" 1M >/dev/null 2>&1
+printf '\000\nddb.stale = "x"\n\000\000' >>"$T/tail.vmdk"
+if $IMG info "$T/tail.vmdk" >/dev/null 2>"$T/err"; then
+    pass "img: a VMDK descriptor with an old tail after its NUL opens (as QEMU reads it)"
+else
+    fail "img: a VMDK descriptor with an old tail after its NUL: $(cat "$T/err")"
+fi
+
 # ---- delta chains: base + two deltas, written by qemu-io, read and committed by retrovisor-img ----
 for fmt in qcow2 vmdk; do
     b="$T/chain0.$fmt" d1="$T/chain1.$fmt" d2="$T/chain2.$fmt"
