@@ -295,7 +295,7 @@ struct acpi_pm *acpi_pm_new(struct pci_bus *pb, struct bus *b)
         pm->pci.wmask[CFG_DEVACTB + k] = 0xff;
     pci_register(pb, &pm->pci);
     bus_register_pio(b, ACPI_SMI_CMD_PORT, 2, pm, apm_read, apm_write);
-    struct device dev = { "acpi-pm", pm, pm_reset, NULL, NULL };
+    struct device dev = { "acpi-pm", pm, pm_reset, NULL };
     bus_add_device(b, &dev);
     pm_config_reset(&pm->pci);
     pm_reset(pm);

@@ -135,6 +135,16 @@ void bus_add_device(struct bus *b, const struct device *d)
     b->devs[b->ndevs++] = *d;
 }
 
+int bus_device_count(const struct bus *b)
+{
+    return b->ndevs;
+}
+
+const struct device *bus_device(const struct bus *b, int i)
+{
+    return i >= 0 && i < b->ndevs ? &b->devs[i] : NULL;
+}
+
 void bus_reset_devices(struct bus *b)
 {
     for (int i = 0; i < b->ndevs; i++)

@@ -20,14 +20,17 @@ typedef void (*pio_write_fn)(void *opaque, uint16_t port, uint32_t val, int size
 typedef uint32_t (*mmio_read_fn)(void *opaque, uint32_t addr, int size);
 typedef void (*mmio_write_fn)(void *opaque, uint32_t addr, uint32_t val, int size);
 
+struct state_table;
+
 /* A device: the registry calls reset on machine reset (and power-on).
- * save/load are for snapshots; NULL when the device has no state to keep. */
+ * state describes what a snapshot keeps of it (devices/state.h); NULL when
+ * the device has no state.  name is unique within the machine: snapshots
+ * find a device's record by it. */
 struct device {
     const char *name;
     void *opaque;
     void (*reset)(void *opaque);
-    size_t (*save)(void *opaque, void *buf, size_t cap);
-    int (*load)(void *opaque, const void *buf, size_t len);
+    const struct state_table *state;
 };
 
 struct bus *bus_new(struct vclock *clock);
@@ -36,6 +39,9 @@ struct vclock *bus_clock(struct bus *b);
 
 void bus_add_device(struct bus *b, const struct device *d);
 void bus_reset_devices(struct bus *b);
+/* The registered devices, in registration order (snapshots walk them). */
+int bus_device_count(const struct bus *b);
+const struct device *bus_device(const struct bus *b, int i);
 
 /*
  * Who decodes an address when claims overlap, as on the PIIX: a positive

@@ -280,7 +280,7 @@ struct fwcfg *fwcfg_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
     bus_register_pio(b, FWCFG_PORT_SEL, 2, f, fw_read, fw_write);
     if (rw)
         bus_register_pio(b, FWCFG_PORT_DMA, 8, f, dma_read, dma_write);
-    struct device dev = { "fw_cfg", f, fw_reset, NULL, NULL };
+    struct device dev = { "fw_cfg", f, fw_reset, NULL };
     bus_add_device(b, &dev);
     return f;
 }

@@ -381,7 +381,7 @@ struct pci_bus *pci_bus_new(struct bus *b)
     memset(pb->intx_pirq, -1, sizeof(pb->intx_pirq));
     bus_register_pio(b, 0xcf8, 4, pb, cf8_read, cf8_write);
     bus_register_pio(b, 0xcfc, 4, pb, cfc_read, cfc_write);
-    struct device dev = { "pci-bus", pb, pci_bus_reset, NULL, NULL };
+    struct device dev = { "pci-bus", pb, pci_bus_reset, NULL };
     bus_add_device(b, &dev);
     return pb;
 }

@@ -39,6 +39,8 @@ struct vclock {
     /* realtime */
     int64_t host_start;
     int64_t last;          /* never let virtual time run backwards */
+    bool stopped;
+    int64_t stopped_at;    /* virtual time when vclock_stop froze it */
 
     struct vtimer *head;
 };
@@ -83,6 +85,8 @@ int64_t vclock_now(struct vclock *c)
 {
     if (c->deterministic)
         return (int64_t)(c->insns * (uint64_t)c->ns_per_insn) + c->skipped;
+    if (c->stopped)
+        return c->stopped_at;
     int64_t now = host_ns() - c->host_start;
     if (now < c->last)
         now = c->last;
@@ -110,6 +114,47 @@ void vclock_advance_to(struct vclock *c, int64_t t)
     struct timespec ts = { d / NS_PER_SEC, d % NS_PER_SEC };
     /* An interrupted sleep is fine: the caller re-evaluates and calls again. */
     nanosleep(&ts, NULL);
+}
+
+void vclock_stop(struct vclock *c)
+{
+    if (c->deterministic || c->stopped)
+        return;
+    c->stopped_at = vclock_now(c);
+    c->stopped = true;
+}
+
+void vclock_start(struct vclock *c)
+{
+    if (!c->stopped)
+        return;
+    c->stopped = false;
+    c->host_start = host_ns() - c->stopped_at;
+    c->last = c->stopped_at;
+}
+
+bool vclock_stopped(const struct vclock *c)
+{
+    return c->stopped;
+}
+
+uint64_t vclock_insns(const struct vclock *c)
+{
+    return c->insns;
+}
+
+void vclock_restore(struct vclock *c, int64_t now, uint64_t insns)
+{
+    c->insns = insns;
+    if (c->deterministic) {
+        c->skipped = now - (int64_t)(insns * (uint64_t)c->ns_per_insn);
+        return;
+    }
+    c->last = now;
+    if (c->stopped)
+        c->stopped_at = now;
+    else
+        c->host_start = host_ns() - now;
 }
 
 /* ---- timers ---- */

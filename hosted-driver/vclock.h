@@ -32,6 +32,16 @@ void vclock_account_insns(struct vclock *c, uint64_t n);
  * (realtime), returning early if `wake` becomes true (checked by the caller). */
 void vclock_advance_to(struct vclock *c, int64_t t);
 
+/* Realtime mode: while stopped (a paused machine) virtual time stands still.
+ * No effect in deterministic mode, where time only moves with instructions. */
+void vclock_stop(struct vclock *c);
+void vclock_start(struct vclock *c);
+bool vclock_stopped(const struct vclock *c);
+/* For snapshots: instructions accounted so far, and putting the clock back
+ * to a saved moment (virtual now, and the instruction count behind it). */
+uint64_t vclock_insns(const struct vclock *c);
+void vclock_restore(struct vclock *c, int64_t now, uint64_t insns);
+
 struct vtimer *vtimer_new(struct vclock *c, vtimer_fn fn, void *opaque);
 void vtimer_free(struct vtimer *t);
 /* Arm to fire at absolute virtual time `when` (ns). Re-arming moves it. */

@@ -21,3 +21,8 @@ void *xmalloc(size_t size)
 {
     return checked(malloc(size ? size : 1));
 }
+
+void *xrealloc(void *p, size_t size)
+{
+    return checked(realloc(p, size ? size : 1));
+}

@@ -4,4 +4,5 @@
 #include <stddef.h>
 void *xcalloc(size_t n, size_t size);
 void *xmalloc(size_t size);     /* size 0 gives a valid, unique pointer */
+void *xrealloc(void *p, size_t size);
 #endif

@@ -10,6 +10,7 @@
 #include "monitor/physmem.h"
 #include "monitor/trace.h"
 #include "monitor/guestlog.h"
+#include "monitor/control.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -867,6 +868,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     if (m->cfg.ns_per_insn <= 0)
         m->cfg.ns_per_insn = 4;
     m->clock = vclock_new(cfg->deterministic, m->cfg.ns_per_insn);
+    m->control = control_new();
     m->bus = bus_new(m->clock);
     m->pm = physmem_new(cfg->ram_mb << 20, m->bus);
     m->cpu.m = m;
@@ -972,6 +974,7 @@ void machine_free(struct machine *m)
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
     physmem_free(m->pm);
+    control_free(m->control);
     free(m);
 }
 
@@ -1062,13 +1065,37 @@ static bool poll_ui(struct machine *m)
     return ui_poll(m->ui);
 }
 
+/* One turn of the run loop while paused: serve the controls, the terminal
+ * and the window, nothing else.  False when the run must end. */
+static bool serve_paused(struct machine *m)
+{
+    if (chardev_poll_all())
+        return false;
+    if (m->ui && !ui_poll(m->ui)) {
+        m->exit_status = 0;
+        return false;
+    }
+    if (m->power_button_signal) {
+        m->power_button_signal = 0;
+        machine_power_button(m);
+    }
+    control_wait(m, 10);
+    return true;
+}
+
 int machine_run(struct machine *m)
 {
     struct cpu *c = &m->cpu;
     uint64_t last_poll = 0;
     if (m->ui)
-        ui_set_status(m->ui, "running");
+        ui_set_status(m->ui, machine_paused(m) ? "paused" : "running");
     while (!m->stop && !m->stop_signal) {
+        control_service(m);
+        if (machine_paused(m)) {
+            if (!serve_paused(m))
+                break;
+            continue;
+        }
         if (cpu_icount(c) - last_poll >= 100000 || c->halted) {
             last_poll = cpu_icount(c);
             if (chardev_poll_all())
@@ -1110,6 +1137,7 @@ int machine_run(struct machine *m)
         if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
+    control_shutdown(m);
     guest_log_summary();
     return m->exit_status;
 }

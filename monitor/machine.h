@@ -35,6 +35,7 @@ struct bt;
 struct vga;
 struct ui;
 struct acpi_pm;
+struct control;
 
 struct lapic;
 struct ioapic;
@@ -175,6 +176,7 @@ struct machine {
     const bool *intr_line;       /* "an interrupt is deliverable" (bus_intr_line), polled at block boundaries */
     const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
     uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
+    struct control *control;     /* run state and work from other threads (monitor/control.h) */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */

@@ -48,16 +48,6 @@ struct renderer {
     struct render_frame frame;
 };
 
-static void *xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n);
-    if (!q) {
-        fprintf(stderr, "retrovisor: out of host memory for the display\n");
-        exit(1);
-    }
-    return q;
-}
-
 /* ---- colours ---- */
 
 static uint32_t rgb(unsigned r, unsigned g, unsigned b)
