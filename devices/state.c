@@ -213,8 +213,6 @@ void state_apply(const struct state_table *t, void *opaque, const uint8_t *rec, 
             break;
         }
     }
-    if (t->post_load)
-        t->post_load(opaque);
 }
 
 void state_zero(const struct state_table *t, void *opaque)

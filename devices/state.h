@@ -80,8 +80,11 @@ void state_save(const struct state_table *t, const char *name, const void *opaqu
  * Returns 0, or -1 with one line in err naming the record and field. */
 int state_check(const struct state_table *t, const char *name, const uint8_t *rec, size_t len,
                 char *err, size_t errlen);
-/* Apply a record that state_check accepted, then run post_load.  Timers are
- * re-armed on `clock` (the clock must already hold the saved time). */
+/* Apply a record that state_check accepted.  Timers are re-armed on their
+ * clock, which must already hold the saved time.  post_load is not run here:
+ * the snapshot code runs every table's post_load once all records are in,
+ * in registration order, because one device's view may depend on another's
+ * fields (IRQ lines, PCI mappings). */
 void state_apply(const struct state_table *t, void *opaque, const uint8_t *rec, size_t len);
 
 /* Walk a record: the record's name and version, then each field. */
