@@ -60,7 +60,7 @@ exec 3>"$dir/stdin"
 wait_stdio '^tick 00000002$'
 printf 'info cpu\n' >&3              # to the serial port: the monitor must not answer
 printf '\001cinfo status\n' >&3
-wait_stdio '^VM status: running$'
+wait_stdio 'VM status: running$'
 printf 'quit\n' >&3
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
