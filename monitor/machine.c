@@ -1165,6 +1165,11 @@ int machine_run(struct machine *m)
         if (c->halted && !machine_intr_pending(m))
             idle(m);
     }
+    if (m->cfg.savevm_at_end) {
+        char err[512];
+        if (snapshot_save(m, m->cfg.savevm_at_name, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -savevm-at: %s\n", err);
+    }
     control_shutdown(m);
     guest_log_summary();
     return m->exit_status;

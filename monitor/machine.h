@@ -122,6 +122,7 @@ struct machine_config {
     const char *snapshot_dir;    /* -snapshot-dir: where snapshots live (NULL: beside the first disk) */
     const char *loadvm;          /* -loadvm NAME: start from this snapshot */
     int64_t savevm_at;           /* -savevm-at N:NAME: take a snapshot at instruction N (0: none) */
+    bool savevm_at_end;          /* -savevm-at end:NAME: ... when the run ends */
     const char *savevm_at_name;
 };
 

@@ -110,8 +110,8 @@ static void usage(FILE *f)
             "  -icount [shift=]N  deterministic time: each instruction takes 2^N ns (N 0..10)\n"
             "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0; finite, > 0)\n"
             "  -max-insns N       stop after N guest instructions (N >= 1)\n"
-            "  -savevm-at N:NAME  take snapshot NAME when N guest instructions have run (for\n"
-            "                     reproducible snapshots with -icount)\n"
+            "  -savevm-at N:NAME  take snapshot NAME when N guest instructions have run, or with\n"
+            "                     N = end when the run ends (reproducible snapshots with -icount)\n"
             "  -post-port PORT    also record POST codes written to PORT (1..0xffff; port 0x80 always)\n"
             "\n"
             "  -h, --help         this text\n"
@@ -686,7 +686,10 @@ int main(int argc, char **argv)
             if (!colon || !colon[1])
                 bad("-savevm-at %s: expected ICOUNT:NAME%s", val, "");
             *colon = 0;
-            cfg.savevm_at = parse_number("-savevm-at", val, 1, 0x7fffffffffffffffL);
+            if (!strcmp(val, "end"))
+                cfg.savevm_at_end = true;
+            else
+                cfg.savevm_at = parse_number("-savevm-at", val, 1, 0x7fffffffffffffffL);
             cfg.savevm_at_name = colon + 1;
         } else if (!strcmp(a, "-post-port")) {
             NEED_ARG();

@@ -270,12 +270,19 @@ static int index_write(struct machine *m, const struct snap_index *ix, char *err
     return 0;
 }
 
+/* Create the folder if need be; from then on its path is absolute, so
+ * that the index names files wherever retrovisor is started from. */
 static int ensure_folder(struct machine *m, char *err, size_t errlen)
 {
-    const char *dir = snaps(m)->dir;
+    char *dir = snaps(m)->dir;
     if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
         snprintf(err, errlen, "%s: %s", dir, strerror(errno));
         return -1;
+    }
+    char *r = realpath(dir, NULL);
+    if (r) {
+        snprintf(dir, PATH_MAX, "%s", r);
+        free(r);
     }
     return 0;
 }
@@ -364,6 +371,17 @@ static int export_overlay(struct machine *m, int k, char *out, size_t cap, char 
     return 0;
 }
 
+static void set_current(struct snap_index *ix, int k, const char *layer, const char *image)
+{
+    char a[PATH_MAX];
+    free(ix->current[k]);
+    ix->current[k] = dup_str(layer);
+    if (!ix->base[k]) {
+        abs_path(image, a, sizeof(a));
+        ix->base[k] = dup_str(a);
+    }
+}
+
 /* savevm's disk step for slot k: the layer the snapshot keeps in out. */
 static int freeze_disk(struct machine *m, int k, struct snap_index *ix, char *out, size_t cap, char *err,
                        size_t errlen)
@@ -372,7 +390,7 @@ static int freeze_disk(struct machine *m, int k, struct snap_index *ix, char *ou
     if (blockdev_snapshot(bd))
         return export_overlay(m, k, out, cap, err, errlen);
     char frozen[PATH_MAX], next[PATH_MAX];
-    snprintf(frozen, sizeof(frozen), "%s", blockdev_layer_path(bd));
+    abs_path(blockdev_layer_path(bd), frozen, sizeof(frozen));
     if (blockdev_flush(bd) < 0) {
         snprintf(err, errlen, "%s: flush failed", frozen);
         return -1;
@@ -383,10 +401,7 @@ static int freeze_disk(struct machine *m, int k, struct snap_index *ix, char *ou
         unlink(next);
         return -1;
     }
-    free(ix->current[k]);
-    ix->current[k] = dup_str(next);
-    if (!ix->base[k])
-        ix->base[k] = dup_str(blockdev_path(bd));
+    set_current(ix, k, next, blockdev_path(bd));
     snprintf(out, cap, "%s", frozen);
     return 0;
 }
@@ -404,10 +419,7 @@ static int thaw_disk(struct machine *m, int k, const char *layer, struct snap_in
         unlink(next);
         return -1;
     }
-    free(ix->current[k]);
-    ix->current[k] = dup_str(next);
-    if (!ix->base[k])
-        ix->base[k] = dup_str(blockdev_path(bd));
+    set_current(ix, k, next, blockdev_path(bd));
     return 0;
 }
 
@@ -848,7 +860,7 @@ int snapshot_load(struct machine *m, const char *name, char *err, size_t errlen)
         return -1;
     }
     struct snap_entry *e = find_name(&ix, name);
-    if (!e) {
+    if (!e || ensure_folder(m, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "loadvm %s: no such snapshot in %s", name, s->dir);
         index_free(&ix);
         return -1;
