@@ -283,15 +283,7 @@ def test_snapshots(mon, serial):
     mon.cmd("stop")
     out = mon.cmd("savevm mon1")
     listing = mon.cmd("info snapshots")
-    if "mon1" not in listing:
-        # No snapshot implementation yet: each command says why, in one line, and nothing changes.
-        lines = [l for l in out.split("\n") if l]
-        check(len(lines) == 1 and "mon1" in lines[0], "savevm reports snapshot.c's answer in one line", repr(out))
-        for c in ("loadvm mon1", "delvm mon1"):
-            lines = mon.lines(c)
-            check(len(lines) == 1 and "mon1" in lines[0], c + " reports snapshot.c's answer in one line", lines)
-        mon.cmd("cont")
-        return
+    check(re.search(r"\bmon1\b", listing), "info snapshots lists mon1 after savevm", listing)
     check(out.strip() == "", "savevm mon1 succeeds silently", out)
     saved = serial.last_tick()
     mon.cmd("cont")
@@ -320,7 +312,8 @@ def test_bad_input(mon, serial):
     for line in ("bogus", "x/5z 0", "x/0x 0", "x/4xw 0x800000", "xp/4xb 0x10000000", "x/4xw $nosuch",
                  "xp/4xw 12junk", "sendkey ctrl-bogus", "change floppy7 /dev/null", "change floppy1",
                  "change floppy1 /nonexistent/file.img", "eject floppy9", "info bogus", "stop now",
-                 "help bogus", "loadvm", "screendump", "x", "eject -x cdrom"):
+                 "help bogus", "loadvm", "screendump", "x", "eject -x cdrom", "loadvm nosuch",
+                 "delvm nosuch"):
         out = mon.cmd(line)
         lines = [l for l in out.split("\n") if l]
         check(len(lines) == 1, "bad input '%s' answers one error line" % line, repr(out))
