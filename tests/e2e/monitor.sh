@@ -61,7 +61,7 @@ wait_stdio '^tick 00000002$'
 printf 'info cpu\n' >&3              # to the serial port: the monitor must not answer
 printf '\001cinfo status\n' >&3
 wait_stdio 'VM status: running$'
-printf 'quit\n' >&3
+printf 'q\n' >&3                    # quit's short name
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 kill $pid 2>/dev/null
@@ -70,7 +70,7 @@ rc=$?
 exec 3>&-
 if [ $rc -eq 0 ] && grep -q 'VM status: running$' "$dir/stdio.txt" && grep -q '^boot$' "$dir/stdio.txt" &&
    ! grep -q 'CPU #0' "$dir/stdio.txt"; then
-    pass "monitor: -monitor stdio shares the terminal with the serial port (Ctrl-A C), quit ends it"
+    pass "monitor: -monitor stdio shares the terminal with the serial port (Ctrl-A C), q ends it"
 else
     fail "monitor: -monitor stdio: status $rc: $(grep -v '^tick' "$dir/stdio.txt" | tail -4)"
 fi

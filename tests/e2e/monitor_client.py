@@ -205,6 +205,9 @@ def test_run_control(mon, serial):
 def test_cont(mon, serial, size):
     mon.cmd("cont")
     check(mon.cmd("info status").strip() == "VM status: running", "cont: info status says running", "")
+    mon.cmd("stop")
+    mon.cmd("c")
+    check(mon.cmd("info status").strip() == "VM status: running", "c (cont's short name) resumes too", "")
     check(serial.wait_for(r"^tick ", start=size, timeout=30), "cont: the guest prints again", "no tick after cont")
 
 
