@@ -16,6 +16,10 @@
 
 #include "monitor/cpu.h"
 #include "monitor/hmp.h"
+#include "monitor/machine.h"
+#include "monitor/mmu.h"
+#include "monitor/physmem.h"
+#include "tiny_machine.h"
 
 static void test_format_defaults_and_fields(void **state)
 {
@@ -205,6 +209,133 @@ static void test_help(void **state)
     free(out);
 }
 
+/* ---- on a machine: paging set up by hand, commands run as the console would ---- */
+
+#define PGDIR 0x10000u
+#define PGTAB 0x20000u
+
+static uint32_t phys32(struct machine *m, uint32_t pa)
+{
+    uint32_t v = 0;
+    assert_true(physmem_copy_from(m->pm, pa, &v, 4));
+    return v;
+}
+
+static void put32(struct machine *m, uint32_t pa, uint32_t v)
+{
+    assert_true(physmem_copy_to(m->pm, pa, &v, 4));
+}
+
+/* Linear 0x5000 -> 0x300000 (4 KiB, read-only, A clear), 0x400000-0x7fffff ->
+ * 0x800000 (a 4 MiB page), nothing else. */
+static struct machine *paged_machine(void)
+{
+    struct machine *m = tiny_machine_new(false, 16, false);
+    assert_non_null(m);
+    put32(m, PGDIR + 0, PGTAB | 0x07);
+    put32(m, PGTAB + 5 * 4, 0x300000 | 0x01);
+    put32(m, PGDIR + 4, 0x800000 | 0x83);
+    static const uint8_t code[] = { 0x90, 0x90, 0xf4, 0xb8, 0x78, 0x56, 0x34, 0x12 };
+    assert_true(physmem_copy_to(m->pm, 0x300000, code, sizeof(code)));
+    put32(m, 0x800abc, 0xdeadbeef);
+    struct cpu *c = &m->cpu;
+    c->cr3 = PGDIR;
+    c->cr4 |= CR4_PSE;
+    c->cr0 |= CR0_PE | CR0_PG;
+    c->seg[SEG_CS].attr |= SEG_ATTR_DB;
+    return m;
+}
+
+static void test_debug_translate_has_no_side_effects(void **state)
+{
+    struct machine *m = paged_machine();
+    uint32_t pa;
+    assert_true(mmu_debug_translate(&m->cpu, 0x5123, &pa));
+    assert_int_equal(pa, 0x300123);
+    assert_true(mmu_debug_translate(&m->cpu, 0x400abc, &pa));
+    assert_int_equal(pa, 0x800abc);
+    assert_false(mmu_debug_translate(&m->cpu, 0x6000, &pa));     /* PTE not present */
+    assert_false(mmu_debug_translate(&m->cpu, 0x800000, &pa));   /* PDE not present */
+    /* No accessed bit was set where the CPU's own walk would set one. */
+    assert_int_equal(phys32(m, PGDIR), PGTAB | 0x07);
+    assert_int_equal(phys32(m, PGTAB + 5 * 4), 0x300000 | 0x01);
+    assert_int_equal(phys32(m, PGDIR + 4), 0x800000 | 0x83);
+    /* A CR3 outside RAM: nothing is read from a device, the page is absent. */
+    m->cpu.cr3 = 0xfec00000;
+    assert_false(mmu_debug_translate(&m->cpu, 0x5000, &pa));
+    m->cpu.cr0 &= ~CR0_PG;
+    assert_true(mmu_debug_translate(&m->cpu, 0x12345678, &pa));
+    assert_int_equal(pa, 0x12345678);
+    machine_free(m);
+}
+
+static char *run_on(struct machine *m, const char *line)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&text, &len);
+    hmp_execute(m, line, out);
+    fclose(out);
+    return text;
+}
+
+static void expect_output(struct machine *m, const char *line, const char *want)
+{
+    char *out = run_on(m, line);
+    assert_string_equal(out, want);
+    free(out);
+}
+
+static void test_x_and_xp_on_a_machine(void **state)
+{
+    struct machine *m = paged_machine();
+    expect_output(m, "x/2xw 0x5000", "00005000: 0xb8f49090 0x12345678\n");
+    expect_output(m, "xp/2xw 0x300000", "0000000000300000: 0xb8f49090 0x12345678\n");
+    expect_output(m, "x/1xw 0x400abc", "00400abc: 0xdeadbeef\n");
+    expect_output(m, "x/4i 0x5000",
+                  "0x00005000:  nop\n0x00005001:  nop\n0x00005002:  hlt\n0x00005003:  mov eax, 0x12345678\n");
+    /* The same bytes as 16-bit code. */
+    expect_output(m, "x/4ih 0x5000",
+                  "0x00005000:  nop\n0x00005001:  nop\n0x00005002:  hlt\n0x00005003:  mov ax, 0x5678\n");
+    expect_output(m, "info mem", "00005000-00006000 00001000 -r-\n00400000-00800000 00400000 -rw\n");
+    char *out = run_on(m, "x/4xw 0x5ffc");    /* runs into the unmapped 0x6000 */
+    assert_non_null(strstr(out, "cannot access memory at 0x00006000"));
+    free(out);
+    out = run_on(m, "xp/4xb 0x1000000");      /* past the 16 MiB of RAM */
+    assert_non_null(strstr(out, "cannot access memory at 0x01000000"));
+    free(out);
+    /* Nothing the monitor read set an accessed bit. */
+    assert_int_equal(phys32(m, PGTAB + 5 * 4), 0x300000 | 0x01);
+    machine_free(m);
+}
+
+static void test_run_state_and_keys_on_a_machine(void **state)
+{
+    struct machine *m = tiny_machine_new(false, 16, false);
+    assert_non_null(m);
+    expect_output(m, "info status", "VM status: running\n");
+    expect_output(m, "stop", "");
+    expect_output(m, "info status", "VM status: paused\n");
+    expect_output(m, "cont", "");
+    expect_output(m, "info status", "VM status: running\n");
+    m->cpu.r[R_EAX] = 0x1234abcd;
+    m->cpu.eip = 0xfff0;
+    char *out = run_on(m, "info registers");
+    assert_non_null(strstr(out, "EAX=1234abcd "));
+    assert_non_null(strstr(out, "EIP=0000fff0 "));
+    free(out);
+    assert_int_equal(machine_io_read(m, 0x64, 1) & 1, 0);
+    expect_output(m, "sendkey ctrl-alt-delete", "");
+    assert_int_equal(machine_io_read(m, 0x64, 1) & 1, 1);   /* a byte waits for the guest */
+    out = run_on(m, "change floppy0 /nonexistent.img");
+    assert_int_equal(count_lines(out), 1);
+    free(out);
+    expect_output(m, "quit", "");
+    assert_true(m->stop);
+    assert_int_equal(m->exit_status, 0);
+    machine_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +346,9 @@ int main(void)
         cmocka_unit_test(test_specs),
         cmocka_unit_test(test_dispatch_refusals),
         cmocka_unit_test(test_help),
+        cmocka_unit_test(test_debug_translate_has_no_side_effects),
+        cmocka_unit_test(test_x_and_xp_on_a_machine),
+        cmocka_unit_test(test_run_state_and_keys_on_a_machine),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
