@@ -341,9 +341,11 @@ static void print_help(void)
         "\r\n"
         "C-a h    print this help\r\n"
         "C-a x    exit retrovisor\r\n"
-        "C-a a    send C-a to the guest\r\n"
-        "C-a c    switch between the serial console and the monitor (-monitor stdio)\r\n";
+        "C-a a    send C-a to the guest\r\n";
+    static const char mux[] = "C-a c    switch between the serial console and the monitor\r\n";
     write_all(STDERR_FILENO, (const unsigned char *)help, sizeof(help) - 1);
+    if (divert.fn && divert.toggle)
+        write_all(STDERR_FILENO, (const unsigned char *)mux, sizeof(mux) - 1);
     for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
         if (escapes[i].fn && escapes[i].help) {
             write_all(STDERR_FILENO, (const unsigned char *)escapes[i].help, strlen(escapes[i].help));

@@ -1,7 +1,8 @@
 /*
  * Character backends for serial ports and the debug console:
  *   "stdio"   the terminal (raw mode when it is a tty; Ctrl-A X quits,
- *             Ctrl-A H lists the escapes, Ctrl-A A sends a literal Ctrl-A),
+ *             Ctrl-A H lists the escapes, Ctrl-A A sends a literal Ctrl-A,
+ *             Ctrl-A C switches to the monitor console with -monitor stdio),
  *   "file:F"  append-free write to file F (truncated at open; input never arrives),
  *   "none"    discard output, never any input,
  *   "null"    same as none.
