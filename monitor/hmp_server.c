@@ -26,6 +26,9 @@
 
 #define MAX_CLIENTS 8
 #define LINE_MAX_LEN 4096
+/* A client that takes nothing for this long is dropped: it must not hold up
+ * the other clients, nor the end of the run (hmp_close waits for the thread). */
+#define WRITE_STALL_MS 5000
 #define PROMPT "(retrovisor) "
 #define BANNER "retrovisor monitor - type 'help' for more information\n"
 
@@ -37,6 +40,7 @@ struct client {
     size_t len;
     bool overflow;           /* the line is too long: drop it up to its end */
     bool last_cr;
+    bool dead;               /* stalled or gone: dropped by the console loop */
 };
 
 struct hmp {
@@ -127,17 +131,20 @@ bool hmp_parse_spec(const char *spec, struct hmp_spec *out, char *err, size_t er
 
 static void client_write(struct client *c, const char *p, size_t len)
 {
-    while (len) {
+    while (len && !c->dead) {
         ssize_t n = c->is_socket ? send(c->fd_out, p, len, MSG_NOSIGNAL) : write(c->fd_out, p, len);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
             struct pollfd pfd = { c->fd_out, POLLOUT, 0 };
-            poll(&pfd, 1, 100);
+            if (poll(&pfd, 1, WRITE_STALL_MS) == 0)
+                c->dead = c->is_socket;     /* the terminal is waited for */
             continue;
         }
-        if (n <= 0)
-            return;    /* the client went away; its read side will tell us */
+        if (n <= 0) {
+            c->dead = c->is_socket;
+            return;
+        }
         p += n;
         len -= (size_t)n;
     }
@@ -205,7 +212,7 @@ static void echo_byte(struct client *c, unsigned char ch)
 /* Feeds bytes; false when the run has ended. */
 static bool client_feed(struct hmp *h, struct client *c, const unsigned char *buf, size_t n)
 {
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !c->dead; i++) {
         unsigned char ch = buf[i];
         if (ch == 0) {            /* the terminal was switched to the monitor */
             client_puts(c, "\n" PROMPT);
@@ -262,7 +269,7 @@ static void drop_client(struct hmp *h, int k)
 
 static void accept_client(struct hmp *h)
 {
-    int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(h->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (fd < 0)
         return;
     struct client *c = add_client(h, fd, fd, true, false);
@@ -273,6 +280,9 @@ static void accept_client(struct hmp *h)
         return;
     }
     client_puts(c, BANNER PROMPT);
+    for (int k = 0; k < MAX_CLIENTS; k++)
+        if (h->clients[k] == c && c->dead)
+            drop_client(h, k);
 }
 
 /* Reads what a client sent; false when the run has ended. */
@@ -287,7 +297,10 @@ static bool serve_client(struct hmp *h, int k)
         drop_client(h, k);
         return true;
     }
-    return client_feed(h, c, buf, (size_t)n);
+    bool go_on = client_feed(h, c, buf, (size_t)n);
+    if (c->dead)
+        drop_client(h, k);
+    return go_on;
 }
 
 static void *console_thread(void *arg)
@@ -424,6 +437,7 @@ static bool open_socket(struct hmp *h, char *err, size_t errlen)
         int fd = unix_sock ? connect_unix(h, err, errlen) : open_tcp(h, false, err, errlen);
         if (fd < 0)
             return false;
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         client_puts(add_client(h, fd, fd, true, false), BANNER PROMPT);
         return true;
     }

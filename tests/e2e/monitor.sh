@@ -9,6 +9,15 @@
 # quit ends the run with status 0.
 . tests/e2e/lib.sh
 
+# stop_rv PID: ends a run that quit did not end (SIGTERM, then SIGKILL).
+stop_rv() {
+    kill "$1" 2>/dev/null
+    j=0
+    while kill -0 "$1" 2>/dev/null && [ $j -lt 50 ]; do sleep 0.1; j=$((j + 1)); done
+    kill -9 "$1" 2>/dev/null
+    wait "$1"
+}
+
 dir="$E2E_TMP/monitor"
 rm -rf "$dir"
 mkdir -p "$dir"
@@ -32,8 +41,7 @@ client=$?
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if kill -0 $pid 2>/dev/null; then
-    kill $pid
-    wait $pid
+    stop_rv $pid
     fail "monitor: quit did not end retrovisor"
 else
     wait $pid
@@ -64,9 +72,7 @@ wait_stdio 'VM status: running$'
 printf 'q\n' >&3                    # quit's short name
 i=0
 while kill -0 $pid 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-kill $pid 2>/dev/null
-wait $pid
-rc=$?
+if kill -0 $pid 2>/dev/null; then stop_rv $pid; rc=124; else wait $pid; rc=$?; fi
 exec 3>&-
 if [ $rc -eq 0 ] && grep -q 'VM status: running$' "$dir/stdio.txt" && grep -q '^boot$' "$dir/stdio.txt" &&
    ! grep -q 'CPU #0' "$dir/stdio.txt"; then

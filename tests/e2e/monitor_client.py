@@ -310,6 +310,22 @@ def test_reset(mon, serial):
     check(serial.text().count("boot\n") == boots + 1, "system_reset: one more boot", "")
 
 
+def test_stalled_client(path, mon):
+    """A client that sends commands and never reads their answers is dropped
+    once its socket is full; it holds up neither the others nor the guest."""
+    stalled = socket.socket(socket.AF_UNIX)
+    stalled.connect(path)
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        stalled.settimeout(10)
+        stalled.sendall(b"info pci\n" * 20000)
+    except OSError:
+        pass        # dropped while we were still sending: that is the point
+    check(mon.cmd("info status").strip() == "VM status: running",
+          "a client that never reads is dropped; the others go on", "")
+    stalled.close()
+
+
 def test_bad_input(mon, serial):
     before = mon.cmd("info block")
     for line in ("bogus", "x/5z 0", "x/0x 0", "x/4xw 0x800000", "xp/4xb 0x10000000", "x/4xw $nosuch",
@@ -361,6 +377,7 @@ def main():
     test_screendump(mon, os.path.join(scratch, "monitor-screen.png"))
     test_media(mon, scratch)
     test_two_clients(sock, mon)
+    test_stalled_client(sock, mon)
     test_bad_input(mon, serial)
     test_snapshots(mon, serial)
     test_reset(mon, serial)
