@@ -927,6 +927,8 @@ struct machine *machine_new(const struct machine_config *cfg)
 
     if (m->cfg.accel_bt) {
         m->bt = bt_new(&m->cpu);
+        /* -icount: slices end at exact counts under either engine. */
+        bt_set_exact_budget(m->bt, m->cfg.deterministic);
         m->pm->code_write = code_written;
         m->pm->code_write_opaque = m;
     }
