@@ -1,6 +1,7 @@
 #!/bin/sh
 # Snapshots of the whole machine (issue 21), without the monitor console:
-#   1. fidelity under -icount: a run snapshotted at instruction N, stopped,
+#   1. fidelity under -icount (and -rtc base=, so that the RTC does not
+#      start from the host's clock): a run snapshotted at instruction N, stopped,
 #      and resumed from the snapshot ends in the same state, field by field
 #      (retrovisor-img statediff), with the same serial and debug-console
 #      output byte for byte, as a run that was never interrupted: under
@@ -83,7 +84,7 @@ fidelity() {
 
 # 1a. The interpreter: SeaBIOS, the option ROM and the kernel's start.
 exact=yes
-fidelity interp 30000000 60000000 -accel interp -icount 0 -m 64 -display none -net none -no-reboot \
+fidelity interp 30000000 60000000 -accel interp -icount 0 -rtc base=2006-06-17T16:01:21 -m 64 -display none -net none -no-reboot \
     -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" -append "console=ttyS0 panic=-1 rv.mode=test"
 
 # 1b. The translator: the Linux guest's whole test job, to its power-off.
@@ -91,7 +92,7 @@ fidelity interp 30000000 60000000 -accel interp -icount 0 -m 64 -display none -n
 #     sums are running.
 d="$T/bt-probe"
 mkdir -p "$d"
-BT_ARGS="-icount 0 -m 128 -display none -net none -no-reboot -kernel $L/vmlinuz -initrd $L/initramfs.cpio"
+BT_ARGS="-icount 0 -rtc base=2006-06-17T16:01:21 -m 128 -display none -net none -no-reboot -kernel $L/vmlinuz -initrd $L/initramfs.cpio"
 # shellcheck disable=SC2086
 timeout 900 $RV $BT_ARGS -append "console=ttyS0 panic=-1 rv.mode=test" -snapshot-dir "$d" \
     -savevm-at end:probe -serial "file:$d/serial" >"$d/out" 2>&1
