@@ -6,6 +6,7 @@
 #include "monitor/snapshot.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
+#include "monitor/hmp.h"
 #include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
@@ -107,6 +108,15 @@ static void usage(FILE *f)
             "Character devices (SPEC is stdio, file:PATH or none):\n"
             "  -serial SPEC       next serial port (first COM1, then COM2); default: COM1 on stdio\n"
             "  -debugcon SPEC     debug console on port 0x402 (SeaBIOS prints its log there)\n"
+            "\n"
+            "Monitor console (QEMU's commands: help, info, x, xp, stop, cont, sendkey, savevm...):\n"
+            "  -monitor stdio     on the terminal; shared with a serial port on stdio, Ctrl-A C\n"
+            "                     switches between the two\n"
+            "  -monitor unix:PATH[,server][,nowait]  a unix socket; with server it listens (and\n"
+            "                     without nowait waits for the first client before the guest\n"
+            "                     starts), else it connects to PATH\n"
+            "  -monitor tcp:[HOST]:PORT[,server][,nowait]  the same over TCP; HOST defaults to\n"
+            "                     127.0.0.1 (loopback) unless another address is named\n"
             "\n"
             "Debugging and testing:\n"
             "  -d FLAGS           trace: comma-separated list (-d help lists them)\n"
@@ -537,6 +547,7 @@ int main(int argc, char **argv)
     const char *display = NULL;
     char *vnc_spec = NULL;
     const char *screendump = NULL;
+    const char *monitor = NULL;
     int nserial = 0;
     const char *trace_file = NULL;
     bool snapshot_all = false;
@@ -570,6 +581,13 @@ int main(int argc, char **argv)
             NEED_ARG();
             cli_check_chardev("-debugcon", val);
             cfg.debugcon = strcmp(val, "none") ? val : NULL;
+        } else if (!strcmp(a, "-monitor")) {
+            NEED_ARG();
+            struct hmp_spec ms;
+            char merr[512];
+            if (strcmp(val, "none") && !hmp_parse_spec(val, &ms, merr, sizeof(merr)))
+                bad("-monitor %s%s", merr, "");
+            monitor = strcmp(val, "none") ? val : NULL;
         } else if (!strcmp(a, "-display")) {
             NEED_ARG();
             cli_check_display(val);
@@ -790,8 +808,22 @@ int main(int argc, char **argv)
     }
     ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
+    struct hmp *hmp = NULL;
+    if (monitor) {
+        bool serial_on_stdio = (cfg.serial[0] && !strcmp(cfg.serial[0], "stdio")) ||
+                               (cfg.serial[1] && !strcmp(cfg.serial[1], "stdio"));
+        hmp = hmp_open(m, monitor, serial_on_stdio, err, sizeof(err));
+        if (!hmp) {
+            chardev_restore_terminal();
+            fprintf(stderr, "retrovisor: %s\n", err);
+            ui_close(m->ui);
+            machine_free(m);
+            return 2;
+        }
+    }
     running = m;
     int status = machine_run(m);
+    hmp_close(hmp);
     chardev_restore_terminal();
     if (m->stop_signal) {
         fprintf(stderr, "retrovisor: terminating on signal %d\n", (int)m->stop_signal);
