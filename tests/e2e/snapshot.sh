@@ -12,7 +12,10 @@
 #      the snapshot lands in the layer, the image keeps its sha256, and
 #      after loadvm the disk reads as it did at the snapshot;
 #   3. bad snapshots (corrupt, truncated, another -m, a damaged index) are
-#      refused with one line, status 2.
+#      refused with one line, status 2;
+#   4. the Linux guest in the middle of a sha256 job: savevm through the
+#      monitor console, quit, start again with -loadvm: the job finishes
+#      with the host's digest.
 . tests/e2e/lib.sh
 
 if ! sh tests/guest/build-linux.sh >"$E2E_TMP/snapshot-build.log" 2>&1; then
@@ -202,3 +205,41 @@ echo "snapshot one" >>"$S/index"
 refused "a damaged index" "index: line" -snapshot-dir "$S" -loadvm mid
 cp "$T/index.good" "$S/index"
 refused "an unknown snapshot" "no such snapshot" -snapshot-dir "$S" -loadvm nosuch
+
+# 4. Mid-job, in real time, through the monitor console.
+d="$T/midjob"
+mkdir -p "$d"
+blocks=1024     # 64 MiB of zeros through sha256sum: several seconds of guest time
+expect=$(head -c $((blocks * 65536)) /dev/zero | sha256sum | cut -d' ' -f1)
+JOB_ARGS="-m 256 -display none -net none -no-reboot -kernel $L/vmlinuz -initrd $L/initramfs.cpio -snapshot-dir $d/snaps"
+# shellcheck disable=SC2086
+$RV $JOB_ARGS -append "console=ttyS0 panic=-1 rv.mode=snapjob rv.blocks=$blocks" -serial "file:$d/serial1" \
+    -monitor "unix:$d/mon.sock,server,nowait" >"$d/out1" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 3000 ] && kill -0 $pid 2>/dev/null && ! grep -q '^RV-SNAP-JOB-START' "$d/serial1"; do
+    sleep 0.1
+    i=$((i + 1))
+done
+sleep 1
+python3 tests/hmp_time.py "$d/mon.sock" '(retrovisor)' "savevm midjob" "info snapshots" "quit" >"$d/hmp1" 2>&1
+i=0
+while [ $i -lt 300 ] && kill -0 $pid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill $pid 2>/dev/null
+wait $pid
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^RV-SNAP-JOB-START' "$d/serial1" && ! grep -q '^RV-SNAP-SHA' "$d/serial1" &&
+        grep -q 'midjob' "$d/hmp1"; then
+    pass "snapshot midjob: savevm while the guest's sha256 job ran, then quit (savevm took $(head -1 "$d/hmp1" | cut -d' ' -f1) s)"
+else
+    fail "snapshot midjob: no snapshot in the middle of the job (status $rc): $(tr '\n' ' ' <"$d/hmp1" | head -c 300)"
+fi
+# shellcheck disable=SC2086
+timeout 600 $RV $JOB_ARGS -append "console=ttyS0 panic=-1 rv.mode=snapjob rv.blocks=$blocks" \
+    -serial "file:$d/serial2" -loadvm midjob >"$d/out2" 2>&1
+expect_line "$d/serial2" "^RV-SNAP-SHA $expect" "snapshot midjob: resumed with -loadvm, the job ends with the host's digest"
+if grep -q '^RV-SNAP-JOB-START' "$d/serial2"; then
+    fail "snapshot midjob: the resumed guest started the job again instead of finishing it"
+else
+    pass "snapshot midjob: the resumed guest did not start over (no second job start)"
+fi
