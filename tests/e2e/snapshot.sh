@@ -217,7 +217,7 @@ $RV $JOB_ARGS -append "console=ttyS0 panic=-1 rv.mode=snapjob rv.blocks=$blocks"
     -monitor "unix:$d/mon.sock,server,nowait" >"$d/out1" 2>&1 &
 pid=$!
 i=0
-while [ $i -lt 3000 ] && kill -0 $pid 2>/dev/null && ! grep -q '^RV-SNAP-JOB-START' "$d/serial1"; do
+while [ $i -lt 3000 ] && kill -0 $pid 2>/dev/null && ! grep -q '^RV-SNAP-JOB-START' "$d/serial1" 2>/dev/null; do
     sleep 0.1
     i=$((i + 1))
 done
