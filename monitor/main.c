@@ -1,6 +1,7 @@
 /*
  * Command line: QEMU's spelling where the meaning is the same.
  */
+#define _GNU_SOURCE
 #include "monitor/machine.h"
 #include "monitor/snapshot.h"
 #include "monitor/trace.h"
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETROVISOR_VERSION "0.1.0"
@@ -52,6 +54,8 @@ static void usage(FILE *f)
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          guest disk writes go to temporary files; images are never written\n"
+            "  -rtc base=utc|YYYY-MM-DD[THH:MM:SS]  the RTC's date at power-on (default: the host's\n"
+            "                     clock); a fixed date makes -icount runs reproducible\n"
             "  -loadvm NAME       start from snapshot NAME (taken with savevm in the monitor console\n"
             "                     or the window's Ctrl+Alt+S)\n"
             "  -snapshot-dir DIR  keep snapshots in DIR (default: FIRSTDISK.snapshots/ beside the first\n"
@@ -135,6 +139,32 @@ static void usage(FILE *f)
             "the next port and a drive position (-hda, -drive index=) cannot be taken twice.\n"
             "A bad option or input file ends retrovisor with one line and exit status 2 before\n"
             "any output file is opened; an output file that is one of the input images is refused.\n");
+}
+
+static _Noreturn void bad(const char *fmt, const char *a, const char *b);
+
+/* -rtc base=utc|localtime|YYYY-MM-DD[THH:MM:SS] (UTC): Unix seconds, 0 for the host's clock. */
+static int64_t parse_rtc_base(const char *spec)
+{
+    if (strncmp(spec, "base=", 5))
+        bad("-rtc %s: expected base=utc, base=localtime or base=YYYY-MM-DDTHH:MM:SS%s", spec, "");
+    const char *v = spec + 5;
+    if (!strcmp(v, "utc") || !strcmp(v, "localtime"))
+        return 0;
+    struct tm tm = {0};
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) {
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(v, "%Y-%m-%d", &tm);
+    }
+    if (!end || *end || tm.tm_year < 70 || tm.tm_year > 8099)
+        bad("-rtc %s: the date is not YYYY-MM-DD[THH:MM:SS] between 1970 and 9999%s", spec, "");
+    struct tm asked = tm, back;
+    time_t t = timegm(&tm);
+    /* timegm rolls 2006-02-30 over into March: such a date was a mistake. */
+    if (!gmtime_r(&t, &back) || back.tm_mday != asked.tm_mday || back.tm_mon != asked.tm_mon)
+        bad("-rtc %s: no such day%s", spec, "");
+    return (int64_t)t;
 }
 
 static _Noreturn void bad(const char *fmt, const char *a, const char *b)
@@ -690,6 +720,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-max-insns")) {
             NEED_ARG();
             cfg.max_insns = parse_number("-max-insns", val, 1, 0x7fffffffffffffffL);
+        } else if (!strcmp(a, "-rtc")) {
+            NEED_ARG();
+            cfg.rtc_base = parse_rtc_base(val);
         } else if (!strcmp(a, "-loadvm")) {
             NEED_ARG();
             cfg.loadvm = val;
