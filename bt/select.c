@@ -3,7 +3,11 @@
  * emitter ask about one guest instruction: native or threaded, registers
  * used and written (implicit ones included), AH..BH handling, threaded
  * instructions that keep a block chainable, flags written, read and needed
- * (flag liveness), stack effects and branch targets.
+ * (flag liveness), stack effects and branch targets.  The per-opcode facts
+ * (native or not and on what conditions, plain, flags read and written,
+ * implicit registers, shifts by CL) are the opcode table's columns
+ * (monitor/decode.h); tests/unit/test_bt_select.c compares these lookups
+ * with the switch statements they replaced.
  */
 #include "bt/native_internal.h"
 
