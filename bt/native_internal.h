@@ -128,6 +128,8 @@ void emit_high_bytes_in(struct block_emit *be);
 bool writes_rm(const struct insn *in);
 uint32_t flags_read(const struct insn *in);
 bool flags_merged_by_hand(const struct insn *in);
+unsigned native_implicit_regs(const struct insn *in, bool written);
+bool native_shifts_by_cl(const struct insn *in);
 
 /* bodies_alu.c */
 int opsize(const struct insn *in);

@@ -3,7 +3,11 @@
  * emitter ask about one guest instruction: native or threaded, registers
  * used and written (implicit ones included), AH..BH handling, threaded
  * instructions that keep a block chainable, flags written, read and needed
- * (flag liveness), stack effects and branch targets.
+ * (flag liveness), stack effects and branch targets.  The per-opcode facts
+ * (native or not and on what conditions, plain, flags read and written,
+ * implicit registers, shifts by CL) are the opcode table's columns
+ * (monitor/decode.h); tests/unit/test_bt_select.c compares these lookups
+ * with the switch statements they replaced.
  */
 #include "bt/native_internal.h"
 
@@ -121,40 +125,30 @@ static bool writes_reg(const struct insn *in)
     return op >= 0x140 && op <= 0x14f;
 }
 
-/* Registers a native instruction uses without naming them in ModRM. */
-static unsigned implicit_regs(const struct insn *in, bool written)
+/* The register in the opcode's low three bits (INC r, PUSH r, MOV r, imm,
+ * BSWAP), with its AH..BH alias as the translator has always counted it
+ * (a byte MOV's AH..BH lives in EAX..EBX; for the others the alias is an
+ * over-approximation, kept so that the translations stay the same). */
+static unsigned opcode_reg_bits(const struct insn *in)
 {
     int op = in->op;
-    const unsigned A = 1u << R_EAX, C = 1u << R_ECX, D = 1u << R_EDX, SP = 1u << R_ESP,
-                   BP = 1u << R_EBP, SI = 1u << R_ESI, DI = 1u << R_EDI;
-    if ((op >= 0x40 && op <= 0x4f) || (op >= 0xb0 && op <= 0xbf) || (op >= 0x1c8 && op <= 0x1cf))
-        return 1u << (op & 7) | 1u << (op & 3);
-    if (op >= 0x50 && op <= 0x57)
-        return SP | (written ? 0 : 1u << (op & 7));
-    if (op >= 0x58 && op <= 0x5f)
-        return SP | 1u << (op & 7);
-    if (alu_family(op) && (op & 7) >= 4)
-        return written && (op >> 3) == 7 ? 0 : A;
-    switch (op) {
-    case 0x98: return A;
-    case 0x99: return written ? D : A | D;
-    case 0x1b0: case 0x1b1: return A;
-    case 0xa8: case 0xa9: return written ? 0 : A;
-    case 0xa0: case 0xa1: case 0xa2: case 0xa3: return written && op >= 0xa2 ? 0 : A;
-    case 0xaa: case 0xab: return DI | (written ? 0 : A) | (in->prefixes & (PFX_REP | PFX_REPNE) ? C : 0);
-    case 0xac: case 0xad: return SI | A;
-    case 0xa4: case 0xa5: return SI | DI | C;
-    case 0xd2: case 0xd3: case 0x1a5: case 0x1ad: return written ? 0 : C;
-    case 0x1c7: return A | D | (written ? 0 : C | 1u << R_EBX);
-    case 0xc9: return SP | BP;
-    case 0x68: case 0x6a: case 0xe8: case 0xc2: case 0xc3: case 0x9c: return SP;
-    case 0xff: return in->reg >= 2 ? SP : 0;
-    case 0xf7:
-        /* MUL: EDX:EAX = EAX * r/m; DIV: EDX:EAX / r/m.  EDX counts as
-         * used by MUL too: a stub's resume reloads the registers used. */
-        return in->reg == 4 || in->reg == 6 ? A | D : 0;
-    }
-    return 0;
+    if (op >= 0x50 && op <= 0x5f)
+        return 1u << (op & 7);
+    return 1u << (op & 7) | 1u << (op & 3);
+}
+
+/* Registers a native instruction uses (or, `written`, writes) without
+ * naming them in ModRM: the table's implicit columns, the register in the
+ * opcode, and a string instruction's ECX only with a REP prefix. */
+unsigned native_implicit_regs(const struct insn *in, bool written)
+{
+    const struct opinfo *oi = opinfo(in);
+    unsigned m = written ? oi->implicit_w : oi->implicit;
+    if (oi->handler == H_string && !(in->prefixes & (PFX_REP | PFX_REPNE)))
+        m &= ~(1u << R_ECX);
+    if ((oi->form == OPF_OPREG || oi->form == OPF_OPREG_IMM) && !(written && (oi->attr & OPA_OPREG_READ)))
+        m |= opcode_reg_bits(in);
+    return m;
 }
 
 /* Register operand r of `in`, with EAX..EBX for r 4-7 when the
@@ -169,7 +163,7 @@ static unsigned reg_bits(const struct insn *in, int r)
 
 unsigned native_regs_used(const struct insn *in)
 {
-    unsigned m = implicit_regs(in, false);
+    unsigned m = native_implicit_regs(in, false);
     if (in->has_modrm) {
         if (reg_field_is_operand(in))
             m |= reg_bits(in, in->reg);
@@ -183,7 +177,7 @@ unsigned native_regs_used(const struct insn *in)
 
 unsigned native_regs_written(const struct insn *in)
 {
-    unsigned m = implicit_regs(in, true);
+    unsigned m = native_implicit_regs(in, true);
     if (in->has_modrm) {
         if (writes_reg(in))
             m |= reg_bits(in, in->reg);
@@ -193,92 +187,32 @@ unsigned native_regs_written(const struct insn *in)
     return m;
 }
 
+/* The translator runs `in` as host code: its row's NAT_* conditions hold,
+ * and the ones every native form needs. */
 bool native_supported(const struct insn *in)
 {
-    int op = in->op;
     if (in->invalid || high_byte_regs(in) < 0)
         return false;
     /* With one virtual CPU a locked read-modify-write is the plain one; where
      * LOCK is not allowed the interpreter raises the #UD. */
     if ((in->prefixes & PFX_LOCK) && !insn_lock_allowed(in))
         return false;
-    if (in->has_modrm && in->mod != 3 && !in->addr32)
+    if (insn_is_mem(in) && !in->addr32)
         return false;                          /* 16-bit addressing: threaded */
-    if (alu_family(op))
-        return true;
-    switch (op) {
-    case 0x80: case 0x81: case 0x83:
-    case 0x84: case 0x85: case 0x86: case 0x87:
-    case 0x88: case 0x89: case 0x8a: case 0x8b:
-    case 0xa8: case 0xa9:
-    case 0x90: case 0xeb: case 0xe9:
-        return true;
-    case 0xc6: case 0xc7:
-        return in->reg == 0;                   /* C6/C7 /1-/7 are #UD (the interpreter raises it) */
-    case 0x8d:
-        return in->mod != 3 && in->addr32;
-    case 0x98: case 0x99:
-        return in->op32;
-    case 0xf6: case 0xf7:
-        if (op == 0xf7 && (in->reg == 4 || in->reg == 6))
-            return in->op32;                   /* mul, div r/m32 */
-        return in->reg == 0 || in->reg == 2 || in->reg == 3;
-    case 0xfe:
-        return in->reg <= 1;
-    case 0xff:
-        if (in->reg <= 1)
-            return true;                       /* inc/dec r/m */
-        break;
-    case 0x68: case 0x6a: case 0xe8: case 0xc3: case 0xc2:
-        return in->op32;
-    case 0x1b6: case 0x1b7: case 0x1be: case 0x1bf:
-    case 0x1af: case 0x69: case 0x6b:
-    case 0x1c0: case 0x1c1:                    /* XADD */
-        return true;
-    case 0x1b0: case 0x1b1:
-        /* CMPXCHG goes through the host's EAX: not with EAX as its register
-         * r/m, nor naming AH..BH next to the AL it compares. */
-        return !(in->mod == 3 && in->rm == R_EAX) && (op == 0x1b1 || !high_byte_regs(in));
-    case 0xc0: case 0xc1: case 0xd0: case 0xd1: case 0xd2: case 0xd3:
-        return in->reg != 2 && in->reg != 3;   /* RCL/RCR stay threaded */
-    case 0x1ba:
-        return in->reg >= 4;                   /* BT/BTS/BTR/BTC r/m, imm8 */
-    case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
-        return in->mod == 3 || in->op32;       /* BT/BTS/BTR/BTC r/m, reg */
-    case 0x1a4: case 0x1a5: case 0x1ac: case 0x1ad:
-        return in->op32;                       /* SHLD, SHRD: 16-bit counts above 16 are undefined on the host */
-    case 0x1c7:
-        return in->reg == 1 && in->mod != 3;   /* CMPXCHG8B */
-    case 0xa0: case 0xa1: case 0xa2: case 0xa3:
-        return in->addr32;                     /* MOV with a direct offset */
-    case 0xaa: case 0xab:
-        return in->addr32;                     /* STOS, REP STOS (F2 repeats it too) */
-    case 0xac: case 0xad:
-        return in->addr32 && !(in->prefixes & (PFX_REP | PFX_REPNE));   /* one LODS */
-    case 0xa4: case 0xa5:
-        return in->addr32 && (in->prefixes & (PFX_REP | PFX_REPNE));    /* REP MOVS */
-    case 0xc9: case 0x9c:
-        return in->op32;                       /* LEAVE, PUSHF */
-    case 0xfa: case 0xfc: case 0xfd:           /* CLI (at CPL 0; else the stub), CLD, STD */
-        return true;
-    case 0xfb:                                 /* STI (at CPL 0, nothing pending; else the stub) */
-        return true;
-    }
-    if (op == 0xff && (in->reg == 2 || in->reg == 4 || in->reg == 6))
-        return in->op32;
-    if (op >= 0x1c8 && op <= 0x1cf)
-        return in->op32;
-    if (op >= 0x40 && op <= 0x4f)
-        return true;
-    if (op >= 0x50 && op <= 0x5f)
-        return in->op32;
-    if (op >= 0xb0 && op <= 0xbf)
-        return true;
-    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x18f) || (op >= 0x190 && op <= 0x19f))
-        return true;
-    if (op >= 0x140 && op <= 0x14f)
-        return in->op32;
-    return false;
+    unsigned nat = opinfo(in)->native;
+    bool rep = in->prefixes & (PFX_REP | PFX_REPNE);
+    if (!(nat & NAT_YES))
+        return false;
+    if (((nat & NAT_OP32) && !in->op32) || ((nat & NAT_ADDR32) && !in->addr32) ||
+        ((nat & NAT_MEM) && !insn_is_mem(in)) || ((nat & NAT_MEM_OP32) && insn_is_mem(in) && !in->op32))
+        return false;
+    if (((nat & NAT_REP) && !rep) || ((nat & NAT_NO_REP) && rep))
+        return false;
+    /* CMPXCHG goes through the host's EAX: not with EAX as its register
+     * r/m, nor naming AH..BH next to the AL it compares. */
+    if ((nat & NAT_VIA_EAX) && ((in->mod == 3 && in->rm == R_EAX) || high_byte_regs(in)))
+        return false;
+    return true;
 }
 
 /* ---- threaded instructions that keep a block chainable ---- */
@@ -295,34 +229,7 @@ bool native_supported(const struct insn *in)
  */
 bool native_threaded_is_plain(const struct insn *in)
 {
-    int op = in->op;
-    if (in->invalid)
-        return false;
-    if (op >= 0xd8 && op <= 0xdf)
-        return true;                           /* x87 */
-    if (op == 0x8e)
-        return in->reg != SEG_SS;              /* MOV Sreg (SS shadows interrupts; CS is #UD) */
-    if (alu_family(op) || (op >= 0x40 && op <= 0x61) || (op >= 0x68 && op <= 0x6b) ||
-        (op >= 0x80 && op <= 0x99) || (op >= 0x9b && op <= 0xbf) || (op >= 0xc0 && op <= 0xc1) ||
-        (op >= 0xc6 && op <= 0xc9) || (op >= 0xd0 && op <= 0xd7) || (op >= 0xf5 && op <= 0xf7) ||
-        (op >= 0xf8 && op <= 0xfe))
-        return true;
-    if (op == 0xff)
-        return in->reg <= 1 || in->reg == 6;
-    if (op == 0x100)
-        return in->reg <= 1 || in->reg == 4 || in->reg == 5;   /* SLDT, STR, VERR, VERW */
-    if ((op >= 0x140 && op <= 0x14f) || (op >= 0x190 && op <= 0x19f) || (op >= 0x1a3 && op <= 0x1a5) ||
-        (op >= 0x1ab && op <= 0x1ad) || (op >= 0x1af && op <= 0x1b1) || (op >= 0x1b3 && op <= 0x1b7) ||
-        (op >= 0x1ba && op <= 0x1c1) || (op >= 0x1c8 && op <= 0x1cf))
-        return op != 0x1b2 && op != 0x1b4 && op != 0x1b5;   /* LSS/LFS/LGS */
-    switch (op) {
-    case 0x06: case 0x0e: case 0x16: case 0x1e: case 0x1a0: case 0x1a8:    /* PUSH Sreg */
-    case 0x07: case 0x1f: case 0x1a1: case 0x1a9:                          /* POP ES/DS/FS/GS */
-    case 0x120: case 0x121:                                                /* MOV r32, CRn/DRn */
-    case 0x1a2: case 0x131: case 0x1c7:                                    /* CPUID, RDTSC, CMPXCHG8B */
-        return true;
-    }
-    return false;
+    return !in->invalid && (opinfo(in)->attr & OPA_PLAIN);
 }
 
 /* What bt's step must check after a plain threaded instruction before the
@@ -346,41 +253,26 @@ enum native_guard native_threaded_guard(const struct insn *in)
 /* ---- flag liveness ---- */
 
 /* Shifts, rotates and double shifts by CL, whose zero count changes nothing. */
-static bool shifts_by_cl(const struct insn *in)
+bool native_shifts_by_cl(const struct insn *in)
 {
-    return in->op == 0xd2 || in->op == 0xd3 || in->op == 0x1a5 || in->op == 0x1ad;
+    const struct opinfo *oi = opinfo(in);
+    return (oi->attr & OPA_COUNTED) && (oi->implicit & 1u << R_ECX);
 }
 
 #define FLAGS_ALL 0x8d5u
 
-/* Arithmetic flags a native instruction always writes (0: none, or not always). */
+/* Arithmetic flags a native instruction always writes (0: none, or not
+ * always): the table's written flags, less the undefined ones the engines
+ * keep, and none for a shift whose count may be 0. */
 uint32_t native_flags_written(const struct insn *in)
 {
-    int op = in->op;
-    if (alu_family(op))
-        return FLAGS_ALL;
-    switch (op) {
-    case 0x80: case 0x81: case 0x83: case 0x84: case 0x85: case 0xa8: case 0xa9:
-    case 0x1af: case 0x69: case 0x6b: case 0x1b0: case 0x1b1: case 0x1c0: case 0x1c1:
-        return FLAGS_ALL;
-    case 0xf6: case 0xf7:
-        return in->reg == 0 || in->reg == 3 || in->reg == 4 ? FLAGS_ALL : 0;
-    case 0xfe: case 0xff:
-        return in->reg <= 1 ? FLAGS_INCDEC : 0;
-    case 0xc0: case 0xc1: case 0xd0: case 0xd1:
-        if (op <= 0xc1 && !(in->imm & 31))
-            return 0;
-        return in->reg <= 1 ? 0x801 : FLAGS_ALL;
-    case 0x1ba: case 0x1a3: case 0x1ab: case 0x1b3: case 0x1bb:
-        return 0x1;
-    case 0x1a4: case 0x1ac:
-        return in->imm & 31 ? FLAGS_ARITH : 0;
-    case 0x1c7:
-        return 0x40;
-    }
-    if (op >= 0x40 && op <= 0x4f)
-        return FLAGS_INCDEC;
-    return 0;
+    const struct opinfo *oi = opinfo(in);
+    uint32_t w = oi->fl_written & FL_ARITH;
+    if (oi->attr & OPA_UNDEF_KEPT)
+        w &= ~oi->fl_undef;
+    if ((oi->attr & OPA_COUNTED) && (native_shifts_by_cl(in) || (in->imm_size && !(in->imm & 31))))
+        return 0;
+    return w;
 }
 
 /* A PUSH or POP that cannot leave when its slot is cached. */
@@ -406,7 +298,7 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
         return FLAGS_ALL;
     if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
         return FLAGS_ALL;
-    if (shifts_by_cl(in))
+    if (native_shifts_by_cl(in))
         return FLAGS_ALL;          /* a zero count keeps every flag */
     if ((op >= 0xa0 && op <= 0xa5) || (op >= 0xaa && op <= 0xad))
         return FLAGS_ALL;          /* memory: may leave for the interpreter */
@@ -426,19 +318,12 @@ uint32_t native_flags_needed(const struct insn *in, unsigned cached)
 /* The arithmetic flags a native instruction reads. */
 uint32_t flags_read(const struct insn *in)
 {
-    int op = in->op;
-    if ((op >= 0x70 && op <= 0x7f) || (op >= 0x180 && op <= 0x19f) || (op >= 0x140 && op <= 0x14f))
-        return cond_flags(op & 0xf);
-    if (alu_family(op))
-        return (op >> 3) == 2 || (op >> 3) == 3 ? 0x1 : 0;   /* ADC, SBB */
-    if (op == 0x9c)
-        return FLAGS_ALL;                                      /* PUSHF */
-    return (op == 0x80 || op == 0x81 || op == 0x83) && (in->reg == 2 || in->reg == 3) ? 0x1 : 0;
+    return opinfo(in)->fl_read & FL_ARITH;
 }
 
 uint32_t native_flags_read(const struct insn *in)
 {
-    if (!native_supported(in) || shifts_by_cl(in) || insn_is_jcc(in))
+    if (!native_supported(in) || native_shifts_by_cl(in) || insn_is_jcc(in))
         return FLAGS_ALL;          /* threaded; a zero count keeps them; a side exit takes them */
     return flags_read(in);
 }
@@ -459,7 +344,7 @@ int native_of_blocker(const struct insn *in, int reg)
  * PUSHF reads EFLAGS whole from memory. */
 bool flags_merged_by_hand(const struct insn *in)
 {
-    return shifts_by_cl(in) || in->op == 0x9c;
+    return native_shifts_by_cl(in) || in->op == 0x9c;
 }
 
 /* The number of TLB probes a native instruction makes (0, 1 or 2), its

@@ -10,7 +10,8 @@
  * interpreter handler runs it, and (later) which translator emitter does.
  *
  * Users: decode() (shape), interp_exec (handler, lockable: monitor/interp.c),
- * bt.c (ends a block).  bt/native.c's predicates are to become lookups here.
+ * bt.c (ends a block), bt/select.c (native or threaded, plain, flags read
+ * and written, implicit registers, shifts by CL: lookups of these columns).
  */
 #ifndef RV_DECODE_H
 #define RV_DECODE_H
@@ -110,6 +111,28 @@ enum op_size { OPSZ_NONE, OPSZ_B, OPSZ_W, OPSZ_V, OPSZ_D };
 #define OPA_LOCK  0x01   /* LOCK allowed with a memory destination (else #UD) */
 #define OPA_ENDS  0x02   /* ends a translated block (control transfer, mode or
                           * descriptor-table change, #UD); so does in->invalid */
+#define OPA_PLAIN 0x04   /* run threaded, it only computes on registers, flags
+                          * and memory, or changes state chained code does not
+                          * assume: the block around it may chain (bt) */
+#define OPA_COUNTED 0x08 /* a shift: flags are written only when the masked
+                          * count (imm8, 1 or CL) is non-zero */
+#define OPA_UNDEF_KEPT 0x10 /* the engines leave its undefined flags as they
+                             * were (BT*, DIV, IDIV): written only where defined */
+#define OPA_OPREG_READ 0x20 /* the register in the opcode is only read (PUSH r) */
+
+/* opinfo.native: whether the translator runs the instruction as host code
+ * (else threaded through the interpreter's handler), and on what
+ * conditions.  Beyond these, every native form needs 32-bit addressing for
+ * a memory operand, an allowed LOCK and no AH..BH it cannot rotate (bt). */
+#define NAT_YES     0x01 /* native */
+#define NAT_OP32    0x02 /* only with a 32-bit operand size */
+#define NAT_ADDR32  0x04 /* only with a 32-bit address size (moffs, strings) */
+#define NAT_MEM     0x08 /* only with a memory operand (LEA, CMPXCHG8B) */
+#define NAT_REP     0x10 /* only with REP/REPNE (MOVS) */
+#define NAT_NO_REP  0x20 /* only without REP/REPNE (LODS) */
+#define NAT_MEM_OP32 0x40 /* a 32-bit operand size when the operand is in memory (BT* r/m, reg) */
+#define NAT_VIA_EAX 0x80 /* goes through the host's EAX (CMPXCHG): not with EAX
+                          * as its register r/m, nor naming AH..BH */
 
 /* opinfo.sensitive: why the instruction must reach the monitor's own code
  * (it touches machine state a translated block does not carry in registers). */
@@ -127,7 +150,8 @@ enum op_size { OPSZ_NONE, OPSZ_B, OPSZ_W, OPSZ_V, OPSZ_D };
  * among them whose value the architecture leaves undefined (a subset).
  * Shifts and rotates write only with a non-zero count.  implicit: guest
  * registers (bit i: r[i]) read or written without a ModRM or opcode field
- * naming them (string instructions list ECX, which only a REP prefix uses). */
+ * naming them (string instructions list ECX, which only a REP prefix uses);
+ * implicit_w those of them it writes. */
 struct opinfo {
     uint8_t shape;          /* decoder: ModRM, #UD, immediate kind (decode.c's private bits) */
     uint8_t form;           /* enum op_form */
@@ -140,6 +164,8 @@ struct opinfo {
                              * interpreter (bt fills this in when native_emit
                              * dispatches through the table) */
     uint32_t fl_read, fl_written, fl_undef;
+    uint8_t implicit_w;     /* of `implicit`, the registers written */
+    uint8_t native;         /* NAT_*: the translator runs it as host code */
     const struct opinfo *group;   /* if set: eight sub-rows, by ModRM.reg */
 };
 

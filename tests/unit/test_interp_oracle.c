@@ -28,7 +28,9 @@
  * Undefined flags (SDM) are not compared; how often the interpreter and the
  * host agree on them is printed per family.  Forms a 64-bit host cannot run
  * at all (AAA/DAA..., BOUND, PUSHA, INTO, ARPL, LDS/LES) are tested against
- * other oracles in test_alu.c (the BCD table from test386's reference).
+ * other oracles: test_alu.c (the BCD table from test386's reference) and
+ * test_interp_sdm.c (the SDM's pseudo-code), and under QEMU TCG by
+ * tests/e2e/sdm_rom.sh.
  *
  * RETROVISOR_LONG=1 runs 10^7 cases instead of 10^5.
  */

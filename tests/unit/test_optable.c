@@ -208,8 +208,8 @@ static void test_rows_are_consistent(void **state)
     }
 }
 
-/* bt/native.c's own answers (declared here, not through its header, which
- * is being split): the table must cover them until they become lookups. */
+/* bt/select.c's answers, now lookups of the table's translator columns
+ * (test_bt_select compares them with the switch statements they replaced). */
 bool native_supported(const struct insn *in);
 uint32_t native_flags_written(const struct insn *in);
 uint32_t native_flags_read(const struct insn *in);
@@ -227,8 +227,8 @@ static void test_flags_cover_the_translators(void **state)
                 for (int osz = 0; osz < 2; osz++) {
                     struct insn in;
                     assert_true(decode_form(op, reg, mem, osz, false, &in) > 0);
-                    /* Threaded forms are the interpreter's: native_flags_written
-                     * says FL_ARITH for RCL/RCR, which write only CF and OF. */
+                    /* Threaded forms are the interpreter's: the translator
+                     * asks about their flags only to mark them dead. */
                     if (in.invalid || !native_supported(&in))
                         continue;
                     uint32_t w = native_flags_written(&in), r = native_flags_read(&in);
