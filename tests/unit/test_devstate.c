@@ -79,7 +79,8 @@ static struct machine *full_machine(void)
     struct machine_config cfg = {
         .ram_mb = 16, .bios_path = F.bios, .deterministic = true, .ns_per_insn = 1,
         .serial = { "null", "null" }, .debugcon = "null", .pc_testdev = true,
-        .n_netdev = 2, .netdev = { "user,id=n0", "user,id=n1" }, .n_nic = 2,
+        /* restrict=on: the one frame the PCnet sends (an unknown EtherType) stays inside. */
+        .n_netdev = 2, .netdev = { "user,id=n0,restrict=on", "user,id=n1,restrict=on" }, .n_nic = 2,
     };
     cfg.drive[0] = (struct drive_config){ .path = F.disk, .format = "raw", .readonly = true };
     cfg.drive[2] = (struct drive_config){ .path = F.iso, .format = "raw", .cdrom = true };
