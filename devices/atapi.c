@@ -944,6 +944,11 @@ static void atapi_post_load(void *opaque)
 {
     struct atapi *a = opaque;
     a->stretch_count = 0;
+    /* A reply within its buffer, whatever a snapshot file said. */
+    if (a->reply_pos > REPLY_MAX)
+        a->reply_pos = REPLY_MAX;
+    if (!a->from_disc && a->in_left > REPLY_MAX - a->reply_pos)
+        a->in_left = REPLY_MAX - a->reply_pos;
 }
 
 static const struct state_field atapi_fields[] = {

@@ -376,6 +376,7 @@ static void cmos_reset(void *opaque)
 static void cmos_post_load(void *opaque)
 {
     struct cmos *s = opaque;
+    s->index &= 0x7f;
     irq_set(s->bus, RTC_IRQ, s->irq_high);
 }
 

@@ -993,6 +993,14 @@ struct blockdev *fdc_eject(struct fdc *f, int unit)
 static void fdc_post_load(void *opaque)
 {
     struct fdc *f = opaque;
+    /* Positions within the buffers, whatever a snapshot file said. */
+    if (f->cmd_len < 0 || f->cmd_len > (int)sizeof(f->cmd) || f->cmd_need < 0 || f->cmd_need > (int)sizeof(f->cmd))
+        f->cmd_len = f->cmd_need = 0;
+    if (f->res_len < 0 || f->res_len > (int)sizeof(f->res) || f->res_pos < 0 || f->res_pos > f->res_len)
+        f->res_len = f->res_pos = 0;
+    if (f->x.pos > sizeof(f->x.buf))
+        f->x.pos = 0;
+    f->x.unit &= 1;
     if (f->line)
         irq_set(f->bus, FDC_IRQ, 1);
 }

@@ -1492,8 +1492,14 @@ static void ide_post_load(void *opaque)
         pci_dev_post_load(&s->pci);
     for (int k = 0; k < 2; k++) {
         struct channel *c = &s->ch[k];
-        for (int n = 0; n < 2; n++)
-            c->drive[n].ahead_count = 0;
+        for (int n = 0; n < 2; n++) {
+            struct drive *d = &c->drive[n];
+            d->ahead_count = 0;
+            /* A PIO block within the buffer, whatever a snapshot file said. */
+            if (d->x.len > sizeof(d->buf) || d->x.pos > d->x.len)
+                d->x.pos = d->x.len = 0;
+        }
+        c->sel &= 1;
         if (c->line)
             irq_set(s->bus, c->irq, 1);
     }

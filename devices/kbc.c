@@ -766,9 +766,19 @@ static void kbc_reset(void *opaque)
     update_irq(k);
 }
 
+/* A queue as the code keeps it, whatever a snapshot file said. */
+static void q_sanitize(struct queue *q)
+{
+    if (q->head < 0 || q->head >= QSIZE || q->len < 0 || q->len > QSIZE)
+        q->head = q->len = 0;
+}
+
 static void kbc_post_load(void *opaque)
 {
     struct kbc *k = opaque;
+    q_sanitize(&k->ctl);
+    q_sanitize(&k->kbd.q);
+    q_sanitize(&k->ms.q);
     bus_set_a20(k->bus, k->a20);
     irq_set(k->bus, 1, k->irq1);
     irq_set(k->bus, 12, k->irq12);

@@ -783,6 +783,17 @@ static void fill_prom(struct pcnet *s, const uint8_t mac[6])
 static void pcnet_post_load(void *opaque)
 {
     struct pcnet *s = opaque;
+    /* A frame within the buffer, rings within their bounds, whatever a snapshot file said. */
+    if (s->txlen > sizeof(s->txbuf))
+        s->txlen = 0;
+    if (s->rx_len > MAX_RING)
+        s->rx_len = MAX_RING;
+    if (s->tx_len > MAX_RING)
+        s->tx_len = MAX_RING;
+    if (s->rx_cur >= s->rx_len)
+        s->rx_cur = 0;
+    if (s->tx_cur >= s->tx_len)
+        s->tx_cur = 0;
     pci_dev_post_load(&s->pci);
 }
 

@@ -338,6 +338,9 @@ static void uart_reset(void *opaque)
 static void uart_post_load(void *opaque)
 {
     struct uart *u = opaque;
+    /* The FIFO as the code keeps it, whatever a snapshot file said. */
+    if (u->rx_head < 0 || u->rx_head >= 16 || u->rx_len < 0 || u->rx_len > 16)
+        u->rx_head = u->rx_len = 0;
     irq_set(u->bus, u->irq, u->irq_level);
 }
 

@@ -870,6 +870,12 @@ static void vga_reset(void *opaque)
 static void vga_post_load(void *opaque)
 {
     struct vga *v = opaque;
+    /* Indices as the ports leave them: a crafted snapshot reaches no further. */
+    v->sr_index &= 7;
+    v->gr_index &= 0x0f;
+    v->s.ar_index &= 0x3f;
+    if (v->dac_sub > 2)
+        v->dac_sub = 0;
     if (v->pci.bus)
         pci_dev_post_load(&v->pci);
 }
