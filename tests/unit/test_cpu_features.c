@@ -288,6 +288,37 @@ static void guest_case(struct machine *m)
 static void test_guest_smap_interp(void **state) { guest_case(m_interp); }
 static void test_guest_smap_bt(void **state) { guest_case(m_bt); }
 
+/* A loop whose accesses go through a base register, the kind translated
+ * code checks once at a block's entry: each pass reads with AC=1, clears
+ * it, and must fault on the next read through the same page. */
+static const uint8_t base_loop[] = {
+    0xbb, 0x00, 0x00, 0x30, 0x00,             /* mov ebx, USER */
+    0xbf, 0x05, 0x00, 0x00, 0x00,             /* mov edi, 5 */
+    0x0f, 0x01, 0xcb,                         /* again: stac */
+    0x8b, 0x03,                               /* mov eax, [ebx] */
+    0x0f, 0x01, 0xca,                         /* clac */
+    0x8b, 0x4b, 0x04,                         /* mov ecx, [ebx + 4]: #PF, retried with AC=1 */
+    0x01, 0xce,                               /* add esi, ecx */
+    0x4f,                                     /* dec edi */
+    0x75, 0xf0,                               /* jnz again */
+    0xf4,                                     /* hlt */
+};
+
+static void base_loop_case(struct machine *m)
+{
+    build_tables(m);
+    put(m, CODE, base_loop, sizeof base_loop);
+    put(m, HANDLER, handler, sizeof handler);
+    put32(m, USER + 4, 7);
+    paged_ring0(m, CODE);
+    run_to_hlt(m);
+    assert_int_equal(get32(m, RESULTS + 8), 5);             /* one fault per pass */
+    assert_int_equal(m->cpu.r[R_ESI], 35);
+}
+
+static void test_guest_smap_base_interp(void **state) { base_loop_case(m_interp); }
+static void test_guest_smap_base_bt(void **state) { base_loop_case(m_bt); }
+
 /* ---- the instructions ---- */
 
 /* Runs `bytes` at CODE in flat ring `cpl` (paging off); the vector or -1. */
@@ -444,6 +475,8 @@ int main(void)
         cmocka_unit_test(test_smap_clac_revokes_cached_entry),
         cmocka_unit_test(test_guest_smap_interp),
         cmocka_unit_test(test_guest_smap_bt),
+        cmocka_unit_test(test_guest_smap_base_interp),
+        cmocka_unit_test(test_guest_smap_base_bt),
         cmocka_unit_test(test_stac_clac),
         cmocka_unit_test(test_rdtscp_and_rdpid_read_tsc_aux),
         cmocka_unit_test(test_vmcall_is_ud),
