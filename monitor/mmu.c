@@ -332,6 +332,9 @@ void mem_write_implicit_slow(struct cpu *c, uint32_t lin, uint32_t val, int size
 
 uint8_t mem_fetch_byte(struct cpu *c, uint32_t lin, bool user)
 {
+    const struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_read == (lin & PAGE_MASK))
+        return *(const uint8_t *)(uintptr_t)(lin + e->addend);
     uint32_t pa = translate_fill(c, lin, ACC_EXEC, user ? PRIV_USER : PRIV_SUPERVISOR);
     if (!c->m->pm->rd[pa >> 12])
         machine_sync_clock(c->m);
