@@ -895,6 +895,31 @@ static void test_rdpid_is_tsc_aux(void **state)
     }
 }
 
+/* STAC and CLAC at CPL 3 raise #UD, on the host (with SMAP or without)
+ * as in the guest, and change nothing. */
+static void test_stac_clac_at_cpl3_raise_ud(void **state)
+{
+    static const uint8_t forms[2][3] = { { 0x0f, 0x01, 0xcb }, { 0x0f, 0x01, 0xca } };
+    static const struct form f = { .name = "STAC/CLAC" };
+    catch_host_faults();
+    for (int k = 0; k < 2; k++) {
+        struct gen g = { 0 };
+        g.f = &f;
+        memcpy(g.guest, forms[k], 3);
+        memcpy(g.host, forms[k], 3);
+        g.glen = g.hlen = 3;
+        for (int r = 0; r < 8; r++)
+            g.in.r[r] = interesting();
+        g.in.r[R_ESP] = 0x00f00000u;
+        g.in.flags = 0x2;
+        struct regs h, i;
+        uint32_t eip;
+        assert_int_equal(run_host(&g, &h), EXC_UD);
+        assert_int_equal(run_interp(&g, &i, &eip), EXC_UD);
+        assert_memory_equal(h.r, i.r, sizeof h.r);
+    }
+}
+
 /* ---- the random run ---- */
 
 static void test_random_instructions(void **state)
@@ -931,6 +956,7 @@ int main(void)
         cmocka_unit_test(test_random_instructions),
         cmocka_unit_test(test_rdtscp_ecx_is_tsc_aux),
         cmocka_unit_test(test_rdpid_is_tsc_aux),
+        cmocka_unit_test(test_stac_clac_at_cpl3_raise_ud),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
