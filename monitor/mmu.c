@@ -199,9 +199,6 @@ static void check_generation(struct cpu *c)
         tlb_flush_all(c);
 }
 
-/* Translate and fill the TLB entry for the page; false (with the #PF error
- * code in *err, nothing filled) when the access would fault, or with
- * `quiet` when the walk would have to set an A or D bit. */
 /* A supervisor entry for a user page under SMAP holds data tags only
  * while EFLAGS.AC is set, and is listed so that clearing AC revokes them.
  * Without tags, a fetch from it (allowed) goes the uncached way. */
@@ -219,6 +216,9 @@ static bool smap_cacheable(struct cpu *c, unsigned index, const struct walk *w, 
     return true;
 }
 
+/* Translate and fill the TLB entry for the page; false (with the #PF error
+ * code in *err, nothing filled) when the access would fault, or with
+ * `quiet` when the walk would have to set an A or D bit. */
 static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc, enum mmu_priv priv, bool quiet,
                                uint32_t *pa, uint32_t *err)
 {
