@@ -58,6 +58,7 @@ enum { R_EAX, R_ECX, R_EDX, R_EBX, R_ESP, R_EBP, R_ESI, R_EDI };
 #define CR4_PSE 0x0010u
 #define CR4_PGE 0x0080u
 #define CR4_OSFXSR 0x0200u
+#define CR4_SMAP 0x200000u   /* supervisor-mode access prevention (SDM vol. 3, 4.6) */
 
 /* Exception vectors. */
 enum {
@@ -104,6 +105,7 @@ struct tlb_entry {
     uint32_t phys;           /* guest-physical page address */
     bool global;
     uint8_t lists;           /* TLB_LIST_* bits: the tlb_used lists its index is in */
+    bool user_page;          /* a page user code may access (U/S set at both levels) */
     uint64_t spare;          /* pads an entry to 32 bytes: translated code indexes with a shift */
 };
 
@@ -143,6 +145,9 @@ struct cpu {
     uint64_t apic_base;
     uint64_t mtrr_def_type, mtrr_fixed[11], mtrr_var[16], pat;
     uint64_t misc_enable;
+    uint32_t tsc_aux;            /* IA32_TSC_AUX: what RDTSCP and RDPID return */
+    uint64_t tsc_adjust;         /* IA32_TSC_ADJUST: follows every change made to the TSC */
+    uint64_t efer;               /* IA32_EFER: only SCE is writable (SYSCALL itself is #UD) */
 
     struct fpu fpu;
     struct sse sse;
@@ -201,6 +206,11 @@ struct cpu {
     uint16_t tlb_used[2][TLB_LISTS][TLB_SIZE];
     unsigned tlb_nused[2][TLB_LISTS];
     uint64_t tlb_generation;     /* physmem generation the TLB was filled under */
+    /* Supervisor entries for user pages filled while CR4.SMAP and EFLAGS.AC
+     * were set (the only time they may hold data tags): clearing AC takes
+     * their tags away again (mmu_eflags_written). */
+    uint16_t tlb_smap[TLB_SIZE];
+    unsigned tlb_smap_n;
 
     struct machine *m;
 };

@@ -221,6 +221,7 @@ static const struct opinfo grp8[8] = {
 static const struct opinfo grp9[8] = {
     [0 ... 7] = { A(PL), H(cmpxchg8b) },   /* the handler raises the #UD */
     [1] = { K(RM), A(LK | PL), IM(rA | rC | rD | rB), IW(rA | rD), H(cmpxchg8b), FW(FL_ZF), NV(N | NAT_MEM) },
+    [7] = { K(RM), Z(D), A(PL), SE(SENS_MSR), H(rdpid) },            /* F3 0F C7 /7 (mod 3): RDPID */
 };
 
 #define CC_ROW(op, cc, ...) [(op) + (cc)] = { __VA_ARGS__, FR(CC_FLAGS(cc)) }

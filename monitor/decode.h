@@ -81,7 +81,7 @@ static inline bool insn_is_mem(const struct insn *i) { return i->has_modrm && i-
     X(sysenter) X(sysexit) X(cpuid) X(cmovcc) X(jcc_near) X(setcc) X(bswap)          \
     X(push_fs) X(push_gs) X(pop_fs) X(pop_gs) X(bt_reg) X(bt_imm) X(shld_shrd)      \
     X(imul_r_rm) X(cmpxchg) X(lss) X(lfs) X(lgs) X(movzx8) X(movzx16) X(movsx8)     \
-    X(movsx16) X(bsf_bsr) X(xadd) X(cmpxchg8b) X(sse_move)
+    X(movsx16) X(bsf_bsr) X(xadd) X(cmpxchg8b) X(sse_move) X(rdpid)
 
 #define INTERP_HANDLER_ID(name) H_##name,
 enum interp_handler { INTERP_HANDLERS(INTERP_HANDLER_ID) H_COUNT };

@@ -140,7 +140,7 @@ static void fetch_decode(struct cpu *c, struct insn *in)
         if ((uint32_t)(avail + more) > seg_room)
             more = seg_room - avail;
         for (int k = 0; k < more; k++)
-            buf[avail + k] = mem_read(c, lin + avail + k, 1, mmu_user(c));
+            buf[avail + k] = mem_fetch_byte(c, lin + avail + k, mmu_user(c));
         n = decode(buf, avail + more, cpu_code32(c), in);
         if (n == DECODE_NEED_MORE)
             cpu_raise(c, EXC_GP, 0);

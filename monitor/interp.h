@@ -68,8 +68,8 @@ static inline void vm_write(struct cpu *c, int sr, uint32_t off, int size, uint3
     mem_write(c, seg_lin(c, sr, off, size, true), v, size, mmu_user(c));
 }
 /* Supervisor-privilege accesses (descriptor tables, TSS), regardless of CPL. */
-static inline uint32_t sys_read(struct cpu *c, uint32_t lin, int size) { return mem_read(c, lin, size, false); }
-static inline void sys_write(struct cpu *c, uint32_t lin, uint32_t v, int size) { mem_write(c, lin, v, size, false); }
+static inline uint32_t sys_read(struct cpu *c, uint32_t lin, int size) { return mem_read_implicit(c, lin, size); }
+static inline void sys_write(struct cpu *c, uint32_t lin, uint32_t v, int size) { mem_write_implicit(c, lin, v, size); }
 
 /* Effective address (offset within the segment) of a memory operand. */
 static inline uint32_t insn_ea_offset(const struct cpu *c, const struct insn *in)

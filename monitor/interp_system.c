@@ -213,8 +213,48 @@ static void require_cpl0_not_v86(struct cpu *c)
         cpu_raise(c, EXC_GP, 0);
 }
 
+/* STAC/CLAC: CPL 0 (real mode included), never in v86 mode (#UD). */
+static void set_ac(struct cpu *c, bool on)
+{
+    if (cpu_v86(c) || (cpu_protected(c) && c->cpl != 0))
+        cpu_raise_noerr(c, EXC_UD);
+    if (on)
+        c->eflags |= FL_AC;
+    else
+        c->eflags &= ~FL_AC;
+    mmu_eflags_written(c);
+}
+
+/* RDTSCP: RDTSC's #GP under CR4.TSD, and IA32_TSC_AUX in ECX. */
+static void rdtscp(struct cpu *c)
+{
+    if ((c->cr4 & CR4_TSD) && c->cpl != 0 && cpu_protected(c))
+        cpu_raise(c, EXC_GP, 0);
+    uint64_t t = cpu_rdtsc(c);
+    c->r[R_EAX] = (uint32_t)t;
+    c->r[R_EDX] = t >> 32;
+    c->r[R_ECX] = c->tsc_aux;
+}
+
+/* Group 7's register forms (mod 3), named by the whole ModRM byte: STAC
+ * and CLAC (/1), RDTSCP (/7).  VMX's VMCALL/VMLAUNCH/VMRESUME/VMXOFF (/0),
+ * MONITOR/MWAIT, SWAPGS and the rest are #UD on this CPU. */
+static void grp7_register_form(struct cpu *c, const struct insn *in)
+{
+    switch (in->modrm) {
+    case 0xca: set_ac(c, false); return;
+    case 0xcb: set_ac(c, true); return;
+    case 0xf9: rdtscp(c); return;
+    }
+    cpu_raise_noerr(c, EXC_UD);
+}
+
 HANDLER(sgdt_sidt)
 {
+    if (in->mod == 3) {
+        grp7_register_form(c, in);
+        return;
+    }
     require_mem(c, in);
     struct dtr *t = in->reg == 0 ? &c->gdtr : &c->idtr;
     uint32_t off = insn_ea_offset(c, in);
@@ -259,6 +299,10 @@ HANDLER(lmsw)
 
 HANDLER(invlpg)
 {
+    if (in->mod == 3) {
+        grp7_register_form(c, in);
+        return;
+    }
     require_mem(c, in);
     require_cpl0_not_v86(c);
     tlb_flush_page(c, c->seg[in->ea_seg].base + insn_ea_offset(c, in));
@@ -358,6 +402,15 @@ HANDLER(rdtsc)
 }
 
 HANDLER(cpuid) { cpu_cpuid(c); }
+
+/* RDPID (F3 0F C7 /7, register form): IA32_TSC_AUX.  Without F3 it is
+ * RDSEED, which this CPU lacks. */
+HANDLER(rdpid)
+{
+    if (in->mod != 3 || !(in->prefixes & PFX_REP))
+        cpu_raise_noerr(c, EXC_UD);
+    c->r[in->rm] = c->tsc_aux;
+}
 
 HANDLER(sysenter)
 {

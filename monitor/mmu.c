@@ -14,6 +14,14 @@
 #define PF_W    0x02u
 #define PF_U    0x04u
 
+/* Who makes an access: the translation's privilege.  Implicit supervisor
+ * accesses (descriptor tables, the TSS; SDM vol. 3, 4.6) share the
+ * supervisor TLB half but SMAP forbids them user pages whatever EFLAGS.AC. */
+enum mmu_priv { PRIV_SUPERVISOR = 0, PRIV_USER = 1, PRIV_IMPLICIT = 2 };   /* the first two: `user`'s values */
+
+/* tlb_entry.lists bit: the entry's index is in cpu.tlb_smap. */
+#define TLB_SMAP_LISTED 0x80u
+
 static void tlb_clear(struct tlb_entry *e)
 {
     e->tag_read = e->tag_write = TLB_INVALID;
@@ -70,6 +78,21 @@ void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page)
             }
 }
 
+/* EFLAGS.AC was cleared with supervisor entries for user pages cached
+ * under SMAP: those entries lose their tags (an entry refilled since with
+ * a supervisor page keeps them). */
+void tlb_revoke_smap(struct cpu *c)
+{
+    cpu_forget_returns(c);
+    for (unsigned k = 0; k < c->tlb_smap_n; k++) {
+        struct tlb_entry *e = &c->tlb[0][c->tlb_smap[k]];
+        e->lists &= ~TLB_SMAP_LISTED;
+        if (e->user_page)
+            e->tag_read = e->tag_write = TLB_INVALID;
+    }
+    c->tlb_smap_n = 0;
+}
+
 void tlb_flush_page(struct cpu *c, uint32_t lin)
 {
     cpu_forget_returns(c);
@@ -100,15 +123,26 @@ struct walk {
     uint32_t phys;
     bool writable;    /* a write with this privilege would be allowed now (D already set) */
     bool global;
+    bool user_page;   /* U/S set at both levels */
 };
+
+/* SMAP (CR4.SMAP; SDM vol. 3, 4.6.1): a supervisor data access to a user
+ * page faults unless it is explicit and EFLAGS.AC is set.  Instruction
+ * fetches are SMEP's business, which this CPU does not have. */
+static bool smap_forbids(const struct cpu *c, enum mmu_access acc, enum mmu_priv priv)
+{
+    return priv != PRIV_USER && acc != ACC_EXEC && (c->cr4 & CR4_SMAP) &&
+           (priv == PRIV_IMPLICIT || !(c->eflags & FL_AC));
+}
 
 /* The two-level walk; sets A (and D on writes) as the hardware does.
  * False, with the #PF error code in *err, when the access would fault;
  * `quiet`: false too where it would have to set an A or D bit. */
-static bool page_walk_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user, bool quiet,
+static bool page_walk_try(struct cpu *c, uint32_t lin, enum mmu_access acc, enum mmu_priv priv, bool quiet,
                           struct walk *w, uint32_t *err)
 {
     bool write = acc == ACC_WRITE;
+    bool user = priv == PRIV_USER;
     *err = (write ? PF_W : 0) | (user ? PF_U : 0);
     uint32_t pde_addr = (c->cr3 & PAGE_MASK) | ((lin >> 20) & 0xffc);
     uint32_t pde = phys_read32(c, pde_addr);
@@ -133,7 +167,8 @@ static bool page_walk_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool
     }
     bool user_ok = flags & PTE_US;
     bool rw_ok = flags & PTE_RW;
-    if ((user && !user_ok) || (write && !rw_ok && (user || (c->cr0 & CR0_WP)))) {
+    if ((user && !user_ok) || (write && !rw_ok && (user || (c->cr0 & CR0_WP))) ||
+        (user_ok && smap_forbids(c, acc, priv))) {
         *err |= PF_P;
         return false;
     }
@@ -149,6 +184,7 @@ static bool page_walk_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool
     w->phys = phys;
     w->writable = (upd & PTE_D) && (rw_ok || (!user && !(c->cr0 & CR0_WP)));
     w->global = (entry & PTE_G) && (c->cr4 & CR4_PGE);
+    w->user_page = user_ok;
     return true;
 }
 
@@ -163,20 +199,39 @@ static void check_generation(struct cpu *c)
         tlb_flush_all(c);
 }
 
+/* A supervisor entry for a user page under SMAP holds data tags only
+ * while EFLAGS.AC is set, and is listed so that clearing AC revokes them.
+ * Without tags, a fetch from it (allowed) goes the uncached way. */
+static bool smap_cacheable(struct cpu *c, unsigned index, const struct walk *w, bool user)
+{
+    if (user || !w->user_page || !(c->cr4 & CR4_SMAP))
+        return true;
+    if (!(c->eflags & FL_AC))
+        return false;
+    struct tlb_entry *e = &c->tlb[0][index];
+    if (!(e->lists & TLB_SMAP_LISTED)) {
+        e->lists |= TLB_SMAP_LISTED;
+        c->tlb_smap[c->tlb_smap_n++] = (uint16_t)index;
+    }
+    return true;
+}
+
 /* Translate and fill the TLB entry for the page; false (with the #PF error
  * code in *err, nothing filled) when the access would fault, or with
  * `quiet` when the walk would have to set an A or D bit. */
-static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user, bool quiet,
+static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc, enum mmu_priv priv, bool quiet,
                                uint32_t *pa, uint32_t *err)
 {
     struct walk w;
+    bool user = priv == PRIV_USER;
     if (c->cr0 & CR0_PG) {
-        if (!page_walk_try(c, lin, acc, user, quiet, &w, err))
+        if (!page_walk_try(c, lin, acc, priv, quiet, &w, err))
             return false;
     } else {
         w.phys = lin & PAGE_MASK;
         w.writable = true;
         w.global = false;
+        w.user_page = false;
     }
     w.phys &= a20_mask(c);
     check_generation(c);
@@ -195,6 +250,9 @@ static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc,
     /* No direct writes to pages with translations: they must go through machine_phys_write. */
     bool code = physmem_is_code(pm, w.phys);
     e->tag_write = (wr && w.writable && wr == rd && !code) ? page : TLB_INVALID;
+    e->user_page = w.user_page;
+    if (!smap_cacheable(c, index, &w, user))
+        e->tag_read = e->tag_write = TLB_INVALID;
     e->addend = rd ? (uintptr_t)rd - page : 0;
     e->phys = w.phys;
     e->global = w.global;
@@ -203,10 +261,10 @@ static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc,
 }
 
 /* Translate and fill the TLB entry for the page, or raise #PF. */
-static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user)
+static uint32_t translate_fill(struct cpu *c, uint32_t lin, enum mmu_access acc, enum mmu_priv priv)
 {
     uint32_t pa, err;
-    if (!translate_fill_try(c, lin, acc, user, false, &pa, &err))
+    if (!translate_fill_try(c, lin, acc, priv, false, &pa, &err))
         page_fault(c, lin, err);
     return pa;
 }
@@ -216,13 +274,13 @@ uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool us
     return translate_fill(c, lin, acc, user);
 }
 
-uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user)
+static uint32_t read_slow(struct cpu *c, uint32_t lin, int size, enum mmu_priv priv)
 {
     if ((lin & 0xfff) + size > PAGE_SIZE) {
         /* Page-crossing: translate both pages before reading either. */
         uint32_t first = PAGE_SIZE - (lin & 0xfff);
-        uint32_t pa0 = translate_fill(c, lin, ACC_READ, user);
-        uint32_t pa1 = translate_fill(c, lin + first, ACC_READ, user);
+        uint32_t pa0 = translate_fill(c, lin, ACC_READ, priv);
+        uint32_t pa1 = translate_fill(c, lin + first, ACC_READ, priv);
         uint32_t v = 0;
         for (int k = 0; k < size; k++) {
             uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
@@ -230,26 +288,57 @@ uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user)
         }
         return v;
     }
-    uint32_t pa = translate_fill(c, lin, ACC_READ, user);
+    uint32_t pa = translate_fill(c, lin, ACC_READ, priv);
     if (!c->m->pm->rd[pa >> 12])
         machine_sync_clock(c->m);
     return (uint32_t)physmem_read(c->m->pm, pa, size);
 }
 
-void mem_write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user)
+static void write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, enum mmu_priv priv)
 {
     if ((lin & 0xfff) + size > PAGE_SIZE) {
         uint32_t first = PAGE_SIZE - (lin & 0xfff);
-        uint32_t pa0 = translate_fill(c, lin, ACC_WRITE, user);
-        uint32_t pa1 = translate_fill(c, lin + first, ACC_WRITE, user);
+        uint32_t pa0 = translate_fill(c, lin, ACC_WRITE, priv);
+        uint32_t pa1 = translate_fill(c, lin + first, ACC_WRITE, priv);
         for (int k = 0; k < size; k++) {
             uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
             machine_phys_write(c->m, pa, (val >> (8 * k)) & 0xff, 1);
         }
         return;
     }
-    uint32_t pa = translate_fill(c, lin, ACC_WRITE, user);
+    uint32_t pa = translate_fill(c, lin, ACC_WRITE, priv);
     machine_phys_write(c->m, pa, val, size);
+}
+
+uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user)
+{
+    return read_slow(c, lin, size, user ? PRIV_USER : PRIV_SUPERVISOR);
+}
+
+void mem_write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user)
+{
+    write_slow(c, lin, val, size, user ? PRIV_USER : PRIV_SUPERVISOR);
+}
+
+uint32_t mem_read_implicit_slow(struct cpu *c, uint32_t lin, int size)
+{
+    return read_slow(c, lin, size, PRIV_IMPLICIT);
+}
+
+void mem_write_implicit_slow(struct cpu *c, uint32_t lin, uint32_t val, int size)
+{
+    write_slow(c, lin, val, size, PRIV_IMPLICIT);
+}
+
+uint8_t mem_fetch_byte(struct cpu *c, uint32_t lin, bool user)
+{
+    const struct tlb_entry *e = &c->tlb[user][(lin >> 12) & (TLB_SIZE - 1)];
+    if (e->tag_read == (lin & PAGE_MASK))
+        return *(const uint8_t *)(uintptr_t)(lin + e->addend);
+    uint32_t pa = translate_fill(c, lin, ACC_EXEC, user ? PRIV_USER : PRIV_SUPERVISOR);
+    if (!c->m->pm->rd[pa >> 12])
+        machine_sync_clock(c->m);
+    return (uint8_t)physmem_read(c->m->pm, pa, 1);
 }
 
 void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user)

@@ -19,10 +19,17 @@ void tlb_flush_all(struct cpu *c);          /* everything, global pages included
 void tlb_flush_nonglobal(struct cpu *c);    /* CR3 write */
 void tlb_flush_page(struct cpu *c, uint32_t lin);
 void tlb_invalidate_phys_writes(struct cpu *c, uint32_t page);   /* no direct writes to a guest-physical page */
+void tlb_revoke_smap(struct cpu *c);        /* EFLAGS.AC cleared: see mmu_eflags_written */
 
 /* Slow paths behind the inline fast paths below. */
 uint32_t mem_read_slow(struct cpu *c, uint32_t lin, int size, bool user);
 void mem_write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, bool user);
+/* Implicit supervisor accesses (descriptor tables, TSS), which SMAP
+ * checks whatever EFLAGS.AC says: mem_read_implicit and mem_write_implicit. */
+uint32_t mem_read_implicit_slow(struct cpu *c, uint32_t lin, int size);
+void mem_write_implicit_slow(struct cpu *c, uint32_t lin, uint32_t val, int size);
+/* One byte of an instruction (an execute access: SMAP does not apply). */
+uint8_t mem_fetch_byte(struct cpu *c, uint32_t lin, bool user);
 /* Check that `size` bytes at lin are writable (raises #PF otherwise). */
 void mem_probe_write(struct cpu *c, uint32_t lin, int size, bool user);
 /* Host pointer for an executable linear address, or NULL if not plain memory
@@ -89,6 +96,39 @@ static inline void mem_write(struct cpu *c, uint32_t lin, uint32_t val, int size
         return;
     }
     mem_write_slow(c, lin, val, size, user);
+}
+
+/* A supervisor entry for a user page holds tags only where SMAP allows
+ * the access (mmu.c): an implicit access takes the slow path to it. */
+static inline bool tlb_implicit_hit(const struct cpu *c, const struct tlb_entry *e, uint32_t tag, uint32_t lin, int size)
+{
+    return tag == (lin & PAGE_MASK) && (lin & 0xfff) <= PAGE_SIZE - size && !(e->user_page && (c->cr4 & CR4_SMAP));
+}
+
+static inline uint32_t mem_read_implicit(struct cpu *c, uint32_t lin, int size)
+{
+    struct tlb_entry *e = &c->tlb[0][(lin >> 12) & (TLB_SIZE - 1)];
+    if (!tlb_implicit_hit(c, e, e->tag_read, lin, size))
+        return mem_read_implicit_slow(c, lin, size);
+    return host_load((const uint8_t *)(lin + e->addend), size);
+}
+
+static inline void mem_write_implicit(struct cpu *c, uint32_t lin, uint32_t val, int size)
+{
+    struct tlb_entry *e = &c->tlb[0][(lin >> 12) & (TLB_SIZE - 1)];
+    if (!tlb_implicit_hit(c, e, e->tag_write, lin, size)) {
+        mem_write_implicit_slow(c, lin, val, size);
+        return;
+    }
+    host_store((uint8_t *)(lin + e->addend), val, size);
+}
+
+/* Every write of EFLAGS that may clear AC ends with this: supervisor
+ * entries for user pages cached while AC allowed them lose their tags. */
+static inline void mmu_eflags_written(struct cpu *c)
+{
+    if (c->tlb_smap_n && !(c->eflags & FL_AC))
+        tlb_revoke_smap(c);
 }
 
 #endif

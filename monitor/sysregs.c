@@ -25,6 +25,10 @@
 #define MSR_PAT              0x277
 #define MSR_MTRR_DEF_TYPE    0x2ff
 #define MSR_EFER             0xc0000080u
+#define MSR_TSC_AUX          0xc0000103u
+#define MSR_TSC_ADJUST       0x03b
+#define MSR_MCG_CAP          0x179
+#define EFER_SCE             0x1u
 
 /* 8 variable ranges, the fixed ranges, write-combining. */
 #define MTRRCAP_VALUE 0x508
@@ -101,12 +105,13 @@ void cpu_write_cr3(struct cpu *c, uint32_t v)
 
 void cpu_write_cr4(struct cpu *c, uint32_t v)
 {
-    const uint32_t supported = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PGE | CR4_OSFXSR;
+    const uint32_t supported = CR4_VME | CR4_PVI | CR4_TSD | CR4_DE | CR4_PSE | CR4_PGE | CR4_OSFXSR | CR4_SMAP;
     if (v & ~supported)
         cpu_raise(c, EXC_GP, 0);
     uint32_t changed = c->cr4 ^ v;
     c->cr4 = v;
-    if (changed & (CR4_PSE | CR4_PGE))
+    /* SMAP decides which supervisor entries may hold data tags (mmu.c). */
+    if (changed & (CR4_PSE | CR4_PGE | CR4_SMAP))
         tlb_flush_all(c);
 }
 
@@ -122,6 +127,13 @@ void cpu_write_cr4(struct cpu *c, uint32_t v)
 #define CPUID_PGE  (1u << 13)
 #define CPUID_CMOV (1u << 15)
 #define CPUID_FXSR (1u << 24)
+/* Beyond the P6 set: what kvm-unit-tests' tsc and smap tests look for. */
+#define CPUID_7_EBX_TSC_ADJUST (1u << 1)
+#define CPUID_7_EBX_SMAP   (1u << 20)
+#define CPUID_7_ECX_RDPID  (1u << 22)
+#define CPUID_X1_EDX_RDTSCP (1u << 27)
+#define CPUID_MAX_BASIC    7
+#define CPUID_MAX_EXTENDED 0x80000001u
 
 uint32_t cpu_feature_edx(void)
 {
@@ -141,7 +153,7 @@ void cpu_cpuid(struct cpu *c)
     uint32_t a = 0, b = 0, cx = 0, d = 0;
     switch (leaf) {
     case 0:
-        a = 1;
+        a = CPUID_MAX_BASIC;
         memcpy(&b, "Genu", 4);
         memcpy(&d, "ineI", 4);
         memcpy(&cx, "ntel", 4);
@@ -153,9 +165,23 @@ void cpu_cpuid(struct cpu *c)
         if (machine_apic_enabled(c->m))
             d |= CPUID_APIC;
         break;
+    case 7:
+        /* Sub-leaf 0 (ECX): EAX is the highest sub-leaf, 0. */
+        if (c->r[R_ECX] == 0) {
+            b = CPUID_7_EBX_SMAP | CPUID_7_EBX_TSC_ADJUST;
+            cx = CPUID_7_ECX_RDPID;
+        }
+        break;
+    case 0x80000000u:
+        a = CPUID_MAX_EXTENDED;
+        break;
+    case 0x80000001u:
+        d = CPUID_X1_EDX_RDTSCP;
+        break;
     default:
-        /* Intel returns the highest basic leaf's data for out-of-range leaves;
-         * leaf 1 is the highest here, but zeros are what software checks for. */
+        /* Leaves 2-6 (caches, MONITOR, power) report nothing.  Intel
+         * returns the highest basic leaf's data for out-of-range leaves,
+         * but zeros are what software checks for. */
         break;
     }
     c->r[R_EAX] = a;
@@ -198,9 +224,14 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
     case MSR_MTRRCAP: *val = MTRRCAP_VALUE; return true;
     case MSR_MTRR_DEF_TYPE: *val = c->mtrr_def_type; return true;
     case MSR_PAT: *val = c->pat; return true;
-    /* EFER answers with every feature off (no SYSCALL, NX or long mode
-     * here), as QEMU's 32-bit CPUs do: test code reads it to learn the mode. */
-    case MSR_EFER: *val = 0; return true;
+    /* EFER answers with every feature off (no NX or long mode here), as
+     * QEMU's 32-bit CPUs do: test code reads it to learn the mode.  SCE
+     * holds what was written, as on Intel's 64-bit CPUs in legacy mode. */
+    case MSR_EFER: *val = c->efer; return true;
+    case MSR_TSC_ADJUST: *val = c->tsc_adjust; return true;
+    /* No machine-check banks: MCi_* raise #GP as unmodelled MSRs. */
+    case MSR_MCG_CAP: *val = 0; return true;
+    case MSR_TSC_AUX: *val = c->tsc_aux; return true;
     }
     if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
         *val = c->mtrr_var[msr - MSR_MTRR_PHYS_FIRST];
@@ -218,7 +249,17 @@ bool cpu_rdmsr(struct cpu *c, uint32_t msr, uint64_t *val)
 bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
 {
     switch (msr) {
-    case MSR_TSC: c->tsc_offset = val - (uint64_t)machine_now(c->m) * TSC_PER_NS; return true;
+    case MSR_TSC: {
+        /* SDM 17.17.3: what a write adds to the TSC, it adds to IA32_TSC_ADJUST. */
+        uint64_t offset = val - (uint64_t)machine_now(c->m) * TSC_PER_NS;
+        c->tsc_adjust += offset - c->tsc_offset;
+        c->tsc_offset = offset;
+        return true;
+    }
+    case MSR_TSC_ADJUST:
+        c->tsc_offset += val - c->tsc_adjust;
+        c->tsc_adjust = val;
+        return true;
     case MSR_BIOS_SIGN_ID: return true;
     case MSR_SYSENTER_CS: c->sysenter_cs = val; return true;
     case MSR_SYSENTER_ESP: c->sysenter_esp = val; return true;
@@ -239,7 +280,16 @@ bool cpu_wrmsr(struct cpu *c, uint32_t msr, uint64_t val)
             return false;
         c->pat = val;
         return true;
-    case MSR_EFER: return val == 0;
+    case MSR_EFER:
+        if (val & ~(uint64_t)EFER_SCE)
+            return false;
+        c->efer = val;
+        return true;
+    case MSR_TSC_AUX:
+        if (val >> 32)
+            return false;                            /* bits 63:32 are reserved */
+        c->tsc_aux = (uint32_t)val;
+        return true;
     }
     if (msr >= MSR_MTRR_PHYS_FIRST && msr <= MSR_MTRR_PHYS_LAST) {
         if (!var_mtrr_valid(msr, val))

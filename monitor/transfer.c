@@ -53,6 +53,7 @@ void set_eflags(struct cpu *c, uint32_t v, uint32_t mask)
     c->eflags = (c->eflags & ~mask) | (v & mask);
     c->eflags |= 0x2;
     c->eflags &= ~(0x8u | 0x20u | 0x8000u);
+    mmu_eflags_written(c);
 }
 
 uint32_t eflags_write_mask(struct cpu *c, bool op32)
@@ -116,6 +117,7 @@ static void real_mode_interrupt(struct cpu *c, int vec, uint32_t ret_eip)
     push(c, c->seg[SEG_CS].sel, 2);
     push(c, ret_eip & 0xffff, 2);
     c->eflags &= ~(FL_IF | FL_TF | FL_AC | FL_RF);
+    mmu_eflags_written(c);
     load_cs_real(c, vecaddr >> 16, vecaddr & 0xffff);
 }
 
@@ -731,6 +733,7 @@ void task_switch(struct cpu *c, uint16_t sel, struct desc d, enum task_src src, 
         cpu_write_cr3(c, t.cr3);
     c->eip = t.eip;
     c->eflags = (t.eflags | 2) & (t32 ? 0x3f7fd7u : 0xffd7u);
+    mmu_eflags_written(c);
     for (int k = 0; k < 8; k++)
         c->r[k] = t.r[k];
     /* Selectors first (so a later #TS reports the new task's state), then descriptors. */

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <cpuid.h>
 
 #include "monitor/cpu.h"
 #include "monitor/interp.h"
@@ -835,6 +836,92 @@ static void test_div8_overflow_raises_de(void **state)
     assert_int_equal(div8(0xfb, 0x7f00, 0xff, &ax), EXC_DE);
 }
 
+/* ---- RDTSCP and RDPID (issue 17): IA32_TSC_AUX, flags and registers ---- */
+
+/* The TSC itself differs from run to run; IA32_TSC_AUX (the CPU number
+ * on a Linux host) does not: the guest's is set to the value the host's
+ * run returned, and everything else must agree. */
+static bool host_has(uint32_t leaf, int reg, int bit)
+{
+    uint32_t r[4];
+    if (!__get_cpuid_count(leaf, 0, &r[0], &r[1], &r[2], &r[3]))
+        return false;
+    return (r[reg] >> bit) & 1;
+}
+
+static void tsc_aux_cases(const char *name, const uint8_t *bytes, int len, int aux_reg, uint32_t clobbered)
+{
+    static struct form f;
+    f.name = name;
+    catch_host_faults();
+    for (int n = 0; n < 200; n++) {
+        struct gen g = { 0 };
+        g.f = &f;
+        memcpy(g.guest, bytes, len);
+        memcpy(g.host, bytes, len);
+        g.glen = g.hlen = len;
+        for (int r = 0; r < 8; r++)
+            g.in.r[r] = interesting();
+        g.in.r[R_ESP] = 0x00f00000u;
+        g.in.flags = 0x2 | (rnd() & (FL_ARITH | FL_DF));
+        struct regs h, i;
+        uint32_t eip;
+        assert_int_equal(run_host(&g, &h), -1);
+        m->cpu.tsc_aux = h.r[aux_reg];
+        assert_int_equal(run_interp(&g, &i, &eip), -1);
+        assert_int_equal(eip, CODE_ADDR + (uint32_t)len);
+        for (int r = 0; r < 8; r++)
+            if (r != R_ESP && !((clobbered >> r) & 1) && h.r[r] != i.r[r])
+                fail_msg("%s: register %d is %08x, the host's %08x", name, r, i.r[r], h.r[r]);
+        assert_int_equal(h.flags & (FL_ARITH | FL_DF), i.flags & (FL_ARITH | FL_DF));
+    }
+}
+
+static void test_rdtscp_ecx_is_tsc_aux(void **state)
+{
+    if (!host_has(0x80000001u, 3, 27))
+        skip();
+    static const uint8_t rdtscp[] = { 0x0f, 0x01, 0xf9 };
+    tsc_aux_cases("RDTSCP", rdtscp, 3, R_ECX, 1u << R_EAX | 1u << R_EDX);
+}
+
+static void test_rdpid_is_tsc_aux(void **state)
+{
+    if (!host_has(7, 2, 22))
+        skip();
+    for (int r = 0; r < 8; r++) {
+        if (r == R_ESP)
+            continue;
+        const uint8_t rdpid[] = { 0xf3, 0x0f, 0xc7, (uint8_t)(0xf8 | r) };
+        tsc_aux_cases("RDPID", rdpid, 4, r, 0);
+    }
+}
+
+/* STAC and CLAC at CPL 3 raise #UD, on the host (with SMAP or without)
+ * as in the guest, and change nothing. */
+static void test_stac_clac_at_cpl3_raise_ud(void **state)
+{
+    static const uint8_t forms[2][3] = { { 0x0f, 0x01, 0xcb }, { 0x0f, 0x01, 0xca } };
+    static const struct form f = { .name = "STAC/CLAC" };
+    catch_host_faults();
+    for (int k = 0; k < 2; k++) {
+        struct gen g = { 0 };
+        g.f = &f;
+        memcpy(g.guest, forms[k], 3);
+        memcpy(g.host, forms[k], 3);
+        g.glen = g.hlen = 3;
+        for (int r = 0; r < 8; r++)
+            g.in.r[r] = interesting();
+        g.in.r[R_ESP] = 0x00f00000u;
+        g.in.flags = 0x2;
+        struct regs h, i;
+        uint32_t eip;
+        assert_int_equal(run_host(&g, &h), EXC_UD);
+        assert_int_equal(run_interp(&g, &i, &eip), EXC_UD);
+        assert_memory_equal(h.r, i.r, sizeof h.r);
+    }
+}
+
 /* ---- the random run ---- */
 
 static void test_random_instructions(void **state)
@@ -869,6 +956,9 @@ int main(void)
         cmocka_unit_test(test_div8_uses_ah),
         cmocka_unit_test(test_div8_overflow_raises_de),
         cmocka_unit_test(test_random_instructions),
+        cmocka_unit_test(test_rdtscp_ecx_is_tsc_aux),
+        cmocka_unit_test(test_rdpid_is_tsc_aux),
+        cmocka_unit_test(test_stac_clac_at_cpl3_raise_ud),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
