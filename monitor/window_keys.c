@@ -74,7 +74,7 @@ const char *window_default_name(const struct machine_config *cfg, char *buf, siz
             return base_name(cfg->floppy[i].path, buf, len);
     if (cfg->kernel)
         return base_name(cfg->kernel, buf, len);
-    snprintf(buf, len, "retrovisor");
+    snprintf(buf, len, "%s", "");
     return buf;
 }
 

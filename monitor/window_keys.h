@@ -17,7 +17,7 @@ struct machine_config;
 const char *window_parse_name(const char *arg, char *buf, size_t len, char *err, size_t errlen);
 
 /* The name without -name: the first disk's (or CD's, floppy's, -kernel's)
- * file name without its directory and extension; "retrovisor" without any. */
+ * file name without its directory and extension; "" without any. */
 const char *window_default_name(const struct machine_config *cfg, char *buf, size_t len);
 
 /* Points m->ui's hotkeys at the machine and puts name in the title. */
