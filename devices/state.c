@@ -66,6 +66,10 @@ void state_save(const struct state_table *t, const char *name, const void *opaqu
         case STATE_TIMER:
             save_timer(base + f->offset, out);
             break;
+        case STATE_X87:
+            for (uint32_t k = 0; k < f->size / 10; k++)
+                state_buf_put(out, base + f->offset + k * sizeof(long double), 10);
+            break;
         }
     }
 }
@@ -211,6 +215,13 @@ void state_apply(const struct state_table *t, void *opaque, const uint8_t *rec, 
         case STATE_TIMER:
             load_timer(base + f->offset, data);
             break;
+        case STATE_X87:
+            for (uint32_t k = 0; k < size / 10; k++) {
+                long double v = 0;
+                memcpy(&v, data + k * 10, 10);
+                memcpy(base + f->offset + k * sizeof(long double), &v, sizeof(v));
+            }
+            break;
         }
     }
 }
@@ -230,6 +241,9 @@ void state_zero(const struct state_table *t, void *opaque)
         case STATE_TIMER:
             if (*(struct vtimer **)(base + f->offset))
                 vtimer_del(*(struct vtimer **)(base + f->offset));
+            break;
+        case STATE_X87:
+            memset(base + f->offset, 0, f->size / 10 * sizeof(long double));
             break;
         }
     }

@@ -30,6 +30,7 @@ enum state_kind {
     STATE_PLAIN,        /* bytes inside the structure: integers, arrays, bools */
     STATE_INDIRECT,     /* a pointer member to `size` bytes held elsewhere (video memory) */
     STATE_TIMER,        /* a struct vtimer * member: saved as armed + expiry, re-armed on load */
+    STATE_X87,          /* an array of long double: 10 bytes each (the 6 bytes of padding are not state) */
 };
 
 struct state_field {
@@ -60,6 +61,9 @@ struct state_table {
     { #member, (uint32_t)offsetof(type, member), (uint32_t)(bytes), 1, STATE_INDIRECT }
 #define STATE_TIMER(type, member) \
     { #member, (uint32_t)offsetof(type, member), STATE_TIMER_SIZE, 1, STATE_TIMER }
+#define STATE_X87(type, member) \
+    { #member, (uint32_t)offsetof(type, member), \
+      (uint32_t)(sizeof(((type *)0)->member) / sizeof(long double) * 10), 1, STATE_X87 }
 #define STATE_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
 
 /* A growable byte buffer records are written into. */

@@ -15,6 +15,7 @@
 
 struct blockdev {
     char *path;
+    char *layer;            /* the image the top (or the overlay over it) was opened from */
     struct blk *top;        /* the image, or the snapshot overlay over it */
     uint64_t size;
     bool readonly;
@@ -59,6 +60,8 @@ struct blockdev *blockdev_open_format(const char *path, const char *format, bool
     struct blockdev *bd = xcalloc(1, sizeof(*bd));
     bd->path = xmalloc(strlen(path) + 1);
     strcpy(bd->path, path);
+    bd->layer = xmalloc(strlen(path) + 1);
+    strcpy(bd->layer, path);
     bd->top = b;
     bd->size = blk_size(b) - blk_size(b) % BLOCKDEV_SECTOR_SIZE;
     bd->readonly = readonly || forced_readonly;
@@ -75,7 +78,9 @@ void blockdev_close(struct blockdev *bd)
 {
     if (!bd)
         return;
-    blk_close(bd->top);     /* also drops the locks */
+    if (bd->top)
+        blk_close(bd->top);     /* also drops the locks */
+    free(bd->layer);
     free(bd->path);
     free(bd);
 }
@@ -95,6 +100,8 @@ int blockdev_read(struct blockdev *bd, uint64_t offset, void *buf, size_t len)
 {
     if (!in_range(bd, offset, len))
         return -EINVAL;
+    if (!bd->top)
+        return -EIO;
     return blk_read(bd->top, offset, buf, len);
 }
 
@@ -104,6 +111,8 @@ int blockdev_write(struct blockdev *bd, uint64_t offset, const void *buf, size_t
         return -EROFS;
     if (!in_range(bd, offset, len))
         return -EINVAL;
+    if (!bd->top)
+        return -EIO;
     return blk_write(bd->top, offset, buf, len);
 }
 
@@ -111,5 +120,53 @@ int blockdev_flush(struct blockdev *bd)
 {
     if (bd->readonly || bd->snapshot)
         return 0;
+    if (!bd->top)
+        return -EIO;
     return blk_flush(bd->top);
+}
+
+const char *blockdev_layer_path(const struct blockdev *bd) { return bd->layer; }
+struct blk *blockdev_top(struct blockdev *bd) { return bd->top; }
+
+/* Open path as this disk's chain in its mode; NULL with err on failure. */
+static struct blk *open_layer(const struct blockdev *bd, const char *path, char *err, size_t errlen)
+{
+    struct blk *b = blk_open(path, NULL, bd->readonly || bd->snapshot ? 0 : BLK_WRITABLE, err, errlen);
+    if (!b)
+        return NULL;
+    if (blk_size(b) - blk_size(b) % BLOCKDEV_SECTOR_SIZE != bd->size) {
+        snprintf(err, errlen, "%s: %llu bytes, the disk has %llu", path, (unsigned long long)blk_size(b),
+                 (unsigned long long)bd->size);
+        blk_close(b);
+        return NULL;
+    }
+    if (bd->snapshot) {
+        struct blk *overlay = blk_open_temp_overlay(b, err, errlen);
+        if (!overlay)
+            blk_close(b);
+        return overlay;
+    }
+    return b;
+}
+
+int blockdev_reopen(struct blockdev *bd, const char *path, char *err, size_t errlen)
+{
+    if (!bd->snapshot && !bd->readonly)
+        blk_flush(bd->top);
+    blk_close(bd->top);
+    struct blk *b = open_layer(bd, path, err, errlen);
+    if (!b) {
+        char again[256];
+        bd->top = open_layer(bd, bd->layer, again, sizeof(again));
+        if (!bd->top) {
+            fprintf(stderr, "retrovisor: %s: %s; the disk is gone (guest I/O fails)\n", bd->path, again);
+            bd->top = NULL;
+        }
+        return -1;
+    }
+    bd->top = b;
+    free(bd->layer);
+    bd->layer = xmalloc(strlen(path) + 1);
+    strcpy(bd->layer, path);
+    return 0;
 }

@@ -52,4 +52,14 @@ int blockdev_write(struct blockdev *bd, uint64_t offset, const void *buf, size_t
 /* Make every completed write and its metadata durable (fsync); a no-op in snapshot/read-only mode. */
 int blockdev_flush(struct blockdev *bd);
 
+/* The image under the snapshot overlay (or the image itself): its path and
+ * its block driver (snapshots export and freeze layers with these). */
+const char *blockdev_layer_path(const struct blockdev *bd);
+struct blk *blockdev_top(struct blockdev *bd);
+/* Switch the disk to another image in the same mode (snapshot disks get a
+ * fresh overlay over it): the old chain is flushed and closed first, as
+ * the new one may name it as a parent.  On failure the old image is opened
+ * again and -1 returned with one line in err. */
+int blockdev_reopen(struct blockdev *bd, const char *path, char *err, size_t errlen);
+
 #endif

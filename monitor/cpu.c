@@ -1,5 +1,6 @@
 /* CPU power-on / RESET# state (Intel SDM vol. 3, "Processor State After Reset"). */
 #include "monitor/interp.h"
+#include "devices/state.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -39,3 +40,60 @@ void cpu_reset(struct cpu *c)
         for (unsigned i = 0; i < TLB_SIZE; i++)
             c->tlb[u][i].tag_read = c->tlb[u][i].tag_write = TLB_INVALID;
 }
+
+/* What a snapshot keeps of the CPU: the architectural state and the
+ * execution state between instructions.  The TLB, the translator's fields
+ * and an exception in delivery are not state: a snapshot is taken between
+ * slices, and the loader flushes the TLB and the translation cache. */
+static const struct state_field cpu_fields[] = {
+    STATE_FIELD(struct cpu, r),
+    STATE_FIELD(struct cpu, eip),
+    STATE_FIELD(struct cpu, eflags),
+    STATE_FIELD(struct cpu, seg),
+    STATE_FIELD(struct cpu, ldtr),
+    STATE_FIELD(struct cpu, tr),
+    STATE_FIELD(struct cpu, gdtr.base),
+    STATE_FIELD(struct cpu, gdtr.limit),
+    STATE_FIELD(struct cpu, idtr.base),
+    STATE_FIELD(struct cpu, idtr.limit),
+    STATE_FIELD(struct cpu, cr0),
+    STATE_FIELD(struct cpu, cr2),
+    STATE_FIELD(struct cpu, cr3),
+    STATE_FIELD(struct cpu, cr4),
+    STATE_FIELD(struct cpu, dr),
+    STATE_FIELD(struct cpu, cpl),
+    STATE_FIELD(struct cpu, tsc_offset),
+    STATE_FIELD(struct cpu, sysenter_cs),
+    STATE_FIELD(struct cpu, sysenter_esp),
+    STATE_FIELD(struct cpu, sysenter_eip),
+    STATE_FIELD(struct cpu, apic_base),
+    STATE_FIELD(struct cpu, mtrr_def_type),
+    STATE_FIELD(struct cpu, mtrr_fixed),
+    STATE_FIELD(struct cpu, mtrr_var),
+    STATE_FIELD(struct cpu, pat),
+    STATE_FIELD(struct cpu, misc_enable),
+    STATE_X87(struct cpu, fpu.st),
+    STATE_FIELD(struct cpu, fpu.cw),
+    STATE_FIELD(struct cpu, fpu.sw),
+    STATE_FIELD(struct cpu, fpu.tw),
+    STATE_FIELD(struct cpu, fpu.fop),
+    STATE_FIELD(struct cpu, fpu.fip),
+    STATE_FIELD(struct cpu, fpu.fdp),
+    STATE_FIELD(struct cpu, fpu.fcs),
+    STATE_FIELD(struct cpu, fpu.fds),
+    STATE_FIELD(struct cpu, fpu.top),
+    STATE_FIELD(struct cpu, sse.xmm),
+    STATE_FIELD(struct cpu, sse.mxcsr),
+    STATE_FIELD(struct cpu, halted),
+    STATE_FIELD(struct cpu, intr_shadow),
+    STATE_FIELD(struct cpu, nmi_blocked),
+    STATE_FIELD(struct cpu, a20),
+    STATE_FIELD(struct cpu, repeat_vector),
+    STATE_FIELD(struct cpu, repeat_addr),
+    STATE_FIELD(struct cpu, repeat_count),
+    STATE_FIELD(struct cpu, livelock_reported),
+};
+
+const struct state_table cpu_state_table = {
+    .name = "cpu", .version = 1, .fields = cpu_fields, .nfields = STATE_COUNT(cpu_fields),
+};

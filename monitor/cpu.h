@@ -249,6 +249,8 @@ static inline bool cpu_stack32(const struct cpu *c) { return c->seg[SEG_SS].attr
 
 /* Power-on / RESET# state (Intel SDM vol. 3, table 9-1). */
 void cpu_reset(struct cpu *c);
+/* The fields a snapshot keeps (devices/state.h). */
+extern const struct state_table cpu_state_table;
 
 /* Raise an exception from inside an instruction: unwinds to the run loop,
  * which restores EIP/ESP to the faulting instruction and delivers it. */

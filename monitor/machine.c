@@ -11,6 +11,7 @@
 #include "monitor/trace.h"
 #include "monitor/guestlog.h"
 #include "monitor/control.h"
+#include "monitor/snapshot.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -737,8 +738,16 @@ static bool attach_drives(struct machine *m)
         }
         if (!d->path)
             continue;
-        char err[512];
-        m->disk[k] = blockdev_open_format(d->path, d->format, d->readonly, d->snapshot, err, sizeof(err));
+        char err[512], layer[4096];
+        const char *path = d->path, *format = d->format;
+        if (!d->readonly && !d->snapshot && snapshot_current_layer(&m->cfg, k, d->path, layer, sizeof(layer))) {
+            /* savevm froze the image: its writes go on in the snapshot folder's layer. */
+            fprintf(stderr, "retrovisor: %s %s: running on %s (the image is frozen by a snapshot)\n", names[k],
+                    d->path, layer);
+            path = layer;
+            format = NULL;
+        }
+        m->disk[k] = blockdev_open_format(path, format, d->readonly, d->snapshot, err, sizeof(err));
         if (!m->disk[k] || ide_attach_disk(m->ide, k / 2, k % 2, m->disk[k], err, sizeof(err)) < 0) {
             fprintf(stderr, "retrovisor: %s %s\n", names[k], err);
             return false;
@@ -975,6 +984,7 @@ void machine_free(struct machine *m)
     vga_free(m->vga);
     physmem_free(m->pm);
     control_free(m->control);
+    snapshot_free(m);
     free(m);
 }
 
@@ -1025,6 +1035,18 @@ static int64_t slice_budget(struct machine *m)
         return MAX_SLICE;
     int64_t n = (deadline - now) / m->cfg.ns_per_insn + 1;
     return n < 1 ? 1 : n > MAX_SLICE ? MAX_SLICE : n;
+}
+
+/* A slice ends no later than an instruction count the user asked to stop
+ * or take a snapshot at. */
+static int64_t clip_to_targets(struct machine *m, int64_t n)
+{
+    int64_t now = (int64_t)cpu_icount(&m->cpu);
+    int64_t targets[2] = { m->cfg.max_insns, m->savevm_at_done ? 0 : m->cfg.savevm_at };
+    for (int i = 0; i < 2; i++)
+        if (targets[i] > now && targets[i] - now < n)
+            n = targets[i] - now;
+    return n;
 }
 
 static void idle(struct machine *m)
@@ -1115,11 +1137,17 @@ int machine_run(struct machine *m)
         vclock_run_timers(m->clock);
         if (handle_requests(m))
             break;
+        if (m->cfg.savevm_at && (int64_t)cpu_icount(c) >= m->cfg.savevm_at && !m->savevm_at_done) {
+            char err[512];
+            m->savevm_at_done = true;
+            if (snapshot_save(m, m->cfg.savevm_at_name, err, sizeof(err)) < 0)
+                fprintf(stderr, "retrovisor: -savevm-at: %s\n", err);
+        }
         if (m->cfg.max_insns && (int64_t)cpu_icount(c) >= m->cfg.max_insns)
             break;
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
-        cpu_set_budget(c, slice_budget(m));
+        cpu_set_budget(c, clip_to_targets(m, slice_budget(m)));
         if (m->bt)
             bt_run(m->bt);
         else
@@ -1136,6 +1164,11 @@ int machine_run(struct machine *m)
         }
         if (c->halted && !machine_intr_pending(m))
             idle(m);
+    }
+    if (m->cfg.savevm_at_end) {
+        char err[512];
+        if (snapshot_save(m, m->cfg.savevm_at_name, err, sizeof(err)) < 0)
+            fprintf(stderr, "retrovisor: -savevm-at: %s\n", err);
     }
     control_shutdown(m);
     guest_log_summary();

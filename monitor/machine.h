@@ -36,6 +36,7 @@ struct vga;
 struct ui;
 struct acpi_pm;
 struct control;
+struct snapshots;
 
 struct lapic;
 struct ioapic;
@@ -118,6 +119,11 @@ struct machine_config {
     } nic[MAX_NICS];
     int n_nic;
     bool net_none;               /* -net none: no card even by default */
+    const char *snapshot_dir;    /* -snapshot-dir: where snapshots live (NULL: beside the first disk) */
+    const char *loadvm;          /* -loadvm NAME: start from this snapshot */
+    int64_t savevm_at;           /* -savevm-at N:NAME: take a snapshot at instruction N (0: none) */
+    bool savevm_at_end;          /* -savevm-at end:NAME: ... when the run ends */
+    const char *savevm_at_name;
 };
 
 struct machine {
@@ -177,6 +183,8 @@ struct machine {
     const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
     uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
     struct control *control;     /* run state and work from other threads (monitor/control.h) */
+    struct snapshots *snapshots; /* the snapshot folder and the last snapshot (monitor/snapshot.c) */
+    bool savevm_at_done;
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */

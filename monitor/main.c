@@ -2,6 +2,7 @@
  * Command line: QEMU's spelling where the meaning is the same.
  */
 #include "monitor/machine.h"
+#include "monitor/snapshot.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
 #include "monitor/window_keys.h"
@@ -51,6 +52,11 @@ static void usage(FILE *f)
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          guest disk writes go to temporary files; images are never written\n"
+            "  -loadvm NAME       start from snapshot NAME (taken with savevm in the monitor console\n"
+            "                     or the window's Ctrl+Alt+S)\n"
+            "  -snapshot-dir DIR  keep snapshots in DIR (default: FIRSTDISK.snapshots/ beside the first\n"
+            "                     disk, else beside -kernel); a writable disk is frozen at savevm and\n"
+            "                     later writes go to a layer in that folder, which later runs use\n"
             "  -kernel FILE       boot a kernel directly: Linux bzImage, or Multiboot (ELF or a.out kludge)\n"
             "  -initrd FILE       Linux initrd; for Multiboot: modules 'F [args],F2' comma separated\n"
             "  -append CMDLINE    kernel command line\n"
@@ -111,6 +117,8 @@ static void usage(FILE *f)
             "  -icount [shift=]N  deterministic time: each instruction takes 2^N ns (N 0..10)\n"
             "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0; finite, > 0)\n"
             "  -max-insns N       stop after N guest instructions (N >= 1)\n"
+            "  -savevm-at N:NAME  take snapshot NAME when N guest instructions have run, or with\n"
+            "                     N = end when the run ends (reproducible snapshots with -icount)\n"
             "  -post-port PORT    also record POST codes written to PORT (1..0xffff; port 0x80 always)\n"
             "\n"
             "  -h, --help         this text\n"
@@ -677,6 +685,25 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-max-insns")) {
             NEED_ARG();
             cfg.max_insns = parse_number("-max-insns", val, 1, 0x7fffffffffffffffL);
+        } else if (!strcmp(a, "-loadvm")) {
+            NEED_ARG();
+            cfg.loadvm = val;
+        } else if (!strcmp(a, "-snapshot-dir")) {
+            NEED_ARG();
+            if (!*val)
+                bad("-snapshot-dir: an empty folder name%s%s", "", "");
+            cfg.snapshot_dir = val;
+        } else if (!strcmp(a, "-savevm-at")) {
+            NEED_ARG();
+            char *colon = strchr(val, ':');
+            if (!colon || !colon[1])
+                bad("-savevm-at %s: expected ICOUNT:NAME%s", val, "");
+            *colon = 0;
+            if (!strcmp(val, "end"))
+                cfg.savevm_at_end = true;
+            else
+                cfg.savevm_at = parse_number("-savevm-at", val, 1, 0x7fffffffffffffffL);
+            cfg.savevm_at_name = colon + 1;
         } else if (!strcmp(a, "-post-port")) {
             NEED_ARG();
             cfg.post_port2 = parse_number("-post-port", val, 1, 0xffff);
@@ -719,6 +746,12 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[512];
+    if (cfg.loadvm && snapshot_load(m, cfg.loadvm, err, sizeof(err)) < 0) {
+        chardev_restore_terminal();
+        fprintf(stderr, "retrovisor: -%s\n", err);
+        machine_free(m);
+        return 2;
+    }
     if (display) {
         m->ui = ui_open(display, m->vga, m->kbc, err, sizeof(err));
         if (!m->ui) {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "monitor/snapshot_file.h"
 #include <unistd.h>
 
 static void usage(FILE *f)
@@ -28,6 +29,8 @@ static void usage(FILE *f)
                "  convert [-f FMT] -O FMT [-o OPTS] IN OUT\n"
                "  check [-f FMT] FILE\n"
                "  commit [-f FMT] FILE\n"
+               "  statediff A.rvs B.rvs   compare two snapshot state files (in a VM's .snapshots\n"
+               "                          folder) field by field; exit 0 when equal, 1 when not\n"
                "formats: raw, qcow2, vmdk, vpc (vhd)\n"
                "OPTS: subformat=monolithicSparse|monolithicFlat|twoGbMaxExtentSparse|twoGbMaxExtentFlat (vmdk),\n"
                "      subformat=dynamic|fixed (vpc), cluster_size=N, compat=0.10|1.1 (qcow2)\n"
@@ -288,6 +291,18 @@ static int cmd_commit(struct args *a)
     return 0;
 }
 
+static int cmd_statediff(int argc, char **argv)
+{
+    if (argc != 4)
+        die("statediff: two snapshot state files expected");
+    char err[512];
+    int n = snapfile_diff(argv[2], argv[3], 8ull << 30, stdout, err, sizeof(err));
+    if (n < 0)
+        die("%s", err);
+    printf(n ? "%d differences\n" : "State files are identical.\n", n);
+    return n ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -298,6 +313,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (!strcmp(argv[1], "statediff"))
+        return cmd_statediff(argc, argv);
     struct args a;
     parse_args(argc, argv, &a);
     if (!strcmp(argv[1], "info"))
@@ -310,5 +327,5 @@ int main(int argc, char **argv)
         return cmd_check(&a);
     if (!strcmp(argv[1], "commit"))
         return cmd_commit(&a);
-    die("unknown command '%s' (info, create, convert, check, commit)", argv[1]);
+    die("unknown command '%s' (info, create, convert, check, commit, statediff)", argv[1]);
 }

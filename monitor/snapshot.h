@@ -26,4 +26,12 @@ void snapshot_list(struct machine *m, FILE *out);
 /* The name of the snapshot last taken or loaded (revert goes back to it), or NULL. */
 const char *snapshot_last(struct machine *m);
 
+struct machine_config;
+/* At start: the layer a writable disk slot runs on when the snapshot folder
+ * says so (savevm froze the image given on the command line), in out; NULL:
+ * the image itself. */
+const char *snapshot_current_layer(const struct machine_config *cfg, int slot, const char *image, char *out,
+                                   size_t cap);
+void snapshot_free(struct machine *m);
+
 #endif
