@@ -16,6 +16,8 @@
 static struct window_keys {
     struct machine *m;
     bool button_pressed;        /* Ctrl+Alt+Q pressed once: the next powers off at once */
+    char last_stamp[64];        /* the last hotkey snapshot's name without a -N suffix */
+    int same_second;
 } wk;
 
 const char *window_parse_name(const char *arg, char *buf, size_t len, char *err, size_t errlen)
@@ -93,6 +95,12 @@ static void toggle_pause(struct machine *m)
         machine_pause(m, "user");
 }
 
+/* The title's [STATE] is the run state; the result goes in the message. */
+static void show_run_state(struct machine *m)
+{
+    ui_set_status(m->ui, machine_paused(m) ? "paused" : "running");
+}
+
 /* Snapshots taken by the hotkey are named by the host time they were taken at. */
 static void take_snapshot(struct machine *m)
 {
@@ -101,9 +109,18 @@ static void take_snapshot(struct machine *m)
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(name, sizeof(name), "hotkey-%Y%m%d-%H%M%S", &tm);
+    if (!strcmp(name, wk.last_stamp)) {     /* a second one within the second keeps the first */
+        wk.same_second++;
+        snprintf(name + strlen(name), sizeof(name) - strlen(name), "-%d", wk.same_second + 1);
+    } else {
+        snprintf(wk.last_stamp, sizeof(wk.last_stamp), "%s", name);
+        wk.same_second = 0;
+    }
     err[0] = 0;
-    if (snapshot_save(m, name, err, sizeof(err)) == 0)
+    if (snapshot_save(m, name, err, sizeof(err)) == 0) {
         snprintf(msg, sizeof(msg), "snapshot %s taken", name);
+        show_run_state(m);
+    }
     else
         snprintf(msg, sizeof(msg), "snapshot %s failed: %s", name, err[0] ? err : "no reason given");
     report(m, msg);
@@ -120,8 +137,10 @@ static void revert_snapshot(struct machine *m)
     char name[256];
     snprintf(name, sizeof(name), "%s", last);
     err[0] = 0;
-    if (snapshot_load(m, name, err, sizeof(err)) == 0)
+    if (snapshot_load(m, name, err, sizeof(err)) == 0) {
         snprintf(msg, sizeof(msg), "reverted to snapshot %s", name);
+        show_run_state(m);
+    }
     else
         snprintf(msg, sizeof(msg), "revert to %s failed: %s", name, err[0] ? err : "no reason given");
     report(m, msg);

@@ -15,8 +15,9 @@
 #    off at once; without ACPI the first does;
 #  - Ctrl+Alt+Enter toggles full screen (the window takes the whole screen,
 #    then gets its size back);
-#  - Ctrl+Alt+S / Ctrl+Alt+R call the snapshot code and say what it answered
-#    (stderr and the title);
+#  - Ctrl+Alt+S takes a snapshot while a loop counts at the Linux shell,
+#    Ctrl+Alt+R ten counts later reverts to it: the count goes back (and
+#    without a disk, the keys say what the snapshot code answered);
 #  - -name: bad values end the run with one line and status 2.
 # The mouse grab and its title hint are in tests/unit/test_ui_vnc.c (this
 # Linux guest never enables its PS/2 mouse).
@@ -77,6 +78,8 @@ log_has() { grep -q -- "$2" "$1" 2>/dev/null; }
 log_count_at_least() { [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ]; }
 size() { wc -c <"$1"; }
 grew() { [ "$(size "$1")" -gt "$2" ]; }
+last_tick() { grep -a '^RV-TICK' "$1" | tail -1 | tr -dc '0-9'; }
+tick_past() { [ "$(last_tick "$1")" -gt "$2" ]; }
 window_size() { xdotool getwindowgeometry "$wid" | sed -n 's/.*Geometry: //p'; }
 
 if ! sh tests/guest/build-linux.sh >"$T/linux-build.log" 2>&1; then
@@ -87,7 +90,8 @@ fi
 # ---- Linux demo: title, pause, Ctrl+Alt+Del, power off ----
 log="$T/demo.log"
 rm -f "$log"
-$RV -m 256 -hda build/linux/disk-demo.img -snapshot -display sdl -serial "file:$log" \
+rm -rf "$T/snaps"
+$RV -m 256 -hda build/linux/disk-demo.img -snapshot -snapshot-dir "$T/snaps" -display sdl -serial "file:$log" \
     -run-for 600 2>"$T/demo.err" &
 pid=$!
 if ! wait_until 120 log_has "$log" 'retrovisor demo guest' || ! focus_window $pid; then
@@ -129,6 +133,37 @@ else
         pass "window linux: Ctrl+Alt+P again resumes: '$(title)', the output grows past $s1 bytes"
     else
         fail "window linux: after the second Ctrl+Alt+P: '$(title)', $(size "$log") bytes"
+    fi
+
+    # Ctrl+Alt+S at tick S, Ctrl+Alt+R ten ticks later: the loop's counter
+    # goes back (the serial file is the host's, so it keeps both runs).
+    xdotool key ctrl+alt+s
+    if wait_until 60 log_has "$T/demo.err" '^retrovisor: snapshot hotkey-.* \(taken\|failed\)'; then
+        snap=$(last_tick "$log")
+        line=$(grep -m1 '^retrovisor: snapshot hotkey-' "$T/demo.err" | sed 's/^retrovisor: //')
+        if echo "$line" | grep -q ' taken$' && wait_until 5 title_has "disk-demo - retrovisor [running] - $line"; then
+            pass "window linux: Ctrl+Alt+S at RV-TICK $snap: '$line' (stderr and the title)"
+        else
+            fail "window linux: Ctrl+Alt+S: '$line', title '$(title)'"
+        fi
+        wait_until 30 tick_past "$log" $((snap + 10))
+        before=$(wc -l <"$log")
+        top=$(last_tick "$log")
+        xdotool key ctrl+alt+r
+        if wait_until 60 log_has "$T/demo.err" '^retrovisor: \(revert\|reverted\)' &&
+           wait_until 30 sh -c "tail -n +$((before + 1)) '$log' | grep -a -q '^RV-TICK'"; then
+            line=$(grep -m1 '^retrovisor: \(revert\|reverted\)' "$T/demo.err" | sed 's/^retrovisor: //')
+            next=$(tail -n +$((before + 1)) "$log" | grep -a -m1 '^RV-TICK' | tr -dc '0-9')
+            if echo "$line" | grep -q '^reverted to snapshot hotkey-' && [ "$next" -le $((snap + 2)) ]; then
+                pass "window linux: Ctrl+Alt+R at RV-TICK $top: '$line'; the loop goes on from RV-TICK $next"
+            else
+                fail "window linux: Ctrl+Alt+R at RV-TICK $top (snapshot at $snap): '$line', next RV-TICK $next"
+            fi
+        else
+            fail "window linux: Ctrl+Alt+R: $(tail -2 "$T/demo.err" | tr '\n' ' ')"
+        fi
+    else
+        fail "window linux: Ctrl+Alt+S: nothing on stderr: $(tail -2 "$T/demo.err" | tr '\n' ' ')"
     fi
 fi
 
@@ -209,7 +244,8 @@ fi
 
 # ---- SeaBIOS only, no ACPI: -name, full screen, snapshot keys, power off ----
 err="$T/bios.err"
-$RV -display sdl -serial none -machine acpi=off -name "my test vm" -run-for 600 2>"$err" &
+rm -rf "$T/bios-snaps"
+$RV -display sdl -serial none -machine acpi=off -name "my test vm" -snapshot-dir "$T/bios-snaps" -run-for 600 2>"$err" &
 pid=$!
 if ! focus_window $pid; then
     fail "window bios: no window: $(tail -2 "$err" | tr '\n' ' ')"
