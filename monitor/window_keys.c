@@ -22,6 +22,7 @@ static struct window_keys {
 
 const char *window_parse_name(const char *arg, char *buf, size_t len, char *err, size_t errlen)
 {
+    const char *given = arg[0] ? arg : "''";
     const char *comma = strchr(arg, ',');
     size_t n = comma ? (size_t)(comma - arg) : strlen(arg);
     if (n >= 6 && !strncmp(arg, "guest=", 6)) {
@@ -29,11 +30,11 @@ const char *window_parse_name(const char *arg, char *buf, size_t len, char *err,
         n -= 6;
     }
     if (n == 0) {
-        snprintf(err, errlen, "-name %s: the name is empty", arg);
+        snprintf(err, errlen, "-name %s: the name is empty", given);
         return NULL;
     }
     if (n >= len) {
-        snprintf(err, errlen, "-name %s: the name is longer than %zu characters", arg, len - 1);
+        snprintf(err, errlen, "-name %s: the name is longer than %zu characters", given, len - 1);
         return NULL;
     }
     memcpy(buf, arg, n);
