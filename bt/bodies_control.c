@@ -251,7 +251,7 @@ void emit_jump_cache(struct block_emit *be, bool counted, bool flags_in_r11, boo
     uint8_t *out[12];
     if (be->flat)
         emit_regs_load(e, NATIVE_ALL_REGS & ~be->regs_valid);   /* a flat target's entry_chained takes all */
-    out[0] = emit_leave_check(e, counted);
+    out[0] = emit_leave_check(be, counted);
     int n = 1;
     if (ret && be->flat) {
         emit_host_return(be, flags_in_r11);

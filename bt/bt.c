@@ -393,7 +393,8 @@ static void emit_block_code(struct bt *bt, struct block *b)
     struct emitter *e = &bt->em;
     struct block_emit be = { .e = e, .hot = e, .cold = &bt->cold, .self = b, .user = b->user, .block_eip = b->eip, .jump_cache = bt->jump_cache,
                              .intr_line = machine_intr_line(bt->cpu->m), .interrupt_step = bt_step_guard_interrupt,
-                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1 };
+                             .rdx_addend = -1, .loop_rdx = -1, .of_rm = -1, .logic_reg = -1,
+                             .leave_below = bt->exact_budget ? MAX_BLOCK_INSNS : 0 };
     struct block_plan plan = { .cached = { 0 } };
     plan_block(bt, b, &be, &plan);
     uint8_t *start = e->p;
@@ -826,6 +827,8 @@ static void run_block(void *opaque)
     bool shadowed = c->intr_shadow && (((c->eflags & FL_IF) && *c->m->intr_line) ||
                                        (*c->m->nmi_line && !c->nmi_blocked));
     struct block *b = (c->eflags & FL_TF) || shadowed || (c->trace & (TRACE_IN_ASM | TRACE_CPU)) ? NULL : lookup(bt);
+    if (b && bt->exact_budget && b->ninsn > c->budget)
+        b = NULL;           /* the slice ends inside this block: one instruction at a time */
     if (!b) {
         interp_step(c);
         return;

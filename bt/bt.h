@@ -44,6 +44,14 @@ void bt_invalidate_range(struct bt *bt, uint32_t addr, uint32_t len, bool by_cpu
  * while (default: yes).  The differential fuzzer mostly turns it off, so
  * that its self-modifying blocks keep being compared as translations. */
 void bt_set_hot_pages(struct bt *bt, bool on);
+/* Budgets kept to the instruction (-icount): a block runs only when the
+ * budget covers all of it, else the interpreter takes the instructions
+ * one by one, and chained exits leave while the budget is within a
+ * block's length.  Slices then end at exact counts, as the interpreter's
+ * do, whatever blocks the cache holds: a run resumed from a snapshot
+ * (whose cache starts empty) takes interrupts where the first run did.
+ * Set before the first translation. */
+void bt_set_exact_budget(struct bt *bt, bool on);
 /* Drop every translation (mapping changes, cache full). */
 void bt_flush(struct bt *bt);
 /* Whether translations made from now on keep deferred flags in the host's

@@ -54,6 +54,7 @@ struct bt {
     uint64_t *code_granules;         /* [PHYS_PAGES] granules of each page its blocks cover (bt/codemap.h) */
     struct code_heat *heat;          /* pages rewritten too often to translate */
     bool no_hot_pages;               /* bt_set_hot_pages(false) */
+    bool exact_budget;               /* bt_set_exact_budget */
     uint64_t pm_generation;
     uint64_t pm_rom_generation;
     bool flush_pending;

@@ -128,6 +128,11 @@ void bt_invalidate_range(struct bt *bt, uint32_t addr, uint32_t len, bool by_cpu
     c->bt_exit = true;
 }
 
+void bt_set_exact_budget(struct bt *bt, bool on)
+{
+    bt->exact_budget = on;
+}
+
 void bt_set_hot_pages(struct bt *bt, bool on)
 {
     bt->no_hot_pages = !on;

@@ -122,6 +122,7 @@ struct block_emit {
     bool (*interrupt_step)(struct cpu *, const struct insn *);   /* STI's stub: leaves when one is deliverable */
     struct chain_slot *chain;   /* the block's slots when its exits may chain, else NULL */
     int nchain;
+    int8_t leave_below;         /* exits leave for bt_run once the budget is at most this (exact budgets) */
     bool user;                  /* block runs at CPL 3: user TLB */
     uint32_t block_eip;         /* EIP of the block's first instruction */
     int pending;                /* instructions retired natively since the last count flush */

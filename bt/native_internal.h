@@ -93,7 +93,7 @@ bool cs_covers_all(const struct block_emit *be);
 struct native_stub *cur_stub(struct block_emit *be);
 void add_stub_fixup(struct block_emit *be, uint8_t *field);
 void jump_to_stub(struct block_emit *be, uint8_t cc);
-uint8_t *emit_leave_check(struct emitter *e, bool counted);
+uint8_t *emit_leave_check(struct block_emit *be, bool counted);
 struct emitter *cold_code(struct block_emit *be);
 struct emitter *hot_code(struct block_emit *be);
 struct chain_slot *new_chain_slot(struct block_emit *be, uint32_t eip);

@@ -42,11 +42,11 @@ void jump_to_stub(struct block_emit *be, uint8_t cc)
  * (A write that asks to leave, bt_exit, happens inside a call into C, and
  * every call's caller leaves when it returns false.)
  */
-uint8_t *emit_leave_check(struct emitter *e, bool counted)
+uint8_t *emit_leave_check(struct block_emit *be, bool counted)
 {
-    if (!counted) {
-        emit_alu_m64_imm8(e, ALU_CMP, cpu_field(OFF_BUDGET), 0);
-    }
+    struct emitter *e = be->e;
+    if (!counted || be->leave_below)
+        emit_alu_m64_imm8(e, ALU_CMP, cpu_field(OFF_BUDGET), be->leave_below);
     return emit_jcc32(e, CC_LE);
 }
 
@@ -188,7 +188,7 @@ void emit_patched_exit(struct block_emit *be, uint32_t eip, int count, uint32_t 
     struct chain_slot *slot = new_chain_slot(be, eip);
     uint8_t *out[4];
     int n = 0;
-    out[n++] = emit_leave_check(e, count != 0);
+    out[n++] = emit_leave_check(be, count != 0);
     emit_other_page_check(be, slot, out, &n);
     slot->jump = ret_eip ? emit_host_call(be, ret_eip, out, &n) : emit_jmp32(e);
     e = cold_code(be);
@@ -230,6 +230,8 @@ static void emit_self_jump(struct block_emit *be, uint32_t eip, int count)
     if (be->loop_top && be->loop_rdx >= 0 && be->rdx_addend != be->loop_rdx) {
         emit_load_addend(e, be->loop_rdx);
     }
+    if (be->leave_below)
+        emit_alu_m64_imm8(e, ALU_CMP, cpu_field(OFF_BUDGET), be->leave_below);
     emit_patch_rel32(emit_jcc32(e, CC_G), be->loop_top ? be->loop_top : be->self->entry_chained);
     if (r11)                                                   /* the budget is spent: out to bt_run */
         emit_merge_r11(e, FLAGS_ARITH, FLAGS_ARITH);
@@ -268,7 +270,7 @@ void emit_exit_n(struct block_emit *be, uint32_t eip, int count)
         /* EIP and the slot matter only to bt_run: stored on the way out. */
         struct chain_slot *slot = new_chain_slot(be, eip);
         uint8_t *out[5];
-        out[0] = emit_leave_check(e, count != 0);
+        out[0] = emit_leave_check(be, count != 0);
         emit_test_m32_imm32(e, cpu_field(OFF_SEG(SEG_CS, base)), PAGE_SIZE - 1);
         out[1] = emit_jcc32(e, CC_NE);
         emit_mov_imm64(e, H_RAX, (uintptr_t)slot);

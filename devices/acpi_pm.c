@@ -1,6 +1,7 @@
 #include "devices/acpi_pm.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
+#include "devices/state.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 
@@ -273,6 +274,26 @@ static void pm_reset(void *opaque)
     update_sci(pm);
 }
 
+/* The register block decodes where PMBA/PMREGMISC say; SCI follows the registers. */
+static void pm_post_load(void *opaque)
+{
+    struct acpi_pm *pm = opaque;
+    pci_dev_post_load(&pm->pci);
+    remap_io(pm);
+    if (pm->sci_level)
+        irq_set(pm->bus, ACPI_PM_SCI_IRQ, 1);
+}
+
+static const struct state_field pm_fields[] = {
+    STATE_FIELD(struct acpi_pm, pci.config), STATE_FIELD(struct acpi_pm, pci.irq_level),
+    STATE_TIMER(struct acpi_pm, overflow_timer), STATE_FIELD(struct acpi_pm, pm1_sts),
+    STATE_FIELD(struct acpi_pm, pm1_en), STATE_FIELD(struct acpi_pm, pm1_cnt), STATE_FIELD(struct acpi_pm, gpe0_sts),
+    STATE_FIELD(struct acpi_pm, gpe0_en), STATE_FIELD(struct acpi_pm, timer_msb_flips),
+    STATE_FIELD(struct acpi_pm, scratch), STATE_FIELD(struct acpi_pm, apm_cmd), STATE_FIELD(struct acpi_pm, apm_sts),
+    STATE_FIELD(struct acpi_pm, sci_level),
+};
+static const struct state_table pm_state = { "acpi-pm", 1, pm_fields, STATE_COUNT(pm_fields), pm_post_load };
+
 struct acpi_pm *acpi_pm_new(struct pci_bus *pb, struct bus *b)
 {
     struct acpi_pm *pm = xcalloc(1, sizeof(*pm));
@@ -295,7 +316,7 @@ struct acpi_pm *acpi_pm_new(struct pci_bus *pb, struct bus *b)
         pm->pci.wmask[CFG_DEVACTB + k] = 0xff;
     pci_register(pb, &pm->pci);
     bus_register_pio(b, ACPI_SMI_CMD_PORT, 2, pm, apm_read, apm_write);
-    struct device dev = { "acpi-pm", pm, pm_reset, NULL };
+    struct device dev = { "acpi-pm", pm, pm_reset, &pm_state };
     bus_add_device(b, &dev);
     pm_config_reset(&pm->pci);
     pm_reset(pm);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "devices/state.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/xalloc.h"
 
@@ -936,6 +937,29 @@ void atapi_power_on(struct atapi *a)
 }
 
 /* ---- media ---- */
+
+/* The read cache holds what the image had: the disk state a snapshot
+ * brings back may differ, so it is read again. */
+static void atapi_post_load(void *opaque)
+{
+    struct atapi *a = opaque;
+    a->stretch_count = 0;
+}
+
+static const struct state_field atapi_fields[] = {
+    STATE_FIELD(struct atapi, tray_open), STATE_FIELD(struct atapi, locked),
+    STATE_FIELD(struct atapi, unit_attention), STATE_FIELD(struct atapi, media_event),
+    STATE_FIELD(struct atapi, medium_gen), STATE_FIELD(struct atapi, key), STATE_FIELD(struct atapi, asc),
+    STATE_FIELD(struct atapi, ascq), STATE_FIELD(struct atapi, failed), STATE_FIELD(struct atapi, in_left),
+    STATE_FIELD(struct atapi, out_left), STATE_FIELD(struct atapi, from_disc), STATE_FIELD(struct atapi, disc_pos),
+    STATE_FIELD(struct atapi, read_gen), STATE_FIELD(struct atapi, reply_pos), STATE_FIELD(struct atapi, reply),
+};
+static const struct state_table atapi_state = { "atapi", 1, atapi_fields, STATE_COUNT(atapi_fields), atapi_post_load };
+
+const struct state_table *atapi_state_table(void)
+{
+    return &atapi_state;
+}
 
 struct atapi *atapi_new(void)
 {

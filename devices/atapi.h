@@ -40,8 +40,13 @@
 #define SENSE_UNIT_ATTENTION 0x6
 
 struct atapi;
+struct state_table;
 
 struct atapi *atapi_new(void);
+/* What a snapshot keeps of a drive: tray, lock, sense and the data phase of
+ * the command in progress (the disc itself is configuration).  The IDE
+ * controller registers each attached drive under its position's name. */
+const struct state_table *atapi_state_table(void);
 void atapi_free(struct atapi *a);       /* closes the medium */
 
 /* ---- host side: media ---- */

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 
@@ -372,6 +373,22 @@ static void cmos_reset(void *opaque)
     rearm(s);
 }
 
+static void cmos_post_load(void *opaque)
+{
+    struct cmos *s = opaque;
+    irq_set(s->bus, RTC_IRQ, s->irq_high);
+}
+
+/* The clock's time base and the divider's phase are virtual-clock times,
+ * restored before the records: the RTC goes on from the saved moment. */
+static const struct state_field cmos_fields[] = {
+    STATE_FIELD(struct cmos, ram), STATE_FIELD(struct cmos, index), STATE_FIELD(struct cmos, nmi_masked),
+    STATE_FIELD(struct cmos, running), STATE_FIELD(struct cmos, epoch), STATE_FIELD(struct cmos, ref_ns),
+    STATE_FIELD(struct cmos, done_k), STATE_FIELD(struct cmos, div_ns), STATE_FIELD(struct cmos, pf_checked_ns),
+    STATE_FIELD(struct cmos, irq_high), STATE_TIMER(struct cmos, utimer), STATE_TIMER(struct cmos, ptimer),
+};
+static const struct state_table cmos_state = { "rtc", 1, cmos_fields, STATE_COUNT(cmos_fields), cmos_post_load };
+
 struct cmos *cmos_new(struct bus *b, time_t base)
 {
     struct cmos *s = xcalloc(1, sizeof(*s));
@@ -390,7 +407,7 @@ struct cmos *cmos_new(struct bus *b, time_t base)
     s->utimer = vtimer_new(s->clock, timer_cb, s);
     s->ptimer = vtimer_new(s->clock, timer_cb, s);
     bus_register_pio(b, 0x70, 2, s, cmos_read, cmos_write);
-    bus_add_device(b, &(struct device){ .name = "rtc", .opaque = s, .reset = cmos_reset });
+    bus_add_device(b, &(struct device){ .name = "rtc", .opaque = s, .reset = cmos_reset, .state = &cmos_state });
     return s;
 }
 

@@ -5,12 +5,17 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/xalloc.h"
 
 struct debugcon {
     struct chardev *cd;
+    char name[24];
 };
+
+/* A port that only prints holds no state; the empty table says so. */
+static const struct state_table debugcon_state = { "debugcon", 1, NULL, 0, NULL };
 
 static uint32_t debugcon_read(void *opaque, uint16_t port, int size)
 {
@@ -31,7 +36,9 @@ struct debugcon *debugcon_new(struct bus *b, uint16_t port, struct chardev *cd)
     struct debugcon *d = xcalloc(1, sizeof(*d));
     d->cd = cd;
     bus_register_pio(b, port, 1, d, debugcon_read, debugcon_write);
-    bus_add_device(b, &(struct device){ .name = "debugcon", .opaque = d });
+    /* Two instances in one machine (0x402 and 0xE9): the port tells them apart. */
+    snprintf(d->name, sizeof(d->name), "debugcon-%x", port);
+    bus_add_device(b, &(struct device){ .name = d->name, .opaque = d, .state = &debugcon_state });
     return d;
 }
 

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 /* Mode register */
@@ -359,6 +360,20 @@ static void page_write(void *opaque, uint16_t port, uint32_t val, int size)
     d->page[port & 0x0f] = val;
 }
 
+#define DMA_CHAN(c, n) \
+    STATE_FIELD(struct dma, ctl[c].ch[n].base_addr), STATE_FIELD(struct dma, ctl[c].ch[n].base_count), \
+    STATE_FIELD(struct dma, ctl[c].ch[n].addr), STATE_FIELD(struct dma, ctl[c].ch[n].count), \
+    STATE_FIELD(struct dma, ctl[c].ch[n].mode), STATE_FIELD(struct dma, ctl[c].ch[n].dreq), \
+    STATE_FIELD(struct dma, ctl[c].ch[n].in_service)
+#define DMA_CTL(c) \
+    DMA_CHAN(c, 0), DMA_CHAN(c, 1), DMA_CHAN(c, 2), DMA_CHAN(c, 3), \
+    STATE_FIELD(struct dma, ctl[c].command), STATE_FIELD(struct dma, ctl[c].tc_bits), \
+    STATE_FIELD(struct dma, ctl[c].request), STATE_FIELD(struct dma, ctl[c].mask), \
+    STATE_FIELD(struct dma, ctl[c].temp), STATE_FIELD(struct dma, ctl[c].flipflop)
+/* The channels' service hooks are wiring, not state: the FDC sets its own. */
+static const struct state_field dma_fields[] = { DMA_CTL(0), DMA_CTL(1), STATE_FIELD(struct dma, page) };
+static const struct state_table dma_state = { "dma", 1, dma_fields, STATE_COUNT(dma_fields), NULL };
+
 struct dma *dma_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
 {
     struct dma *d = xcalloc(1, sizeof(*d));
@@ -368,7 +383,7 @@ struct dma *dma_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
     bus_register_pio(b, 0x00, 16, d, dma1_read, dma1_write);
     bus_register_pio(b, 0xc0, 32, d, dma2_read, dma2_write);
     bus_register_pio(b, 0x81, 15, d, page_read, page_write);
-    bus_add_device(b, &(struct device){ .name = "dma", .opaque = d, .reset = dma_reset });
+    bus_add_device(b, &(struct device){ .name = "dma", .opaque = d, .reset = dma_reset, .state = &dma_state });
     dma_reset(d);
     return d;
 }

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/dma.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/vclock.h"
@@ -103,6 +104,8 @@ enum {
 #define CONFIG_EIS 0x40
 
 enum phase { PH_COMMAND, PH_EXEC, PH_RESULT };
+/* A number, not a function pointer, so that a snapshot can keep it. */
+enum timer_action { ACT_NONE, ACT_INTERRUPT, ACT_RESULT, ACT_RESET_DONE };
 
 struct fdrive {
     enum floppy_drive_type type;     /* FLOPPY_NONE: nothing connected */
@@ -132,7 +135,7 @@ struct fdc {
     struct bus *bus;
     struct dma *dma;
     struct vtimer *timer;
-    void (*timer_action)(struct fdc *f);
+    uint8_t timer_action;            /* what the timer does when it fires (enum timer_action) */
     struct fdrive drive[2];
 
     uint8_t dor, tdr, rate;
@@ -215,19 +218,27 @@ static void set_dreq(struct fdc *f, bool held)
     update_lines(f);
 }
 
-static void after(struct fdc *f, int64_t ns, void (*action)(struct fdc *f))
+static void after(struct fdc *f, int64_t ns, enum timer_action action)
 {
     f->timer_action = action;
     vtimer_mod(f->timer, vclock_now(bus_clock(f->bus)) + ns);
 }
 
+static void interrupt_now(struct fdc *f);
+static void enter_result(struct fdc *f);
+static void interrupt_after_reset(struct fdc *f);
+
 static void timer_fired(void *opaque)
 {
     struct fdc *f = opaque;
-    void (*action)(struct fdc *) = f->timer_action;
-    f->timer_action = NULL;
-    if (action)
-        action(f);
+    enum timer_action action = f->timer_action;
+    f->timer_action = ACT_NONE;
+    switch (action) {
+    case ACT_INTERRUPT: interrupt_now(f); break;
+    case ACT_RESULT: enter_result(f); break;
+    case ACT_RESET_DONE: interrupt_after_reset(f); break;
+    case ACT_NONE: break;
+    }
 }
 
 /* ---- phases ---- */
@@ -281,7 +292,7 @@ static void finish_xfer(struct fdc *f)
     f->phase = PH_EXEC;
     f->pio_exec = false;
     set_irq(f, false);
-    after(f, RESULT_DELAY_NS, enter_result);
+    after(f, RESULT_DELAY_NS, ACT_RESULT);
 }
 
 static void fail_xfer(struct fdc *f, uint8_t st1, uint8_t st2)
@@ -534,7 +545,7 @@ static void seek_done(struct fdc *f, int unit, uint8_t head, uint8_t st0)
         if (d->bd)
             d->changed = false;
     }
-    after(f, SEEK_DELAY_NS, interrupt_now);
+    after(f, SEEK_DELAY_NS, ACT_INTERRUPT);
 }
 
 static void cmd_seek(struct fdc *f, bool relative, bool outward_in)
@@ -787,7 +798,7 @@ static void interrupt_after_reset(struct fdc *f)
 static void controller_reset(struct fdc *f)
 {
     vtimer_del(f->timer);
-    f->timer_action = NULL;
+    f->timer_action = ACT_NONE;
     set_dreq(f, false);
     set_irq(f, false);
     to_command_phase(f);
@@ -877,7 +888,7 @@ static void dor_write(struct fdc *f, uint8_t v)
     if (f->in_reset && !was_reset)
         controller_reset(f);
     else if (!f->in_reset && was_reset)
-        after(f, RESET_DELAY_NS, interrupt_after_reset);
+        after(f, RESET_DELAY_NS, ACT_RESET_DONE);
     update_lines(f);
 }
 
@@ -920,7 +931,7 @@ static void fdc_write(void *opaque, uint16_t port, uint32_t val, int size)
         f->rate = v & 3;
         if (v & DSR_SWRESET) {
             controller_reset(f);
-            after(f, RESET_DELAY_NS, interrupt_after_reset);
+            after(f, RESET_DELAY_NS, ACT_RESET_DONE);
         }
         break;
     case 5:
@@ -978,6 +989,32 @@ struct blockdev *fdc_eject(struct fdc *f, int unit)
     return bd;
 }
 
+/* DREQ is in the DMA controller's record; only the IRQ line is driven again. */
+static void fdc_post_load(void *opaque)
+{
+    struct fdc *f = opaque;
+    if (f->line)
+        irq_set(f->bus, FDC_IRQ, 1);
+}
+
+/* Drive type, disk and format are configuration (the image decides them). */
+#define FDC_DRIVE(n) \
+    STATE_FIELD(struct fdc, drive[n].changed), STATE_FIELD(struct fdc, drive[n].pcn), \
+    STATE_FIELD(struct fdc, drive[n].id_sector), STATE_FIELD(struct fdc, drive[n].int_pending), \
+    STATE_FIELD(struct fdc, drive[n].int_st0)
+static const struct state_field fdc_fields[] = {
+    STATE_TIMER(struct fdc, timer), STATE_FIELD(struct fdc, timer_action), FDC_DRIVE(0), FDC_DRIVE(1),
+    STATE_FIELD(struct fdc, dor), STATE_FIELD(struct fdc, tdr), STATE_FIELD(struct fdc, rate),
+    STATE_FIELD(struct fdc, in_reset), STATE_FIELD(struct fdc, irq), STATE_FIELD(struct fdc, line),
+    STATE_FIELD(struct fdc, dreq), STATE_FIELD(struct fdc, phase), STATE_FIELD(struct fdc, cmd),
+    STATE_FIELD(struct fdc, cmd_len), STATE_FIELD(struct fdc, cmd_need), STATE_FIELD(struct fdc, res),
+    STATE_FIELD(struct fdc, res_len), STATE_FIELD(struct fdc, res_pos), STATE_FIELD(struct fdc, pio_exec),
+    STATE_FIELD(struct fdc, reset_statuses), STATE_FIELD(struct fdc, specify), STATE_FIELD(struct fdc, config),
+    STATE_FIELD(struct fdc, pretrk), STATE_FIELD(struct fdc, perpendicular), STATE_FIELD(struct fdc, last_eot),
+    STATE_FIELD(struct fdc, lock), STATE_FIELD(struct fdc, x),
+};
+static const struct state_table fdc_state = { "fdc", 1, fdc_fields, STATE_COUNT(fdc_fields), fdc_post_load };
+
 struct fdc *fdc_new(struct bus *b, struct dma *dma)
 {
     struct fdc *f = xcalloc(1, sizeof(*f));
@@ -987,7 +1024,7 @@ struct fdc *fdc_new(struct bus *b, struct dma *dma)
     bus_register_pio(b, 0x3f0, 6, f, fdc_read, fdc_write);
     bus_register_pio(b, 0x3f7, 1, f, fdc_read, fdc_write);
     dma_attach(dma, FDC_DMA_CHANNEL, dma_service, f);
-    bus_add_device(b, &(struct device){ .name = "fdc", .opaque = f, .reset = fdc_reset });
+    bus_add_device(b, &(struct device){ .name = "fdc", .opaque = f, .reset = fdc_reset, .state = &fdc_state });
     fdc_reset(f);
     return f;
 }

@@ -1,5 +1,6 @@
 #include "devices/fwcfg.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
@@ -267,6 +268,13 @@ static void fw_reset(void *opaque)
     f->offset = 0;
 }
 
+/* The items are the machine's configuration, filled again when it is built;
+ * what the guest changes is where it is reading. */
+static const struct state_field fwcfg_fields[] = {
+    STATE_FIELD(struct fwcfg, selector), STATE_FIELD(struct fwcfg, offset), STATE_FIELD(struct fwcfg, dma_addr_high),
+};
+static const struct state_table fwcfg_state = { "fw_cfg", 1, fwcfg_fields, STATE_COUNT(fwcfg_fields), NULL };
+
 struct fwcfg *fwcfg_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
 {
     struct fwcfg *f = xcalloc(1, sizeof(*f));
@@ -280,7 +288,7 @@ struct fwcfg *fwcfg_new(struct bus *b, guest_phys_rw_fn rw, void *rw_opaque)
     bus_register_pio(b, FWCFG_PORT_SEL, 2, f, fw_read, fw_write);
     if (rw)
         bus_register_pio(b, FWCFG_PORT_DMA, 8, f, dma_read, dma_write);
-    struct device dev = { "fw_cfg", f, fw_reset, NULL };
+    struct device dev = { "fw_cfg", f, fw_reset, &fwcfg_state };
     bus_add_device(b, &dev);
     return f;
 }

@@ -1,5 +1,8 @@
 #include "devices/i440fx.h"
+#include "devices/bus.h"
 #include "devices/pci.h"
+#include "devices/pci_internal.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
@@ -56,6 +59,21 @@ static void bridge_reset(struct pci_dev *d)
     apply_pam(h);
 }
 
+/* PAM and SMRAM live in config space; the memory routing they choose is
+ * the machine's, so it is applied again. */
+static void i440fx_post_load(void *opaque)
+{
+    struct i440fx *h = opaque;
+    pci_dev_post_load(&h->pci);
+    apply_pam(h);
+}
+
+static const struct state_field i440fx_fields[] = {
+    STATE_FIELD(struct i440fx, pci.config), STATE_FIELD(struct i440fx, pci.irq_level),
+};
+static const struct state_table i440fx_state = { "i440fx", 1, i440fx_fields, STATE_COUNT(i440fx_fields),
+                                                 i440fx_post_load };
+
 struct i440fx *i440fx_new(struct pci_bus *pb, pam_update_fn fn, void *opaque)
 {
     struct i440fx *h = xcalloc(1, sizeof(*h));
@@ -72,5 +90,7 @@ struct i440fx *i440fx_new(struct pci_bus *pb, pam_update_fn fn, void *opaque)
     h->pci.wmask[SMRAM] = 0x78;
     pci_register(pb, &h->pci);
     bridge_reset(&h->pci);
+    /* Reset comes through the PCI bus's; the registry entry is for snapshots. */
+    bus_add_device(pci_bus_isa(pb), &(struct device){ .name = "i440fx", .opaque = h, .state = &i440fx_state });
     return h;
 }

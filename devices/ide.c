@@ -40,6 +40,7 @@
 
 #include "devices/atapi.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/pci.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/xalloc.h"
@@ -126,6 +127,7 @@ struct drive {
     enum drive_kind kind;
     struct blockdev *bd;
     struct atapi *cd;               /* DRIVE_CDROM: the packet command layer and its disc */
+    char cd_name[16];               /* its registry name, for snapshots */
     uint64_t sectors;
     int number;                     /* 1-4, for the serial number */
     bool io_error_logged;
@@ -1481,6 +1483,40 @@ static void setup_pci(struct ide *s, struct pci_bus *pb)
 
 /* ---- public API ---- */
 
+/* BARs and INTx from config space; the read-ahead holds what the image
+ * had, and the disk a snapshot brings back may differ: read it again. */
+static void ide_post_load(void *opaque)
+{
+    struct ide *s = opaque;
+    if (s->pci.bus)
+        pci_dev_post_load(&s->pci);
+    for (int k = 0; k < 2; k++) {
+        struct channel *c = &s->ch[k];
+        for (int n = 0; n < 2; n++)
+            c->drive[n].ahead_count = 0;
+        if (c->line)
+            irq_set(s->bus, c->irq, 1);
+    }
+}
+
+/* What the image decides (kind, size, default geometry) is configuration. */
+#define IDE_DRIVE(c, n) \
+    STATE_FIELD(struct ide, ch[c].drive[n].tf), STATE_FIELD(struct ide, ch[c].drive[n].status), \
+    STATE_FIELD(struct ide, ch[c].drive[n].error), STATE_FIELD(struct ide, ch[c].drive[n].intrq), \
+    STATE_FIELD(struct ide, ch[c].drive[n].cur_cyls), STATE_FIELD(struct ide, ch[c].drive[n].cur_heads), \
+    STATE_FIELD(struct ide, ch[c].drive[n].cur_spt), STATE_FIELD(struct ide, ch[c].drive[n].multiple), \
+    STATE_FIELD(struct ide, ch[c].drive[n].write_cache), STATE_FIELD(struct ide, ch[c].drive[n].look_ahead), \
+    STATE_FIELD(struct ide, ch[c].drive[n].xfer_mode), STATE_FIELD(struct ide, ch[c].drive[n].x), \
+    STATE_FIELD(struct ide, ch[c].drive[n].buf)
+#define IDE_CHANNEL(c) \
+    IDE_DRIVE(c, 0), IDE_DRIVE(c, 1), STATE_FIELD(struct ide, ch[c].sel), STATE_FIELD(struct ide, ch[c].devctl), \
+    STATE_FIELD(struct ide, ch[c].line), STATE_FIELD(struct ide, ch[c].bm_cmd), \
+    STATE_FIELD(struct ide, ch[c].bm_status), STATE_FIELD(struct ide, ch[c].bm_prd)
+static const struct state_field ide_fields[] = {
+    STATE_FIELD(struct ide, pci.config), STATE_FIELD(struct ide, pci.irq_level), IDE_CHANNEL(0), IDE_CHANNEL(1),
+};
+static const struct state_table ide_state = { "ide", 1, ide_fields, STATE_COUNT(ide_fields), ide_post_load };
+
 struct ide *ide_new(struct bus *b, struct pci_bus *pb, guest_phys_rw_fn rw, void *rw_opaque)
 {
     struct ide *s = xcalloc(1, sizeof(*s));
@@ -1497,7 +1533,7 @@ struct ide *ide_new(struct bus *b, struct pci_bus *pb, guest_phys_rw_fn rw, void
     }
     if (pb)
         setup_pci(s, pb);
-    bus_add_device(b, &(struct device){ .name = "ide", .opaque = s, .reset = ide_reset });
+    bus_add_device(b, &(struct device){ .name = "ide", .opaque = s, .reset = ide_reset, .state = &ide_state });
     ide_reset(s);
     return s;
 }
@@ -1554,6 +1590,9 @@ int ide_attach_cdrom(struct ide *s, int channel, int slave, struct atapi *cd, ch
     d->kind = DRIVE_CDROM;
     d->cd = cd;
     d->number = channel * 2 + slave + 1;
+    /* QEMU's names for the drive's position: ide0-cd0 .. ide1-cd1. */
+    snprintf(d->cd_name, sizeof(d->cd_name), "ide%d-cd%d", channel, slave);
+    bus_add_device(s->bus, &(struct device){ .name = d->cd_name, .opaque = cd, .state = atapi_state_table() });
     default_settings(d);
     atapi_power_on(cd);
     post_reset_state(d);

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 #define REG_ID 0x00
@@ -211,6 +212,14 @@ static void ioapic_reset(void *opaque)
     io->irr = 0;
 }
 
+/* Input levels, pending requests and Remote IRR are all in the fields:
+ * nothing follows from them that is not already there. */
+static const struct state_field ioapic_fields[] = {
+    STATE_FIELD(struct ioapic, id), STATE_FIELD(struct ioapic, regsel), STATE_FIELD(struct ioapic, rte),
+    STATE_FIELD(struct ioapic, level), STATE_FIELD(struct ioapic, irr),
+};
+static const struct state_table ioapic_state = { "ioapic", 1, ioapic_fields, STATE_COUNT(ioapic_fields), NULL };
+
 struct ioapic *ioapic_new(struct bus *b, uint32_t base)
 {
     struct ioapic *io = xcalloc(1, sizeof(*io));
@@ -220,7 +229,7 @@ struct ioapic *ioapic_new(struct bus *b, uint32_t base)
     bus_add_irq_listener(b, ioapic_irq, io);
     bus_set_apic_eoi_listener(b, ioapic_eoi, io);
     bus_set_apic_ack_listener(b, ioapic_ack, io);
-    bus_add_device(b, &(struct device){ .name = "ioapic", .opaque = io, .reset = ioapic_reset });
+    bus_add_device(b, &(struct device){ .name = "ioapic", .opaque = io, .reset = ioapic_reset, .state = &ioapic_state });
     ioapic_reset(io);
     return io;
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 
@@ -89,6 +90,7 @@ struct kbc {
     struct keyboard kbd;
     struct mouse ms;
     uint8_t port92;
+    bool a20;               /* the gate as last driven through 0x64 or 0x92 */
 };
 
 /* The 8042's set 2 -> set 1 translation for 0x00-0x7f (a hardware fact;
@@ -219,6 +221,7 @@ static void reply(struct kbc *k, uint8_t v)
 
 static void set_a20(struct kbc *k, bool on)
 {
+    k->a20 = on;
     bus_set_a20(k->bus, on);
 }
 
@@ -763,6 +766,24 @@ static void kbc_reset(void *opaque)
     update_irq(k);
 }
 
+static void kbc_post_load(void *opaque)
+{
+    struct kbc *k = opaque;
+    bus_set_a20(k->bus, k->a20);
+    irq_set(k->bus, 1, k->irq1);
+    irq_set(k->bus, 12, k->irq12);
+}
+
+static const struct state_field kbc_fields[] = {
+    STATE_FIELD(struct kbc, status), STATE_FIELD(struct kbc, cmd), STATE_FIELD(struct kbc, obuf),
+    STATE_FIELD(struct kbc, outport), STATE_FIELD(struct kbc, ram), STATE_FIELD(struct kbc, pending),
+    STATE_FIELD(struct kbc, xlat_break), STATE_FIELD(struct kbc, irq1), STATE_FIELD(struct kbc, irq12),
+    STATE_FIELD(struct kbc, wire_busy), STATE_TIMER(struct kbc, wire), STATE_FIELD(struct kbc, ctl),
+    STATE_FIELD(struct kbc, kbd), STATE_FIELD(struct kbc, ms), STATE_FIELD(struct kbc, port92),
+    STATE_FIELD(struct kbc, a20),
+};
+static const struct state_table kbc_state = { "kbc", 1, kbc_fields, STATE_COUNT(kbc_fields), kbc_post_load };
+
 struct kbc *kbc_new(struct bus *b)
 {
     struct kbc *k = xcalloc(1, sizeof(*k));
@@ -772,7 +793,7 @@ struct kbc *kbc_new(struct bus *b)
     bus_register_pio(b, 0x64, 1, k, kbc_read, kbc_write);
     bus_register_pio(b, 0x92, 1, k, port92_read, port92_write);
     kbc_reset(k);
-    bus_add_device(b, &(struct device){ .name = "kbc", .opaque = k, .reset = kbc_reset });
+    bus_add_device(b, &(struct device){ .name = "kbc", .opaque = k, .reset = kbc_reset, .state = &kbc_state });
     return k;
 }
 

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 
@@ -609,6 +610,26 @@ static void lapic_reset(void *opaque)
     update(a);
 }
 
+/* The register page follows IA32_APIC_BASE; INTR follows the registers
+ * and the 8259 below (whose post_load ran first). */
+static void lapic_post_load(void *opaque)
+{
+    struct lapic *a = opaque;
+    place_page(a);
+    update(a);
+}
+
+static const struct state_field lapic_fields[] = {
+    STATE_FIELD(struct lapic, base_msr), STATE_FIELD(struct lapic, id), STATE_FIELD(struct lapic, tpr),
+    STATE_FIELD(struct lapic, ldr), STATE_FIELD(struct lapic, dfr), STATE_FIELD(struct lapic, svr),
+    STATE_FIELD(struct lapic, irr), STATE_FIELD(struct lapic, isr), STATE_FIELD(struct lapic, tmr),
+    STATE_FIELD(struct lapic, esr), STATE_FIELD(struct lapic, esr_pending), STATE_FIELD(struct lapic, icr_lo),
+    STATE_FIELD(struct lapic, icr_hi), STATE_FIELD(struct lapic, lvt), STATE_FIELD(struct lapic, timer_initial),
+    STATE_FIELD(struct lapic, timer_div), STATE_FIELD(struct lapic, timer_start), STATE_TIMER(struct lapic, timer),
+    STATE_FIELD(struct lapic, timer_owed), STATE_FIELD(struct lapic, intr_out), STATE_FIELD(struct lapic, nmi_out),
+};
+static const struct state_table lapic_state = { "lapic", 1, lapic_fields, STATE_COUNT(lapic_fields), lapic_post_load };
+
 struct lapic *lapic_new(struct bus *b, lapic_map_fn map_page, void *map_opaque)
 {
     struct lapic *a = xcalloc(1, sizeof(*a));
@@ -623,7 +644,7 @@ struct lapic *lapic_new(struct bus *b, lapic_map_fn map_page, void *map_opaque)
     bus_set_intr_line(b, &a->intr_out);
     bus_set_intr_output_listener(b, pic_changed, a);
     bus_set_apic_receiver(b, apic_bus_receive, a);
-    bus_add_device(b, &(struct device){ .name = "lapic", .opaque = a, .reset = lapic_reset });
+    bus_add_device(b, &(struct device){ .name = "lapic", .opaque = a, .reset = lapic_reset, .state = &lapic_state });
     lapic_reset(a);
     return a;
 }

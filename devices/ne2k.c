@@ -1,5 +1,6 @@
 #include "devices/ne2k.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/pci.h"
 #include "hosted-driver/net.h"
 #include "hosted-driver/xalloc.h"
@@ -72,6 +73,7 @@ struct ne2k {
     uint8_t prom[PROM_SIZE];
     uint8_t mem[MEM_END - MEM_START];
     uint64_t dropped;
+    char name[24];              /* ne2k_pci-SLOT: two cards need two names */
 };
 
 static void update_irq(struct ne2k *s)
@@ -487,6 +489,26 @@ static void io_map(struct pci_dev *pd, int bar, uint32_t base)
     bus_register_pio(s->bus, (uint16_t)base, IO_SIZE, s, io_read, io_write);
 }
 
+static void ne2k_post_load(void *opaque)
+{
+    struct ne2k *s = opaque;
+    pci_dev_post_load(&s->pci);
+}
+
+/* The PROM is the MAC the command line gave; PAR0-5 hold the guest's copy. */
+static const struct state_field ne2k_fields[] = {
+    STATE_FIELD(struct ne2k, pci.config), STATE_FIELD(struct ne2k, pci.irq_level),
+    STATE_FIELD(struct ne2k, cr), STATE_FIELD(struct ne2k, isr), STATE_FIELD(struct ne2k, imr),
+    STATE_FIELD(struct ne2k, rcr), STATE_FIELD(struct ne2k, tcr), STATE_FIELD(struct ne2k, dcr),
+    STATE_FIELD(struct ne2k, tsr), STATE_FIELD(struct ne2k, rsr), STATE_FIELD(struct ne2k, ncr),
+    STATE_FIELD(struct ne2k, pstart), STATE_FIELD(struct ne2k, pstop), STATE_FIELD(struct ne2k, bnry),
+    STATE_FIELD(struct ne2k, curr), STATE_FIELD(struct ne2k, tpsr), STATE_FIELD(struct ne2k, tbcr),
+    STATE_FIELD(struct ne2k, rsar), STATE_FIELD(struct ne2k, rbcr), STATE_FIELD(struct ne2k, crda),
+    STATE_FIELD(struct ne2k, par), STATE_FIELD(struct ne2k, mar), STATE_FIELD(struct ne2k, cntr),
+    STATE_FIELD(struct ne2k, mem), STATE_FIELD(struct ne2k, dropped),
+};
+static const struct state_table ne2k_state = { "ne2k_pci", 1, ne2k_fields, STATE_COUNT(ne2k_fields), ne2k_post_load };
+
 struct ne2k *ne2k_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_t mac[6], struct netdev *nd)
 {
     struct ne2k *s = xcalloc(1, sizeof(*s));
@@ -507,7 +529,8 @@ struct ne2k *ne2k_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_
 
     if (nd)
         netdev_attach(nd, ne2k_can_receive, ne2k_receive, s);
-    bus_add_device(b, &(struct device){ .name = "ne2k_pci", .opaque = s, .reset = hard_reset });
+    snprintf(s->name, sizeof(s->name), "ne2k_pci-%d", devfn >> 3);
+    bus_add_device(b, &(struct device){ .name = s->name, .opaque = s, .reset = hard_reset, .state = &ne2k_state });
     hard_reset(s);
     return s;
 }

@@ -8,6 +8,7 @@
 #include "devices/pci.h"
 #include "devices/pci_internal.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 #include <stdio.h>
@@ -269,6 +270,13 @@ struct pci_dev *pci_find(struct pci_bus *pb, int devfn)
     return pb->dev[devfn & 0xff];
 }
 
+void pci_dev_post_load(struct pci_dev *d)
+{
+    update_mappings(d);
+    if (d->bus)
+        update_intx(d);
+}
+
 uint32_t pci_config_read(struct pci_bus *pb, int devfn, int offset, int size)
 {
     struct pci_dev *d = pb->dev[devfn & 0xff];
@@ -374,6 +382,16 @@ static void pci_bus_reset(void *opaque)
     update_isa_lines(pb);
 }
 
+/* The routing counts are saved too, although they follow from the
+ * functions' INTx levels: loaded as they were, they match the levels the
+ * loaded interrupt controllers hold, and no line moves in between. */
+static const struct state_field pci_bus_fields[] = {
+    STATE_FIELD(struct pci_bus, config_address), STATE_FIELD(struct pci_bus, pirq_level),
+    STATE_FIELD(struct pci_bus, intx_pirq), STATE_FIELD(struct pci_bus, isa_driven),
+    STATE_FIELD(struct pci_bus, pirq_driven),
+};
+static const struct state_table pci_bus_state = { "pci-bus", 1, pci_bus_fields, STATE_COUNT(pci_bus_fields), NULL };
+
 struct pci_bus *pci_bus_new(struct bus *b)
 {
     struct pci_bus *pb = xcalloc(1, sizeof(*pb));
@@ -381,7 +399,7 @@ struct pci_bus *pci_bus_new(struct bus *b)
     memset(pb->intx_pirq, -1, sizeof(pb->intx_pirq));
     bus_register_pio(b, 0xcf8, 4, pb, cf8_read, cf8_write);
     bus_register_pio(b, 0xcfc, 4, pb, cfc_read, cfc_write);
-    struct device dev = { "pci-bus", pb, pci_bus_reset, NULL };
+    struct device dev = { "pci-bus", pb, pci_bus_reset, &pci_bus_state };
     bus_add_device(b, &dev);
     return pb;
 }

@@ -61,6 +61,10 @@ void pci_set_rom(struct pci_dev *d, uint32_t size, void (*map)(struct pci_dev *,
  * devices whose ROM is only data, such as a network card's boot ROM. */
 void pci_set_rom_image(struct pci_dev *d, const uint8_t *img, uint32_t len);
 struct pci_dev *pci_find(struct pci_bus *pb, int devfn);
+/* After a snapshot put config[] and irq_level back: each BAR and the ROM
+ * decode where config now says (map callbacks replace the old claims), and
+ * the INTx pin drives its PIRQ again.  A device's post_load calls it. */
+void pci_dev_post_load(struct pci_dev *d);
 
 /* Config-space access used by the 0xCF8/0xCFC handler and by tests. */
 uint32_t pci_config_read(struct pci_bus *pb, int devfn, int offset, int size);

@@ -1,5 +1,6 @@
 #include "devices/pcnet.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/pci.h"
 #include "hosted-driver/net.h"
 #include "hosted-driver/vclock.h"
@@ -108,6 +109,7 @@ struct pcnet {
     size_t txlen;
     bool tx_in_frame, tx_frame_bad;
     uint64_t dropped;
+    char name[24];              /* pcnet-SLOT: two cards need two names */
 };
 
 static bool style_32(const struct pcnet *s)
@@ -778,6 +780,26 @@ static void fill_prom(struct pcnet *s, const uint8_t mac[6])
     s->prom[13] = sum >> 8;
 }
 
+static void pcnet_post_load(void *opaque)
+{
+    struct pcnet *s = opaque;
+    pci_dev_post_load(&s->pci);
+}
+
+/* The PROM is the MAC the command line gave; CSR12-14 hold the guest's copy.
+ * The ring registers (CSR24-25, 30-31, 76, 78) are in csr[], their decoded
+ * bases and positions beside them. */
+static const struct state_field pcnet_fields[] = {
+    STATE_FIELD(struct pcnet, pci.config), STATE_FIELD(struct pcnet, pci.irq_level),
+    STATE_TIMER(struct pcnet, tx_poll), STATE_FIELD(struct pcnet, csr), STATE_FIELD(struct pcnet, bcr),
+    STATE_FIELD(struct pcnet, rap), STATE_FIELD(struct pcnet, dwio), STATE_FIELD(struct pcnet, rx_base),
+    STATE_FIELD(struct pcnet, tx_base), STATE_FIELD(struct pcnet, rx_len), STATE_FIELD(struct pcnet, tx_len),
+    STATE_FIELD(struct pcnet, rx_cur), STATE_FIELD(struct pcnet, tx_cur), STATE_FIELD(struct pcnet, txbuf),
+    STATE_FIELD(struct pcnet, txlen), STATE_FIELD(struct pcnet, tx_in_frame), STATE_FIELD(struct pcnet, tx_frame_bad),
+    STATE_FIELD(struct pcnet, dropped),
+};
+static const struct state_table pcnet_state = { "pcnet", 1, pcnet_fields, STATE_COUNT(pcnet_fields), pcnet_post_load };
+
 struct pcnet *pcnet_new(struct bus *b, struct pci_bus *pb, int devfn, const uint8_t mac[6], struct netdev *nd,
                         guest_phys_rw_fn rw, void *rw_opaque)
 {
@@ -802,7 +824,8 @@ struct pcnet *pcnet_new(struct bus *b, struct pci_bus *pb, int devfn, const uint
 
     if (nd)
         netdev_attach(nd, pcnet_can_receive, pcnet_receive, s);
-    bus_add_device(b, &(struct device){ .name = "pcnet", .opaque = s, .reset = hard_reset });
+    snprintf(s->name, sizeof(s->name), "pcnet-%d", devfn >> 3);
+    bus_add_device(b, &(struct device){ .name = s->name, .opaque = s, .reset = hard_reset, .state = &pcnet_state });
     hard_reset(s);
     return s;
 }

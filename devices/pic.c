@@ -18,6 +18,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 struct chip {
@@ -343,6 +344,29 @@ static void pic_reset(void *opaque)
     update(p);
 }
 
+/* int_out is loaded with the rest; the local APIC above listens for it. */
+static void pic_post_load(void *opaque)
+{
+    struct pic *p = opaque;
+    update(p);
+    bus_intr_output_changed(p->bus);
+}
+
+#define PIC_CHIP(n) \
+    STATE_FIELD(struct pic, c[n].irr), STATE_FIELD(struct pic, c[n].isr), STATE_FIELD(struct pic, c[n].imr), \
+    STATE_FIELD(struct pic, c[n].lines), STATE_FIELD(struct pic, c[n].elcr), \
+    STATE_FIELD(struct pic, c[n].elcr_mask), STATE_FIELD(struct pic, c[n].base), \
+    STATE_FIELD(struct pic, c[n].prio), STATE_FIELD(struct pic, c[n].icw3), \
+    STATE_FIELD(struct pic, c[n].init_step), STATE_FIELD(struct pic, c[n].need_icw4), \
+    STATE_FIELD(struct pic, c[n].single), STATE_FIELD(struct pic, c[n].ltim), \
+    STATE_FIELD(struct pic, c[n].aeoi), STATE_FIELD(struct pic, c[n].rotate_aeoi), \
+    STATE_FIELD(struct pic, c[n].sfnm), STATE_FIELD(struct pic, c[n].special_mask), \
+    STATE_FIELD(struct pic, c[n].read_isr), STATE_FIELD(struct pic, c[n].poll)
+static const struct state_field pic_fields[] = {
+    PIC_CHIP(0), PIC_CHIP(1), STATE_FIELD(struct pic, int_out),
+};
+static const struct state_table pic_state = { "pic", 1, pic_fields, STATE_COUNT(pic_fields), pic_post_load };
+
 struct pic *pic_new(struct bus *b)
 {
     struct pic *p = xcalloc(1, sizeof(*p));
@@ -356,7 +380,7 @@ struct pic *pic_new(struct bus *b)
     bus_set_irq_sink(b, pic_irq_sink, p);
     bus_set_intr_controller(b, pic_pending, pic_ack, p);
     bus_set_intr_line(b, &p->int_out);
-    bus_add_device(b, &(struct device){ .name = "pic", .opaque = p, .reset = pic_reset });
+    bus_add_device(b, &(struct device){ .name = "pic", .opaque = p, .reset = pic_reset, .state = &pic_state });
     return p;
 }
 

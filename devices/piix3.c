@@ -1,5 +1,6 @@
 #include "devices/piix3.h"
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/pci.h"
 #include "devices/pci_internal.h"
 #include "hosted-driver/xalloc.h"
@@ -58,6 +59,18 @@ static void bridge_reset(struct pci_dev *d)
     p->rcr = 0;
 }
 
+/* The PIRQ routes are config bytes the router reads on each use. */
+static void piix3_post_load(void *opaque)
+{
+    struct piix3 *p = opaque;
+    pci_dev_post_load(&p->pci);
+}
+
+static const struct state_field piix3_fields[] = {
+    STATE_FIELD(struct piix3, pci.config), STATE_FIELD(struct piix3, pci.irq_level), STATE_FIELD(struct piix3, rcr),
+};
+static const struct state_table piix3_state = { "piix3", 1, piix3_fields, STATE_COUNT(piix3_fields), piix3_post_load };
+
 struct piix3 *piix3_new(struct pci_bus *pb, struct bus *b)
 {
     struct piix3 *p = xcalloc(1, sizeof(*p));
@@ -72,5 +85,7 @@ struct piix3 *piix3_new(struct pci_bus *pb, struct bus *b)
     pci_bus_set_router(pb, route_pirq, p);
     bus_register_pio(b, RCR_PORT, 1, p, rcr_read, rcr_write);
     bridge_reset(&p->pci);
+    /* Reset comes through the PCI bus's; the registry entry is for snapshots. */
+    bus_add_device(b, &(struct device){ .name = "piix3", .opaque = p, .state = &piix3_state });
     return p;
 }

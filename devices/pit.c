@@ -27,6 +27,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
 
@@ -518,6 +519,25 @@ static void pit_reset(void *opaque)
     irq_set(p->bus, 0, 0);
 }
 
+#define PIT_CHAN(n) \
+    STATE_FIELD(struct pit, ch[n].mode), STATE_FIELD(struct pit, ch[n].bcd), STATE_FIELD(struct pit, ch[n].rw), \
+    STATE_FIELD(struct pit, ch[n].reload), STATE_FIELD(struct pit, ch[n].loaded), \
+    STATE_FIELD(struct pit, ch[n].null_count), STATE_FIELD(struct pit, ch[n].write_msb_next), \
+    STATE_FIELD(struct pit, ch[n].write_lsb), STATE_FIELD(struct pit, ch[n].read_msb_next), \
+    STATE_FIELD(struct pit, ch[n].latched), STATE_FIELD(struct pit, ch[n].latch_val), \
+    STATE_FIELD(struct pit, ch[n].latch_msb_next), STATE_FIELD(struct pit, ch[n].status_latched), \
+    STATE_FIELD(struct pit, ch[n].status), STATE_FIELD(struct pit, ch[n].gate), \
+    STATE_FIELD(struct pit, ch[n].counting), STATE_FIELD(struct pit, ch[n].t0), STATE_FIELD(struct pit, ch[n].s), \
+    STATE_FIELD(struct pit, ch[n].frozen), STATE_FIELD(struct pit, ch[n].out_frozen)
+/* The counters' phases are kept as ticks of the virtual clock, which the
+ * snapshot restores first: nothing to recompute after a load. */
+static const struct state_field pit_fields[] = {
+    PIT_CHAN(0), PIT_CHAN(1), PIT_CHAN(2),
+    STATE_TIMER(struct pit, timer), STATE_FIELD(struct pit, armed), STATE_FIELD(struct pit, owed),
+    STATE_FIELD(struct pit, port61),
+};
+static const struct state_table pit_state = { "pit", 1, pit_fields, STATE_COUNT(pit_fields), NULL };
+
 struct pit *pit_new(struct bus *b)
 {
     struct pit *p = xcalloc(1, sizeof(*p));
@@ -528,7 +548,7 @@ struct pit *pit_new(struct bus *b)
     pit_reset(p);
     bus_register_pio(b, 0x40, 4, p, pit_read, pit_write);
     bus_register_pio(b, 0x61, 1, p, port61_read, port61_write);
-    bus_add_device(b, &(struct device){ .name = "pit", .opaque = p, .reset = pit_reset });
+    bus_add_device(b, &(struct device){ .name = "pit", .opaque = p, .reset = pit_reset, .state = &pit_state });
     return p;
 }
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/xalloc.h"
 
 struct post {
@@ -28,6 +29,11 @@ static void post_write(void *opaque, uint16_t port, uint32_t val, int size)
         fprintf(stderr, "POST %02x\n", p->last);
 }
 
+static const struct state_field post_fields[] = {
+    STATE_FIELD(struct post, last), STATE_FIELD(struct post, count),
+};
+static const struct state_table post_state = { "post", 1, post_fields, STATE_COUNT(post_fields), NULL };
+
 struct post *post_new(struct bus *b, uint16_t extra_port, bool trace)
 {
     struct post *p = xcalloc(1, sizeof(*p));
@@ -36,7 +42,7 @@ struct post *post_new(struct bus *b, uint16_t extra_port, bool trace)
     if (extra_port)
         bus_register_pio(b, extra_port, 1, p, post_read, post_write);
     /* The last code survives a reset on purpose: it says where the guest died. */
-    bus_add_device(b, &(struct device){ .name = "post", .opaque = p });
+    bus_add_device(b, &(struct device){ .name = "post", .opaque = p, .state = &post_state });
     return p;
 }
 

@@ -143,7 +143,7 @@ int state_check(const struct state_table *t, const char *name, const uint8_t *re
                  r.version, t->version);
         return -1;
     }
-    bool seen[t->nfields];
+    bool seen[t->nfields > 0 ? t->nfields : 1];     /* a table may have no fields */
     memset(seen, 0, sizeof(seen));
     char fname[64];
     uint32_t size;

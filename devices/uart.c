@@ -15,6 +15,7 @@
 #include <stdlib.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "hosted-driver/chardev.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
@@ -83,6 +84,7 @@ struct uart {
     int rx_head, rx_len;
     uint8_t rbr_last;
     struct vtimer *rx_timer;
+    char name[16];          /* serial0 for COM1, serial1 for COM2 */
 };
 
 static int rx_capacity(const struct uart *u)
@@ -333,6 +335,22 @@ static void uart_reset(void *opaque)
     update_irq(u);
 }
 
+static void uart_post_load(void *opaque)
+{
+    struct uart *u = opaque;
+    irq_set(u->bus, u->irq, u->irq_level);
+}
+
+static const struct state_field uart_fields[] = {
+    STATE_FIELD(struct uart, ier), STATE_FIELD(struct uart, lcr), STATE_FIELD(struct uart, mcr),
+    STATE_FIELD(struct uart, lsr), STATE_FIELD(struct uart, msr), STATE_FIELD(struct uart, scr),
+    STATE_FIELD(struct uart, fcr), STATE_FIELD(struct uart, div), STATE_FIELD(struct uart, fifo),
+    STATE_FIELD(struct uart, trigger), STATE_FIELD(struct uart, thri), STATE_FIELD(struct uart, timeout),
+    STATE_FIELD(struct uart, irq_level), STATE_FIELD(struct uart, rx), STATE_FIELD(struct uart, rx_head),
+    STATE_FIELD(struct uart, rx_len), STATE_FIELD(struct uart, rbr_last), STATE_TIMER(struct uart, rx_timer),
+};
+static const struct state_table uart_state = { "serial", 1, uart_fields, STATE_COUNT(uart_fields), uart_post_load };
+
 struct uart *uart_new(struct bus *b, uint16_t base, int irq, struct chardev *cd)
 {
     struct uart *u = xcalloc(1, sizeof(*u));
@@ -347,7 +365,11 @@ struct uart *uart_new(struct bus *b, uint16_t base, int irq, struct chardev *cd)
     if (cd)
         chardev_set_handlers(cd, uart_can_receive, uart_receive, u);
     bus_register_pio(b, base, 8, u, uart_read, uart_write);
-    bus_add_device(b, &(struct device){ .name = "serial", .opaque = u, .reset = uart_reset });
+    if (base == UART_COM1_BASE || base == UART_COM2_BASE)
+        snprintf(u->name, sizeof(u->name), "serial%d", base == UART_COM1_BASE ? 0 : 1);
+    else
+        snprintf(u->name, sizeof(u->name), "serial-%x", base);
+    bus_add_device(b, &(struct device){ .name = u->name, .opaque = u, .reset = uart_reset, .state = &uart_state });
     return u;
 }
 

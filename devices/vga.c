@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 
 #include "devices/bus.h"
+#include "devices/state.h"
 #include "devices/pci.h"
 #include "hosted-driver/vclock.h"
 #include "hosted-driver/xalloc.h"
@@ -864,6 +865,30 @@ static void vga_reset(void *opaque)
     v->bank_offset = 0;
 }
 
+/* The renderer reads vga_state as it is; what follows from the registers
+ * is where the BARs and the ROM decode. */
+static void vga_post_load(void *opaque)
+{
+    struct vga *v = opaque;
+    if (v->pci.bus)
+        pci_dev_post_load(&v->pci);
+}
+
+static const struct state_field vga_fields[] = {
+    STATE_FIELD(struct vga, s.misc), STATE_FIELD(struct vga, s.sr), STATE_FIELD(struct vga, s.gr),
+    STATE_FIELD(struct vga, s.cr), STATE_FIELD(struct vga, s.ar), STATE_FIELD(struct vga, s.ar_index),
+    STATE_FIELD(struct vga, s.pel_mask), STATE_FIELD(struct vga, s.palette), STATE_FIELD(struct vga, s.dac_8bit),
+    STATE_FIELD(struct vga, s.vbe), STATE_FIELD(struct vga, s.vbe_line_bytes),
+    STATE_FIELD(struct vga, s.vbe_start_bytes), STATE_INDIRECT(struct vga, s.vram, VGA_VRAM_SIZE),
+    STATE_FIELD(struct vga, pci.config), STATE_FIELD(struct vga, pci.irq_level),
+    STATE_FIELD(struct vga, sr_index), STATE_FIELD(struct vga, gr_index), STATE_FIELD(struct vga, cr_index),
+    STATE_FIELD(struct vga, ar_data_next), STATE_FIELD(struct vga, feature), STATE_FIELD(struct vga, latch),
+    STATE_FIELD(struct vga, dac_read_index), STATE_FIELD(struct vga, dac_write_index),
+    STATE_FIELD(struct vga, dac_sub), STATE_FIELD(struct vga, dac_state), STATE_FIELD(struct vga, dac_pending),
+    STATE_FIELD(struct vga, vbe_index), STATE_FIELD(struct vga, bank_offset),
+};
+static const struct state_table vga_state_table = { "vga", 1, vga_fields, STATE_COUNT(vga_fields), vga_post_load };
+
 struct vga *vga_new(struct bus *b, struct pci_bus *pci, int devfn, const char *vgabios_path,
                     char *err, size_t errlen)
 {
@@ -896,7 +921,7 @@ struct vga *vga_new(struct bus *b, struct pci_bus *pci, int devfn, const char *v
     bus_register_mmio(b, LEGACY_BASE, LEGACY_SIZE, v, legacy_mem_read, legacy_mem_write);
     if (pci)
         setup_pci(v, pci, devfn);
-    bus_add_device(b, &(struct device){ .name = "vga", .opaque = v, .reset = vga_reset });
+    bus_add_device(b, &(struct device){ .name = "vga", .opaque = v, .reset = vga_reset, .state = &vga_state_table });
     return v;
 }
 

@@ -295,6 +295,46 @@ static bool run_escape(unsigned char ch)
     return false;
 }
 
+static struct {
+    void (*fn)(void *opaque, const unsigned char *buf, int len);
+    void *opaque;
+    bool toggle;      /* Ctrl-A C switches between the serial port and the monitor */
+    bool on;
+} divert;
+
+void chardev_set_stdin_divert(void (*fn)(void *opaque, const unsigned char *buf, int len), void *opaque,
+                              bool toggle)
+{
+    divert.fn = fn;
+    divert.opaque = opaque;
+    divert.toggle = toggle;
+    divert.on = fn && !toggle;
+}
+
+bool chardev_stdin_diverted(void)
+{
+    return divert.fn && divert.on;
+}
+
+/* A keyboard byte for whoever has the terminal now: the monitor or the guest. */
+static void stdin_byte(struct chardev *owner, unsigned char ch)
+{
+    if (chardev_stdin_diverted())
+        divert.fn(divert.opaque, &ch, 1);
+    else
+        push_in(owner, ch);
+}
+
+static void toggle_divert(void)
+{
+    if (!divert.fn || !divert.toggle)
+        return;
+    divert.on = !divert.on;
+    /* The monitor prints its prompt itself; the switch back says so, as QEMU's mux does not. */
+    if (divert.on)
+        divert.fn(divert.opaque, (const unsigned char *)"", 0);
+}
+
 static void print_help(void)
 {
     static const char help[] =
@@ -302,7 +342,10 @@ static void print_help(void)
         "C-a h    print this help\r\n"
         "C-a x    exit retrovisor\r\n"
         "C-a a    send C-a to the guest\r\n";
+    static const char mux[] = "C-a c    switch between the serial console and the monitor\r\n";
     write_all(STDERR_FILENO, (const unsigned char *)help, sizeof(help) - 1);
+    if (divert.fn && divert.toggle)
+        write_all(STDERR_FILENO, (const unsigned char *)mux, sizeof(mux) - 1);
     for (size_t i = 0; i < sizeof(escapes) / sizeof(escapes[0]); i++)
         if (escapes[i].fn && escapes[i].help) {
             write_all(STDERR_FILENO, (const unsigned char *)escapes[i].help, strlen(escapes[i].help));
@@ -346,7 +389,13 @@ static bool read_stdin(struct chardev *owner)
                 print_help();
                 break;
             case 'a': case 'A': case 0x01:
-                push_in(owner, 0x01);
+                stdin_byte(owner, 0x01);
+                break;
+            case 'c': case 'C':
+                if (divert.fn && divert.toggle)
+                    toggle_divert();
+                else
+                    run_escape(ch);
                 break;
             default:
                 run_escape(ch);   /* an unknown escape is swallowed */
@@ -355,7 +404,7 @@ static bool read_stdin(struct chardev *owner)
         } else if (ch == 0x01) {
             escape_pending = true;
         } else {
-            push_in(owner, ch);
+            stdin_byte(owner, ch);
         }
     }
     return false;
@@ -381,7 +430,7 @@ static void deliver(struct chardev *cd)
 bool chardev_poll_all(void)
 {
     bool quit = false;
-    if (any_stdio()) {
+    if (any_stdio() || divert.fn) {
         struct chardev *owner = stdin_owner();
         quit = read_stdin(owner);
     }

@@ -1,7 +1,8 @@
 /*
  * Character backends for serial ports and the debug console:
  *   "stdio"   the terminal (raw mode when it is a tty; Ctrl-A X quits,
- *             Ctrl-A H lists the escapes, Ctrl-A A sends a literal Ctrl-A),
+ *             Ctrl-A H lists the escapes, Ctrl-A A sends a literal Ctrl-A,
+ *             Ctrl-A C switches to the monitor console with -monitor stdio),
  *   "file:F"  append-free write to file F (truncated at open; input never arrives),
  *   "none"    discard output, never any input,
  *   "null"    same as none.
@@ -35,6 +36,15 @@ bool chardev_poll_all(void);
  * most 8; chardev_remove_escapes drops every key of one opaque. */
 void chardev_add_escape(char key, void (*fn)(void *opaque), void *opaque, const char *help);
 void chardev_remove_escapes(void *opaque);
+/* The monitor console's share of the terminal (-monitor stdio): while
+ * diverted, keyboard bytes go to fn(opaque, buf, len), called from the run
+ * loop's poll, instead of the guest's serial port; Ctrl-A C toggles the
+ * diversion (QEMU's mux).  `toggle` false: the monitor owns the terminal
+ * alone (no stdio serial port), the diversion always on.  fn NULL removes it. */
+void chardev_set_stdin_divert(void (*fn)(void *opaque, const unsigned char *buf, int len), void *opaque,
+                              bool toggle);
+/* Whether keyboard bytes go to the monitor now. */
+bool chardev_stdin_diverted(void);
 /* Restore terminal modes (also registered with atexit when stdio is a tty). */
 void chardev_restore_terminal(void);
 

@@ -894,7 +894,7 @@ struct machine *machine_new(const struct machine_config *cfg)
     m->pic = pic_new(m->bus);
     create_apics(m);
     m->pit = pit_new(m->bus);
-    m->cmos = cmos_new(m->bus, time(NULL));
+    m->cmos = cmos_new(m->bus, m->cfg.rtc_base ? (time_t)m->cfg.rtc_base : time(NULL));
     m->kbc = kbc_new(m->bus);
     if (m->serial_cd[0])
         m->uart[0] = uart_new(m->bus, UART_COM1_BASE, UART_COM1_IRQ, m->serial_cd[0]);
@@ -927,6 +927,8 @@ struct machine *machine_new(const struct machine_config *cfg)
 
     if (m->cfg.accel_bt) {
         m->bt = bt_new(&m->cpu);
+        /* -icount: slices end at exact counts under either engine. */
+        bt_set_exact_budget(m->bt, m->cfg.deterministic);
         m->pm->code_write = code_written;
         m->pm->code_write_opaque = m;
     }

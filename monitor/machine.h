@@ -121,6 +121,7 @@ struct machine_config {
     bool net_none;               /* -net none: no card even by default */
     const char *snapshot_dir;    /* -snapshot-dir: where snapshots live (NULL: beside the first disk) */
     const char *loadvm;          /* -loadvm NAME: start from this snapshot */
+    int64_t rtc_base;            /* -rtc base=: the RTC's time at power-on (Unix seconds); 0: the host's now */
     int64_t savevm_at;           /* -savevm-at N:NAME: take a snapshot at instruction N (0: none) */
     bool savevm_at_end;          /* -savevm-at end:NAME: ... when the run ends */
     const char *savevm_at_name;

@@ -1,11 +1,13 @@
 /*
  * Command line: QEMU's spelling where the meaning is the same.
  */
+#define _GNU_SOURCE
 #include "monitor/machine.h"
 #include "monitor/snapshot.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
 #include "monitor/window_keys.h"
+#include "monitor/hmp.h"
 #include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RETROVISOR_VERSION "0.1.0"
@@ -52,6 +55,8 @@ static void usage(FILE *f)
             "  -boot [order=]DRIVES[,menu=on|off]  boot order: a floppy, c hard disk, d CD-ROM,\n"
             "                     n network (default cad); menu=on: SeaBIOS's boot menu (ESC)\n"
             "  -snapshot          guest disk writes go to temporary files; images are never written\n"
+            "  -rtc base=utc|YYYY-MM-DD[THH:MM:SS]  the RTC's date at power-on (default: the host's\n"
+            "                     clock); a fixed date makes -icount runs reproducible\n"
             "  -loadvm NAME       start from snapshot NAME (taken with savevm in the monitor console\n"
             "                     or the window's Ctrl+Alt+S)\n"
             "  -snapshot-dir DIR  keep snapshots in DIR (default: FIRSTDISK.snapshots/ beside the first\n"
@@ -111,6 +116,15 @@ static void usage(FILE *f)
             "  -serial SPEC       next serial port (first COM1, then COM2); default: COM1 on stdio\n"
             "  -debugcon SPEC     debug console on port 0x402 (SeaBIOS prints its log there)\n"
             "\n"
+            "Monitor console (QEMU's commands: help, info, x, xp, stop, cont, sendkey, savevm...):\n"
+            "  -monitor stdio     on the terminal; shared with a serial port on stdio, Ctrl-A C\n"
+            "                     switches between the two\n"
+            "  -monitor unix:PATH[,server][,nowait]  a unix socket; with server it listens (and\n"
+            "                     without nowait waits for the first client before the guest\n"
+            "                     starts), else it connects to PATH\n"
+            "  -monitor tcp:[HOST]:PORT[,server][,nowait]  the same over TCP; HOST defaults to\n"
+            "                     127.0.0.1 (loopback) unless another address is named\n"
+            "\n"
             "Debugging and testing:\n"
             "  -d FLAGS           trace: comma-separated list (-d help lists them)\n"
             "  -D FILE            write traces to FILE instead of stderr\n"
@@ -132,6 +146,32 @@ static void usage(FILE *f)
             "the next port and a drive position (-hda, -drive index=) cannot be taken twice.\n"
             "A bad option or input file ends retrovisor with one line and exit status 2 before\n"
             "any output file is opened; an output file that is one of the input images is refused.\n");
+}
+
+static _Noreturn void bad(const char *fmt, const char *a, const char *b);
+
+/* -rtc base=utc|localtime|YYYY-MM-DD[THH:MM:SS] (UTC): Unix seconds, 0 for the host's clock. */
+static int64_t parse_rtc_base(const char *spec)
+{
+    if (strncmp(spec, "base=", 5))
+        bad("-rtc %s: expected base=utc, base=localtime or base=YYYY-MM-DDTHH:MM:SS%s", spec, "");
+    const char *v = spec + 5;
+    if (!strcmp(v, "utc") || !strcmp(v, "localtime"))
+        return 0;
+    struct tm tm = {0};
+    const char *end = strptime(v, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end) {
+        memset(&tm, 0, sizeof(tm));
+        end = strptime(v, "%Y-%m-%d", &tm);
+    }
+    if (!end || *end || tm.tm_year < 70 || tm.tm_year > 8099)
+        bad("-rtc %s: the date is not YYYY-MM-DD[THH:MM:SS] between 1970 and 9999%s", spec, "");
+    struct tm asked = tm, back;
+    time_t t = timegm(&tm);
+    /* timegm rolls 2006-02-30 over into March: such a date was a mistake. */
+    if (!gmtime_r(&t, &back) || back.tm_mday != asked.tm_mday || back.tm_mon != asked.tm_mon)
+        bad("-rtc %s: no such day%s", spec, "");
+    return (int64_t)t;
 }
 
 static _Noreturn void bad(const char *fmt, const char *a, const char *b)
@@ -514,6 +554,7 @@ int main(int argc, char **argv)
     const char *display = NULL;
     char *vnc_spec = NULL;
     const char *screendump = NULL;
+    const char *monitor = NULL;
     int nserial = 0;
     const char *trace_file = NULL;
     bool snapshot_all = false;
@@ -548,6 +589,13 @@ int main(int argc, char **argv)
             NEED_ARG();
             cli_check_chardev("-debugcon", val);
             cfg.debugcon = strcmp(val, "none") ? val : NULL;
+        } else if (!strcmp(a, "-monitor")) {
+            NEED_ARG();
+            struct hmp_spec ms;
+            char merr[512];
+            if (strcmp(val, "none") && !hmp_parse_spec(val, &ms, merr, sizeof(merr)))
+                bad("-monitor %s%s", merr, "");
+            monitor = strcmp(val, "none") ? val : NULL;
         } else if (!strcmp(a, "-display")) {
             NEED_ARG();
             cli_check_display(val);
@@ -685,6 +733,9 @@ int main(int argc, char **argv)
         } else if (!strcmp(a, "-max-insns")) {
             NEED_ARG();
             cfg.max_insns = parse_number("-max-insns", val, 1, 0x7fffffffffffffffL);
+        } else if (!strcmp(a, "-rtc")) {
+            NEED_ARG();
+            cfg.rtc_base = parse_rtc_base(val);
         } else if (!strcmp(a, "-loadvm")) {
             NEED_ARG();
             cfg.loadvm = val;
@@ -771,8 +822,22 @@ int main(int argc, char **argv)
     ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
     window_keys_attach(m, vm_name[0] ? vm_name : window_default_name(&cfg, vm_name, sizeof(vm_name)));
+    struct hmp *hmp = NULL;
+    if (monitor) {
+        bool serial_on_stdio = (cfg.serial[0] && !strcmp(cfg.serial[0], "stdio")) ||
+                               (cfg.serial[1] && !strcmp(cfg.serial[1], "stdio"));
+        hmp = hmp_open(m, monitor, serial_on_stdio, err, sizeof(err));
+        if (!hmp) {
+            chardev_restore_terminal();
+            fprintf(stderr, "retrovisor: %s\n", err);
+            ui_close(m->ui);
+            machine_free(m);
+            return 2;
+        }
+    }
     running = m;
     int status = machine_run(m);
+    hmp_close(hmp);
     chardev_restore_terminal();
     if (m->stop_signal) {
         fprintf(stderr, "retrovisor: terminating on signal %d\n", (int)m->stop_signal);

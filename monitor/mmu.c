@@ -296,3 +296,29 @@ const uint8_t *mem_code_ptr(struct cpu *c, uint32_t lin, uint32_t *phys)
     *phys = e->phys | (lin & 0xfff);
     return (const uint8_t *)(lin + e->addend);
 }
+
+/* A paging-structure entry, read from RAM only: a debugger's walk must not
+ * reach a device's registers, whose reads may have side effects. */
+static bool debug_read_entry(struct cpu *c, uint32_t pa, uint32_t *entry)
+{
+    return physmem_copy_from(c->m->pm, pa, entry, 4);
+}
+
+bool mmu_debug_translate(struct cpu *c, uint32_t lin, uint32_t *phys)
+{
+    if (!(c->cr0 & CR0_PG)) {
+        *phys = lin & a20_mask(c);
+        return true;
+    }
+    uint32_t pde, pte;
+    if (!debug_read_entry(c, (c->cr3 & PAGE_MASK) | ((lin >> 20) & 0xffc), &pde) || !(pde & PTE_P))
+        return false;
+    if ((pde & PTE_PS) && (c->cr4 & CR4_PSE)) {
+        *phys = ((pde & 0xffc00000u) | (lin & 0x003fffffu)) & a20_mask(c);
+        return true;
+    }
+    if (!debug_read_entry(c, (pde & PAGE_MASK) | ((lin >> 10) & 0xffc), &pte) || !(pte & PTE_P))
+        return false;
+    *phys = ((pte & PAGE_MASK) | (lin & 0xfffu)) & a20_mask(c);
+    return true;
+}

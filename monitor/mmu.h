@@ -36,6 +36,12 @@ const uint8_t *mem_code_ptr_nofault(struct cpu *c, uint32_t lin, uint32_t *phys)
  * side effects: whether the entry now allows the access. */
 bool mmu_fill_quiet(struct cpu *c, uint32_t lin, enum mmu_access acc, bool user);
 
+/* lin's physical address as the guest's page tables say now, for the
+ * monitor console and the debugger: no fault, no A/D bit, no TLB entry,
+ * no permission check.  False when the page is not present (or a paging
+ * structure lies outside RAM). */
+bool mmu_debug_translate(struct cpu *c, uint32_t lin, uint32_t *phys);
+
 static inline bool mmu_user(const struct cpu *c) { return c->cpl == 3; }
 
 /* Guest data may sit at any address: a fixed-size memcpy is how C says

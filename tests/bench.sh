@@ -14,6 +14,7 @@
 #   5. the Linux guest's wget of 64 MiB from the host's loopback, on the
 #      PCnet and the NE2000, in MB/s
 #   6. the Linux kernel reading a whole 1.44M floppy from /dev/fd0
+#   7. savevm and loadvm of the 256 MiB Linux guest, through the monitor
 # BENCH_ITER overrides the loop's iteration count.  The host is shared and
 # noisy: every figure is the best of BENCH_RUNS runs (3), the Linux runs
 # alternating between the two VMMs.
@@ -317,5 +318,42 @@ if [ -s build/linux/vmlinuz ] && sh tests/guest/build-floppy-initramfs.sh "$B/fd
         "$(if [ -n "${fd_rv:-}" ] && [ -n "${fd_q:-}" ]; then echo "$(ratio "$fd_rv" "$fd_q")x"; else echo -; fi)"
 else
     echo "(floppy initramfs not built: see $B/fd-build.log)"
+fi
+# 7. Snapshots: savevm and loadvm of the 256 MiB Linux guest at its shell,
+# through each VMM's monitor console, QEMU's to its qcow2 disk (internal
+# snapshot), retrovisor's to its snapshot folder; the first of each.
+if [ -s build/linux/vmlinuz ]; then
+    for who in rv q; do
+        sock="$B/snap-$who.sock"
+        log="$B/snap-$who.log"
+        rm -rf "$sock" "$log" "$B/snap-$who.qcow2" "$B/snap-$who.snapshots"
+        qemu-img create -q -f qcow2 -b "$PWD/build/linux/disk-demo.img" -F raw "$B/snap-$who.qcow2" || continue
+        if [ "$who" = rv ]; then
+            cmd="$RV -m 256 -display none -net none -serial file:$log -hda $B/snap-$who.qcow2 -snapshot-dir $B/snap-$who.snapshots -monitor unix:$sock,server,nowait"
+            prompt='(retrovisor)'
+        elif [ -n "$QEMU" ]; then
+            cmd="$QEMU -accel tcg -cpu pentium2 -m 256 -display none -nodefaults -net none -serial file:$log -hda $B/snap-$who.qcow2 -monitor unix:$sock,server=on,wait=off"
+            prompt='(qemu)'
+        else
+            continue
+        fi
+        : >"$log"
+        $cmd >"$B/snap-$who.out" 2>&1 &
+        pid=$!
+        i=0
+        while [ $i -lt 1800 ] && kill -0 $pid 2>/dev/null && ! grep -q '^RV-BEGIN' "$log"; do sleep 0.1; i=$((i + 1)); done
+        sleep 3
+        times=$(python3 tests/hmp_time.py "$sock" "$prompt" "savevm bench" "loadvm bench" 2>"$B/snap-$who.err" | cut -d' ' -f1 | tr '\n' ' ')
+        echo "[bench] $who: savevm/loadvm $times" >&2
+        kill $pid 2>/dev/null
+        wait $pid 2>/dev/null
+        eval "savevm_$who=\$(echo \"\$times\" | cut -d' ' -f1)"
+        eval "loadvm_$who=\$(echo \"\$times\" | cut -d' ' -f2)"
+    done
+    for op in savevm loadvm; do
+        eval "a=\${${op}_rv:-}; b=\${${op}_q:-}"
+        printf '%-44s %14s %14s %10s\n' "$op of the 256 MiB Linux guest (s)" "${a:--}" "${b:--}" \
+            "$(if [ -n "$a" ] && [ -n "$b" ]; then echo "$(ratio "$a" "$b")x"; else echo -; fi)"
+    done
 fi
 echo "(ratios are retrovisor / QEMU: above 1 is better for MIPS and MB/s, below 1 is better for times)"

@@ -44,10 +44,13 @@ if [ ! -s "$OUT/vmlinuz" ]; then
     cp "$OUT"/pkgroot/boot/vmlinuz-*-686 "$OUT/vmlinuz"
 fi
 
-# The CD-ROM stack, loaded by init in this order for rv.mode=cdtest (the
+# The CD-ROM stack (and sd_mod for the IDE disks), loaded by init in this
+# order for rv.mode=cdtest and snapdisk (the
 # kernel has them all as modules; there is no modprobe or depmod in the guest).
 CD_MODULES="drivers/scsi/scsi_common drivers/scsi/scsi_mod drivers/ata/libata drivers/ata/ata_piix
-            drivers/cdrom/cdrom drivers/scsi/sr_mod fs/isofs/isofs"
+            drivers/cdrom/cdrom drivers/scsi/sr_mod fs/isofs/isofs
+            crypto/crct10dif_common crypto/crct10dif_generic lib/crc-t10dif lib/crc64
+            crypto/crc64_rocksoft_generic lib/crc64-rocksoft block/t10-pi drivers/scsi/sd_mod"
 moddir=$(ls -d "$OUT"/pkgroot/lib/modules/*/kernel)
 cd_module_args=
 for m in $CD_MODULES; do

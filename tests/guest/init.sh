@@ -23,7 +23,8 @@ uptime_cs() { # uptime in centiseconds
 # rv.libata=PARAM on the kernel command line is given to libata (e.g. dma=1:
 # DMA for disks only, so the CD-ROM runs by PIO).
 load_cd_modules() {
-    for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs; do
+    for m in scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs \
+             crct10dif_common crct10dif_generic crc-t10dif crc64 crc64_rocksoft_generic crc64-rocksoft t10-pi sd_mod; do
         args=
         [ $m = libata ] && args=$(sed -n 's/.*rv\.libata=\([^ ]*\).*/\1/p' /proc/cmdline)
         # shellcheck disable=SC2086 # no argument, or one
@@ -45,6 +46,26 @@ net_up() {
 }
 
 case "$mode" in
+snapdisk)
+    # tests/e2e/snapshot.sh: a mark written raw near the end of the IDE disk
+    # (free FAT space), after the host's snapshot was taken.
+    load_cd_modules
+    i=0
+    while [ ! -b /dev/sda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    if [ -b /dev/sda ] && echo "RV-SNAP-MARK $(arg mark)" | dd of=/dev/sda bs=512 seek=131000 conv=sync,fsync 2>/dev/null; then
+        echo "RV-SNAP-WROTE"
+    fi
+    echo "RV-END"
+    poweroff -f
+    ;;
+snapjob)
+    # tests/e2e/snapshot.sh: a job long enough for the host to take a
+    # snapshot in the middle of it.
+    echo "RV-SNAP-JOB-START"
+    echo "RV-SNAP-SHA $(dd if=/dev/zero bs=64k count=$(arg blocks) 2>/dev/null | sha256sum | cut -d' ' -f1)"
+    echo "RV-END"
+    poweroff -f
+    ;;
 test)
     echo "RV-UNAME $(uname -m)"
     echo "RV-CPU $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')"
