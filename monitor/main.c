@@ -6,6 +6,7 @@
 #include "monitor/snapshot.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
+#include "monitor/window_keys.h"
 #include "monitor/hmp.h"
 #include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
@@ -90,7 +91,13 @@ static void usage(FILE *f)
             "\n"
             "Display:\n"
             "  -display sdl       an SDL2 window (default when $DISPLAY is set and SDL can open it);\n"
-            "                     Ctrl+Alt+E there ejects the CD or puts it back\n"
+            "                     a click grabs the mouse, Ctrl+Alt releases it; Ctrl+Alt plus:\n"
+            "                     Enter full screen, Del Ctrl+Alt+Del to the guest (Insert sends it\n"
+            "                     too), P pause/resume, S snapshot, R revert to the last snapshot,\n"
+            "                     Q power button (again: power off), F floppy A: out/in, E CD out/in\n"
+            "                     (the same keys work from a VNC client)\n"
+            "  -name NAME         the VM's name, in the window title (default: the first disk's\n"
+            "                     or -kernel's file name)\n"
             "  -display vnc=[ADDR]:N[,password][,password-file=FILE]\n"
             "                     a VNC server on TCP port 5900+N of ADDR (default 127.0.0.1); with\n"
             "                     'password' the password is $RETROVISOR_VNC_PASSWORD (at most 8 characters)\n"
@@ -551,6 +558,7 @@ int main(int argc, char **argv)
     int nserial = 0;
     const char *trace_file = NULL;
     bool snapshot_all = false;
+    char vm_name[64] = "";
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -592,6 +600,11 @@ int main(int argc, char **argv)
             NEED_ARG();
             cli_check_display(val);
             display = val;
+        } else if (!strcmp(a, "-name")) {
+            NEED_ARG();
+            char name_err[256];
+            if (!window_parse_name(val, vm_name, sizeof(vm_name), name_err, sizeof(name_err)))
+                bad("%s%s", name_err, "");
         } else if (!strcmp(a, "-vnc")) {
             NEED_ARG();
             free(vnc_spec);
@@ -808,6 +821,7 @@ int main(int argc, char **argv)
     }
     ui_set_cdrom_key(m->ui, machine_toggle_cdrom, m);
     ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
+    window_keys_attach(m, vm_name[0] ? vm_name : window_default_name(&cfg, vm_name, sizeof(vm_name)));
     struct hmp *hmp = NULL;
     if (monitor) {
         bool serial_on_stdio = (cfg.serial[0] && !strcmp(cfg.serial[0], "stdio")) ||

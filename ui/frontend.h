@@ -23,8 +23,10 @@ struct ui_input {
     void (*mouse)(void *opaque, int dx, int dy, int dz, int buttons);
     bool (*mouse_enabled)(void *opaque);
     uint8_t (*leds)(void *opaque);      /* bit2 Caps Lock */
-    void (*cdrom_key)(void *opaque);    /* Ctrl+Alt+E: eject or reload the CD (may be NULL) */
-    void (*floppy_key)(void *opaque);   /* Ctrl+Alt+F: take A:'s disk out or put it back (may be NULL) */
+    /* A Ctrl+Alt hotkey for the machine (enum hotkey_action, ui/hotkeys.h):
+     * pause, snapshot, revert, power off, floppy, CD-ROM (may be NULL).
+     * The front end handles the mouse release and full screen itself. */
+    void (*hotkey)(void *opaque, int action);
 };
 
 /*
@@ -41,6 +43,10 @@ struct sdl_ui *sdl_open(const char *opt, const struct ui_input *in, char *err, s
 /* Shows the frame and handles window events; false when the user closed the window. */
 bool sdl_poll(struct sdl_ui *s, const struct render_frame *f);
 void sdl_set_status(struct sdl_ui *s, const char *status);
+/* The VM's name, first in the title. */
+void sdl_set_name(struct sdl_ui *s, const char *name);
+/* A line shown in the title for a few seconds (a hotkey's result). */
+void sdl_show_message(struct sdl_ui *s, const char *msg);
 void sdl_close(struct sdl_ui *s);
 
 /* ---- VNC server (ui/vnc.c) ---- */
@@ -53,6 +59,8 @@ struct vnc_ui *vnc_open(const char *opt, const struct ui_input *in, char *err, s
  * clients queued; never waits for the VNC thread or a client. */
 void vnc_poll(struct vnc_ui *v, const struct render_frame *f);
 void vnc_set_status(struct vnc_ui *v, const char *status);
+/* The VM's name, before the status in the desktop name (from the next status). */
+void vnc_set_name(struct vnc_ui *v, const char *name);
 int vnc_port(const struct vnc_ui *v);      /* the TCP port listened on */
 void vnc_close(struct vnc_ui *v);
 

@@ -13,6 +13,11 @@
  * the guest has enabled its mouse; that click is not passed on.  Pressing
  * and releasing Ctrl+Alt with no other key in between releases the grab
  * (Ctrl+Alt+Del still reaches the guest).  The title says which applies.
+ *
+ * Hotkeys: Ctrl+Alt plus a key (ui/hotkeys.h).  Full screen and the mouse
+ * release are the window's own; the others go to the machine through
+ * ui_input.hotkey.  The title reads "NAME - retrovisor [STATE]", then the
+ * mouse hint, then for a few seconds the last hotkey's result.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +26,7 @@
 #include <SDL.h>
 
 #include "ui/frontend.h"
+#include "ui/hotkeys.h"
 #include "ui/keymap.h"
 #include "hosted-driver/xalloc.h"
 
@@ -35,7 +41,8 @@ struct sdl_ui {
     bool quit;
 
     uint8_t held[32];           /* keys down in the guest: bit (code | e0 << 7) */
-    bool combo;                 /* Ctrl+Alt held with no other key yet */
+    struct hotkey_filter hk;
+    bool fullscreen;
 
     bool grabbed;
     int buttons, sent_buttons;  /* PS/2 bits: 0 left, 1 right, 2 middle */
@@ -43,8 +50,13 @@ struct sdl_ui {
     int dx, dy, dz;             /* motion not yet sent */
 
     char status[64];
-    char title[160];
+    char name[64];
+    char message[160];
+    Uint64 message_until;       /* SDL_GetTicks64 when the message leaves the title */
+    char title[400];
 };
+
+#define MESSAGE_MS 6000
 
 #define HELD(s, bit) ((s)->held[(bit) / 8] & (1u << ((bit) % 8)))
 
@@ -64,7 +76,7 @@ static void release_all_keys(struct sdl_ui *s)
     for (unsigned bit = 0; bit < 256; bit++)
         if (HELD(s, bit))
             send_key(s, bit & 0x7f, bit & 0x80, false);
-    s->combo = false;
+    hotkey_filter_reset(&s->hk);
 }
 
 static bool mouse_enabled(struct sdl_ui *s)
@@ -75,9 +87,12 @@ static bool mouse_enabled(struct sdl_ui *s)
 static void update_title(struct sdl_ui *s)
 {
     char t[sizeof(s->title)];
-    const char *hint = s->grabbed ? " \xe2\x80\x94 Ctrl+Alt releases the mouse"
-                     : mouse_enabled(s) ? " \xe2\x80\x94 click to grab the mouse" : "";
-    snprintf(t, sizeof(t), "retrovisor \xe2\x80\x94 %s%s", s->status, hint);
+    const char *hint = s->grabbed ? " - Press Ctrl+Alt to release the mouse"
+                     : mouse_enabled(s) ? " - click to grab the mouse" : "";
+    if (s->message[0] && SDL_GetTicks64() >= s->message_until)
+        s->message[0] = 0;
+    snprintf(t, sizeof(t), "%s%sretrovisor [%s]%s%s%s", s->name, s->name[0] ? " - " : "",
+             s->status, hint, s->message[0] ? " - " : "", s->message);
     if (strcmp(t, s->title)) {
         memcpy(s->title, t, sizeof(t));
         SDL_SetWindowTitle(s->win, t);
@@ -109,24 +124,41 @@ static void set_grab(struct sdl_ui *s, bool on)
     update_title(s);
 }
 
-static bool is_ctrl(unsigned bit) { return bit == 0x1d || bit == 0x9d; }
-static bool is_alt(unsigned bit) { return bit == 0x38 || bit == 0xb8; }
-
-#define KEY_E 0x12      /* set-1 make codes */
-#define KEY_F 0x21
-
-/* Ctrl+Alt+E belongs to the monitor (the CD-ROM), not the guest. */
-static bool cdrom_key(struct sdl_ui *s, unsigned bit)
+static void toggle_fullscreen(struct sdl_ui *s)
 {
-    bool ctrl = HELD(s, 0x1d) || HELD(s, 0x9d), alt = HELD(s, 0x38) || HELD(s, 0xb8);
-    return bit == KEY_E && ctrl && alt && s->in.cdrom_key;
+    bool on = !s->fullscreen;
+    if (SDL_SetWindowFullscreen(s->win, on ? SDL_WINDOW_FULLSCREEN_DESKTOP : 0) != 0) {
+        snprintf(s->message, sizeof(s->message), "full screen: %s", SDL_GetError());
+        s->message_until = SDL_GetTicks64() + MESSAGE_MS;
+        return;
+    }
+    s->fullscreen = on;
+    s->need_present = true;
 }
 
-/* So does Ctrl+Alt+F (the floppy in A:). */
-static bool floppy_key(struct sdl_ui *s, unsigned bit)
+#define KEY_DEL 0x53    /* with E0 */
+
+static void run_hotkey(struct sdl_ui *s, enum hotkey_action a)
 {
-    bool ctrl = HELD(s, 0x1d) || HELD(s, 0x9d), alt = HELD(s, 0x38) || HELD(s, 0xb8);
-    return bit == KEY_F && ctrl && alt && s->in.floppy_key;
+    switch (a) {
+    case HOTKEY_NONE:
+    case HOTKEY_CTRL_ALT_DEL:       /* the keys themselves went to the guest */
+        break;
+    case HOTKEY_RELEASE_MOUSE:
+        set_grab(s, false);
+        break;
+    case HOTKEY_FULLSCREEN:
+        toggle_fullscreen(s);
+        break;
+    case HOTKEY_SEND_DEL:           /* Ctrl and Alt are down in the guest already */
+        send_key(s, KEY_DEL, true, true);
+        send_key(s, KEY_DEL, true, false);
+        break;
+    default:
+        if (s->in.hotkey)
+            s->in.hotkey(s->in.opaque, a);
+        break;
+    }
 }
 
 static void handle_key(struct sdl_ui *s, const SDL_KeyboardEvent *e)
@@ -136,36 +168,13 @@ static void handle_key(struct sdl_ui *s, const SDL_KeyboardEvent *e)
         return;
     bool down = e->type == SDL_KEYDOWN;
     unsigned bit = k.code | (k.e0 ? 0x80 : 0);
-    if (down) {
-        if (is_ctrl(bit) || is_alt(bit)) {
-            if (!e->repeat) {
-                bool ctrl = is_ctrl(bit) || HELD(s, 0x1d) || HELD(s, 0x9d);
-                bool alt = is_alt(bit) || HELD(s, 0x38) || HELD(s, 0xb8);
-                s->combo = ctrl && alt;
-            }
-        } else {
-            s->combo = false;
-            if (cdrom_key(s, bit)) {
-                if (!e->repeat)
-                    s->in.cdrom_key(s->in.opaque);
-                return;
-            }
-            if (floppy_key(s, bit)) {
-                if (!e->repeat)
-                    s->in.floppy_key(s->in.opaque);
-                return;
-            }
-        }
-        send_key(s, k.code, k.e0, true);    /* repeats are the keyboard's typematic */
-    } else {
-        if (!HELD(s, bit))
-            return;     /* already released (focus loss) */
-        send_key(s, k.code, k.e0, false);
-        if (s->combo && (is_ctrl(bit) || is_alt(bit))) {
-            s->combo = false;
-            set_grab(s, false);
-        }
-    }
+    if (!down && !HELD(s, bit) && !(s->hk.eaten[bit / 8] & (1u << (bit % 8))))
+        return;     /* already released (focus loss) */
+    bool to_guest;
+    enum hotkey_action a = hotkey_filter_key(&s->hk, k.code, k.e0, down, &to_guest);
+    if (to_guest)
+        send_key(s, k.code, k.e0, down);    /* repeats are the keyboard's typematic */
+    run_hotkey(s, a);
 }
 
 static int ps2_button(Uint8 b)
@@ -338,6 +347,19 @@ bool sdl_poll(struct sdl_ui *s, const struct render_frame *f)
 void sdl_set_status(struct sdl_ui *s, const char *status)
 {
     snprintf(s->status, sizeof(s->status), "%s", status);
+    update_title(s);
+}
+
+void sdl_set_name(struct sdl_ui *s, const char *name)
+{
+    snprintf(s->name, sizeof(s->name), "%s", name ? name : "");
+    update_title(s);
+}
+
+void sdl_show_message(struct sdl_ui *s, const char *msg)
+{
+    snprintf(s->message, sizeof(s->message), "%s", msg ? msg : "");
+    s->message_until = SDL_GetTicks64() + MESSAGE_MS;
     update_title(s);
 }
 

@@ -13,6 +13,7 @@
 
 #include "devices/kbc.h"
 #include "ui/frontend.h"
+#include "ui/hotkeys.h"
 #include "ui/render.h"
 #include "ui/screendump.h"
 #include "ui/ui.h"
@@ -34,6 +35,9 @@ struct ui {
     void *cdrom_key_opaque;
     void (*floppy_key)(void *opaque);
     void *floppy_key_opaque;
+    ui_hotkey_fn hotkey;
+    void *hotkey_opaque;
+    bool quit;                  /* a power-off hotkey found no other way: end the run */
 };
 
 /* ---- input -> keyboard controller ---- */
@@ -64,12 +68,6 @@ static uint8_t in_leds(void *opaque)
     return ui->kbc ? kbc_leds(ui->kbc) : 0;
 }
 
-static void in_cdrom_key(void *opaque)
-{
-    struct ui *ui = opaque;
-    if (ui->cdrom_key)
-        ui->cdrom_key(ui->cdrom_key_opaque);
-}
 
 void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
 {
@@ -77,11 +75,51 @@ void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
     ui->cdrom_key_opaque = opaque;
 }
 
-static void in_floppy_key(void *opaque)
+/* The machine's hotkeys, from either back end (on the machine's thread). */
+static void in_hotkey(void *opaque, int action)
 {
     struct ui *ui = opaque;
-    if (ui->floppy_key)
-        ui->floppy_key(ui->floppy_key_opaque);
+    switch (action) {
+    case HOTKEY_CDROM:
+        if (ui->cdrom_key)
+            ui->cdrom_key(ui->cdrom_key_opaque);
+        return;
+    case HOTKEY_FLOPPY:
+        if (ui->floppy_key)
+            ui->floppy_key(ui->floppy_key_opaque);
+        return;
+    case HOTKEY_PAUSE:
+    case HOTKEY_SNAPSHOT:
+    case HOTKEY_REVERT:
+    case HOTKEY_POWER_OFF:
+        if (ui->hotkey && ui->hotkey(ui->hotkey_opaque, action))
+            return;
+        if (action == HOTKEY_POWER_OFF)
+            ui->quit = true;
+        return;
+    }
+}
+
+void ui_set_hotkeys(struct ui *ui, ui_hotkey_fn fn, void *opaque)
+{
+    if (!ui)
+        return;
+    ui->hotkey = fn;
+    ui->hotkey_opaque = opaque;
+}
+
+void ui_set_name(struct ui *ui, const char *name)
+{
+    if (ui && ui->sdl)
+        sdl_set_name(ui->sdl, name);
+    if (ui && ui->vnc)
+        vnc_set_name(ui->vnc, name);
+}
+
+void ui_show_message(struct ui *ui, const char *msg)
+{
+    if (ui && ui->sdl)
+        sdl_show_message(ui->sdl, msg);
 }
 
 void ui_set_floppy_key(struct ui *ui, void (*fn)(void *opaque), void *opaque)
@@ -145,8 +183,7 @@ struct ui *ui_open(const char *spec, struct vga *vga, struct kbc *kbc, char *err
         .mouse = in_mouse,
         .mouse_enabled = in_mouse_enabled,
         .leds = in_leds,
-        .cdrom_key = in_cdrom_key,
-        .floppy_key = in_floppy_key,
+        .hotkey = in_hotkey,
     };
     if (!strcmp(spec, "none")) {
         ui->kind = UI_NONE;
@@ -185,10 +222,10 @@ bool ui_poll(struct ui *ui)
     }
     switch (ui->kind) {
     case UI_SDL:
-        return sdl_poll(ui->sdl, f);
+        return sdl_poll(ui->sdl, f) && !ui->quit;
     case UI_VNC:
         vnc_poll(ui->vnc, f);
-        return true;
+        return !ui->quit;
     default:
         return true;
     }

@@ -40,6 +40,16 @@ void ui_set_cdrom_key(struct ui *ui, void (*fn)(void *opaque), void *opaque);
 void ui_set_floppy_key(struct ui *ui, void (*fn)(void *opaque), void *opaque);
 /* A short status for the window title ("running", "halted", "paused"...). */
 void ui_set_status(struct ui *ui, const char *status);
+/* The VM's name (-name), first in the window title and the VNC desktop name. */
+void ui_set_name(struct ui *ui, const char *name);
+/* Ctrl+Alt+P/S/R/Q in the window or from a VNC client (ui/hotkeys.h) call
+ * fn(opaque, HOTKEY_PAUSE/SNAPSHOT/REVERT/POWER_OFF) on the machine's
+ * thread.  fn returns false when it could not act; for POWER_OFF the run
+ * then ends (ui_poll returns false) as if the window had been closed. */
+typedef bool (*ui_hotkey_fn)(void *opaque, int action);
+void ui_set_hotkeys(struct ui *ui, ui_hotkey_fn fn, void *opaque);
+/* One line shown in the window title for a few seconds (a hotkey's result). */
+void ui_show_message(struct ui *ui, const char *msg);
 void ui_close(struct ui *ui);
 
 #endif

@@ -36,6 +36,9 @@
  * Keyboard: RFB sends X11 keysyms; keymap_keysym_event (ui/keymap.c) turns
  * them into US-layout set-1 keys, synthesising Shift where the character
  * needs it.  Each client's held keys are released when it disconnects.
+ * The window's Ctrl+Alt hotkeys (ui/hotkeys.h) apply to the keys the
+ * clients send, on the machine's thread as they are delivered, all clients
+ * through one filter; the mouse release and full screen mean nothing here.
  *
  * Mouse: the guest has a relative PS/2 mouse while RFB pointers are
  * absolute, so the server sends the difference from the client's previous
@@ -67,6 +70,7 @@
 
 #include "hosted-driver/xalloc.h"
 #include "ui/frontend.h"
+#include "ui/hotkeys.h"
 #include "ui/keymap.h"
 #include "ui/vnc_policy.h"
 
@@ -138,6 +142,7 @@ struct vnc_ui {
     uint32_t *shared;           /* XRGB8888, sw*sh */
     unsigned sw, sh, sy0, sy1;  /* sy0..sy1: rows changed since the VNC thread's last copy */
     char status[96];
+    char name[64];              /* the VM's name, before the status */
     bool status_new;
     unsigned my0, my1;          /* machine's thread: changed rows not yet handed over */
 
@@ -147,6 +152,7 @@ struct vnc_ui {
     unsigned qhead, qcount;
     unsigned long qdropped;
     struct in_event drain[INPUT_QUEUE];     /* machine's thread */
+    struct hotkey_filter hk;                /* machine's thread */
 };
 
 /* Per-client state, in cl->clientData. */
@@ -219,6 +225,33 @@ static void queue_event(struct vnc_ui *v, const struct in_event *e)
     pthread_mutex_unlock(&v->qlock);
 }
 
+#define KEY_DEL 0x53    /* with E0 */
+
+static void deliver_key(struct vnc_ui *v, const struct in_event *e)
+{
+    bool to_guest;
+    enum hotkey_action a = hotkey_filter_key(&v->hk, e->code, e->e0, e->down, &to_guest);
+    if (to_guest && v->in.key)
+        v->in.key(v->in.opaque, e->code, e->e0, e->down);
+    switch (a) {
+    case HOTKEY_NONE:
+    case HOTKEY_CTRL_ALT_DEL:
+    case HOTKEY_RELEASE_MOUSE:
+    case HOTKEY_FULLSCREEN:
+        break;
+    case HOTKEY_SEND_DEL:
+        if (v->in.key) {
+            v->in.key(v->in.opaque, KEY_DEL, true, true);
+            v->in.key(v->in.opaque, KEY_DEL, true, false);
+        }
+        break;
+    default:
+        if (v->in.hotkey)
+            v->in.hotkey(v->in.opaque, a);
+        break;
+    }
+}
+
 static void deliver_input(struct vnc_ui *v)
 {
     if (pthread_mutex_trylock(&v->qlock))
@@ -231,8 +264,8 @@ static void deliver_input(struct vnc_ui *v)
     pthread_mutex_unlock(&v->qlock);
     for (unsigned i = 0; i < n; i++) {
         const struct in_event *e = &v->drain[i];
-        if (!e->mouse && v->in.key)
-            v->in.key(v->in.opaque, e->code, e->e0, e->down);
+        if (!e->mouse)
+            deliver_key(v, e);
         else if (e->mouse && v->in.mouse)
             v->in.mouse(v->in.opaque, e->dx, e->dy, e->dz, e->buttons);
     }
@@ -1071,8 +1104,15 @@ void vnc_set_status(struct vnc_ui *v, const char *status)
 {
     /* Viewers read the name when they connect. */
     pthread_mutex_lock(&v->lock);
-    snprintf(v->status, sizeof(v->status), "retrovisor \xe2\x80\x94 %s", status);
+    snprintf(v->status, sizeof(v->status), "%s%sretrovisor [%s]", v->name, v->name[0] ? " - " : "", status);
     v->status_new = true;
+    pthread_mutex_unlock(&v->lock);
+}
+
+void vnc_set_name(struct vnc_ui *v, const char *name)
+{
+    pthread_mutex_lock(&v->lock);
+    snprintf(v->name, sizeof(v->name), "%s", name ? name : "");
     pthread_mutex_unlock(&v->lock);
 }
 

@@ -2,7 +2,7 @@
 # /init of the default Linux guest (busybox userland).  The kernel command
 # line chooses what it does: rv.mode=test runs the end-to-end checks and
 # powers off, rv.mode=bench times the in-guest jobs and powers off, anything
-# else gives an interactive shell on the console.
+# else gives an interactive shell on the console (Ctrl+Alt+Del reboots).
 /bin/busybox mkdir -p /proc /sys /dev /tmp
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 exec 0</dev/console 1>/dev/console 2>&1
@@ -218,6 +218,16 @@ bench)
     if [ -c /dev/tty1 ]; then
         setsid sh -c 'exec sh -l </dev/tty1 >/dev/tty1 2>&1' &
     fi
-    exec setsid cttyhack sh -l
+    # Ctrl+Alt+Del, as busybox init's ::ctrlaltdel: action: the kernel sends
+    # PID 1 SIGINT instead of restarting at once (ctrl-alt-del = 0), and
+    # this init says so on the serial console and reboots, as busybox's
+    # default inittab does.  So this init stays PID 1 and waits.
+    echo 0 >/proc/sys/kernel/ctrl-alt-del
+    trap 'echo "RV-CTRLALTDEL rebooting"; reboot -f' INT
+    setsid cttyhack sh -l </dev/console >/dev/console 2>&1 &
+    while :; do
+        wait
+        sleep 1
+    done
     ;;
 esac

@@ -30,6 +30,7 @@
 #include <rfb/rfbproto.h>
 
 #include "ui/frontend.h"
+#include "ui/hotkeys.h"
 #include "ui/render.h"
 #include "ui/ui.h"
 
@@ -159,6 +160,12 @@ static void pump_vnc(void *v)
 static void pump_ui(void *ui)
 {
     assert_true(ui_poll(ui));
+}
+
+/* For a run that is allowed to end (a power-off hotkey). */
+static void pump_ui_ending(void *ui)
+{
+    (void)ui_poll(ui);
 }
 
 struct client {
@@ -806,6 +813,21 @@ static void ui_bad_and_none(void **state)
     ui_close(ui);
 }
 
+static char hotkeylog[256];
+static bool fake_hotkey(void *opaque, int action)
+{
+    strncat(hotkeylog, hotkey_action_name(action), sizeof(hotkeylog) - strlen(hotkeylog) - 2);
+    strcat(hotkeylog, " ");
+    return true;
+}
+
+/* The machine cannot act on it: power off ends the run. */
+static bool refusing_hotkey(void *opaque, int action)
+{
+    fake_hotkey(opaque, action);
+    return false;
+}
+
 static void ui_vnc_end_to_end(void **state)
 {
     int port = free_port();
@@ -827,6 +849,36 @@ static void ui_vnc_end_to_end(void **state)
     cl_key(&c, 'a', false);
     wait_keys(pump_ui, ui, "1e+ 1e-");
 
+    /* the window's Ctrl+Alt hotkeys, from a VNC client */
+    ui_set_hotkeys(ui, fake_hotkey, NULL);
+    reset_input();
+    hotkeylog[0] = 0;
+    cl_key(&c, XK_Control_L, true);
+    cl_key(&c, XK_Alt_L, true);
+    cl_key(&c, 'p', true);
+    cl_key(&c, 'p', false);
+    cl_key(&c, XK_Delete, true);
+    cl_key(&c, XK_Delete, false);
+    cl_key(&c, XK_Alt_L, false);
+    cl_key(&c, XK_Control_L, false);
+    cl_key(&c, 'b', true);
+    cl_key(&c, 'b', false);
+    wait_keys(pump_ui, ui, "1d+ 38+ e053+ e053- 38- 1d- 30+ 30-");
+    assert_string_equal(hotkeylog, "pause ");
+    assert_true(ui_poll(ui));
+    ui_set_hotkeys(ui, refusing_hotkey, NULL);
+    c.pump = pump_ui_ending;
+    reset_input();
+    cl_key(&c, XK_Control_L, true);
+    cl_key(&c, XK_Alt_L, true);
+    cl_key(&c, 'q', true);
+    cl_key(&c, 'q', false);
+    cl_key(&c, XK_Alt_L, false);
+    cl_key(&c, XK_Control_L, false);
+    wait_keys(pump_ui_ending, ui, "1d+ 38+ 38- 1d-");
+    assert_string_equal(hotkeylog, "pause power off ");
+    assert_false(ui_poll(ui));
+
     /* a screendump between polls does not lose dirty rows for the viewer */
     src.px[5 * 64 + 3] = 0x123456;
     src.f.dirty_y0 = 5;
@@ -844,6 +896,7 @@ static void ui_vnc_end_to_end(void **state)
 }
 
 /* ---- SDL under the dummy video driver ---- */
+
 
 static SDL_Window *the_window(void)
 {
@@ -899,7 +952,9 @@ static void sdl_dummy_window(void **state)
     assert_true(ui_poll(ui));
     SDL_Window *w = the_window();
     assert_non_null(w);
-    assert_string_equal(SDL_GetWindowTitle(w), "retrovisor \xe2\x80\x94 running");
+    assert_string_equal(SDL_GetWindowTitle(w), "retrovisor [running]");
+    ui_set_name(ui, "vm1");
+    assert_string_equal(SDL_GetWindowTitle(w), "vm1 - retrovisor [running]");
     int ww, wh;
     SDL_GetWindowSize(w, &ww, &wh);
     assert_int_equal(ww, 640);          /* 320x200 shown doubled */
@@ -942,7 +997,7 @@ static void sdl_dummy_window(void **state)
     e.type = SDL_MOUSEBUTTONUP;
     SDL_PushEvent(&e);
     assert_true(ui_poll(ui));
-    assert_non_null(strstr(SDL_GetWindowTitle(w), "Ctrl+Alt releases"));
+    assert_non_null(strstr(SDL_GetWindowTitle(w), "Press Ctrl+Alt to release"));
     reset_input();
     e = (SDL_Event){ 0 };
     e.type = SDL_MOUSEMOTION;
@@ -977,6 +1032,58 @@ static void sdl_dummy_window(void **state)
     assert_true(ui_poll(ui));
     assert_string_equal(keylog, "1d+ 38+ 38- 1d-");
     assert_non_null(strstr(SDL_GetWindowTitle(w), "click to grab"));
+
+    /* Ctrl+Alt hotkeys: the action key stays out of the guest */
+    ui_set_hotkeys(ui, fake_hotkey, NULL);
+    reset_input();
+    hotkeylog[0] = 0;
+    push_key(SDL_SCANCODE_LCTRL, true);
+    push_key(SDL_SCANCODE_LALT, true);
+    push_key(SDL_SCANCODE_P, true);
+    push_key(SDL_SCANCODE_P, false);
+    push_key(SDL_SCANCODE_S, true);
+    push_key(SDL_SCANCODE_S, false);
+    push_key(SDL_SCANCODE_R, true);
+    push_key(SDL_SCANCODE_R, false);
+    push_key(SDL_SCANCODE_Q, true);
+    push_key(SDL_SCANCODE_Q, false);
+    push_key(SDL_SCANCODE_LALT, false);
+    push_key(SDL_SCANCODE_LCTRL, false);
+    assert_true(ui_poll(ui));           /* power off handled by the machine: the run goes on */
+    assert_string_equal(keylog, "1d+ 38+ 38- 1d-");
+    assert_string_equal(hotkeylog, "pause snapshot revert power off ");
+    /* Ctrl+Alt+Del goes to the guest as typed; Ctrl+Alt+Insert sends it */
+    reset_input();
+    hotkeylog[0] = 0;
+    push_key(SDL_SCANCODE_RCTRL, true);
+    push_key(SDL_SCANCODE_RALT, true);
+    push_key(SDL_SCANCODE_DELETE, true);
+    push_key(SDL_SCANCODE_DELETE, false);
+    push_key(SDL_SCANCODE_INSERT, true);
+    push_key(SDL_SCANCODE_INSERT, false);
+    push_key(SDL_SCANCODE_RALT, false);
+    push_key(SDL_SCANCODE_RCTRL, false);
+    assert_true(ui_poll(ui));
+    assert_string_equal(keylog, "e01d+ e038+ e053+ e053- e053+ e053- e038- e01d-");
+    assert_string_equal(hotkeylog, "");
+    /* a hotkey's result shows in the title */
+    ui_show_message(ui, "snapshot x taken");
+    assert_true(ui_poll(ui));
+    assert_non_null(strstr(SDL_GetWindowTitle(w), "vm1 - retrovisor [running]"));
+    assert_non_null(strstr(SDL_GetWindowTitle(w), " - snapshot x taken"));
+    /* Ctrl+Alt+Enter: full screen and back */
+    push_key(SDL_SCANCODE_LCTRL, true);
+    push_key(SDL_SCANCODE_LALT, true);
+    push_key(SDL_SCANCODE_RETURN, true);
+    push_key(SDL_SCANCODE_RETURN, false);
+    assert_true(ui_poll(ui));
+    assert_true(SDL_GetWindowFlags(w) & SDL_WINDOW_FULLSCREEN);
+    push_key(SDL_SCANCODE_RETURN, true);
+    push_key(SDL_SCANCODE_RETURN, false);
+    push_key(SDL_SCANCODE_LALT, false);
+    push_key(SDL_SCANCODE_LCTRL, false);
+    assert_true(ui_poll(ui));
+    assert_false(SDL_GetWindowFlags(w) & SDL_WINDOW_FULLSCREEN);
 
     /* a mode change resizes the window */
     set_frame(720, 400, 6);
