@@ -45,7 +45,6 @@
 #include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "monitor/snapshot_file.h"
-#include "ui/ui.h"
 
 #define MAX_SNAPSHOTS 256
 #define NAME_MAX_LEN 63
@@ -844,10 +843,7 @@ fail:
 
 int snapshot_save(struct machine *m, const char *name, char *err, size_t errlen)
 {
-    int rc = save_locked(m, name, err, errlen);
-    if (rc == 0 && m->ui)
-        ui_set_status(m->ui, "snapshot taken");
-    return rc;
+    return save_locked(m, name, err, errlen);
 }
 
 int snapshot_load(struct machine *m, const char *name, char *err, size_t errlen)
