@@ -11,6 +11,7 @@
 #include "monitor/trace.h"
 #include "monitor/guestlog.h"
 #include "monitor/control.h"
+#include "monitor/gdbstub.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -1120,7 +1121,9 @@ int machine_run(struct machine *m)
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
         cpu_set_budget(c, slice_budget(m));
-        if (m->bt)
+        if (m->gdb && gdbstub_run_slice(m->gdb))
+            ;   /* single-stepping, or breakpoints to check: the stub ran the slice */
+        else if (m->bt)
             bt_run(m->bt);
         else
             interp_run(c);

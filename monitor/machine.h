@@ -36,6 +36,7 @@ struct vga;
 struct ui;
 struct acpi_pm;
 struct control;
+struct gdbstub;
 
 struct lapic;
 struct ioapic;
@@ -177,6 +178,7 @@ struct machine {
     const bool *nmi_line;        /* the local APIC's NMI output, polled at instruction boundaries */
     uint8_t *apic_page_rd, *apic_page_wr;   /* what the APIC's page hides while it sits over RAM */
     struct control *control;     /* run state and work from other threads (monitor/control.h) */
+    struct gdbstub *gdb;         /* -gdb: the stub runs slices itself while it debugs, or NULL */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */

@@ -4,6 +4,8 @@
 #include "monitor/machine.h"
 #include "monitor/trace.h"
 #include "monitor/cli_check.h"
+#include "monitor/control.h"
+#include "monitor/gdbstub.h"
 #include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
@@ -31,6 +33,10 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -gdb tcp:[HOST]:PORT  wait for gdb's remote protocol on that port (HOST default\n"
+            "                     127.0.0.1); addresses are linear, through the guest's page tables\n"
+            "  -s                 the same as -gdb tcp:127.0.0.1:1234\n"
+            "  -S                 start paused (gdb, or the monitor's cont, starts the CPU)\n"
             "  -hda/-hdb/-hdc/-hdd FILE  disk image (raw, qcow2, vmdk, vhd: detected from its header)\n"
             "                     as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
@@ -502,6 +508,8 @@ int main(int argc, char **argv)
     int nserial = 0;
     const char *trace_file = NULL;
     bool snapshot_all = false;
+    const char *gdb_spec = NULL;
+    bool start_paused = false;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -631,6 +639,13 @@ int main(int argc, char **argv)
             bad("-device %s: unknown device (available: pcnet, ne2k_pci, pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-no-reboot")) {
             cfg.no_reboot = true;
+        } else if (!strcmp(a, "-gdb")) {
+            NEED_ARG();
+            gdb_spec = val;
+        } else if (!strcmp(a, "-s")) {
+            gdb_spec = GDBSTUB_DEFAULT_SPEC;
+        } else if (!strcmp(a, "-S")) {
+            start_paused = true;
         } else if (!strcmp(a, "-accel")) {
             NEED_ARG();
             if (!strcmp(val, "bt") || !strcmp(val, "tcg"))
@@ -706,11 +721,20 @@ int main(int argc, char **argv)
         return 2;
     }
     char err[512];
+    if (gdb_spec && !gdbstub_new(m, gdb_spec, err, sizeof(err))) {
+        chardev_restore_terminal();
+        fprintf(stderr, "retrovisor: %s\n", err);
+        machine_free(m);
+        return 2;
+    }
+    if (start_paused)
+        machine_pause(m, gdb_spec ? "debug" : "user");
     if (display) {
         m->ui = ui_open(display, m->vga, m->kbc, err, sizeof(err));
         if (!m->ui) {
             chardev_restore_terminal();
             fprintf(stderr, "retrovisor: %s\n", err);
+            gdbstub_free(m->gdb);
             machine_free(m);
             return 2;
         }
@@ -726,6 +750,7 @@ int main(int argc, char **argv)
     ui_set_floppy_key(m->ui, machine_toggle_floppy, m);
     running = m;
     int status = machine_run(m);
+    gdbstub_free(m->gdb);
     chardev_restore_terminal();
     if (m->stop_signal) {
         fprintf(stderr, "retrovisor: terminating on signal %d\n", (int)m->stop_signal);
