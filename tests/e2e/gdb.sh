@@ -1,0 +1,226 @@
+#!/bin/sh
+# The gdb stub, driven by Debian's gdb (-batch -ex ...) and by a raw client:
+#   1. bt: the Linux guest started with -S -gdb stops at start_kernel (a
+#      breakpoint by address), registers and memory read back (the bytes are
+#      compared with the kernel image's own), three single steps, detach: the
+#      guest boots on to its shell.  Bad packets meanwhile get '-' or E
+#      replies, Ctrl-C stops a running guest with T02.
+#   2. interp: SeaBIOS from its reset vector, a breakpoint at its entry
+#      point, single steps in real mode, a write watchpoint on the BIOS data
+#      area's COM1 word, detach: SeaBIOS runs on.
+# The address of start_kernel: Debian's System.map is a placeholder (the real
+# one is in the -dbg package), so unless it names start_kernel, a first boot
+# (nokaslr, as the debugged one) reads it from the guest's /proc/kallsyms.
+. tests/e2e/lib.sh
+
+if ! command -v gdb >/dev/null 2>&1; then
+    fail "gdb: Debian's gdb is not installed (make deps)"
+    exit 1
+fi
+if ! sh tests/guest/build-linux.sh >"$E2E_TMP/gdb-linux-build.log" 2>&1; then
+    fail "gdb: building the Linux guest failed: $(tail -3 "$E2E_TMP/gdb-linux-build.log")"
+    exit 1
+fi
+L=build/linux
+T=$E2E_TMP/gdb
+mkdir -p "$T"
+APPEND="console=ttyS0 nokaslr quiet panic=-1"
+trap '' PIPE
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_for FILE PATTERN PID: until FILE has a line matching PATTERN (90 s at most, or PID ends)
+wait_for() {
+    i=0
+    while ! grep -Eq -- "$2" "$1" 2>/dev/null && [ $i -lt 450 ] && kill -0 "$3" 2>/dev/null; do
+        sleep 0.2
+        i=$((i + 1))
+    done
+    grep -Eq -- "$2" "$1" 2>/dev/null
+}
+
+# wait_listening PORT PID: until something listens on 127.0.0.1:PORT (read from
+# /proc/net/tcp: a probing connection would attach and, leaving, resume the guest)
+wait_listening() {
+    i=0
+    while ! awk -v p="$(printf ':%04X' "$1")" '$2 ~ p"$" && $4 == "0A" { f = 1 } END { exit !f }' /proc/net/tcp &&
+            [ $i -lt 50 ] && kill -0 "$2" 2>/dev/null; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+}
+
+# ---- the address of start_kernel ----
+addr=$(awk '$3 == "start_kernel" { print $1 }' "$L"/pkgroot/boot/System.map-* 2>/dev/null | head -1)
+if [ -z "$addr" ]; then
+    rm -f "$T/keys"
+    mkfifo "$T/keys"
+    timeout 120 $RV -m 128 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" -append "$APPEND" -display none \
+        -net none -serial stdio -no-reboot <"$T/keys" >"$T/kallsyms.log" 2>"$T/kallsyms.stderr" &
+    pid=$!
+    exec 3>"$T/keys"
+    wait_for "$T/kallsyms.log" 'retrovisor demo guest' $pid
+    sleep 0.5
+    printf 'grep -w start_kernel /proc/kallsyms; poweroff -f\n' >&3
+    wait $pid
+    exec 3>&-
+    addr=$(tr -d '\r' <"$T/kallsyms.log" | awk '$3 == "start_kernel" { print $1 }' | head -1)
+fi
+if [ -z "$addr" ]; then
+    fail "gdb: no address of start_kernel (System.map has none, /proc/kallsyms gave none: $T/kallsyms.log)"
+    exit 1
+fi
+addr=$(printf '%x' "0x$addr")
+
+# ---- 1. the Linux guest under bt ----
+port=$(free_port)
+log=$T/linux.log
+timeout 300 $RV -m 128 -kernel "$L/vmlinuz" -initrd "$L/initramfs.cpio" -append "$APPEND" -display none -net none \
+    -serial "file:$log" -no-reboot -S -gdb "tcp::$port" 2>"$T/linux.stderr" &
+pid=$!
+wait_listening $port $pid
+timeout 120 gdb -batch -nx -ex 'set architecture i386' -ex "target remote 127.0.0.1:$port" \
+    -ex 'printf "START %x\n", $eip' \
+    -ex "break *0x$addr" -ex continue \
+    -ex 'printf "HIT %x\n", $eip' -ex 'info registers' \
+    -ex "x/16xb 0x$addr" \
+    -ex stepi -ex 'printf "STEP %x\n", $eip' -ex stepi -ex 'printf "STEP %x\n", $eip' \
+    -ex stepi -ex 'printf "STEP %x\n", $eip' \
+    -ex 'x/4xb 0xfffff000' \
+    -ex detach >"$T/gdb-linux.out" 2>&1
+out=$T/gdb-linux.out
+expect_line "$out" '^START fff0$' "gdb linux: -S stops before the first instruction (eip fff0)"
+expect_line "$out" "^HIT $addr\$" "gdb linux: the breakpoint at start_kernel (0x$addr) is hit, eip equals it"
+ok=1
+for r in eax ecx edx ebx esp ebp esi edi eip eflags cs ss ds es fs gs cr0 cr3; do
+    grep -Eq "^$r +0x[0-9a-f]+" "$out" || { ok=0; fail "gdb linux: 'info registers' shows no $r"; }
+done
+[ $ok = 1 ] && pass "gdb linux: info registers shows the general, segment and control registers"
+cr0=$(awk '$1 == "cr0" { print $2 }' "$out")
+if [ -n "$cr0" ] && [ $((cr0 & 0x80000001)) -eq $((0x80000001)) ]; then
+    pass "gdb linux: cr0 ($cr0) has PE and PG set at start_kernel"
+else
+    fail "gdb linux: cr0 at start_kernel is '$cr0', expected PE and PG set"
+fi
+want=$(python3 tests/e2e/gdb_kernel_bytes.py "$L/vmlinuz" "$addr" 16 2>&1)
+got=$(grep -A1 "^0x$addr" "$out" | sed 's/^[^:]*://' | tr -s ' \t\n' ' ' | sed 's/0x//g; s/^ //; s/ $//')
+if [ -n "$got" ] && [ "$got" = "$want" ]; then
+    pass "gdb linux: 16 bytes read at start_kernel through the page tables match the kernel image ($got)"
+else
+    fail "gdb linux: memory at start_kernel reads '$got', the kernel image has '$want'"
+fi
+steps=$(grep '^STEP ' "$out" | awk '{ print $2 }' | tr '\n' ' ')
+set -- $steps
+if [ $# -eq 3 ] && [ "$1" != "$addr" ] && [ "$2" != "$1" ] && [ "$3" != "$2" ]; then
+    pass "gdb linux: three single steps, eip changes each time ($addr -> $steps)"
+else
+    fail "gdb linux: three single steps from $addr gave eip '$steps'"
+fi
+expect_line "$out" 'Cannot access memory at address 0xfffff000' \
+    "gdb linux: an unmapped address reads as an error (E14), not a crash"
+expect_line "$out" 'Inferior 1 .* detached' "gdb linux: gdb detaches"
+
+# A raw client: bad input, then a running guest stopped with Ctrl-C.
+python3 - "$port" >"$T/raw.out" 2>&1 <<'PYEOF'
+import socket, sys, time
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
+s.settimeout(10)
+buf = b''
+def frame(p):
+    return b'$' + p + b'#%02x' % (sum(p) & 0xff)
+def recv_until(pred):
+    global buf
+    while not pred(buf):
+        d = s.recv(65536)
+        if not d:
+            raise SystemExit('connection closed; got %r' % buf)
+        buf += d
+def reply():
+    """the next packet's payload (acks before it are dropped)"""
+    global buf
+    recv_until(lambda b: b'#' in b[b.find(b'$'):] and len(b) >= b.find(b'#', b.find(b'$')) + 3 and b.find(b'$') >= 0)
+    a = buf.find(b'$'); h = buf.find(b'#', a)
+    p, buf = buf[a + 1:h], buf[h + 3:]
+    return p
+def ask(p):
+    s.sendall(frame(p))
+    return reply()
+s.sendall(b'$g#00')
+recv_until(lambda b: b'-' in b)
+print('BADSUM', 'nak' if buf.startswith(b'-') else repr(buf))
+buf = b''
+print('OVERLONG', ask(b'm' + b'0' * 6000 + b',4').decode())
+print('UNMAPPED', ask(b'mfffff000,10').decode())
+print('HUGE', len(ask(b'm0,ffffffff')))
+print('OUTSIDE', ask(b'M' + b'fffffffe,4:00000000').decode())
+print('BADHEX', ask(b'Mzz,1:00').decode())
+print('BADREG', ask(b'p999').decode())
+print('UNKNOWN', repr(ask(b'qNoSuchQuery').decode()))
+s.sendall(frame(b'c'))
+time.sleep(1)
+s.sendall(b'\x03')
+print('CTRLC', reply().decode())
+print('DETACH', ask(b'D').decode())
+s.close()
+PYEOF
+raw=$T/raw.out
+expect_line "$raw" '^BADSUM nak$' "gdb raw: a packet with a bad checksum is answered '-'"
+expect_line "$raw" '^OVERLONG E' "gdb raw: a packet longer than the buffer gets an E reply"
+expect_line "$raw" '^UNMAPPED E14$' "gdb raw: a read of an unmapped linear address gets E14"
+expect_line "$raw" '^HUGE [1-9][0-9]*$' "gdb raw: a read of 4 GiB is answered in part, within the packet size"
+expect_line "$raw" '^OUTSIDE E14$' "gdb raw: a write past the end of the linear space gets E14"
+expect_line "$raw" '^BADHEX E01$' "gdb raw: a malformed address gets E01"
+expect_line "$raw" '^BADREG E01$' "gdb raw: a register number out of range gets E01"
+expect_line "$raw" "^UNKNOWN ''\$" "gdb raw: an unknown query gets the empty reply"
+expect_line "$raw" '^CTRLC T02' "gdb raw: Ctrl-C stops the running guest (T02)"
+expect_line "$raw" '^DETACH OK$' "gdb raw: detach answers OK"
+if wait_for "$log" 'retrovisor demo guest' $pid; then
+    pass "gdb linux: after the detaches the guest boots on to its shell"
+else
+    fail "gdb linux: the guest did not reach its shell after the detaches: $(tail -2 "$log" | tr '\n' ' ')"
+fi
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+
+# ---- 2. SeaBIOS under the interpreter ----
+port=$(free_port)
+log=$T/bios.log
+timeout 120 $RV -accel interp -m 32 -display none -net none -serial none -debugcon "file:$log" -no-reboot \
+    -S -gdb "tcp::$port" 2>"$T/bios.stderr" &
+pid=$!
+wait_listening $port $pid
+# The reset vector's far jump goes to F000:E05B (linear 0xfe05b).
+timeout 120 gdb -batch -nx -ex 'set architecture i8086' -ex "target remote 127.0.0.1:$port" \
+    -ex 'break *0xfe05b' -ex continue -ex 'printf "HIT %x %x\n", $cs, $eip' -ex 'delete' \
+    -ex stepi -ex 'printf "STEP %x\n", $eip' -ex stepi -ex 'printf "STEP %x\n", $eip' \
+    -ex stepi -ex 'printf "STEP %x\n", $eip' \
+    -ex 'watch *(unsigned short *)0x413' -ex continue -ex 'printf "BASEMEM %d\n", *(unsigned short *)0x413' \
+    -ex 'delete' -ex detach >"$T/gdb-bios.out" 2>&1
+out=$T/gdb-bios.out
+expect_line "$out" '^HIT f000 e05b$' "gdb interp: the breakpoint at SeaBIOS's entry F000:E05B is hit"
+steps=$(grep '^STEP ' "$out" | awk '{ print $2 }' | tr '\n' ' ')
+set -- $steps
+if [ $# -eq 3 ] && [ "$1" != "e05b" ] && [ "$2" != "$1" ] && [ "$3" != "$2" ]; then
+    pass "gdb interp: three single steps in real mode, eip changes each time (e05b -> $steps)"
+else
+    fail "gdb interp: three single steps from e05b gave eip '$steps'"
+fi
+# The BIOS data area's base memory size (KiB) at 0x413, which SeaBIOS sets early.
+newval=$(sed -n 's/^New value = \([0-9]*\)$/\1/p' "$out" | head -1)
+if grep -q '^Hardware watchpoint 2: \*(unsigned short \*)0x413' "$out" && [ -n "$newval" ] && [ "$newval" != 0 ] &&
+        grep -q "^BASEMEM $newval\$" "$out"; then
+    pass "gdb interp: a write watchpoint stops when SeaBIOS stores the base memory size at 0x413 ($newval KiB)"
+else
+    fail "gdb interp: the write watchpoint on 0x413 did not report SeaBIOS's store ($out)"
+fi
+expect_line "$out" 'Inferior 1 .* detached' "gdb interp: gdb detaches"
+if wait_for "$log" 'SeaBIOS' $pid; then
+    pass "gdb interp: after the detach SeaBIOS runs on"
+else
+    fail "gdb interp: no SeaBIOS banner after the detach ($log)"
+fi
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+exit 0
