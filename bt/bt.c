@@ -340,6 +340,10 @@ static void plan_probes_ahead(const struct block *b, struct block_plan *p)
 static void plan_block(struct bt *bt, struct block *b, struct block_emit *be, struct block_plan *p)
 {
     plan_chain_and_regs(b, be);
+    /* A block at a debugger's breakpoint must not loop back into itself (a
+     * self jump) past the check bt_run's step makes: its exits go to bt_run. */
+    if (bt_breakpoint_at(bt, bt->cpu->seg[SEG_CS].base + b->eip))
+        be->chain = NULL;
     /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
      * changes CS stays in a block: every direct target is within it. */
     be->limit_checked = b->flat ? 0xffffffffu : b->last;
