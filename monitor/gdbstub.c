@@ -888,6 +888,9 @@ static void attach(struct machine *m, void *arg)
     clear_debug_state(g);
     g->hit_watch = false;
     g->last_sig = GDB_SIGTRAP;
+    pthread_mutex_lock(&g->mu);
+    g->stop_ready = false;          /* a stop the last client did not read is not this one's */
+    pthread_mutex_unlock(&g->mu);
     if (!machine_paused(m))
         machine_pause(m, "debug");
 }

@@ -249,7 +249,7 @@ for engine in bt interp; do
         >"$T/loop-raw-$engine.stdout" 2>&1 &
     rawpid=$!
     wait_listening $port $rawpid
-    python3 - "$port" "$loop" >"$T/loop-raw-$engine.out" 2>&1 <<'PYEOF'
+    python3 - "$port" "$loop" $engine >"$T/loop-raw-$engine.out" 2>&1 <<'PYEOF'
 import socket, sys
 s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
 s.settimeout(30)
@@ -271,9 +271,31 @@ for k in range(3):
     eip = int.from_bytes(bytes.fromhex(ask(b'p8')), 'little')
     print('ECX %d %x %s' % (ecx, eip, stop))
 print('z0', ask(b'z0,' + sys.argv[2].encode() + b',1'))
-print('D', ask(b'D'))
+# Memory the ROM does not use: M, then X with bytes that must be escaped ('}' and '#').
+print('M', ask(b'M3000,4:deadbeef'), ask(b'm3000,4'))
+print('X', ask(b'X3000,2:}]}\x03'), ask(b'm3000,4'))
+print('REGS', len(ask(b'g')))
+print('XML', ask(b'qXfer:features:read:target.xml:0,40')[:1])
+if sys.argv[3] == 'interp':
+    s.sendall(b'$k#6b')
+    print('K sent')
+else:
+    print('D', ask(b'D'))
 PYEOF
     wait $rawpid
+    rawrc=$?
+    raw=$T/loop-raw-$engine.out
+    expect_line "$raw" '^M OK deadbeef$' "gdb raw: under -accel $engine M writes guest memory that m reads back"
+    expect_line "$raw" '^X OK 7d23beef$' "gdb raw: under -accel $engine X writes escaped binary data"
+    expect_line "$raw" '^REGS 384$' "gdb raw: under -accel $engine g returns the 36 registers of the target description"
+    expect_line "$raw" '^XML m$' "gdb raw: under -accel $engine qXfer reads target.xml in parts"
+    if [ $engine = interp ]; then
+        if [ $rawrc -eq 0 ]; then
+            pass "gdb raw: k ends retrovisor (status 0)"
+        else
+            fail "gdb raw: after k retrovisor ended with status $rawrc"
+        fi
+    fi
     rawhits=$(awk -v a="$loop" '$1 == "ECX" && $3 == a { print $2 }' "$T/loop-raw-$engine.out" | tr '\n' ' ')
     set -- $rawhits
     if [ $# -eq 3 ] && [ $(($1 - $2)) -ge 0 ] && [ $(($1 - $2)) -le 1 ] && [ $(($2 - $3)) -ge 0 ] &&
