@@ -5,9 +5,11 @@
 #      compared with the kernel image's own), three single steps, detach: the
 #      guest boots on to its shell.  Bad packets meanwhile get '-' or E
 #      replies, Ctrl-C stops a running guest with T02.
-#   2. interp: SeaBIOS from its reset vector, a breakpoint at its entry
-#      point, single steps in real mode, a write watchpoint on the BIOS data
-#      area's COM1 word, detach: SeaBIOS runs on.
+#   2. SeaBIOS from its reset vector under each engine: a breakpoint at its
+#      entry point, single steps in real mode, a write watchpoint on the BIOS
+#      data area's base memory size, detach: SeaBIOS runs on.
+#   3. A breakpoint at the top of a loop bt translates as one block jumping
+#      to itself, by gdb and by a raw client (M, X, g, qXfer, k), both engines.
 # The address of start_kernel: Debian's System.map is a placeholder (the real
 # one is in the -dbg package), so unless it names start_kernel, a first boot
 # (nokaslr, as the debugged one) reads it from the guest's /proc/kallsyms.
@@ -184,45 +186,48 @@ fi
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null
 
-# ---- 2. SeaBIOS under the interpreter ----
-port=$(free_port)
-log=$T/bios.log
-timeout 120 $RV -accel interp -m 32 -display none -net none -serial none -debugcon "file:$log" -no-reboot \
-    -S -gdb "tcp::$port" 2>"$T/bios.stderr" &
-pid=$!
-wait_listening $port $pid
-# The reset vector's far jump goes to F000:E05B (linear 0xfe05b).
-timeout 120 gdb -batch -nx -ex 'set architecture i8086' -ex "target remote 127.0.0.1:$port" \
-    -ex 'break *0xfe05b' -ex continue -ex 'printf "HIT %x %x\n", $cs, $eip' -ex 'delete' \
-    -ex stepi -ex 'printf "STEP %x\n", $eip' -ex stepi -ex 'printf "STEP %x\n", $eip' \
-    -ex stepi -ex 'printf "STEP %x\n", $eip' \
-    -ex 'watch *(unsigned short *)0x413' -ex continue -ex 'printf "BASEMEM %d\n", *(unsigned short *)0x413' \
-    -ex 'delete' -ex detach >"$T/gdb-bios.out" 2>&1
-out=$T/gdb-bios.out
-expect_line "$out" '^HIT f000 e05b$' "gdb interp: the breakpoint at SeaBIOS's entry F000:E05B is hit"
-steps=$(grep '^STEP ' "$out" | awk '{ print $2 }' | tr '\n' ' ')
-set -- $steps
-if [ $# -eq 3 ] && [ "$1" != "e05b" ] && [ "$2" != "$1" ] && [ "$3" != "$2" ]; then
-    pass "gdb interp: three single steps in real mode, eip changes each time (e05b -> $steps)"
-else
-    fail "gdb interp: three single steps from e05b gave eip '$steps'"
-fi
-# The BIOS data area's base memory size (KiB) at 0x413, which SeaBIOS sets early.
-newval=$(sed -n 's/^New value = \([0-9]*\)$/\1/p' "$out" | head -1)
-if grep -q '^Hardware watchpoint 2: \*(unsigned short \*)0x413' "$out" && [ -n "$newval" ] && [ "$newval" != 0 ] &&
-        grep -q "^BASEMEM $newval\$" "$out"; then
-    pass "gdb interp: a write watchpoint stops when SeaBIOS stores the base memory size at 0x413 ($newval KiB)"
-else
-    fail "gdb interp: the write watchpoint on 0x413 did not report SeaBIOS's store ($out)"
-fi
-expect_line "$out" 'Inferior 1 .* detached' "gdb interp: gdb detaches"
-if wait_for "$log" 'SeaBIOS' $pid; then
-    pass "gdb interp: after the detach SeaBIOS runs on"
-else
-    fail "gdb interp: no SeaBIOS banner after the detach ($log)"
-fi
-kill $pid 2>/dev/null
-wait $pid 2>/dev/null
+# ---- 2. SeaBIOS from its reset vector, under both engines ----
+for engine in interp bt; do
+    port=$(free_port)
+    log=$T/bios-$engine.log
+    timeout 120 $RV -accel $engine -m 32 -display none -net none -serial none -debugcon "file:$log" -no-reboot \
+        -S -gdb "tcp::$port" 2>"$T/bios-$engine.stderr" &
+    pid=$!
+    wait_listening $port $pid
+    # The reset vector's far jump goes to F000:E05B (linear 0xfe05b).
+    timeout 120 gdb -batch -nx -ex 'set architecture i8086' -ex "target remote 127.0.0.1:$port" \
+        -ex 'break *0xfe05b' -ex continue -ex 'printf "HIT %x %x\n", $cs, $eip' -ex 'delete' \
+        -ex stepi -ex 'printf "STEP %x\n", $eip' -ex stepi -ex 'printf "STEP %x\n", $eip' \
+        -ex stepi -ex 'printf "STEP %x\n", $eip' \
+        -ex 'watch *(unsigned short *)0x413' -ex continue -ex 'printf "BASEMEM %d\n", *(unsigned short *)0x413' \
+        -ex 'delete' -ex detach >"$T/gdb-bios-$engine.out" 2>&1
+    out=$T/gdb-bios-$engine.out
+    expect_line "$out" '^HIT f000 e05b$' "gdb bios $engine: the breakpoint at SeaBIOS's entry F000:E05B is hit"
+    steps=$(grep '^STEP ' "$out" | awk '{ print $2 }' | tr '\n' ' ')
+    set -- $steps
+    if [ $# -eq 3 ] && [ "$1" != "e05b" ] && [ "$2" != "$1" ] && [ "$3" != "$2" ]; then
+        pass "gdb bios $engine: three single steps in real mode, eip changes each time (e05b -> $steps)"
+    else
+        fail "gdb bios $engine: three single steps from e05b gave eip '$steps'"
+    fi
+    # The BIOS data area's base memory size (KiB) at 0x413, which SeaBIOS sets early.
+    newval=$(sed -n 's/^New value = \([0-9]*\)$/\1/p' "$out" | head -1)
+    if grep -q '^Hardware watchpoint 2: \*(unsigned short \*)0x413' "$out" && [ -n "$newval" ] && [ "$newval" != 0 ] &&
+            grep -q "^BASEMEM $newval\$" "$out"; then
+        pass "gdb bios $engine: a write watchpoint stops when SeaBIOS stores the base memory size at 0x413 ($newval KiB)"
+    else
+        fail "gdb bios $engine: the write watchpoint on 0x413 did not report SeaBIOS's store ($out)"
+    fi
+    expect_line "$out" 'Inferior 1 .* detached' "gdb bios $engine: gdb detaches"
+    # With no disk, the end of SeaBIOS's POST (well after 0x413 is set).
+    if wait_for "$log" 'No bootable device' $pid; then
+        pass "gdb bios $engine: after the detach SeaBIOS runs on to the end of its POST"
+    else
+        fail "gdb bios $engine: SeaBIOS did not reach the end of its POST after the detach ($log)"
+    fi
+    kill $pid 2>/dev/null
+    wait $pid 2>/dev/null
+done
 
 # ---- 3. a breakpoint at the top of a loop that bt translates as one block jumping to itself ----
 rom=$T/self_loop.bin
