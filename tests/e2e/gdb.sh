@@ -178,8 +178,23 @@ expect_line "$raw" '^BADREG E01$' "gdb raw: a register number out of range gets 
 expect_line "$raw" "^UNKNOWN ''\$" "gdb raw: an unknown query gets the empty reply"
 expect_line "$raw" '^CTRLC T02' "gdb raw: Ctrl-C stops the running guest (T02)"
 expect_line "$raw" '^DETACH OK$' "gdb raw: detach answers OK"
-if wait_for "$log" 'retrovisor demo guest' $pid; then
-    pass "gdb linux: after the detaches the guest boots on to its shell"
+# A client that connects (the guest stops) and goes away without D: the guest runs on, as after a detach.
+early=$(grep -c 'retrovisor demo guest' "$log")
+python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', $port), 5)
+s.settimeout(10)
+s.sendall(b'\$?#3f')
+r = b''
+while b'#' not in r:
+    r += s.recv(100)
+print('STOPPED', r.decode())
+s.close()" >"$T/raw-leave.out" 2>&1
+expect_line "$T/raw-leave.out" '^STOPPED \+\$T05' "gdb raw: a client connecting to a running guest finds it stopped (T05)"
+if [ "$early" != 0 ]; then
+    fail "gdb linux: the shell was up before the client that leaves without D came: nothing shows it resumes the guest"
+elif wait_for "$log" 'retrovisor demo guest' $pid; then
+    pass "gdb linux: after the detaches and a client that left without one, the guest boots on to its shell"
 else
     fail "gdb linux: the guest did not reach its shell after the detaches: $(tail -2 "$log" | tr '\n' ' ')"
 fi
