@@ -36,7 +36,7 @@ static void usage(FILE *f)
             "  -gdb tcp:[HOST]:PORT  wait for gdb's remote protocol on that port (HOST default\n"
             "                     127.0.0.1); addresses are linear, through the guest's page tables\n"
             "  -s                 the same as -gdb tcp:127.0.0.1:1234\n"
-            "  -S                 start paused (gdb, or the monitor's cont, starts the CPU)\n"
+            "  -S                 start with the CPU paused (gdb continue or detach starts it)\n"
             "  -hda/-hdb/-hdc/-hdd FILE  disk image (raw, qcow2, vmdk, vhd: detected from its header)\n"
             "                     as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
