@@ -340,6 +340,10 @@ static void plan_probes_ahead(const struct block *b, struct block_plan *p)
 static void plan_block(struct bt *bt, struct block *b, struct block_emit *be, struct block_plan *p)
 {
     plan_chain_and_regs(b, be);
+    /* A block at a debugger's breakpoint must not loop back into itself (a
+     * self jump) past the check bt_run's step makes: its exits go to bt_run. */
+    if (bt_breakpoint_at(bt, bt->cpu->seg[SEG_CS].base + b->eip))
+        be->chain = NULL;
     /* A flat block's CS limit is 4 GiB (part of its key), and nothing that
      * changes CS stays in a block: every direct target is within it. */
     be->limit_checked = b->flat ? 0xffffffffu : b->last;
@@ -466,14 +470,17 @@ struct code_bytes {
     uint32_t lo, hi;
     uint64_t gran;
 };
-static int decode_run(const uint8_t *page_bytes, uint32_t *off, bool follow, uint32_t page_lin, bool code32,
-                      struct insn *out, struct code_bytes *bytes, bool *crosses)
+static int decode_run(const struct bt *bt, uint32_t code_page_lin, const uint8_t *page_bytes, uint32_t *off,
+                      bool follow, uint32_t page_lin, bool code32, struct insn *out, struct code_bytes *bytes,
+                      bool *crosses)
 {
     struct decoded_runs runs = { .start = { *off } };
     int n = 0, side_exits = 0;
     *crosses = false;
     *bytes = (struct code_bytes){ .lo = *off, .hi = *off };
     while (n < MAX_BLOCK_INSNS && *off < PAGE_SIZE) {
+        if (n && bt_breakpoint_at(bt, code_page_lin + *off))
+            break;             /* the run loop must see the breakpoint before its instruction runs */
         int avail = PAGE_SIZE - *off < INSN_MAX_LEN ? PAGE_SIZE - *off : INSN_MAX_LEN;
         int len = decode(page_bytes + *off, avail, code32, &out[n]);
         if (len <= 0) {
@@ -602,7 +609,9 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
     bool crosses;
     uint32_t off = phys & 0xfff;
     struct code_bytes bytes;
-    int n = decode_run(page_bytes, &off, flat && code32, bt->cpu->eip & PAGE_MASK, code32, insns, &bytes, &crosses);
+    uint32_t code_page_lin = (bt->cpu->seg[SEG_CS].base + bt->cpu->eip) & PAGE_MASK;
+    int n = decode_run(bt, code_page_lin, page_bytes, &off, flat && code32, bt->cpu->eip & PAGE_MASK, code32, insns,
+                       &bytes, &crosses);
     /* An instruction that continues in the next page ends the block, if
      * that page can be fetched from now: the block then depends on both
      * pages (it checks the second one's mapping at entry).  Only in flat
@@ -610,7 +619,7 @@ static struct block *translate(struct bt *bt, const uint8_t *host, uint32_t phys
      * takes the instruction. */
     uint32_t lin2 = second_page(bt->cpu->eip), phys2 = 0;
     const uint8_t *page2_bytes = NULL;
-    if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0) {
+    if (crosses && flat && code32 && n < MAX_BLOCK_INSNS && lin2 != 0 && !bt_breakpoint_at(bt, code_page_lin + off)) {
         page2_bytes = mem_code_ptr_nofault(bt->cpu, lin2, &phys2);
         if (page2_bytes && ((phys2 ^ phys) & PAGE_MASK) && physmem_page_tracked(bt->pm, phys2) &&
             decode_crossing(page_bytes, off, page2_bytes, code32, &insns[n])) {
@@ -719,7 +728,8 @@ static struct block *lookup(struct bt *bt)
         return NULL;               /* device memory: its writes could not invalidate a translation */
     if (!b)
         b = translate(bt, host, phys, code32, user, flat, uncached);
-    if (b)
+    /* (Translated code jumps through the jump cache without bt_run's loop seeing it.) */
+    if (b && !bt_breakpoint_at(bt, c->seg[SEG_CS].base + c->eip))
         bt->jump_cache[bt_jump_cache_index(c->eip)] = b;
 found:
     /* The same bytes under a shorter CS: the interpreter raises the #GP where it belongs. */
@@ -741,6 +751,8 @@ static void chain_to_next(struct bt *bt, struct chain_slot *slot)
     bool other_page = (slot->eip ^ slot->owner->eip) & PAGE_MASK;
     if ((c->seg[SEG_CS].base & 0xfff) || (other_page && !slot->phys))
         return;
+    if (bt_breakpoint_at(bt, c->seg[SEG_CS].base + slot->eip))
+        return;                    /* a chained jump would run past the debugger's breakpoint */
     uint32_t phys;
     if (other_page && !mem_code_ptr_nofault(c, slot->eip, &phys))
         return;                    /* fetching there faults (or sets an A bit): bt_run's lookup does it */
@@ -854,4 +866,16 @@ static void run_block(void *opaque)
 void bt_run(struct bt *bt)
 {
     cpu_run_loop(bt->cpu, run_block, bt);
+}
+
+void bt_run_one(struct bt *bt)
+{
+    run_block(bt);
+}
+
+void bt_set_breakpoints(struct bt *bt, bool (*is_breakpoint)(void *opaque, uint32_t lin), void *opaque)
+{
+    bt->is_breakpoint = is_breakpoint;
+    bt->breakpoint_opaque = opaque;
+    bt->flush_pending = true;      /* blocks translated before may run across a new breakpoint */
 }

@@ -52,6 +52,16 @@ void bt_set_hot_pages(struct bt *bt, bool on);
  * (whose cache starts empty) takes interrupts where the first run did.
  * Set before the first translation. */
 void bt_set_exact_budget(struct bt *bt, bool on);
+
+/* A debugger's breakpoints (linear addresses): from now on no block runs
+ * into an instruction at one of them (blocks end before it, and no chained
+ * or cached jump enters a block that starts there), so a step function
+ * that checks EIP before each bt_run_one sees every arrival.  Call again
+ * after adding a breakpoint: all translations are dropped.  NULL: none. */
+void bt_set_breakpoints(struct bt *bt, bool (*is_breakpoint)(void *opaque, uint32_t lin), void *opaque);
+/* One step of bt_run's loop (a block, or one interpreted instruction), for a
+ * caller that runs cpu_run_loop itself. */
+void bt_run_one(struct bt *bt);
 /* Drop every translation (mapping changes, cache full). */
 void bt_flush(struct bt *bt);
 /* Whether translations made from now on keep deferred flags in the host's

@@ -61,6 +61,9 @@ struct bt {
     uint8_t want_uncached;           /* the next lookup needs a block that does not cache these base registers */
     struct block *refilled;          /* the block whose covered pages the last run filled in */
     struct bt_stats stats;
+    /* A debugger's breakpoints (bt_set_breakpoints): NULL, or whether a linear address has one. */
+    bool (*is_breakpoint)(void *opaque, uint32_t lin);
+    void *breakpoint_opaque;
     uint64_t threaded_by_op[0x200];  /* -d bt: threaded executions per opcode */
     uint64_t slow_by_op[0x200];      /* -d bt: native instructions that took their stub */
     FILE *perf_map;                  /* /tmp/perf-PID.map for `perf report` (RETROVISOR_PERF_MAP=1) */
@@ -72,6 +75,12 @@ static inline unsigned hash_of(uint32_t phys, bool code32)
 {
     uint32_t h = (phys * 2654435761u) ^ (code32 ? 0x9e3779b9u : 0);
     return h >> (32 - HASH_BITS);
+}
+
+/* A debugger's breakpoint at this linear address: no block runs into it. */
+static inline bool bt_breakpoint_at(const struct bt *bt, uint32_t lin)
+{
+    return bt->is_breakpoint && bt->is_breakpoint(bt->breakpoint_opaque, lin);
 }
 
 /* invalidate.c */

@@ -12,6 +12,8 @@
 #include "monitor/guestlog.h"
 #include "monitor/control.h"
 #include "monitor/snapshot.h"
+
+#include "monitor/gdbstub.h"
 #include "devices/bus.h"
 #include "devices/pci.h"
 #include "devices/pic.h"
@@ -1150,7 +1152,9 @@ int machine_run(struct machine *m)
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
         cpu_set_budget(c, clip_to_targets(m, slice_budget(m)));
-        if (m->bt)
+        if (m->gdb && gdbstub_run_slice(m->gdb))
+            ;   /* single-stepping, or breakpoints to check: the stub ran the slice */
+        else if (m->bt)
             bt_run(m->bt);
         else
             interp_run(c);

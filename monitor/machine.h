@@ -38,6 +38,8 @@ struct acpi_pm;
 struct control;
 struct snapshots;
 
+struct gdbstub;
+
 struct lapic;
 struct ioapic;
 struct pctestdev;
@@ -186,6 +188,8 @@ struct machine {
     struct control *control;     /* run state and work from other threads (monitor/control.h) */
     struct snapshots *snapshots; /* the snapshot folder and the last snapshot (monitor/snapshot.c) */
     bool savevm_at_done;
+
+    struct gdbstub *gdb;         /* -gdb: the stub runs slices itself while it debugs, or NULL */
 };
 
 /* Build the machine; on a host-side error prints one line and returns NULL. */

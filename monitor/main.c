@@ -8,6 +8,9 @@
 #include "monitor/cli_check.h"
 #include "monitor/window_keys.h"
 #include "monitor/hmp.h"
+
+#include "monitor/control.h"
+#include "monitor/gdbstub.h"
 #include "hosted-driver/blk.h"
 #include "hosted-driver/chardev.h"
 #include "devices/vga.h"
@@ -36,6 +39,10 @@ static void usage(FILE *f)
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
             "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -gdb tcp:[HOST]:PORT  wait for gdb's remote protocol on that port (HOST default\n"
+            "                     127.0.0.1); addresses are linear, through the guest's page tables\n"
+            "  -s                 the same as -gdb tcp:127.0.0.1:1234\n"
+            "  -S                 start with the CPU paused (gdb continue or detach starts it)\n"
             "  -hda/-hdb/-hdc/-hdd FILE  disk image (raw, qcow2, vmdk, vhd: detected from its header)\n"
             "                     as IDE primary master/slave, secondary master/slave\n"
             "  -drive file=F[,format=raw|qcow2|vmdk|vpc][,index=N][,readonly=on][,snapshot=on]\n"
@@ -560,6 +567,9 @@ int main(int argc, char **argv)
     bool snapshot_all = false;
     char vm_name[64] = "";
 
+    const char *gdb_spec = NULL;
+    bool start_paused = false;
+
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         /* Accept --opt as -opt, as QEMU does. */
@@ -700,6 +710,13 @@ int main(int argc, char **argv)
             bad("-device %s: unknown device (available: pcnet, ne2k_pci, pc-testdev)%s", val, "");
         } else if (!strcmp(a, "-no-reboot")) {
             cfg.no_reboot = true;
+        } else if (!strcmp(a, "-gdb")) {
+            NEED_ARG();
+            gdb_spec = val;
+        } else if (!strcmp(a, "-s")) {
+            gdb_spec = GDBSTUB_DEFAULT_SPEC;
+        } else if (!strcmp(a, "-S")) {
+            start_paused = true;
         } else if (!strcmp(a, "-accel")) {
             NEED_ARG();
             if (!strcmp(val, "bt") || !strcmp(val, "tcg"))
@@ -803,11 +820,21 @@ int main(int argc, char **argv)
         machine_free(m);
         return 2;
     }
+
+    if (gdb_spec && !gdbstub_new(m, gdb_spec, err, sizeof(err))) {
+        chardev_restore_terminal();
+        fprintf(stderr, "retrovisor: %s\n", err);
+        machine_free(m);
+        return 2;
+    }
+    if (start_paused)
+        machine_pause(m, gdb_spec ? "debug" : "user");
     if (display) {
         m->ui = ui_open(display, m->vga, m->kbc, err, sizeof(err));
         if (!m->ui) {
             chardev_restore_terminal();
             fprintf(stderr, "retrovisor: %s\n", err);
+            gdbstub_free(m->gdb);
             machine_free(m);
             return 2;
         }
@@ -838,6 +865,8 @@ int main(int argc, char **argv)
     running = m;
     int status = machine_run(m);
     hmp_close(hmp);
+
+    gdbstub_free(m->gdb);
     chardev_restore_terminal();
     if (m->stop_signal) {
         fprintf(stderr, "retrovisor: terminating on signal %d\n", (int)m->stop_signal);
