@@ -279,7 +279,9 @@ static int cmd_commit(struct args *a)
 {
     if (a->npos != 1)
         die("commit: one image expected");
-    struct blk *b = open_or_die(a->pos[0], a->fmt, 0);
+    /* A qcow2 top is emptied afterwards (qemu-img's default), so it opens for writing. */
+    const char *fmt = a->fmt ? a->fmt : blk_probe_file(a->pos[0]);
+    struct blk *b = open_or_die(a->pos[0], a->fmt, fmt && !strcmp(fmt, "qcow2") ? BLK_WRITABLE : 0);
     char err[512];
     if (blk_commit(b, err, sizeof(err)) < 0)
         die("%s", err);
