@@ -6,9 +6,10 @@
  * works); encryption, external data files and extended L2 entries are
  * refused at open, and an image with internal snapshots opens read-only.
  *
- * Crash ordering.  New clusters only ever come from the end of the file, and
- * only after their reference counts say 1 on disk: `reserve` counts a batch
- * of clusters (8 MiB) as used and syncs before any of them is linked.  Then a new
+ * Crash ordering.  New clusters come from the end of the file (or are freed
+ * ones, below), and only after their reference counts say 1 on disk:
+ * `reserve` counts a batch of clusters (8 MiB) as used and syncs before any
+ * of them is linked.  Then a new
  * cluster is written whole (data, or a zeroed L2 table) before the L1/L2
  * entry that points at it.  A crash at any point can therefore leave clusters
  * counted but unreferenced (leaks, which `check` reports and tolerates) but
