@@ -38,10 +38,16 @@ while [ $k -lt "$kills" ]; do
         -append "console=ttyS0 panic=-1 rdinit=/diskinit rv.disk=loop" -hda "$disk" -display none \
         -serial "file:$log" -no-reboot >/dev/null 2>&1 &
     pid=$!
-    # Until the guest is writing, then a random 0-8 s more.
+    # Until the guest has synced a random number of files (1-60; the disk
+    # holds 95), then a random 0-1 s more: a random moment of the writing
+    # loop however fast the host runs the guest.
+    set -- $(awk -v s="$k$$" 'BEGIN { srand(s); printf "%d %.2f", 1 + int(rand() * 60), rand() }')
     w=0
-    while [ $w -lt 600 ] && ! grep -q '^RV-SYNCED' "$log" 2>/dev/null; do sleep 0.1; w=$((w + 1)); done
-    sleep "$(awk -v s="$k$$" 'BEGIN { srand(s); printf "%.2f", rand() * 8 }')"
+    while [ $w -lt 1800 ] && [ "$(cat "$log" 2>/dev/null | grep -c '^RV-SYNCED')" -lt "$1" ] && kill -0 $pid 2>/dev/null; do
+        sleep 0.1
+        w=$((w + 1))
+    done
+    sleep "$2"
     # Still running: the kill lands while the guest writes (else it filled the disk and powered off).
     kill -0 $pid 2>/dev/null && writing=$((writing + 1))
     kill -KILL $pid 2>/dev/null
@@ -58,6 +64,7 @@ while [ $k -lt "$kills" ]; do
     qemu-img convert -f "$fmt" -O raw "$disk" "$T/back.raw"
     n=0
     while read -r _ name want; do
+        [ -n "$name" ] || continue
         n=$((n + 1))
         mcopy -o -i "$T/back.raw" "::$name" "$T/$name" 2>/dev/null
         [ -f "$T/$name" ] && [ "$(sha256sum "$T/$name" | cut -d' ' -f1)" = "$want" ] || why="$why $name lost"
