@@ -633,5 +633,12 @@ int blk_commit(struct blk *top, char *err, size_t errlen)
         blk_set_err(err, errlen, "%s: commit into %s failed: %s", top->path, base->path, strerror(-r));
         return -1;
     }
+    /* The data is safe in the base: a top opened for writing is emptied, as
+     * qemu-img commit does, so its clusters serve later writes. */
+    if (top->writable && top->fmt->make_empty && (r = top->fmt->make_empty(top)) < 0) {
+        blk_set_err(err, errlen, "%s: committed into %s, but emptying it failed: %s", top->path, base->path,
+                    strerror(-r));
+        return -1;
+    }
     return 0;
 }

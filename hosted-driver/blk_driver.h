@@ -41,6 +41,9 @@ struct blk_format {
     int (*write)(struct blk *b, uint64_t off, const void *buf, size_t len);
     /* Write cached metadata; blk.c then fsyncs every file in `fds`. */
     int (*flush)(struct blk *b);
+    /* Optional: forget every cluster of this layer (reads go to the backing
+     * again) and free what it held; commit calls it on a writable top. */
+    int (*make_empty)(struct blk *b);
     int (*check)(struct blk *b, struct blk_check_result *res);
     int (*create)(const char *path, uint64_t size, const struct blk_create_opts *o, char *err, size_t errlen);
 };

@@ -6,14 +6,22 @@
  * works); encryption, external data files and extended L2 entries are
  * refused at open, and an image with internal snapshots opens read-only.
  *
- * Crash ordering.  New clusters only ever come from the end of the file, and
- * only after their reference counts say 1 on disk: `reserve` counts a batch
- * of clusters (8 MiB) as used and syncs before any of them is linked.  Then a new
+ * Crash ordering.  New clusters come from the end of the file (or are freed
+ * ones, below), and only after their reference counts say 1 on disk:
+ * `reserve` counts a batch of clusters (8 MiB) as used and syncs before any
+ * of them is linked.  Then a new
  * cluster is written whole (data, or a zeroed L2 table) before the L1/L2
  * entry that points at it.  A crash at any point can therefore leave clusters
  * counted but unreferenced (leaks, which `check` reports and tolerates) but
  * never a table entry pointing at a cluster with no count or no contents.
  * Tables are written through (no dirty cache), so FLUSH is an fsync.
+ *
+ * Freed clusters.  `commit` empties this layer (as qemu-img commit does) and
+ * a moved refcount table leaves the old one behind: their counts drop to 0
+ * only after no table points at them any more (synced), and later
+ * allocations take such clusters first, counting them 1 and syncing before
+ * they are linked, just as at the end of the file.  So the file grows only
+ * when it has no free cluster left.
  */
 #define _GNU_SOURCE
 #include "hosted-driver/blk_driver.h"
@@ -66,6 +74,10 @@ struct qcow2 {
     uint8_t *rb_cache;
     uint64_t next_free;         /* host offset of the next cluster to hand out */
     uint64_t reserved_end;      /* [next_free, reserved_end) are counted, not yet used */
+    uint64_t *pool;             /* freed clusters counted 1 again, not yet used: pool[pool_next..pool_n) */
+    uint32_t pool_next, pool_n;
+    bool holes;                 /* a cluster below next_free may have count 0 ... */
+    uint64_t hole_scan;         /* ... none below this cluster index */
     uint8_t *cow;               /* one cluster of scratch */
     uint8_t *z_in, *z_out;      /* a compressed cluster and its inflated bytes */
     uint64_t z_entry;           /* the L2 entry z_out holds, or 0 */
@@ -254,6 +266,10 @@ static int set_refcount(struct blk *b, uint64_t cluster, uint16_t value)
     if (r < 0)
         return r;
     put_be16(rb + 2 * i, value);
+    if (!value && (!q->holes || cluster < q->hole_scan)) {
+        q->holes = true;
+        q->hole_scan = cluster;
+    }
     return blk_pwrite(b->fd, rb + 2 * i, 2, rboff + 2 * i);
 }
 
@@ -365,9 +381,51 @@ static int reserve(struct blk *b)
     return blk_fsync_fd(b, b->fd);
 }
 
+/* Freed clusters below next_free, a batch at a time: counted 1 and synced
+ * before any of them is linked (the same rule as `reserve`). */
+static int take_freed_clusters(struct blk *b)
+{
+    struct qcow2 *q = Q(b);
+    uint64_t batch = RESERVE_BYTES / q->cs > RESERVE_MIN ? RESERVE_BYTES / q->cs : RESERVE_MIN;
+    if (batch > 1024)
+        batch = 1024;
+    if (!q->pool)
+        q->pool = xmalloc(1024 * sizeof(*q->pool));
+    q->pool_next = q->pool_n = 0;
+    uint64_t c = q->hole_scan, end = q->next_free / q->cs;
+    for (; c < end && q->pool_n < batch; c++) {
+        uint64_t rti = c / q->rb_entries, count;
+        if (rti >= q->rt_entries || !(q->rt[rti] & OFFSET_MASK)) {
+            c = (rti + 1) * q->rb_entries - 1;      /* no block: nothing counted there */
+            continue;
+        }
+        int r = get_refcount(b, c, &count);
+        if (r < 0)
+            return r;
+        if (count)
+            continue;
+        if ((r = set_refcount(b, c, 1)) < 0)
+            return r;
+        q->pool[q->pool_n++] = c * q->cs;
+    }
+    q->hole_scan = c;
+    if (c >= end)
+        q->holes = false;
+    return q->pool_n ? blk_fsync_fd(b, b->fd) : 0;
+}
+
 static int alloc_cluster(struct blk *b, uint64_t *off)
 {
     struct qcow2 *q = Q(b);
+    if (q->pool_next == q->pool_n && q->holes) {
+        int r = take_freed_clusters(b);
+        if (r < 0)
+            return r;
+    }
+    if (q->pool_next < q->pool_n) {
+        *off = q->pool[q->pool_next++];
+        return 0;
+    }
     if (q->next_free >= q->reserved_end) {
         int r = reserve(b);
         if (r < 0)
@@ -448,10 +506,68 @@ static int64_t qcow2_write_new(struct blk *b, uint64_t off, const uint8_t *buf, 
 
 static int qcow2_flush(struct blk *b) { return 0; }
 
+/* Drop one reference to each cluster (a count already 0 stays 0: a damaged image). */
+static int unref_clusters(struct blk *b, const uint64_t *offs, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        uint64_t c = offs[i] / Q(b)->cs, count;
+        int r = get_refcount(b, c, &count);
+        if (r >= 0 && count)
+            r = set_refcount(b, c, (uint16_t)(count - 1));
+        if (r < 0)
+            return r;
+    }
+    return 0;
+}
+
+/* After a commit (qemu-img's default): every cluster of this layer reads the
+ * backing's bytes again, and the L2 tables and data clusters it held are
+ * freed for later writes.  The L1 entries go first and are synced; only then
+ * do the counts drop, so a crash in between leaves leaks, never a table
+ * pointing at a free cluster. */
+static int qcow2_make_empty(struct blk *b)
+{
+    struct qcow2 *q = Q(b);
+    uint64_t n = 0, entries = 1ull << q->l2_bits;
+    uint64_t cap = entries + 1 > 65536 ? entries + 1 : 65536;
+    uint64_t *freed = xmalloc(cap * sizeof(*freed));
+    uint8_t *tab = xmalloc(q->cs), zero[8] = { 0 };
+    int r = 0;
+    for (int i = 0; i < L2_CACHE; i++)
+        q->l2c[i].off = 0;
+    for (uint32_t i = 0; i <= q->l1_size && r >= 0; i++) {
+        uint64_t l2off = i < q->l1_size ? q->l1[i] & OFFSET_MASK : 0;
+        /* Unlinked (synced), then unreferenced: a batch whenever the list is full, and at the end. */
+        if (n && (i == q->l1_size || n + entries + 1 > cap)) {
+            if ((r = blk_fsync_fd(b, b->fd)) < 0 || (r = unref_clusters(b, freed, n)) < 0)
+                break;
+            n = 0;
+        }
+        if (!l2off)
+            continue;
+        if ((r = blk_pread(b->fd, tab, q->cs, l2off)) < 0)
+            break;
+        for (uint64_t j = 0; j < entries; j++)
+            if ((be64(tab + 8 * j) & OFFSET_MASK) && !(be64(tab + 8 * j) & OFLAG_COMPRESSED))
+                freed[n++] = be64(tab + 8 * j) & OFFSET_MASK;
+        freed[n++] = l2off;
+        if ((r = blk_pwrite(b->fd, zero, 8, q->l1_offset + 8ull * i)) >= 0)
+            q->l1[i] = 0;
+    }
+    if (r >= 0)
+        r = blk_fsync_fd(b, b->fd);
+    free(tab);
+    free(freed);
+    return r;
+}
+
 /* A clean close gives back what was counted but never used. */
 static void release_reservation(struct blk *b)
 {
     struct qcow2 *q = Q(b);
+    while (q->pool_next < q->pool_n)
+        if (set_refcount(b, q->pool[q->pool_next++] / q->cs, 0) < 0)
+            return;
     if (q->reserved_end <= q->next_free)
         return;
     for (uint64_t c = q->next_free / q->cs; c < q->reserved_end / q->cs; c++)
@@ -473,6 +589,7 @@ static void qcow2_close(struct blk *b)
     for (int i = 0; i < L2_CACHE; i++)
         free(q->l2c[i].tab);
     free(q->rb_cache);
+    free(q->pool);
     free(q->cow);
     free(q->z_in);
     free(q->z_out);
@@ -584,7 +701,7 @@ static int validate_l2(struct blk *b, uint64_t l2off, char *err, size_t errlen)
 static int validate_refcounts(struct blk *b, char *err, size_t errlen)
 {
     struct qcow2 *q = Q(b);
-    uint64_t highest = 0, nclusters = b->file_size / q->cs + 1;
+    uint64_t highest = 0, first_free = UINT64_MAX, nclusters = b->file_size / q->cs + 1;
     uint8_t *seen = xcalloc(nclusters / 8 + 1, 1);
     for (uint64_t i = 0; i < q->rt_entries; i++) {
         uint64_t rb = q->rt[i] & OFFSET_MASK;
@@ -611,11 +728,15 @@ static int validate_refcounts(struct blk *b, char *err, size_t errlen)
             }
             if (c)
                 highest = i * q->rb_entries + k + 1;
+            else if (first_free == UINT64_MAX)
+                first_free = i * q->rb_entries + k;
         }
     }
     free(seen);
     uint64_t end = (b->file_size + q->cs - 1) & ~(q->cs - 1);
     q->next_free = q->reserved_end = highest * q->cs > end ? highest * q->cs : end;
+    q->holes = first_free < q->next_free / q->cs;
+    q->hole_scan = first_free;
     return 0;
 }
 
@@ -953,6 +1074,7 @@ const struct blk_format blk_fmt_qcow2 = {
     .read_special = qcow2_read_compressed,
     .write_new = qcow2_write_new,
     .flush = qcow2_flush,
+    .make_empty = qcow2_make_empty,
     .check = qcow2_check,
     .create = qcow2_create,
 };

@@ -282,8 +282,16 @@ static int cmd_commit(struct args *a)
 {
     if (a->npos != 1)
         die("commit: one image expected");
-    struct blk *b = open_or_die(a->pos[0], a->fmt, 0);
+    /* A qcow2 top is emptied afterwards (qemu-img's default), so it opens for
+     * writing; one that only opens read-only (compressed clusters, internal
+     * snapshots) is committed and left as it is. */
+    const char *fmt = a->fmt ? a->fmt : blk_probe_file(a->pos[0]);
     char err[512];
+    struct blk *b = NULL;
+    if (fmt && !strcmp(fmt, "qcow2"))
+        b = blk_open(a->pos[0], a->fmt, BLK_WRITABLE, err, sizeof(err));
+    if (!b)
+        b = open_or_die(a->pos[0], a->fmt, 0);
     if (blk_commit(b, err, sizeof(err)) < 0)
         die("%s", err);
     printf("Image committed.\n");

@@ -136,6 +136,15 @@ print(hashlib.sha256(d).hexdigest())")
         ok=1
         for f in "$b" "$d1" "$d2"; do qemu-img check -f qcow2 "$f" >/dev/null 2>&1 || ok=0; done
         if [ $ok = 1 ]; then pass "img: qemu-img check accepts the committed chain"; else fail "img: qemu-img check refuses the committed chain"; fi
+        # Like qemu-img commit, commit empties a qcow2 delta: it holds nothing and reads through.
+        qemu-img convert -f qcow2 -O raw "$d2" "$T/chain.e.raw"
+        if [ "$(qemu-img map --output=json -f qcow2 "$d1" | grep -c '"depth": 0, .*"data": true')" = 0 ] &&
+           [ "$(qemu-img map --output=json -f qcow2 "$d2" | grep -c '"depth": 0, .*"data": true')" = 0 ] &&
+           [ "$(sha "$T/chain.e.raw")" = "$expect" ]; then
+            pass "img: commit leaves both qcow2 deltas empty, and the top still reads the newest data"
+        else
+            fail "img: after commit: $(qemu-img map -f qcow2 "$d2" | head -3 | tr '\n' ' ') sha $(sha "$T/chain.e.raw")"
+        fi
     fi
 done
 

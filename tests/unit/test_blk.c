@@ -271,6 +271,101 @@ static void test_qcow2_refcount_table_grows(void **state)
     free(shadow);
 }
 
+static uint64_t file_bytes(const char *p)
+{
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return (uint64_t)st.st_size;
+}
+
+static void random_fill(uint8_t *buf, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        buf[k] = (uint8_t)next_rand();
+}
+
+static int qemu_img_check(const char *p)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "qemu-img check -q -f qcow2 '%s' >/dev/null 2>&1", p);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Commit empties a qcow2 top (as qemu-img commit does) and frees its
+ * clusters; later writes take them instead of growing the file.  Counts stay
+ * exact: our check and qemu-img check find neither errors nor leaks. */
+static void test_qcow2_freed_clusters_reused(void **state)
+{
+    char *base = path_of("reuse-base.raw"), *top = path_of("reuse-top.qcow2");
+    create(&kinds[0], base, SIZE, NULL);
+    create(&kinds[1], top, 0, "reuse-base.raw");
+    uint8_t *shadow = calloc(1, SIZE), *buf = malloc(SIZE / 2);
+    struct blk *b = must_open(top, NULL, BLK_WRITABLE);
+    random_fill(buf, SIZE / 2);
+    assert_int_equal(blk_write(b, 0, buf, SIZE / 2), 0);
+    memcpy(shadow, buf, SIZE / 2);
+    blk_close(b);
+    uint64_t grown = file_bytes(top);
+
+    char err[512] = "";
+    b = must_open(top, NULL, BLK_WRITABLE);
+    if (blk_commit(b, err, sizeof(err)) < 0)
+        fail_msg("commit: %s", err);
+    uint64_t n;
+    assert_int_equal(blk_block_state(b, 0, SIZE, &n), BLK_STATE_BACKING);
+    assert_int_equal(n, SIZE);
+    assert_content(b, shadow, SIZE);
+    struct blk_check_result res;
+    assert_int_equal(blk_check(b, &res), 0);
+    assert_int_equal(res.errors, 0);
+    assert_int_equal(res.leaks, 0);
+    assert_int_equal(res.allocated, 0);
+    blk_close(b);
+
+    /* The other half now: as many clusters as were freed, so no growth. */
+    b = must_open(top, NULL, BLK_WRITABLE);
+    random_fill(buf, SIZE / 2);
+    assert_int_equal(blk_write(b, SIZE / 2, buf, SIZE / 2), 0);
+    memcpy(shadow + SIZE / 2, buf, SIZE / 2);
+    assert_content(b, shadow, SIZE);
+    blk_close(b);
+    assert_true(file_bytes(top) <= grown);
+    b = must_open(top, NULL, 0);
+    assert_content(b, shadow, SIZE);
+    assert_clean(b);
+    assert_int_equal(blk_check(b, &res), 0);
+    assert_int_equal(res.allocated, SIZE / 2);
+    blk_close(b);
+    if (system("command -v qemu-img >/dev/null") == 0) {
+        assert_int_equal(qemu_img_check(top), 0);
+    }
+
+    /* Clusters that qemu freed (a discard) are found at open and taken first. */
+    if (system("command -v qemu-io >/dev/null") == 0) {
+        char *q = path_of("reuse-discard.qcow2"), cmd[600];
+        create(&kinds[1], q, SIZE, NULL);
+        snprintf(cmd, sizeof(cmd), "qemu-io -f qcow2 -c 'write -P 0x5a 0 4M' -c 'discard 0 2M' '%s' >/dev/null", q);
+        assert_int_equal(system(cmd), 0);
+        uint64_t before = file_bytes(q);
+        memset(shadow, 0, SIZE);
+        memset(shadow + (2u << 20), 0x5a, 2u << 20);
+        b = must_open(q, NULL, BLK_WRITABLE);
+        random_fill(buf, 2u << 20);
+        assert_int_equal(blk_write(b, SIZE - (2u << 20), buf, 2u << 20), 0);
+        memcpy(shadow + SIZE - (2u << 20), buf, 2u << 20);
+        blk_close(b);
+        assert_true(file_bytes(q) <= before);
+        b = must_open(q, NULL, 0);
+        assert_content(b, shadow, SIZE);
+        assert_clean(b);
+        blk_close(b);
+        assert_int_equal(qemu_img_check(q), 0);
+    }
+    free(buf);
+    free(shadow);
+}
+
 /* A raw image whose format was detected must not become a qcow2 (with a
  * backing file of the guest's choosing) by a guest write to its first sector,
  * nor a VHD by one to its last; when the format is named, anything goes. */
@@ -618,6 +713,82 @@ static void crash_round(const struct kind *k, int round)
     }
 }
 
+/* Commit empties the top, then the guest's writes reuse its clusters; a
+ * SIGKILL at any point (during the commit too) leaves a top that both checks
+ * accept, with every write flushed after the commit in place. */
+static void reuse_crash_child(const char *path, int wfd, uint64_t seed)
+{
+    char err[512];
+    struct blk *b = blk_open(path, "qcow2", BLK_WRITABLE, err, sizeof(err));
+    if (!b || blk_commit(b, err, sizeof(err)) < 0)
+        _exit(3);
+    uint8_t *buf = malloc(SLOT);
+    rng = seed | 1;
+    for (uint32_t j = 0; j < SLOTS; j++) {
+        fill_slot(buf, j + SLOTS);
+        if (blk_write(b, slot_of(j), buf, SLOT) < 0)
+            _exit(4);
+        if (next_rand() % 4 == 0) {
+            if (blk_flush(b) < 0)
+                _exit(5);
+            if (write(wfd, &j, 4) != 4)
+                _exit(6);
+        }
+    }
+    _exit(0);
+}
+
+static void reuse_crash_round(int round)
+{
+    char *base = path_of("rc-base.raw"), *top = path_of("rc-top.qcow2");
+    create(&kinds[0], base, SLOTS * SLOT, NULL);
+    create(&kinds[1], top, 0, "rc-base.raw");
+    struct blk *b = must_open(top, NULL, BLK_WRITABLE);
+    uint8_t *want = malloc(SLOT), *got = malloc(SLOT);
+    for (uint32_t j = 0; j < SLOTS; j++) {
+        fill_slot(want, j);
+        assert_int_equal(blk_write(b, slot_of(j), want, SLOT), 0);
+    }
+    blk_close(b);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        reuse_crash_child(top, fds[1], next_rand());
+    }
+    close(fds[1]);
+    usleep((useconds_t)(next_rand() % 600000));
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    int64_t flushed = -1;
+    uint32_t j;
+    while (read(fds[0], &j, 4) == 4)
+        flushed = j;
+    close(fds[0]);
+    b = must_open(top, NULL, 0);
+    struct blk_check_result res;
+    assert_int_equal(blk_check(b, &res), 0);
+    if (res.errors)
+        fail_msg("reuse round %d: check: %s", round, res.first_error);
+    for (int64_t i = 0; i < SLOTS; i++) {
+        assert_int_equal(blk_read(b, slot_of((uint32_t)i), got, SLOT), 0);
+        fill_slot(want, (uint32_t)i + SLOTS);
+        if (i <= flushed && memcmp(want, got, SLOT))
+            fail_msg("reuse round %d: flushed write %lld lost", round, (long long)i);
+    }
+    blk_close(b);
+    free(want);
+    free(got);
+    if (system("command -v qemu-img >/dev/null") == 0) {
+        int rc = qemu_img_check(top);
+        if (rc != 0 && rc != 3)     /* 3: leaked clusters only */
+            fail_msg("reuse round %d: qemu-img check exit %d", round, rc);
+    }
+}
+
 static void test_crash_safety(void **state)
 {
     int rounds = getenv("RETROVISOR_LONG") ? 50 : 2;
@@ -625,6 +796,8 @@ static void test_crash_safety(void **state)
     for (size_t i = 0; i < 3; i++)
         for (int r = 0; r < rounds; r++)
             crash_round(ck[i], r);
+    for (int r = 0; r < rounds + 1; r++)
+        reuse_crash_round(r);
 }
 
 static int setup(void **state)
@@ -648,6 +821,7 @@ int main(void)
         cmocka_unit_test(test_delta_chains),
         cmocka_unit_test(test_qcow2_over_raw_and_vmdk),
         cmocka_unit_test(test_qcow2_refcount_table_grows),
+        cmocka_unit_test(test_qcow2_freed_clusters_reused),
         cmocka_unit_test(test_raw_stays_raw),
         cmocka_unit_test(test_bad_images),
         cmocka_unit_test(test_parent_never_written_and_locks),
