@@ -51,18 +51,8 @@ static int teardown(void **state)
 
 static void flat_ring0(struct cpu *c, uint32_t eip)
 {
-    struct seg code = { 0 }, data = { 0 };
-    code.limit = data.limit = 0xffffffffu;
-    code.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0xb;
-    data.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0x3;
-    code.sel = 0x08;
-    data.sel = 0x10;
-    for (int s = 0; s < SEG_COUNT; s++)
-        c->seg[s] = data;
-    c->seg[SEG_CS] = code;
-    c->cr0 = CR0_PE | CR0_ET;
+    tiny_flat_ring0_segments(c);
     c->cr3 = c->cr4 = 0;
-    c->cpl = 0;
     c->eflags = 0x2;
     c->eip = eip;
     c->halted = false;

@@ -97,15 +97,7 @@ static void build_tables(struct machine *m)
 static void paged_ring0(struct machine *m, uint32_t eip)
 {
     struct cpu *c = &m->cpu;
-    struct seg code = { 0 }, data = { 0 };
-    code.limit = data.limit = 0xffffffffu;
-    code.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0xb;
-    data.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0x3;
-    code.sel = 0x08;
-    data.sel = 0x10;
-    for (int s = 0; s < SEG_COUNT; s++)
-        c->seg[s] = data;
-    c->seg[SEG_CS] = code;
+    tiny_flat_ring0_segments(c);
     c->gdtr.base = GDT;
     c->gdtr.limit = 23;
     c->idtr.base = IDT;
@@ -113,7 +105,6 @@ static void paged_ring0(struct machine *m, uint32_t eip)
     c->cr0 = CR0_PE | CR0_ET | CR0_PG | CR0_WP;
     c->cr3 = PD;
     c->cr4 = CR4_PSE | CR4_SMAP;
-    c->cpl = 0;
     c->eflags = 0x2;
     c->eip = eip;
     c->halted = false;

@@ -72,17 +72,7 @@ static void real_mode(struct cpu *c)
 static void protected_mode(struct cpu *c)
 {
     cpu_reset(c);
-    struct seg code = { 0 }, data = { 0 };
-    code.limit = data.limit = 0xffffffffu;
-    code.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0xb;
-    data.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0x3;
-    code.sel = 0x08;
-    data.sel = 0x10;
-    for (int s = 0; s < SEG_COUNT; s++)
-        c->seg[s] = data;
-    c->seg[SEG_CS] = code;
-    c->cr0 = CR0_PE | CR0_ET;
-    c->cpl = 0;
+    tiny_flat_ring0_segments(c);
     tlb_flush_all(c);
 }
 

@@ -32,4 +32,22 @@ static inline struct machine *tiny_machine_new(bool bt, uint32_t ram_mb, bool vg
     return m;
 }
 
+/* Flat 4 GiB segments (CS 0x08, the others 0x10) in protected mode at CPL 0,
+ * paging off, loaded straight into the descriptor caches: nothing reads a
+ * GDT.  Callers add paging, stacks and EIP. */
+static inline void tiny_flat_ring0_segments(struct cpu *c)
+{
+    struct seg code = { 0 }, data = { 0 };
+    code.limit = data.limit = 0xffffffffu;
+    code.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0xb;
+    data.attr = SEG_ATTR_S | SEG_ATTR_P | SEG_ATTR_DB | SEG_ATTR_G | 0x3;
+    code.sel = 0x08;
+    data.sel = 0x10;
+    for (int s = 0; s < SEG_COUNT; s++)
+        c->seg[s] = data;
+    c->seg[SEG_CS] = code;
+    c->cr0 = CR0_PE | CR0_ET;
+    c->cpl = 0;
+}
+
 #endif
