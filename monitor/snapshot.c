@@ -27,7 +27,6 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -600,8 +599,6 @@ static void save_machine(struct machine *m, struct snapfile_writer *w)
 /* Everything a load needs, checked before the machine is touched. */
 struct prepared {
     struct snapfile f;
-    uint8_t *ram;               /* the decoded RAM (anonymous mapping) */
-    uint8_t *rom;
     const struct snapfile_section *machine, *cpu;
 };
 
@@ -662,40 +659,26 @@ static int check_devices(struct machine *m, const struct snapfile *f, char *err,
     return 0;
 }
 
-static uint8_t *map_scratch(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-static void prepared_free(struct machine *m, struct prepared *p)
-{
-    snapfile_free(&p->f);
-    if (p->ram)
-        munmap(p->ram, m->pm->ram_size);
-    if (p->rom)
-        munmap(p->rom, ROM_SHADOW_SIZE);
-}
-
-static int decode_memory(const struct snapfile *f, const char *section, uint8_t **out, size_t size, char *err,
-                         size_t errlen)
+/* Check a memory image without keeping it: the machine's RAM is written
+ * only once every check has passed. */
+static int check_memory(const struct snapfile *f, const char *section, size_t size, char *err, size_t errlen)
 {
     const struct snapfile_section *s = snapfile_find(f, section);
     if (!s) {
         snprintf(err, errlen, "it has no '%s' image", section);
         return -1;
     }
-    *out = map_scratch(size);
-    if (!*out) {
-        snprintf(err, errlen, "no host memory to load %zu bytes", size);
-        return -1;
-    }
     char why[200];
-    if (snapfile_get_memory(s->data, s->len, *out, size, why, sizeof(why)) < 0) {
+    if (snapfile_get_memory(s->data, s->len, NULL, size, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "%s: %s", section, why);
         return -1;
     }
     return 0;
+}
+
+static void prepared_free(struct prepared *p)
+{
+    snapfile_free(&p->f);
 }
 
 static int prepare_load(struct machine *m, const char *path, struct prepared *p, char *err, size_t errlen)
@@ -709,10 +692,10 @@ static int prepare_load(struct machine *m, const char *path, struct prepared *p,
         check_record(&p->f, "machine", &machine_table, NULL, &p->machine, why, sizeof(why)) < 0 ||
         check_record(&p->f, "cpu", &cpu_state_table, NULL, &p->cpu, why, sizeof(why)) < 0 ||
         check_devices(m, &p->f, why, sizeof(why)) < 0 ||
-        decode_memory(&p->f, "ram", &p->ram, m->pm->ram_size, why, sizeof(why)) < 0 ||
-        decode_memory(&p->f, "rom-shadow", &p->rom, ROM_SHADOW_SIZE, why, sizeof(why)) < 0) {
+        check_memory(&p->f, "ram", m->pm->ram_size, why, sizeof(why)) < 0 ||
+        check_memory(&p->f, "rom-shadow", ROM_SHADOW_SIZE, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "%s: %s", path, why);
-        prepared_free(m, p);
+        prepared_free(p);
         return -1;
     }
     return 0;
@@ -721,8 +704,10 @@ static int prepare_load(struct machine *m, const char *path, struct prepared *p,
 /* Put a checked snapshot into the machine: nothing here can fail. */
 static void apply_machine(struct machine *m, struct prepared *p)
 {
-    memcpy(m->pm->ram, p->ram, m->pm->ram_size);
-    memcpy(m->pm->rom_shadow, p->rom, ROM_SHADOW_SIZE);
+    char unused[8];     /* both images decoded once already, in prepare_load */
+    const struct snapfile_section *ram = snapfile_find(&p->f, "ram"), *rom = snapfile_find(&p->f, "rom-shadow");
+    snapfile_get_memory(ram->data, ram->len, m->pm->ram, m->pm->ram_size, unused, sizeof(unused));
+    snapfile_get_memory(rom->data, rom->len, m->pm->rom_shadow, ROM_SHADOW_SIZE, unused, sizeof(unused));
     struct machine_record mr = {0};
     state_apply(&machine_table, &mr, p->machine->data, p->machine->len);
     vclock_restore(m->clock, mr.now, mr.clock_insns);
@@ -894,7 +879,7 @@ int snapshot_load(struct machine *m, const char *name, char *err, size_t errlen)
         apply_machine(m, &p);
         snprintf(s->last, sizeof(s->last), "%s", e->name);
     }
-    prepared_free(m, &p);
+    prepared_free(&p);
     if (index_write(m, &ix, why, sizeof(why)) == 0)
         collect_layers(m, &ix);
     index_free(&ix);

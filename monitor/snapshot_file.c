@@ -302,12 +302,13 @@ int snapfile_get_memory(const uint8_t *data, size_t len, uint8_t *dst, uint64_t 
     uint8_t *bitmap = xcalloc(bmlen ? bmlen : 1, 1);
     struct decoder d = { ZSTD_createDCtx(), { data + 12, len - 12, 0 }, 1 };
     bool ok = decode_exact(&d, bitmap, bmlen);
+    static uint8_t scratch[MEM_PAGE];      /* where a check-only pass decodes */
     for (uint64_t i = 0; ok && i < npages; i++) {
-        uint8_t *p = dst + i * MEM_PAGE;
+        uint8_t *p = dst ? dst + i * MEM_PAGE : scratch;
         if (bitmap[i / 8] & (1u << (i % 8)))
             ok = decode_exact(&d, p, MEM_PAGE);
-        else
-            memset(p, 0, MEM_PAGE);
+        else if (dst && !page_is_zero(p))
+            memset(p, 0, MEM_PAGE);     /* reading first leaves untouched RAM unmapped */
     }
     if (ok && d.last != 0) {
         /* The frame's end may still be unread: read it, and nothing more. */

@@ -47,7 +47,8 @@ void snapfile_free(struct snapfile *f);
 
 /* Memory images (guest RAM, the ROM shadow). */
 void snapfile_put_memory(struct state_buf *b, const uint8_t *mem, uint64_t size);
-/* Decode into dst (size bytes, which must be the saved size); -1 with err when it does not fit. */
+/* Decode into dst (size bytes, which must be the saved size); -1 with err
+ * when it does not fit.  dst NULL: only check that it would decode. */
 int snapfile_get_memory(const uint8_t *data, size_t len, uint8_t *dst, uint64_t size, char *err, size_t errlen);
 
 /* Compare two snapshot files field by field and page by page, one line on
