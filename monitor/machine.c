@@ -110,7 +110,12 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
         fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
     if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
         guest_log(GUEST_LOG_UNASSIGNED_PORT, "out%c to unassigned port %04x", "bw?l"[size - 1], port);
+    uint64_t generation = m->pm->generation;
     bus_pio_write(m->bus, port, val, size);
+    /* The write moved memory (PAM, a BAR, the LFB): translated code must not
+     * run on into bytes whose page may now come from elsewhere. */
+    if (m->pm->generation != generation)
+        m->cpu.bt_exit = true;
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
     if (bus_pending_request(m->bus, &status) != BUS_REQ_NONE)
