@@ -941,6 +941,8 @@ void machine_free(struct machine *m)
     if (!m)
         return;
     for (int k = 0; k < 2; k++)
+        uart_free(m->uart[k]);         /* before their character devices */
+    for (int k = 0; k < 2; k++)
         if (m->serial_cd[k])
             chardev_close(m->serial_cd[k]);
     if (m->debugcon_cd)
@@ -976,7 +978,19 @@ void machine_free(struct machine *m)
     pctestdev_free(m->pctestdev);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
+    /* The devices every machine has, then their bus and clock: tests build
+     * and free many machines in one process. */
+    ide_free(m->ide);
+    fwcfg_free(m->fwcfg);
+    post_free(m->post);
+    kbc_free(m->kbc);
+    cmos_free(m->cmos);
+    pit_free(m->pit);
+    pic_free(m->pic);
+    pci_bus_free(m->pci);
     physmem_free(m->pm);
+    bus_free(m->bus);
+    vclock_free(m->clock);
     free(m);
 }
 
