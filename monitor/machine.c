@@ -114,7 +114,12 @@ void machine_io_write(struct machine *m, uint16_t port, uint32_t val, int size)
         fprintf(trace_output(), "out%c %04x <- %0*x\n", "bw?l"[size - 1], port, size * 2, val);
     if ((m->cfg.trace & TRACE_UNIMP) && !bus_pio_claimed(m->bus, port))
         guest_log(GUEST_LOG_UNASSIGNED_PORT, "out%c to unassigned port %04x", "bw?l"[size - 1], port);
+    uint64_t generation = m->pm->generation;
     bus_pio_write(m->bus, port, val, size);
+    /* The write moved memory (PAM, a BAR, the LFB): translated code must not
+     * run on into bytes whose page may now come from elsewhere. */
+    if (m->pm->generation != generation)
+        m->cpu.bt_exit = true;
     /* Devices may have asked for a reset or exit: end the slice. */
     int status;
     if (bus_pending_request(m->bus, &status) != BUS_REQ_NONE)
@@ -951,6 +956,8 @@ void machine_free(struct machine *m)
     if (!m)
         return;
     for (int k = 0; k < 2; k++)
+        uart_free(m->uart[k]);         /* before their character devices */
+    for (int k = 0; k < 2; k++)
         if (m->serial_cd[k])
             chardev_close(m->serial_cd[k]);
     if (m->debugcon_cd)
@@ -986,9 +993,22 @@ void machine_free(struct machine *m)
     pctestdev_free(m->pctestdev);
     /* The front end (main closes it first) reads the VGA's memory. */
     vga_free(m->vga);
+    /* The devices every machine has, then their bus and clock: tests build
+     * and free many machines in one process. */
+    ide_free(m->ide);
+    fwcfg_free(m->fwcfg);
+    post_free(m->post);
+    kbc_free(m->kbc);
+    cmos_free(m->cmos);
+    pit_free(m->pit);
+    pic_free(m->pic);
+    pci_bus_free(m->pci);
     physmem_free(m->pm);
     control_free(m->control);
     snapshot_free(m);
+
+    bus_free(m->bus);
+    vclock_free(m->clock);
     free(m);
 }
 

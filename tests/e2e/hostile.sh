@@ -3,7 +3,10 @@
 # by a seed, performs random port I/O, stores and loads in the VGA window,
 # the BARs and the APIC areas, PCI configuration accesses with BARs moved to
 # random addresses, IDE commands and bus-master DMA with random descriptors,
-# VGA/VBE register writes, and ISA DMA and floppy controller programming.
+# VGA/VBE register writes, ISA DMA and floppy controller programming, and
+# the other devices: both network cards' registers, rings and remote DMA,
+# ATAPI packets and DMA (a CD in the secondary master), fw_cfg and its DMA,
+# the ACPI PM block, pc-testdev, every ISA DMA channel, the APICs.
 # Under both engines every run must reach its exit (status 33: all
 # operations done, the monitor alive) within its instruction budget, with a
 # disk and a floppy attached (-snapshot: the images stay as they were).
@@ -20,6 +23,12 @@ sum_before=$(sha256sum <"$disk")
 floppy="$E2E_TMP/hostile-floppy.img"
 head -c 1474560 /dev/urandom >"$floppy"
 floppy_before=$(sha256sum <"$floppy")
+cd_image="$E2E_TMP/hostile-cd.iso"
+head -c 1048576 /dev/urandom >"$cd_image"
+# The network cards (00:03.0 PCnet, 00:04.0 NE2000) on restricted user
+# networking: slirp answers the guest's ARP requests, nothing leaves the host.
+devices="-cdrom $cd_image -device pc-testdev -netdev user,id=n0,restrict=on -device pcnet,netdev=n0
+ -netdev user,id=n1,restrict=on -device ne2k_pci,netdev=n1"
 
 for seed in $seeds; do
     rom="$E2E_TMP/hostile-$seed.bin"
@@ -29,7 +38,7 @@ for seed in $seeds; do
     fi
     for engine in bt interp; do
         err="$E2E_TMP/hostile-$seed-$engine.err"
-        timeout 600 $RV -accel $engine -bios "$rom" -hda "$disk" -fda "$floppy" -snapshot -display none -serial none -m 16 \
+        timeout 600 $RV -accel $engine -bios "$rom" -hda "$disk" -fda "$floppy" $devices -snapshot -display none -serial none -m 16 \
             -max-insns 1000000000 >"$err" 2>&1
         rc=$?
         if [ $rc -ne 33 ]; then

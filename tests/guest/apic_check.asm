@@ -4,11 +4,8 @@
 ; APIC, NMI, illegal vectors, and the APIC page moved over RAM and back.
 ; Each check prints "ok NAME" or "bad NAME VALUE" on COM1; the kernel
 ; leaves through isa-debug-exit with 0x10 (exit status 33).
-bits 32
-org 0x100000
+%include "tests/guest/multiboot.inc"
 
-MB_MAGIC  equ 0x1BADB002
-MB_FLAGS  equ 0x00010002
 COM1      equ 0x3f8
 APIC      equ 0xfee00000
 IOAPIC    equ 0xfec00000
@@ -31,9 +28,7 @@ V_IPI     equ 0x40
 V_TIMER   equ 0x41
 V_PIT     equ 0x50
 
-header:
-    dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-    dd header, header, load_end, bss_end, start
+MULTIBOOT_HEADER 0x2                ; memory information
 
 %macro expect 3                   ; expect VALUE-OPERAND, WANTED, name string
     mov eax, %1
@@ -379,10 +374,6 @@ pit_count:   dd 0
 nmi_count:   dd 0
 gp_count:    dd 0
 
-load_end:
-absolute load_end                 ; bss: described, not stored in the file
-    alignb 16
+MULTIBOOT_BSS
 idt:    resb 256 * 8
-        resb 4096
-stack_top:
-bss_end:
+MULTIBOOT_END

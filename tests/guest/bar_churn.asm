@@ -6,21 +6,16 @@
 ; and resets the machine through the keyboard controller.  SeaBIOS then
 ; boots: it needs 0xCF8/0xCFC and 0xCF9 back.  COM1 gets "churned" before
 ; the reset.
-bits 32
-org 0x100000
+%include "tests/guest/multiboot.inc"
 
 %ifndef ROUNDS
 %define ROUNDS 1000000
 %endif
-MB_MAGIC  equ 0x1BADB002
-MB_FLAGS  equ 0x00010000
 COM1      equ 0x3f8
 IDE       equ 0x80000900            ; CONFIG_ADDRESS of 00:01.1
 VGA       equ 0x80001000            ; CONFIG_ADDRESS of 00:02.0
 
-header:
-    dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-    dd header, header, load_end, bss_end, start
+MULTIBOOT_HEADER 0
 
 ; cfg_write32 ADDR, REG, VALUE(reg/imm)
 %macro cfg_write32 3
@@ -95,9 +90,5 @@ puts:
 
 msg_churned: db "churned", 10, 0
 
-load_end:
-absolute load_end
-    alignb 16
-    resb 4096
-stack_top:
-bss_end:
+MULTIBOOT_BSS
+MULTIBOOT_END

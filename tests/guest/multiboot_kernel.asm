@@ -2,16 +2,11 @@
 ; It reports what the loader handed it on COM1 — magic, memory sizes, the
 ; memory map, the command line and modules — then leaves through the
 ; isa-debug-exit port with value 0x10 (process exit status 33).
-bits 32
-org 0x100000
+%include "tests/guest/multiboot.inc"
 
-MB_MAGIC  equ 0x1BADB002
-MB_FLAGS  equ 0x00010003          ; page-aligned modules, memory info, load addresses below
 COM1      equ 0x3f8
 
-header:
-    dd MB_MAGIC, MB_FLAGS, -(MB_MAGIC + MB_FLAGS)
-    dd header, header, load_end, bss_end, start
+MULTIBOOT_HEADER 0x3                ; page-aligned modules, memory information
 
 start:
     mov esp, stack_top
@@ -233,9 +228,5 @@ msg_mmap_len:  db " len=0x", 0
 msg_mmap_type: db " type=", 0
 msg_done:      db "done", 10, 0
 
-load_end:
-absolute load_end                 ; the stack is bss: described, not stored in the file
-    alignb 16
-    resb 4096
-stack_top:
-bss_end:
+MULTIBOOT_BSS
+MULTIBOOT_END

@@ -24,6 +24,7 @@
 #include "devices/ide.h"
 #include "devices/pci.h"
 #include "hosted-driver/vclock.h"
+#include "device_bench.h"
 
 #define DISC_SECTORS 100
 #define RAM_SIZE (1u << 20)
@@ -55,16 +56,11 @@
 #define IR_IO 2
 
 struct env {
+    struct bench hw;
     char dir[64];
     char path[128], path2[128];
-    struct vclock *clk;
-    struct bus *b;
-    struct pci_bus *pb;
     struct ide *ide;
     struct atapi *cd;
-    uint8_t *ram;
-    int level[16];
-    int edges[16];
 };
 
 /* ---- fixtures ---- */
@@ -87,26 +83,6 @@ static void make_disc(const char *path, uint32_t sectors, int disc)
     free(buf);
 }
 
-static void sink(void *opaque, int line, int level)
-{
-    struct env *e = opaque;
-    if (level && !e->level[line])
-        e->edges[line]++;
-    e->level[line] = level;
-}
-
-static bool ram_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
-{
-    struct env *e = opaque;
-    if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-        return false;
-    if (write)
-        memcpy(e->ram + gpa, buf, len);
-    else
-        memcpy(buf, e->ram + gpa, len);
-    return true;
-}
-
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
@@ -116,21 +92,17 @@ static int setup(void **state)
     snprintf(e->path2, sizeof(e->path2), "%s/b.iso", e->dir);
     make_disc(e->path, DISC_SECTORS, 0);
     make_disc(e->path2, DISC_SECTORS / 2, 1);
-    e->ram = calloc(1, RAM_SIZE);
-    e->clk = vclock_new(true, 1);
-    e->b = bus_new(e->clk);
-    bus_set_irq_sink(e->b, sink, e);
-    e->pb = pci_bus_new(e->b);
-    e->ide = ide_new(e->b, e->pb, ram_rw, e);
+    bench_init(&e->hw, RAM_SIZE, true);
+    e->ide = ide_new(e->hw.b, e->hw.pb, bench_ram_rw, &e->hw);
     e->cd = atapi_new();
     char err[256];
     if (atapi_insert(e->cd, e->path, false, err, sizeof(err)) < 0)
         fail_msg("%s", err);
     assert_int_equal(ide_attach_cdrom(e->ide, 1, 0, e->cd, err, sizeof(err)), 0);
-    bus_reset_devices(e->b);
-    pci_config_write(e->pb, DEVFN, 0x20, BM_BASE, 4);
-    pci_config_write(e->pb, DEVFN, 0x04, 0x0005, 2);
-    memset(e->edges, 0, sizeof(e->edges));
+    bus_reset_devices(e->hw.b);
+    pci_config_write(e->hw.pb, DEVFN, 0x20, BM_BASE, 4);
+    pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0005, 2);
+    memset(e->hw.edges, 0, sizeof(e->hw.edges));
     *state = e;
     return 0;
 }
@@ -140,10 +112,7 @@ static int teardown(void **state)
     struct env *e = *state;
     ide_free(e->ide);
     atapi_free(e->cd);
-    pci_bus_free(e->pb);
-    bus_free(e->b);
-    vclock_free(e->clk);
-    free(e->ram);
+    bench_free(&e->hw);
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
     assert_int_equal(system(cmd), 0);
@@ -153,10 +122,10 @@ static int teardown(void **state)
 
 /* ---- driver-side helpers ---- */
 
-static void outb(struct env *e, uint16_t port, uint8_t v) { bus_pio_write(e->b, port, v, 1); }
-static uint8_t inb(struct env *e, uint16_t port) { return bus_pio_read(e->b, port, 1); }
-static uint16_t inw(struct env *e, uint16_t port) { return bus_pio_read(e->b, port, 2); }
-static void outw(struct env *e, uint16_t port, uint16_t v) { bus_pio_write(e->b, port, v, 2); }
+static void outb(struct env *e, uint16_t port, uint8_t v) { bus_pio_write(e->hw.b, port, v, 1); }
+static uint8_t inb(struct env *e, uint16_t port) { return bus_pio_read(e->hw.b, port, 1); }
+static uint16_t inw(struct env *e, uint16_t port) { return bus_pio_read(e->hw.b, port, 2); }
+static void outw(struct env *e, uint16_t port, uint16_t v) { bus_pio_write(e->hw.b, port, v, 2); }
 
 static uint16_t byte_count(struct env *e)
 {
@@ -170,12 +139,12 @@ static void send_packet(struct env *e, const uint8_t cdb[12], uint16_t limit, bo
     outb(e, S_FEAT, dma ? 1 : 0);
     outb(e, S_LBAM, (uint8_t)limit);
     outb(e, S_LBAH, limit >> 8);
-    int edges = e->edges[IRQ];
+    int edges = e->hw.edges[IRQ];
     outb(e, S_CMD, 0xa0);
     /* The drive asks for the packet: DRQ, "command" reason, no interrupt. */
-    assert_int_equal(bus_pio_read(e->b, S_CTL, 1), ST_IDLE | ST_DRQ);
+    assert_int_equal(bus_pio_read(e->hw.b, S_CTL, 1), ST_IDLE | ST_DRQ);
     assert_int_equal(inb(e, S_COUNT) & 3, IR_COD);
-    assert_int_equal(e->edges[IRQ], edges);
+    assert_int_equal(e->hw.edges[IRQ], edges);
     for (int i = 0; i < 12; i += 2)
         outw(e, S_DATA, cdb[i] | cdb[i + 1] << 8);
 }
@@ -186,10 +155,10 @@ static uint32_t pio_in(struct env *e, uint8_t *buf, uint32_t max, uint32_t *bloc
 {
     uint32_t total = 0, n = 0;
     for (;;) {
-        uint8_t st = bus_pio_read(e->b, S_CTL, 1);
+        uint8_t st = bus_pio_read(e->hw.b, S_CTL, 1);
         if (!(st & ST_DRQ))
             break;
-        assert_int_equal(e->level[IRQ], 1);
+        assert_int_equal(e->hw.level[IRQ], 1);
         assert_int_equal(inb(e, S_COUNT) & 3, IR_IO);
         uint32_t len = byte_count(e);
         assert_true(total + len <= max);
@@ -211,15 +180,15 @@ static uint32_t pio_in(struct env *e, uint8_t *buf, uint32_t max, uint32_t *bloc
 /* The command has ended: status and interrupt reason of completion. */
 static void expect_good(struct env *e)
 {
-    assert_int_equal(e->level[IRQ], 1);
+    assert_int_equal(e->hw.level[IRQ], 1);
     assert_int_equal(inb(e, S_COUNT) & 3, IR_IO | IR_COD);
     assert_int_equal(inb(e, S_STATUS), ST_IDLE);
-    assert_int_equal(e->level[IRQ], 0);
+    assert_int_equal(e->hw.level[IRQ], 0);
 }
 
 static void expect_failed(struct env *e, uint8_t key)
 {
-    assert_int_equal(e->level[IRQ], 1);
+    assert_int_equal(e->hw.level[IRQ], 1);
     assert_int_equal(inb(e, S_COUNT) & 3, IR_IO | IR_COD);
     assert_int_equal(inb(e, S_STATUS), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, S_ERR) >> 4, key);
@@ -300,7 +269,7 @@ static void test_signature_after_resets(void **state)
     assert_int_equal(inb(e, S_ERR), 0x01);
 
     outb(e, S_CTL, 0x04);                       /* SRST */
-    assert_int_equal(bus_pio_read(e->b, S_CTL, 1), ST_BSY);
+    assert_int_equal(bus_pio_read(e->hw.b, S_CTL, 1), ST_BSY);
     outb(e, S_CTL, 0x00);
     expect_signature(e);
     assert_int_equal(inb(e, S_STATUS), 0);
@@ -334,7 +303,7 @@ static void test_identify_packet_device(void **state)
     struct env *e = *state;
     outb(e, S_DEV, 0xa0);
     outb(e, S_CMD, 0xa1);
-    assert_int_equal(e->level[IRQ], 1);
+    assert_int_equal(e->hw.level[IRQ], 1);
     assert_int_equal(inb(e, S_STATUS), ST_IDLE | ST_DRQ);
     uint16_t id[256];
     for (int i = 0; i < 256; i++)
@@ -384,13 +353,13 @@ static void test_inquiry_pio_protocol(void **state)
     uint8_t cdb[12] = { 0x12, 0, 0, 0, 96 };
     uint8_t r[96];
     send_packet(e, cdb, 0xfffe, false);
-    assert_int_equal(e->edges[IRQ], 1);
+    assert_int_equal(e->hw.edges[IRQ], 1);
     assert_int_equal(byte_count(e), 36);
     uint32_t blocks;
     assert_int_equal(pio_in(e, r, sizeof(r), &blocks), 36);
     assert_int_equal(blocks, 1);
     expect_good(e);
-    assert_int_equal(e->edges[IRQ], 2);         /* one for the data, one for the end */
+    assert_int_equal(e->hw.edges[IRQ], 2);         /* one for the data, one for the end */
     assert_int_equal(r[0], 0x05);
     assert_int_equal(r[1], 0x80);
     assert_memory_equal(r + 8, "RETROVSR", 8);
@@ -501,7 +470,7 @@ static void test_invalid_opcode(void **state)
 static void put_prd(struct env *e, uint32_t table, int idx, uint32_t addr, uint32_t count, bool eot)
 {
     uint32_t w[2] = { addr, (count & 0xffff) | (eot ? 0x80000000u : 0) };
-    memcpy(e->ram + table + 8 * idx, w, 8);
+    memcpy(e->hw.ram + table + 8 * idx, w, 8);
 }
 
 static void test_dma_read(void **state)
@@ -510,33 +479,33 @@ static void test_dma_read(void **state)
     /* 40 sectors (80 KiB) through two PRD entries of 64 KiB and 16 KiB. */
     put_prd(e, 0x1000, 0, 0x10000, 0, false);
     put_prd(e, 0x1000, 1, 0x20000, 0x4000, true);
-    bus_pio_write(e->b, BM_SEC + 4, 0x1000, 4);
-    bus_pio_write(e->b, BM_SEC, 0x08, 1);
-    bus_pio_write(e->b, BM_SEC + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_SEC + 4, 0x1000, 4);
+    bus_pio_write(e->hw.b, BM_SEC, 0x08, 1);
+    bus_pio_write(e->hw.b, BM_SEC + 2, 0x06, 1);
     uint8_t cdb[12];
     read10_cdb(cdb, 30, 40);
     send_packet(e, cdb, 0, true);
     /* Waiting for the bus master: DRQ, data to the host, no interrupt yet. */
-    assert_int_equal(bus_pio_read(e->b, S_CTL, 1), ST_IDLE | ST_DRQ);
+    assert_int_equal(bus_pio_read(e->hw.b, S_CTL, 1), ST_IDLE | ST_DRQ);
     assert_int_equal(inb(e, S_COUNT) & 3, IR_IO);
-    assert_int_equal(e->edges[IRQ], 0);
-    bus_pio_write(e->b, BM_SEC, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_SEC + 2, 1) & 7, 0x04);  /* done, interrupt, no error */
+    assert_int_equal(e->hw.edges[IRQ], 0);
+    bus_pio_write(e->hw.b, BM_SEC, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_SEC + 2, 1) & 7, 0x04);  /* done, interrupt, no error */
     expect_good(e);
-    expect_disc_data(e->ram + 0x10000, 30, 40 * ATAPI_SECTOR, 0);
-    bus_pio_write(e->b, BM_SEC, 0x00, 1);
-    bus_pio_write(e->b, BM_SEC + 2, 0x04, 1);
+    expect_disc_data(e->hw.ram + 0x10000, 30, 40 * ATAPI_SECTOR, 0);
+    bus_pio_write(e->hw.b, BM_SEC, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_SEC + 2, 0x04, 1);
 
     /* The engine started first, then the command: a short reply (INQUIRY)
      * into a larger buffer leaves the bus master active, as on a PIIX. */
-    memset(e->ram + 0x30000, 0, 256);
+    memset(e->hw.ram + 0x30000, 0, 256);
     put_prd(e, 0x1000, 0, 0x30000, 256, true);
-    bus_pio_write(e->b, BM_SEC, 0x09, 1);
+    bus_pio_write(e->hw.b, BM_SEC, 0x09, 1);
     uint8_t inq[12] = { 0x12, 0, 0, 0, 96 };
     send_packet(e, inq, 0, true);
     expect_good(e);
-    assert_int_equal(bus_pio_read(e->b, BM_SEC + 2, 1) & 7, 0x05);
-    assert_memory_equal(e->ram + 0x30000 + 8, "RETROVSR", 8);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_SEC + 2, 1) & 7, 0x05);
+    assert_memory_equal(e->hw.ram + 0x30000 + 8, "RETROVSR", 8);
 }
 
 static void test_dma_errors(void **state)
@@ -545,30 +514,30 @@ static void test_dma_errors(void **state)
     /* A PRD table describing less memory than the data: the bus master
      * reports an error and the command ends in CHECK CONDITION. */
     put_prd(e, 0x1000, 0, 0x10000, 1024, true);
-    bus_pio_write(e->b, BM_SEC + 4, 0x1000, 4);
+    bus_pio_write(e->hw.b, BM_SEC + 4, 0x1000, 4);
     uint8_t cdb[12];
     read10_cdb(cdb, 0, 2);
     send_packet(e, cdb, 0, true);
-    bus_pio_write(e->b, BM_SEC, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_SEC + 2, 1) & 7, 0x06);
+    bus_pio_write(e->hw.b, BM_SEC, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_SEC + 2, 1) & 7, 0x06);
     expect_failed(e, 0x0b);                      /* ABORTED COMMAND */
-    bus_pio_write(e->b, BM_SEC, 0x00, 1);
-    bus_pio_write(e->b, BM_SEC + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_SEC, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_SEC + 2, 0x06, 1);
 
     /* A buffer outside RAM. */
     put_prd(e, 0x1000, 0, RAM_SIZE - 512, 0x1000, true);
     send_packet(e, cdb, 0, true);
-    bus_pio_write(e->b, BM_SEC, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_SEC + 2, 1) & 7, 0x06);
+    bus_pio_write(e->hw.b, BM_SEC, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_SEC + 2, 1) & 7, 0x06);
     expect_failed(e, 0x0b);
-    bus_pio_write(e->b, BM_SEC, 0x00, 1);
-    bus_pio_write(e->b, BM_SEC + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_SEC, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_SEC + 2, 0x06, 1);
 
     /* An out-of-range read fails before any DMA. */
     read10_cdb(cdb, DISC_SECTORS, 1);
     send_packet(e, cdb, 0, true);
     expect_failed(e, SENSE_ILLEGAL_REQUEST);
-    assert_int_equal(bus_pio_read(e->b, BM_SEC + 2, 1) & 7, 0x04);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_SEC + 2, 1) & 7, 0x04);
 }
 
 /* ---- MMC commands ---- */
@@ -710,7 +679,7 @@ static void test_mode_sense_and_select(void **state)
     /* MODE SELECT(10): a 16-byte parameter list written by PIO. */
     uint8_t sel[12] = { 0x55, 0x10, 0, 0, 0, 0, 0, 0, 16 };
     send_packet(e, sel, 0xfffe, false);
-    assert_int_equal(e->level[IRQ], 1);
+    assert_int_equal(e->hw.level[IRQ], 1);
     assert_int_equal(inb(e, S_COUNT) & 3, 0);   /* data, to the device */
     assert_int_equal(byte_count(e), 16);
     assert_int_equal(inb(e, S_STATUS), ST_IDLE | ST_DRQ);
@@ -844,7 +813,7 @@ static void test_guest_eject_and_lock(void **state)
     assert_int_equal(atapi_eject(e->cd, true, err, sizeof(err)), 0);
     assert_false(atapi_has_medium(e->cd));
     command_nodata(e, prevent);
-    bus_reset_devices(e->b);
+    bus_reset_devices(e->hw.b);
     assert_false(atapi_locked(e->cd));
     assert_false(atapi_tray_open(e->cd));
 }
@@ -965,10 +934,10 @@ static bool run_random_command(struct env *e)
         if (dma) {
             uint32_t addr = rnd() % 8 ? 0x10000 + (rnd() % 0x8000) * 2 : RAM_SIZE - 2 * (rnd() % 64);
             put_prd(e, 0x1000, 0, addr, rnd() % 0x10000, true);
-            bus_pio_write(e->b, BM_SEC + 4, 0x1000, 4);
-            bus_pio_write(e->b, BM_SEC, 0x09, 1);
-            bus_pio_write(e->b, BM_SEC, 0x00, 1);
-            bus_pio_write(e->b, BM_SEC + 2, 0x06, 1);
+            bus_pio_write(e->hw.b, BM_SEC + 4, 0x1000, 4);
+            bus_pio_write(e->hw.b, BM_SEC, 0x09, 1);
+            bus_pio_write(e->hw.b, BM_SEC, 0x00, 1);
+            bus_pio_write(e->hw.b, BM_SEC + 2, 0x06, 1);
             continue;
         }
         uint32_t n = byte_count(e);
@@ -995,9 +964,9 @@ static void test_random_packets(void **state)
         case 1: atapi_eject(e->cd, rnd() % 2, err, sizeof(err)); break;
         case 2: outb(e, S_CTL, 0x04); outb(e, S_CTL, 0x00); break;
         case 3:
-            bus_reset_devices(e->b);    /* the firmware maps the bus master again */
-            pci_config_write(e->pb, DEVFN, 0x20, BM_BASE, 4);
-            pci_config_write(e->pb, DEVFN, 0x04, 0x0005, 2);
+            bus_reset_devices(e->hw.b);    /* the firmware maps the bus master again */
+            pci_config_write(e->hw.pb, DEVFN, 0x20, BM_BASE, 4);
+            pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0005, 2);
             break;
         }
     }

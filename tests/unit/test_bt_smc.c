@@ -243,6 +243,35 @@ static void test_code_in_video_memory_rewritten_through_the_window(void **state)
     machine_free(m);
 }
 
+/* ---- a port write that remaps the running code's page ---- */
+
+/* Code in shadow RAM at 0xF8000 turns the BIOS segment's reads back to ROM
+ * (PAM0: read ROM, write RAM): the very next instruction comes from the ROM,
+ * the tiny machine's HLTs, not from the RAM the block was translated from.
+ * (Found by test_bt_fuzz's window blocks: bt ran on past the OUT.) */
+static void test_out_remapping_its_own_page_ends_the_block(void **state)
+{
+    static const uint8_t code[] = {
+        0xb8, 0x58, 0x00, 0x00, 0x80,                  /* mov eax, CONFIG_ADDRESS of 0x58-0x5b */
+        0x66, 0xba, 0xf8, 0x0c, 0xef,                  /* mov dx, 0xcf8; out dx, eax */
+        0x66, 0xba, 0xfd, 0x0c,                        /* mov dx, 0xcfd (register 0x59, PAM0) */
+        0xb0, 0x20, 0xee,                              /* mov al, 0x20; out dx, al */
+        0xbb, 0x01, 0x00, 0x00, 0x00,                  /* mov ebx, 1 (in RAM only) */
+        0xf4,
+    };
+    for (int k = 0; k < 2; k++) {
+        struct machine *m = k ? m_interp : m_bt;
+        put(m, 0xf8000, code, sizeof code);
+        machine_io_write(m, 0xcf8, 0x80000058u, 4);
+        machine_io_write(m, 0xcfd, 0x30, 1);           /* the BIOS segment: RAM */
+        run_from(m, 0xf8000);
+        assert_int_equal(m->cpu.r[R_EBX], 0);
+        assert_int_equal(m->cpu.eip, 0xf8000 + 17 + 1);  /* the ROM's HLT where MOV EBX was */
+        machine_io_write(m, 0xcf8, 0x80000058u, 4);
+        machine_io_write(m, 0xcfd, 0x00, 1);
+    }
+}
+
 /* ---- a guest stuck in a fault ---- */
 
 /* Real mode, interrupts off: UD2 at 0000:0600, and its #UD handler IRETs
@@ -299,6 +328,7 @@ int main(void)
         cmocka_unit_test(test_data_beside_code_keeps_translations),
         cmocka_unit_test(test_rewritten_page_turns_hot_and_stays_right),
         cmocka_unit_test(test_code_in_video_memory_rewritten_through_the_window),
+        cmocka_unit_test(test_out_remapping_its_own_page_ends_the_block),
         cmocka_unit_test(test_fault_loop_reported_as_livelock),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

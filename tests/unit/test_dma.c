@@ -10,37 +10,23 @@
 #include "devices/bus.h"
 #include "devices/dma.h"
 #include "hosted-driver/vclock.h"
+#include "device_bench.h"
 
 #define RAM_SIZE 0x38000     /* not a whole number of 64 KiB pages */
 
 struct env {
-    struct vclock *clk;
-    struct bus *b;
+    struct bench hw;
     struct dma *d;
-    uint8_t ram[RAM_SIZE];
     int services;
     int last_channel;
 };
 
-static bool ram_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
-{
-    struct env *e = opaque;
-    if (gpa > RAM_SIZE || len > RAM_SIZE - gpa)
-        return false;
-    if (write)
-        memcpy(e->ram + gpa, buf, len);
-    else
-        memcpy(buf, e->ram + gpa, len);
-    return true;
-}
-
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
-    e->clk = vclock_new(true, 1);
-    e->b = bus_new(e->clk);
-    e->d = dma_new(e->b, ram_rw, e);
-    bus_reset_devices(e->b);
+    bench_init(&e->hw, RAM_SIZE, false);
+    e->d = dma_new(e->hw.b, bench_ram_rw, &e->hw);
+    bus_reset_devices(e->hw.b);
     *state = e;
     return 0;
 }
@@ -49,20 +35,19 @@ static int teardown(void **state)
 {
     struct env *e = *state;
     dma_free(e->d);
-    bus_free(e->b);
-    vclock_free(e->clk);
+    bench_free(&e->hw);
     free(e);
     return 0;
 }
 
 static void outb(struct env *e, uint16_t port, uint8_t v)
 {
-    bus_pio_write(e->b, port, v, 1);
+    bus_pio_write(e->hw.b, port, v, 1);
 }
 
 static uint8_t inb(struct env *e, uint16_t port)
 {
-    return bus_pio_read(e->b, port, 1);
+    return bus_pio_read(e->hw.b, port, 1);
 }
 
 /* Register of channel ch's controller: DMA1's ports are 1 apart, DMA2's 2. */
@@ -116,15 +101,15 @@ static void to_memory_stops_at_terminal_count(void **state)
     struct env *e = *state;
     uint8_t modes[3] = { MODE_SINGLE, MODE_BLOCK, MODE_DEMAND };
     for (int k = 0; k < 3; k++) {
-        memset(e->ram, 0, sizeof(e->ram));
+        memset(e->hw.ram, 0, RAM_SIZE);
         program(e, 2, 0x01, 0x1234, 9, modes[k] | TO_MEMORY);
         uint8_t src[16];
         fill(src, 16, 0x40 + k);
         bool tc = false;
         assert_int_equal(dma_to_memory(e->d, 2, src, 16, &tc), 10);
         assert_true(tc);
-        assert_memory_equal(e->ram + 0x11234, src, 10);
-        assert_int_equal(e->ram[0x11234 + 10], 0);
+        assert_memory_equal(e->hw.ram + 0x11234, src, 10);
+        assert_int_equal(e->hw.ram[0x11234 + 10], 0);
         /* TC bit of channel 2 in the status, cleared by reading it; the channel masks itself. */
         assert_int_equal(inb(e, 0x08) & 0x0f, 0x04);
         assert_int_equal(inb(e, 0x08) & 0x0f, 0);
@@ -137,7 +122,7 @@ static void to_memory_stops_at_terminal_count(void **state)
 static void from_memory_and_partial_transfers(void **state)
 {
     struct env *e = *state;
-    fill(e->ram + 0x20000, 100, 3);
+    fill(e->hw.ram + 0x20000, 100, 3);
     program(e, 1, 0x02, 0x0000, 99, MODE_SINGLE | FROM_MEMORY);
     uint8_t got[100];
     bool tc = true;
@@ -146,19 +131,19 @@ static void from_memory_and_partial_transfers(void **state)
     assert_int_equal(dma_bytes_left(e->d, 1), 60);
     assert_int_equal(dma_from_memory(e->d, 1, got + 40, 100, &tc), 60);
     assert_true(tc);
-    assert_memory_equal(got, e->ram + 0x20000, 100);
+    assert_memory_equal(got, e->hw.ram + 0x20000, 100);
 }
 
 static void wrong_direction_and_verify_touch_no_memory(void **state)
 {
     struct env *e = *state;
-    memset(e->ram, 0x11, 0x100);
+    memset(e->hw.ram, 0x11, 0x100);
     program(e, 3, 0x00, 0x0000, 0x0f, MODE_SINGLE | FROM_MEMORY);
     uint8_t src[16];
     fill(src, 16, 9);
     assert_int_equal(dma_to_memory(e->d, 3, src, 16, NULL), 16);
     for (int i = 0; i < 16; i++)
-        assert_int_equal(e->ram[i], 0x11);
+        assert_int_equal(e->hw.ram[i], 0x11);
     program(e, 3, 0x00, 0x0000, 0x0f, MODE_SINGLE);    /* verify */
     uint8_t got[16];
     assert_int_equal(dma_from_memory(e->d, 3, got, 16, NULL), 16);
@@ -179,7 +164,7 @@ static void autoinit_reloads_and_stays_unmasked(void **state)
     assert_int_equal(read_word(e, 1, 3), 3);
     assert_int_equal(dma_to_memory(e->d, 1, b, 4, &tc), 4);
     assert_true(tc);
-    assert_memory_equal(e->ram + 0x100, b, 4);
+    assert_memory_equal(e->hw.ram + 0x100, b, 4);
 }
 
 static void decrement_mode(void **state)
@@ -188,10 +173,10 @@ static void decrement_mode(void **state)
     program(e, 0, 0x00, 0x0203, 3, MODE_BLOCK | TO_MEMORY | DECREMENT);
     uint8_t src[4] = { 0xa, 0xb, 0xc, 0xd };
     assert_int_equal(dma_to_memory(e->d, 0, src, 4, NULL), 4);
-    assert_int_equal(e->ram[0x203], 0xa);
-    assert_int_equal(e->ram[0x202], 0xb);
-    assert_int_equal(e->ram[0x201], 0xc);
-    assert_int_equal(e->ram[0x200], 0xd);
+    assert_int_equal(e->hw.ram[0x203], 0xa);
+    assert_int_equal(e->hw.ram[0x202], 0xb);
+    assert_int_equal(e->hw.ram[0x201], 0xc);
+    assert_int_equal(e->hw.ram[0x200], 0xd);
 }
 
 static void word_channel_addresses_words(void **state)
@@ -204,7 +189,7 @@ static void word_channel_addresses_words(void **state)
     bool tc = false;
     assert_int_equal(dma_to_memory(e->d, 5, src, 9, &tc), 8);
     assert_true(tc);
-    assert_memory_equal(e->ram + 0x30000, src, 8);
+    assert_memory_equal(e->hw.ram + 0x30000, src, 8);
     assert_int_equal(read_word(e, 5, 2), 0x8004);
     assert_int_equal(inb(e, 0xd0) & 0x0f, 0x02);
 }
@@ -215,19 +200,19 @@ static void page_wrap_8_and_16_bit(void **state)
     program(e, 2, 0x01, 0xfffe, 3, MODE_SINGLE | TO_MEMORY);
     uint8_t src[4] = { 1, 2, 3, 4 };
     assert_int_equal(dma_to_memory(e->d, 2, src, 4, NULL), 4);
-    assert_int_equal(e->ram[0x1fffe], 1);
-    assert_int_equal(e->ram[0x1ffff], 2);
-    assert_int_equal(e->ram[0x10000], 3);
-    assert_int_equal(e->ram[0x10001], 4);
-    assert_int_equal(e->ram[0x20000], 0);
+    assert_int_equal(e->hw.ram[0x1fffe], 1);
+    assert_int_equal(e->hw.ram[0x1ffff], 2);
+    assert_int_equal(e->hw.ram[0x10000], 3);
+    assert_int_equal(e->hw.ram[0x10001], 4);
+    assert_int_equal(e->hw.ram[0x20000], 0);
 
     program(e, 6, 0x01, 0xffff, 1, MODE_SINGLE | TO_MEMORY);   /* page 1 is page 0 for words */
     uint8_t w[4] = { 5, 6, 7, 8 };
     assert_int_equal(dma_to_memory(e->d, 6, w, 4, NULL), 4);
-    assert_int_equal(e->ram[0x1fffe], 5);
-    assert_int_equal(e->ram[0x1ffff], 6);
-    assert_int_equal(e->ram[0x00000], 7);
-    assert_int_equal(e->ram[0x00001], 8);
+    assert_int_equal(e->hw.ram[0x1fffe], 5);
+    assert_int_equal(e->hw.ram[0x1ffff], 6);
+    assert_int_equal(e->hw.ram[0x00000], 7);
+    assert_int_equal(e->hw.ram[0x00001], 8);
 }
 
 static void beyond_ram_is_dropped(void **state)
@@ -237,8 +222,8 @@ static void beyond_ram_is_dropped(void **state)
     program(e, 2, 0x03, 0x7ffe, 3, MODE_SINGLE | TO_MEMORY);
     uint8_t src[4] = { 1, 2, 3, 4 };
     assert_int_equal(dma_to_memory(e->d, 2, src, 4, NULL), 4);
-    assert_int_equal(e->ram[0x37ffe], 1);
-    assert_int_equal(e->ram[0x37fff], 2);
+    assert_int_equal(e->hw.ram[0x37ffe], 1);
+    assert_int_equal(e->hw.ram[0x37fff], 2);
     program(e, 2, 0xff, 0x0000, 3, MODE_SINGLE | FROM_MEMORY);
     uint8_t got[4] = { 0 };
     assert_int_equal(dma_from_memory(e->d, 2, got, 4, NULL), 4);
@@ -271,8 +256,8 @@ static void dreq_waits_for_unmask_and_enable(void **state)
     outb(e, 0x08, 0x00);
     assert_int_equal(e->services, 1);
     assert_int_equal(e->last_channel, 2);
-    assert_int_equal(e->ram[0x400], 0x5a);
-    assert_int_equal(e->ram[0x401], 0xa5);
+    assert_int_equal(e->hw.ram[0x400], 0x5a);
+    assert_int_equal(e->hw.ram[0x401], 0xa5);
     /* A channel in cascade mode never serves a device. */
     program(e, 2, 0x00, 0x0400, 1, MODE_CASCADE);
     dma_set_dreq(e->d, 2, true);

@@ -15,6 +15,7 @@
 #include "devices/fdc.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/vclock.h"
+#include "device_bench.h"
 
 #define RAM_SIZE (128 * 1024)
 #define IMG_SIZE 1474560
@@ -26,37 +27,12 @@
 #define DIR 0x3f7
 
 struct env {
-    struct vclock *clk;
-    struct bus *b;
+    struct bench hw;
     struct dma *d;
     struct fdc *f;
     struct blockdev *bd;
     char path[64];
-    uint8_t ram[RAM_SIZE];
-    int irq6, edges6;
 };
-
-static bool ram_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
-{
-    struct env *e = opaque;
-    if (gpa > RAM_SIZE || len > RAM_SIZE - gpa)
-        return false;
-    if (write)
-        memcpy(e->ram + gpa, buf, len);
-    else
-        memcpy(buf, e->ram + gpa, len);
-    return true;
-}
-
-static void sink(void *opaque, int line, int level)
-{
-    struct env *e = opaque;
-    if (line != FDC_IRQ)
-        return;
-    if (level && !e->irq6)
-        e->edges6++;
-    e->irq6 = level;
-}
 
 /* Every byte of the image says where it is: sector number (LBA) and offset. */
 static uint8_t pattern(uint32_t lba, uint32_t off)
@@ -90,16 +66,14 @@ static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
     char err[256];
-    e->clk = vclock_new(true, 1);
-    e->b = bus_new(e->clk);
-    bus_set_irq_sink(e->b, sink, e);
-    e->d = dma_new(e->b, ram_rw, e);
-    e->f = fdc_new(e->b, e->d);
+    bench_init(&e->hw, RAM_SIZE, false);
+    e->d = dma_new(e->hw.b, bench_ram_rw, &e->hw);
+    e->f = fdc_new(e->hw.b, e->d);
     make_image(e);
     e->bd = open_image(e, false);
     fdc_add_drive(e->f, 0, FLOPPY_1440K);
     assert_int_equal(fdc_insert(e->f, 0, e->bd, err, sizeof(err)), 0);
-    bus_reset_devices(e->b);
+    bus_reset_devices(e->hw.b);
     *state = e;
     return 0;
 }
@@ -112,27 +86,26 @@ static int teardown(void **state)
     if (e->bd)
         blockdev_close(e->bd);
     unlink(e->path);
-    bus_free(e->b);
-    vclock_free(e->clk);
+    bench_free(&e->hw);
     free(e);
     return 0;
 }
 
 static void outb(struct env *e, uint16_t port, uint8_t v)
 {
-    bus_pio_write(e->b, port, v, 1);
+    bus_pio_write(e->hw.b, port, v, 1);
 }
 
 static uint8_t inb(struct env *e, uint16_t port)
 {
-    return bus_pio_read(e->b, port, 1);
+    return bus_pio_read(e->hw.b, port, 1);
 }
 
 /* Lets a millisecond of virtual time pass and runs the timers. */
 static void settle(struct env *e)
 {
-    vclock_account_insns(e->clk, 1000000);
-    vclock_run_timers(e->clk);
+    vclock_account_insns(e->hw.clk, 1000000);
+    vclock_run_timers(e->hw.clk);
 }
 
 static void command(struct env *e, const uint8_t *bytes, int n)
@@ -164,13 +137,13 @@ static void reset_controller(struct env *e)
     assert_int_equal(inb(e, MSR), 0);
     outb(e, DOR, 0x0c);
     settle(e);
-    assert_int_equal(e->irq6, 1);
+    assert_int_equal(e->hw.level[FDC_IRQ], 1);
     uint8_t r[2];
     for (int unit = 0; unit < 4; unit++) {
         CMD(e, 0x08);
         assert_int_equal(result(e, r, 2), 2);
         assert_int_equal(r[0], 0xc0 | unit);
-        assert_int_equal(e->irq6, 0);
+        assert_int_equal(e->hw.level[FDC_IRQ], 0);
     }
 }
 
@@ -180,16 +153,16 @@ static void seek_and_sense(struct env *e, uint8_t unit, uint8_t cyl, uint8_t exp
         CMD(e, 0x07, unit);
     else
         CMD(e, 0x0f, unit, cyl);
-    int edges = e->edges6;
+    int edges = e->hw.edges[FDC_IRQ];
     settle(e);
-    assert_int_equal(e->edges6, edges + 1);
+    assert_int_equal(e->hw.edges[FDC_IRQ], edges + 1);
     uint8_t r[2];
     CMD(e, 0x08);
     assert_int_equal(result(e, r, 2), 2);
     assert_int_equal(r[0], expect_st0);
     if (cyl != 0xff && !(expect_st0 & 0x40))
         assert_int_equal(r[1], cyl);
-    assert_int_equal(e->irq6, 0);
+    assert_int_equal(e->hw.level[FDC_IRQ], 0);
 }
 
 /* DMA channel 2 for `bytes` bytes at addr, as SeaBIOS programs it. */
@@ -216,8 +189,8 @@ static void expect_sectors(struct env *e, uint32_t addr, uint32_t lba, int count
 {
     for (int s = 0; s < count; s++)
         for (int i = 0; i < 512; i++)
-            if (e->ram[addr + s * 512 + i] != pattern(lba + s, i))
-                fail_msg("sector %d byte %d: %02x, expected %02x", s, i, e->ram[addr + s * 512 + i],
+            if (e->hw.ram[addr + s * 512 + i] != pattern(lba + s, i))
+                fail_msg("sector %d byte %d: %02x, expected %02x", s, i, e->hw.ram[addr + s * 512 + i],
                          pattern(lba + s, i));
 }
 
@@ -225,11 +198,11 @@ static void expect_sectors(struct env *e, uint32_t addr, uint32_t lba, int count
 static void data_command(struct env *e, const uint8_t *cmd, int n, uint8_t *r)
 {
     command(e, cmd, n);
-    int edges = e->edges6;
+    int edges = e->hw.edges[FDC_IRQ];
     settle(e);
-    assert_int_equal(e->edges6, edges + 1);
+    assert_int_equal(e->hw.edges[FDC_IRQ], edges + 1);
     assert_int_equal(result(e, r, 7), 7);
-    assert_int_equal(e->irq6, 0);
+    assert_int_equal(e->hw.level[FDC_IRQ], 0);
 }
 
 static void reset_gives_four_ready_changed_statuses(void **state)
@@ -243,7 +216,7 @@ static void reset_gives_four_ready_changed_statuses(void **state)
     /* DSR's software reset does it too. */
     outb(e, MSR, 0x80);
     settle(e);
-    assert_int_equal(e->irq6, 1);
+    assert_int_equal(e->hw.level[FDC_IRQ], 1);
     CMD(e, 0x08);
     assert_int_equal(result(e, r, 2), 2);
     assert_int_equal(r[0], 0xc0);
@@ -323,10 +296,10 @@ static void dma_programmed_after_the_command(void **state)
     CMD(e, 0x66, 0x04, 2, 1, 9, 2, 9, 0x1b, 0xff);
     settle(e);
     assert_int_equal(inb(e, MSR) & 0x90, 0x10);     /* busy, waiting for the DMA */
-    assert_int_equal(e->irq6, 0);
+    assert_int_equal(e->hw.level[FDC_IRQ], 0);
     outb(e, 0x0a, 0x02);
     settle(e);
-    assert_int_equal(e->irq6, 1);
+    assert_int_equal(e->hw.level[FDC_IRQ], 1);
     uint8_t r[7];
     assert_int_equal(result(e, r, 7), 7);
     assert_int_equal(r[0] & 0xc0, 0);
@@ -339,14 +312,14 @@ static void write_reaches_the_image(void **state)
     reset_controller(e);
     CMD(e, 0x03, 0xaf, 0x02);
     for (int i = 0; i < 1024; i++)
-        e->ram[0x3000 + i] = (uint8_t)(i * 5 + 1);
+        e->hw.ram[0x3000 + i] = (uint8_t)(i * 5 + 1);
     dma_setup(e, 0x3000, 1024, false);
     uint8_t r[7];
     data_command(e, (uint8_t[]){ 0xc5, 0x00, 79, 0, 3, 2, 4, 0x1b, 0xff }, 9, r);
     assert_int_equal(r[0] & 0xc0, 0);
     uint8_t back[1024];
     assert_int_equal(blockdev_read(e->bd, (uint64_t)lba_of(79, 0, 3) * 512, back, 1024), 0);
-    assert_memory_equal(back, e->ram + 0x3000, 1024);
+    assert_memory_equal(back, e->hw.ram + 0x3000, 1024);
 }
 
 static void write_protect(void **state)
@@ -362,7 +335,7 @@ static void write_protect(void **state)
     CMD(e, 0x04, 0x00);
     assert_int_equal(result(e, r, 7), 1);
     assert_int_equal(r[0] & 0x40, 0x40);
-    memset(e->ram + 0x3000, 0xee, 512);
+    memset(e->hw.ram + 0x3000, 0xee, 512);
     dma_setup(e, 0x3000, 512, false);
     data_command(e, (uint8_t[]){ 0xc5, 0x00, 0, 0, 1, 2, 1, 0x1b, 0xff }, 9, r);
     assert_int_equal(r[0] & 0xc0, 0x40);
@@ -464,7 +437,7 @@ static void non_dma_read_through_the_fifo(void **state)
     reset_controller(e);
     CMD(e, 0x03, 0xaf, 0x03);                           /* ND: non-DMA */
     CMD(e, 0x46, 0x00, 0, 0, 18, 2, 18, 0x1b, 0xff);
-    assert_int_equal(e->irq6, 1);
+    assert_int_equal(e->hw.level[FDC_IRQ], 1);
     for (int i = 0; i < 512; i++) {
         assert_int_equal(inb(e, MSR) & 0xe0, 0xe0);     /* RQM, DIO, NDMA */
         assert_int_equal(inb(e, FIFO), pattern(lba_of(0, 0, 18), i));
@@ -484,7 +457,7 @@ static void format_track_fills_sectors(void **state)
     CMD(e, 0x03, 0xaf, 0x02);
     seek_and_sense(e, 0, 3, 0x20);
     for (int s = 0; s < SPT; s++) {
-        uint8_t *id = e->ram + 0x4000 + 4 * s;
+        uint8_t *id = e->hw.ram + 0x4000 + 4 * s;
         id[0] = 3, id[1] = 1, id[2] = s + 1, id[3] = 2;
     }
     dma_setup(e, 0x4000, 4 * SPT, false);
@@ -508,7 +481,7 @@ static void eject_while_waiting_for_dma(void **state)
     reset_controller(e);
     CMD(e, 0x03, 0xaf, 0x02);
     for (int s = 0; s < SPT; s++) {
-        uint8_t *id = e->ram + 0x4000 + 4 * s;
+        uint8_t *id = e->hw.ram + 0x4000 + 4 * s;
         id[0] = 0, id[1] = 0, id[2] = s + 1, id[3] = 2;
     }
     dma_setup(e, 0x4000, 4 * SPT, false);

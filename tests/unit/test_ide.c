@@ -21,6 +21,7 @@
 #include "devices/pci.h"
 #include "hosted-driver/blockdev.h"
 #include "hosted-driver/vclock.h"
+#include "device_bench.h"
 
 #define IMG_SECTORS 16384       /* 8 MiB: 16 cylinders of 16 heads x 63 sectors */
 #define RAM_SIZE (1u << 20)
@@ -47,18 +48,13 @@
 #define ST_IDLE (ST_DRDY | ST_DSC)
 
 struct env {
+    struct bench hw;
     char dir[64];
     char path[128];
-    struct vclock *clk;
-    struct bus *b;
-    struct pci_bus *pb;
     struct ide *ide;
     struct blockdev *bd;
     struct blockdev *extra[4];      /* more disks, closed after the controller is freed */
     int nextra;
-    uint8_t *ram;
-    int level[16];
-    int edges[16];
 };
 
 /* ---- fixtures ---- */
@@ -89,26 +85,6 @@ static void file_read(const char *path, uint64_t off, void *buf, size_t len)
     close(fd);
 }
 
-static void sink(void *opaque, int line, int level)
-{
-    struct env *e = opaque;
-    if (level && !e->level[line])
-        e->edges[line]++;
-    e->level[line] = level;
-}
-
-static bool ram_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
-{
-    struct env *e = opaque;
-    if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-        return false;
-    if (write)
-        memcpy(e->ram + gpa, buf, len);
-    else
-        memcpy(buf, e->ram + gpa, len);
-    return true;
-}
-
 static struct blockdev *open_image(const char *path, bool readonly)
 {
     char err[256];
@@ -132,17 +108,13 @@ static int setup(void **state)
     assert_non_null(mkdtemp(e->dir));
     snprintf(e->path, sizeof(e->path), "%s/hda.img", e->dir);
     make_image(e->path, IMG_SECTORS);
-    e->ram = calloc(1, RAM_SIZE);
-    e->clk = vclock_new(true, 1);
-    e->b = bus_new(e->clk);
-    bus_set_irq_sink(e->b, sink, e);
-    e->pb = pci_bus_new(e->b);
-    e->ide = ide_new(e->b, e->pb, ram_rw, e);
+    bench_init(&e->hw, RAM_SIZE, true);
+    e->ide = ide_new(e->hw.b, e->hw.pb, bench_ram_rw, &e->hw);
     e->bd = open_image(e->path, false);
     char err[256];
     assert_int_equal(ide_attach_disk(e->ide, 0, 0, e->bd, err, sizeof(err)), 0);
-    bus_reset_devices(e->b);
-    memset(e->edges, 0, sizeof(e->edges));
+    bus_reset_devices(e->hw.b);
+    memset(e->hw.edges, 0, sizeof(e->hw.edges));
     *state = e;
     return 0;
 }
@@ -154,10 +126,7 @@ static int teardown(void **state)
     blockdev_close(e->bd);
     for (int i = 0; i < e->nextra; i++)
         blockdev_close(e->extra[i]);
-    pci_bus_free(e->pb);
-    bus_free(e->b);
-    vclock_free(e->clk);
-    free(e->ram);
+    bench_free(&e->hw);
     char cmd[160];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", e->dir);
     assert_int_equal(system(cmd), 0);
@@ -167,10 +136,10 @@ static int teardown(void **state)
 
 /* ---- driver-side helpers ---- */
 
-static void outb(struct env *e, uint16_t port, uint8_t v) { bus_pio_write(e->b, port, v, 1); }
-static uint8_t inb(struct env *e, uint16_t port) { return bus_pio_read(e->b, port, 1); }
-static uint16_t inw(struct env *e, uint16_t port) { return bus_pio_read(e->b, port, 2); }
-static void outw(struct env *e, uint16_t port, uint16_t v) { bus_pio_write(e->b, port, v, 2); }
+static void outb(struct env *e, uint16_t port, uint8_t v) { bus_pio_write(e->hw.b, port, v, 1); }
+static uint8_t inb(struct env *e, uint16_t port) { return bus_pio_read(e->hw.b, port, 1); }
+static uint16_t inw(struct env *e, uint16_t port) { return bus_pio_read(e->hw.b, port, 2); }
+static void outw(struct env *e, uint16_t port, uint16_t v) { bus_pio_write(e->hw.b, port, v, 2); }
 
 static void issue_lba28(struct env *e, uint8_t cmd, uint32_t lba, uint8_t count)
 {
@@ -258,13 +227,13 @@ static void id_string(const uint16_t *id, int word, int nwords, char *out)
 
 static void enable_bus_master(struct env *e)
 {
-    pci_config_write(e->pb, DEVFN, 0x20, BM_BASE, 4);
-    pci_config_write(e->pb, DEVFN, 0x04, 0x0005, 2);   /* I/O decode + bus master */
+    pci_config_write(e->hw.pb, DEVFN, 0x20, BM_BASE, 4);
+    pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0005, 2);   /* I/O decode + bus master */
 }
 
 static void put32(struct env *e, uint32_t addr, uint32_t v)
 {
-    memcpy(e->ram + addr, &v, 4);
+    memcpy(e->hw.ram + addr, &v, 4);
 }
 
 static void put_prd(struct env *e, uint32_t table, int idx, uint32_t addr, uint32_t count, bool eot)
@@ -280,8 +249,8 @@ static void test_identify(void **state)
     struct env *e = *state;
     uint16_t id[256];
     identify(e, 0, id);
-    assert_int_equal(e->edges[14], 1);
-    assert_int_equal(e->level[14], 0);      /* status read cleared it */
+    assert_int_equal(e->hw.edges[14], 1);
+    assert_int_equal(e->hw.level[14], 0);      /* status read cleared it */
 
     assert_int_equal(id[0] & 0x8000, 0);    /* ATA device */
     assert_int_equal(id[1], IMG_SECTORS / (16 * 63));
@@ -324,11 +293,11 @@ static void test_identify_32bit_data_port(void **state)
     struct env *e = *state;
     outb(e, P_DEV, 0xa0);
     outb(e, P_CMD, 0xec);
-    uint32_t first = bus_pio_read(e->b, P_DATA, 4);
+    uint32_t first = bus_pio_read(e->hw.b, P_DATA, 4);
     assert_int_equal(first & 0xffff, 0x0040);
     assert_int_equal(first >> 16, IMG_SECTORS / (16 * 63));
     for (int i = 1; i < 128; i++)
-        bus_pio_read(e->b, P_DATA, 4);
+        bus_pio_read(e->hw.b, P_DATA, 4);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
 }
 
@@ -340,16 +309,16 @@ static void test_pio_read_lba28(void **state)
     uint8_t buf[512];
     issue_lba28(e, 0x20, 100, 3);
     for (int k = 0; k < 3; k++) {
-        assert_int_equal(e->edges[14], k + 1);      /* one interrupt per block, when it is ready */
-        assert_int_equal(e->level[14], 1);
+        assert_int_equal(e->hw.edges[14], k + 1);      /* one interrupt per block, when it is ready */
+        assert_int_equal(e->hw.level[14], 1);
         assert_int_equal(inb(e, P_CTL), ST_IDLE | ST_DRQ);
-        assert_int_equal(e->level[14], 1);          /* alternate status leaves it pending */
+        assert_int_equal(e->hw.level[14], 1);          /* alternate status leaves it pending */
         assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_DRQ);
-        assert_int_equal(e->level[14], 0);
+        assert_int_equal(e->hw.level[14], 0);
         read_block(e, buf, 512);
         expect_image_data(buf, 100 + k, 512);
     }
-    assert_int_equal(e->edges[14], 3);              /* none after the last block */
+    assert_int_equal(e->hw.edges[14], 3);              /* none after the last block */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     /* The address registers hold the last sector read. */
     assert_int_equal(inb(e, P_LBAL), 102);
@@ -385,9 +354,9 @@ static void test_pio_read_chs(void **state)
     assert_int_equal(inb(e, P_LBAL), 1);
 
     /* Sector 0 does not exist in CHS. */
-    int before = e->edges[14];
+    int before = e->hw.edges[14];
     issue_chs(e, 0x20, 0, 0, 0, 1);
-    assert_int_equal(e->edges[14], before + 1);
+    assert_int_equal(e->hw.edges[14], before + 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, P_ERR), 0x10);      /* IDNF */
 }
@@ -401,13 +370,13 @@ static void test_pio_write_lba28(void **state)
             data[k][i] = (uint8_t)(i ^ (k * 0x55) ^ 0x3c);
     issue_lba28(e, 0x30, 0x1234, 2);
     /* The first block is requested without an interrupt. */
-    assert_int_equal(e->edges[14], 0);
+    assert_int_equal(e->hw.edges[14], 0);
     assert_int_equal(inb(e, P_CTL), ST_IDLE | ST_DRQ);
     write_block(e, data[0], 512);
-    assert_int_equal(e->edges[14], 1);          /* block written: next one wanted */
+    assert_int_equal(e->hw.edges[14], 1);          /* block written: next one wanted */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_DRQ);
     write_block(e, data[1], 512);
-    assert_int_equal(e->edges[14], 2);          /* completion */
+    assert_int_equal(e->hw.edges[14], 2);          /* completion */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     file_read(e->path, 0x1234 * 512ull, back, sizeof(back));
     assert_memory_equal(back, data[0], 512);
@@ -450,7 +419,7 @@ static void test_lba48_on_a_large_sparse_image(void **state)
     uint16_t id[256];
     outb(e, SEC + 6, 0xa0);
     outb(e, SEC + 7, 0xec);
-    assert_int_equal(e->edges[15], 1);
+    assert_int_equal(e->hw.edges[15], 1);
     for (int i = 0; i < 256; i++)
         id[i] = inw(e, SEC);
     assert_int_equal(id[1], 16383);
@@ -527,7 +496,7 @@ static void test_lba48_on_a_large_sparse_image(void **state)
     outb(e, SEC + 7, 0x24);
     assert_int_equal(inb(e, SEC + 7), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, SEC + 1), 0x10);
-    assert_int_equal(e->edges[14], 0);         /* the primary channel stayed quiet */
+    assert_int_equal(e->hw.edges[14], 0);         /* the primary channel stayed quiet */
 }
 
 static void test_read_write_multiple(void **state)
@@ -540,32 +509,32 @@ static void test_read_write_multiple(void **state)
     identify(e, 0, id);
     assert_int_equal(id[59], 0x0104);
 
-    memset(e->edges, 0, sizeof(e->edges));
+    memset(e->hw.edges, 0, sizeof(e->hw.edges));
     issue_lba28(e, 0xc4, 200, 10);              /* READ MULTIPLE: blocks of 4, 4, 2 */
     uint32_t lba = 200;
     for (int blk = 0; blk < 3; blk++) {
         uint32_t n = blk < 2 ? 4 : 2;
-        assert_int_equal(e->edges[14], blk + 1);
+        assert_int_equal(e->hw.edges[14], blk + 1);
         assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_DRQ);
         read_block(e, buf, n * 512);
         expect_image_data(buf, lba, n * 512);
         lba += n;
     }
-    assert_int_equal(e->edges[14], 3);
+    assert_int_equal(e->hw.edges[14], 3);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
 
     /* WRITE MULTIPLE: 6 sectors in blocks of 4 and 2, one interrupt per block. */
     uint8_t data[6 * 512], back[6 * 512];
     for (size_t i = 0; i < sizeof(data); i++)
         data[i] = (uint8_t)(i * 5 + 1);
-    memset(e->edges, 0, sizeof(e->edges));
+    memset(e->hw.edges, 0, sizeof(e->hw.edges));
     issue_lba28(e, 0xc5, 300, 6);
-    assert_int_equal(e->edges[14], 0);
+    assert_int_equal(e->hw.edges[14], 0);
     write_block(e, data, 4 * 512);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_DRQ);
     write_block(e, data + 4 * 512, 2 * 512);
-    assert_int_equal(e->edges[14], 2);
+    assert_int_equal(e->hw.edges[14], 2);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     file_read(e->path, 300 * 512, back, sizeof(back));
     assert_memory_equal(back, data, sizeof(back));
@@ -585,7 +554,7 @@ static void test_out_of_range_is_idnf(void **state)
 {
     struct env *e = *state;
     issue_lba28(e, 0x20, IMG_SECTORS - 1, 2);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, P_ERR), 0x10);
     issue_lba28(e, 0x40, IMG_SECTORS, 1);        /* READ VERIFY */
@@ -608,42 +577,42 @@ static void test_dma_read(void **state)
 {
     struct env *e = *state;
     enable_bus_master(e);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x80, 0);   /* not simplex-only */
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x80, 0);   /* not simplex-only */
     put_prd(e, 0x1000, 0, 0x2000, 512, false);
     put_prd(e, 0x1000, 1, 0x3000, 1024, true);
-    bus_pio_write(e->b, BM_BASE + 4, 0x1000, 4);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 4, 4), 0x1000);
-    bus_pio_write(e->b, BM_BASE, 0x08, 1);                 /* direction: to memory */
-    bus_pio_write(e->b, BM_BASE + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 4, 0x1000, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 4, 4), 0x1000);
+    bus_pio_write(e->hw.b, BM_BASE, 0x08, 1);                 /* direction: to memory */
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x06, 1);
     issue_lba28(e, 0xc8, 50, 3);                           /* READ DMA: command first, as Linux does */
-    assert_int_equal(e->edges[14], 0);
+    assert_int_equal(e->hw.edges[14], 0);
     assert_int_equal(inb(e, P_CTL) & ST_BSY, 0);
-    bus_pio_write(e->b, BM_BASE, 0x09, 1);                 /* start */
-    assert_int_equal(e->edges[14], 1);
-    uint8_t bm = bus_pio_read(e->b, BM_BASE + 2, 1);
+    bus_pio_write(e->hw.b, BM_BASE, 0x09, 1);                 /* start */
+    assert_int_equal(e->hw.edges[14], 1);
+    uint8_t bm = bus_pio_read(e->hw.b, BM_BASE + 2, 1);
     assert_int_equal(bm & 0x07, 0x04);                     /* interrupt, not active, no error */
-    expect_image_data(e->ram + 0x2000, 50, 512);
-    expect_image_data(e->ram + 0x3000, 51, 1024);
-    assert_int_equal(e->ram[0x2200], 0);                   /* nothing past the PRD buffer */
+    expect_image_data(e->hw.ram + 0x2000, 50, 512);
+    expect_image_data(e->hw.ram + 0x3000, 51, 1024);
+    assert_int_equal(e->hw.ram[0x2200], 0);                   /* nothing past the PRD buffer */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
-    assert_int_equal(e->level[14], 0);
-    bus_pio_write(e->b, BM_BASE, 0x08, 1);                 /* stop */
-    bus_pio_write(e->b, BM_BASE + 2, 0x04, 1);             /* clear the interrupt bit */
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0);
+    assert_int_equal(e->hw.level[14], 0);
+    bus_pio_write(e->hw.b, BM_BASE, 0x08, 1);                 /* stop */
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x04, 1);             /* clear the interrupt bit */
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0);
 
     /* Start first, then the command (READ DMA EXT): also works. */
-    memset(e->ram + 0x2000, 0, 0x2000);
+    memset(e->hw.ram + 0x2000, 0, 0x2000);
     put_prd(e, 0x1000, 0, 0x2000, 4096, true);
-    bus_pio_write(e->b, BM_BASE, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x01, 0x01);
+    bus_pio_write(e->hw.b, BM_BASE, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x01, 0x01);
     issue_lba48(e, 0x25, 4000, 4);
-    assert_int_equal(e->edges[14], 2);
-    expect_image_data(e->ram + 0x2000, 4000, 2048);
+    assert_int_equal(e->hw.edges[14], 2);
+    expect_image_data(e->hw.ram + 0x2000, 4000, 2048);
     /* The table had room to spare: Active stays set, the interrupt bit is up. */
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x05);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x05);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
-    bus_pio_write(e->b, BM_BASE, 0x00, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x01, 0);
+    bus_pio_write(e->hw.b, BM_BASE, 0x00, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x01, 0);
 }
 
 static void test_dma_write(void **state)
@@ -652,32 +621,32 @@ static void test_dma_write(void **state)
     enable_bus_master(e);
     /* One 64 KiB entry (count 0) and one of 512 bytes: 129 sectors. */
     for (uint32_t i = 0; i < 0x10000; i++)
-        e->ram[0x10000 + i] = (uint8_t)(i * 3 + 7);
+        e->hw.ram[0x10000 + i] = (uint8_t)(i * 3 + 7);
     for (uint32_t i = 0; i < 512; i++)
-        e->ram[0x30000 + i] = (uint8_t)(0xee ^ i);
+        e->hw.ram[0x30000 + i] = (uint8_t)(0xee ^ i);
     put_prd(e, 0x800, 0, 0x10000, 0, false);
     put_prd(e, 0x800, 1, 0x30000, 512, true);
-    bus_pio_write(e->b, BM_BASE + 4, 0x800, 4);
-    bus_pio_write(e->b, BM_BASE + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 4, 0x800, 4);
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x06, 1);
     issue_lba28(e, 0xca, 1000, 129);                       /* WRITE DMA */
-    assert_int_equal(e->edges[14], 0);
-    bus_pio_write(e->b, BM_BASE, 0x01, 1);
-    assert_int_equal(e->edges[14], 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x04);
+    assert_int_equal(e->hw.edges[14], 0);
+    bus_pio_write(e->hw.b, BM_BASE, 0x01, 1);
+    assert_int_equal(e->hw.edges[14], 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x04);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
-    bus_pio_write(e->b, BM_BASE, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_BASE, 0x00, 1);
 
     uint8_t *back = malloc(129 * 512);
     file_read(e->path, 1000 * 512, back, 129 * 512);
-    assert_memory_equal(back, e->ram + 0x10000, 0x10000);
-    assert_memory_equal(back + 0x10000, e->ram + 0x30000, 512);
+    assert_memory_equal(back, e->hw.ram + 0x10000, 0x10000);
+    assert_memory_equal(back + 0x10000, e->hw.ram + 0x30000, 512);
     free(back);
     uint8_t after[512];
     file_read(e->path, 1129 * 512, after, 512);
     expect_image_data(after, 1129, 512);
 
     /* The secondary channel's bus-master status saw none of it. */
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 10, 1) & 0x07, 0);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 10, 1) & 0x07, 0);
 }
 
 static void test_dma_outside_ram_sets_error_bits(void **state)
@@ -686,46 +655,46 @@ static void test_dma_outside_ram_sets_error_bits(void **state)
     enable_bus_master(e);
     /* A buffer outside guest RAM. */
     put_prd(e, 0x1000, 0, 0x7f000000, 512, true);
-    bus_pio_write(e->b, BM_BASE + 4, 0x1000, 4);
-    bus_pio_write(e->b, BM_BASE, 0x08, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 4, 0x1000, 4);
+    bus_pio_write(e->hw.b, BM_BASE, 0x08, 1);
     issue_lba28(e, 0xc8, 0, 1);
-    bus_pio_write(e->b, BM_BASE, 0x09, 1);
-    assert_int_equal(e->edges[14], 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x06);   /* error + interrupt */
+    bus_pio_write(e->hw.b, BM_BASE, 0x09, 1);
+    assert_int_equal(e->hw.edges[14], 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x06);   /* error + interrupt */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, P_ERR), 0x04);
-    bus_pio_write(e->b, BM_BASE, 0x00, 1);
-    bus_pio_write(e->b, BM_BASE + 2, 0x06, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0);
+    bus_pio_write(e->hw.b, BM_BASE, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x06, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0);
 
     /* A buffer straddling the end of RAM, on a write. */
     put_prd(e, 0x1000, 0, RAM_SIZE - 256, 512, true);
     issue_lba28(e, 0xca, 0, 1);
-    bus_pio_write(e->b, BM_BASE, 0x01, 1);
-    assert_int_equal(e->edges[14], 2);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x06);
+    bus_pio_write(e->hw.b, BM_BASE, 0x01, 1);
+    assert_int_equal(e->hw.edges[14], 2);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x06);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
     uint8_t first[512];
     file_read(e->path, 0, first, 512);
     expect_image_data(first, 0, 512);                      /* nothing was written */
-    bus_pio_write(e->b, BM_BASE, 0x00, 1);
-    bus_pio_write(e->b, BM_BASE + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_BASE, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x06, 1);
 
     /* The PRD table itself outside RAM. */
-    bus_pio_write(e->b, BM_BASE + 4, 0x40000000, 4);
+    bus_pio_write(e->hw.b, BM_BASE + 4, 0x40000000, 4);
     issue_lba28(e, 0xc8, 0, 1);
-    bus_pio_write(e->b, BM_BASE, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x06);
+    bus_pio_write(e->hw.b, BM_BASE, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x06);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
-    bus_pio_write(e->b, BM_BASE, 0x00, 1);
-    bus_pio_write(e->b, BM_BASE + 2, 0x06, 1);
+    bus_pio_write(e->hw.b, BM_BASE, 0x00, 1);
+    bus_pio_write(e->hw.b, BM_BASE + 2, 0x06, 1);
 
     /* A table describing less memory than the command moves. */
     put_prd(e, 0x1000, 0, 0x2000, 512, true);
-    bus_pio_write(e->b, BM_BASE + 4, 0x1000, 4);
+    bus_pio_write(e->hw.b, BM_BASE + 4, 0x1000, 4);
     issue_lba28(e, 0xc8, 0, 2);
-    bus_pio_write(e->b, BM_BASE, 0x09, 1);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x07, 0x06);
+    bus_pio_write(e->hw.b, BM_BASE, 0x09, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x07, 0x06);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
 }
 
@@ -739,15 +708,15 @@ static void test_flush_cache(void **state)
     issue_lba28(e, 0x30, 42, 1);
     write_block(e, data, 512);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
-    int before = e->edges[14];
+    int before = e->hw.edges[14];
     issue_nodata(e, 0xe7, 0, 0);                   /* FLUSH CACHE */
-    assert_int_equal(e->edges[14], before + 1);
+    assert_int_equal(e->hw.edges[14], before + 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     assert_int_equal(inb(e, P_ERR), 0);
     file_read(e->path, 42 * 512, back, 512);
     assert_memory_equal(back, data, 512);
     issue_nodata(e, 0xea, 0, 0);                   /* FLUSH CACHE EXT */
-    assert_int_equal(e->edges[14], before + 2);
+    assert_int_equal(e->hw.edges[14], before + 2);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
 }
 
@@ -798,7 +767,7 @@ static void test_initialize_device_parameters(void **state)
     outb(e, P_DEV, 0xa7);                          /* 8 heads */
     outb(e, P_COUNT, 32);                          /* 32 sectors per track */
     outb(e, P_CMD, 0x91);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     uint16_t id[256];
     identify(e, 0, id);
@@ -821,9 +790,9 @@ static void test_nondata_commands(void **state)
     struct env *e = *state;
     static const uint8_t ok[] = { 0x10, 0x70, 0xe0, 0xe1, 0xe2, 0xe3, 0x94, 0x95, 0x96, 0x97 };
     for (size_t i = 0; i < sizeof(ok); i++) {
-        int before = e->edges[14];
+        int before = e->hw.edges[14];
         issue_lba28(e, ok[i], 0, 1);
-        assert_int_equal(e->edges[14], before + 1);
+        assert_int_equal(e->hw.edges[14], before + 1);
         assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     }
     issue_nodata(e, 0xe5, 0, 0);                   /* CHECK POWER MODE */
@@ -841,13 +810,13 @@ static void test_unknown_command_aborts(void **state)
     struct env *e = *state;
     static const uint8_t bad[] = { 0x00, 0xff, 0xa1, 0xa0, 0x08, 0xb0 };
     for (size_t i = 0; i < sizeof(bad); i++) {
-        int before = e->edges[14];
+        int before = e->hw.edges[14];
         outb(e, P_CMD, bad[i]);
-        assert_int_equal(e->edges[14], before + 1);
+        assert_int_equal(e->hw.edges[14], before + 1);
         assert_int_equal(inb(e, P_CTL), ST_IDLE | ST_ERR);
         assert_int_equal(inb(e, P_ERR), 0x04);
         assert_int_equal(inb(e, P_STATUS), ST_IDLE | ST_ERR);
-        assert_int_equal(e->level[14], 0);
+        assert_int_equal(e->hw.level[14], 0);
     }
     /* The next good command clears the error. */
     issue_lba28(e, 0x40, 0, 1);
@@ -876,8 +845,8 @@ static void test_srst_signature(void **state)
     assert_int_equal(inb(e, P_LBAH), 0x00);
     assert_int_equal(inb(e, P_ERR), 0x01);
     assert_int_equal(inb(e, P_DEV) & 0x10, 0);
-    assert_int_equal(e->level[14], 0);
-    assert_int_equal(e->edges[14], 1);             /* only the read's first block */
+    assert_int_equal(e->hw.level[14], 0);
+    assert_int_equal(e->hw.edges[14], 1);             /* only the read's first block */
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     assert_int_equal(inw(e, P_DATA), 0xffff);      /* the transfer is gone */
 
@@ -897,7 +866,7 @@ static void test_srst_signature(void **state)
     outb(e, P_CTL, 0x00);
     outb(e, P_CMD, 0xec);
     assert_int_equal(inb(e, P_STATUS), 0);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     outb(e, P_DEV, 0xa0);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
 }
@@ -908,7 +877,7 @@ static void test_execute_device_diagnostic(void **state)
     outb(e, P_LBAM, 0x99);
     outb(e, P_DEV, 0xb0);                          /* runs whichever drive is selected */
     outb(e, P_CMD, 0x90);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
     assert_int_equal(inb(e, P_ERR), 0x01);
     assert_int_equal(inb(e, P_LBAM), 0);
@@ -921,28 +890,28 @@ static void test_irq_gating_and_clearing(void **state)
     /* nIEN holds the line low; the interrupt stays pending in the drive. */
     outb(e, P_CTL, 0x02);
     issue_lba28(e, 0x40, 0, 1);
-    assert_int_equal(e->level[14], 0);
-    assert_int_equal(e->edges[14], 0);
+    assert_int_equal(e->hw.level[14], 0);
+    assert_int_equal(e->hw.edges[14], 0);
     outb(e, P_CTL, 0x00);
-    assert_int_equal(e->level[14], 1);
-    assert_int_equal(e->edges[14], 1);
+    assert_int_equal(e->hw.level[14], 1);
+    assert_int_equal(e->hw.edges[14], 1);
     /* The bus-master Interrupt bit follows the line, for PIO commands too. */
     enable_bus_master(e);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 2, 1) & 0x04, 0x04);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 2, 1) & 0x04, 0x04);
     /* Selecting the absent slave drops the line; selecting back raises it. */
     outb(e, P_DEV, 0xb0);
-    assert_int_equal(e->level[14], 0);
+    assert_int_equal(e->hw.level[14], 0);
     outb(e, P_DEV, 0xa0);
-    assert_int_equal(e->level[14], 1);
+    assert_int_equal(e->hw.level[14], 1);
     assert_int_equal(inb(e, P_STATUS), ST_IDLE);
-    assert_int_equal(e->level[14], 0);
+    assert_int_equal(e->hw.level[14], 0);
     /* A new command clears a pending interrupt before raising its own: a fresh edge. */
     issue_lba28(e, 0x40, 0, 1);
-    assert_int_equal(e->edges[14], 3);
+    assert_int_equal(e->hw.edges[14], 3);
     issue_lba28(e, 0x40, 0, 1);
-    assert_int_equal(e->edges[14], 4);
-    assert_int_equal(e->level[15], 0);
-    assert_int_equal(e->edges[15], 0);
+    assert_int_equal(e->hw.edges[14], 4);
+    assert_int_equal(e->hw.level[15], 0);
+    assert_int_equal(e->hw.edges[15], 0);
 }
 
 static void test_empty_channel_reads_zero(void **state)
@@ -959,7 +928,7 @@ static void test_empty_channel_reads_zero(void **state)
         outb(e, 0x177, 0xec);
         assert_int_equal(inb(e, 0x177), 0);
     }
-    assert_int_equal(e->edges[15], 0);
+    assert_int_equal(e->hw.edges[15], 0);
 }
 
 static void test_slave_disk(void **state)
@@ -1020,7 +989,7 @@ static void test_read_only_image_aborts_writes(void **state)
     outb(e, 0x174, 0);
     outb(e, 0x175, 0);
     outb(e, 0x177, 0x30);
-    assert_int_equal(e->edges[15], 1);
+    assert_int_equal(e->hw.edges[15], 1);
     assert_int_equal(inb(e, 0x177), ST_IDLE | ST_ERR);
     assert_int_equal(inb(e, 0x171), 0x04);
     outb(e, 0x177, 0xca);
@@ -1041,37 +1010,37 @@ static void test_read_only_image_aborts_writes(void **state)
 static void test_pci_config(void **state)
 {
     struct env *e = *state;
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x00, 4), 0x70108086);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x08, 4) >> 8, 0x010180);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x00, 4), 0x70108086);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x08, 4) >> 8, 0x010180);
     /* BAR4: 16 bytes of I/O. */
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x20, 4), 0x1);
-    pci_config_write(e->pb, DEVFN, 0x20, 0xffffffff, 4);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x20, 4), 0xfffffff1);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x20, 4), 0x1);
+    pci_config_write(e->hw.pb, DEVFN, 0x20, 0xffffffff, 4);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x20, 4), 0xfffffff1);
     /* The legacy BARs are not implemented. */
-    pci_config_write(e->pb, DEVFN, 0x10, 0xffffffff, 4);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x10, 4), 0);
+    pci_config_write(e->hw.pb, DEVFN, 0x10, 0xffffffff, 4);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x10, 4), 0);
     /* Decode enabled on both channels out of reset; timings writable. */
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x40, 4), 0x80008000);
-    pci_config_write(e->pb, DEVFN, 0x40, 0xa307, 2);
-    pci_config_write(e->pb, DEVFN, 0x44, 0x33, 1);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x40, 2), 0xa307);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x44, 1), 0x33);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x40, 4), 0x80008000);
+    pci_config_write(e->hw.pb, DEVFN, 0x40, 0xa307, 2);
+    pci_config_write(e->hw.pb, DEVFN, 0x44, 0x33, 1);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x40, 2), 0xa307);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x44, 1), 0x33);
 
     /* Bus-master registers appear only with I/O decode on. */
-    pci_config_write(e->pb, DEVFN, 0x20, BM_BASE, 4);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 4, 4), 0xffffffff);
-    pci_config_write(e->pb, DEVFN, 0x04, 0x0001, 2);
-    bus_pio_write(e->b, BM_BASE + 12, 0x12345677, 4);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 12, 4), 0x12345674);
+    pci_config_write(e->hw.pb, DEVFN, 0x20, BM_BASE, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 4, 4), 0xffffffff);
+    pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0001, 2);
+    bus_pio_write(e->hw.b, BM_BASE + 12, 0x12345677, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 12, 4), 0x12345674);
     /* Moving the BAR moves the registers. */
-    pci_config_write(e->pb, DEVFN, 0x20, 0xd000, 4);
-    assert_int_equal(bus_pio_read(e->b, BM_BASE + 12, 4), 0xffffffff);
-    assert_int_equal(bus_pio_read(e->b, 0xd000 + 12, 4), 0x12345674);
+    pci_config_write(e->hw.pb, DEVFN, 0x20, 0xd000, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, BM_BASE + 12, 4), 0xffffffff);
+    assert_int_equal(bus_pio_read(e->hw.b, 0xd000 + 12, 4), 0x12345674);
 
     /* Machine reset restores the defaults. */
-    bus_reset_devices(e->b);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x40, 4), 0x80008000);
-    assert_int_equal(bus_pio_read(e->b, 0xd000 + 12, 4), 0xffffffff);
+    bus_reset_devices(e->hw.b);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x40, 4), 0x80008000);
+    assert_int_equal(bus_pio_read(e->hw.b, 0xd000 + 12, 4), 0xffffffff);
 }
 
 static void test_attach_errors_and_geometry(void **state)

@@ -19,6 +19,7 @@
 #include "devices/pcnet.h"
 #include "hosted-driver/net.h"
 #include "hosted-driver/vclock.h"
+#include "device_bench.h"
 
 #define RAM_SIZE (1u << 20)
 #define IO 0xc000
@@ -43,12 +44,9 @@ struct sent {
 };
 
 struct env {
-    struct vclock *clk;
-    struct bus *b;
-    struct pci_bus *pb;
+    struct bench hw;
     struct netdev *nd;
     struct pcnet *card;
-    uint8_t *ram;
     struct sent sent[600];
     int nsent;
 };
@@ -65,32 +63,17 @@ static void fake_send(struct netdev *nd, const uint8_t *frame, size_t len)
 
 static const struct netdev_ops fake_ops = { .send = fake_send };
 
-static bool ram_rw(void *opaque, uint64_t gpa, void *buf, uint32_t len, bool write)
-{
-    struct env *e = opaque;
-    if (gpa >= RAM_SIZE || len > RAM_SIZE - gpa)
-        return false;
-    if (write)
-        memcpy(e->ram + gpa, buf, len);
-    else
-        memcpy(buf, e->ram + gpa, len);
-    return true;
-}
-
 static int setup(void **state)
 {
     struct env *e = calloc(1, sizeof(*e));
     char err[128];
-    e->ram = calloc(1, RAM_SIZE);
-    e->clk = vclock_new(true, 1);
-    e->b = bus_new(e->clk);
-    e->pb = pci_bus_new(e->b);
+    bench_init(&e->hw, RAM_SIZE, true);
     e->nd = netdev_new("fake", &fake_ops, e, err, sizeof(err));
     assert_non_null(e->nd);
-    e->card = pcnet_new(e->b, e->pb, DEVFN, MAC, e->nd, ram_rw, e);
-    bus_reset_devices(e->b);
-    pci_config_write(e->pb, DEVFN, 0x10, IO | 1, 4);
-    pci_config_write(e->pb, DEVFN, 0x04, 0x0005, 2);     /* I/O decode, bus master */
+    e->card = pcnet_new(e->hw.b, e->hw.pb, DEVFN, MAC, e->nd, bench_ram_rw, &e->hw);
+    bus_reset_devices(e->hw.b);
+    pci_config_write(e->hw.pb, DEVFN, 0x10, IO | 1, 4);
+    pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0005, 2);     /* I/O decode, bus master */
     *state = e;
     return 0;
 }
@@ -100,10 +83,7 @@ static int teardown(void **state)
     struct env *e = *state;
     pcnet_free(e->card);
     netdev_free(e->nd);
-    pci_bus_free(e->pb);
-    bus_free(e->b);
-    vclock_free(e->clk);
-    free(e->ram);
+    bench_free(&e->hw);
     free(e);
     return 0;
 }
@@ -112,37 +92,37 @@ static int teardown(void **state)
 
 static uint16_t csr_rd(struct env *e, int r)
 {
-    bus_pio_write(e->b, RAP16, r, 2);
-    return bus_pio_read(e->b, RDP, 2);
+    bus_pio_write(e->hw.b, RAP16, r, 2);
+    return bus_pio_read(e->hw.b, RDP, 2);
 }
 
 static void csr_wr(struct env *e, int r, uint16_t v)
 {
-    bus_pio_write(e->b, RAP16, r, 2);
-    bus_pio_write(e->b, RDP, v, 2);
+    bus_pio_write(e->hw.b, RAP16, r, 2);
+    bus_pio_write(e->hw.b, RDP, v, 2);
 }
 
 static uint16_t bcr_rd(struct env *e, int r)
 {
-    bus_pio_write(e->b, RAP16, r, 2);
-    return bus_pio_read(e->b, BDP16, 2);
+    bus_pio_write(e->hw.b, RAP16, r, 2);
+    return bus_pio_read(e->hw.b, BDP16, 2);
 }
 
 static void bcr_wr(struct env *e, int r, uint16_t v)
 {
-    bus_pio_write(e->b, RAP16, r, 2);
-    bus_pio_write(e->b, BDP16, v, 2);
+    bus_pio_write(e->hw.b, RAP16, r, 2);
+    bus_pio_write(e->hw.b, BDP16, v, 2);
 }
 
 static bool intx(struct env *e)
 {
-    return (pci_config_read(e->pb, DEVFN, 0x06, 2) & 0x08) != 0;
+    return (pci_config_read(e->hw.pb, DEVFN, 0x06, 2) & 0x08) != 0;
 }
 
-static void put16(struct env *e, uint32_t a, uint16_t v) { memcpy(e->ram + a, &v, 2); }
-static void put32(struct env *e, uint32_t a, uint32_t v) { memcpy(e->ram + a, &v, 4); }
-static uint16_t get16(struct env *e, uint32_t a) { uint16_t v; memcpy(&v, e->ram + a, 2); return v; }
-static uint32_t get32(struct env *e, uint32_t a) { uint32_t v; memcpy(&v, e->ram + a, 4); return v; }
+static void put16(struct env *e, uint32_t a, uint16_t v) { memcpy(e->hw.ram + a, &v, 2); }
+static void put32(struct env *e, uint32_t a, uint32_t v) { memcpy(e->hw.ram + a, &v, 4); }
+static uint16_t get16(struct env *e, uint32_t a) { uint16_t v; memcpy(&v, e->hw.ram + a, 2); return v; }
+static uint32_t get32(struct env *e, uint32_t a) { uint32_t v; memcpy(&v, e->hw.ram + a, 4); return v; }
 
 /* Style 2/3 descriptors: 16 bytes; the buffer address is word 0 (style 2) or word 2 (style 3). */
 static void desc32(struct env *e, int style, uint32_t at, uint32_t buf, uint16_t len, uint16_t status, uint32_t misc)
@@ -158,7 +138,7 @@ static uint16_t desc32_status(struct env *e, uint32_t at) { return get32(e, at +
 static void init32(struct env *e, int style, unsigned rlen_log2, unsigned tlen_log2, uint32_t rx, uint32_t tx)
 {
     bcr_wr(e, 20, style);
-    uint8_t *ib = e->ram + INIT_BLOCK;
+    uint8_t *ib = e->hw.ram + INIT_BLOCK;
     memset(ib, 0, 28);
     ib[2] = rlen_log2 << 4;
     ib[3] = tlen_log2 << 4;
@@ -197,16 +177,16 @@ static void deliver(struct env *e, const uint8_t *f, size_t len)
 static void test_reset_values(void **state)
 {
     struct env *e = *state;
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x00, 4), 0x20001022);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x08, 4) >> 8, 0x020000);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x3d, 1), 1);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x00, 4), 0x20001022);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x08, 4) >> 8, 0x020000);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x3d, 1), 1);
     for (int k = 0; k < 6; k++)
-        assert_int_equal(bus_pio_read(e->b, IO + k, 1), MAC[k]);
-    assert_int_equal(bus_pio_read(e->b, IO + 14, 2), 0x5757);
+        assert_int_equal(bus_pio_read(e->hw.b, IO + k, 1), MAC[k]);
+    assert_int_equal(bus_pio_read(e->hw.b, IO + 14, 2), 0x5757);
     uint16_t sum = 0;
     for (int k = 0; k < 12; k++)
-        sum += bus_pio_read(e->b, IO + k, 1);
-    assert_int_equal(bus_pio_read(e->b, IO + 12, 2), (uint16_t)(sum + 0x57 + 0x57));
+        sum += bus_pio_read(e->hw.b, IO + k, 1);
+    assert_int_equal(bus_pio_read(e->hw.b, IO + 12, 2), (uint16_t)(sum + 0x57 + 0x57));
     assert_int_equal(csr_rd(e, 0), 0x0004);          /* STOP */
     assert_int_equal(csr_rd(e, 3), 0x0000);
     assert_int_equal(csr_rd(e, 4), 0x0115);
@@ -217,8 +197,8 @@ static void test_reset_values(void **state)
     assert_int_equal(bcr_rd(e, 18), 0x9001);
     assert_int_equal(bcr_rd(e, 20), 0x0000);
     assert_int_equal(bcr_rd(e, 4), 0x80c0);          /* LED0 shows the link */
-    bus_pio_write(e->b, RAP16, 88, 2);
-    assert_int_equal(bus_pio_read(e->b, RAP16, 2), 88);
+    bus_pio_write(e->hw.b, RAP16, 88, 2);
+    assert_int_equal(bus_pio_read(e->hw.b, RAP16, 2), 88);
     assert_false(intx(e));
 }
 
@@ -227,20 +207,20 @@ static void test_reset_port_and_dwio(void **state)
     struct env *e = *state;
     csr_wr(e, 3, 0x0700);
     assert_int_equal(csr_rd(e, 3), 0x0700);
-    bus_pio_read(e->b, RESET16, 2);
+    bus_pio_read(e->hw.b, RESET16, 2);
     assert_int_equal(csr_rd(e, 3), 0x0000);
     /* A dword write to RDP switches to 32-bit I/O: RAP moves to 0x14. */
-    bus_pio_write(e->b, RAP16, 3, 2);
-    bus_pio_write(e->b, RDP, 0x0500, 4);
-    bus_pio_write(e->b, IO + 0x14, 3, 4);
-    assert_int_equal(bus_pio_read(e->b, IO + 0x14, 4), 3);
-    assert_int_equal(bus_pio_read(e->b, RDP, 4), 0x0500);
-    bus_pio_write(e->b, IO + 0x14, 20, 4);
-    bus_pio_write(e->b, IO + 0x1c, 2, 4);
-    assert_int_equal(bus_pio_read(e->b, IO + 0x1c, 4), 0x0102);   /* style 2 with SSIZE32 */
-    bus_pio_read(e->b, IO + 0x18, 4);                              /* reset port in DWIO */
-    bus_pio_write(e->b, IO + 0x14, 0, 4);
-    assert_int_equal(bus_pio_read(e->b, RDP, 4), 0x0004);
+    bus_pio_write(e->hw.b, RAP16, 3, 2);
+    bus_pio_write(e->hw.b, RDP, 0x0500, 4);
+    bus_pio_write(e->hw.b, IO + 0x14, 3, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, IO + 0x14, 4), 3);
+    assert_int_equal(bus_pio_read(e->hw.b, RDP, 4), 0x0500);
+    bus_pio_write(e->hw.b, IO + 0x14, 20, 4);
+    bus_pio_write(e->hw.b, IO + 0x1c, 2, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, IO + 0x1c, 4), 0x0102);   /* style 2 with SSIZE32 */
+    bus_pio_read(e->hw.b, IO + 0x18, 4);                              /* reset port in DWIO */
+    bus_pio_write(e->hw.b, IO + 0x14, 0, 4);
+    assert_int_equal(bus_pio_read(e->hw.b, RDP, 4), 0x0004);
 }
 
 static void test_init_block_and_interrupts(void **state)
@@ -293,8 +273,8 @@ static void test_transmit_style2_and_3(void **state)
         uint8_t f[100];
         frame_to(f, (const uint8_t *)"\xff\xff\xff\xff\xff\xff", style, sizeof(f));
         /* A frame in two buffers, STP then ENP. */
-        memcpy(e->ram + TX_BUFS, f, 40);
-        memcpy(e->ram + TX_BUFS + 0x800, f + 40, 60);
+        memcpy(e->hw.ram + TX_BUFS, f, 40);
+        memcpy(e->hw.ram + TX_BUFS + 0x800, f + 40, 60);
         desc32(e, style, TX_RING + 16, TX_BUFS + 0x800, 60, 0x8000 | 0x0100, 0);
         desc32(e, style, TX_RING, TX_BUFS, 40, 0x8000 | 0x0200, 0);
         csr_wr(e, 0, 0x0048);                         /* TDMD */
@@ -319,7 +299,7 @@ static void test_transmit_pads_short_frames(void **state)
     struct env *e = *state;
     csr_wr(e, 4, 0x0915);                             /* APAD_XMT, as Linux sets it */
     start(e, 2, 2, 2);
-    memset(e->ram + TX_BUFS, 0xab, 20);
+    memset(e->hw.ram + TX_BUFS, 0xab, 20);
     desc32(e, 2, TX_RING, TX_BUFS, 20, 0x8000 | 0x0300, 0);
     csr_wr(e, 0, 0x0048);
     assert_int_equal(e->nsent, 1);
@@ -344,7 +324,7 @@ static void test_receive_ring_wrap(void **state)
         assert_int_equal(st & 0x0300, 0x0300);        /* STP and ENP */
         assert_true(st & 0x0040);                     /* PAM: our own address */
         assert_int_equal(get32(e, d + 8) & 0xfff, 100 + n + 4);   /* with the FCS */
-        assert_memory_equal(e->ram + RX_BUFS + BUF_SIZE * slot, f, 100 + n);
+        assert_memory_equal(e->hw.ram + RX_BUFS + BUF_SIZE * slot, f, 100 + n);
         assert_true(csr_rd(e, 0) & 0x0400);           /* RINT */
         assert_true(intx(e));
         csr_wr(e, 0, 0x0440);
@@ -366,7 +346,7 @@ static void test_receive_waits_for_descriptors(void **state)
     csr_wr(e, 3, 0);                                  /* any register write lets it come */
     assert_int_equal(e->nd->q_count, 0);
     assert_true(csr_rd(e, 0) & 0x0400);
-    assert_memory_equal(e->ram + RX_BUFS, f, sizeof(f));
+    assert_memory_equal(e->hw.ram + RX_BUFS, f, sizeof(f));
 }
 
 static void test_receive_filters_and_chaining(void **state)
@@ -386,7 +366,7 @@ static void test_receive_filters_and_chaining(void **state)
     assert_int_equal(desc32_status(e, RX_RING + 16) & 0x8300, 0x0000);
     assert_int_equal(desc32_status(e, RX_RING + 32) & 0x8300, 0x0100);  /* ENP */
     assert_int_equal(get32(e, RX_RING + 32 + 8) & 0xfff, 604);
-    assert_memory_equal(e->ram + RX_BUFS, f, 600);
+    assert_memory_equal(e->hw.ram + RX_BUFS, f, 600);
     /* Broadcast is taken unless DRCVBC. */
     frame_to(f, (const uint8_t *)"\xff\xff\xff\xff\xff\xff", 1, 64);
     deliver(e, f, 64);
@@ -435,7 +415,7 @@ static void test_style0_rings(void **state)
 {
     struct env *e = *state;
     bcr_wr(e, 20, 0);
-    uint8_t *ib = e->ram + INIT_BLOCK;
+    uint8_t *ib = e->hw.ram + INIT_BLOCK;
     memset(ib, 0, 24);
     memcpy(ib + 2, MAC, 6);
     put16(e, INIT_BLOCK + 16, RX_RING & 0xffff);
@@ -462,10 +442,10 @@ static void test_style0_rings(void **state)
         int slot = n % 2;
         assert_int_equal(get16(e, RX_RING + 8 * slot + 2) & 0xff00, 0x0300);
         assert_int_equal(get16(e, RX_RING + 8 * slot + 6), 84);
-        assert_memory_equal(e->ram + RX_BUFS + BUF_SIZE * slot, f, sizeof(f));
+        assert_memory_equal(e->hw.ram + RX_BUFS + BUF_SIZE * slot, f, sizeof(f));
         put16(e, RX_RING + 8 * slot + 2, 0x8000 | (RX_BUFS + BUF_SIZE * slot) >> 16);
     }
-    memset(e->ram + TX_BUFS, 0x5a, 70);
+    memset(e->hw.ram + TX_BUFS, 0x5a, 70);
     put16(e, TX_RING, TX_BUFS & 0xffff);
     put16(e, TX_RING + 2, 0x8300 | TX_BUFS >> 16);
     put16(e, TX_RING + 4, 0xf000 | (uint16_t)-70);
@@ -551,29 +531,29 @@ static void test_boot_rom_bar(void **state)
         sum += i == 6 ? 0 : rom[i];
     rom[6] = -sum;
     pcnet_set_rom(e->card, rom, sizeof(rom));
-    pci_config_write(e->pb, DEVFN, 0x30, 0xffffffff, 4);
-    assert_int_equal(pci_config_read(e->pb, DEVFN, 0x30, 4), 0xfffff001);   /* 4 KiB */
-    pci_config_write(e->pb, DEVFN, 0x30, 0xfebf0001, 4);
-    pci_config_write(e->pb, DEVFN, 0x04, 0x0007, 2);
+    pci_config_write(e->hw.pb, DEVFN, 0x30, 0xffffffff, 4);
+    assert_int_equal(pci_config_read(e->hw.pb, DEVFN, 0x30, 4), 0xfffff001);   /* 4 KiB */
+    pci_config_write(e->hw.pb, DEVFN, 0x30, 0xfebf0001, 4);
+    pci_config_write(e->hw.pb, DEVFN, 0x04, 0x0007, 2);
     uint32_t v;
-    assert_true(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
+    assert_true(bus_mmio_read(e->hw.b, 0xfebf0000, 2, &v));
     assert_int_equal(v, 0xaa55);
-    assert_true(bus_mmio_read(e->b, 0xfebf0000 + 2999, 1, &v));
+    assert_true(bus_mmio_read(e->hw.b, 0xfebf0000 + 2999, 1, &v));
     assert_int_equal(v, (uint8_t)(2999 * 7));          /* beyond the first image: untouched */
-    assert_true(bus_mmio_read(e->b, 0xfebf0000 + 3500, 1, &v));
+    assert_true(bus_mmio_read(e->hw.b, 0xfebf0000 + 3500, 1, &v));
     assert_int_equal(v, 0);                            /* padding */
-    assert_true(bus_mmio_read(e->b, 0xfebf0040 + 4, 4, &v));
+    assert_true(bus_mmio_read(e->hw.b, 0xfebf0040 + 4, 4, &v));
     assert_int_equal(v, 0x20001022);                   /* the ROM now names this card */
     uint8_t total = 0;
     for (uint32_t i = 0; i < 2048; i++) {
-        assert_true(bus_mmio_read(e->b, 0xfebf0000 + i, 1, &v));
+        assert_true(bus_mmio_read(e->hw.b, 0xfebf0000 + i, 1, &v));
         total += v;
     }
     assert_int_equal(total, 0);                        /* and still sums to 0 */
     /* Moved: the old place no longer answers. */
-    pci_config_write(e->pb, DEVFN, 0x30, 0xfebe0001, 4);
-    assert_false(bus_mmio_read(e->b, 0xfebf0000, 2, &v));
-    assert_true(bus_mmio_read(e->b, 0xfebe0000, 2, &v));
+    pci_config_write(e->hw.pb, DEVFN, 0x30, 0xfebe0001, 4);
+    assert_false(bus_mmio_read(e->hw.b, 0xfebf0000, 2, &v));
+    assert_true(bus_mmio_read(e->hw.b, 0xfebe0000, 2, &v));
     assert_int_equal(v, 0xaa55);
 }
 
