@@ -484,24 +484,32 @@ static void step_plain(void *opaque)
     interp_step(&g->m->cpu);
 }
 
-/* Before each instruction: a breakpoint at its linear address stops the
- * run; after it, a change in watched bytes does. */
-static void step_checked(void *opaque)
+/* A breakpoint at the next instruction's linear address (unless the run
+ * was resumed from it) ends the slice before it runs. */
+static bool stop_at_breakpoint(struct gdbstub *g)
 {
-    struct gdbstub *g = opaque;
     struct cpu *c = &g->m->cpu;
     uint32_t lin = c->seg[SEG_CS].base + c->eip;
     bool resumed_here = g->skip_valid && lin == g->skip_lin;
     g->skip_valid = false;
-    if (!resumed_here && breakpoint_at(g, lin)) {
-        g->hit_sig = GDB_SIGTRAP;
-        cpu_set_budget(c, 0);
+    if (resumed_here || !breakpoint_at(g, lin))
+        return false;
+    g->hit_sig = GDB_SIGTRAP;
+    cpu_set_budget(c, 0);
+    return true;
+}
+
+/* Before each instruction the breakpoint check; after it, a change in
+ * watched bytes stops the run too. */
+static void step_checked(void *opaque)
+{
+    struct gdbstub *g = opaque;
+    if (stop_at_breakpoint(g))
         return;
-    }
-    interp_step(c);
+    interp_step(&g->m->cpu);
     if (g->nwp && watch_changed(g)) {
         g->hit_sig = GDB_SIGTRAP;
-        cpu_set_budget(c, 0);
+        cpu_set_budget(&g->m->cpu, 0);
     }
 }
 
@@ -510,15 +518,8 @@ static void step_checked(void *opaque)
 static void step_checked_bt(void *opaque)
 {
     struct gdbstub *g = opaque;
-    struct cpu *c = &g->m->cpu;
-    uint32_t lin = c->seg[SEG_CS].base + c->eip;
-    bool resumed_here = g->skip_valid && lin == g->skip_lin;
-    g->skip_valid = false;
-    if (!resumed_here && breakpoint_at(g, lin)) {
-        g->hit_sig = GDB_SIGTRAP;
-        cpu_set_budget(c, 0);
+    if (stop_at_breakpoint(g))
         return;
-    }
     bt_run_one(g->m->bt);
 }
 
