@@ -26,7 +26,7 @@ L=build/linux
 T="$E2E_TMP/snapshot"
 rm -rf "$T"
 mkdir -p "$T"
-IMG=./retrovisor-img
+IMG=${IMG:-./retrovisor-img}
 
 # icount_of DIR NAME: the instruction count the index gives snapshot NAME.
 icount_of() { awk -v n="$2" '$1 == "snapshot" && $3 == n { print $6 }' "$1/index"; }

@@ -212,7 +212,7 @@ bench)
 *)
     echo
     echo "retrovisor demo guest: Debian's i386 kernel with a busybox shell."
-    echo "Type 'poweroff -f' to stop the machine (or Ctrl-A X on the terminal)."
+    echo "Type 'poweroff' to stop the machine (or Ctrl-A X on the terminal)."
     echo
     # A second shell on the VGA console, for the window (SDL or VNC).
     if [ -c /dev/tty1 ]; then
@@ -224,6 +224,11 @@ bench)
     # default inittab does.  So this init stays PID 1 and waits.
     echo 0 >/proc/sys/kernel/ctrl-alt-del
     trap 'echo "RV-CTRLALTDEL rebooting"; reboot -f' INT
+    # busybox's poweroff, halt and reboot signal PID 1 (USR2, USR1, TERM),
+    # as they would its init.
+    trap 'poweroff -f' USR2
+    trap 'halt -f' USR1
+    trap 'reboot -f' TERM
     setsid cttyhack sh -l </dev/console >/dev/console 2>&1 &
     while :; do
         wait
