@@ -770,8 +770,15 @@ static void cmd_cont(struct machine *m, const char *fmt, int argc, char **argv, 
     machine_resume(m);
 }
 
+/* -no-reboot turns every reset into the end of the run, the user's as well
+ * as the guest's (QEMU does the same). */
 static void cmd_system_reset(struct machine *m, const char *fmt, int argc, char **argv, FILE *out)
 {
+    if (m->cfg.no_reboot) {
+        m->exit_status = 0;
+        m->stop = true;
+        return;
+    }
     m->resets++;
     machine_reset(m);
 }

@@ -38,7 +38,7 @@ static void usage(FILE *f)
             "                     machine's maximum, RAM ends where the PCI hole starts at 3.5 GiB)\n"
             "  -bios FILE         firmware image of 64, 128 or 256 KiB (default: Debian's SeaBIOS,\n"
             "                     /usr/share/seabios/bios.bin)\n"
-            "  -no-reboot         exit instead of rebooting when the guest resets\n"
+            "  -no-reboot         exit instead of rebooting (a guest reset or system_reset)\n"
             "  -gdb tcp:[HOST]:PORT  wait for gdb's remote protocol on that port (HOST default\n"
             "                     127.0.0.1); addresses are linear, through the guest's page tables\n"
             "  -s                 the same as -gdb tcp:127.0.0.1:1234\n"

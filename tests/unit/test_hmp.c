@@ -336,6 +336,27 @@ static void test_run_state_and_keys_on_a_machine(void **state)
     machine_free(m);
 }
 
+static void test_system_reset_and_no_reboot(void **state)
+{
+    struct machine *m = tiny_machine_new(false, 16, false);
+    assert_non_null(m);
+    m->cpu.eip = 0x1234;
+    unsigned resets = m->resets;
+    expect_output(m, "system_reset", "");
+    assert_int_equal(m->resets, resets + 1);
+    assert_int_equal(m->cpu.eip, 0xfff0);
+    assert_false(m->stop);
+
+    m->cfg.no_reboot = true;
+    m->cpu.eip = 0x1234;
+    expect_output(m, "system_reset", "");
+    assert_true(m->stop);
+    assert_int_equal(m->exit_status, 0);
+    assert_int_equal(m->resets, resets + 1);
+    assert_int_equal(m->cpu.eip, 0x1234);
+    machine_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -349,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_debug_translate_has_no_side_effects),
         cmocka_unit_test(test_x_and_xp_on_a_machine),
         cmocka_unit_test(test_run_state_and_keys_on_a_machine),
+        cmocka_unit_test(test_system_reset_and_no_reboot),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
