@@ -26,6 +26,7 @@ hex digits for every byte the keyboard controller hands the guest.
                                 handshake, each on its own connection; prints
                                 how many the server closed and whether any
                                 got a framebuffer update without asking
+  name PORT                     prints the desktop name of ServerInit
   trickle PORT LOG SECONDS      one client sends the RFB version one byte
                                 every 5 s, another stops mid-handshake;
                                 prints the serial rate meanwhile and when
@@ -317,6 +318,11 @@ def cmd_trickle(port, log, seconds):
 
 def none_session(port):
     """An RFB 3.8 session with security None up to ServerInit."""
+    return none_handshake(port)[0]
+
+
+def none_handshake(port):
+    """none_session's socket, and the desktop name from ServerInit."""
     s = connect(port)
     recv_exact(s, 12)
     s.sendall(b"RFB 003.008\n")
@@ -326,8 +332,15 @@ def none_session(port):
     recv_exact(s, 4)
     s.sendall(b"\x01")
     recv_exact(s, 20)
-    recv_exact(s, struct.unpack(">I", recv_exact(s, 4))[0])
-    return s
+    return s, recv_exact(s, struct.unpack(">I", recv_exact(s, 4))[0])
+
+
+def cmd_name(port):
+    """Prints the desktop name a client reads in ServerInit."""
+    s, name = none_handshake(port)
+    s.close()
+    print(name.decode("utf-8", "replace"))
+    return 0
 
 
 def closed_by_server(s, wait):
@@ -415,6 +428,8 @@ def main(argv):
         return cmd_wrongpw(int(a[0]), int(a[1]))
     if cmd == "garbage":
         return cmd_garbage(int(a[0]))
+    if cmd == "name":
+        return cmd_name(int(a[0]))
     if cmd == "trickle":
         return cmd_trickle(int(a[0]), a[1], float(a[2]))
     print(__doc__)

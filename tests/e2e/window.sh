@@ -18,7 +18,9 @@
 #  - Ctrl+Alt+S takes a snapshot while a loop counts at the Linux shell,
 #    Ctrl+Alt+R ten counts later reverts to it: the count goes back (and
 #    without a disk, the keys say what the snapshot code answered);
-#  - -name: bad values end the run with one line and status 2.
+#  - -name: bad values end the run with one line and status 2;
+#  - over VNC, the desktop name a viewer reads is the same "NAME -
+#    retrovisor [STATE]", and says paused after the monitor's `stop`.
 # The mouse grab and its title hint are in tests/unit/test_ui_vnc.c (this
 # Linux guest never enables its PS/2 mouse).
 . tests/e2e/lib.sh
@@ -314,3 +316,42 @@ else
         fail "window bios: Ctrl+Alt+Q: status $rc, $(tail -2 "$err" | tr '\n' ' ')"
     fi
 fi
+
+# ---- VNC: viewers read "NAME - retrovisor [STATE]" as the desktop name ----
+HOSTILE="python3 tests/e2e/vnc_hostile.py"
+port=$($HOSTILE port)
+sock="$T/vnc-name.sock"
+err="$T/vnc-name.err"
+$RV -display "vnc=127.0.0.1:$((port - 5900))" -serial none -name "my vnc vm" -monitor "unix:$sock,server,nowait" \
+    -run-for 120 2>"$err" &
+pid=$!
+vnc_name() { $HOSTILE name "$port" 2>/dev/null; }
+vnc_name_has() { vnc_name | grep -qF -- "$1"; }
+if wait_until 10 vnc_name_has "my vnc vm - retrovisor [running]"; then
+    pass "window vnc: the desktop name is '$(vnc_name)'"
+else
+    fail "window vnc: the desktop name is '$(vnc_name)': $(tail -2 "$err" | tr '\n' ' ')"
+fi
+wait_until 10 test -S "$sock"
+python3 - "$sock" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+def upto_prompt():
+    buf = b""
+    while not buf.endswith(b"(retrovisor) "):
+        d = s.recv(4096)
+        if not d:
+            break
+        buf += d
+upto_prompt()
+s.sendall(b"stop\n")
+upto_prompt()
+PY
+if wait_until 10 vnc_name_has "my vnc vm - retrovisor [paused]"; then
+    pass "window vnc: after the monitor's stop a new viewer reads '$(vnc_name)'"
+else
+    fail "window vnc: after stop the desktop name is '$(vnc_name)'"
+fi
+kill -TERM $pid
+wait $pid
