@@ -21,8 +21,10 @@
 #  - -name: bad values end the run with one line and status 2;
 #  - over VNC, the desktop name a viewer reads is the same "NAME -
 #    retrovisor [STATE]", and says paused after the monitor's `stop`.
-# The mouse grab and its title hint are in tests/unit/test_ui_vnc.c (this
-# Linux guest never enables its PS/2 mouse).
+#  - the mouse grab (tests/guest/mouse_log.asm turns the PS/2 mouse on;
+#    this Linux guest never does): the title offers the grab, a click takes
+#    it and the title says how to let go, pointer motion then reaches the
+#    guest as mouse bytes, Ctrl+Alt releases it and motion stays with the host.
 . tests/e2e/lib.sh
 
 for tool in xvfb-run xdotool openbox; do
@@ -315,6 +317,60 @@ else
     else
         fail "window bios: Ctrl+Alt+Q: status $rc, $(tail -2 "$err" | tr '\n' ' ')"
     fi
+fi
+
+# ---- The mouse grab: a guest that turns its PS/2 mouse on ----
+mouse_rom="$T/mouse_log.rom"
+if ! nasm -f bin tests/guest/mouse_log.asm -o "$mouse_rom" 2>"$T/mouse-nasm.err"; then
+    fail "window mouse: nasm: $(head -3 "$T/mouse-nasm.err" | tr '\n' ' ')"
+else
+    log="$T/mouse.serial"
+    err="$T/mouse.err"
+    rm -f "$log"
+    $RV -display sdl -bios "$mouse_rom" -m 16 -serial "file:$log" -name mouse -run-for 300 2>"$err" &
+    pid=$!
+    mouse_bytes() { grep -c '^M' "$log" 2>/dev/null; }
+    more_mouse_bytes() { [ "$(mouse_bytes)" -gt "$1" ]; }
+    if ! focus_window $pid || ! wait_until 10 log_has "$log" READY; then
+        fail "window mouse: no window or no READY: $(tail -2 "$err" | tr '\n' ' ')"
+    else
+        if wait_until 10 title_has "click to grab the mouse"; then
+            pass "window mouse: the guest enabled its mouse, the title says '$(title)'"
+        else
+            fail "window mouse: the title is '$(title)'"
+        fi
+        eval "$(xdotool getwindowgeometry --shell "$wid")"
+        xdotool mousemove --window "$wid" $((WIDTH / 2)) $((HEIGHT / 2)) click 1
+        if wait_until 10 title_has "Press Ctrl+Alt to release the mouse"; then
+            pass "window mouse: a click grabs the pointer: '$(title)'"
+        else
+            fail "window mouse: after the click the title is '$(title)'"
+        fi
+        before=$(mouse_bytes)
+        for _ in 1 2 3 4 5; do xdotool mousemove_relative -- 7 -5; sleep 0.1; done
+        if wait_until 10 more_mouse_bytes "$before"; then
+            pass "window mouse: grabbed, pointer motion reaches the guest ($before -> $(mouse_bytes) bytes from the mouse)"
+        else
+            fail "window mouse: grabbed, motion gave no mouse bytes ($before)"
+        fi
+        xdotool key ctrl+alt
+        if wait_until 10 title_has "click to grab the mouse"; then
+            pass "window mouse: Ctrl+Alt releases it: '$(title)'"
+        else
+            fail "window mouse: after Ctrl+Alt the title is '$(title)'"
+        fi
+        sleep 0.5
+        before=$(mouse_bytes)
+        for _ in 1 2 3 4 5; do xdotool mousemove_relative -- 7 -5; sleep 0.1; done
+        sleep 1
+        if [ "$(mouse_bytes)" -eq "$before" ]; then
+            pass "window mouse: released, motion over the window stays with the host"
+        else
+            fail "window mouse: released, the guest still got $(( $(mouse_bytes) - before )) bytes"
+        fi
+    fi
+    kill -TERM $pid 2>/dev/null
+    wait $pid
 fi
 
 # ---- VNC: viewers read "NAME - retrovisor [STATE]" as the desktop name ----
