@@ -70,14 +70,7 @@ kbc_data:                       ; al -> port 0x60
     out 0x60, al
     ret
 
-hex_digit:                      ; al = 0..15 -> COM1 (dx)
-    add al, '0'
-    cmp al, '9'
-    jbe .out
-    add al, 'a' - '9' - 1
-.out:
-    out dx, al
-    ret
+%include "tests/guest/com1_hex.inc"
 
 timer_irq:
     push eax

@@ -46,14 +46,7 @@ FLAT32_ROM_START
     out dx, al
     jmp .idle
 
-hex_digit:                      ; al = 0..15 -> COM1 (dx)
-    add al, '0'
-    cmp al, '9'
-    jbe .out
-    add al, 'a' - '9' - 1
-.out:
-    out dx, al
-    ret
+%include "tests/guest/com1_hex.inc"
 
 timer_irq:
     inc dword [TICKS]
