@@ -9,10 +9,10 @@
  * How the CPU notices: while cpu.databp holds breakpoints, the MMU gives no
  * TLB tags to a linear page one of them covers (so no inline fast path, the
  * interpreter's string runs included, reaches its bytes), and its slow
- * paths note every read and write there (monitor/mmu.c).  Only the
- * interpreter is checked that way: translated code would need its blocks
- * ended after each hit, so the gdb stub runs the interpreter while
- * watchpoints are set.
+ * paths note every read and write there (monitor/mmu.c).  Translated code
+ * would reach those paths too, but would run on to the end of its block
+ * after a hit, so the gdb stub runs the interpreter while watchpoints are
+ * set.
  */
 #ifndef RV_DATABP_H
 #define RV_DATABP_H

@@ -550,7 +550,7 @@ bool gdbstub_run_slice(struct gdbstub *g)
         return true;
     }
     g->hit_sig = 0;
-    /* Only the interpreter's accesses are checked against watchpoints (databp.h). */
+    /* A translated block would run on past the access a watchpoint matched (databp.h). */
     bool translated = g->m->bt && !g->watch.n;
     cpu_run_loop(&g->m->cpu, translated ? step_checked_bt : step_checked, g);
     if (g->hit_sig)
