@@ -11,9 +11,11 @@ void cpu_reset(struct cpu *c)
     unsigned trace = c->trace;
     uint64_t icount = cpu_icount(c);   /* the virtual clock counts across resets */
     void *ras_none = c->bt_ras_none;   /* set once by the translator */
+    struct databp_set *databp = c->databp;
     memset(c, 0, offsetof(struct cpu, fault_jmp));
     memset(&c->exc_vector, 0, sizeof(*c) - offsetof(struct cpu, exc_vector));
     c->m = m;
+    c->databp = databp;
     c->trace = trace;
     c->budget = 0;
     c->icount_end = icount;

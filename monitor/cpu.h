@@ -12,6 +12,7 @@
 #include <setjmp.h>
 
 struct machine;
+struct databp_set;
 
 /* Segment register indexes: the x86 encoding order (ModRM reg field of MOV Sreg). */
 enum { SEG_ES, SEG_CS, SEG_SS, SEG_DS, SEG_FS, SEG_GS, SEG_COUNT };
@@ -213,6 +214,9 @@ struct cpu {
     unsigned tlb_smap_n;
 
     struct machine *m;
+    /* Data breakpoints the MMU's slow paths check (monitor/databp.h), or
+     * NULL; owned by their source (the gdb stub), kept across resets. */
+    struct databp_set *databp;
 };
 
 /* Instructions retired since power-on. */

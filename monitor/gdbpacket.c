@@ -1,6 +1,7 @@
 /* GDB remote protocol framing (see gdbpacket.h). */
 #include "monitor/gdbpacket.h"
 
+#include <stdio.h>
 #include <string.h>
 
 enum { RX_IDLE, RX_DATA, RX_ESCAPE, RX_RLE, RX_CSUM_HI, RX_CSUM_LO };
@@ -173,4 +174,32 @@ bool gdb_parse_hex32(const char **p, uint32_t *out)
     *out = (uint32_t)v;
     *p = s;
     return true;
+}
+
+bool gdb_parse_point(const char *s, struct gdb_point *pt)
+{
+    struct gdb_point p;
+    if (!gdb_parse_hex32(&s, &p.type) || *s++ != ',' || !gdb_parse_hex32(&s, &p.addr) || *s++ != ',' ||
+        !gdb_parse_hex32(&s, &p.kind) || (*s && *s != ';'))
+        return false;
+    *pt = p;
+    return true;
+}
+
+static const char *watch_word(uint32_t type)
+{
+    switch (type) {
+    case GDB_POINT_WATCH_WRITE: return "watch";
+    case GDB_POINT_WATCH_READ: return "rwatch";
+    case GDB_POINT_WATCH_ACCESS: return "awatch";
+    default: return NULL;
+    }
+}
+
+int gdb_format_stop(char *out, size_t cap, int sig, uint32_t watch_type, uint32_t addr)
+{
+    const char *word = watch_word(watch_type);
+    if (word)
+        return snprintf(out, cap, "T%02x%s:%x;thread:01;", sig & 0xff, word, addr);
+    return snprintf(out, cap, "T%02xthread:01;", sig & 0xff);
 }

@@ -3,8 +3,9 @@
  * "$payload#cs" packets with a two-digit modulo-256 checksum, '}' escapes
  * (the next byte XOR 0x20) and run-length encoding ("X*n": n - 29 more
  * copies of X) in what the client sends, the lone 0x03 that interrupts,
- * and '+'/'-' acknowledgements.  The stub (monitor/gdbstub.c) feeds it
- * bytes and frames its replies with it; the unit test drives it alone.
+ * and '+'/'-' acknowledgements; also the Z/z packets' fields and the stop
+ * replies' text.  The stub (monitor/gdbstub.c) feeds it bytes and frames
+ * its replies with it; the unit test drives it alone.
  */
 #ifndef RV_GDBPACKET_H
 #define RV_GDBPACKET_H
@@ -51,5 +52,22 @@ bool gdb_from_hex(const char *hex, size_t hexlen, uint8_t *out);
 /* Parse a hex number at *p up to a character not a hex digit, moving *p past
  * it; false when there is no digit or it exceeds 32 bits. */
 bool gdb_parse_hex32(const char **p, uint32_t *out);
+
+/* Z and z packets' TYPE: what the stop reply of a watchpoint names it. */
+enum {
+    GDB_POINT_SW_BREAK = 0, GDB_POINT_HW_BREAK = 1,
+    GDB_POINT_WATCH_WRITE = 2, GDB_POINT_WATCH_READ = 3, GDB_POINT_WATCH_ACCESS = 4,
+};
+struct gdb_point {
+    uint32_t type, addr, kind;      /* kind: a watchpoint's length in bytes */
+};
+/* The body of a Z or z packet after its letter, "TYPE,ADDR,KIND", with an
+ * optional ";..." tail (target-side conditions, which the stub does not
+ * announce and ignores); false when malformed. */
+bool gdb_parse_point(const char *s, struct gdb_point *pt);
+/* A stop reply for signal sig: "T05thread:01;", or, when watch_type is a
+ * watchpoint's TYPE, "T05watch:ADDR;thread:01;" (rwatch, awatch) naming the
+ * data address gdb matches against its watchpoints.  snprintf's return. */
+int gdb_format_stop(char *out, size_t cap, int sig, uint32_t watch_type, uint32_t addr);
 
 #endif

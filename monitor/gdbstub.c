@@ -4,13 +4,13 @@
  *    and hands every packet to the machine's thread with machine_call;
  *  - the machine's thread runs those handlers between slices, and, while
  *    gdb single-steps or has breakpoints or watchpoints, runs the slices
- *    itself under the interpreter (gdbstub_run_slice), checking each
- *    instruction's linear address against the breakpoint table before it
- *    executes and the watched bytes after.  The translation cache is not
- *    entered meanwhile, so no translated block can run past a breakpoint;
- *    breakpoints are never written into guest memory, so no translation
- *    has to be dropped for them.  When the last one goes, bt takes over
- *    again with the blocks it had.
+ *    itself (gdbstub_run_slice), checking each instruction's linear address
+ *    against the breakpoint table before it executes.  Breakpoints are
+ *    never written into guest memory; translated blocks end before them
+ *    (bt_set_breakpoints).  Watchpoints are the CPU's data breakpoints
+ *    (monitor/databp.h): the MMU notes the accesses that match them, and
+ *    the interpreter runs while any is set, so that the stop comes right
+ *    after the instruction that made the access.
  * A stop pauses the machine with reason "debug"; the run-state listener
  * turns it into a stop reply, which the socket thread sends.
  * Addresses in packets are linear (segment base + offset), as QEMU's are,
@@ -21,7 +21,9 @@
 #include "monitor/gdbpacket.h"
 #include "monitor/control.h"
 #include "monitor/interp.h"
+#include "monitor/databp.h"
 #include "monitor/machine.h"
+#include "monitor/mmu.h"
 #include "monitor/physmem.h"
 #include "bt/bt.h"
 #include "hosted-driver/xalloc.h"
@@ -41,18 +43,10 @@
 #include <unistd.h>
 
 #define MAX_BREAKPOINTS 64
-#define MAX_WATCHPOINTS 8
-#define MAX_WATCH_LEN 64
 /* An 'm' reply is hex: two characters a byte in one packet. */
 #define MAX_MEM_XFER (GDB_MAX_PACKET / 2)
 #define GDB_SIGINT 2
 #define GDB_SIGTRAP 5
-
-struct watchpoint {
-    uint32_t addr, len;
-    uint8_t seen[MAX_WATCH_LEN];   /* the bytes as gdb last saw them (at insertion or resume) */
-    bool readable;
-};
 
 struct gdbstub {
     struct machine *m;
@@ -64,15 +58,14 @@ struct gdbstub {
     /* Machine thread only (packet handlers, the run slice, the listener). */
     uint32_t bp[MAX_BREAKPOINTS];
     int nbp;
-    struct watchpoint wp[MAX_WATCHPOINTS];
-    int nwp;
+    struct databp_set watch;       /* the CPU's data breakpoints (cpu.databp points here) */
     bool step_pending;             /* execute one instruction, then stop */
     bool waiting;                  /* gdb resumed the guest and waits for a stop reply */
     bool skip_valid;               /* the first instruction after a resume ignores a breakpoint at its own address */
     uint32_t skip_lin;
     int hit_sig;                   /* set by the run slice when it stops */
     int last_sig;                  /* the signal of the last stop ('?') */
-    bool hit_watch;
+    uint32_t hit_watch_type;       /* the last stop's watchpoint (GDB_POINT_WATCH_*), or 0 */
     uint32_t hit_watch_addr;
 
     /* Handed from the machine thread (or main) to the socket thread. */
@@ -387,53 +380,58 @@ static void remove_breakpoint(struct gdbstub *g, uint32_t lin)
         }
 }
 
-static void watch_refresh(struct gdbstub *g, struct watchpoint *w)
+/* gdb's watchpoint types and the accesses they stop at, one to one. */
+static uint8_t watch_accesses(uint32_t type)
 {
-    w->readable = read_linear(g->m, w->addr, w->seen, w->len) == w->len;
+    switch (type) {
+    case GDB_POINT_WATCH_WRITE: return DATABP_WRITE;
+    case GDB_POINT_WATCH_READ: return DATABP_READ;
+    default: return DATABP_ACCESS;
+    }
 }
 
-static bool add_watchpoint(struct gdbstub *g, uint32_t addr, uint32_t len)
+static uint32_t watch_type(uint8_t accesses)
 {
-    if (len == 0 || len > MAX_WATCH_LEN || g->nwp == MAX_WATCHPOINTS)
+    switch (accesses) {
+    case DATABP_WRITE: return GDB_POINT_WATCH_WRITE;
+    case DATABP_READ: return GDB_POINT_WATCH_READ;
+    default: return GDB_POINT_WATCH_ACCESS;
+    }
+}
+
+static bool add_watchpoint(struct gdbstub *g, uint32_t type, uint32_t addr, uint32_t len)
+{
+    if (!databp_add(&g->watch, addr, len, watch_accesses(type)))
         return false;
-    struct watchpoint *w = &g->wp[g->nwp++];
-    w->addr = addr;
-    w->len = len;
-    watch_refresh(g, w);
+    /* Entries filled before would let accesses to the range skip the MMU's
+     * slow paths, where they are noted; refills leave those pages untagged. */
+    tlb_flush_page(&g->m->cpu, addr);
+    tlb_flush_page(&g->m->cpu, addr + len - 1);
     return true;
 }
 
-static void remove_watchpoint(struct gdbstub *g, uint32_t addr, uint32_t len)
+static void remove_watchpoint(struct gdbstub *g, uint32_t type, uint32_t addr, uint32_t len)
 {
-    for (int k = 0; k < g->nwp; k++)
-        if (g->wp[k].addr == addr && g->wp[k].len == len) {
-            g->wp[k] = g->wp[--g->nwp];
-            return;
-        }
+    databp_remove(&g->watch, addr, len, watch_accesses(type));
 }
 
-/* A watched range whose bytes differ from what gdb last saw: it is
- * reported, and what gdb sees from now on is the new value. */
-static bool watch_changed(struct gdbstub *g)
+/* The instruction just run made an access a watchpoint matches: the stop
+ * reply names that watchpoint. */
+static bool take_watch_hit(struct gdbstub *g)
 {
-    for (int k = 0; k < g->nwp; k++) {
-        struct watchpoint *w = &g->wp[k];
-        uint8_t now[MAX_WATCH_LEN];
-        bool readable = read_linear(g->m, w->addr, now, w->len) == w->len;
-        if (readable && (!w->readable || memcmp(now, w->seen, w->len))) {
-            memcpy(w->seen, now, w->len);
-            w->readable = true;
-            g->hit_watch = true;
-            g->hit_watch_addr = w->addr;
-            return true;
-        }
-    }
-    return false;
+    if (!databp_hit(&g->watch))
+        return false;
+    const struct databp *b = &g->watch.bp[g->watch.hit];
+    g->hit_watch_type = watch_type(b->on);
+    g->hit_watch_addr = b->addr;
+    databp_forget_hit(&g->watch);
+    return true;
 }
 
 static void clear_debug_state(struct gdbstub *g)
 {
-    g->nbp = g->nwp = 0;
+    g->nbp = 0;
+    databp_clear(&g->watch);
     g->step_pending = false;
     g->waiting = false;
 }
@@ -452,11 +450,7 @@ static void wake_socket_thread(struct gdbstub *g, char what)
 static void post_stop(struct gdbstub *g)
 {
     pthread_mutex_lock(&g->mu);
-    if (g->hit_watch)
-        snprintf(g->stop_reply, sizeof(g->stop_reply), "T%02xwatch:%x;thread:01;", g->last_sig,
-                 g->hit_watch_addr);
-    else
-        snprintf(g->stop_reply, sizeof(g->stop_reply), "T%02xthread:01;", g->last_sig);
+    gdb_format_stop(g->stop_reply, sizeof(g->stop_reply), g->last_sig, g->hit_watch_type, g->hit_watch_addr);
     g->stop_ready = true;
     pthread_mutex_unlock(&g->mu);
     g->waiting = false;
@@ -478,9 +472,11 @@ static void stop_with(struct gdbstub *g, int sig)
 
 /* ---- the run slice (machine thread) ---- */
 
+/* What an interrupt taken before the step pushed is not the step's access. */
 static void step_plain(void *opaque)
 {
     struct gdbstub *g = opaque;
+    databp_forget_hit(&g->watch);
     interp_step(&g->m->cpu);
 }
 
@@ -499,15 +495,16 @@ static bool stop_at_breakpoint(struct gdbstub *g)
     return true;
 }
 
-/* Before each instruction the breakpoint check; after it, a change in
- * watched bytes stops the run too. */
+/* Before each instruction the breakpoint check; after it, an access a
+ * watchpoint matches stops the run too (an instruction that faults never
+ * gets here: its accesses match nothing, interp_deliver_pending). */
 static void step_checked(void *opaque)
 {
     struct gdbstub *g = opaque;
     if (stop_at_breakpoint(g))
         return;
-    interp_step(&g->m->cpu);
-    if (g->nwp && watch_changed(g)) {
+    step_plain(g);
+    if (take_watch_hit(g)) {
         g->hit_sig = GDB_SIGTRAP;
         cpu_set_budget(&g->m->cpu, 0);
     }
@@ -540,22 +537,21 @@ static void single_step(struct gdbstub *g)
     if (was_halted && c->halted && cpu_icount(c) == before)
         return;
     g->step_pending = false;
-    if (g->nwp)
-        watch_changed(g);
+    take_watch_hit(g);
     stop_with(g, GDB_SIGTRAP);
 }
 
 bool gdbstub_run_slice(struct gdbstub *g)
 {
-    if (!g->step_pending && !g->nbp && !g->nwp)
+    if (!g->step_pending && !g->nbp && !g->watch.n)
         return false;
     if (g->step_pending) {
         single_step(g);
         return true;
     }
     g->hit_sig = 0;
-    /* Watchpoints are compared after every instruction: the interpreter's pace. */
-    bool translated = g->m->bt && !g->nwp;
+    /* A translated block would run on past the access a watchpoint matched (databp.h). */
+    bool translated = g->m->bt && !g->watch.n;
     cpu_run_loop(&g->m->cpu, translated ? step_checked_bt : step_checked, g);
     if (g->hit_sig)
         stop_with(g, g->hit_sig);
@@ -592,12 +588,10 @@ static void resume(struct packet *p, bool step)
     struct cpu *c = &g->m->cpu;
     g->step_pending = step;
     g->waiting = true;
-    g->hit_watch = false;
+    g->hit_watch_type = 0;
     g->last_sig = GDB_SIGINT;           /* a pause for any other reason reads as an interrupt */
     g->skip_valid = true;
     g->skip_lin = c->seg[SEG_CS].base + c->eip;
-    for (int k = 0; k < g->nwp; k++)
-        watch_refresh(g, &g->wp[k]);
     p->no_reply = true;
     if (machine_paused(g->m))
         machine_resume(g->m);
@@ -758,26 +752,36 @@ static void handle_write_memory(struct packet *p, bool binary)
     reply(p, write_linear(p->g->m, addr, buf, len) ? "OK" : "E14");
 }
 
-/* Z/z TYPE,ADDR,KIND: 0 and 1 are breakpoints of the same table; 2 write
- * watchpoints; read and access watchpoints (3, 4) are not supported. */
+/* Z/z TYPE,ADDR,KIND: 0 and 1 are breakpoints of the same table; 2, 3 and
+ * 4 are write, read and access watchpoints of KIND bytes (1 to
+ * DATABP_MAX_LEN, DATABP_MAX of them). */
 static void handle_point(struct packet *p, bool insert)
 {
-    const char *s = p->in + 1;
-    uint32_t type, addr, kind;
-    if (!gdb_parse_hex32(&s, &type) || *s++ != ',' || !parse_addr_len(&s, &addr, &kind))
+    struct gdb_point pt;
+    if (!gdb_parse_point(p->in + 1, &pt))
         return reply(p, "E01");
     struct gdbstub *g = p->g;
-    if (type == 0 || type == 1) {
-        if (!insert)
-            remove_breakpoint(g, addr);
-        return reply(p, !insert || add_breakpoint(g, addr) ? "OK" : "E28");
+    switch (pt.type) {
+    case GDB_POINT_SW_BREAK:
+    case GDB_POINT_HW_BREAK:
+        if (!insert) {
+            remove_breakpoint(g, pt.addr);
+            return reply(p, "OK");
+        }
+        return reply(p, add_breakpoint(g, pt.addr) ? "OK" : "E28");
+    case GDB_POINT_WATCH_WRITE:
+    case GDB_POINT_WATCH_READ:
+    case GDB_POINT_WATCH_ACCESS:
+        if (!insert) {
+            remove_watchpoint(g, pt.type, pt.addr, pt.kind);
+            return reply(p, "OK");
+        }
+        if (add_watchpoint(g, pt.type, pt.addr, pt.kind))
+            return reply(p, "OK");
+        return reply(p, g->watch.n == DATABP_MAX ? "E28" : "E22");
+    default:
+        return reply(p, "");
     }
-    if (type == 2) {
-        if (!insert)
-            remove_watchpoint(g, addr, kind);
-        return reply(p, !insert || add_watchpoint(g, addr, kind) ? "OK" : "E28");
-    }
-    reply(p, "");
 }
 
 /* qXfer:features:read:target.xml:OFFSET,LENGTH */
@@ -827,10 +831,7 @@ static void handle_query(struct packet *p)
 static void stop_reply_now(struct packet *p)
 {
     struct gdbstub *g = p->g;
-    if (g->hit_watch)
-        snprintf(p->out, GDB_MAX_PACKET, "T%02xwatch:%x;thread:01;", g->last_sig, g->hit_watch_addr);
-    else
-        snprintf(p->out, GDB_MAX_PACKET, "T%02xthread:01;", g->last_sig);
+    gdb_format_stop(p->out, GDB_MAX_PACKET, g->last_sig, g->hit_watch_type, g->hit_watch_addr);
     p->out_len = strlen(p->out);
 }
 
@@ -887,7 +888,7 @@ static void attach(struct machine *m, void *arg)
 {
     struct gdbstub *g = arg;
     clear_debug_state(g);
-    g->hit_watch = false;
+    g->hit_watch_type = 0;
     g->last_sig = GDB_SIGTRAP;
     pthread_mutex_lock(&g->mu);
     g->stop_ready = false;          /* a stop the last client did not read is not this one's */
@@ -906,7 +907,7 @@ static void interrupt_guest(struct machine *m, void *arg)
 {
     struct gdbstub *g = arg;
     g->step_pending = false;
-    g->hit_watch = false;
+    g->hit_watch_type = 0;
     g->last_sig = GDB_SIGINT;
     if (!machine_paused(m))
         machine_pause(m, "debug");
@@ -1134,11 +1135,14 @@ struct gdbstub *gdbstub_new(struct machine *m, const char *spec, char *err, size
     }
     pthread_mutex_init(&g->mu, NULL);
     g->last_sig = GDB_SIGTRAP;
+    databp_init(&g->watch);
+    m->cpu.databp = &g->watch;
     machine_add_run_state_listener(m, run_state_changed, g);
     m->gdb = g;
     if (pthread_create(&g->thread, NULL, stub_thread, g)) {
         snprintf(err, errlen, "-gdb %s: cannot start its thread", spec);
         m->gdb = NULL;
+        m->cpu.databp = NULL;
         close(fd);
         close(g->wake[0]);
         close(g->wake[1]);
@@ -1164,6 +1168,7 @@ void gdbstub_free(struct gdbstub *g)
     wake_socket_thread(g, 'Q');
     pthread_join(g->thread, NULL);
     g->m->gdb = NULL;
+    g->m->cpu.databp = NULL;
     close(g->listen_fd);
     close(g->wake[0]);
     close(g->wake[1]);

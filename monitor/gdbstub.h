@@ -26,8 +26,9 @@ void gdbstub_free(struct gdbstub *g);
 
 /* The run loop's hook, on the machine's thread, with the slice's budget set:
  * while a single-step is asked for or breakpoints/watchpoints are set, run
- * the slice here (under the interpreter, checking before each instruction)
- * and return true; otherwise false, and the engine runs it as usual. */
+ * the slice here (breakpoints checked before each instruction, watchpoints'
+ * accesses after it, under the interpreter while any watchpoint is set) and
+ * return true; otherwise false, and the engine runs it as usual. */
 bool gdbstub_run_slice(struct gdbstub *g);
 
 #endif

@@ -8,6 +8,7 @@
  */
 #include "monitor/interp_internal.h"
 #include "monitor/alu.h"
+#include "monitor/databp.h"
 #include "monitor/machine.h"
 #include "monitor/trace.h"
 
@@ -180,6 +181,10 @@ void interp_deliver_pending(struct cpu *c)
     trace_exception(c, c->exc_vector, c->exc_error);
     do_interrupt(c, c->exc_vector, INT_EXC, c->exc_has_error, c->exc_error, c->eip);
     c->fault_depth = 0;
+    /* Data breakpoints are traps of completed instructions: what the
+     * faulting one touched before its fault, and the frame pushed for it,
+     * match nothing. */
+    databp_forget_hit(c->databp);
 }
 
 /* An NMI waits for the IRET that ends the handler of the one before. */

@@ -6,6 +6,7 @@
  */
 #include "monitor/interp_internal.h"
 #include "monitor/alu.h"
+#include "monitor/databp.h"
 #include "monitor/machine.h"
 #include "monitor/trace.h"
 
@@ -199,6 +200,10 @@ static void exec_string(struct cpu *c, const struct insn *in)
         set_count(c, in, cnt - 1);
         if (!go_on || cnt == 1)
             return;
+        /* A data breakpoint traps after the element that hit it, with EIP
+         * still at the instruction when elements are left. */
+        if (databp_hit(c->databp))
+            break;
     }
     /* Not finished: run this instruction again after giving interrupts a chance. */
     c->eip = c->eip_start;

@@ -1,4 +1,5 @@
 #include "monitor/mmu.h"
+#include "monitor/databp.h"
 
 #include <string.h>
 
@@ -253,6 +254,9 @@ static bool translate_fill_try(struct cpu *c, uint32_t lin, enum mmu_access acc,
     e->user_page = w.user_page;
     if (!smap_cacheable(c, index, &w, user))
         e->tag_read = e->tag_write = TLB_INVALID;
+    /* Every access to a watched page must reach the slow paths, which note it. */
+    if (databp_active(c->databp) && databp_covers_page(c->databp, page))
+        e->tag_read = e->tag_write = TLB_INVALID;
     e->addend = rd ? (uintptr_t)rd - page : 0;
     e->phys = w.phys;
     e->global = w.global;
@@ -274,6 +278,14 @@ uint32_t mmu_translate(struct cpu *c, uint32_t lin, enum mmu_access acc, bool us
     return translate_fill(c, lin, acc, user);
 }
 
+/* Called once the access's translations succeeded: an access that faults
+ * is not made, and does not match. */
+static void note_data_access(struct cpu *c, uint32_t lin, int size, uint8_t access)
+{
+    if (databp_active(c->databp))
+        databp_note(c->databp, lin, (uint32_t)size, access);
+}
+
 static uint32_t read_slow(struct cpu *c, uint32_t lin, int size, enum mmu_priv priv)
 {
     if ((lin & 0xfff) + size > PAGE_SIZE) {
@@ -281,6 +293,7 @@ static uint32_t read_slow(struct cpu *c, uint32_t lin, int size, enum mmu_priv p
         uint32_t first = PAGE_SIZE - (lin & 0xfff);
         uint32_t pa0 = translate_fill(c, lin, ACC_READ, priv);
         uint32_t pa1 = translate_fill(c, lin + first, ACC_READ, priv);
+        note_data_access(c, lin, size, DATABP_READ);
         uint32_t v = 0;
         for (int k = 0; k < size; k++) {
             uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
@@ -289,6 +302,7 @@ static uint32_t read_slow(struct cpu *c, uint32_t lin, int size, enum mmu_priv p
         return v;
     }
     uint32_t pa = translate_fill(c, lin, ACC_READ, priv);
+    note_data_access(c, lin, size, DATABP_READ);
     if (!c->m->pm->rd[pa >> 12])
         machine_sync_clock(c->m);
     return (uint32_t)physmem_read(c->m->pm, pa, size);
@@ -300,6 +314,7 @@ static void write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, enum
         uint32_t first = PAGE_SIZE - (lin & 0xfff);
         uint32_t pa0 = translate_fill(c, lin, ACC_WRITE, priv);
         uint32_t pa1 = translate_fill(c, lin + first, ACC_WRITE, priv);
+        note_data_access(c, lin, size, DATABP_WRITE);
         for (int k = 0; k < size; k++) {
             uint32_t pa = k < (int)first ? pa0 + k : pa1 + (k - first);
             machine_phys_write(c->m, pa, (val >> (8 * k)) & 0xff, 1);
@@ -307,6 +322,7 @@ static void write_slow(struct cpu *c, uint32_t lin, uint32_t val, int size, enum
         return;
     }
     uint32_t pa = translate_fill(c, lin, ACC_WRITE, priv);
+    note_data_access(c, lin, size, DATABP_WRITE);
     machine_phys_write(c->m, pa, val, size);
 }
 

@@ -10,6 +10,11 @@
 #      data area's base memory size, detach: SeaBIOS runs on.
 #   3. A breakpoint at the top of a loop bt translates as one block jumping
 #      to itself, by gdb and by a raw client (M, X, g, qXfer, k), both engines.
+#   4. Watchpoints on a ROM's known loads and stores, both engines: gdb's
+#      awatch, rwatch and watch stop right after the accessing instruction
+#      (EIPs from nasm's listing), a raw client checks the stop replies'
+#      kind and address, a write of the same value, removal, and the E
+#      replies to bad lengths and to one watchpoint too many.
 # The address of start_kernel: Debian's System.map is a placeholder (the real
 # one is in the -dbg package), so unless it names start_kernel, a first boot
 # (nokaslr, as the debugged one) reads it from the guest's /proc/kallsyms.
@@ -339,5 +344,117 @@ PYEOF
     else
         fail "gdb loop: under -accel $engine the ROM ended with status $rc after the detach (33 expected)"
     fi
+done
+
+# ---- 4. watchpoints on known accesses ----
+rom=$T/watch_access.bin
+if ! nasm -f bin tests/guest/watch_access.asm -o "$rom" -l "$T/watch_access.lst" 2>"$T/nasm-watch.log"; then
+    fail "gdb watch: nasm failed on watch_access.asm: $(head -2 "$T/nasm-watch.log")"
+    exit 0
+fi
+# label NAME: the linear address of the instruction at NAME (the ROM runs at 0xf0000).
+label() {
+    off=$(awk -v l="$1:" '$2 == l { f = 1; next } f && $2 ~ /^[0-9A-F]+$/ && length($2) == 8 { print $2; exit }' \
+        "$T/watch_access.lst")
+    [ -n "$off" ] && printf '%x' $((0xf0000 + 0x$off))
+}
+after_store=$(label after_store)
+after_load=$(label after_load)
+after_same_store=$(label after_same_store)
+after_overlap_load=$(label after_overlap_load)
+after_rmw=$(label after_rmw)
+rep_store=$(label rep_store)
+after_beside=$(label after_beside)
+for engine in interp bt; do
+    port=$(free_port)
+    timeout 120 $RV -accel $engine -bios "$rom" -display none -serial none -m 16 -S -gdb "tcp::$port" \
+        >"$T/watch-$engine.stdout" 2>&1 &
+    pid=$!
+    wait_listening $port $pid
+    timeout 60 gdb -batch -nx -ex 'set architecture i386' -ex "target remote 127.0.0.1:$port" \
+        -ex 'awatch *(int *)0x5000' -ex continue -ex 'printf "STOP %x\n", $eip' \
+        -ex continue -ex 'printf "STOP %x\n", $eip' -ex delete \
+        -ex 'rwatch *(int *)0x5000' -ex continue -ex 'printf "STOP %x\n", $eip' \
+        -ex continue -ex 'printf "STOP %x\n", $eip' -ex delete \
+        -ex 'watch *(int *)0x5000' -ex continue -ex 'printf "STOP %x ECX %d\n", $eip, $ecx' -ex delete \
+        -ex detach >"$T/gdb-watch-$engine.out" 2>&1
+    wait $pid
+    rc=$?
+    out=$T/gdb-watch-$engine.out
+    stops=$(sed -n 's/^STOP //p' "$out" | tr '\n' ' ' | sed 's/ $//')
+    want="$after_store $after_load $after_overlap_load $after_rmw $rep_store ECX 1"
+    if [ "$(grep -c '^Hardware access (read/write) watchpoint 1: ' "$out")" -ge 3 ] &&
+            [ "$(grep -c '^Hardware read watchpoint 2: ' "$out")" -ge 3 ] && [ "$stops" = "$want" ]; then
+        pass "gdb watch: under -accel $engine awatch, rwatch and watch stop after the accessing instructions ($stops)"
+    else
+        fail "gdb watch: under -accel $engine the stops were '$stops', expected '$want' ($out)"
+    fi
+    if [ $rc -eq 33 ]; then
+        pass "gdb watch: under -accel $engine the ROM runs to its end after the detach (status 33)"
+    else
+        fail "gdb watch: under -accel $engine the ROM ended with status $rc after the detach (33 expected)"
+    fi
+
+    port=$(free_port)
+    timeout 120 $RV -accel $engine -bios "$rom" -display none -serial none -m 16 -S -gdb "tcp::$port" \
+        >"$T/watch-raw-$engine.stdout" 2>&1 &
+    pid=$!
+    wait_listening $port $pid
+    python3 - "$port" >"$T/watch-raw-$engine.out" 2>&1 <<'PYEOF'
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
+s.settimeout(30)
+buf = b''
+def ask(p):
+    global buf
+    s.sendall(b'$' + p.encode() + b'#%02x' % (sum(p.encode()) & 0xff))
+    while True:
+        a = buf.find(b'$')
+        h = buf.find(b'#', a) if a >= 0 else -1
+        if h >= 0 and len(buf) >= h + 3:
+            r, buf = buf[a + 1:h], buf[h + 3:]
+            return r.decode()
+        d = s.recv(65536)
+        if not d:
+            raise SystemExit('the connection closed')
+        buf += d
+def cont(tag):
+    stop = ask('c')
+    eip = int.from_bytes(bytes.fromhex(ask('p8')), 'little') if stop.startswith('T') else 0
+    print(tag, stop, '%x' % eip)
+print('Z2', ask('Z2,5000,4'))
+cont('WRITE')
+cont('SAMEWRITE')
+print('z2', ask('z2,5000,4'))
+print('Z4', ask('Z4,5003,1'))
+cont('ACCESS')
+print('z4', ask('z4,5003,1'))
+print('BADLEN', ask('Z3,5000,0'), ask('Z4,5000,41'), ask('Z2,ffffffff,2'))
+print('FILL', ' '.join(ask('Z2,%x,4' % (0x6000 + 16 * k)) for k in range(8)))
+print('TOOMANY', ask('Z3,5000,4'))
+print('UNFILL', ' '.join(ask('z2,%x,4' % (0x6000 + 16 * k)) for k in range(8)))
+print('Z4', ask('Z4,5000,4'), ask('z4,5000,4'))
+print('Z3', ask('Z3,5004,4'))
+cont('READ')
+print('z3', ask('z3,5004,4'))
+print('END', ask('c'))
+PYEOF
+    wait $pid
+    rawrc=$?
+    raw=$T/watch-raw-$engine.out
+    expect_line "$raw" "^WRITE T05watch:5000;thread:01; $after_store\$" \
+        "gdb watch raw: under -accel $engine Z2 stops after a store with watch:5000"
+    expect_line "$raw" "^SAMEWRITE T05watch:5000;thread:01; $after_same_store\$" \
+        "gdb watch raw: under -accel $engine a store of the value already there stops too, as on hardware"
+    expect_line "$raw" "^ACCESS T05awatch:5003;thread:01; $after_overlap_load\$" \
+        "gdb watch raw: under -accel $engine Z4 on one byte stops after a load that overlaps it, with awatch:5003"
+    expect_line "$raw" '^BADLEN E[0-9a-f]{2} E[0-9a-f]{2} E[0-9a-f]{2}$' \
+        "gdb watch raw: under -accel $engine lengths 0 and 65 and a range past 4 GiB get E replies"
+    expect_line "$raw" '^FILL OK OK OK OK OK OK OK OK$' "gdb watch raw: under -accel $engine 8 watchpoints are accepted"
+    expect_line "$raw" '^TOOMANY E[0-9a-f]{2}$' "gdb watch raw: under -accel $engine a ninth gets an E reply"
+    expect_line "$raw" "^READ T05rwatch:5004;thread:01; $after_beside\$" \
+        "gdb watch raw: under -accel $engine removed watchpoints stay quiet and Z3 stops after the read with rwatch:5004"
+    expect_line "$raw" '^END W21$' "gdb watch raw: under -accel $engine with all removed the ROM runs to its end (W21)"
+    [ $rawrc -eq 33 ] || fail "gdb watch raw: under -accel $engine the ROM ended with status $rawrc (33 expected)"
 done
 exit 0

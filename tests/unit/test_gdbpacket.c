@@ -1,6 +1,6 @@
 /* The gdb stub's packet layer (monitor/gdbpacket.c): framing, checksums,
  * escapes and run-length encoding, Ctrl-C, acknowledgements, overlong and
- * malformed packets, and the hex helpers. */
+ * malformed packets, the hex helpers, Z/z fields and stop replies. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -190,6 +190,45 @@ static void test_hex(void **state)
     assert_false(gdb_parse_hex32(&p, &v));
 }
 
+/* Z and z bodies: TYPE,ADDR,KIND, an optional ';' tail, nothing else. */
+static void test_point(void **state)
+{
+    struct gdb_point pt = { 99, 99, 99 };
+    assert_true(gdb_parse_point("3,c1d929c0,4", &pt));
+    assert_int_equal(pt.type, GDB_POINT_WATCH_READ);
+    assert_int_equal(pt.addr, 0xc1d929c0u);
+    assert_int_equal(pt.kind, 4);
+    assert_true(gdb_parse_point("4,5000,8;X1,0", &pt));
+    assert_int_equal(pt.type, GDB_POINT_WATCH_ACCESS);
+    assert_int_equal(pt.kind, 8);
+    assert_true(gdb_parse_point("2,0,0", &pt));        /* a bad length is the stub's to refuse */
+    assert_int_equal(pt.kind, 0);
+    pt.type = 77;
+    static const char *const bad[] = { "", "3", "3,", "3,5000", "3,5000,", "3,zz,4", "3,5000,4x", "3;5000,4",
+                                       "3,5000,100000000", "-1,5000,4" };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++)
+        assert_false(gdb_parse_point(bad[k], &pt));
+    assert_int_equal(pt.type, 77);                      /* untouched by a failed parse */
+}
+
+static void test_stop_reply(void **state)
+{
+    char out[64];
+    assert_int_equal(gdb_format_stop(out, sizeof out, 5, 0, 0x1234), (int)strlen("T05thread:01;"));
+    assert_string_equal(out, "T05thread:01;");
+    gdb_format_stop(out, sizeof out, 2, GDB_POINT_SW_BREAK, 0x1234);
+    assert_string_equal(out, "T02thread:01;");
+    gdb_format_stop(out, sizeof out, 5, GDB_POINT_WATCH_WRITE, 0x413);
+    assert_string_equal(out, "T05watch:413;thread:01;");
+    gdb_format_stop(out, sizeof out, 5, GDB_POINT_WATCH_READ, 0xc1d929c0u);
+    assert_string_equal(out, "T05rwatch:c1d929c0;thread:01;");
+    gdb_format_stop(out, sizeof out, 5, GDB_POINT_WATCH_ACCESS, 0);
+    assert_string_equal(out, "T05awatch:0;thread:01;");
+    char small[8];
+    gdb_format_stop(small, sizeof small, 5, GDB_POINT_WATCH_ACCESS, 0xffffffffu);
+    assert_string_equal(small, "T05awat");                /* truncated, terminated */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -201,6 +240,8 @@ int main(void)
         cmocka_unit_test(test_restart_mid_packet),
         cmocka_unit_test(test_frame_round_trip),
         cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_point),
+        cmocka_unit_test(test_stop_reply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
