@@ -42,7 +42,7 @@ pxe_boot() {
     pid=$!
     exec 3>"$keys"
     i=0
-    while ! grep -q "Type 'poweroff -f'" "$log" 2>/dev/null && [ $i -lt $((limit * 5)) ] && kill -0 $pid 2>/dev/null; do
+    while ! grep -q "Type 'poweroff'" "$log" 2>/dev/null && [ $i -lt $((limit * 5)) ] && kill -0 $pid 2>/dev/null; do
         sleep 0.2
         i=$((i + 1))
     done
