@@ -221,6 +221,7 @@ void vclock_restore(struct vclock *c, int64_t now, uint64_t insns)
         return;
     }
     c->last = now;
+    c->idle_until = 0;     /* the halt it was waiting in belongs to another timeline */
     if (c->stopped)
         c->stopped_at = now;
     else

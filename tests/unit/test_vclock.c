@@ -247,6 +247,7 @@ static void test_stop_start_and_restore_with_the_bound(void **state)
     vclock_start(c);
     assert_int_equal(vclock_now(c), t0);
     assert_int_equal(vclock_dropped(c), 0);
+    vclock_idle_until(c, INT64_MAX);             /* halted when loadvm came */
     vclock_restore(c, 42 * NS_PER_SEC, 1234);
     assert_int_equal(vclock_now(c), 42 * NS_PER_SEC);
     assert_int_equal(vclock_insns(c), 1234);
