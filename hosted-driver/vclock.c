@@ -16,6 +16,19 @@
  * back often enough to poll terminal input and the UI. */
 #define MAX_SLEEP_NS (10 * 1000 * 1000LL)
 
+/* Realtime mode: the most virtual time may advance between two reads while
+ * the guest CPU is executing.  The host deschedules this thread for 5-50 ms
+ * at a time when it is loaded; had that time reached the guest in one step,
+ * it could land between two reads of a calibration loop (Linux's PM-timer
+ * rate check polls port 0x61 for the PIT's 55 ms gate and fails beyond 5%,
+ * i.e. 2.75 ms): the PM timer was rejected, and the clocksource watchdog left
+ * (jiffies) could then mark the TSC unstable.  Beyond this step the host's
+ * time is dropped: to the guest the CPU was paused, which every clock (all
+ * read from here) agrees on.  A halted CPU (vclock_idle_until) sees time pass
+ * up to the deadline it waits for, plus this step: had the VMM been running,
+ * the guest would have woken up there. */
+#define MAX_RUNNING_STEP_NS (1000 * 1000LL)
+
 /* A timer that keeps re-arming itself in the past would otherwise spin
  * vclock_run_timers forever; past this many firings we return to the run
  * loop and let it come back. */
@@ -36,20 +49,30 @@ struct vclock {
     /* deterministic */
     uint64_t insns;
     int64_t skipped;
-    /* realtime */
+    /* realtime: virtual = host - host_start, host_start moving forward by
+     * every stretch of host time the guest was not shown */
     int64_t host_start;
     int64_t last;          /* never let virtual time run backwards */
+    int64_t idle_until;    /* halted since the last read, waiting for this */
+    int64_t dropped;       /* host ns left out (MAX_RUNNING_STEP_NS) */
     bool stopped;
     int64_t stopped_at;    /* virtual time when vclock_stop froze it */
+    vclock_host_clock_fn host_clock;
+    void *host_opaque;
 
     struct vtimer *head;
 };
 
-static int64_t host_ns(void)
+static int64_t monotonic_ns(void *opaque)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+static int64_t host_ns(const struct vclock *c)
+{
+    return c->host_clock(c->host_opaque);
 }
 
 struct vclock *vclock_new(bool deterministic, int ns_per_insn)
@@ -57,7 +80,8 @@ struct vclock *vclock_new(bool deterministic, int ns_per_insn)
     struct vclock *c = xcalloc(1, sizeof(*c));
     c->deterministic = deterministic;
     c->ns_per_insn = ns_per_insn > 0 ? ns_per_insn : 1;
-    c->host_start = host_ns();
+    c->host_clock = monotonic_ns;
+    c->host_start = host_ns(c);
     return c;
 }
 
@@ -81,17 +105,59 @@ bool vclock_deterministic(const struct vclock *c)
     return c->deterministic;
 }
 
+void vclock_set_host_clock(struct vclock *c, vclock_host_clock_fn fn, void *opaque)
+{
+    int64_t now = c->stopped ? c->stopped_at : c->last;
+    c->host_clock = fn ? fn : monotonic_ns;
+    c->host_opaque = opaque;
+    c->host_start = host_ns(c) - now;
+}
+
+static int64_t step_limit(const struct vclock *c)
+{
+    int64_t from = c->idle_until > c->last ? c->idle_until : c->last;
+    return from > INT64_MAX - MAX_RUNNING_STEP_NS ? INT64_MAX : from + MAX_RUNNING_STEP_NS;
+}
+
+/* Host time beyond the step limit is left out of virtual time for good. */
+static int64_t bounded_step(struct vclock *c, int64_t now)
+{
+    int64_t limit = step_limit(c);
+    if (now <= limit)
+        return now;
+    c->host_start += now - limit;
+    c->dropped += now - limit;
+    return limit;
+}
+
+/* Realtime virtual time as the host clock has it, before any bound. */
+static int64_t unbounded_now(const struct vclock *c)
+{
+    int64_t now = host_ns(c) - c->host_start;
+    return now < c->last ? c->last : now;
+}
+
 int64_t vclock_now(struct vclock *c)
 {
     if (c->deterministic)
         return (int64_t)(c->insns * (uint64_t)c->ns_per_insn) + c->skipped;
     if (c->stopped)
         return c->stopped_at;
-    int64_t now = host_ns() - c->host_start;
-    if (now < c->last)
-        now = c->last;
+    int64_t now = bounded_step(c, unbounded_now(c));
+    c->idle_until = 0;
     c->last = now;
     return now;
+}
+
+void vclock_idle_until(struct vclock *c, int64_t t)
+{
+    if (t > c->idle_until)
+        c->idle_until = t;
+}
+
+int64_t vclock_dropped(const struct vclock *c)
+{
+    return c->dropped;
 }
 
 void vclock_account_insns(struct vclock *c, uint64_t n)
@@ -101,13 +167,17 @@ void vclock_account_insns(struct vclock *c, uint64_t n)
 
 void vclock_advance_to(struct vclock *c, int64_t t)
 {
-    int64_t now = vclock_now(c);
-    if (t <= now)
-        return;
     if (c->deterministic) {
-        c->skipped += t - now;
+        int64_t now = vclock_now(c);
+        if (t > now)
+            c->skipped += t - now;
         return;
     }
+    /* Not a read the guest sees: it must not use up the idle allowance. */
+    int64_t now = c->stopped ? c->stopped_at : unbounded_now(c);
+    if (t <= now)
+        return;
+    vclock_idle_until(c, t);
     int64_t d = t - now;
     if (d > MAX_SLEEP_NS)
         d = MAX_SLEEP_NS;
@@ -129,7 +199,7 @@ void vclock_start(struct vclock *c)
     if (!c->stopped)
         return;
     c->stopped = false;
-    c->host_start = host_ns() - c->stopped_at;
+    c->host_start = host_ns(c) - c->stopped_at;
     c->last = c->stopped_at;
 }
 
@@ -151,10 +221,11 @@ void vclock_restore(struct vclock *c, int64_t now, uint64_t insns)
         return;
     }
     c->last = now;
+    c->idle_until = 0;     /* the halt it was waiting in belongs to another timeline */
     if (c->stopped)
         c->stopped_at = now;
     else
-        c->host_start = host_ns() - now;
+        c->host_start = host_ns(c) - now;
 }
 
 /* ---- timers ---- */

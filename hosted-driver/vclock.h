@@ -1,8 +1,10 @@
 /*
  * The virtual clock: devices read time from here and schedule work with
  * timers.  Two modes:
- *   - realtime: virtual ns follow the host's CLOCK_MONOTONIC (minus time
- *     spent stopped);
+ *   - realtime: virtual ns follow the host's CLOCK_MONOTONIC, minus time
+ *     spent stopped and minus host time the guest was not shown: while the
+ *     guest executes, one read is at most a bounded step past the previous
+ *     one, so a descheduled VMM looks like a paused CPU (see vclock.c);
  *   - deterministic (-icount): virtual ns = executed instructions * ns_per_insn,
  *     so tests and traces are reproducible.  HLT skips ahead to the next timer.
  * Timer callbacks run from the run loop (vclock_run_timers), never from
@@ -31,6 +33,17 @@ void vclock_account_insns(struct vclock *c, uint64_t n);
 /* Idle (HLT): move virtual time to `t` (deterministic) or sleep until it
  * (realtime), returning early if `wake` becomes true (checked by the caller). */
 void vclock_advance_to(struct vclock *c, int64_t t);
+/* Realtime: the guest CPU is halted until virtual time `t` (INT64_MAX: no
+ * deadline), so the next read may show the host time that passed up to `t`
+ * (and one bounded step beyond).  vclock_advance_to says so itself; a caller
+ * that sleeps elsewhere, e.g. in poll(), says so first. */
+void vclock_idle_until(struct vclock *c, int64_t t);
+/* Realtime: host ns that were not shown to the guest, in total. */
+int64_t vclock_dropped(const struct vclock *c);
+/* Realtime: read the host's time from `fn` instead of CLOCK_MONOTONIC (NULL
+ * puts that back); virtual time carries on from where it is.  For tests. */
+typedef int64_t (*vclock_host_clock_fn)(void *opaque);
+void vclock_set_host_clock(struct vclock *c, vclock_host_clock_fn fn, void *opaque);
 
 /* Realtime mode: while stopped (a paused machine) virtual time stands still.
  * No effect in deterministic mode, where time only moves with instructions. */

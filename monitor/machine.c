@@ -1081,6 +1081,8 @@ static void idle(struct machine *m)
     int64_t cap = now + 10 * 1000 * 1000;
     if (vclock_deterministic(m->clock) && deadline == INT64_MAX)
         deadline = cap;
+    /* The capped sleeps below wake us early; the guest waits for `deadline`. */
+    vclock_idle_until(m->clock, deadline);
     if (m->n_net && !vclock_deterministic(m->clock)) {
         /* Sleep in poll() on the network's sockets, so a frame wakes the guest at once. */
         net_poll(m->net, m->n_net, (deadline < cap ? deadline : cap) - now);
