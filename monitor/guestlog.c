@@ -9,6 +9,7 @@ static const char *const kind_names[GUEST_LOG_KINDS] = {
     [GUEST_LOG_UNDEFINED_OPCODE] = "undefined opcode",
     [GUEST_LOG_UNMODELLED_MSR] = "unmodelled MSR",
     [GUEST_LOG_UNASSIGNED_PORT] = "unassigned port",
+    [GUEST_LOG_TRIPLE_FAULT] = "triple fault",
 };
 
 static uint64_t printed[GUEST_LOG_KINDS], suppressed[GUEST_LOG_KINDS];

@@ -1,6 +1,6 @@
 /*
  * Lines that the guest can cause (an undefined opcode, an unmodelled MSR, a
- * port nobody decodes) go through here, so that a hostile or broken guest
+ * port nobody decodes, a triple fault) go through here, so that a hostile or broken guest
  * cannot flood the host's stderr: each kind prints its first
  * GUEST_LOG_BURST lines, says once that it is falling silent, and
  * guest_log_summary() counts what was held back when the run ends.
@@ -12,6 +12,7 @@ enum guest_log_kind {
     GUEST_LOG_UNDEFINED_OPCODE,
     GUEST_LOG_UNMODELLED_MSR,
     GUEST_LOG_UNASSIGNED_PORT,
+    GUEST_LOG_TRIPLE_FAULT,
     GUEST_LOG_KINDS
 };
 

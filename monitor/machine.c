@@ -190,6 +190,10 @@ void machine_triple_fault(struct machine *m)
 {
     if (m->cfg.trace & TRACE_INT)
         fprintf(trace_output(), "triple fault at %04x:%08x\n", m->cpu.seg[SEG_CS].sel, m->cpu.eip);
+    /* A guest that crashes this hard resets or, under -no-reboot, ends the
+     * run; without this line neither says why. */
+    guest_log(GUEST_LOG_TRIPLE_FAULT, "triple fault at %04x:%08x: the machine resets%s",
+              m->cpu.seg[SEG_CS].sel, m->cpu.eip, m->cfg.no_reboot ? " (-no-reboot: the run ends)" : "");
     bus_request(m->bus, BUS_REQ_RESET, 0);
     cpu_set_budget(&m->cpu, 0);
 }
@@ -1169,8 +1173,13 @@ int machine_run(struct machine *m)
             if (snapshot_save(m, m->cfg.savevm_at_name, err, sizeof(err)) < 0)
                 fprintf(stderr, "retrovisor: -savevm-at: %s\n", err);
         }
-        if (m->cfg.max_insns && (int64_t)cpu_icount(c) >= m->cfg.max_insns)
+        if (m->cfg.max_insns && (int64_t)cpu_icount(c) >= m->cfg.max_insns) {
+            /* A guest that hangs and one that was merely stopped early must
+             * not look alike to whoever reads the status. */
+            fprintf(stderr, "retrovisor: -max-insns: the run ends after %lld instructions\n",
+                    (long long)cpu_icount(c));
             break;
+        }
         if (m->cfg.run_for_ns && vclock_now(m->clock) >= m->cfg.run_for_ns)
             break;
         cpu_set_budget(c, clip_to_targets(m, slice_budget(m)));
