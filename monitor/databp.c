@@ -38,12 +38,6 @@ bool databp_remove(struct databp_set *s, uint32_t addr, uint32_t len, uint8_t on
     return false;
 }
 
-void databp_clear(struct databp_set *s)
-{
-    s->n = 0;
-    s->hit = -1;
-}
-
 /* [a, a + alen) and [b, b + blen) share a byte; lengths are at least 1 and
  * compared as 64-bit ends, so a range that ends at 4 GiB does not wrap. */
 static bool ranges_overlap(uint32_t a, uint32_t alen, uint32_t b, uint32_t blen)

@@ -40,13 +40,13 @@ struct databp_set {
     uint8_t hit_access;
 };
 
+/* Empties the set (also how a detaching debugger drops every watchpoint). */
 void databp_init(struct databp_set *s);
 /* False, with the set unchanged, when len is 0 or over DATABP_MAX_LEN, the
  * range wraps past 4 GiB, `on` names no access, or the set is full. */
 bool databp_add(struct databp_set *s, uint32_t addr, uint32_t len, uint8_t on);
 /* Removes one breakpoint equal to (addr, len, on); false if there is none. */
 bool databp_remove(struct databp_set *s, uint32_t addr, uint32_t len, uint8_t on);
-void databp_clear(struct databp_set *s);
 
 /* The first breakpoint that `size` bytes at lin, accessed as `access`
  * (DATABP_READ or DATABP_WRITE), overlap, or -1. */

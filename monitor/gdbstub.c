@@ -380,23 +380,32 @@ static void remove_breakpoint(struct gdbstub *g, uint32_t lin)
         }
 }
 
-/* gdb's watchpoint types and the accesses they stop at, one to one. */
+/* gdb's watchpoint types and the accesses they stop at, one to one; the
+ * last row is also what an unknown type or access set falls back to. */
+static const struct {
+    uint32_t type;
+    uint8_t accesses;
+} watch_kinds[] = {
+    { GDB_POINT_WATCH_WRITE, DATABP_WRITE },
+    { GDB_POINT_WATCH_READ, DATABP_READ },
+    { GDB_POINT_WATCH_ACCESS, DATABP_ACCESS },
+};
+#define WATCH_KINDS (sizeof(watch_kinds) / sizeof(watch_kinds[0]))
+
 static uint8_t watch_accesses(uint32_t type)
 {
-    switch (type) {
-    case GDB_POINT_WATCH_WRITE: return DATABP_WRITE;
-    case GDB_POINT_WATCH_READ: return DATABP_READ;
-    default: return DATABP_ACCESS;
-    }
+    size_t k = 0;
+    while (k < WATCH_KINDS - 1 && watch_kinds[k].type != type)
+        k++;
+    return watch_kinds[k].accesses;
 }
 
 static uint32_t watch_type(uint8_t accesses)
 {
-    switch (accesses) {
-    case DATABP_WRITE: return GDB_POINT_WATCH_WRITE;
-    case DATABP_READ: return GDB_POINT_WATCH_READ;
-    default: return GDB_POINT_WATCH_ACCESS;
-    }
+    size_t k = 0;
+    while (k < WATCH_KINDS - 1 && watch_kinds[k].accesses != accesses)
+        k++;
+    return watch_kinds[k].type;
 }
 
 static bool add_watchpoint(struct gdbstub *g, uint32_t type, uint32_t addr, uint32_t len)
@@ -431,7 +440,7 @@ static bool take_watch_hit(struct gdbstub *g)
 static void clear_debug_state(struct gdbstub *g)
 {
     g->nbp = 0;
-    databp_clear(&g->watch);
+    databp_init(&g->watch);
     g->step_pending = false;
     g->waiting = false;
 }

@@ -131,46 +131,28 @@ expect_line "$out" 'Inferior 1 .* detached' "gdb linux: gdb detaches"
 
 # A raw client: bad input, then a running guest stopped with Ctrl-C.
 python3 - "$port" >"$T/raw.out" 2>&1 <<'PYEOF'
-import socket, sys, time
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
-s.settimeout(10)
-buf = b''
-def frame(p):
-    return b'$' + p + b'#%02x' % (sum(p) & 0xff)
-def recv_until(pred):
-    global buf
-    while not pred(buf):
-        d = s.recv(65536)
-        if not d:
-            raise SystemExit('connection closed; got %r' % buf)
-        buf += d
-def reply():
-    """the next packet's payload (acks before it are dropped)"""
-    global buf
-    recv_until(lambda b: b'#' in b[b.find(b'$'):] and len(b) >= b.find(b'#', b.find(b'$')) + 3 and b.find(b'$') >= 0)
-    a = buf.find(b'$'); h = buf.find(b'#', a)
-    p, buf = buf[a + 1:h], buf[h + 3:]
-    return p
-def ask(p):
-    s.sendall(frame(p))
-    return reply()
-s.sendall(b'$g#00')
-recv_until(lambda b: b'-' in b)
-print('BADSUM', 'nak' if buf.startswith(b'-') else repr(buf))
-buf = b''
-print('OVERLONG', ask(b'm' + b'0' * 6000 + b',4').decode())
-print('UNMAPPED', ask(b'mfffff000,10').decode())
-print('HUGE', len(ask(b'm0,ffffffff')))
-print('OUTSIDE', ask(b'M' + b'fffffffe,4:00000000').decode())
-print('BADHEX', ask(b'Mzz,1:00').decode())
-print('BADREG', ask(b'p999').decode())
-print('UNKNOWN', repr(ask(b'qNoSuchQuery').decode()))
-s.sendall(frame(b'c'))
+import sys, time
+sys.path.insert(0, 'tests/e2e')
+from rsp_client import Rsp, frame
+c = Rsp(sys.argv[1], 10)
+c.send(b'$g#00')
+while b'-' not in c.buf:
+    c.fill()
+print('BADSUM', 'nak' if c.buf.startswith(b'-') else repr(c.buf))
+c.buf = b''
+print('OVERLONG', c.ask(b'm' + b'0' * 6000 + b',4'))
+print('UNMAPPED', c.ask('mfffff000,10'))
+print('HUGE', len(c.ask('m0,ffffffff')))
+print('OUTSIDE', c.ask('Mfffffffe,4:00000000'))
+print('BADHEX', c.ask('Mzz,1:00'))
+print('BADREG', c.ask('p999'))
+print('UNKNOWN', repr(c.ask('qNoSuchQuery')))
+c.send(frame(b'c'))
 time.sleep(1)
-s.sendall(b'\x03')
-print('CTRLC', reply().decode())
-print('DETACH', ask(b'D').decode())
-s.close()
+c.send(b'\x03')
+print('CTRLC', c.reply())
+print('DETACH', c.ask('D'))
+c.close()
 PYEOF
 raw=$T/raw.out
 expect_line "$raw" '^BADSUM nak$' "gdb raw: a packet with a bad checksum is answered '-'"
@@ -186,15 +168,15 @@ expect_line "$raw" '^DETACH OK$' "gdb raw: detach answers OK"
 # A client that connects (the guest stops) and goes away without D: the guest runs on, as after a detach.
 early=$(grep -c 'retrovisor demo guest' "$log")
 python3 -c "
-import socket, sys
-s = socket.create_connection(('127.0.0.1', $port), 5)
-s.settimeout(10)
-s.sendall(b'\$?#3f')
-r = b''
-while b'#' not in r:
-    r += s.recv(100)
-print('STOPPED', r.decode())
-s.close()" >"$T/raw-leave.out" 2>&1
+import sys
+sys.path.insert(0, 'tests/e2e')
+from rsp_client import Rsp
+c = Rsp($port, 10)
+c.send(b'\$?#3f')
+while b'#' not in c.buf:
+    c.fill()
+print('STOPPED', c.buf.decode())
+c.close()" >"$T/raw-leave.out" 2>&1
 expect_line "$T/raw-leave.out" '^STOPPED \+\$T05' "gdb raw: a client connecting to a running guest finds it stopped (T05)"
 if [ "$early" != 0 ]; then
     fail "gdb linux: the shell was up before the client that leaves without D came: nothing shows it resumes the guest"
@@ -275,37 +257,28 @@ for engine in bt interp; do
     rawpid=$!
     wait_listening $port $rawpid
     python3 - "$port" "$loop" $engine >"$T/loop-raw-$engine.out" 2>&1 <<'PYEOF'
-import socket, sys
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
-s.settimeout(30)
-buf = b''
-def ask(p):
-    global buf
-    s.sendall(b'$' + p + b'#%02x' % (sum(p) & 0xff))
-    while True:
-        a = buf.find(b'$')
-        h = buf.find(b'#', a) if a >= 0 else -1
-        if h >= 0 and len(buf) >= h + 3:
-            r, buf = buf[a + 1:h], buf[h + 3:]
-            return r.decode()
-        buf += s.recv(65536)
-print('Z0', ask(b'Z0,' + sys.argv[2].encode() + b',1'))
+import sys
+sys.path.insert(0, 'tests/e2e')
+from rsp_client import Rsp
+c = Rsp(sys.argv[1])
+ask = c.ask
+print('Z0', ask('Z0,' + sys.argv[2] + ',1'))
 for k in range(3):
-    stop = ask(b'c')
-    ecx = int.from_bytes(bytes.fromhex(ask(b'p1')), 'little')
-    eip = int.from_bytes(bytes.fromhex(ask(b'p8')), 'little')
+    stop = ask('c')
+    ecx = int.from_bytes(bytes.fromhex(ask('p1')), 'little')
+    eip = int.from_bytes(bytes.fromhex(ask('p8')), 'little')
     print('ECX %d %x %s' % (ecx, eip, stop))
-print('z0', ask(b'z0,' + sys.argv[2].encode() + b',1'))
+print('z0', ask('z0,' + sys.argv[2] + ',1'))
 # Memory the ROM does not use: M, then X with bytes that must be escaped ('}' and '#').
-print('M', ask(b'M3000,4:deadbeef'), ask(b'm3000,4'))
-print('X', ask(b'X3000,2:}]}\x03'), ask(b'm3000,4'))
-print('REGS', len(ask(b'g')))
-print('XML', ask(b'qXfer:features:read:target.xml:0,40')[:1])
+print('M', ask('M3000,4:deadbeef'), ask('m3000,4'))
+print('X', ask(b'X3000,2:}]}\x03'), ask('m3000,4'))
+print('REGS', len(ask('g')))
+print('XML', ask('qXfer:features:read:target.xml:0,40')[:1])
 if sys.argv[3] == 'interp':
-    s.sendall(b'$k#6b')
+    c.send(b'$k#6b')
     print('K sent')
 else:
-    print('D', ask(b'D'))
+    print('D', ask('D'))
 PYEOF
     wait $rawpid
     rawrc=$?
@@ -401,23 +374,10 @@ for engine in interp bt; do
     pid=$!
     wait_listening $port $pid
     python3 - "$port" >"$T/watch-raw-$engine.out" 2>&1 <<'PYEOF'
-import socket, sys
-s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), 5)
-s.settimeout(30)
-buf = b''
-def ask(p):
-    global buf
-    s.sendall(b'$' + p.encode() + b'#%02x' % (sum(p.encode()) & 0xff))
-    while True:
-        a = buf.find(b'$')
-        h = buf.find(b'#', a) if a >= 0 else -1
-        if h >= 0 and len(buf) >= h + 3:
-            r, buf = buf[a + 1:h], buf[h + 3:]
-            return r.decode()
-        d = s.recv(65536)
-        if not d:
-            raise SystemExit('the connection closed')
-        buf += d
+import sys
+sys.path.insert(0, 'tests/e2e')
+from rsp_client import Rsp
+ask = Rsp(sys.argv[1]).ask
 def cont(tag):
     stop = ask('c')
     eip = int.from_bytes(bytes.fromhex(ask('p8')), 'little') if stop.startswith('T') else 0

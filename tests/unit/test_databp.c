@@ -336,7 +336,7 @@ static void test_faulting_instruction_hits_nothing(void **state)
         c->r[R_ESP] = 0x9000;
         c->r[R_EAX] = 9;
         c->r[R_EDX] = 0;
-        databp_clear(&watch);
+        databp_init(&watch);
         watch_range(WATCHED, 2, DATABP_READ);
         run_one();
         if (pass == 0) {
