@@ -31,23 +31,14 @@ FLAT32_ROM_START
     in al, 0x64
     test al, 1                  ; output buffer full
     jz .idle
-    mov bh, 'K'
+    mov ah, 'K'
     test al, 0x20               ; ... with a byte from the mouse
     jz .read
-    mov bh, 'M'
+    mov ah, 'M'
 .read:
     in al, 0x60
     mov bl, al
-    mov al, 10
-    out dx, al
-    mov al, bh
-    out dx, al
-    mov al, bl
-    shr al, 4
-    call hex_digit
-    mov al, bl
-    and al, 0x0f
-    call hex_digit
+    call log_byte
     jmp .bytes
 
 kbc_wait_input_empty:

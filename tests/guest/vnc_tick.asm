@@ -25,16 +25,8 @@ FLAT32_ROM_START
     jz .beat
     in al, 0x60
     mov bl, al
-    mov al, 10
-    out dx, al
-    mov al, 'K'
-    out dx, al
-    mov al, bl
-    shr al, 4
-    call hex_digit
-    mov al, bl
-    and al, 0x0f
-    call hex_digit
+    mov ah, 'K'
+    call log_byte
     jmp .keys
 .beat:
     mov eax, [TICKS]
