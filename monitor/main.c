@@ -137,7 +137,7 @@ static void usage(FILE *f)
             "  -D FILE            write traces to FILE instead of stderr\n"
             "  -icount [shift=]N  deterministic time: each instruction takes 2^N ns (N 0..10)\n"
             "  -run-for SECONDS   stop after SECONDS of virtual time (exit status 0; finite, > 0)\n"
-            "  -max-insns N       stop after N guest instructions (N >= 1)\n"
+            "  -max-insns N       stop after N guest instructions (N >= 1; says so on stderr)\n"
             "  -savevm-at N:NAME  take snapshot NAME when N guest instructions have run, or with\n"
             "                     N = end when the run ends (reproducible snapshots with -icount)\n"
             "  -post-port PORT    also record POST codes written to PORT (1..0xffff; port 0x80 always)\n"
