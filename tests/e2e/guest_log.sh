@@ -41,3 +41,34 @@ for engine in bt interp; do
         fail "guest_log: counted $ud undefined opcodes (want $COUNT) and $msr MSRs (want $MSRS) under -accel $engine"
     fi
 done
+
+# Triple faults are a guest-log kind too, and a run that ends with status 0
+# says why: a ROM that triple-faults at once is restarted by every reset
+# until -max-insns ends the run (one line says so), and every start shows on
+# COM1, so the printed and suppressed triple faults must add up to the starts
+# (the last start may be cut short by the budget).  Under -no-reboot the
+# first one ends the run, with one line naming it.
+tf_rom="$E2E_TMP/triple_fault.bin"
+nasm -f bin tests/guest/triple_fault.asm -o "$tf_rom" 2>"$E2E_TMP/guest_log-nasm.log" ||
+    fail "guest_log: nasm failed on triple_fault.asm: $(head -3 "$E2E_TMP/guest_log-nasm.log")"
+for engine in bt interp; do
+    err="$E2E_TMP/triple-$engine.err" ser="$E2E_TMP/triple-$engine.serial"
+    $RV -accel $engine -bios "$tf_rom" -display none -serial "file:$ser" -m 16 -max-insns 3000 >/dev/null 2>"$err"
+    rc=$?
+    starts=$(tr -cd R <"$ser" | wc -c)
+    faults=$(kind_total "$err" "triple fault at" "triple fault")
+    if [ $rc -eq 0 ] && [ "$starts" -gt 20 ] && [ "$faults" -le "$starts" ] && [ "$faults" -ge $((starts - 1)) ] &&
+            [ "$(wc -l <"$err")" -le 13 ] && grep -q '^retrovisor: -max-insns: the run ends after 300[0-9] instructions$' "$err"; then
+        pass "guest_log: $starts starts of a triple-faulting ROM under -accel $engine: $faults triple faults counted in $(wc -l <"$err") lines, and the budget's end said"
+    else
+        fail "guest_log: triple faults under -accel $engine: status $rc, $starts starts, $faults counted, stderr: $(tail -3 "$err" | tr '\n' '|')"
+    fi
+    $RV -accel $engine -bios "$tf_rom" -display none -serial "file:$ser" -m 16 -no-reboot -max-insns 3000 >/dev/null 2>"$err"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(tr -cd R <"$ser" | wc -c)" -eq 1 ] && [ "$(wc -l <"$err")" -eq 1 ] &&
+            grep -q '^retrovisor: triple fault at 0008:000f[0-9a-f]*: the machine resets (-no-reboot: the run ends)$' "$err"; then
+        pass "guest_log: under -accel $engine and -no-reboot the first triple fault ends the run, with one line naming it"
+    else
+        fail "guest_log: -no-reboot triple fault under -accel $engine: status $rc, stderr: $(head -3 "$err" | tr '\n' '|')"
+    fi
+done
