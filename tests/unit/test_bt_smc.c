@@ -32,6 +32,7 @@
 #include "tiny_machine.h"
 
 #define CODE 0x00100000u
+#define STACK_TOP 0x00f00000u
 
 static struct machine *m_bt, *m_interp;
 
@@ -49,24 +50,11 @@ static int teardown(void **state)
     return 0;
 }
 
-static void flat_ring0(struct cpu *c, uint32_t eip)
-{
-    tiny_flat_ring0_segments(c);
-    c->cr3 = c->cr4 = 0;
-    c->eflags = 0x2;
-    c->eip = eip;
-    c->halted = false;
-    c->fault_depth = 0;
-    memset(c->r, 0, sizeof c->r);
-    c->r[R_ESP] = 0x00f00000u;
-    tlb_flush_all(c);
-}
-
 /* Run from eip until HLT (or 10^7 instructions). */
 static void run_from(struct machine *m, uint32_t eip)
 {
     struct cpu *c = &m->cpu;
-    flat_ring0(c, eip);
+    tiny_flat_ring0_start(c, eip, STACK_TOP);
     cpu_set_budget(c, 10000000);
     if (m->bt)
         bt_run(m->bt);
@@ -284,7 +272,7 @@ static void run_fault_loop(struct machine *m, int64_t insns)
     put(m, 6 * 4, ivt6, 4);
     put(m, 0x500, &iret, 1);
     put(m, 0x600, ud2, 2);
-    flat_ring0(c, 0x600);
+    tiny_flat_ring0_start(c, 0x600, STACK_TOP);
     c->cr0 = CR0_ET;
     c->cpl = 0;
     for (int s = 0; s < SEG_COUNT; s++) {

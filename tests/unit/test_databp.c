@@ -156,16 +156,7 @@ static uint32_t get32(uint32_t addr)
 
 static void flat_ring0(uint32_t eip)
 {
-    struct cpu *c = &m->cpu;
-    tiny_flat_ring0_segments(c);
-    c->cr3 = c->cr4 = 0;
-    c->eflags = 0x2;
-    c->eip = eip;
-    c->halted = false;
-    c->fault_depth = 0;
-    memset(c->r, 0, sizeof c->r);
-    c->r[R_ESP] = 0x9000;
-    tlb_flush_all(c);
+    tiny_flat_ring0_start(&m->cpu, eip, 0x9000);
 }
 
 /* What the gdb stub does when gdb inserts one (monitor/gdbstub.c). */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "monitor/machine.h"
+#include "monitor/mmu.h"
 
 /* NULL when the machine cannot be built (a message was printed). */
 static inline struct machine *tiny_machine_new(bool bt, uint32_t ram_mb, bool vga)
@@ -48,6 +49,21 @@ static inline void tiny_flat_ring0_segments(struct cpu *c)
     c->seg[SEG_CS] = code;
     c->cr0 = CR0_PE | CR0_ET;
     c->cpl = 0;
+}
+
+/* tiny_flat_ring0_segments with paging off, EFLAGS clear, no fault in
+ * progress, not halted, the registers 0 but ESP, at eip; the TLB emptied. */
+static inline void tiny_flat_ring0_start(struct cpu *c, uint32_t eip, uint32_t esp)
+{
+    tiny_flat_ring0_segments(c);
+    c->cr3 = c->cr4 = 0;
+    c->eflags = 0x2;
+    c->eip = eip;
+    c->halted = false;
+    c->fault_depth = 0;
+    memset(c->r, 0, sizeof c->r);
+    c->r[R_ESP] = esp;
+    tlb_flush_all(c);
 }
 
 #endif
