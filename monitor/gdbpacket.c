@@ -176,11 +176,16 @@ bool gdb_parse_hex32(const char **p, uint32_t *out)
     return true;
 }
 
+bool gdb_parse_addr_len(const char **p, uint32_t *addr, uint32_t *len)
+{
+    return gdb_parse_hex32(p, addr) && *(*p)++ == ',' && gdb_parse_hex32(p, len);
+}
+
 bool gdb_parse_point(const char *s, struct gdb_point *pt)
 {
     struct gdb_point p;
-    if (!gdb_parse_hex32(&s, &p.type) || *s++ != ',' || !gdb_parse_hex32(&s, &p.addr) || *s++ != ',' ||
-        !gdb_parse_hex32(&s, &p.kind) || (*s && *s != ';'))
+    if (!gdb_parse_hex32(&s, &p.type) || *s++ != ',' || !gdb_parse_addr_len(&s, &p.addr, &p.kind) ||
+        (*s && *s != ';'))
         return false;
     *pt = p;
     return true;

@@ -52,6 +52,8 @@ bool gdb_from_hex(const char *hex, size_t hexlen, uint8_t *out);
 /* Parse a hex number at *p up to a character not a hex digit, moving *p past
  * it; false when there is no digit or it exceeds 32 bits. */
 bool gdb_parse_hex32(const char **p, uint32_t *out);
+/* "ADDR,LEN" (m, M, X, and the tail of Z/z), *p left after LEN. */
+bool gdb_parse_addr_len(const char **p, uint32_t *addr, uint32_t *len);
 
 /* Z and z packets' TYPE: what the stop reply of a watchpoint names it. */
 enum {

@@ -586,11 +586,6 @@ static void reply(struct packet *p, const char *text)
 }
 
 /* "ADDR,LEN" at *s; *s moves past it. */
-static bool parse_addr_len(const char **s, uint32_t *addr, uint32_t *len)
-{
-    return gdb_parse_hex32(s, addr) && *(*s)++ == ',' && gdb_parse_hex32(s, len);
-}
-
 static void resume(struct packet *p, bool step)
 {
     struct gdbstub *g = p->g;
@@ -731,7 +726,7 @@ static void handle_read_memory(struct packet *p)
 {
     const char *s = p->in + 1;
     uint32_t addr, len;
-    if (!parse_addr_len(&s, &addr, &len) || *s)
+    if (!gdb_parse_addr_len(&s, &addr, &len) || *s)
         return reply(p, "E01");
     if (len > MAX_MEM_XFER)
         len = MAX_MEM_XFER;       /* a shorter answer is allowed; gdb asks for the rest */
@@ -748,7 +743,7 @@ static void handle_write_memory(struct packet *p, bool binary)
 {
     const char *s = p->in + 1;
     uint32_t addr, len;
-    if (!parse_addr_len(&s, &addr, &len) || *s++ != ':')
+    if (!gdb_parse_addr_len(&s, &addr, &len) || *s++ != ':')
         return reply(p, "E01");
     size_t data_len = p->len - (size_t)(s - p->in);
     if (data_len != (binary ? len : 2ull * len))
@@ -801,7 +796,7 @@ static void handle_xfer_features(struct packet *p, const char *args)
         return reply(p, "E00");
     const char *s = annex_end + 1;
     uint32_t off, len;
-    if (!parse_addr_len(&s, &off, &len) || *s)
+    if (!gdb_parse_addr_len(&s, &off, &len) || *s)
         return reply(p, "E01");
     size_t total = sizeof(target_xml) - 1;
     if (off > total)
