@@ -97,7 +97,7 @@ static void build_tables(struct machine *m)
 static void paged_ring0(struct machine *m, uint32_t eip)
 {
     struct cpu *c = &m->cpu;
-    tiny_flat_ring0_segments(c);
+    tiny_flat_ring0_start(c, eip, STACK);
     c->gdtr.base = GDT;
     c->gdtr.limit = 23;
     c->idtr.base = IDT;
@@ -105,13 +105,7 @@ static void paged_ring0(struct machine *m, uint32_t eip)
     c->cr0 = CR0_PE | CR0_ET | CR0_PG | CR0_WP;
     c->cr3 = PD;
     c->cr4 = CR4_PSE | CR4_SMAP;
-    c->eflags = 0x2;
-    c->eip = eip;
-    c->halted = false;
-    c->fault_depth = 0;
-    memset(c->r, 0, sizeof c->r);
-    c->r[R_ESP] = STACK;
-    tlb_flush_all(c);
+    tlb_flush_all(c);           /* paging is on now */
 }
 
 /* Run until HLT. */
